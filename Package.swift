@@ -1,0 +1,74 @@
+// swift-tools-version:6.0
+// kube-leader: one static binary that elects a leader among replicas and runs
+// the real command only there. No package dependencies: toolchain + system C
+// libraries only (see ../shared/DESIGN.md, "Hard constraints").
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "kube-leader",
+    products: [
+        .executable(name: "kube-leader", targets: ["KubeLeaderMain"]),
+        .executable(name: "policy-check", targets: ["PolicyCheckMain"]),
+        .executable(name: "pager-tester", targets: ["PagerTesterMain"]),
+        .executable(name: "node-lifecycle", targets: ["NodeLifecycleMain"]),
+        .executable(name: "kube-apiserver-fake", targets: ["FakeAPIServerMain"]),
+    ],
+    targets: [
+        // MARK: C shims (the only C in the project)
+        .target(name: "COpenSSL", path: "Sources/KubeLeader/COpenSSL",
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CShims", path: "Sources/KubeLeader/CShims"),
+
+        // MARK: kube-leader and the shared core
+        .target(name: "KLCore", path: "Sources/KubeLeader/Core", swiftSettings: strict),
+        .target(name: "KLSupport", dependencies: ["KLCore", "CShims"],
+                path: "Sources/KubeLeader/Support", swiftSettings: strict),
+        .target(name: "KLProcess", dependencies: ["KLCore", "KLSupport", "CShims"],
+                path: "Sources/KubeLeader/Process", swiftSettings: strict),
+        .target(name: "KLKube", dependencies: ["KLCore", "KLSupport", "COpenSSL", "CShims"],
+                path: "Sources/KubeLeader/Kube", swiftSettings: strict),
+        .executableTarget(name: "KubeLeaderMain",
+                          dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube"],
+                          path: "Sources/KubeLeader/Main", swiftSettings: strict),
+
+        // MARK: companions (nothing depends on them)
+        .target(name: "PolicyCheckKit", dependencies: ["KLCore", "KLSupport", "KLProcess"],
+                path: "Sources/Companions/PolicyCheck/Lib", swiftSettings: strict),
+        .executableTarget(name: "PolicyCheckMain", dependencies: ["PolicyCheckKit", "KLSupport"],
+                          path: "Sources/Companions/PolicyCheck/Main", swiftSettings: strict),
+        .target(name: "PagerTesterKit", dependencies: ["KLCore", "KLSupport", "KLKube"],
+                path: "Sources/Companions/PagerTester/Lib", swiftSettings: strict),
+        .executableTarget(name: "PagerTesterMain", dependencies: ["PagerTesterKit", "KLSupport"],
+                          path: "Sources/Companions/PagerTester/Main", swiftSettings: strict),
+        .target(name: "NodeLifecycleKit", dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL"],
+                path: "Sources/Companions/NodeLifecycle/Lib", swiftSettings: strict),
+        .executableTarget(name: "NodeLifecycleMain", dependencies: ["NodeLifecycleKit", "KLSupport"],
+                          path: "Sources/Companions/NodeLifecycle/Main", swiftSettings: strict),
+
+        // MARK: test support: kube-apiserver-fake
+        .target(name: "CFakeCerts", path: "Tests/FakeAPIServer/CFakeCerts",
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "FakeAPIServerKit",
+                dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "CFakeCerts"],
+                path: "Tests/FakeAPIServer/Lib", swiftSettings: strict),
+        .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLSupport"],
+                          path: "Tests/FakeAPIServer/Main", swiftSettings: strict),
+
+        // MARK: tests
+        .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
+        .testTarget(name: "KLSupportTests", dependencies: ["KLSupport"]),
+        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess"]),
+        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "FakeAPIServerKit"]),
+        .testTarget(name: "FakeAPIServerTests", dependencies: ["FakeAPIServerKit", "KLKube"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit"]),
+        .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit"]),
+        .testTarget(name: "NodeLifecycleTests", dependencies: ["NodeLifecycleKit", "FakeAPIServerKit"]),
+        .testTarget(name: "EndToEndTests",
+                    dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "FakeAPIServerKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+/// NodeLifecycle's own logic.
+public enum NodeLifecycleModule {}

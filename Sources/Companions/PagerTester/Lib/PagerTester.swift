@@ -1,0 +1,2 @@
+/// PagerTester's own logic.
+public enum PagerTesterModule {}

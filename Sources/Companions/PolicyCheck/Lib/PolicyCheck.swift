@@ -1,0 +1,2 @@
+/// PolicyCheck's own logic.
+public enum PolicyCheckModule {}

@@ -1,0 +1,2 @@
+/// Spawning, signals and reaping: the only POSIX-heavy code.
+public enum ProcessModule {}

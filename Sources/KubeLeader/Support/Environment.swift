@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CShims
+import KLCore
+
+/// Reads the process environment once, through a C accessor (the `environ`
+/// global is not concurrency-safe in Swift 6). Only each binary's `Main`
+/// calls this; everything else takes the dictionary as a parameter.
+public enum ProcessEnvironment {
+    public static func current() -> [String: String] {
+        var result: [String: String] = [:]
+        guard var p = cshims_environ() else { return result }
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") {
+                result[String(s[..<eq])] = String(s[s.index(after: eq)...])
+            }
+            p += 1
+        }
+        return result
+    }
+
+    /// The command-line arguments (without the program name).
+    public static func arguments() -> [String] { Array(CommandLine.arguments.dropFirst()) }
+}
+
+/// Writes bytes to a file descriptor in full, retrying EINTR and short writes.
+public func writeAll(fd: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += n
+        }
+    }
+}
+
+/// The current wall-clock time (CLOCK_REALTIME).
+public func wallNow() -> WallTime {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return WallTime(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
+}

@@ -1,0 +1,3 @@
+#ifndef CFAKECERTS_H
+#define CFAKECERTS_H
+#endif

@@ -1,0 +1,2 @@
+/// kube-apiserver-fake: test support only.
+public enum FakeAPIServerModule {}
