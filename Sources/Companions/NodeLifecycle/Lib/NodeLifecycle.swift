@@ -1,2 +1,0 @@
-/// NodeLifecycle's own logic.
-public enum NodeLifecycleModule {}
