@@ -1,2 +1,0 @@
-/// Spawning, signals and reaping: the only POSIX-heavy code.
-public enum ProcessModule {}
