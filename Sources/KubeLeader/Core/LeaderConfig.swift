@@ -1,0 +1,215 @@
+/// kube-leader's configuration: flags, then env vars, then defaults
+/// (DESIGN.md, "kube-leader contract"). Built and validated once, by a pure
+/// function, so every mistake is reported before anything starts.
+public struct LeaderConfig: Sendable, Equatable {
+    /// Name of the ConfigMap or Lease that is the lock (first positional argument).
+    public var lockName: String
+    /// The command to run as the child (the rest of the arguments).
+    public var command: [String]
+    /// Namespace of the lock. Default: `POD_NAMESPACE`, else the service
+    /// account's namespace file.
+    public var namespace: String
+    /// Our name in the lock record. Default: `POD_NAME`, else the host name.
+    public var identity: String
+    /// Default `configmap`.
+    public var lockKind: LockKind
+    /// How long a record that stopped changing stays valid. Default 15s.
+    public var leaseDuration: Duration
+    /// A leader that has not renewed for this long stops its child. Default 10s.
+    public var renewDeadline: Duration
+    /// Time between renews (leader) and between retries. Default 2s.
+    public var retryPeriod: Duration
+    /// Time between SIGTERM and SIGKILL of a child whose leader lost the lock.
+    /// Default `leaseDuration − renewDeadline − 1s`.
+    public var killGrace: Duration
+    /// nil: not in a cluster and no `--api-server`: just run the command.
+    public var apiServer: String?
+    public var tokenFile: String?
+    public var caFile: String?
+    /// Default `info`.
+    public var logLevel: String
+    /// `json` (default) or `text`.
+    public var logFormat: String
+
+    public var timing: Election.Timing {
+        Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
+    }
+
+    public static let serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    public static let options: [OptionSpec] = [
+        OptionSpec("namespace", env: "POD_NAMESPACE", value: "NAME", default: "the service account's namespace",
+                   help: "Namespace of the lock object."),
+        OptionSpec("identity", env: "POD_NAME", value: "NAME", default: "host name",
+                   help: "This replica's name in the lock; must be unique per replica (use the downward API)."),
+        OptionSpec("lock-kind", env: "KUBE_LEADER_LOCK_KIND", value: "configmap|lease", default: "configmap",
+                   help: "Kind of lock object: a ConfigMap annotation (client-go record) or a coordination.k8s.io/v1 Lease."),
+        OptionSpec("lease-duration", env: "KUBE_LEADER_LEASE_DURATION", value: "DURATION", default: "15s",
+                   help: "How long standbys wait after the record last changed before taking over."),
+        OptionSpec("renew-deadline", env: "KUBE_LEADER_RENEW_DEADLINE", value: "DURATION", default: "10s",
+                   help: "The leader stops its child when it could not renew for this long."),
+        OptionSpec("retry-period", env: "KUBE_LEADER_RETRY_PERIOD", value: "DURATION", default: "2s",
+                   help: "Time between renews, and between retries after errors."),
+        OptionSpec("kill-grace", env: "KUBE_LEADER_KILL_GRACE", value: "DURATION", default: "lease-duration - renew-deadline - 1s",
+                   help: "Time between SIGTERM and SIGKILL when leadership is lost."),
+        OptionSpec("api-server", env: "KUBE_LEADER_API_SERVER", value: "URL",
+                   default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT",
+                   help: "Kubernetes API URL; http:// works too (kubectl proxy). Without it and outside a cluster the command just runs."),
+        OptionSpec("token-file", env: "KUBE_LEADER_TOKEN_FILE", value: "PATH", default: "\(serviceAccountDir)/token",
+                   help: "Bearer token file, re-read so rotated tokens work. With http:// no token is sent unless this is given."),
+        OptionSpec("ca-file", env: "KUBE_LEADER_CA_FILE", value: "PATH", default: "\(serviceAccountDir)/ca.crt",
+                   help: "CA bundle that signs the API server's certificate."),
+        OptionSpec("log-level", env: "KUBE_LEADER_LOG_LEVEL", value: "LEVEL", default: "info",
+                   help: "trace, debug, info, notice, warning, error or critical."),
+        OptionSpec("log-format", env: "KUBE_LEADER_LOG_FORMAT", value: "json|text", default: "json",
+                   help: "One JSON object per line, or plain text."),
+    ]
+
+    public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
+
+    /// What `load` found on the command line besides a configuration.
+    public enum Request: Sendable, Equatable {
+        case run(LeaderConfig)
+        case help
+        case version
+    }
+
+    /// Builds the configuration from the command line and environment.
+    ///
+    /// - Parameters:
+    ///   - readFile: reads a small file (the service account's namespace); nil if unreadable.
+    ///   - hostName: the host name, the identity's fallback.
+    public static func load(arguments: [String], environment: [String: String],
+                            readFile: (String) -> String?, hostName: String) throws(UsageError) -> Request {
+        let o = try parser.parse(arguments: arguments, environment: environment)
+        if o.help { return .help }
+        if o.version { return .version }
+
+        // LOCK_NAME [--] COMMAND [ARG...]
+        var rest = o.positionals[...]
+        guard let lockName = rest.popFirst(), !lockName.isEmpty else {
+            throw UsageError("missing LOCK_NAME: usage: kube-leader [OPTIONS] LOCK_NAME [--] COMMAND [ARG...]")
+        }
+        if rest.first == "--" { rest = rest.dropFirst() }
+        guard let first = rest.first, !first.isEmpty else {
+            throw UsageError("missing COMMAND after the lock name '\(lockName)': usage: kube-leader [OPTIONS] LOCK_NAME [--] COMMAND [ARG...]")
+        }
+        guard isDNSSubdomain(lockName) else {
+            throw UsageError("lock name '\(lockName)' is not a valid Kubernetes object name: use lower-case letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit")
+        }
+
+        func duration(_ name: String, _ fallback: Duration) throws(UsageError) -> Duration {
+            guard let text = o[name] else { return fallback }
+            do {
+                let d = try DurationText.parse(text)
+                return d
+            } catch {
+                throw UsageError("\(o.source(of: name)): \(error.description)")
+            }
+        }
+        let lease = try duration("lease-duration", .seconds(15))
+        let renew = try duration("renew-deadline", .seconds(10))
+        let retry = try duration("retry-period", .seconds(2))
+        let grace = try duration("kill-grace", lease - renew - .seconds(1))
+
+        let kind: LockKind
+        switch (o["lock-kind"] ?? "configmap").lowercased() {
+        case "configmap", "configmaps": kind = .configMap
+        case "lease", "leases": kind = .lease
+        case let other: throw UsageError("\(o.source(of: "lock-kind")): unknown lock kind '\(other)': use configmap or lease")
+        }
+
+        let level = (o["log-level"] ?? "info").lowercased()
+        guard logLevels.contains(level) else {
+            throw UsageError("\(o.source(of: "log-level")): unknown log level '\(level)': use one of \(logLevels.joined(separator: ", "))")
+        }
+        let format = (o["log-format"] ?? "json").lowercased()
+        guard format == "json" || format == "text" else {
+            throw UsageError("\(o.source(of: "log-format")): unknown log format '\(format)': use json or text")
+        }
+
+        // Where the API is: an explicit URL, else the in-cluster service env.
+        var apiServer = o["api-server"]
+        if apiServer == nil, let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
+            let port = environment["KUBERNETES_SERVICE_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "443"
+            apiServer = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        }
+        if let url = apiServer, !(url.hasPrefix("https://") || url.hasPrefix("http://")) || url.count < 9 {
+            throw UsageError("\(o.source(of: "api-server")): '\(url)' is not an http:// or https:// URL")
+        }
+        let plainHTTP = apiServer?.hasPrefix("http://") ?? false
+        let tokenFile = o["token-file"] ?? (plainHTTP ? nil : "\(serviceAccountDir)/token")
+        let caFile = plainHTTP ? nil : (o["ca-file"] ?? "\(serviceAccountDir)/ca.crt")
+
+        // Identity: POD_NAME set but empty means the downward API is missing.
+        let identity: String
+        if let given = o["identity"] {
+            identity = given
+        } else if environment["POD_NAME"] == "", apiServer != nil {
+            throw UsageError("env POD_NAME is set but empty: set it from the downward API (fieldRef: metadata.name) or pass --identity NAME")
+        } else {
+            identity = hostName
+        }
+        if apiServer != nil, identity.isEmpty {
+            throw UsageError("no identity: set POD_NAME from the downward API (fieldRef: metadata.name) or pass --identity NAME")
+        }
+
+        var namespace = o["namespace"] ?? ""
+        if namespace.isEmpty, apiServer != nil {
+            namespace = readFile("\(serviceAccountDir)/namespace")?.trimmingWhitespace ?? ""
+            if namespace.isEmpty {
+                throw UsageError("no namespace: set POD_NAMESPACE from the downward API (fieldRef: metadata.namespace) or pass --namespace NAME")
+            }
+        }
+
+        let config = LeaderConfig(
+            lockName: lockName, command: Array(rest), namespace: namespace, identity: identity, lockKind: kind,
+            leaseDuration: lease, renewDeadline: renew, retryPeriod: retry, killGrace: grace,
+            apiServer: apiServer, tokenFile: tokenFile, caFile: caFile, logLevel: level, logFormat: format)
+        try config.validate(sources: o)
+        return .run(config)
+    }
+
+    /// The safety inequalities (DESIGN.md): the child is dead before any other
+    /// candidate can see the lease expire, and renews have time to retry.
+    public func validate(sources o: ParsedOptions = ParsedOptions()) throws(UsageError) {
+        func name(_ n: String) -> String { o.sources[n]?.description ?? n }
+        for (n, d) in [("lease-duration", leaseDuration), ("renew-deadline", renewDeadline), ("retry-period", retryPeriod)] where d <= .zero {
+            throw UsageError("\(name(n)) must be positive (got \(DurationText.format(d)))")
+        }
+        if renewDeadline >= leaseDuration {
+            throw UsageError("renew-deadline (\(DurationText.format(renewDeadline))) must be shorter than lease-duration (\(DurationText.format(leaseDuration))): the leader must give up before standbys may take over")
+        }
+        if renewDeadline.seconds <= 1.2 * retryPeriod.seconds {
+            throw UsageError("renew-deadline (\(DurationText.format(renewDeadline))) must be greater than 1.2 × retry-period (\(DurationText.format(retryPeriod))) so a renew can be retried before the deadline")
+        }
+        if killGrace < .zero {
+            throw UsageError("kill-grace is negative (\(DurationText.format(killGrace))): with lease-duration \(DurationText.format(leaseDuration)) and renew-deadline \(DurationText.format(renewDeadline)) there is no time left; make lease-duration longer than renew-deadline + 1s or set --kill-grace")
+        }
+        if leaseDuration <= renewDeadline + killGrace {
+            throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) must be greater than renew-deadline (\(DurationText.format(renewDeadline))) + kill-grace (\(DurationText.format(killGrace))): otherwise another replica could start before this one's child is killed")
+        }
+        if leaseDuration < .seconds(1) {
+            throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) must be at least 1s: the lock record counts whole seconds")
+        }
+    }
+
+    /// RFC 1123 subdomain: what Kubernetes accepts as a ConfigMap or Lease name.
+    public static func isDNSSubdomain(_ s: String) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 253 else { return false }
+        let ok = s.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 || $0 == 46 }
+        guard ok, let f = s.utf8.first, let l = s.utf8.last else { return false }
+        let alnum: (UInt8) -> Bool = { (97...122).contains($0) || (48...57).contains($0) }
+        return alnum(f) && alnum(l)
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\n" || c == "\t" || c == "\r" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\n" || c == "\t" || c == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,231 @@
+import KLCore
+import KLSupport
+
+/// A failed lock operation, classified by what the election does next.
+public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// AlreadyExists on create, Conflict on update: another writer won.
+        case lostRace
+        /// Timeout, 5xx, connection trouble: retry after the retry period.
+        case transient
+        /// Wrong credentials, missing RBAC permission, untrusted certificate:
+        /// retrying cannot help; kube-leader exits with code 2.
+        case configuration
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The lock object in the API server (client-go's `resourcelock.Interface`):
+/// a ConfigMap or a Lease. Implementations do the I/O; the election decides.
+public protocol LockStore: AnyObject {
+    /// "configmap default/my-lock", for logs.
+    var describe: String { get }
+    func get(timeout: Duration) throws(LockError) -> Election.Observation
+    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot
+    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot
+    /// Standbys: blocks until the lock changes (a watch event) or `deadline`
+    /// passes (nil). `known` is what we saw last (its resourceVersion is where
+    /// a watch resumes).
+    func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation?
+    /// Ends any open watch (a leader does not watch).
+    func stopWatching()
+}
+
+/// What the election loop needs from the rest of the process.
+public protocol ElectionHost: AnyObject {
+    var now: ContinuousClock.Instant { get }
+    var wall: WallTime { get }
+    /// A leader's pause until its next renew. Returns early, with true, when
+    /// the supervisor asks to release (the child has exited).
+    func pause(until: ContinuousClock.Instant) -> Bool
+    /// Whether the supervisor wants the lock released (child exited, or
+    /// kube-leader is shutting down).
+    var releaseRequested: Bool { get }
+    /// We hold the lock: start the child.
+    func becameLeader()
+    /// We lost the lock: stop the child.
+    func lostLeadership(reason: String)
+}
+
+/// Runs the election: carries out each `Election.Action` against the lock
+/// and feeds the outcome back, until the election is over.
+public final class ElectionRunner {
+    public enum Outcome: Sendable, Equatable {
+        /// We led and gave the lock back (or never led and were asked to stop).
+        case released
+        /// We led and lost the lock.
+        case lost(reason: String)
+        /// A configuration problem that retrying cannot fix (exit code 2).
+        case configurationError(String)
+    }
+
+    public private(set) var election: Election
+    let store: any LockStore
+    let host: any ElectionHost
+    let logger: Logger
+    /// Upper bound of one request when no deadline is closer.
+    let requestTimeout: Duration
+    private var loggedHolder: String?
+    private var failuresInARow = 0
+
+    public init(election: Election, store: any LockStore, host: any ElectionHost, logger: Logger,
+                requestTimeout: Duration = .seconds(10)) {
+        self.election = election
+        self.store = store
+        self.host = host
+        self.logger = logger
+        self.requestTimeout = requestTimeout
+    }
+
+    /// The loop. Returns when the election is over.
+    public func run() -> Outcome {
+        var action = step(.start)
+        while true {
+            switch action {
+            case .done:
+                store.stopWatching()
+                if let fatalOutcome { return fatalOutcome }
+                return election.role == .lost ? .lost(reason: "lost") : .released
+
+            case .lostLeadership(let reason):
+                logger.error("leadership lost", ("lock.name", .string(store.describe)), ("reason", .string(reason)))
+                host.lostLeadership(reason: reason)
+                store.stopWatching()
+                return .lost(reason: reason)
+
+            case .becameLeader(let renewAt):
+                store.stopWatching()
+                logger.notice("acquired lock", ("lock.name", .string(store.describe)),
+                              ("lock.holder", .string(election.identity)),
+                              ("lock.transitions", JSON(election.observed?.record?.leaderTransitions ?? 0)))
+                loggedHolder = election.identity
+                host.becameLeader()
+                action = pause(until: renewAt)
+
+            case .wait(let until):
+                if election.role == .leading {
+                    action = pause(until: until)
+                } else {
+                    if host.releaseRequested { action = step(.releaseRequested); continue }
+                    action = watch(until: until)
+                }
+
+            case .get:
+                let timeout = self.timeout()
+                do {
+                    let observation = try store.get(timeout: timeout)
+                    failuresInARow = 0
+                    action = step(.observed(observation))
+                } catch {
+                    if let outcome = fatal(error) { return outcome }
+                    action = step(.requestFailed(error.message))
+                }
+
+            case .create(let record):
+                action = write("create") { (t) throws(LockError) in try store.create(record, timeout: t) }
+
+            case .update(let record, let base):
+                let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
+                action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
+                if what == "release", election.role == .released {
+                    logger.info("released lock", ("lock.name", .string(store.describe)))
+                }
+            }
+        }
+    }
+
+    private var fatalOutcome: Outcome?
+
+    private func step(_ event: Election.Event) -> Election.Action {
+        election.step(event, now: host.now, wall: host.wall)
+    }
+
+    /// A request's timeout: the usual bound, cut to the renew deadline.
+    private func timeout() -> Duration {
+        guard let deadline = election.renewDeadline else { return requestTimeout }
+        let left = host.now.duration(to: deadline)
+        return max(.milliseconds(1), min(requestTimeout, left))
+    }
+
+    private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
+        do {
+            let snapshot = try body(timeout())
+            failuresInARow = 0
+            return step(.written(snapshot))
+        } catch {
+            switch error.code {
+            case .lostRace:
+                logger.debug("lost a write race", ("lock.name", .string(store.describe)), ("op", .string(what)))
+                return step(.lostRace)
+            case .configuration where election.role == .standby:
+                fatalOutcome = .configurationError(error.message)
+                return .done
+            case .configuration, .transient:
+                failuresInARow += 1
+                // One warning per run of failures, not one per retry.
+                if failuresInARow == 1 || election.role == .leading {
+                    logger.warning("lock request failed", ("lock.name", .string(store.describe)),
+                                   ("op", .string(what)), ("error", .string(error.message)))
+                }
+                return step(.requestFailed(error.message))
+            }
+        }
+    }
+
+    /// Configuration errors end a standby at once (nothing is held); a leader
+    /// keeps retrying until its renew deadline.
+    private func fatal(_ error: LockError) -> Outcome? {
+        if error.code == .configuration, election.role == .standby { return .configurationError(error.message) }
+        failuresInARow += 1
+        if failuresInARow == 1 {
+            logger.warning("cannot read lock", ("lock.name", .string(store.describe)), ("error", .string(error.message)))
+        }
+        return nil
+    }
+
+    private func pause(until: ContinuousClock.Instant) -> Election.Action {
+        if host.releaseRequested || host.pause(until: until) {
+            return step(.releaseRequested)
+        }
+        return step(.timer)
+    }
+
+    /// Standby: watch the lock until `until`; log each change of holder once.
+    private func watch(until: ContinuousClock.Instant) -> Election.Action {
+        do {
+            guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
+                return step(.timer)
+            }
+            failuresInARow = 0
+            let holder: String
+            switch observation {
+            case .absent: holder = ""
+            case .present(let s): holder = s.record?.holderIdentity ?? ""
+            }
+            if holder != loggedHolder {
+                loggedHolder = holder
+                logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica",
+                            ("lock.name", .string(store.describe)), ("lock.holder", .string(holder)))
+            }
+            return step(.observed(observation))
+        } catch {
+            if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
+            failuresInARow += 1
+            if failuresInARow == 1 {
+                logger.warning("watch failed; retrying", ("lock.name", .string(store.describe)), ("error", .string(error.message)))
+            }
+            // Fall back to a GET after the retry period.
+            _ = host.pause(until: min(until, host.now + election.timing.retryPeriod))
+            return .get
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import KLCore
+import Testing
+
+@Suite struct JSONTests {
+    @Test func roundTrip_keepsKeyOrderAndNumberText() throws {
+        let text = #"{"z":1,"a":{"b":[true,false,null,-1.50e3,"x\"y"]},"big":12345678901234567890}"#
+        let json = try JSON.parse(text)
+        #expect(json.serialized() == text)
+        #expect(json[path: "a", "b"]?[3]?.doubleValue == -1500)
+        #expect(json["big"]?.serialized() == "12345678901234567890")
+    }
+
+    @Test func unicodeEscapes_andSurrogatePairs() throws {
+        let json = try JSON.parse(#"["\u00e9\ud83d\ude00\n\t\/"]"#)
+        #expect(json[0]?.stringValue == "é😀\n\t/")
+        #expect(JSON.quoted("a\u{1}\"\\") == #""a\u0001\"\\""#)
+    }
+
+    @Test(arguments: [
+        ("", "empty input"), ("{", "unexpected end"), ("[1,]", "unexpected character"), ("01", "leading zero"),
+        (#"{"a" 1}"#, "expected ':'"), (#""\ud800""#, "unpaired surrogate"), ("tru", "unexpected end"),
+        ("[1] x", "after the JSON value"), ("\"a\u{1}\"", "control character"),
+    ])
+    func invalidInput_isAnErrorWithPlace(text: String, fragment: String) {
+        #expect {
+            _ = try JSON.parse(text)
+        } throws: { error in
+            guard let e = error as? JSONParseError else { return false }
+            return e.message.contains(fragment) && e.description.contains("line 1")
+        }
+    }
+
+    @Test func deepNesting_isRejectedNotACrash() {
+        let text = String(repeating: "[", count: 100_000)
+        #expect(throws: JSONParseError.self) { try JSON.parse(text) }
+    }
+
+    @Test func pathSetter_createsIntermediateObjects_andNilRemoves() {
+        var json: JSON = ["metadata": ["name": "x"]]
+        json[path: "metadata", "annotations", "k"] = "v"
+        #expect(json.serialized() == #"{"metadata":{"name":"x","annotations":{"k":"v"}}}"#)
+        json[path: "metadata", "name"] = nil
+        #expect(json.serialized() == #"{"metadata":{"annotations":{"k":"v"}}}"#)
+    }
+
+    @Test func objectEquality_ignoresKeyOrder() throws {
+        #expect(try JSON.parse(#"{"a":1,"b":2}"#) == JSON.parse(#"{"b":2,"a":1}"#))
+        #expect(try JSON.parse(#"{"a":1}"#) != JSON.parse(#"{"a":2}"#))
+    }
+}
+
+@Suite struct DurationTextTests {
+    @Test(arguments: [("500ms", 500_000_000), ("15s", 15_000_000_000), ("2m", 120_000_000_000), ("1m30s", 90_000_000_000),
+                      ("1.5s", 1_500_000_000), ("1h", 3_600_000_000_000)] as [(String, Int64)])
+    func parses(text: String, nanos: Int64) throws {
+        #expect(try DurationText.parse(text).nanoseconds == nanos)
+    }
+
+    @Test(arguments: ["", "15", "s", "-1s", "1x", "1.2.3s", "ten seconds"])
+    func rejects(text: String) {
+        #expect(throws: DurationText.ParseError.self) { try DurationText.parse(text) }
+    }
+
+    @Test func formats_shortest() {
+        #expect(DurationText.format(.seconds(15)) == "15s")
+        #expect(DurationText.format(.milliseconds(500)) == "500ms")
+        #expect(DurationText.format(.seconds(90)) == "1m30s")
+        #expect(DurationText.format(.milliseconds(1500)) == "1.5s")
+        #expect(DurationText.format(.zero) == "0s")
+    }
+}
+
+@Suite struct RFC3339Tests {
+    @Test func formats_secondsMicrosAndMillis() {
+        let t = WallTime(seconds: 1_795_859_505, nanoseconds: 123_456_789)  // 2026-11-28T09:51:45Z
+        #expect(RFC3339.format(t) == "2026-11-28T09:51:45Z")
+        #expect(RFC3339.formatMicro(t) == "2026-11-28T09:51:45.123456Z")
+        #expect(RFC3339.formatMillis(t) == "2026-11-28T09:51:45.123Z")
+        #expect(RFC3339.format(WallTime(seconds: 0)) == "1970-01-01T00:00:00Z")
+        #expect(RFC3339.format(WallTime(seconds: 951_782_400)) == "2000-02-29T00:00:00Z")
+    }
+
+    @Test(arguments: [
+        ("2026-11-28T09:51:45Z", 1_795_859_505, 0), ("2026-11-28T09:51:45.5Z", 1_795_859_505, 500_000_000),
+        ("2026-11-28T10:51:45+01:00", 1_795_859_505, 0), ("2026-11-28 09:51:45.706271", 1_795_859_505, 706_271_000),
+        ("2026-11-28T09:51:45.123456789123Z", 1_795_859_505, 123_456_789), ("2026-11-28T04:51:45-0500", 1_795_859_505, 0),
+    ] as [(String, Int64, Int32)])
+    func parsesLeniently(text: String, seconds: Int64, nanos: Int32) {
+        #expect(RFC3339.parse(text) == WallTime(seconds: seconds, nanoseconds: nanos))
+    }
+
+    @Test(arguments: ["", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-28T25:00:00Z", "yesterday", "2026-11-28T09:51:45Q"])
+    func rejectsGarbage(text: String) {
+        #expect(RFC3339.parse(text) == nil)
+    }
+
+    @Test func civilRoundTrip_overFourCenturies() {
+        var day = CivilTime.daysFromCivil(year: 1900, month: 1, day: 1)
+        let end = CivilTime.daysFromCivil(year: 2300, month: 1, day: 1)
+        while day < end {
+            let (y, m, d) = CivilTime.civilFromDays(day)
+            #expect(CivilTime.daysFromCivil(year: y, month: m, day: d) == day)
+            day += 37
+        }
+        #expect(CivilTime.weekday(daysSinceEpoch: 0) == 4)  // 1970-01-01 was a Thursday
+    }
+}

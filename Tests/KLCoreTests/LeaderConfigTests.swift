@@ -1,0 +1,112 @@
+import KLCore
+import Testing
+
+@Suite struct LeaderConfigTests {
+    let inCluster = ["KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443", "POD_NAME": "pod-a", "POD_NAMESPACE": "ns"]
+
+    func load(_ args: [String], env: [String: String]? = nil, files: [String: String] = [:]) throws(UsageError) -> LeaderConfig {
+        let request = try LeaderConfig.load(arguments: args, environment: env ?? inCluster, readFile: { files[$0] }, hostName: "host-1")
+        guard case .run(let config) = request else { throw UsageError("not a run: \(request)") }
+        return config
+    }
+
+    func message(_ args: [String], env: [String: String]? = nil) -> String {
+        do { _ = try load(args, env: env); return "no error" } catch { return error.message }
+    }
+
+    @Test func defaults_inCluster() throws {
+        let c = try load(["my-lock", "--", "my", "cmd", "--flag"])
+        #expect(c.lockName == "my-lock")
+        #expect(c.command == ["my", "cmd", "--flag"])
+        #expect(c.apiServer == "https://10.0.0.1:443")
+        #expect(c.identity == "pod-a")
+        #expect(c.namespace == "ns")
+        #expect(c.lockKind == .configMap)
+        #expect(c.leaseDuration == .seconds(15) && c.renewDeadline == .seconds(10) && c.retryPeriod == .seconds(2))
+        #expect(c.killGrace == .seconds(4))
+        #expect(c.tokenFile == "/var/run/secrets/kubernetes.io/serviceaccount/token")
+        #expect(c.caFile == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    }
+
+    /// The original form: ENTRYPOINT ["kube-leader","my-lock"] + CMD ["my","cmd"], without "--".
+    @Test func originalFormWithoutDoubleDash_keepsChildFlags() throws {
+        let c = try load(["--lock-kind", "lease", "my-lock", "my", "--verbose"])
+        #expect(c.command == ["my", "--verbose"])
+        #expect(c.lockKind == .lease)
+    }
+
+    @Test func flagBeatsEnvBeatsDefault() throws {
+        var env = inCluster
+        env["KUBE_LEADER_LEASE_DURATION"] = "30s"
+        env["KUBE_LEADER_RENEW_DEADLINE"] = "20s"
+        #expect(try load(["l", "c"], env: env).leaseDuration == .seconds(30))
+        #expect(try load(["--lease-duration=40s", "l", "c"], env: env).leaseDuration == .seconds(40))
+        #expect(try load(["--identity", "x", "l", "c"], env: env).identity == "x")
+    }
+
+    @Test func namespaceFromServiceAccountFile_andIdentityFromHostName() throws {
+        var env = inCluster
+        env["POD_NAMESPACE"] = nil
+        env["POD_NAME"] = nil
+        let c = try load(["l", "c"], env: env, files: ["/var/run/secrets/kubernetes.io/serviceaccount/namespace": "team-a\n"])
+        #expect(c.namespace == "team-a")
+        #expect(c.identity == "host-1")
+    }
+
+    @Test func outsideCluster_hasNoAPIServer() throws {
+        let c = try load(["l", "echo", "hi"], env: [:])
+        #expect(c.apiServer == nil)
+    }
+
+    @Test func httpAPIServer_sendsNoTokenUnlessGiven() throws {
+        let c = try load(["--api-server", "http://127.0.0.1:8001", "l", "c"])
+        #expect(c.tokenFile == nil)
+        #expect(c.caFile == nil)
+        #expect(try load(["--api-server", "http://127.0.0.1:8001", "--token-file", "/t", "l", "c"]).tokenFile == "/t")
+    }
+
+    @Test func helpAndVersion() throws {
+        #expect(try LeaderConfig.load(arguments: ["--help"], environment: [:], readFile: { _ in nil }, hostName: "h") == .help)
+        #expect(try LeaderConfig.load(arguments: ["--version"], environment: [:], readFile: { _ in nil }, hostName: "h") == .version)
+    }
+
+    @Test(arguments: [
+        (["--bogus", "l", "c"], "unknown option '--bogus'"),
+        ([], "missing LOCK_NAME"),
+        (["l"], "missing COMMAND"),
+        (["l", "--"], "missing COMMAND"),
+        (["--lease-duration", "fast", "l", "c"], "--lease-duration: 'fast' is not a duration"),
+        (["--renew-deadline", "15s", "l", "c"], "renew-deadline (15s) must be shorter than lease-duration (15s)"),
+        (["--renew-deadline", "14.5s", "l", "c"], "kill-grace is negative"),
+        (["--retry-period", "9s", "l", "c"], "must be greater than 1.2 × retry-period (9s)"),
+        (["--kill-grace", "5s", "l", "c"], "kill-grace (5s)"),
+        (["--lock-kind", "secret", "l", "c"], "unknown lock kind 'secret'"),
+        (["--identity=", "l", "c"], "no identity"),
+        (["My_Lock", "c"], "not a valid Kubernetes object name"),
+        (["--log-level", "loud", "l", "c"], "unknown log level 'loud'"),
+        (["--api-server", "10.0.0.1", "l", "c"], "is not an http:// or https:// URL"),
+        (["--lease-duration"], "needs a value"),
+    ] as [([String], String)])
+    func badInput_namesTheProblem(args: [String], fragment: String) {
+        let m = message(args)
+        #expect(m.contains(fragment), "\(m)")
+    }
+
+    @Test func emptyPodNameEnv_isAnError() {
+        var env = inCluster
+        env["POD_NAME"] = ""
+        #expect(message(["l", "c"], env: env).contains("POD_NAME is set but empty"))
+    }
+
+    @Test func missingNamespace_inCluster_isAnError() {
+        var env = inCluster
+        env["POD_NAMESPACE"] = nil
+        #expect(message(["l", "c"], env: env).contains("no namespace"))
+    }
+
+    @Test func envVarErrors_nameTheEnvVar() {
+        var env = inCluster
+        env["KUBE_LEADER_RETRY_PERIOD"] = "2 seconds"
+        #expect(message(["l", "c"], env: env).contains("env KUBE_LEADER_RETRY_PERIOD"))
+    }
+}
