@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CShims
+import Synchronization
+
+/// Receives signals synchronously, through a signalfd, instead of handlers
+/// (a `@convention(c)` handler touching Swift state races), plus a wake pipe
+/// so another thread can interrupt a `wait`.
+///
+/// Blocking is per thread and inherited by threads created later. Create the
+/// inbox in `main` BEFORE any other thread starts (Dispatch, a Task, the
+/// HTTP client), so every thread blocks these signals: a process-directed
+/// signal is otherwise delivered to a thread that does not block it, where
+/// the default action runs (SIGTERM ends the process; SIGCHLD is dropped).
+///
+/// SIGCHLD is always blocked as well. For a child that must not be missed
+/// even so, `watchExit(of:)` adds its pidfd: its exit is reported as
+/// `.signal(.child, senderPID: pid)` whether or not a SIGCHLD arrived.
+///
+/// The signals stay blocked after the inbox is gone; children started with
+/// `ChildProcess.spawn` get an empty mask regardless.
+public final class SignalInbox: @unchecked Sendable {
+    public enum Event: Sendable, Equatable {
+        /// A signal; `senderPID` is the sender's pid (ssi_pid; for SIGCHLD the child's).
+        case signal(Signal, senderPID: Int32)
+        /// `wake()` was called since the last `wait`.
+        case wake
+    }
+
+    /// The signals this inbox blocked and reports (SIGCHLD included).
+    public let signals: [Signal]
+    private let signalFD: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    /// pid -> pidfd of children whose exit `wait` reports.
+    private let watched = Mutex<[Int32: Int32]>([:])
+
+    /// Blocks `signals` and SIGCHLD in the calling thread (pthread_sigmask)
+    /// and opens the signalfd and the wake pipe.
+    public init(signals: [Signal]) throws(ProcessError) {
+        var all = signals
+        if !all.contains(.child) { all.append(.child) }
+        self.signals = all
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in all { sigaddset(&mask, signal.rawValue) }
+        let rc = pthread_sigmask(SIG_BLOCK, &mask, nil)
+        if rc != 0 {
+            throw ProcessError(.ioFailed, errno: rc, context: "Cannot block signals \(all.map(\.name))")
+        }
+        let fd = cshims_signalfd(&mask)
+        if fd < 0 {
+            let error = errno
+            throw ProcessError(.ioFailed, errno: error, context: "Cannot open a signalfd for \(all.map(\.name))")
+        }
+        var pair: [Int32] = [-1, -1]
+        if cshims_pipe_cloexec_nonblock(&pair) != 0 {
+            let error = errno
+            closeQuietly(fd)
+            throw ProcessError(.ioFailed, errno: error, context: "Cannot create the wake pipe of the signal inbox")
+        }
+        signalFD = fd
+        wakeRead = pair[0]
+        wakeWrite = pair[1]
+    }
+
+    deinit {
+        closeQuietly(signalFD)
+        closeQuietly(wakeRead)
+        closeQuietly(wakeWrite)
+        watched.withLock { for fd in $0.values { closeQuietly(fd) } }
+    }
+
+    /// Reports the exit of `child` as `.signal(.child, senderPID: child.pid)`
+    /// once, through a pidfd, without reaping it. Returns false when the
+    /// kernel has no pidfd_open (before Linux 5.3) or the pid is gone; SIGCHLD
+    /// still arrives then, if every thread blocks it. Safe from any thread.
+    @discardableResult
+    public func watchExit(of child: ChildProcess) -> Bool {
+        let fd = cshims_pidfd_open(child.pid)
+        if fd < 0 { return false }
+        watched.withLock { map in
+            if let old = map[child.pid] { closeQuietly(old) }
+            map[child.pid] = fd
+        }
+        wake()
+        return true
+    }
+
+    /// Waits until a signal arrives, a watched child exits, `wake()` is
+    /// called, or `timeout` passes (nil: no limit). Returns everything
+    /// available at that moment, signals first; [] on timeout.
+    ///
+    /// Call from one thread at a time (the supervisor's loop).
+    public func wait(timeout: Duration?) -> [Event] {
+        let clock = ContinuousClock()
+        let deadline = timeout.map { clock.now + $0 }
+        let children = watched.withLock { $0 }
+        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        for fd in children.values { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        while true {
+            let wait = deadline.map { pollMilliseconds($0 - clock.now) } ?? -1
+            let n = poll(&fds, nfds_t(fds.count), wait)
+            if n > 0 { break }
+            if n == 0 { return [] }
+            if errno != EINTR { return [] }
+        }
+        var events: [Event] = []
+        // 1. Every pending signal (standard signals coalesce: at most one each).
+        while true {
+            var sender: Int32 = 0
+            let number = cshims_signalfd_read(signalFD, &sender)
+            if number <= 0 { break }
+            events.append(.signal(Signal(rawValue: number), senderPID: sender))
+        }
+        // 2. Watched children that exited: reported once, then forgotten.
+        for entry in fds.dropFirst(2) where entry.revents != 0 {
+            let pid = watched.withLock { map -> Int32? in
+                guard let (pid, fd) = map.first(where: { $0.value == entry.fd }) else { return nil }
+                closeQuietly(fd)
+                map[pid] = nil
+                return pid
+            }
+            if let pid { events.append(.signal(.child, senderPID: pid)) }
+        }
+        // 3. The wake pipe, drained: any number of wake() calls is one event.
+        var byte: UInt8 = 0
+        var woke = false
+        while read(wakeRead, &byte, 1) == 1 { woke = true }
+        if woke { events.append(.wake) }
+        return events
+    }
+
+    /// Interrupts a `wait` in another thread (or the next one). Thread-safe
+    /// and async-signal-safe: one non-blocking write(2); a full pipe already
+    /// means "wake".
+    public func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+}
