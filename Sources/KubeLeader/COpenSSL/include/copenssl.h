@@ -36,4 +36,23 @@ static inline long copenssl_BIO_get_mem_data(BIO *bio, char **pp) {
     return BIO_get_mem_data(bio, pp);
 }
 
+/// A socket BIO for `fd` that writes with send(MSG_NOSIGNAL), so writing to
+/// a peer that has gone away returns EPIPE instead of raising SIGPIPE (the
+/// stock socket BIO uses write(2)). Non-blocking sockets report EAGAIN as a
+/// retry, which SSL_get_error turns into SSL_ERROR_WANT_READ/WRITE. The BIO
+/// does not own `fd`. NULL on allocation failure.
+BIO *copenssl_nosigpipe_socket_bio(int fd);
+
+/// SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF): a peer closing TCP
+/// without close_notify reads as end of stream (SSL_ERROR_ZERO_RETURN); HTTP
+/// framing (Content-Length, chunked) then decides whether that truncated a body.
+static inline void copenssl_SSL_CTX_ignore_unexpected_eof(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
+/// SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) is a macro.
+static inline void copenssl_SSL_CTX_allow_moving_write_buffer(SSL_CTX *ctx) {
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
 #endif

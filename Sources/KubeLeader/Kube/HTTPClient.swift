@@ -1,0 +1,233 @@
+import Synchronization
+
+/// An HTTP/1.1 client for one server (`http://` or `https://`), with a pool
+/// of idle kept-alive connections. Thread-safe: each request takes its own
+/// connection from the pool (or opens one) and returns it when the response
+/// was read in full and the server allows reuse.
+///
+/// Redirects are never followed: a 3xx is returned as it is.
+public final class HTTPClient: @unchecked Sendable {
+    let endpoint: Endpoint
+    let useTLS: Bool
+    let pathPrefix: String
+    let hostHeader: String
+    let serverName: String
+    let connectTimeout: Duration
+    private let tls: TLSContext?
+    private let idle = Mutex<[any HTTPChannel]>([])
+    private let opened = Atomic<Int>(0)
+
+    /// Most idle connections kept per client.
+    static let maxIdle = 8
+
+    /// - Parameters:
+    ///   - baseURL: `https://host:port` or `http://host:port`, optionally with a
+    ///     path prefix. IPv6 hosts go in brackets: `https://[fd00::1]:443`.
+    ///   - tls: CA and server name for `https://` (ignored for `http://`).
+    ///   - connectTimeout: bound on TCP connect + TLS handshake of one
+    ///     connection (also bounded by each call's own timeout).
+    public init(baseURL: String, tls: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(5)) throws(HTTPError) {
+        let url = try ParsedURL(baseURL)
+        endpoint = Endpoint(host: url.host, port: url.port)
+        useTLS = url.tls
+        pathPrefix = url.path
+        let defaultPort = url.tls ? 443 : 80
+        let hostText = url.host.contains(":") ? "[\(url.host)]" : url.host
+        hostHeader = url.port == defaultPort ? hostText : "\(hostText):\(url.port)"
+        serverName = tls.serverName ?? url.host
+        self.connectTimeout = connectTimeout
+        self.tls = url.tls ? try TLSContext(tls) : nil
+    }
+
+    deinit { closeIdleConnections() }
+
+    /// `host:port` of the server, for messages.
+    public var serverText: String { endpoint.text }
+
+    /// Number of connections opened so far (for tests and benchmarks).
+    public var connectionsOpened: Int { opened.load(ordering: .relaxed) }
+
+    /// Sends one request and reads the whole response. The whole call
+    /// (connect, send, headers, body) is bounded by `timeout`.
+    ///
+    /// A reused idle connection that turns out closed before any byte of the
+    /// response arrives is retried once on a new connection, for GET/HEAD or
+    /// when nothing of the request had been sent.
+    public func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse {
+        let deadline = ContinuousClock.now + timeout
+        let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
+        let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
+        let body = BodyReader(framing: framing)
+        var bytes: [UInt8] = []
+        do {
+            while let piece = try body.next(reader, deadline: deadline) { bytes.append(contentsOf: piece) }
+        } catch {
+            reader.channel.close()
+            throw withTimeout(error, timeout)
+        }
+        finish(reader, head: head, framing: framing)
+        return HTTPResponse(status: head.status, headers: head.headers, body: bytes)
+    }
+
+    /// Sends a request and returns once the response headers are in; the body
+    /// is then read from the stream (watch). `timeout` bounds connect, send
+    /// and headers only.
+    public func openStream(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPStream {
+        let deadline = ContinuousClock.now + timeout
+        let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
+        let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
+        return HTTPStream(client: self, reader: reader, head: head, framing: framing)
+    }
+
+    /// Closes every idle connection (e.g. after a failover, or before exit).
+    public func closeIdleConnections() {
+        let all = idle.withLock { list -> [any HTTPChannel] in
+            let out = list
+            list.removeAll()
+            return out
+        }
+        for c in all { c.close() }
+    }
+
+    // MARK: internals
+
+    private func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant, timeout: Duration) throws(HTTPError) -> (WireReader, ResponseHead) {
+        let bytes = encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
+        let idempotent = request.method == "GET" || request.method == "HEAD"
+        var allowRetry = true
+        while true {
+            let (channel, reused) = try checkout(deadline: deadline, timeout: timeout)
+            let reader = WireReader(channel: channel)
+            var written = 0
+            do throws(HTTPError) {
+                let sent = bytes.withUnsafeBytes { (raw) -> Result<Void, HTTPError> in
+                    do throws(HTTPError) {
+                        try channel.write(raw, deadline: deadline, written: &written)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                try sent.get()
+                if let head = try readResponseHead(reader, deadline: deadline) {
+                    return (reader, head)
+                }
+                throw HTTPError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
+            } catch {
+                channel.close()
+                let nothingBack = reader.received == 0 && error.code == .connectionClosed
+                if reused && allowRetry && nothingBack && (idempotent || written == 0) {
+                    allowRetry = false
+                    continue
+                }
+                throw withTimeout(error, timeout)
+            }
+        }
+    }
+
+    /// An idle connection that still looks alive, or a new one.
+    private func checkout(deadline: ContinuousClock.Instant, timeout: Duration) throws(HTTPError) -> (any HTTPChannel, Bool) {
+        while let c = idle.withLock({ $0.popLast() }) {
+            if c.isIdleUsable() { return (c, true) }
+            c.close()
+        }
+        let connectDeadline = min(deadline, ContinuousClock.now + connectTimeout)
+        do {
+            let fd = try tcpConnect(endpoint, deadline: connectDeadline)
+            opened.add(1, ordering: .relaxed)
+            if let tls {
+                return (try TLSChannel(fd: fd, context: tls, serverName: serverName, endpoint: endpoint.text, deadline: connectDeadline), false)
+            }
+            return (PlainChannel(fd: fd, endpoint: endpoint.text), false)
+        } catch {
+            throw withTimeout(error, min(timeout, connectTimeout))
+        }
+    }
+
+    /// Returns the connection to the pool when the body was read to its end
+    /// and the server allows reuse; closes it otherwise.
+    func finish(_ reader: WireReader, head: ResponseHead, framing: BodyFraming) {
+        let channel = reader.channel
+        guard head.keepAlive, framing != .untilClose, reader.buffered == 0, !reader.atEOF else {
+            channel.close()
+            return
+        }
+        let kept = idle.withLock { list -> Bool in
+            if list.count >= HTTPClient.maxIdle { return false }
+            list.append(channel)
+            return true
+        }
+        if !kept { channel.close() }
+    }
+
+    /// Adds the configured timeout to a timeout message.
+    private func withTimeout(_ error: HTTPError, _ timeout: Duration) -> HTTPError {
+        guard error.code == .timedOut else { return error }
+        var e = error
+        e.message = "Timed out after \(durationText(timeout)): " + error.message
+        return e
+    }
+}
+
+/// The parts of a base URL the client needs.
+struct ParsedURL: Sendable {
+    var tls: Bool
+    var host: String
+    var port: Int
+    /// Path prefix without a trailing slash ("" for none).
+    var path: String
+
+    init(_ url: String) throws(HTTPError) {
+        func bad(_ why: String) -> HTTPError {
+            HTTPError(.invalidURL, "The server URL \(quoteForMessage(url)) is invalid: \(why); use https://HOST:PORT or http://HOST:PORT.")
+        }
+        var rest: Substring
+        if url.hasPrefix("https://") {
+            tls = true
+            rest = url.dropFirst(8)
+        } else if url.hasPrefix("http://") {
+            tls = false
+            rest = url.dropFirst(7)
+        } else {
+            throw bad("it must start with https:// or http://")
+        }
+        let authority: Substring
+        if let slash = rest.firstIndex(of: "/") {
+            authority = rest[..<slash]
+            var p = String(rest[slash...])
+            while p.hasSuffix("/") { p.removeLast() }
+            path = p
+        } else {
+            authority = rest
+            path = ""
+        }
+        if authority.contains("@") { throw bad("user information is not supported") }
+        if authority.contains("?") || authority.contains("#") { throw bad("query or fragment is not allowed") }
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw bad("missing ] after the IPv6 address") }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw bad("unexpected text after the IPv6 address") }
+                portText = after.dropFirst()
+            }
+            guard isIPAddress(host), host.contains(":") else { throw bad("\(host) is not an IPv6 address") }
+        } else {
+            if let colon = authority.lastIndex(of: ":") {
+                host = String(authority[..<colon])
+                portText = authority[authority.index(after: colon)...]
+            } else {
+                host = String(authority)
+            }
+            if host.contains(":") { throw bad("IPv6 addresses must be in brackets") }
+        }
+        if host.isEmpty { throw bad("the host is empty") }
+        if let portText {
+            guard let p = Int(portText), p > 0, p < 65536 else { throw bad("the port \(quoteForMessage(String(portText))) is not a number from 1 to 65535") }
+            port = p
+        } else {
+            port = tls ? 443 : 80
+        }
+    }
+}

@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+import COpenSSL
+@testable import KLKube
+
+/// Runs `body` on a new detached pthread (test servers must not block the
+/// Swift concurrency pool, which has only as many threads as cores).
+func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+    var tid = pthread_t()
+    let rc = pthread_create(&tid, nil, { p in
+        let box = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
+        box.body()
+        return nil
+    }, arg)
+    precondition(rc == 0, "pthread_create failed")
+    pthread_detach(tid)
+}
+
+/// Writes all bytes to a blocking socket; false when the peer is gone.
+@discardableResult
+func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; return false }
+        off += n
+    }
+    return true
+}
+
+@discardableResult
+func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+
+/// Reads one request head (up to the blank line) from a blocking socket, plus
+/// a body of the given Content-Length. nil when the peer closed first.
+func readRequest(_ fd: Int32) -> (head: String, body: [UInt8])? {
+    var data: [UInt8] = []
+    var byte: UInt8 = 0
+    while true {
+        let n = recv(fd, &byte, 1, 0)
+        if n <= 0 { if n < 0 && errno == EINTR { continue }; return nil }
+        data.append(byte)
+        if data.count >= 4 && data.suffix(4) == [13, 10, 13, 10] { break }
+    }
+    let head = String(decoding: data, as: UTF8.self)
+    var length = 0
+    for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+        length = Int(line.dropFirst(15).trimmingPrefix(" ")) ?? 0
+    }
+    var body: [UInt8] = []
+    while body.count < length {
+        let n = recv(fd, &byte, 1, 0)
+        if n <= 0 { return nil }
+        body.append(byte)
+    }
+    return (head, body)
+}
+
+/// A plain TCP server on 127.0.0.1 with an ephemeral port, one pthread per
+/// accepted connection. `handler` gets the connection socket (blocking) and
+/// its 0-based index; the socket is closed when the handler returns.
+final class TestServer: @unchecked Sendable {
+    let listenFD: Int32
+    let port: Int
+    private let accepted = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    var connections: Int { accepted.load(ordering: .sequentiallyConsistent) }
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        precondition(r == 0, "bind failed")
+        listen(fd, 64)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        listenFD = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        startThread { [self] in
+            while !stopped.load(ordering: .sequentiallyConsistent) {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 50) <= 0 { continue }
+                let c = accept(fd, nil, nil)
+                if c < 0 { continue }
+                var one: Int32 = 1
+                setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                let index = accepted.add(1, ordering: .sequentiallyConsistent).oldValue
+                startThread {
+                    handler(c, index)
+                    close(c)
+                }
+            }
+            close(fd)
+        }
+    }
+
+    func stop() { stopped.store(true, ordering: .sequentiallyConsistent) }
+    deinit { stop() }
+}
+
+/// A pipe used to release a server thread at a point the test chooses.
+final class Gate: @unchecked Sendable {
+    private var fds: [Int32] = [0, 0]
+    init() { precondition(pipe(&fds) == 0) }
+    func open() { var b: UInt8 = 1; _ = write(fds[1], &b, 1) }
+    /// Waits until opened (or 10 s, so a failing test cannot hang the suite).
+    func wait() {
+        var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, 10_000) > 0 { var b: UInt8 = 0; _ = read(fds[0], &b, 1) }
+    }
+    deinit { close(fds[0]); close(fds[1]) }
+}
+
+/// Runs a shell script; returns its exit status.
+@discardableResult
+func shell(_ script: String) -> Int32 {
+    var pid: pid_t = 0
+    let args = ["/bin/sh", "-c", script]
+    var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    defer { for p in cargs { free(p) } }
+    guard posix_spawn(&pid, "/bin/sh", nil, nil, &cargs, nil) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status >> 8) & 0xff
+}
+
+/// A fresh temporary directory.
+func makeTempDir(_ prefix: String) -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(p != nil, "mkdtemp failed")
+    return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+func readTextFile(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func writeTextFile(_ path: String, _ text: String) {
+    let f = fopen(path, "w")!
+    _ = text.utf8CString.withUnsafeBufferPointer { fputs($0.baseAddress!, f) }
+    fclose(f)
+}
+
+/// An in-memory channel that returns the given pieces, one per read, then EOF.
+final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
+    let endpoint = "scripted:0"
+    private var pieces: [[UInt8]]
+    init(_ pieces: [[UInt8]]) { self.pieces = pieces }
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int {
+        guard !pieces.isEmpty else { return 0 }
+        var piece = pieces.removeFirst()
+        if piece.count > buffer.count {
+            pieces.insert(Array(piece[buffer.count...]), at: 0)
+            piece = Array(piece[..<buffer.count])
+        }
+        buffer.copyBytes(from: piece)
+        return piece.count
+    }
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: ContinuousClock.Instant, written: inout Int) throws(HTTPError) { written += bytes.count }
+    func isIdleUsable() -> Bool { true }
+    func close() {}
+}
+
+let farDeadline = ContinuousClock.now + .seconds(3600)
