@@ -1,0 +1,105 @@
+import Testing
+@testable import KLKube
+
+@Suite("TLS client")
+struct TLSTests {
+    let certs = CertFixture.shared
+
+    func get(port: Int, host: String = "127.0.0.1", tls: TLSOptions) throws(HTTPError) -> HTTPResponse {
+        let client = try HTTPClient(baseURL: "https://\(host):\(port)", tls: tls)
+        return try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(10))
+    }
+
+    func failure(port: Int, host: String = "127.0.0.1", tls: TLSOptions) -> HTTPError? {
+        #expect(throws: HTTPError.self) { try get(port: port, host: host, tls: tls) }
+    }
+
+    @Test func goodCA_connectsByIPAndByName() throws {
+        let server = TLSTestServer(cert: certs.good, key: certs.key)
+        defer { server.stop() }
+        #expect(try get(port: server.port, tls: TLSOptions(caFile: certs.caFile)).bodyText == "ok")
+        #expect(try get(port: server.port, host: "localhost", tls: TLSOptions(caFile: certs.caFile)).bodyText == "ok")
+        let pem = try #require(readTextFile(certs.caFile))
+        #expect(try get(port: server.port, tls: TLSOptions(caPEM: pem)).bodyText == "ok")
+    }
+
+    @Test func keepAlive_overTLS_reusesOneConnection() throws {
+        let server = TLSTestServer(cert: certs.good, key: certs.key)
+        defer { server.stop() }
+        let client = try HTTPClient(baseURL: "https://127.0.0.1:\(server.port)", tls: TLSOptions(caFile: certs.caFile))
+        for _ in 0..<4 {
+            #expect(try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(10)).bodyText == "ok")
+        }
+        #expect(server.connections == 1)
+    }
+
+    @Test func wrongCA_failsAsUnknownCA() {
+        let server = TLSTestServer(cert: certs.signedByOther, key: certs.key)
+        defer { server.stop() }
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        #expect(error?.code == .tls)
+        #expect(error?.description.contains("unknown CA") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("127.0.0.1:\(server.port)") == true)
+    }
+
+    @Test func wrongHostName_failsAsHostMismatch() {
+        let server = TLSTestServer(cert: certs.good, key: certs.key)
+        defer { server.stop() }
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile, serverName: "wrong.example"))
+        #expect(error?.code == .tls)
+        #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("wrong.example") == true)
+    }
+
+    @Test func certificateWithoutTheIP_failsAsHostMismatch() {
+        let server = TLSTestServer(cert: certs.dnsOnly, key: certs.key)
+        defer { server.stop() }
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        #expect(error?.code == .tls)
+        #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("IP address 127.0.0.1") == true)
+    }
+
+    @Test func expiredCertificate_failsAsExpired() {
+        let server = TLSTestServer(cert: certs.expired, key: certs.key)
+        defer { server.stop() }
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        #expect(error?.code == .tls)
+        #expect(error?.description.contains("expired") == true, "\(String(describing: error))")
+    }
+
+    @Test func threeFailures_haveDistinctMessages() {
+        let a = TLSTestServer(cert: certs.signedByOther, key: certs.key)
+        let b = TLSTestServer(cert: certs.good, key: certs.key)
+        let c = TLSTestServer(cert: certs.expired, key: certs.key)
+        defer { a.stop(); b.stop(); c.stop() }
+        let messages = [
+            failure(port: a.port, tls: TLSOptions(caFile: certs.caFile)),
+            failure(port: b.port, tls: TLSOptions(caFile: certs.caFile, serverName: "wrong.example")),
+            failure(port: c.port, tls: TLSOptions(caFile: certs.caFile)),
+        ].map { String(($0?.description ?? "").filter { !$0.isNumber }) }  // ports differ; compare the words
+        #expect(Set(messages).count == 3)
+        #expect(messages[0].contains("unknown CA") && !messages[0].contains("host mismatch") && !messages[0].contains("expired"))
+        #expect(messages[1].contains("host mismatch") && !messages[1].contains("unknown CA") && !messages[1].contains("expired"))
+        #expect(messages[2].contains("expired") && !messages[2].contains("unknown CA") && !messages[2].contains("host mismatch"))
+    }
+
+    @Test func plainHTTPServer_behindHTTPSURL_failsAsTLSNotHang() {
+        let server = TestServer { fd, _ in sendAll(fd, "HTTP/1.1 400 Bad Request\r\n\r\n"); _ = readRequest(fd) }
+        defer { server.stop() }
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        #expect(error?.code == .tls)
+    }
+
+    @Test func missingOrBadCAFile_failsNamingTheFile() {
+        let missing = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
+        #expect(missing?.description.contains("/nonexistent/ca.crt") == true)
+        let garbage = certs.dir + "/garbage.crt"
+        writeTextFile(garbage, "not a certificate\n")
+        let bad = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
+        #expect(bad?.description.contains(garbage) == true)
+        #expect(bad?.description.contains("PEM") == true)
+        let badPEM = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
+        #expect(badPEM?.code == .tls)
+    }
+}
