@@ -1,8 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import KLCore
 import KLSupport
+import PagerTesterKit
 
-let arguments = ProcessEnvironment.arguments()
-if arguments.contains("--version") {
-    writeAll(fd: 1, "pager-tester \(kubeLeaderVersion)\n")
-} else {
-    writeAll(fd: 1, "usage: pager-tester --help | --version (not built yet)\n")
+// Wiring only: parse the command line, call the command, exit.
+let environment = ProcessEnvironment.current()
+let parser = OptionParser(PagerTesterOptions.specs)
+var logger = Logger()
+if let level = environment["PAGER_TESTER_LOG_LEVEL"].flatMap(LogLevel.init(name:)) { logger.level = level }
+let io = CommandIO(stdout: { writeAll(fd: 1, $0) }, logger: logger)
+
+let code: Int32
+do {
+    let options = try parser.parse(arguments: ProcessEnvironment.arguments(), environment: environment)
+    if options.help {
+        writeAll(fd: 1, PagerTesterCommand.usage + "\n\noptions:\n" + parser.helpText() + "\n")
+        code = 0
+    } else if options.version {
+        writeAll(fd: 1, "pager-tester \(kubeLeaderVersion)\n")
+        code = 0
+    } else {
+        code = PagerTesterMain.run(options, environment: environment, io: io)
+    }
+} catch {
+    writeAll(fd: 2, "pager-tester: \(error.description)\n\(PagerTesterCommand.usage)\n")
+    code = ExitCode.usage
 }
+exit(code)

@@ -1,2 +1,0 @@
-/// PagerTester's own logic.
-public enum PagerTesterModule {}
