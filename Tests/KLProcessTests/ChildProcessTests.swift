@@ -37,6 +37,19 @@ import Testing
         #expect(getpgid(0) != child.pid)
     }
 
+    /// Without a terminal on stdin (as in tests and most containers) asking
+    /// for the foreground changes nothing and the child runs normally.
+    /// (In its own process with stdin on /dev/null, so a developer's terminal is never touched.)
+    @Test func foregroundTTY_withoutATerminal_stillRuns() async {
+        await #expect(processExitsWith: .exitCode(4)) {
+            let null = open("/dev/null", O_RDONLY)
+            guard null >= 0, dup2(null, 0) == 0 else { exit(10) }
+            guard let child = try? ChildProcess.spawn(["sh", "-c", "exit 4"], foregroundTTY: true),
+                  let status = try? child.waitForExit(timeout: .seconds(30)) else { exit(11) }
+            exit(status.exitCode)
+        }
+    }
+
     @Test func signalGroup_afterTheGroupIsGone_returnsFalse() throws {
         let child = try ChildProcess.spawn(["true"])
         #expect(try child.waitForExit(timeout: .seconds(30)) == .exited(0))
@@ -58,7 +71,7 @@ import Testing
         let traps = Signal.forwarded.enumerated()
             .map { "trap 'exit \(20 + $0.offset)' \($0.element.name.dropFirst(3))" }
             .joined(separator: "; ")
-        let script = "\(traps); echo ready; while :; do sleep 1 & wait $!; done"
+        let script = "\(traps); while :; do sleep 1 & echo ready; wait $!; done"
         let ready = TestPipe()
         defer { ready.close() }
         let child = try ChildProcess.spawn(["sh", "-c", script], standardOutput: ready.write)
@@ -153,6 +166,17 @@ import Testing
         #expect(execReplacingProcess(["kl-no-such-command-xyz"]).exitCode == 127)
         #expect(execReplacingProcess(["/nonexistent/tool"]).exitCode == 127)
         #expect(execReplacingProcess(["/tmp"]).exitCode == 126)
+    }
+
+    /// Signals the supervisor blocked for its inbox must not stay blocked in
+    /// the program that replaces it (the mask survives execve).
+    @Test func execReplacingProcess_unblocksSignalsForTheNewProgram() async {
+        await #expect(processExitsWith: .exitCode(42)) {
+            guard (try? SignalInbox(signals: Signal.forwarded)) != nil else { exit(10) }
+            let check = "test \"$(grep SigBlk /proc/self/status | cut -f2)\" = 0000000000000000 && exit 42; exit 1"
+            _ = execReplacingProcess(["sh", "-c", check])
+            exit(11)
+        }
     }
 
     @Test func execReplacingProcess_runsTheCommandInOurPlace() async {

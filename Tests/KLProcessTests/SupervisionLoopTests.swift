@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Testing
+@testable import KLProcess
+
+/// The primitives together, in the shape of kube-leader's loop (the sketch in
+/// docs/supervision.md): a SIGTERM to us is forwarded to the child's group,
+/// the child's trap exits 7, it is reaped, and the loop ends with the
+/// child's status. In its own process (signal mask, subreaper, waitpid(-1)).
+@Suite struct SupervisionLoopTests {
+    @Test(.timeLimit(.minutes(1)))
+    func sigtermToSupervisor_isForwarded_andChildCodeIsReturned() async {
+        await #expect(processExitsWith: .exitCode(7)) {
+            guard let inbox = try? SignalInbox(signals: Signal.forwarded) else { exit(100) }
+            guard Reaper.becomeSubreaper() else { exit(101) }
+            let ready = TestPipe()
+            // "ready" only once `sleep` runs, so the group signal reaches it too
+            // (a sleep forked after the signal would linger holding our stdout).
+            let script = "trap 'exit 7' TERM; while :; do sleep 1 & echo ready; wait $!; done"
+            guard let child = try? ChildProcess.spawn(["sh", "-c", script], standardOutput: ready.write)
+            else { exit(102) }
+            guard ready.readLine() == "ready" else { exit(103) }
+            inbox.watchExit(of: child)
+            pthread_kill(pthread_self(), SIGTERM)   // as if `docker stop` signalled us
+
+            var status: TerminationStatus?
+            var forwarded = 0
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(30)
+            while status == nil && clock.now < deadline {
+                for event in inbox.wait(timeout: .seconds(1)) {
+                    if case .signal(let signal, _) = event, Signal.forwarded.contains(signal) {
+                        guard (try? child.signalGroup(signal)) == true else { exit(104) }
+                        forwarded += 1
+                    }
+                }
+                for (pid, result) in Reaper.reapAll() where pid == child.pid { status = result }
+            }
+            guard forwarded == 1 else { exit(105) }
+            exit(status?.exitCode ?? 106)
+        }
+    }
+}
