@@ -28,7 +28,7 @@ struct TestPipe {
             var fds = [pollfd(fd: read, events: Int16(POLLIN), revents: 0)]
             guard poll(&fds, 1, pollMilliseconds(deadline - clock.now)) > 0 else { continue }
             var byte: UInt8 = 0
-            let n = Glibc.read(read, &byte, 1)
+            let n = readByte(read, &byte)
             if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
             if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
             bytes.append(byte)
@@ -37,8 +37,8 @@ struct TestPipe {
     }
 
     func close() {
-        _ = Glibc.close(read)
-        _ = Glibc.close(write)
+        closeFD(read)
+        closeFD(write)
     }
 }
 
@@ -60,8 +60,8 @@ struct TemporaryDirectory {
         let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         precondition(fd >= 0, "cannot create \(file)")
         var text = contents
-        text.withUTF8 { _ = Glibc.write(fd, $0.baseAddress, $0.count) }
-        _ = Glibc.close(fd)
+        text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+        closeFD(fd)
         _ = chmod(file, mode)
         return file
     }
@@ -81,3 +81,7 @@ func runToExit(_ argv: [String], environment: [String: String]? = nil) throws ->
     }
     return status
 }
+
+// Module-level wrappers: inside TestPipe, `read`/`write`/`close` name its own members.
+private func readByte(_ fd: Int32, _ byte: inout UInt8) -> Int { read(fd, &byte, 1) }
+private func closeFD(_ fd: Int32) { _ = close(fd) }

@@ -26,8 +26,11 @@ public struct ChildProcess: Sendable {
     /// - Parameters:
     ///   - environment: the child's whole environment; nil passes ours on.
     ///   - foregroundTTY: make the child's group the foreground group of the
-    ///     terminal on our stdin, if it is one (tini `-g`-less default), so
-    ///     Ctrl-C and job-control signals reach it.
+    ///     terminal on our stdin, if stdin is one (tini does this in its
+    ///     child, `tini.c:132-149`), so an interactive `docker run -it`
+    ///     child can read the terminal and gets Ctrl-C from it. Uses
+    ///     POSIX_SPAWN_TCSETPGROUP (glibc 2.35+); elsewhere the parent
+    ///     hands the terminal over right after spawning.
     ///   - standardInput/standardOutput/standardError: descriptors dup'ed to
     ///     0/1/2 in the child; nil inherits ours.
     public static func spawn(
