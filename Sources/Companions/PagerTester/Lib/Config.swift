@@ -1,0 +1,166 @@
+import KLCore
+
+/// One on-call person from the configuration file.
+public struct Person: Sendable, Equatable {
+    /// Unique in the file; used in logs and by `notify NAME`.
+    public var name: String
+    /// PagerDuty user id (e.g. `PABC123`): the incident's assignee.
+    public var id: String
+    /// When to page, in the person's own zone.
+    public var cron: CronExpression
+    /// Optional: the person's PagerDuty login email, checked against `From`.
+    public var email: String?
+    /// 1-based position in the file, for messages.
+    public var entry: Int
+}
+
+/// Reads the people file: the original service's YAML shape or the same as
+/// JSON (`[{"name": …, "id": …, "cron": …}]`). Every error names the entry
+/// and the field.
+public enum PeopleFile {
+    static let knownFields = ["name", "id", "cron", "email"]
+
+    public static func parse(_ text: String, path: String, zones: TimeZoneDatabase) throws(PagerError) -> [Person] {
+        let entries: [YAMLSubset.Entry]
+        let trimmed = text.drop(while: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" })
+        if path.hasSuffix(".json") || trimmed.hasPrefix("[") || trimmed.hasPrefix("{") {
+            entries = try jsonEntries(text, path: path)
+        } else {
+            do throws(YAMLSubset.SyntaxError) {
+                entries = try YAMLSubset.parse(text)
+            } catch {
+                throw PagerError(.invalidConfig, "\(path) line \(error.line): \(error.reason)")
+            }
+        }
+        guard !entries.isEmpty else {
+            throw PagerError(.invalidConfig, "\(path) lists nobody: add entries with name, id and cron")
+        }
+        var people: [Person] = []
+        for (index, entry) in entries.enumerated() {
+            people.append(try person(entry, number: index + 1, path: path, zones: zones))
+        }
+        for (i, p) in people.enumerated() {
+            if let j = people[..<i].firstIndex(where: { $0.name == p.name }) {
+                throw PagerError(.invalidConfig, "\(path): entry \(i + 1) field 'name': '\(p.name)' is already the name of entry \(j + 1); names must be unique")
+            }
+        }
+        return people
+    }
+
+    static func person(_ entry: YAMLSubset.Entry, number: Int, path: String, zones: TimeZoneDatabase) throws(PagerError) -> Person {
+        let nameValue = entry.fields.first(where: { $0.key == "name" })?.value
+        var details: [String] = []
+        if entry.line > 0 { details.append("line \(entry.line)") }
+        if let nameValue { details.append("name '\(nameValue)'") }
+        let label = "\(path): entry \(number)" + (details.isEmpty ? "" : " (" + details.joined(separator: ", ") + ")")
+        for field in entry.fields where !knownFields.contains(field.key) {
+            throw PagerError(.invalidConfig, "\(label) field '\(field.key)': unknown field; allowed are name, id, cron and email")
+        }
+        func required(_ key: String) throws(PagerError) -> String {
+            guard let v = entry.fields.first(where: { $0.key == key })?.value else {
+                throw PagerError(.invalidConfig, "\(label) field '\(key)': missing; every entry needs name, id and cron")
+            }
+            guard !v.allSatisfy({ $0 == " " }) else {
+                throw PagerError(.invalidConfig, "\(label) field '\(key)': empty")
+            }
+            return v
+        }
+        let name = try required("name")
+        let id = try required("id")
+        guard id.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+            throw PagerError(.invalidConfig, "\(label) field 'id': '\(id)' is not a PagerDuty user id (letters and digits, e.g. PABC123)")
+        }
+        let cronText = try required("cron")
+        let cron: CronExpression
+        do throws(PagerError) {
+            cron = try CronExpression.parse(cronText, zones: zones)
+        } catch {
+            throw PagerError(error.code, "\(label) field 'cron': \(error.message)")
+        }
+        if cron.next(after: WallTime(seconds: 0)) == nil && cron.next(after: WallTime(seconds: 2_000_000_000)) == nil {
+            throw PagerError(.invalidConfig, "\(label) field 'cron': '\(cronText)' never fires; check the day and month fields")
+        }
+        let email = entry.fields.first(where: { $0.key == "email" })?.value
+        return Person(name: name, id: id, cron: cron, email: email, entry: number)
+    }
+
+    static func jsonEntries(_ text: String, path: String) throws(PagerError) -> [YAMLSubset.Entry] {
+        let json: JSON
+        do throws(JSONParseError) {
+            json = try JSON.parse(text)
+        } catch {
+            throw PagerError(.invalidConfig, "\(path): \(error.description)")
+        }
+        guard let array = json.arrayValue else {
+            throw PagerError(.invalidConfig, "\(path): expected a JSON array of people ([{\"name\": …, \"id\": …, \"cron\": …}])")
+        }
+        var entries: [YAMLSubset.Entry] = []
+        for (index, item) in array.enumerated() {
+            guard let object = item.objectValue else {
+                throw PagerError(.invalidConfig, "\(path): entry \(index + 1) is not an object with name, id and cron")
+            }
+            var fields: [YAMLSubset.Field] = []
+            for (key, value) in object {
+                let text: String
+                switch value {
+                case .string(let s): text = s
+                case .number(let n): text = n
+                default:
+                    throw PagerError(.invalidConfig, "\(path): entry \(index + 1) field '\(key)': must be a string")
+                }
+                fields.append(YAMLSubset.Field(key: key, value: text, line: 0))
+            }
+            entries.append(YAMLSubset.Entry(line: 0, fields: fields))
+        }
+        return entries
+    }
+}
+
+/// Settings from the environment (as the original service): the PagerDuty
+/// token, service, subdomain, the `From` email and the API URL.
+public struct PagerSettings: Sendable {
+    /// `PAGERDUTY_TOKEN`: REST API key. Never logged.
+    public var token: String
+    /// `SERVICE_ID`: the service the test incidents are created on.
+    public var serviceID: String
+    /// `SUBDOMAIN`: for incident URLs `https://SUBDOMAIN.pagerduty.com/incidents/ID`.
+    public var subdomain: String
+    /// `PAGERDUTY_FROM`: email of the PagerDuty user creating the incidents;
+    /// must not be one of the people being tested.
+    public var from: String
+    /// `PAGERDUTY_API_URL`, default `https://api.pagerduty.com`.
+    public var apiURL: String
+
+    public init(token: String, serviceID: String, subdomain: String, from: String,
+                apiURL: String = "https://api.pagerduty.com") {
+        (self.token, self.serviceID, self.subdomain, self.from, self.apiURL) = (token, serviceID, subdomain, from, apiURL)
+    }
+
+    /// Reads the settings; `needToken` is false for `--dry-run`.
+    public static func load(environment: [String: String], needToken: Bool) throws(PagerError) -> PagerSettings {
+        var missing: [String] = []
+        func get(_ name: String, required: Bool = true) -> String {
+            let v = environment[name] ?? ""
+            if v.isEmpty && required { missing.append(name) }
+            return v
+        }
+        let s = PagerSettings(token: get("PAGERDUTY_TOKEN", required: needToken), serviceID: get("SERVICE_ID"),
+                              subdomain: get("SUBDOMAIN"), from: get("PAGERDUTY_FROM"),
+                              apiURL: get("PAGERDUTY_API_URL", required: false))
+        guard missing.isEmpty else {
+            throw PagerError(.invalidConfig, "missing environment variable\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")): set the PagerDuty token, service id, subdomain and the From email")
+        }
+        var settings = s
+        if settings.apiURL.isEmpty { settings.apiURL = "https://api.pagerduty.com" }
+        guard settings.apiURL.hasPrefix("https://") || settings.apiURL.hasPrefix("http://") else {
+            throw PagerError(.invalidConfig, "PAGERDUTY_API_URL '\(settings.apiURL)' must start with https:// (or http:// for a local test server)")
+        }
+        guard settings.from.contains("@") else {
+            throw PagerError(.invalidConfig, "PAGERDUTY_FROM '\(settings.from)' is not an email address; use the login email of the PagerDuty user creating the test incidents")
+        }
+        return settings
+    }
+
+    /// The web URL of an incident, as the original service logged it.
+    public func incidentURL(_ id: String) -> String { "https://\(subdomain).pagerduty.com/incidents/\(id)" }
+}
