@@ -1,0 +1,78 @@
+import KLCore
+
+/// A Query-protocol call: form-encoded POST, XML answer.
+struct QueryCall {
+    static func send(_ aws: AWSClient, _ service: AWSService, baseURL: String, action: String, version: String,
+                     _ params: [(String, String)]) throws(NodeLifecycleError) -> XMLLeaves {
+        let body = AWSPercent.form([("Action", action), ("Version", version)] + params)
+        let request = AWSRequest(method: "POST", target: "/", headers: [
+            AWSHeader("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        ], body: Array(body.utf8))
+        let response = try aws.send(service, baseURL: baseURL, request)
+        return XMLLeaves(response.bodyText) ?? XMLLeaves("<empty/>")!
+    }
+}
+
+/// The answer to a lifecycle action.
+public enum LifecycleActionResult: String, Sendable {
+    case `continue` = "CONTINUE"
+    case abandon = "ABANDON"
+}
+
+/// Auto Scaling (Query protocol, `Version=2011-01-01`).
+public struct AutoScalingClient: Sendable {
+    public var aws: AWSClient
+    public var baseURL: String
+
+    public init(aws: AWSClient, baseURL: String) {
+        self.aws = aws
+        self.baseURL = baseURL
+    }
+
+    static func params(_ a: LifecycleAction) -> [(String, String)] {
+        [("AutoScalingGroupName", a.autoScalingGroupName), ("InstanceId", a.instanceID),
+         ("LifecycleActionToken", a.lifecycleActionToken), ("LifecycleHookName", a.lifecycleHookName)]
+    }
+
+    public func completeLifecycleAction(_ a: LifecycleAction, result: LifecycleActionResult) throws(NodeLifecycleError) {
+        _ = try QueryCall.send(aws, .autoScaling, baseURL: baseURL, action: "CompleteLifecycleAction", version: "2011-01-01",
+                               Self.params(a) + [("LifecycleActionResult", result.rawValue)])
+    }
+
+    public func recordHeartbeat(_ a: LifecycleAction) throws(NodeLifecycleError) {
+        _ = try QueryCall.send(aws, .autoScaling, baseURL: baseURL, action: "RecordLifecycleActionHeartbeat",
+                               version: "2011-01-01", Self.params(a))
+    }
+
+    /// True for the error Auto Scaling gives when the action was already
+    /// completed or timed out ("No active Lifecycle Action found"): a
+    /// redelivered message whose work is done.
+    public static func isNoActiveAction(_ e: NodeLifecycleError) -> Bool {
+        e.awsCode == "ValidationError" && e.message.contains("No active Lifecycle Action")
+    }
+}
+
+public enum ResourceSignalStatus: String, Sendable {
+    case success = "SUCCESS"
+    case failure = "FAILURE"
+}
+
+/// CloudFormation (Query protocol, `Version=2010-05-15`).
+public struct CloudFormationClient: Sendable {
+    public var aws: AWSClient
+    public var baseURL: String
+
+    public init(aws: AWSClient, baseURL: String) {
+        self.aws = aws
+        self.baseURL = baseURL
+    }
+
+    /// `SignalResource`: counts toward a `CreationPolicy`/`UpdatePolicy`'s
+    /// `WaitOnResourceSignals`. `uniqueID` is the instance id.
+    public func signalResource(stack: String, logicalResourceID: String, uniqueID: String,
+                               status: ResourceSignalStatus) throws(NodeLifecycleError) {
+        _ = try QueryCall.send(aws, .cloudFormation, baseURL: baseURL, action: "SignalResource", version: "2010-05-15", [
+            ("StackName", stack), ("LogicalResourceId", logicalResourceID), ("UniqueId", uniqueID), ("Status", status.rawValue),
+        ])
+    }
+}
