@@ -1,2 +1,0 @@
-/// PolicyCheck's own logic.
-public enum PolicyCheckModule {}
