@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "KLProcessTests", dependencies: ["KLProcess"]),
         .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "FakeAPIServerKit"]),
         .testTarget(name: "FakeAPIServerTests", dependencies: ["FakeAPIServerKit", "KLKube"]),
-        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLProcess"]),
         .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit"]),
         .testTarget(name: "NodeLifecycleTests", dependencies: ["NodeLifecycleKit", "FakeAPIServerKit"]),
         .testTarget(name: "EndToEndTests",

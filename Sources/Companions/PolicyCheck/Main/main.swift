@@ -1,8 +1,11 @@
 import KLSupport
+import PolicyCheckKit
 
-let arguments = ProcessEnvironment.arguments()
-if arguments.contains("--version") {
-    writeAll(fd: 1, "policy-check \(kubeLeaderVersion)\n")
-} else {
-    writeAll(fd: 1, "usage: policy-check --help | --version (not built yet)\n")
-}
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// policy-check: wiring only; the commands live in PolicyCheckKit.
+exit(PolicyCheckCLI.run(ProcessEnvironment.arguments(), environment: ProcessEnvironment.current(), io: SystemIO()))
