@@ -94,7 +94,8 @@ public enum IstioPortsCheck {
             guard let object = objectJSON.objectValue else { throw shape(source, "request.object", "must be an object") }
             return [(object, "request.object", request["namespace"]?.stringValue)]
         }
-        if kind.hasSuffix("List"), top["items"] != nil || top["kind"]?.stringValue == "List" {
+        // `kubectl get` prints kind List; the API itself ServiceList, PodList, ….
+        if kind == "List" || (kind.hasSuffix("List") && top["items"] != nil) {
             guard let items = top["items"]?.arrayValue else { throw shape(source, "items", "must be an array") }
             var out: [(JSONObject, String, String?)] = []
             for (i, item) in items.enumerated() {
