@@ -121,6 +121,26 @@ enum Reports {
         #expect(!CoverageGate.samePath("policies/a.rego", "policies/ba.rego"))
     }
 
+    @Test func reportOnly_fileThatNeverRan_isUntested_withoutDiskFiles() throws {
+        let gate = CoverageGate(files: try files(Reports.opa120), policyFiles: [])
+        #expect(gate.untested == ["p/unused.rego"])
+        #expect(gate.uncovered.map(\.file) == ["p/ports.rego"])
+    }
+
+    @Test func testFileWithUncoveredLines_isUncovered_notUntested() throws {
+        let report = #"{"files":{"a_test.rego":{"not_covered":[{"start":{"row":4},"end":{"row":5}}]}}}"#
+        let gate = CoverageGate(files: try files(report), policyFiles: ["a_test.rego"])
+        #expect(gate.untested.isEmpty)
+        #expect(gate.findingLines == ["a_test.rego:4-5"])
+    }
+
+    @Test func percentText_roundsDown_soAlmostFullNeverShows100() {
+        #expect(CoverageOutput.percentText(99.96) == "99.9")
+        #expect(CoverageOutput.percentText(100) == "100.0")
+        #expect(CoverageOutput.percentText(0) == "0.0")
+        #expect(CoverageOutput.percentText(57.142857) == "57.1")
+    }
+
     @Test func emptyReport_passesAt100() throws {
         let gate = CoverageGate(files: try files("{}"), policyFiles: [])
         #expect(gate.passed)
