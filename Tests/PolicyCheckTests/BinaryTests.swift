@@ -86,6 +86,10 @@ import Testing
         close(fd)
     }
 
+    func remove(_ dir: String) {
+        _ = try? runCapturing(["/bin/rm", "-rf", dir])
+    }
+
     func read(_ path: String) -> String {
         (try? runCapturing(["/bin/cat", path]).stdoutText) ?? ""
     }
@@ -94,6 +98,7 @@ import Testing
 
     @Test func coverage_standInPasses_exit0_andGetsTheOpaArguments() throws {
         let dir = try standIn("printf '%s' '\(Self.fullReport)'")
+        defer { remove(dir) }
         let out = try policyCheck(["coverage", "--opa", dir + "/opa"], cwd: dir)
         #expect(out.status == .exited(0), "\(out.stderrText)")
         #expect(out.stdoutText == "coverage: 100.0% (2 of 2 lines in 2 file(s))\n")
@@ -102,6 +107,7 @@ import Testing
 
     @Test func coverage_standInFailsATest_exit1() throws {
         let dir = try standIn("echo 'data.a_test.test_allow: FAIL (0s)' >&2; exit 1")
+        defer { remove(dir) }
         let out = try policyCheck(["coverage", "--opa", dir + "/opa", "policies"], cwd: dir)
         #expect(out.status == .exited(1))
         #expect(out.stderrText.contains("data.a_test.test_allow: FAIL"))
@@ -110,6 +116,7 @@ import Testing
     @Test func coverage_standInReportsUncoveredLines_exit1_withSpans() throws {
         let report = #"{"files":{"policies/a.rego":{"covered":[{"start":{"row":1}}],"not_covered":[{"start":{"row":3,"col":1},"end":{"row":3,"col":9}},{"start":{"row":3,"col":10},"end":{"row":4,"col":2}}]}}}"#
         let dir = try standIn("printf '%s' '\(report)'")
+        defer { remove(dir) }
         let out = try policyCheck(["coverage", "--opa", dir + "/opa"], cwd: dir)
         #expect(out.status == .exited(1))
         #expect(out.stdoutText == "policies/a.rego:3-4\n")
@@ -117,6 +124,7 @@ import Testing
 
     @Test func coverage_standInFindsNoTestForAFile_untested() throws {
         let dir = try standIn("printf '%s' '{\"files\":{\"policies/a_test.rego\":{\"covered\":[{\"start\":{\"row\":3}}]}}}'")
+        defer { remove(dir) }
         let out = try policyCheck(["coverage", "--opa", dir + "/opa", "--format", "json"], cwd: dir)
         #expect(out.status == .exited(1))
         #expect(try JSON.parse(out.stdoutText)["untested"] == ["policies/a.rego"])
@@ -130,6 +138,7 @@ import Testing
 
     @Test func coverage_opaNotExecutable_exit127() throws {
         let dir = try standIn("exit 0")
+        defer { remove(dir) }
         chmod(dir + "/opa", 0o644)
         let out = try policyCheck(["coverage", "--opa", dir + "/opa"], cwd: dir)
         #expect(out.status == .exited(127))
@@ -137,6 +146,7 @@ import Testing
 
     @Test func coverage_hangingOpa_isStoppedByTheTimeout() throws {
         let dir = try standIn("sleep 30")
+        defer { remove(dir) }
         let out = try policyCheck(["coverage", "--opa", dir + "/opa", "--timeout", "300ms"], cwd: dir)
         #expect(out.status == .exited(2))
         #expect(out.stderrText.contains("ran longer than"))

@@ -202,7 +202,7 @@ def cmd_corpus(args):
                and i["metadata"].get("labels", {}).get(OPT_OUT_LABEL) == "true"}
     rego_msgs = []
     for obj in items:
-        if obj.get("kind") != "Service" or obj.get("metadata", {}).get("namespace") in skipped:
+        if obj.get("kind") != "Service" or obj.get("metadata", {}).get("namespace", "default") in skipped:
             continue  # Gatekeeper's match: kinds [Service] + namespaceSelector NotIn ["true"]
         inp = {"review": {"object": obj, "kind": {"group": "", "version": "v1", "kind": "Service"}}}
         if protocols is not None:
