@@ -309,7 +309,7 @@ struct KubeClientTests {
         #expect(m.type == "MODIFIED" && m.object[path: "metadata", "resourceVersion"]?.stringValue == "43")
         let start = ContinuousClock.now
         guard case .timedOut = try watch.next(deadline: .now + .milliseconds(200)) else { Issue.record("expected timedOut"); return }
-        #expect(ContinuousClock.now - start < .milliseconds(600))
+        #expect(ContinuousClock.now - start < .milliseconds(200) + timingSlack)
         gate.open()
         guard case .event(let e) = try watch.next(deadline: .now + .seconds(5)) else { Issue.record("expected ERROR"); return }
         #expect(e.type == "ERROR" && e.object["code"]?.intValue == 410 && e.object["reason"]?.stringValue == "Expired")
@@ -337,7 +337,7 @@ struct KubeClientTests {
         let kube = try KubeClient(config: KubeConfig(server: server.url), requestTimeout: .milliseconds(300))
         let start = ContinuousClock.now
         let e = #expect(throws: KubeError.self) { try kube.get(.leases, namespace: "ns", name: "l") }
-        #expect(ContinuousClock.now - start < .milliseconds(800))
+        #expect(ContinuousClock.now - start < .milliseconds(300) + timingSlack)
         #expect(e?.code == .timedOut)
         #expect(e?.description.contains(server.url) == true)
         let short = #expect(throws: KubeError.self) { try kube.get(.leases, namespace: "ns", name: "l", timeout: .milliseconds(100)) }
