@@ -1,0 +1,380 @@
+import Glibc
+import KLCore
+import KLSupport
+import Synchronization
+
+/// The answer to an API call: HTTP status and JSON body (object or Status).
+struct APIResult {
+    var status: Int
+    var body: JSON
+    var headers: [(String, String)] = []
+    init(_ status: Int, _ body: JSON, headers: [(String, String)] = []) { self.status = status; self.body = body; self.headers = headers }
+    static func error(_ status: JSON) -> APIResult { APIResult(status["code"]?.intValue ?? 500, status) }
+}
+
+/// Everything the fake stores, guarded by one mutex.
+struct StoreState {
+    /// resource.qualified → "namespace/name" → object.
+    var objects: [String: [String: JSON]] = [:]
+    var resourceVersion = 0
+    var history: [StoredEvent] = []
+    /// Events with an RV at or below this were dropped from the history: a
+    /// watch from an older RV gets 410 Expired.
+    var historyFloor = 0
+    var watchers: [ObjectIdentifier: Watcher] = [:]
+    var random = RandomSource()
+}
+
+/// The object store: CRUD with resourceVersion semantics, watch fan-out,
+/// and the state file.
+final class Store: Sendable {
+    let state = Mutex(StoreState())
+    let historySize: Int
+    let stateFile: String?
+    let log: Logger
+
+    init(historySize: Int, stateFile: String?, log: Logger) throws(FakeServerError) {
+        self.historySize = max(1, historySize)
+        self.stateFile = stateFile
+        self.log = log
+        if let stateFile, let text = readFile(stateFile) {
+            let loaded: JSON
+            do { loaded = try JSON.parse(text) } catch {
+                throw FakeServerError(.state, "the state file \(stateFile) is not valid JSON (\(error)); delete it to start empty")
+            }
+            state.withLock { s in
+                s.resourceVersion = loaded["resourceVersion"]?.intValue ?? 0
+                s.historyFloor = s.resourceVersion
+                for entry in loaded["objects"]?.arrayValue ?? [] {
+                    guard let key = entry["resource"]?.stringValue, let object = entry["object"] else { continue }
+                    s.objects[key, default: [:]][Self.key(object)] = object
+                }
+            }
+        }
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if get(.namespaces, nil, ns) == nil {
+                _ = put(.namespaces, namespace: nil, name: ns,
+                        ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)],
+                         "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"]])
+            }
+        }
+    }
+
+    static func key(_ object: JSON) -> String {
+        "\(object[path: "metadata", "namespace"]?.stringValue ?? "")/\(object[path: "metadata", "name"]?.stringValue ?? "")"
+    }
+
+    // MARK: Reads
+
+    func get(_ r: ResourceType, _ namespace: String?, _ name: String) -> JSON? {
+        state.withLock { s in
+            guard let o = s.objects[r.qualified]?["\(namespace ?? "")/\(name)"] else { return nil }
+            return decorate(r, o, s)
+        }
+    }
+
+    func list(_ r: ResourceType, _ filter: ObjectFilter) -> (items: [JSON], rv: Int) {
+        state.withLock { s in
+            let items = (s.objects[r.qualified] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+                .filter(filter.matches).map { decorate(r, $0, s) }
+            return (items, s.resourceVersion)
+        }
+    }
+
+    /// Objects with computed parts filled in (PodDisruptionBudget status).
+    private func decorate(_ r: ResourceType, _ o: JSON, _ s: StoreState) -> JSON {
+        guard r == .pdbs else { return o }
+        var o = o
+        let ns = o[path: "metadata", "namespace"]?.stringValue ?? ""
+        let pods = (s.objects[ResourceType.pods.qualified] ?? [:]).values.filter { $0[path: "metadata", "namespace"]?.stringValue == ns }
+        o["status"] = DisruptionBudget(o).status(pods: Array(pods))
+        return o
+    }
+
+    // MARK: Writes
+
+    /// Stores `object` (or removes it when nil) under a new RV, records the
+    /// event, wakes matching watchers and saves the state file.
+    private func commit(_ s: inout StoreState, _ r: ResourceType, key: String, _ object: JSON?, type: String) -> JSON {
+        s.resourceVersion += 1
+        let rv = s.resourceVersion
+        let old = s.objects[r.qualified]?[key]
+        var stored = object ?? old ?? .null
+        stored[path: "metadata", "resourceVersion"] = .string(String(rv))
+        if object == nil { s.objects[r.qualified]?[key] = nil } else { s.objects[r.qualified, default: [:]][key] = stored }
+        let event = StoredEvent(rv: rv, type: type, resource: r, object: stored, old: type == "MODIFIED" ? old : nil)
+        s.history.append(event)
+        if s.history.count > historySize {
+            let drop = s.history.count - historySize
+            s.historyFloor = s.history[drop - 1].rv
+            s.history.removeFirst(drop)
+        }
+        for w in s.watchers.values { w.offer(event) }
+        save(s)
+        return stored
+    }
+
+    private func save(_ s: StoreState) {
+        guard let stateFile else { return }
+        var entries: [JSON] = []
+        for (resource, objects) in s.objects.sorted(by: { $0.key < $1.key }) {
+            for (_, o) in objects.sorted(by: { $0.key < $1.key }) { entries.append(["resource": .string(resource), "object": o]) }
+        }
+        let doc: JSON = ["resourceVersion": JSON(s.resourceVersion), "objects": .array(entries)]
+        if !writeFileAtomically(stateFile, doc.serialized() + "\n") {
+            log.error("saving the state file failed", ("path", .string(stateFile)), ("errno", JSON(Int(errno))))
+        }
+    }
+
+    /// Fills the server-owned metadata of a new object.
+    private func stamp(_ o: inout JSON, _ r: ResourceType, _ s: inout StoreState) {
+        o[path: "metadata", "uid"] = .string(s.random.uuid())
+        o[path: "metadata", "creationTimestamp"] = .string(RFC3339.format(wallNow()))
+        o = typeFirst(o, r)
+        if r == .namespaces {
+            if o[path: "status", "phase"] == nil { o[path: "status", "phase"] = "Active" }
+        }
+        if r == .pods, o[path: "status", "phase"] == nil { o[path: "status", "phase"] = "Pending" }
+    }
+
+    /// Direct create-or-replace for tests (no validation, no conflicts).
+    func put(_ r: ResourceType, namespace: String?, name: String, _ object: JSON) -> JSON {
+        state.withLock { s in
+            var o = object
+            o[path: "metadata", "name"] = .string(name)
+            if let namespace { o[path: "metadata", "namespace"] = .string(namespace) }
+            let key = "\(namespace ?? "")/\(name)"
+            if let old = s.objects[r.qualified]?[key] {
+                o[path: "metadata", "uid"] = old[path: "metadata", "uid"]
+                o[path: "metadata", "creationTimestamp"] = old[path: "metadata", "creationTimestamp"]
+                o = typeFirst(o, r)
+                return commit(&s, r, key: key, o, type: "MODIFIED")
+            }
+            stamp(&o, r, &s)
+            return commit(&s, r, key: key, o, type: "ADDED")
+        }
+    }
+
+    func create(_ r: ResourceType, namespace: String?, _ body: JSON) -> APIResult {
+        var o = body
+        if let problem = checkBody(r, namespace: namespace, &o) { return .error(problem) }
+        return state.withLock { s in
+            var name = o[path: "metadata", "name"]?.stringValue ?? ""
+            if name.isEmpty, let prefix = o[path: "metadata", "generateName"]?.stringValue, !prefix.isEmpty {
+                name = prefix + s.random.nameSuffix()
+                o[path: "metadata", "name"] = .string(name)
+            }
+            if name.isEmpty {
+                return .error(Status.invalid(r, name: "", causes: [("metadata.name", "Required value: name or generateName is required", "FieldValueRequired")]))
+            }
+            if let problem = Validation.nameProblem(name, label: r == .namespaces) {
+                return .error(Status.invalid(r, name: name, causes: [("metadata.name", problem, "FieldValueInvalid")]))
+            }
+            let key = "\(namespace ?? "")/\(name)"
+            if s.objects[r.qualified]?[key] != nil { return .error(Status.alreadyExists(r, name)) }
+            o[path: "metadata", "resourceVersion"] = nil
+            stamp(&o, r, &s)
+            return APIResult(201, decorate(r, commit(&s, r, key: key, o, type: "ADDED"), s))
+        }
+    }
+
+    /// Kind/namespace/body checks shared by create and update.
+    private func checkBody(_ r: ResourceType, namespace: String?, _ o: inout JSON) -> JSON? {
+        guard o.objectValue != nil else {
+            return Status.badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
+        }
+        if let kind = o["kind"]?.stringValue, kind != r.kind {
+            return Status.badRequest("the API version in the data (\(o["apiVersion"]?.stringValue ?? "")) does not match the expected API version (\(r.apiVersion))")
+        }
+        if let namespace {
+            if let given = o[path: "metadata", "namespace"]?.stringValue, !given.isEmpty, given != namespace {
+                return Status.badRequest("the namespace of the provided object does not match the namespace sent on the request")
+            }
+            o[path: "metadata", "namespace"] = .string(namespace)
+        }
+        if r == .leases, let problem = Validation.leaseProblem(o) { return Status.badRequest(problem) }
+        return nil
+    }
+
+    /// PUT: replaces the object; a given, stale `metadata.resourceVersion` is
+    /// a Conflict, a missing one means "unconditional" as on the real server.
+    /// `subresource == "status"` replaces only `status`.
+    func update(_ r: ResourceType, namespace: String?, name: String, subresource: String?, _ body: JSON) -> APIResult {
+        var o = body
+        if let problem = checkBody(r, namespace: namespace, &o) { return .error(problem) }
+        if let given = o[path: "metadata", "name"]?.stringValue, given != name {
+            return .error(Status.badRequest("the name of the object (\(given)) does not match the name on the URL (\(name))"))
+        }
+        o[path: "metadata", "name"] = .string(name)
+        return state.withLock { s in
+            let key = "\(namespace ?? "")/\(name)"
+            guard let old = s.objects[r.qualified]?[key] else { return .error(Status.notFound(r, name)) }
+            if let rv = o[path: "metadata", "resourceVersion"]?.stringValue, !rv.isEmpty,
+               rv != old[path: "metadata", "resourceVersion"]?.stringValue {
+                return .error(Status.conflict(r, name))
+            }
+            if subresource == "status" {
+                var merged = old
+                merged["status"] = o["status"]
+                o = merged
+            }
+            for field in ["uid", "creationTimestamp", "deletionTimestamp"] {
+                o[path: "metadata", field] = old[path: "metadata", field]
+            }
+            o = typeFirst(o, r)
+            if o == old { return APIResult(200, decorate(r, old, s)) }   // no-op: no new RV, as the real server
+            return APIResult(200, decorate(r, commit(&s, r, key: key, o, type: "MODIFIED"), s))
+        }
+    }
+
+    func patch(_ r: ResourceType, namespace: String?, name: String, subresource: String?, contentType: String, _ body: [UInt8]) -> APIResult {
+        let patchDoc: JSON
+        do { patchDoc = try JSON.parse(bytes: body) } catch {
+            return .error(Status.badRequest("error decoding patch: \(error)"))
+        }
+        let type = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        guard let current = state.withLock({ $0.objects[r.qualified]?["\(namespace ?? "")/\(name)"] }) else {
+            return .error(Status.notFound(r, name))
+        }
+        var patched: JSON
+        switch type {
+        case "application/merge-patch+json", "application/strategic-merge-patch+json":
+            patched = mergePatch(current, patchDoc)
+        case "application/json-patch+json":
+            do { patched = try jsonPatch(current, patchDoc) } catch {
+                return .error(Status.failure(code: 422, reason: "Invalid", message: error.message))
+            }
+        default:
+            return .error(Status.failure(code: 415, reason: "UnsupportedMediaType",
+                                         message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
+        }
+        // A resourceVersion the patch sets is a precondition; otherwise the
+        // patch applies to the version it was computed from.
+        let wanted = patchRV(patchDoc, type: type)
+        if wanted == nil { patched[path: "metadata", "resourceVersion"] = current[path: "metadata", "resourceVersion"] }
+        let result = update(r, namespace: namespace, name: name, subresource: subresource, patched)
+        if result.status == 409, wanted == nil {   // lost a race with another writer: retry like the real server
+            return patch(r, namespace: namespace, name: name, subresource: subresource, contentType: contentType, body)
+        }
+        return result
+    }
+
+    private func patchRV(_ patch: JSON, type: String) -> String? {
+        if type == "application/json-patch+json" {
+            for op in patch.arrayValue ?? [] where op["path"]?.stringValue == "/metadata/resourceVersion" {
+                return op["value"]?.stringValue
+            }
+            return nil
+        }
+        return patch[path: "metadata", "resourceVersion"]?.stringValue
+    }
+
+    /// DELETE with optional `preconditions` (uid, resourceVersion).
+    func delete(_ r: ResourceType, namespace: String?, name: String, options: JSON?) -> APIResult {
+        state.withLock { s in
+            let key = "\(namespace ?? "")/\(name)"
+            guard let old = s.objects[r.qualified]?[key] else { return .error(Status.notFound(r, name)) }
+            if let rv = options?[path: "preconditions", "resourceVersion"]?.stringValue,
+               let have = old[path: "metadata", "resourceVersion"]?.stringValue, rv != have {
+                return .error(Status.conflict(r, name, "the ResourceVersion in the precondition (\(rv)) does not match the ResourceVersion in record (\(have)). The object might have been modified"))
+            }
+            if let uid = options?[path: "preconditions", "uid"]?.stringValue,
+               let have = old[path: "metadata", "uid"]?.stringValue, uid != have {
+                return .error(Status.conflict(r, name, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(have)"))
+            }
+            var gone = old
+            if r == .pods { gone[path: "metadata", "deletionTimestamp"] = .string(RFC3339.format(wallNow())) }
+            s.objects[r.qualified]?[key] = gone
+            let deleted = commit(&s, r, key: key, nil, type: "DELETED")
+            if r == .pods { return APIResult(200, deleted) }
+            var details = Status.details(r, name: name)
+            details["uid"] = old[path: "metadata", "uid"]
+            return APIResult(200, Status.success(details: details))
+        }
+    }
+
+    /// POST pods/NAME/eviction: deletes the pod unless a PodDisruptionBudget forbids it.
+    func evict(namespace: String, name: String) -> APIResult {
+        let decision: APIResult? = state.withLock { s in
+            let key = "\(namespace)/\(name)"
+            guard let pod = s.objects[ResourceType.pods.qualified]?[key] else { return .error(Status.notFound(.pods, name)) }
+            let podsInNS = (s.objects[ResourceType.pods.qualified] ?? [:]).values.filter { $0[path: "metadata", "namespace"]?.stringValue == namespace }
+            let budgets = (s.objects[ResourceType.pdbs.qualified] ?? [:]).values
+                .filter { $0[path: "metadata", "namespace"]?.stringValue == namespace }
+                .map(DisruptionBudget.init)
+                .filter { $0.selects(pod) }
+            return DisruptionBudget.evictionDecision(pod: pod, budgets: budgets, pods: Array(podsInNS))
+        }
+        if let decision { return decision }
+        let deleted = delete(.pods, namespace: namespace, name: name, options: nil)
+        if deleted.status != 200 { return deleted }
+        return APIResult(201, Status.success(code: 201))
+    }
+
+    // MARK: Watch
+
+    enum WatchStart {
+        case events([String], Watcher)
+        case expired(JSON)
+    }
+
+    /// Registers a watcher and returns the events it must send first: the
+    /// current objects (RV "" or "0") or the history after `fromRV`.
+    func startWatch(_ r: ResourceType, _ filter: ObjectFilter, fromRV: String?) -> WatchStart? {
+        guard let watcher = Watcher(resource: r, filter: filter) else { return nil }
+        return state.withLock { s in
+            var initial: [String] = []
+            if let fromRV, let rv = Int(fromRV), rv > 0 {
+                if rv < s.historyFloor {
+                    return .expired(Status.failure(code: 410, reason: "Expired", message: "too old resource version: \(rv) (\(s.historyFloor))"))
+                }
+                for e in s.history where e.rv > rv { if let line = watcher.event(for: e) { initial.append(line) } }
+            } else {
+                for (_, o) in (s.objects[r.qualified] ?? [:]).sorted(by: { $0.key < $1.key }) where filter.matches(o) {
+                    initial.append(Watcher.line(type: "ADDED", object: decorate(r, o, s)))
+                }
+            }
+            s.watchers[ObjectIdentifier(watcher)] = watcher
+            return .events(initial, watcher)
+        }
+    }
+
+    func stopWatch(_ watcher: Watcher) {
+        _ = state.withLock { $0.watchers.removeValue(forKey: ObjectIdentifier(watcher)) }
+    }
+
+    var currentRV: Int { state.withLock { $0.resourceVersion } }
+    var watcherCount: Int { state.withLock { $0.watchers.count } }
+}
+
+/// The object with `kind` and `apiVersion` first (filled in when missing), as the real server writes it.
+func typeFirst(_ o: JSON, _ r: ResourceType) -> JSON {
+    var out = JSONObject([("kind", o["kind"] ?? .string(r.kind)), ("apiVersion", o["apiVersion"] ?? .string(r.apiVersion))])
+    for (k, v) in o.objectValue ?? JSONObject() where k != "kind" && k != "apiVersion" { out[k] = v }
+    return .object(out)
+}
+
+func readFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Writes PATH.tmp then renames it over PATH, so a crash never leaves half a file.
+func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) -> Bool {
+    let tmp = path + ".tmp"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { return false }
+    writeAll(fd: fd, text)
+    guard close(fd) == 0 else { return false }
+    return rename(tmp, path) == 0
+}
