@@ -164,7 +164,10 @@ public final class HTTPClient: @unchecked Sendable {
     private func withTimeout(_ error: HTTPError, _ timeout: Duration) -> HTTPError {
         guard error.code == .timedOut else { return error }
         var e = error
-        e.message = "Timed out after \(durationText(timeout)): " + error.message
+        let prefix = "Timed out "
+        if e.message.hasPrefix(prefix) {
+            e.message = "Timed out after \(durationText(timeout)) " + e.message.dropFirst(prefix.count)
+        }
         return e
     }
 }

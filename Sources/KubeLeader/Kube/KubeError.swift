@@ -74,7 +74,8 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
             let scope = namespace.map { "in namespace \"\($0)\"" } ?? "cluster-wide"
             return "Forbidden: the service account may not \"\(verb)\" \"\(resource)\" (\(groupText)) \(scope)\(said). Grant the verb \"\(verb)\" on the resource \"\(resource)\" in the Role (or ClusterRole) bound to this service account; see deploy/ for the exact RBAC rules."
         case .timedOut:
-            return "Timed out trying to \(verb) \(target) on the Kubernetes API server \(server)\(said)."
+            return "Could not \(verb) \(target) on the Kubernetes API server \(server)\(said)"
+                + (message.hasSuffix(".") ? "" : ".")
         case .transport:
             return "Cannot \(verb.isEmpty ? "use" : verb) \(target) on the Kubernetes API server \(server)\(said)"
                 + (message.hasSuffix(".") ? "" : ".")

@@ -53,7 +53,7 @@ func waitReady(fd: Int32, events: Int16, deadline: ContinuousClock.Instant, endp
             throw HTTPError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoText(e)).")
         }
         if ms == 0 || ContinuousClock.now >= deadline {
-            throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint): the server did not answer before the deadline; check that it is up and reachable.")
+            throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
         }
     }
 }
