@@ -364,3 +364,36 @@ final class SeenRequests: @unchecked Sendable {
     func add(_ s: String) { lock.withLock { $0.append(s) } }
     var all: [String] { lock.withLock { $0 } }
 }
+
+extension HTTPClientTests {
+    /// A listener whose accept queue is full drops new SYNs, so connect(2)
+    /// never completes: the connect timeout must end the call.
+    @Test(.timeLimit(.minutes(1)))
+    func unansweredConnect_endsAtConnectTimeout() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        // Fill the accept queue with connections nobody accepts.
+        var fillers: [Int32] = []
+        defer { fillers.forEach { close($0) } }
+        for _ in 0..<4 {
+            let c = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            fillers.append(c)
+        }
+        let client = try HTTPClient(baseURL: "http://127.0.0.1:\(port)", connectTimeout: .milliseconds(300))
+        let start = ContinuousClock.now
+        let error = #expect(throws: HTTPError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(20)) }
+        let elapsed = ContinuousClock.now - start
+        #expect(error?.code == .timedOut)
+        #expect(error?.description.contains("connecting to 127.0.0.1:\(port)") == true, "\(String(describing: error))")
+        #expect(elapsed < .milliseconds(300) + timingSlack)
+    }
+}
