@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import COpenSSL
+import Synchronization
 @testable import KLKube
 
 /// Certificates made once per test process with the `openssl` CLI:
@@ -70,6 +71,9 @@ final class TLSTestServer: @unchecked Sendable {
     let server: TestServer
     var port: Int { server.port }
     var connections: Int { server.connections }
+    /// The SNI name of each completed handshake ("" when none was sent).
+    var serverNames: [String] { names.list.withLock { $0 } }
+    private let names = NameList()
 
     init(cert: String, key: String) {
         _ = copenssl_init()
@@ -77,12 +81,15 @@ final class TLSTestServer: @unchecked Sendable {
         precondition(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) == 1, "bad test cert \(cert)")
         precondition(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1, "bad test key \(key)")
         let shared = SharedCtx(ctx)
+        let names = self.names
         server = TestServer { fd, _ in
             let ssl = SSL_new(shared.ctx)!
             defer { SSL_free(ssl) }
             let bio = copenssl_nosigpipe_socket_bio(fd)!
             SSL_set_bio(ssl, bio, bio)
             guard SSL_accept(ssl) == 1 else { return }
+            let sni = SSL_get_servername(ssl, Int32(TLSEXT_NAMETYPE_host_name)).map { String(cString: $0) } ?? ""
+            names.list.withLock { $0.append(sni) }
             var request: [UInt8] = []
             var buf = [UInt8](repeating: 0, count: 4096)
             while true {
@@ -99,6 +106,10 @@ final class TLSTestServer: @unchecked Sendable {
     }
 
     func stop() { server.stop() }
+}
+
+final class NameList: @unchecked Sendable {
+    let list = Mutex<[String]>([])
 }
 
 final class SharedCtx: @unchecked Sendable {

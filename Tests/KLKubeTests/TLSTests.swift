@@ -23,6 +23,14 @@ struct TLSTests {
         #expect(try get(port: server.port, tls: TLSOptions(caPEM: pem)).bodyText == "ok")
     }
 
+    @Test func sni_isSentForNamesOnly() throws {
+        let server = TLSTestServer(cert: certs.good, key: certs.key)
+        defer { server.stop() }
+        _ = try get(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        _ = try get(port: server.port, host: "localhost", tls: TLSOptions(caFile: certs.caFile))
+        #expect(server.serverNames == ["", "localhost"])
+    }
+
     @Test func keepAlive_overTLS_reusesOneConnection() throws {
         let server = TLSTestServer(cert: certs.good, key: certs.key)
         defer { server.stop() }
