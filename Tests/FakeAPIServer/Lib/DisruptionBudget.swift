@@ -7,6 +7,9 @@ struct DisruptionBudget {
     var object: JSON
     init(_ object: JSON) { self.object = object }
 
+    /// Annotation on a PodDisruptionBudget that fixes `expectedPods`.
+    static let expectedPodsAnnotation = "fake.kube-leader.dev/expected-pods"
+
     var name: String { object[path: "metadata", "name"]?.stringValue ?? "" }
 
     func selects(_ pod: JSON) -> Bool {
@@ -32,7 +35,12 @@ struct DisruptionBudget {
 
     func counts(pods: [JSON]) -> (expected: Int, desired: Int, healthy: Int) {
         let selected = pods.filter(selects)
-        let expected = selected.count
+        // The real controller takes the expected count from the owning
+        // controller's scale; the fake counts the matching pods unless the
+        // budget pins it with the annotation below (so evicted pods stay
+        // "expected", as with a Deployment that will replace them).
+        let pinned = object[path: "metadata", "annotations", Self.expectedPodsAnnotation]?.stringValue.flatMap { Int($0) }
+        let expected = pinned ?? selected.count
         let healthy = selected.filter(Self.isHealthy).count
         var desired = 0
         if let minAvailable = Self.scaled(object[path: "spec", "minAvailable"], total: expected) {
