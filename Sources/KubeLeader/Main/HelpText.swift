@@ -1,0 +1,50 @@
+import KLSupport
+
+/// `kube-leader --help`: usage, every option with its env var and default,
+/// exit codes and signals, so the help answers the questions people ask.
+enum HelpText {
+    static var text: String {
+        """
+        kube-leader \(kubeLeaderVersion): run a command on exactly one replica.
+
+        Usage:
+          kube-leader [OPTIONS] LOCK_NAME [--] COMMAND [ARG...]
+
+        Every replica starts kube-leader; the one that acquires the lock LOCK_NAME
+        (a ConfigMap, or a Lease with --lock-kind lease) runs COMMAND as its child,
+        renews the lock while it runs, forwards signals to it, reaps zombies, and
+        releases the lock when it exits. The others wait, watching the lock.
+        Outside a cluster (no KUBERNETES_SERVICE_HOST, no --api-server) it just runs
+        COMMAND. Options end at LOCK_NAME; use -- before COMMAND for clarity.
+
+        Options (flag, then env var, then default):
+        \(LeaderConfig.parser.helpText())
+
+        Durations: 500ms, 15s, 2m, 1m30s. Rules: lease-duration > renew-deadline +
+        kill-grace, and renew-deadline > 1.2 × retry-period.
+
+        Exit codes:
+          N        the child's exit code; 128+N when the child died of signal N
+          2        bad usage or configuration, or the API refused us (401, 403,
+                   untrusted certificate); nothing was started
+          3        leadership lost: the child was stopped (SIGTERM, then SIGKILL
+                   after kill-grace)
+          126      COMMAND is not executable
+          127      COMMAND not found
+          128+N    signal N arrived before we became leader (nothing was started)
+          1        any other failure of kube-leader itself (the log says what)
+
+        Signals: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are
+        forwarded to the child's process group. Before the child starts, SIGTERM,
+        SIGINT, SIGHUP and SIGQUIT end kube-leader at once.
+
+        RBAC: get, create, update, watch on configmaps (or leases in the group
+        coordination.k8s.io) in the lock's namespace. See deploy/ in the repository.
+
+        Example:
+          ENTRYPOINT ["/kube-leader", "my-lock", "--"]
+          CMD ["/app/worker", "--queue", "jobs"]
+
+        """
+    }
+}
