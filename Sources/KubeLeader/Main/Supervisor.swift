@@ -160,6 +160,8 @@ final class Supervisor {
     func startChild() -> Exit? {
         do {
             let child = try ChildProcess.spawnSupervised(config.command)
+            // Its exit is reported through a pidfd even if a SIGCHLD were lost.
+            inbox.watchExit(of: child)
             logger.info("started child", ("child.pid", JSON(Int(child.pid))), ("child.command", .string(config.command[0])))
             phase = .running(child)
             return nil
