@@ -58,7 +58,8 @@ public protocol ElectionHost: AnyObject {
 
 /// Runs the election: carries out each `Election.Action` against the lock
 /// and feeds the outcome back, until the election is over.
-public final class ElectionRunner {
+/// - Important: not thread-safe; once `run()` starts, only its thread touches it.
+public final class ElectionRunner: @unchecked Sendable {
     public enum Outcome: Sendable, Equatable {
         /// We led and gave the lock back (or never led and were asked to stop).
         case released

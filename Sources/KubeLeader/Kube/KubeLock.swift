@@ -135,3 +135,12 @@ public final class KubeLockStore: LockStore {
         }
     }
 }
+
+extension KubeError {
+    /// A TLS verification failure (unknown CA, host mismatch, expired) or an
+    /// unusable CA file: configuration, not a passing network problem.
+    var isCertificateProblem: Bool {
+        code == .transport && (message.contains("TLS certificate verification") || message.contains("CA file")
+            || message.contains("PEM certificate"))
+    }
+}
