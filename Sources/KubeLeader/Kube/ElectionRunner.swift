@@ -98,14 +98,14 @@ public final class ElectionRunner: @unchecked Sendable {
                 return election.role == .lost ? .lost(reason: "lost") : .released
 
             case .lostLeadership(let reason):
-                logger.error("leadership lost", ("lock.name", .string(store.describe)), ("reason", .string(reason)))
+                logger.error("leadership lost", ("reason", .string(reason)))
                 host.lostLeadership(reason: reason)
                 store.stopWatching()
                 return .lost(reason: reason)
 
             case .becameLeader(let renewAt):
                 store.stopWatching()
-                logger.notice("acquired lock", ("lock.name", .string(store.describe)),
+                logger.notice("acquired lock",
                               ("lock.holder", .string(election.identity)),
                               ("lock.transitions", JSON(election.observed?.record?.leaderTransitions ?? 0)))
                 loggedHolder = election.identity
@@ -138,7 +138,7 @@ public final class ElectionRunner: @unchecked Sendable {
                 let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
                 action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
                 if what == "release", election.role == .released {
-                    logger.info("released lock", ("lock.name", .string(store.describe)))
+                    logger.info("released lock")
                 }
             }
         }
@@ -165,7 +165,7 @@ public final class ElectionRunner: @unchecked Sendable {
         } catch {
             switch error.code {
             case .lostRace:
-                logger.debug("lost a write race", ("lock.name", .string(store.describe)), ("op", .string(what)))
+                logger.debug("lost a write race", ("op", .string(what)))
                 return step(.lostRace)
             case .configuration where election.role == .standby:
                 fatalOutcome = .configurationError(error.message)
@@ -174,7 +174,7 @@ public final class ElectionRunner: @unchecked Sendable {
                 failuresInARow += 1
                 // One warning per run of failures, not one per retry.
                 if failuresInARow == 1 || election.role == .leading {
-                    logger.warning("lock request failed", ("lock.name", .string(store.describe)),
+                    logger.warning("lock request failed",
                                    ("op", .string(what)), ("error", .string(error.message)))
                 }
                 return step(.requestFailed(error.message))
@@ -188,7 +188,7 @@ public final class ElectionRunner: @unchecked Sendable {
         if error.code == .configuration, election.role == .standby { return .configurationError(error.message) }
         failuresInARow += 1
         if failuresInARow == 1 {
-            logger.warning("cannot read lock", ("lock.name", .string(store.describe)), ("error", .string(error.message)))
+            logger.warning("cannot read lock", ("error", .string(error.message)))
         }
         return nil
     }
@@ -215,14 +215,14 @@ public final class ElectionRunner: @unchecked Sendable {
             if holder != loggedHolder {
                 loggedHolder = holder
                 logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica",
-                            ("lock.name", .string(store.describe)), ("lock.holder", .string(holder)))
+                            ("lock.holder", .string(holder)))
             }
             return step(.observed(observation))
         } catch {
             if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
             failuresInARow += 1
             if failuresInARow == 1 {
-                logger.warning("watch failed; retrying", ("lock.name", .string(store.describe)), ("error", .string(error.message)))
+                logger.warning("watch failed; retrying", ("error", .string(error.message)))
             }
             // Fall back to a GET after the retry period.
             _ = host.pause(until: min(until, host.now + election.timing.retryPeriod))

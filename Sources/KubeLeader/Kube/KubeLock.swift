@@ -100,8 +100,7 @@ public final class KubeLockStore: LockStore {
                     watchResourceVersion = event.object[path: "metadata", "resourceVersion"]?.stringValue ?? watchResourceVersion
                 case "ERROR":
                     // Typically 410 Expired: our version is too old. Re-read.
-                    logger.debug("watch expired; re-reading the lock", ("lock.name", .string(describe)),
-                                 ("status", .string(event.object["message"]?.stringValue ?? "")))
+                    logger.debug("watch expired; re-reading the lock", ("status", .string(event.object["message"]?.stringValue ?? "")))
                     stopWatching()
                     let remaining = ContinuousClock.now.duration(to: deadline)
                     return try get(timeout: max(.milliseconds(1), min(.seconds(10), remaining)))

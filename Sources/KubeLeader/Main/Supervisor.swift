@@ -78,7 +78,7 @@ final class Supervisor {
     func run(store: any LockStore, requestTimeout: Duration) -> Exit {
         let election = Election(identity: config.identity, timing: config.timing)
         let runner = ElectionRunner(election: election, store: store, host: host,
-                                    logger: logger.with(("lock.kind", .string(config.lockKind.rawValue))),
+                                    logger: logger,
                                     requestTimeout: requestTimeout)
         let host = self.host
         startThread {
@@ -149,7 +149,7 @@ final class Supervisor {
             send(.kill, to: child)
             phase = .stopping(child, killAt: killAt, killed: true)
         case .releasing(let exit, let giveUpAt) where now >= giveUpAt:
-            logger.warning("gave up releasing the lock; it expires by itself", ("lock.name", .string(config.lockName)))
+            logger.warning("gave up releasing the lock; it expires by itself")
             return exit
         default:
             break

@@ -87,7 +87,8 @@ if let caFile = config.caFile, let reason = unreadableReason(caFile) {
     usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
 }
 
-logger = logger.with(("lock.name", .string(config.lockName)), ("lock.identity", .string(config.identity)))
+logger = logger.with(("lock.name", .string(config.lockName)), ("lock.namespace", .string(config.namespace)),
+                     ("lock.kind", .string(config.lockKind.rawValue)), ("lock.identity", .string(config.identity)))
 
 // Block the signals we handle before any thread starts, so every thread
 // inherits the mask and they arrive only through the signalfd.
@@ -111,8 +112,7 @@ do {
     usageExit(error.description)
 }
 
-logger.info("waiting for the lock", ("lock.kind", .string(config.lockKind.rawValue)), ("lock.namespace", .string(config.namespace)),
-            ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
+logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
 
 let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger)
 let supervisor: Supervisor
