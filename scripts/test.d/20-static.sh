@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Static release binaries: scripts/build-static, then for each binary in dist/
+# `file` must say "statically linked" and `--version` must run inside an
+# empty root holding only the binary and /proc (the container contract: a
+# static Swift binary needs /proc/self/exe). kube-leader must be there and
+# within its size budget (12 MiB stripped).
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$ROOT"
+ensure_apt util-linux unshare
+
+scripts/build-static
+arch="$(uname -m)"
+budget=$((12 * 1024 * 1024))
+fail=0
+bad() { log "FAIL: $*"; fail=1; }
+
+[[ -f dist/kube-leader-linux-$arch ]] || bad "dist/kube-leader-linux-$arch was not built"
+for p in kube-leader policy-check pager-tester node-lifecycle; do
+  f="dist/$p-linux-$arch"
+  if [[ ! -f $f ]]; then
+    [[ $p == kube-leader ]] || log "WARNING: $p is missing from dist/ (build-static left it out); not checked"
+    continue
+  fi
+  desc="$(file -b "$f")"
+  [[ $desc == *"statically linked"* ]] || { bad "$f is not statically linked: $desc"; continue; }
+
+  root="$(mktemp -d)"
+  cp "$f" "$root/$p"
+  mkdir "$root/proc"
+  set +e
+  out="$(unshare --mount --pid --fork --mount-proc=/proc --root "$root" "/$p" --version 2>&1)"
+  rc=$?
+  set -e
+  rm -rf "$root"
+  if [[ $rc != 0 || $out != *"$p"* ]]; then
+    bad "$p --version in an empty root (only the binary and /proc) exited $rc: $out"
+  else
+    log "ok: $p is static and runs alone: $out"
+  fi
+done
+
+size=$(stat -c %s "dist/kube-leader-linux-$arch" 2>/dev/null || echo 0)
+if (( size > budget )); then
+  bad "kube-leader is $size bytes stripped, over its budget of $budget bytes (12 MiB)"
+else
+  log "ok: kube-leader is $size bytes stripped (budget $budget bytes, 12 MiB)"
+fi
+exit $fail
