@@ -24,7 +24,6 @@ def main():
     bins = kl.bin_dir()
     work = tempfile.mkdtemp(prefix="kube-leader-demo-")
     server = kl.FakeServer(bins, os.path.join(work, "api"))
-    os.makedirs(server.dir, exist_ok=True)
     say("kube-apiserver-fake is up at %s (CA %s)" % (server.url, server.ca_file))
     workers = os.path.join(work, "workers.log")
     replicas = {}

@@ -37,6 +37,7 @@ class FakeServer:
     def __init__(self, bins, workdir=None, port=0, extra=()):
         self.bins = bins
         self.dir = workdir or tempfile.mkdtemp(prefix="kl-fake-")
+        os.makedirs(self.dir, exist_ok=True)
         self.port = port
         self.extra = list(extra)
         self.proc = None
