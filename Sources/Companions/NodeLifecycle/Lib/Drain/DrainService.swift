@@ -1,0 +1,103 @@
+import KLCore
+import KLSupport
+import Synchronization
+
+/// The `drain` loop: long-polls the queue and hands each terminating
+/// instance to a `NodeDrainer` on its own thread, at most `concurrency` at
+/// once. Test notifications are deleted; malformed messages are logged and
+/// left on the queue, so its redrive policy moves them to the dead-letter
+/// queue after `maxReceiveCount` tries.
+public final class DrainService: Sendable {
+    public let queue: any QueueAPI
+    public let drainer: NodeDrainer
+    public let concurrency: Int
+    public let logger: Logger
+    /// Long-poll wait per ReceiveMessage (SQS maximum 20 s).
+    public let waitSeconds: Int
+    private let inFlight = Mutex<Set<String>>([])
+    private let reports = Mutex<[DrainReport]>([])
+
+    public init(queue: any QueueAPI, drainer: NodeDrainer, concurrency: Int = 4, waitSeconds: Int = 20, logger: Logger) {
+        self.queue = queue
+        self.drainer = drainer
+        self.concurrency = max(1, concurrency)
+        self.waitSeconds = waitSeconds
+        self.logger = logger
+    }
+
+    /// Drains running now (lifecycle action tokens).
+    public var running: Int { inFlight.withLock { $0.count } }
+
+    /// Every finished drain's report, in order (for tests and metrics).
+    public var finished: [DrainReport] { reports.withLock { $0 } }
+
+    /// One receive and dispatch. Returns how many messages came.
+    /// `inline` runs drains on the calling thread (tests).
+    @discardableResult
+    public func pollOnce(inline: Bool = false) throws(NodeLifecycleError) -> Int {
+        let free = concurrency - running
+        if free <= 0 {
+            drainer.sleeper.sleep(until: drainer.sleeper.now() + .seconds(1))
+            return 0
+        }
+        let messages = try queue.receive(max: min(10, free), waitSeconds: waitSeconds)
+        for message in messages { dispatch(message, inline: inline) }
+        return messages.count
+    }
+
+    func dispatch(_ message: SQSMessage, inline: Bool) {
+        let log = logger.with(("sqs.message_id", .string(message.messageID)), ("sqs.receive_count", JSON(message.receiveCount)))
+        let parsed: LifecycleMessage
+        do {
+            parsed = try LifecycleMessage.parse(message.body)
+        } catch {
+            log.error("malformed message left on the queue", ("error", .string(error.description)),
+                      ("body", .string(String(message.body.prefix(300)))))
+            return
+        }
+        switch parsed {
+        case .testNotification:
+            log.info("test notification deleted")
+            do { try queue.delete(message) } catch {
+                log.warning("cannot delete the test notification", ("error", .string(error.description)))
+            }
+        case .action(let action):
+            let token = action.lifecycleActionToken
+            let isNew = inFlight.withLock { $0.insert(token).inserted }
+            guard isNew else {
+                log.info("lifecycle action already being handled; redelivery ignored", ("instance.id", .string(action.instanceID)))
+                return
+            }
+            let work: @Sendable () -> Void = { [self] in
+                let report = drainer.handle(action, message: message)
+                reports.withLock { $0.append(report) }
+                _ = inFlight.withLock { $0.remove(token) }
+            }
+            if inline { work() } else { startThread(work) }
+        }
+    }
+
+    /// Polls until `shouldStop` returns true. Receive errors are logged and
+    /// retried with backoff (up to 30 s); the process keeps running.
+    public func run(shouldStop: @Sendable () -> Bool) {
+        var backoff: Duration = .seconds(1)
+        while !shouldStop() {
+            do {
+                try pollOnce()
+                backoff = .seconds(1)
+            } catch {
+                logger.error("cannot receive from the queue; retrying", ("error", .string(error.description)),
+                             ("retry_in", .string(DurationText.format(backoff))))
+                drainer.sleeper.sleep(until: drainer.sleeper.now() + backoff)
+                backoff = min(backoff * 2, .seconds(30))
+            }
+        }
+    }
+}
+
+extension DrainService {
+    /// Marks a lifecycle action token as running (tests of the duplicate guard).
+    func inFlightInsertForTests(_ token: String) -> Bool {
+        inFlight.withLock { $0.insert(token).inserted }
+    }
+}

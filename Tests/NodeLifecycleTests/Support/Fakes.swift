@@ -1,0 +1,136 @@
+import KLCore
+import KLSupport
+import Synchronization
+import Testing
+@testable import NodeLifecycleKit
+
+/// A clock that jumps forward on `sleep`.
+final class FakeSleeper: Sleeper {
+    let current: Mutex<ContinuousClock.Instant>
+    let onSleep: @Sendable (ContinuousClock.Instant) -> Void
+    init(start: ContinuousClock.Instant = .now, onSleep: @escaping @Sendable (ContinuousClock.Instant) -> Void = { _ in }) {
+        current = Mutex(start)
+        self.onSleep = onSleep
+    }
+    func now() -> ContinuousClock.Instant { current.withLock { $0 } }
+    func sleep(until: ContinuousClock.Instant) {
+        current.withLock { $0 = max($0, until) }
+        onSleep(until)
+    }
+}
+
+/// Lines written by a logger, for assertions.
+final class MemorySink: LogSink {
+    let lines = Mutex<[String]>([])
+    func write(line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+    func contains(_ s: String) -> Bool { all.contains { $0.contains(s) } }
+}
+
+/// Nodes and pods in memory. Evictions go through `evictionPolicy`.
+final class FakeCluster: ClusterAPI {
+    struct State {
+        var nodes: [String: JSON] = [:]
+        var pods: [String: JSON] = [:]  // ns/name
+        var evictions: [String] = []
+        var updates = 0
+    }
+    let state = Mutex(State())
+    let evictionPolicy: @Sendable (String, Int) -> EvictionResult  // (pod key, attempt) -> result
+
+    init(evictionPolicy: @escaping @Sendable (String, Int) -> EvictionResult = { _, _ in .accepted }) {
+        self.evictionPolicy = evictionPolicy
+    }
+
+    func addNode(_ name: String, instance: String) {
+        state.withLock {
+            $0.nodes[name] = ["metadata": ["name": .string(name), "resourceVersion": "1"],
+                              "spec": ["providerID": .string("aws:///eu-west-1a/\(instance)")]]
+        }
+    }
+
+    func addPod(_ ns: String, _ name: String, node: String, owner: String? = nil, mirror: Bool = false) {
+        var pod: JSON = ["metadata": ["name": .string(name), "namespace": .string(ns), "uid": .string("uid-\(name)")],
+                         "spec": ["nodeName": .string(node)], "status": ["phase": "Running"]]
+        if let owner { pod[path: "metadata", "ownerReferences"] = [["kind": .string(owner), "name": "x", "controller": true]] }
+        if mirror { pod[path: "metadata", "annotations"] = ["kubernetes.io/config.mirror": "abc"] }
+        state.withLock { $0.pods["\(ns)/\(name)"] = pod }
+    }
+
+    func node(_ name: String) -> JSON? { state.withLock { $0.nodes[name] } }
+    var podKeys: [String] { state.withLock { $0.pods.keys.sorted() } }
+    var evictions: [String] { state.withLock { $0.evictions } }
+
+    func listNodes() throws(NodeLifecycleError) -> [JSON] { state.withLock { Array($0.nodes.values) } }
+    func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? { node(name) }
+    func updateNode(_ node: JSON) throws(NodeLifecycleError) -> Bool {
+        state.withLock {
+            guard let name = node[path: "metadata", "name"]?.stringValue else {
+                Issue.record("updateNode without a name: \(node)")
+                return false
+            }
+            $0.nodes[name] = node
+            $0.updates += 1
+            return true
+        }
+    }
+    func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] {
+        state.withLock { s in s.pods.keys.sorted().compactMap { s.pods[$0] }.filter { $0[path: "spec", "nodeName"]?.stringValue == name } }
+    }
+    func evict(namespace: String, name: String) -> EvictionResult {
+        let key = "\(namespace)/\(name)"
+        let attempt = state.withLock { s in s.evictions.append(key); return s.evictions.filter { $0 == key }.count }
+        guard state.withLock({ $0.pods[key] != nil }) else { return .notFound }
+        let result = evictionPolicy(key, attempt)
+        if result == .accepted { _ = state.withLock { $0.pods.removeValue(forKey: key) } }
+        return result
+    }
+}
+
+/// Auto Scaling as it behaves: an action completes once; afterwards
+/// heartbeats and completions fail with "No active Lifecycle Action".
+final class FakeLifecycle: LifecycleAPI {
+    let calls = Mutex<[String]>([])
+    let done = Mutex<Set<String>>([])
+    static let noActive = NodeLifecycleError(.aws, "No active Lifecycle Action found with instance ID i-1", awsCode: "ValidationError", httpStatus: 400)
+
+    func complete(_ action: LifecycleAction, result: LifecycleActionResult) throws(NodeLifecycleError) {
+        let first = done.withLock { $0.insert(action.lifecycleActionToken).inserted }
+        guard first else { throw Self.noActive }
+        calls.withLock { $0.append("complete:\(action.instanceID):\(result.rawValue)") }
+    }
+    func heartbeat(_ action: LifecycleAction) throws(NodeLifecycleError) {
+        if done.withLock({ $0.contains(action.lifecycleActionToken) }) { throw Self.noActive }
+        calls.withLock { $0.append("heartbeat:\(action.instanceID)") }
+    }
+    var all: [String] { calls.withLock { $0 } }
+}
+
+/// A queue in memory: received messages stay until deleted.
+final class FakeQueue: QueueAPI {
+    let messages = Mutex<[SQSMessage]>([])
+    let deleted = Mutex<[String]>([])
+    let extended = Mutex<[String]>([])
+    func put(_ body: String, id: String) {
+        messages.withLock { $0.append(SQSMessage(messageID: id, receiptHandle: "rh-\(id)", body: body)) }
+    }
+    func receive(max: Int, waitSeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
+        messages.withLock { Array($0.prefix(max)) }
+    }
+    func delete(_ message: SQSMessage) throws(NodeLifecycleError) {
+        messages.withLock { $0.removeAll { $0.receiptHandle == message.receiptHandle } }
+        deleted.withLock { $0.append(message.messageID) }
+    }
+    func extend(_ message: SQSMessage, seconds: Int) throws(NodeLifecycleError) {
+        extended.withLock { $0.append("\(message.messageID):\(seconds)") }
+    }
+    var remaining: [String] { messages.withLock { $0.map(\.messageID) } }
+    var deletedIDs: [String] { deleted.withLock { $0 } }
+}
+
+func lifecycleBody(instance: String, token: String, transition: String = "autoscaling:EC2_INSTANCE_TERMINATING") -> String {
+    JSON.object(JSONObject([
+        ("LifecycleHookName", "drain"), ("AutoScalingGroupName", "nodes"), ("LifecycleActionToken", .string(token)),
+        ("EC2InstanceId", .string(instance)), ("LifecycleTransition", .string(transition)), ("Service", "AWS Auto Scaling"),
+    ])).serialized()
+}
