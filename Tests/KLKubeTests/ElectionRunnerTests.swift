@@ -1,0 +1,198 @@
+import KLCore
+import KLKube
+import KLSupport
+import Testing
+
+/// A virtual clock: pauses and watches advance it instead of sleeping.
+final class VirtualHost: ElectionHost {
+    let t0 = ContinuousClock.now
+    var now: ContinuousClock.Instant
+    var wall: WallTime { WallTime(seconds: 1_795_859_505 + Int64(t0.duration(to: now).seconds)) }
+    var releaseRequested = false
+    var events: [String] = []
+    /// Asks for release once the virtual time passes this point.
+    var releaseAt: ContinuousClock.Instant?
+
+    init() { now = t0 }
+
+    func seconds(_ s: Double) -> ContinuousClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
+
+    func pause(until: ContinuousClock.Instant) -> Bool {
+        if let r = releaseAt, r <= until {
+            now = max(now, r)
+            releaseRequested = true
+            return true
+        }
+        now = max(now, until)
+        return false
+    }
+
+    func becameLeader() { events.append("leader@\(t0.duration(to: now))") }
+    func lostLeadership(reason: String) { events.append("lost: \(reason)") }
+}
+
+/// A hand-written fake lock (client-go's `leaderelection_test.go` style): each
+/// call must match the next scripted expectation, anything else fails the test.
+final class ScriptedLock: LockStore {
+    enum Call: CustomStringConvertible {
+        case get(Result<Election.Observation, LockError>)
+        case create(Result<LockSnapshot, LockError>)
+        case update(check: (LeaderElectionRecord, LockSnapshot) -> Void, Result<LockSnapshot, LockError>)
+        /// A watch that sees `observation` after `after` seconds (nil: nothing until the deadline).
+        case watch(after: Double?, Election.Observation?)
+
+        var description: String {
+            switch self {
+            case .get: "get"
+            case .create: "create"
+            case .update: "update"
+            case .watch: "watch"
+            }
+        }
+    }
+
+    var script: [Call]
+    var calls: [String] = []
+    let host: VirtualHost
+    /// Latency of every request, in virtual time.
+    var latency: Duration = .milliseconds(50)
+
+    init(host: VirtualHost, _ script: [Call]) {
+        self.host = host
+        self.script = script
+    }
+
+    var describe: String { "configmap ns/lock" }
+
+    private func next(_ name: String) -> Call? {
+        calls.append(name)
+        guard !script.isEmpty else {
+            Issue.record("unexpected call \(name) after the script ended; calls: \(calls)")
+            return nil
+        }
+        let call = script.removeFirst()
+        if call.description != name {
+            Issue.record("expected \(call.description), got \(name); calls: \(calls)")
+            return nil
+        }
+        host.now = host.now + latency
+        return call
+    }
+
+    func get(timeout: Duration) throws(LockError) -> Election.Observation {
+        guard case .get(let result)? = next("get") else { throw LockError(.configuration, "script") }
+        return try result.get()
+    }
+
+    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot {
+        guard case .create(let result)? = next("create") else { throw LockError(.configuration, "script") }
+        return try result.get()
+    }
+
+    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
+        guard case .update(let check, let result)? = next("update") else { throw LockError(.configuration, "script") }
+        check(record, base)
+        return try result.get()
+    }
+
+    func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation? {
+        guard case .watch(let after, let observation)? = next("watch") else { throw LockError(.configuration, "script") }
+        if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
+            host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))
+            return observation
+        }
+        host.now = max(host.now, deadline)
+        return nil
+    }
+
+    func stopWatching() {}
+}
+
+@Suite struct ElectionRunnerTests {
+    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
+    let logger = Logger(level: .critical)
+
+    func snapshot(_ holder: String, rv: String) -> LockSnapshot {
+        var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
+            holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
+        o[path: "metadata", "resourceVersion"] = .string(rv)
+        return LockCodec.decode(.configMap, object: o)
+    }
+
+    func run(_ host: VirtualHost, _ lock: ScriptedLock) -> ElectionRunner.Outcome {
+        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: logger).run()
+    }
+
+    @Test func standby_watchesWithoutPolling_thenTakesReleasedLock_renewsAndReleases() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(25)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.present(snapshot("other", rv: "1")))),
+            // Renews by the holder arrive through the watch; no requests of ours.
+            .watch(after: 2, .present(snapshot("other", rv: "2"))),
+            .watch(after: 4, .present(snapshot("other", rv: "3"))),
+            // Released: taken at once with one update on the watched version.
+            .watch(after: 6, .present(snapshot("", rv: "4"))),
+            .update(check: { r, base in #expect(r.holderIdentity == "me"); #expect(base.resourceVersion == "4") },
+                    .success(snapshot("me", rv: "5"))),
+        ] + (0..<9).map { i in
+            // A renew every 2 s on the version of the previous write, no GET.
+            .update(check: { _, base in #expect(base.resourceVersion == String(5 + i)) }, .success(snapshot("me", rv: String(6 + i))))
+        } + [
+            .update(check: { r, _ in #expect(r.holderIdentity == ""); #expect(r.leaseDurationSeconds == 1) },
+                    .success(snapshot("", rv: "99"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(host.events == ["leader@6.05 seconds"])
+        #expect(lock.script.isEmpty, "not all expected calls happened: \(lock.calls)")
+        #expect(lock.calls.filter { $0 == "get" }.count == 1)
+    }
+
+    @Test func leader_losesAfterRenewDeadline_withTimeoutsBoundedByIt() {
+        let host = VirtualHost()
+        let failing = ScriptedLock.Call.update(check: { _, _ in }, .failure(LockError(.transient, "timeout")))
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),
+            failing, failing, failing, failing, failing,
+        ])
+        lock.latency = .seconds(1)  // every request takes a second and then fails
+        let outcome = run(host, lock)
+        guard case .lost(let reason) = outcome else { Issue.record("got \(outcome)"); return }
+        #expect(reason.contains("could not renew within 10s"))
+        #expect(host.events.last?.hasPrefix("lost:") == true)
+        // Acquire sent at 1 s, so the deadline is 11 s; renews at 3, 6 and 9 s
+        // failed; at 11 s it gives up without another request.
+        #expect(host.t0.duration(to: host.now) == .seconds(11))
+        #expect(lock.calls == ["get", "create", "update", "update", "update"])
+    }
+
+    @Test func forbiddenWhileStandby_endsWithConfigurationError() {
+        let host = VirtualHost()
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.failure(LockError(.configuration, "forbidden: create configmaps"))),
+        ])
+        #expect(run(host, lock) == .configurationError("forbidden: create configmaps"))
+        #expect(host.events.isEmpty)
+    }
+
+    @Test func createRaceLost_readsAndStandsBy_thenTakesOverAfterLeaseOfSilence() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(99)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.failure(LockError(.lostRace, "already exists"))),
+            .get(.success(.present(snapshot("fast", rv: "1")))),
+            .watch(after: nil, nil),  // the holder died: silence until expiry
+            .update(check: { r, b in #expect(r.leaderTransitions == 1); #expect(b.resourceVersion == "1") },
+                    .success(snapshot("me", rv: "2"))),
+        ] + (0..<41).map { i in
+            .update(check: { _, _ in }, .success(snapshot("me", rv: String(3 + i))))
+        } + [.update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "x")))])
+        #expect(run(host, lock) == .released)
+        let took = host.events.first ?? ""
+        // Seen at ≈0.15 s, expired 15 s later by our clock.
+        #expect(took.hasPrefix("leader@15."), "\(host.events)")
+    }
+}
