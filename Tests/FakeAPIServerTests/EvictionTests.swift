@@ -99,4 +99,23 @@ struct EvictionTests {
         #expect(cordon.json[path: "spec", "unschedulable"] == true)
         #expect(try h.request("GET", "/api/v1/nodes/missing").json["message"] == "nodes \"missing\" not found")
     }
+
+    @Test func podGrace_deletedPodIsTerminatingThenGone() throws {
+        let h = try Harness(podGraceSeconds: 1)
+        h.server.put("\(pods)/slow", readyPod("slow"))
+        let c = try h.connect()
+        try c.send("GET", "\(pods)?watch=1&resourceVersion=\(h.server.resourceVersion)", token: h.server.token)
+        #expect(try c.readHead().0 == 200)
+        let deleted = try h.request("DELETE", "\(pods)/slow")
+        #expect(deleted.status == 200)
+        #expect(deleted.json[path: "metadata", "deletionTimestamp"]?.stringValue != nil)
+        #expect(h.server.object("\(pods)/slow") != nil)
+        let terminating = try JSON.parse(try #require(try c.readChunk()))
+        #expect(terminating["type"] == "MODIFIED")
+        let start = monotonicNow()
+        let gone = try JSON.parse(try #require(try c.readChunk()))
+        #expect(gone["type"] == "DELETED")
+        #expect(monotonicNow() - start > 0.5)
+        #expect(h.server.object("\(pods)/slow") == nil)
+    }
 }

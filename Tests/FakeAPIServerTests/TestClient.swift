@@ -160,11 +160,12 @@ final class Harness {
     let dir: String
     let server: FakeAPIServer
 
-    init(historySize: Int = 1000, plainHTTP: Bool = false, stateFile: Bool = false) throws {
+    init(historySize: Int = 1000, plainHTTP: Bool = false, stateFile: Bool = false, podGraceSeconds: Int = 0) throws {
         dir = makeTempDir()
         var options = FakeAPIServerOptions(dir: dir)
         options.historySize = historySize
         options.plainHTTP = plainHTTP
+        options.podGraceSeconds = podGraceSeconds
         if stateFile { options.stateFile = dir + "/state.json" }
         options.logger = Logger(level: .critical, sink: DiscardSink())
         server = try FakeAPIServer.start(options)

@@ -110,8 +110,8 @@ struct WatchTests {
         #expect(pod[path: "object", "metadata", "namespace"] == "ns2")
     }
 
-    @Test func fiveHundredConcurrentWatches_allReceiveTheChange() throws {
-        let h = try Harness(plainHTTP: true)
+    @Test func fiveHundredConcurrentTLSWatches_allReceiveTheChange() throws {
+        let h = try Harness()
         h.server.put("\(cms)/many", ["data": ["n": "0"]])
         var watches: [TestConnection] = []
         for _ in 0..<500 { watches.append(try openWatch(h, "fieldSelector=metadata.name%3Dmany&resourceVersion=\(h.server.resourceVersion)")) }

@@ -19,6 +19,8 @@ public struct FakeAPIServerOptions: Sendable {
     public var plainHTTP = false
     /// How many events the watch history keeps; a watch from an older RV gets 410 Expired.
     public var historySize = 1000
+    /// Seconds a deleted or evicted pod stays terminating before it goes (0: at once).
+    public var podGraceSeconds = 0
     /// Log every API request to stderr.
     public var logRequests = false
     /// Where logs go (stderr by default).
@@ -66,7 +68,8 @@ public final class FakeAPIServer: @unchecked Sendable {
                 throw FakeServerError(.io, "writing the token file \(tokenFile) failed (errno \(errno)); check that \(dir) is writable")
             }
         }
-        let store = try Store(historySize: options.historySize, stateFile: options.stateFile, log: options.logger)
+        let store = try Store(historySize: options.historySize, stateFile: options.stateFile,
+                              podGraceSeconds: options.podGraceSeconds, log: options.logger)
         let server = try Server(host: options.host, port: options.port,
                                 tls: options.plainHTTP ? nil : ("\(dir)/server.crt", "\(dir)/server.key"),
                                 store: store, adminTokens: Set([token] + options.extraTokens),

@@ -32,9 +32,12 @@ final class Store: Sendable {
     let historySize: Int
     let stateFile: String?
     let log: Logger
+    /// Seconds a deleted pod stays terminating (deletionTimestamp set) before it goes.
+    let podGraceSeconds: Int
 
-    init(historySize: Int, stateFile: String?, log: Logger) throws(FakeServerError) {
+    init(historySize: Int, stateFile: String?, podGraceSeconds: Int = 0, log: Logger) throws(FakeServerError) {
         self.historySize = max(1, historySize)
+        self.podGraceSeconds = max(0, podGraceSeconds)
         self.stateFile = stateFile
         self.log = log
         if let stateFile, let text = readFile(stateFile) {
@@ -269,9 +272,12 @@ final class Store: Sendable {
         return patch[path: "metadata", "resourceVersion"]?.stringValue
     }
 
-    /// DELETE with optional `preconditions` (uid, resourceVersion).
+    /// DELETE with optional `preconditions` (uid, resourceVersion). Pods
+    /// first become terminating for `gracePeriodSeconds` (default
+    /// `podGraceSeconds`), then go.
     func delete(_ r: ResourceType, namespace: String?, name: String, options: JSON?) -> APIResult {
-        state.withLock { s in
+        let grace = r == .pods ? (options?["gracePeriodSeconds"]?.intValue ?? podGraceSeconds) : 0
+        return state.withLock { s in
             let key = "\(namespace ?? "")/\(name)"
             guard let old = s.objects[r.qualified]?[key] else { return .error(Status.notFound(r, name)) }
             if let rv = options?[path: "preconditions", "resourceVersion"]?.stringValue,
@@ -283,6 +289,21 @@ final class Store: Sendable {
                 return .error(Status.conflict(r, name, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(have)"))
             }
             var gone = old
+            if r == .pods, grace > 0 {
+                if old[path: "metadata", "deletionTimestamp"] != nil { return APIResult(200, old) }
+                gone[path: "metadata", "deletionTimestamp"] = .string(RFC3339.format(wallNow().adding(.seconds(grace))))
+                gone[path: "metadata", "deletionGracePeriodSeconds"] = JSON(grace)
+                let terminating = commit(&s, r, key: key, gone, type: "MODIFIED")
+                let uid = old[path: "metadata", "uid"]
+                spawnThread { [self] in
+                    sleepMillis(grace * 1000)
+                    state.withLock { s in
+                        guard let current = s.objects[r.qualified]?[key], current[path: "metadata", "uid"] == uid else { return }
+                        _ = commit(&s, r, key: key, nil, type: "DELETED")
+                    }
+                }
+                return APIResult(200, terminating)
+            }
             if r == .pods { gone[path: "metadata", "deletionTimestamp"] = .string(RFC3339.format(wallNow())) }
             s.objects[r.qualified]?[key] = gone
             let deleted = commit(&s, r, key: key, nil, type: "DELETED")

@@ -12,6 +12,7 @@ let parser = OptionParser([
     OptionSpec("state-file", value: "PATH", help: "Load objects from and save them to this file after every change."),
     OptionSpec("tokens", value: "A,B", help: "More bearer tokens with full access, comma-separated."),
     OptionSpec("history", value: "N", default: "1000", help: "Watch events kept for resuming; older resourceVersions get 410 Expired."),
+    OptionSpec("pod-grace", value: "SECONDS", default: "0", help: "Deleted or evicted pods stay terminating this long before they go."),
     OptionSpec("plain-http", value: nil, help: "Serve plain HTTP instead of HTTPS."),
     OptionSpec("log-requests", value: nil, help: "Log every API request to stderr."),
 ])
@@ -49,6 +50,10 @@ if let p = parsed["port"] {
 if let h = parsed["history"] {
     guard let n = Int(h), n > 0 else { usage("--history must be a positive number, got '\(h)'") }
     options.historySize = n
+}
+if let g = parsed["pod-grace"] {
+    guard let n = Int(g), n >= 0 else { usage("--pod-grace must be a number of seconds (0 or more), got '\(g)'") }
+    options.podGraceSeconds = n
 }
 options.stateFile = parsed["state-file"]
 options.extraTokens = (parsed["tokens"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
