@@ -42,7 +42,7 @@ done
 
 size=$(stat -c %s "dist/kube-leader-linux-$arch" 2>/dev/null || echo 0)
 if (( size > budget )); then
-  bad "kube-leader is $size bytes stripped, over its budget of $budget bytes (12 MiB)"
+  bad "kube-leader is $size bytes stripped, over its budget of $budget bytes (12 MiB); a new runtime library (e.g. _StringProcessing from String.contains(String), ~1.2 MB) is the usual cause: build with -Xlinker -Map=FILE and look"
 else
   log "ok: kube-leader is $size bytes stripped (budget $budget bytes, 12 MiB)"
 fi
