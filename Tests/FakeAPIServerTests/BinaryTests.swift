@@ -150,4 +150,27 @@ struct BinaryTests {
         #expect(d.exitCode == 0, "\(d.stderr)")
         #expect(h.server.object("/api/v1/namespaces/default/configmaps/dup") == nil)
     }
+
+    @Test func kubectl_drain_cordonsAndEvictsThroughTheEvictionAPI() throws {
+        let h = try Harness()
+        h.server.put("/api/v1/nodes/node-1", ["metadata": ["labels": ["kubernetes.io/hostname": "node-1"]], "spec": [:],
+                                              "status": ["conditions": [["type": "Ready", "status": "True"]]]])
+        for name in ["a", "b"] {
+            h.server.put("/api/v1/namespaces/default/pods/\(name)",
+                         ["metadata": ["labels": ["app": "web"]],
+                          "spec": ["nodeName": "node-1", "containers": [["name": "c", "image": "busybox"]]],
+                          "status": ["phase": "Running", "conditions": [["type": "Ready", "status": "True"]]]])
+        }
+        h.server.put("/api/v1/namespaces/default/pods/elsewhere", ["spec": ["nodeName": "node-2"], "status": ["phase": "Running"]])
+        let r = try kubectl(h, ["drain", "node-1", "--force", "--ignore-daemonsets", "--timeout=30s"])
+        #expect(r.exitCode == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("node/node-1 cordoned"))
+        #expect(r.stdout.contains("pod/a evicted"))
+        #expect(r.stdout.contains("node/node-1 drained"))
+        #expect(h.server.object("/api/v1/nodes/node-1")?[path: "spec", "unschedulable"] == true)
+        #expect(h.server.object("/api/v1/namespaces/default/pods/a") == nil)
+        #expect(h.server.object("/api/v1/namespaces/default/pods/b") == nil)
+        #expect(h.server.object("/api/v1/namespaces/default/pods/elsewhere") != nil)
+        #expect(h.server.requestStats()[path: "byToken", String(h.server.token.prefix(8)), "create"] == 2)   // two evictions
+    }
 }
