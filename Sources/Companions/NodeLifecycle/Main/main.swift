@@ -1,8 +1,10 @@
 import KLSupport
+import NodeLifecycleKit
 
-let arguments = ProcessEnvironment.arguments()
-if arguments.contains("--version") {
-    writeAll(fd: 1, "node-lifecycle \(kubeLeaderVersion)\n")
-} else {
-    writeAll(fd: 1, "usage: node-lifecycle --help | --version (not built yet)\n")
-}
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+exit(NodeLifecycleCommand.main(arguments: ProcessEnvironment.arguments(), environment: ProcessEnvironment.current()))

@@ -76,6 +76,15 @@ public struct SQSClient: Sendable {
                                                  "VisibilityTimeout": JSON(seconds)])
     }
 
+    /// `ApproximateNumberOfMessages` (visible) and
+    /// `ApproximateNumberOfMessagesNotVisible` (in flight).
+    public func approximateCounts(queueURL: String) throws(NodeLifecycleError) -> (visible: Int, inFlight: Int) {
+        let a = try call("GetQueueAttributes", ["QueueUrl": .string(queueURL),
+                                                "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]])
+        func n(_ k: String) -> Int { a[path: "Attributes", k]?.stringValue.flatMap { Int($0) } ?? 0 }
+        return (n("ApproximateNumberOfMessages"), n("ApproximateNumberOfMessagesNotVisible"))
+    }
+
     /// Sends a message (tests and tooling).
     @discardableResult
     public func send(queueURL: String, body: String) throws(NodeLifecycleError) -> String {

@@ -1,0 +1,132 @@
+import KLCore
+import KLKube
+import KLSupport
+
+/// `node-lifecycle drain|ready`: parses, wires, runs. Returns the exit code:
+/// 0 done, 1 failure (ready timed out, AWS or Kubernetes failed), 2 bad usage.
+public enum NodeLifecycleCommand {
+    public static let usage = """
+        usage: node-lifecycle drain --queue-url URL [OPTIONS]
+               node-lifecycle ready --node NAME [--taint KEY] [--conditions A,B] [--timeout D]
+                                    [--stack S --resource R] [--instance-id ID] [OPTIONS]
+
+        drain  Long-polls the SQS queue of an Auto Scaling lifecycle hook; for each
+               terminating instance cordons, taints and drains its node through the
+               Eviction API (PodDisruptionBudgets respected), sends heartbeats, then
+               completes the lifecycle action with CONTINUE.
+        ready  Waits until this node is Ready and the named conditions are False,
+               removes the boot taint and signals CloudFormation SUCCESS (FAILURE
+               and exit 1 on timeout).
+
+        Exit codes: 0 done, 1 failure, 2 bad usage or configuration.
+        """
+
+    public static func main(arguments: [String], environment env: [String: String]) -> Int32 {
+        guard let sub = arguments.first else {
+            writeAll(fd: 2, usage + "\n")
+            return ExitCode.usage
+        }
+        let rest = Array(arguments.dropFirst())
+        switch sub {
+        case "--version", "version":
+            writeAll(fd: 1, "node-lifecycle \(kubeLeaderVersion)\n")
+            return 0
+        case "-h", "--help", "help":
+            writeAll(fd: 1, usage + "\n")
+            return 0
+        case "drain":
+            if rest.contains("--help") || rest.contains("-h") {
+                writeAll(fd: 1, "usage: node-lifecycle drain --queue-url URL [OPTIONS]\n\n" + OptionParser(DrainConfig.specs).helpText() + "\n")
+                return 0
+            }
+            return runDrain(rest, env)
+        case "ready":
+            if rest.contains("--help") || rest.contains("-h") {
+                writeAll(fd: 1, "usage: node-lifecycle ready --node NAME [OPTIONS]\n\n" + OptionParser(ReadyConfig.specs).helpText() + "\n")
+                return 0
+            }
+            return runReady(rest, env)
+        default:
+            writeAll(fd: 2, "node-lifecycle: unknown command '\(sub)'; use drain or ready.\n\n" + usage + "\n")
+            return ExitCode.usage
+        }
+    }
+
+    static func fail(_ e: NodeLifecycleError, _ logger: Logger?) -> Int32 {
+        if let logger {
+            logger.error("node-lifecycle failed", ("error", .string(e.description)))
+        } else {
+            writeAll(fd: 2, "node-lifecycle: \(e.description)\n")
+        }
+        return e.code == .usage ? ExitCode.usage : ExitCode.failure
+    }
+
+    static func kubeCluster(_ c: CommonConfig) throws(NodeLifecycleError) -> KubeCluster {
+        do {
+            let client = try KubeClient(config: KubeConfig(server: c.kube.server, caFile: c.kube.caFile, tokenFile: c.kube.tokenFile,
+                                                           userAgent: "node-lifecycle"))
+            return KubeCluster(client: client)
+        } catch {
+            throw NodeLifecycleError(.usage, error.description)
+        }
+    }
+
+    static func runDrain(_ arguments: [String], _ env: [String: String]) -> Int32 {
+        let config: DrainConfig
+        do { config = try DrainConfig.load(arguments: arguments, environment: env) } catch { return fail(error, nil) }
+        let logger = Logger(level: config.common.logLevel, format: config.common.logFormat, metadata: [("component", "node-lifecycle")])
+        do {
+            let transport = HTTPTransport()
+            let credentials = try CredentialSources.resolve(environment: env, region: config.region, transport: transport)
+            // Fail fast on bad credential set-ups (unreadable token file, STS
+            // refusing the role) instead of retrying them forever.
+            _ = try credentials.credentials(now: wallNow())
+            let aws = AWSClient(transport: transport, credentials: credentials, region: config.region) { wallNow() }
+            let sqs = SQSClient(aws: aws, baseURL: AWSService.sqs.endpoint(region: config.region, environment: env))
+            let asg = AutoScalingClient(aws: aws, baseURL: AWSService.autoScaling.endpoint(region: config.region, environment: env))
+            let queue = SQSQueue(client: sqs, queueURL: config.queueURL)
+            let drainer = NodeDrainer(cluster: try kubeCluster(config.common), lifecycle: asg, queue: queue, settings: config.settings,
+                                      taint: config.taint, sleeper: RealSleeper(), logger: logger)
+            logger.notice("draining nodes of terminating instances", ("sqs.queue_url", .string(config.queueURL)),
+                          ("aws.region", .string(config.region)), ("aws.credentials", .string(credentials.source)),
+                          ("concurrency", JSON(config.concurrency)))
+            DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency, logger: logger).run { false }
+            return 0
+        } catch {
+            return fail(error, logger)
+        }
+    }
+
+    static func runReady(_ arguments: [String], _ env: [String: String]) -> Int32 {
+        let config: ReadyConfig
+        do { config = try ReadyConfig.load(arguments: arguments, environment: env) } catch { return fail(error, nil) }
+        let logger = Logger(level: config.common.logLevel, format: config.common.logFormat, metadata: [("component", "node-lifecycle")])
+        do {
+            let cluster = try kubeCluster(config.common)
+            var signal: ResourceSignal?
+            if let stack = config.stack, let resource = config.resource, let region = config.region {
+                let transport = HTTPTransport()
+                let instanceID: String
+                if let given = config.instanceID {
+                    instanceID = given
+                } else {
+                    instanceID = try IMDS(baseURL: env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? IMDS.defaultBaseURL, transport: transport).instanceID()
+                }
+                let credentials = try CredentialSources.resolve(environment: env, region: region, transport: transport)
+                let aws = AWSClient(transport: transport, credentials: credentials, region: region) { wallNow() }
+                signal = ResourceSignal(client: CloudFormationClient(aws: aws, baseURL: AWSService.cloudFormation.endpoint(region: region, environment: env)),
+                                        stack: stack, logicalResourceID: resource, uniqueID: instanceID)
+            }
+            let outcome = ReadyRunner(cluster: cluster, settings: config.settings, signal: signal, sleeper: RealSleeper(), logger: logger).run()
+            switch outcome {
+            case .ready: return 0
+            case .timedOut: return ExitCode.failure
+            case .failed(let why):
+                logger.error("node is healthy but could not be released", ("error", .string(why)))
+                return ExitCode.failure
+            }
+        } catch {
+            return fail(error, logger)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import KLCore
+import KLSupport
+
+/// Options shared by both subcommands: Kubernetes access, AWS region, logs.
+public enum CommonOptions {
+    public static let specs: [OptionSpec] = [
+        OptionSpec("region", env: "AWS_REGION", value: "REGION",
+                   default: "the queue URL's region, else AWS_DEFAULT_REGION", help: "AWS region for SQS, Auto Scaling, CloudFormation and STS."),
+        OptionSpec("api-server", env: "NODE_LIFECYCLE_API_SERVER", value: "URL",
+                   default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT", help: "Kubernetes API server."),
+        OptionSpec("token-file", env: "NODE_LIFECYCLE_TOKEN_FILE", value: "PATH",
+                   default: "/var/run/secrets/kubernetes.io/serviceaccount/token", help: "Bearer token file (re-read when it rotates)."),
+        OptionSpec("ca-file", env: "NODE_LIFECYCLE_CA_FILE", value: "PATH",
+                   default: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", help: "CA bundle of the API server."),
+        OptionSpec("log-level", env: "NODE_LIFECYCLE_LOG_LEVEL", value: "LEVEL", default: "info",
+                   help: "trace, debug, info, notice, warning, error or critical."),
+        OptionSpec("log-format", env: "NODE_LIFECYCLE_LOG_FORMAT", value: "FORMAT", default: "json", help: "json or text."),
+    ]
+}
+
+/// Settings read from flags and env, validated once. No side effects.
+public struct CommonConfig: Sendable {
+    public var region: String?
+    public var kube: (server: String, tokenFile: String?, caFile: String?)
+    public var logLevel: LogLevel
+    public var logFormat: LogFormat
+
+    static func load(_ o: ParsedOptions, environment env: [String: String]) throws(NodeLifecycleError) -> CommonConfig {
+        let sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+        var server = o["api-server"]
+        if server == nil, let host = env["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
+            let port = env["KUBERNETES_SERVICE_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "443"
+            server = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        }
+        guard let server else {
+            throw NodeLifecycleError(.usage, "No Kubernetes API server: not running in a cluster (KUBERNETES_SERVICE_HOST is unset) and --api-server / NODE_LIFECYCLE_API_SERVER is not given.")
+        }
+        let isHTTP = server.hasPrefix("http://")
+        let tokenFile = o["token-file"] ?? (isHTTP ? nil : sa + "/token")
+        let caFile = o["ca-file"] ?? (isHTTP ? nil : sa + "/ca.crt")
+        guard let level = LogLevel(name: o["log-level"] ?? "info") else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "log-level")) must be one of trace, debug, info, notice, warning, error, critical (got \"\(o["log-level"]!)\").")
+        }
+        guard let format = LogFormat(rawValue: o["log-format"] ?? "json") else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "log-format")) must be json or text (got \"\(o["log-format"]!)\").")
+        }
+        let region = o["region"] ?? env["AWS_DEFAULT_REGION"].flatMap { $0.isEmpty ? nil : $0 }
+        return CommonConfig(region: region, kube: (server, tokenFile, caFile), logLevel: level, logFormat: format)
+    }
+}
+
+func duration(_ o: ParsedOptions, _ name: String, default d: Duration, minimum: Duration = .milliseconds(1)) throws(NodeLifecycleError) -> Duration {
+    guard let text = o[name] else { return d }
+    let value: Duration
+    do { value = try DurationText.parse(text) } catch {
+        throw NodeLifecycleError(.usage, "\(o.source(of: name)) is not a duration (\(error.description)); use e.g. 500ms, 30s, 10m.")
+    }
+    guard value >= minimum else {
+        throw NodeLifecycleError(.usage, "\(o.source(of: name)) must be at least \(DurationText.format(minimum)) (got \(text)).")
+    }
+    return value
+}
+
+/// `node-lifecycle drain`.
+public struct DrainConfig: Sendable {
+    public static let specs: [OptionSpec] = [
+        OptionSpec("queue-url", env: "NODE_LIFECYCLE_QUEUE_URL", value: "URL", help: "SQS queue the lifecycle hook (or EventBridge rule) sends to. Required."),
+        OptionSpec("drain-timeout", env: "NODE_LIFECYCLE_DRAIN_TIMEOUT", value: "DURATION", default: "10m",
+                   help: "Give up evicting after this long and complete with CONTINUE (pods left are logged)."),
+        OptionSpec("heartbeat-interval", env: "NODE_LIFECYCLE_HEARTBEAT_INTERVAL", value: "DURATION", default: "60s",
+                   help: "RecordLifecycleActionHeartbeat this often; keep it well under the hook's HeartbeatTimeout."),
+        OptionSpec("poll-interval", env: "NODE_LIFECYCLE_POLL_INTERVAL", value: "DURATION", default: "2s",
+                   help: "How often to list a draining node's pods while waiting for them to go."),
+        OptionSpec("concurrency", env: "NODE_LIFECYCLE_CONCURRENCY", value: "N", default: "4", help: "Instances drained at once."),
+        OptionSpec("taint", env: "NODE_LIFECYCLE_DRAIN_TAINT", value: "KEY[=VALUE][:EFFECT]",
+                   default: "node-lifecycle/draining:NoSchedule", help: "Taint put on a node before it is drained."),
+    ] + CommonOptions.specs
+
+    public var queueURL: String
+    public var region: String
+    public var settings: DrainSettings
+    public var concurrency: Int
+    public var taint: Taint
+    public var common: CommonConfig
+
+    public static func load(arguments: [String], environment env: [String: String]) throws(NodeLifecycleError) -> DrainConfig {
+        let o = try parse(specs, arguments, env)
+        guard let queueURL = o["queue-url"], !queueURL.isEmpty else {
+            throw NodeLifecycleError(.usage, "drain needs --queue-url (or NODE_LIFECYCLE_QUEUE_URL): the SQS queue URL the lifecycle hook sends to.")
+        }
+        guard AWSURL(queueURL) != nil else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "queue-url")) \"\(queueURL)\" is not an http(s):// URL; copy the QueueUrl from the SQS console or CloudFormation output.")
+        }
+        let common = try CommonConfig.load(o, environment: env)
+        guard let region = o["region"] ?? SQSClient.region(fromQueueURL: queueURL) ?? common.region else {
+            throw NodeLifecycleError(.usage, "No AWS region: the queue URL does not name one; set --region or AWS_REGION.")
+        }
+        let settings = DrainSettings(
+            timeout: try duration(o, "drain-timeout", default: .seconds(600), minimum: .seconds(1)),
+            heartbeatInterval: try duration(o, "heartbeat-interval", default: .seconds(60)),
+            pollInterval: try duration(o, "poll-interval", default: .seconds(2)))
+        guard let concurrency = Int(o["concurrency"] ?? "4"), concurrency >= 1, concurrency <= 64 else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "concurrency")) must be a whole number from 1 to 64 (got \"\(o["concurrency"]!)\").")
+        }
+        let taintText = o["taint"] ?? "node-lifecycle/draining:NoSchedule"
+        guard let taint = Taint.parse(taintText) else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "taint")) \"\(taintText)\" is not KEY[=VALUE][:NoSchedule|PreferNoSchedule|NoExecute].")
+        }
+        return DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint, common: common)
+    }
+}
+
+/// `node-lifecycle ready`.
+public struct ReadyConfig: Sendable {
+    public static let specs: [OptionSpec] = [
+        OptionSpec("node", env: "NODE_NAME", value: "NAME", help: "This node (downward API spec.nodeName). Required."),
+        OptionSpec("taint", env: "NODE_LIFECYCLE_BOOT_TAINT", value: "KEY", default: "node-lifecycle/booting",
+                   help: "Boot taint to remove (kubelet --register-with-taints)."),
+        OptionSpec("conditions", env: "NODE_LIFECYCLE_CONDITIONS", value: "A,B", default: "none",
+                   help: "Node conditions that must be reported and False, e.g. KernelDeadlock,ReadonlyFilesystem."),
+        OptionSpec("timeout", env: "NODE_LIFECYCLE_READY_TIMEOUT", value: "DURATION", default: "10m",
+                   help: "Signal FAILURE and exit 1 when the node is not healthy by then."),
+        OptionSpec("poll-interval", env: "NODE_LIFECYCLE_POLL_INTERVAL", value: "DURATION", default: "5s", help: "How often to read the node."),
+        OptionSpec("stack", env: "NODE_LIFECYCLE_STACK", value: "STACK", help: "CloudFormation stack to signal (with --resource)."),
+        OptionSpec("resource", env: "NODE_LIFECYCLE_RESOURCE", value: "LOGICAL_ID", help: "Logical id of the Auto Scaling group in the stack."),
+        OptionSpec("instance-id", env: "NODE_LIFECYCLE_INSTANCE_ID", value: "ID", default: "from IMDSv2",
+                   help: "UniqueId of the signal: this instance."),
+    ] + CommonOptions.specs
+
+    public var settings: ReadySettings
+    public var stack: String?
+    public var resource: String?
+    public var instanceID: String?
+    public var region: String?
+    public var common: CommonConfig
+
+    public static func load(arguments: [String], environment env: [String: String]) throws(NodeLifecycleError) -> ReadyConfig {
+        let o = try parse(specs, arguments, env)
+        guard let node = o["node"], !node.isEmpty else {
+            throw NodeLifecycleError(.usage, "ready needs --node (or NODE_NAME from the downward API: fieldRef spec.nodeName).")
+        }
+        let common = try CommonConfig.load(o, environment: env)
+        let conditions = (o["conditions"] ?? "").split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+        let settings = ReadySettings(nodeName: node, taintKey: o["taint"] ?? "node-lifecycle/booting", conditions: conditions,
+                                     timeout: try duration(o, "timeout", default: .seconds(600), minimum: .seconds(1)),
+                                     pollInterval: try duration(o, "poll-interval", default: .seconds(5)))
+        let stack = o["stack"], resource = o["resource"]
+        if (stack == nil) != (resource == nil) {
+            throw NodeLifecycleError(.usage, "--stack and --resource go together: give both to signal CloudFormation, or neither.")
+        }
+        if stack != nil && common.region == nil {
+            throw NodeLifecycleError(.usage, "No AWS region for SignalResource: set --region or AWS_REGION.")
+        }
+        return ReadyConfig(settings: settings, stack: stack, resource: resource, instanceID: o["instance-id"],
+                           region: common.region, common: common)
+    }
+}
+
+func parse(_ specs: [OptionSpec], _ arguments: [String], _ env: [String: String]) throws(NodeLifecycleError) -> ParsedOptions {
+    let o: ParsedOptions
+    do {
+        o = try OptionParser(specs).parse(arguments: arguments, environment: env)
+    } catch {
+        throw NodeLifecycleError(.usage, error.message)
+    }
+    if let extra = o.positionals.first {
+        throw NodeLifecycleError(.usage, "unexpected argument '\(extra)'; run with --help to see the options")
+    }
+    return o
+}

@@ -1,0 +1,58 @@
+import KLCore
+import KLKube
+
+/// `ClusterAPI` over KLKube's Kubernetes client.
+public struct KubeCluster: ClusterAPI {
+    public let client: KubeClient
+
+    public init(client: KubeClient) { self.client = client }
+
+    static func wrap(_ e: KubeError) -> NodeLifecycleError { NodeLifecycleError(.kube, e.description, httpStatus: e.httpStatus) }
+
+    public func listNodes() throws(NodeLifecycleError) -> [JSON] {
+        do { return try client.list(.nodes, namespace: nil)["items"]?.arrayValue ?? [] } catch { throw Self.wrap(error) }
+    }
+
+    public func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? {
+        do {
+            return try client.get(.nodes, namespace: nil, name: name)
+        } catch {
+            if error.code == .notFound { return nil }
+            throw Self.wrap(error)
+        }
+    }
+
+    public func updateNode(_ node: JSON) throws(NodeLifecycleError) -> Bool {
+        guard let name = node[path: "metadata", "name"]?.stringValue else {
+            throw NodeLifecycleError(.kube, "A node object without metadata.name cannot be updated.")
+        }
+        do {
+            _ = try client.update(.nodes, namespace: nil, name: name, body: node)
+            return true
+        } catch {
+            if error.code == .conflict { return false }
+            throw Self.wrap(error)
+        }
+    }
+
+    public func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] {
+        do {
+            return try client.list(.pods, namespace: nil, fieldSelector: "spec.nodeName=\(name)")["items"]?.arrayValue ?? []
+        } catch { throw Self.wrap(error) }
+    }
+
+    public func evict(namespace: String, name: String) -> EvictionResult {
+        let body: JSON = ["apiVersion": "policy/v1", "kind": "Eviction",
+                          "metadata": ["name": .string(name), "namespace": .string(namespace)]]
+        do {
+            _ = try client.post(.pods, namespace: namespace, name: name, subresource: "eviction", body: body)
+            return .accepted
+        } catch {
+            switch error.code {
+            case .notFound: return .notFound
+            case .tooManyRequests: return .blocked(retryAfter: error.retryAfter)
+            default: return .failed(error.description)
+            }
+        }
+    }
+}
