@@ -80,3 +80,32 @@ struct FaultTests {
         #expect(r.json["error"]?.stringValue?.contains("partitionMode") == true)
     }
 }
+
+@Suite("kube-apiserver-fake: partitions cut open watch streams", .timeLimit(.minutes(1)))
+struct PartitionWatchTests {
+    private func openWatch(_ h: Harness, token: String, timeoutSeconds: Int) throws -> TestConnection {
+        let c = try h.connect(timeoutSeconds: timeoutSeconds)
+        try c.send("GET", "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=\(h.server.resourceVersion)", token: token)
+        #expect(try c.readHead().0 == 200)
+        return c
+    }
+
+    @Test func partitionHang_silencesAnOpenWatch() throws {
+        let h = try Harness()
+        h.server.registerToken("w-hang", user: "u")
+        let c = try openWatch(h, token: "w-hang", timeoutSeconds: 3)
+        h.server.setFaults(["partitionedTokens": ["w-hang"], "partitionMode": "hang"])
+        h.server.put("/api/v1/namespaces/default/configmaps/after", ["data": [:]])
+        #expect(throws: TestFailure.self) { _ = try c.readChunk() }   // nothing arrives; our read times out
+    }
+
+    @Test func partitionReset_resetsAnOpenWatch() throws {
+        let h = try Harness()
+        h.server.registerToken("w-reset", user: "u")
+        let c = try openWatch(h, token: "w-reset", timeoutSeconds: 10)
+        h.server.setFaults(["partitionedTokens": ["w-reset"], "partitionMode": "reset"])
+        let start = monotonicNow()
+        #expect(c.readsEOF())
+        #expect(monotonicNow() - start < 5)
+    }
+}

@@ -163,7 +163,7 @@ final class Server: Sendable {
             return transport.write(HTTPResponse(status: 200, text: "ok").encoded(keepAlive: request.keepAlive)) ? .keepOpen : .close
         }
         if let route, isWatch, request.method == "GET" {
-            return serveWatch(request, route: route, transport: transport)
+            return serveWatch(request, route: route, transport: transport, reader: reader)
         }
         return send(dispatch(request, route: route, verb: verb), request, transport)
     }
@@ -279,7 +279,16 @@ final class Server: Sendable {
 
     // MARK: Watch
 
-    private func serveWatch(_ request: HTTPRequest, route: Route, transport: Transport) -> Next {
+    /// The partition mode that applies to `token` now, if any.
+    private func partition(_ token: String?) -> FaultSet.PartitionMode? {
+        guard let token else { return nil }
+        return control.withLock { $0.faults.partitionedTokens.contains(token) ? $0.faults.partitionMode : nil }
+    }
+
+    /// Streams watch events until `timeoutSeconds`, the client leaves, the
+    /// server stops, or the token gets partitioned (then the stream goes
+    /// silent, or is reset, like every other connection of that token).
+    private func serveWatch(_ request: HTTPRequest, route: Route, transport: Transport, reader: HTTPReader) -> Next {
         var filter: ObjectFilter
         do { filter = try makeFilter(request, route) } catch {
             return send(.error(Status.badRequest(error.message)), request, transport)
@@ -320,14 +329,20 @@ final class Server: Sendable {
         while !stopped.load(ordering: .acquiring) {
             let now = monotonicMillis()
             if now >= deadline { break }
-            var wait = deadline - now
+            switch partition(request.bearerToken) {
+            case .hang?: reader.drainUntilClosed(); return .close
+            case .reset?: return .reset
+            case nil: break
+            }
+            var wait = min(deadline - now, 1000)   // re-check partitions every second
             if bookmarks { wait = min(wait, max(1, lastSent + bookmarkEvery - now)) }
             var fds = [pollfd(fd: watcher.wakeRead, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: transport.fd, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 2, Int32(min(wait, 60_000)))
+            let n = poll(&fds, 2, Int32(wait))
             if n < 0 && errno != EINTR { return .close }
             if fds[1].revents != 0 { return .close }   // the client went away
             if fds[0].revents != 0 {
+                if partition(request.bearerToken) != nil { continue }
                 for line in watcher.drain() { if !chunk(line) { return .close } }
                 lastSent = monotonicMillis()
             } else if bookmarks && monotonicMillis() - lastSent >= bookmarkEvery {
