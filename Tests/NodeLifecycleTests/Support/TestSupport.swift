@@ -66,3 +66,9 @@ func wallNowForTests() -> WallTime {
     clock_gettime(CLOCK_REALTIME, &ts)
     return WallTime(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
 }
+
+func getenvString(_ name: String) -> String? {
+    guard let p = getenv(name) else { return nil }
+    let s = String(cString: p)
+    return s.isEmpty ? nil : s
+}

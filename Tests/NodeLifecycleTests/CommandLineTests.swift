@@ -1,0 +1,49 @@
+import KLCore
+import Testing
+@testable import NodeLifecycleKit
+
+/// Bad inputs to the binary: a clear message and exit code 2 (usage) or 1
+/// (a credential source that cannot work), never a hang or a crash.
+@Suite("node-lifecycle command line", .timeLimit(.minutes(1)))
+struct CommandLineTests {
+    func run(_ args: String, env: String = "") -> (stderr: String, status: Int32) {
+        let dir = makeTempDirectory()
+        let r = runCommand("env -i PATH=/usr/bin:/bin AWS_EC2_METADATA_DISABLED=true \(env) '\(binary("node-lifecycle"))' \(args) 2>'\(dir)/err'")
+        // pclose gives a wait status: the exit code is in the high byte.
+        return (readTextFile(dir + "/err") ?? "", (r.status >> 8) & 0xff)
+    }
+
+    @Test("bad usage exits 2 with the reason", arguments: [
+        ("", "usage: node-lifecycle drain"),
+        ("fly", "unknown command 'fly'"),
+        ("drain --api-server http://127.0.0.1:9", "drain needs --queue-url"),
+        ("drain --queue-url not-a-url --api-server http://127.0.0.1:9", "is not an http(s):// URL"),
+        ("drain --queue-url http://127.0.0.1:9/1/q --api-server http://127.0.0.1:9", "No AWS region"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q", "No Kubernetes API server"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --concurrency 0", "--concurrency must be"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --taint a:Never", "is not KEY[=VALUE]"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --heartbeat-interval soon", "is not a duration"),
+        ("drain --bogus", "unknown option '--bogus'"),
+        ("ready --api-server http://127.0.0.1:9", "ready needs --node"),
+        ("ready --node n1 --api-server http://127.0.0.1:9 --stack s", "--stack and --resource go together"),
+        ("ready --node n1 --api-server http://127.0.0.1:9 --stack s --resource r", "No AWS region"),
+    ])
+    func badUsage(args: String, mentions: String) {
+        let r = run(args)
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains(mentions), "\(r.stderr)")
+    }
+
+    @Test func unreadableWebIdentityTokenFile_exitsOne_namingTheFile() {
+        let r = run("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9",
+                    env: "AWS_ROLE_ARN=arn:aws:iam::1:role/x AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent/token")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Cannot read /nonexistent/token: No such file or directory"), "\(r.stderr)")
+    }
+
+    @Test func versionAndHelp_exitZero() {
+        #expect(run("--version").status == 0)
+        #expect(run("drain --help").status == 0)
+        #expect(run("ready --help").status == 0)
+    }
+}

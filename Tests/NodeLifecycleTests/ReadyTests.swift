@@ -1,0 +1,151 @@
+import FakeAPIServerKit
+import KLCore
+import KLKube
+import KLSupport
+import Synchronization
+import Testing
+@testable import NodeLifecycleKit
+
+@Suite("ready (fake cluster, fake clock)")
+struct ReadyRunnerTests {
+    func setConditions(_ cluster: FakeCluster, _ c: [(String, String)]) {
+        cluster.state.withLock {
+            $0.nodes["n1"]![path: "status", "conditions"] = .array(c.map { ["type": .string($0.0), "status": .string($0.1)] })
+        }
+    }
+
+    func taintedCluster() -> FakeCluster {
+        let cluster = FakeCluster()
+        cluster.addNode("n1", instance: "i-1")
+        cluster.state.withLock {
+            $0.nodes["n1"]![path: "spec", "taints"] = [["key": "node-lifecycle/booting", "effect": "NoSchedule"],
+                                                      ["key": "keep", "effect": "NoSchedule"]]
+        }
+        return cluster
+    }
+
+    @Test func conditionsFlipLate_thenTaintRemoved() {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", "False")])
+        let t0 = ContinuousClock.now
+        // Ready after 20 s, KernelDeadlock reported False after 40 s.
+        let sleeper = FakeSleeper(start: t0) { [cluster] now in
+            if now - t0 >= .seconds(40) {
+                self.setConditions(cluster, [("Ready", "True"), ("KernelDeadlock", "False")])
+            } else if now - t0 >= .seconds(20) {
+                self.setConditions(cluster, [("Ready", "True")])
+            }
+        }
+        let sink = MemorySink()
+        let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting",
+                                                                         conditions: ["KernelDeadlock"], timeout: .seconds(120),
+                                                                         pollInterval: .seconds(5)),
+                                 signal: nil, sleeper: sleeper, logger: Logger(sink: sink))
+        #expect(runner.run() == .ready)
+        #expect(sleeper.now() - t0 == .seconds(40))
+        let node = cluster.node("n1")!
+        #expect(!NodeEdits.hasTaint(node, key: "node-lifecycle/booting"))
+        #expect(NodeEdits.hasTaint(node, key: "keep"))
+        #expect(sink.contains("KernelDeadlock is not reported yet"))
+        #expect(sink.contains("boot taint removed"))
+    }
+
+    @Test func timeout_keepsTheTaint_andNamesTheProblems() {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", "True"), ("KernelDeadlock", "True")])
+        let t0 = ContinuousClock.now
+        let sleeper = FakeSleeper(start: t0)
+        let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting",
+                                                                         conditions: ["KernelDeadlock"], timeout: .seconds(60)),
+                                 signal: nil, sleeper: sleeper, logger: Logger(sink: MemorySink()))
+        #expect(runner.run() == .timedOut(problems: ["KernelDeadlock is True"]))
+        #expect(sleeper.now() - t0 == .seconds(60))
+        #expect(NodeEdits.hasTaint(cluster.node("n1")!, key: "node-lifecycle/booting"))
+    }
+
+    @Test func unregisteredNode_waits() {
+        let cluster = FakeCluster()
+        let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n9", taintKey: "b", timeout: .seconds(10)),
+                                 signal: nil, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        #expect(runner.run() == .timedOut(problems: ["the node is not registered yet"]))
+    }
+}
+
+/// The built node-lifecycle binary (KL_BIN_DIR, else .build/debug).
+func binary(_ name: String) -> String {
+    if let dir = getenvString("KL_BIN_DIR") { return dir + "/" + name }
+    var parts = testsDirectory.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(2)
+    return parts.joined(separator: "/") + "/.build/debug/" + name
+}
+
+@Suite("ready end to end (binary, kube-apiserver-fake, Query double)", .serialized, .timeLimit(.minutes(1)))
+struct ReadyEndToEndTests {
+    struct Setup {
+        let cluster: TestCluster
+        let double: QueryDouble
+        let dir: String
+
+        func run(_ extra: String) -> (output: String, status: Int32) {
+            let env = "AWS_ACCESS_KEY_ID=\(QueryDouble.accessKey) AWS_SECRET_ACCESS_KEY='\(QueryDouble.secret)' AWS_REGION=eu-west-1 "
+                + "AWS_ENDPOINT_URL_CLOUDFORMATION=\(double.url) AWS_EC2_METADATA_DISABLED=true"
+            let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
+                + "--ca-file '\(cluster.server.caFile)' --token-file '\(cluster.server.tokenFile)' --stack nodes --resource NodeGroup "
+                + "--instance-id i-0new --conditions KernelDeadlock,ReadonlyFilesystem --poll-interval 200ms \(extra) 2>'\(dir)/stderr'"
+            let r = runCommand(cmd)
+            return (readTextFile(dir + "/stderr") ?? "", r.status)
+        }
+    }
+
+    func setUp() throws -> Setup {
+        let cluster = try TestCluster.start()
+        let double = try QueryDouble.start()
+        try cluster.node("n1", instance: "i-0new", conditions: [("Ready", "False")],
+                         taints: [["key": "node-lifecycle/booting", "effect": "NoSchedule"]])
+        return Setup(cluster: cluster, double: double, dir: makeTempDirectory())
+    }
+
+    static func conditions(_ c: [(String, String)]) -> JSON {
+        .array(c.map { ["type": .string($0.0), "status": .string($0.1), "reason": "Test"] })
+    }
+
+    @Test func conditionsFlipLate_removesTaint_signalsSuccess() throws {
+        let s = try setUp()
+        defer { s.cluster.server.stop(); s.double.stop() }
+        let server = s.cluster.server
+        startThread {
+            blockingSleep(.milliseconds(800))
+            var n = server.object("/api/v1/nodes/n1")!
+            n[path: "status", "conditions"] = Self.conditions([("Ready", "True"), ("KernelDeadlock", "False")])
+            server.put("/api/v1/nodes/n1", n)
+            blockingSleep(.milliseconds(800))
+            n = server.object("/api/v1/nodes/n1")!
+            n[path: "status", "conditions"] = Self.conditions([("Ready", "True"), ("KernelDeadlock", "False"), ("ReadonlyFilesystem", "False")])
+            server.put("/api/v1/nodes/n1", n)
+        }
+        let r = s.run("--timeout 20s")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("ReadonlyFilesystem is not reported yet"))
+        let node = try s.cluster.client.get(.nodes, namespace: nil, name: "n1")
+        #expect(!NodeEdits.hasTaint(node, key: "node-lifecycle/booting"))
+        let calls = try s.double.calls()
+        #expect(calls.map(\.action) == ["SignalResource"])
+        #expect(calls.first?.params["Status"]?.stringValue == "SUCCESS")
+        #expect(calls.first?.params["UniqueId"]?.stringValue == "i-0new")
+        #expect(calls.first?.params["StackName"]?.stringValue == "nodes")
+        #expect(calls.first?.params["LogicalResourceId"]?.stringValue == "NodeGroup")
+    }
+
+    @Test func timeout_signalsFailure_keepsTaint_exitsOne() throws {
+        let s = try setUp()
+        defer { s.cluster.server.stop(); s.double.stop() }
+        let r = s.run("--timeout 1s")
+        #expect(r.status != 0)
+        #expect(r.output.contains("node did not become healthy in time"))
+        let node = try s.cluster.client.get(.nodes, namespace: nil, name: "n1")
+        #expect(NodeEdits.hasTaint(node, key: "node-lifecycle/booting"))
+        let calls = try s.double.calls()
+        #expect(calls.map(\.action) == ["SignalResource"])
+        #expect(calls.first?.params["Status"]?.stringValue == "FAILURE")
+    }
+}
