@@ -85,7 +85,7 @@ final class Store: Sendable {
     }
 
     /// Objects with computed parts filled in (PodDisruptionBudget status).
-    private func decorate(_ r: ResourceType, _ o: JSON, _ s: StoreState) -> JSON {
+    func decorate(_ r: ResourceType, _ o: JSON, _ s: StoreState) -> JSON {
         guard r == .pdbs else { return o }
         var o = o
         let ns = o[path: "metadata", "namespace"]?.stringValue ?? ""
@@ -332,70 +332,4 @@ final class Store: Sendable {
         return APIResult(201, Status.success(code: 201))
     }
 
-    // MARK: Watch
-
-    enum WatchStart {
-        case events([String], Watcher)
-        case expired(JSON)
-    }
-
-    /// Registers a watcher and returns the events it must send first: the
-    /// current objects (RV "" or "0") or the history after `fromRV`.
-    func startWatch(_ r: ResourceType, _ filter: ObjectFilter, fromRV: String?) -> WatchStart? {
-        guard let watcher = Watcher(resource: r, filter: filter) else { return nil }
-        return state.withLock { s in
-            var initial: [String] = []
-            if let fromRV, let rv = Int(fromRV), rv > 0 {
-                if rv < s.historyFloor {
-                    return .expired(Status.failure(code: 410, reason: "Expired", message: "too old resource version: \(rv) (\(s.historyFloor))"))
-                }
-                for e in s.history where e.rv > rv { if let line = watcher.event(for: e) { initial.append(line) } }
-            } else {
-                for (_, o) in (s.objects[r.qualified] ?? [:]).sorted(by: { $0.key < $1.key }) where filter.matches(o) {
-                    initial.append(Watcher.line(type: "ADDED", object: decorate(r, o, s)))
-                }
-            }
-            s.watchers[ObjectIdentifier(watcher)] = watcher
-            return .events(initial, watcher)
-        }
-    }
-
-    func stopWatch(_ watcher: Watcher) {
-        _ = state.withLock { $0.watchers.removeValue(forKey: ObjectIdentifier(watcher)) }
-    }
-
-    var currentRV: Int { state.withLock { $0.resourceVersion } }
-    var watcherCount: Int { state.withLock { $0.watchers.count } }
-}
-
-/// The object with `kind` and `apiVersion` first (filled in when missing), as the real server writes it.
-func typeFirst(_ o: JSON, _ r: ResourceType) -> JSON {
-    var out = JSONObject([("kind", o["kind"] ?? .string(r.kind)), ("apiVersion", o["apiVersion"] ?? .string(r.apiVersion))])
-    for (k, v) in o.objectValue ?? JSONObject() where k != "kind" && k != "apiVersion" { out[k] = v }
-    return .object(out)
-}
-
-func readFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Writes PATH.tmp then renames it over PATH, so a crash never leaves half a file.
-func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) -> Bool {
-    let tmp = path + ".tmp"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { return false }
-    writeAll(fd: fd, text)
-    guard close(fd) == 0 else { return false }
-    return rename(tmp, path) == 0
 }
