@@ -1,5 +1,6 @@
 import KLCore
 import KLSupport
+import KLKube
 
 /// Where a command writes: standard output for results, the logger for
 /// events. Tests capture both.
@@ -44,6 +45,118 @@ public enum PagerTesterCommand {
             throw PagerError(.invalidCron, "the cron expression '\(expression.text)' never fires (checked 30 years ahead); check the day and month fields")
         }
         io.stdout(times.map { RFC3339.format($0) + "\n" }.joined())
+        return 0
+    }
+
+    /// Reads the people file named by the second positional argument.
+    static func loadPeople(_ options: ParsedOptions, environment: [String: String], command: String) throws(PagerError) -> [Person] {
+        guard options.positionals.count >= 2 else {
+            throw PagerError(.usage, "\(command) needs the people file: pager-tester \(command) people.yaml")
+        }
+        let path = options.positionals[1]
+        guard let bytes = TimeZoneDatabase.readFile(path) else {
+            throw PagerError(.invalidConfig, "cannot read the people file \(path): check the path and permissions")
+        }
+        return try PeopleFile.parse(String(decoding: bytes, as: UTF8.self), path: path, zones: TimeZoneDatabase(environment: environment))
+    }
+
+    /// `next CONFIG [--count N] [--from T]`: upcoming pages per person, in
+    /// the person's zone and in UTC, tab-separated.
+    public static func next(_ options: ParsedOptions, environment: [String: String], now: WallTime,
+                            io: CommandIO) throws(PagerError) -> Int32 {
+        let people = try loadPeople(options, environment: environment, command: "next")
+        guard options.positionals.count == 2 else { throw PagerError(.usage, "next takes only the people file") }
+        let count = try countOption(options, default: 5)
+        var from = now
+        if let text = options["from"] {
+            guard let t = RFC3339.parse(text) else {
+                throw PagerError(.usage, "--from '\(text)' is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
+            }
+            from = t
+        }
+        var out = ""
+        for p in people {
+            for t in p.cron.fireTimes(after: from, count: count) {
+                out += "\(p.name)\t\(formatLocal(t, in: p.cron.zone)) \(p.cron.zone.name)\t\(RFC3339.format(t))\n"
+            }
+        }
+        io.stdout(out)
+        return 0
+    }
+
+    /// Everything `run` and `notify` need, checked before anything is sent.
+    public struct Setup: Sendable {
+        public var people: [Person]
+        public var client: PagerDutyClient
+        public var options: SchedulerOptions
+    }
+
+    /// Loads people, settings and options; checks `From` (locally, and with
+    /// PagerDuty unless dry-run). Throws usage/config errors (exit 2).
+    public static func setup(_ options: ParsedOptions, environment: [String: String], command: String,
+                             clock: any PagerClock, logger: Logger,
+                             transport: (PagerSettings) throws(PagerError) -> any PagerTransport) throws(PagerError) -> Setup {
+        let people = try loadPeople(options, environment: environment, command: command)
+        var sched = SchedulerOptions()
+        sched.dryRun = options.isSet("dry-run")
+        sched.verifyAfter = try durationOption(options, "verify-after")
+        sched.resolveAfter = try durationOption(options, "resolve-after")
+        if let g = try durationOption(options, "missed-grace") { sched.missedGrace = g }
+        let settings = try PagerSettings.load(environment: environment, needToken: !sched.dryRun)
+        try FromCheck.local(people: people, from: settings.from)
+        var client = PagerDutyClient(settings: settings, transport: try transport(settings), clock: clock, logger: logger)
+        if let t = try durationOption(options, "timeout") { client.requestTimeout = t }
+        if let t = try durationOption(options, "job-timeout") { client.jobTimeout = t }
+        if !sched.dryRun {
+            do throws(PagerError) {
+                try FromCheck.remote(people: people, client: client)
+            } catch where error.code == .invalidConfig {
+                throw error
+            } catch {
+                throw PagerError(error.code, "start-up check of PAGERDUTY_FROM failed: \(error.message)", status: error.status, body: error.body)
+            }
+        }
+        return Setup(people: people, client: client, options: sched)
+    }
+
+    static func durationOption(_ options: ParsedOptions, _ name: String) throws(PagerError) -> Duration? {
+        guard let text = options[name] else { return nil }
+        let d: Duration
+        do throws(DurationText.ParseError) {
+            d = try DurationText.parse(text)
+        } catch {
+            throw PagerError(.usage, "\(options.source(of: name)): \(error.description)")
+        }
+        guard d > .zero else {
+            throw PagerError(.usage, "\(options.source(of: name)): '\(text)' must be longer than zero")
+        }
+        return d
+    }
+
+    /// `run CONFIG`: pages everybody on schedule until killed (or `stop`).
+    public static func run(_ setup: Setup, until stop: WallTime? = nil) -> Int32 {
+        var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
+        scheduler.run(until: stop)
+        return 0
+    }
+
+    /// `notify CONFIG NAME|ID`: one page now; with `--verify-after`, waits
+    /// and logs the verdict. Exit 1 when the page failed.
+    public static func notify(_ setup: Setup, target: String) throws(PagerError) -> Int32 {
+        var matches = setup.people.filter { $0.name == target }
+        if matches.isEmpty { matches = setup.people.filter { $0.id == target } }
+        guard let person = matches.first else {
+            throw PagerError(.usage, "nobody named '\(target)' (or with that PagerDuty id) in the people file")
+        }
+        var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
+        if setup.options.dryRun {
+            _ = scheduler.page(person)
+            return 0
+        }
+        guard let incident = scheduler.page(person) else { return ExitCode.failure }
+        let index = setup.people.firstIndex(of: person)!
+        scheduler.schedule(incident, person: index)
+        while !scheduler.followUps.isEmpty { scheduler.stepFollowUps() }
         return 0
     }
 

@@ -1,0 +1,166 @@
+import KLCore
+import KLKube
+import KLSupport
+
+/// Sends one HTTP request; `KLKube.HTTPClient` in production, the same
+/// client against a local fake server in tests.
+public protocol PagerTransport: Sendable {
+    func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse
+}
+
+extension HTTPClient: PagerTransport {}
+
+/// A test incident PagerDuty created.
+public struct CreatedIncident: Sendable, Equatable {
+    public var id: String
+    public var number: Int?
+    public var status: String
+    /// `https://SUBDOMAIN.pagerduty.com/incidents/ID`
+    public var url: String
+}
+
+/// The PagerDuty REST API v2 calls pager-tester makes (one at a time).
+///
+/// - Rate limits: a 429 waits the `ratelimit-reset` header's seconds (60 s
+///   when absent; PagerDuty sends no `Retry-After`), then retries, at most
+///   `maxRetries` times and never past `jobTimeout`.
+/// - Any other status >= 300 is an error carrying status and body; a POST is
+///   never retried on 5xx or a transport error (it may have created the
+///   incident: retrying could page twice).
+/// - The token goes only into the `Authorization` header: never into logs
+///   or error messages.
+public struct PagerDutyClient: Sendable {
+    public var settings: PagerSettings
+    public var transport: any PagerTransport
+    public var clock: any PagerClock
+    public var logger: Logger
+    /// Bound on each HTTP request (default 10 s, as the original service).
+    public var requestTimeout: Duration = .seconds(10)
+    /// Most retries after a 429 (default 3).
+    public var maxRetries = 3
+    /// Bound on one job including its 429 waits (default 5 min).
+    public var jobTimeout: Duration = .seconds(300)
+
+    public init(settings: PagerSettings, transport: any PagerTransport, clock: any PagerClock, logger: Logger) {
+        self.settings = settings
+        self.transport = transport
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The JSON body of `POST /incidents` for a person (also logged by `--dry-run`).
+    public func incidentBody(for person: Person) -> JSON {
+        [
+            "incident": [
+                "type": "incident",
+                "title": .string("pager-tester: test page for \(person.name), please acknowledge"),
+                "service": ["id": .string(settings.serviceID), "type": "service_reference"],
+                "assignments": [["assignee": ["id": .string(person.id), "type": "user_reference"]]],
+            ],
+        ]
+    }
+
+    /// `POST /incidents` assigned to `person`.
+    public func createIncident(for person: Person) throws(PagerError) -> CreatedIncident {
+        let response = try request("POST", "/incidents", body: incidentBody(for: person), what: "create the test incident for \(person.name)")
+        guard let json = try? JSON.parse(bytes: response.body), let id = json[path: "incident", "id"]?.stringValue else {
+            throw PagerError(.httpStatus, "PagerDuty answered \(response.status) to creating the test incident for \(person.name) without an incident id: \(clip(response.bodyText))",
+                             status: response.status, body: response.bodyText)
+        }
+        return CreatedIncident(id: id, number: json[path: "incident", "incident_number"]?.intValue,
+                               status: json[path: "incident", "status"]?.stringValue ?? "triggered",
+                               url: settings.incidentURL(id))
+    }
+
+    /// `GET /incidents/{id}`: `triggered`, `acknowledged` or `resolved`.
+    public func incidentStatus(_ id: String) throws(PagerError) -> String {
+        let response = try request("GET", "/incidents/\(id)", body: nil, what: "read incident \(id)")
+        guard let status = (try? JSON.parse(bytes: response.body))?[path: "incident", "status"]?.stringValue else {
+            throw PagerError(.httpStatus, "PagerDuty's answer for incident \(id) has no incident.status: \(clip(response.bodyText))",
+                             status: response.status, body: response.bodyText)
+        }
+        return status
+    }
+
+    /// `GET /incidents/{id}/log_entries?include[]=channels`.
+    public func logEntries(_ id: String) throws(PagerError) -> [JSON] {
+        let response = try request("GET", "/incidents/\(id)/log_entries?include%5B%5D=channels&limit=100", body: nil,
+                                   what: "read the log entries of incident \(id)")
+        guard let entries = (try? JSON.parse(bytes: response.body))?["log_entries"]?.arrayValue else {
+            throw PagerError(.httpStatus, "PagerDuty's answer for the log entries of incident \(id) has no log_entries: \(clip(response.bodyText))",
+                             status: response.status, body: response.bodyText)
+        }
+        return entries
+    }
+
+    /// `PUT /incidents/{id}` with status `resolved`.
+    public func resolve(_ id: String) throws(PagerError) {
+        let body: JSON = ["incident": ["type": "incident_reference", "status": "resolved"]]
+        _ = try request("PUT", "/incidents/\(id)", body: body, what: "resolve incident \(id)")
+    }
+
+    /// `GET /users/{id}`: the user's login email (to refuse a `From` that is
+    /// one of the people being tested).
+    public func userEmail(_ id: String) throws(PagerError) -> String? {
+        let response = try request("GET", "/users/\(id)", body: nil, what: "read user \(id)")
+        return (try? JSON.parse(bytes: response.body))?[path: "user", "email"]?.stringValue
+    }
+
+    func headers(withBody: Bool) -> [(String, String)] {
+        var h: [(String, String)] = [
+            ("Accept", "application/vnd.pagerduty+json;version=2"),
+            ("Authorization", "Token token=\(settings.token)"),
+            ("From", settings.from),
+        ]
+        if withBody { h.append(("Content-Type", "application/json")) }
+        return h
+    }
+
+    /// One API call with the 429 policy; status >= 300 throws with status and body.
+    func request(_ method: String, _ path: String, body: JSON?, what: String) throws(PagerError) -> HTTPResponse {
+        let started = clock.now()
+        let bytes = body.map { Array($0.serialized().utf8) } ?? []
+        var retries = 0
+        while true {
+            let response: HTTPResponse
+            do throws(HTTPError) {
+                response = try transport.send(HTTPRequest(method: method, path: path, headers: headers(withBody: body != nil), body: bytes),
+                                              timeout: requestTimeout)
+            } catch {
+                let timedOut = error.code == .timedOut
+                throw PagerError(.transport, "could not \(what): \(timedOut ? "PagerDuty did not answer within \(DurationText.format(requestTimeout)) (\(error.message))" : error.message); the next scheduled page is tried as usual")
+            }
+            if response.status == 429 {
+                let reset = response.header("ratelimit-reset").flatMap { Double($0.trimmingSpaces) }
+                let wait: Duration = reset.map { .milliseconds(Int64(max(0, min($0, 3600)) * 1000)) } ?? .seconds(60)
+                let spent = clock.now().duration(since: started)
+                guard retries < maxRetries, spent + wait <= jobTimeout else {
+                    throw PagerError(.rateLimited, "could not \(what): PagerDuty answered 429 (rate limited) \(retries + 1) times; body: \(clip(response.bodyText))",
+                                     status: 429, body: response.bodyText)
+                }
+                retries += 1
+                logger.warning("rate limited by PagerDuty, waiting", ("http.method", .string(method)), ("http.path", .string(path)),
+                               ("wait_seconds", .number(String(wait.seconds))), ("ratelimit.reset_header", .bool(reset != nil)),
+                               ("retry", .number(String(retries))))
+                clock.sleep(for: wait)
+                continue
+            }
+            guard response.status < 300 else {
+                throw PagerError(.httpStatus, "could not \(what): PagerDuty answered \(response.status): \(clip(response.bodyText))",
+                                 status: response.status, body: response.bodyText)
+            }
+            return response
+        }
+    }
+
+    func clip(_ text: String) -> String { text.count > 2000 ? String(text.prefix(2000)) + "…" : text }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
