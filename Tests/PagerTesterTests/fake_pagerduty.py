@@ -21,6 +21,7 @@ GET /_requests returns the recorded requests.
 """
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -172,6 +173,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     global ARGS
+    # The test runner may start us with signals blocked; let SIGTERM work.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     p = argparse.ArgumentParser()
     p.add_argument("--token", required=True)
     p.add_argument("--from", dest="from_email", required=True)

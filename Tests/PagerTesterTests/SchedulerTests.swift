@@ -1,0 +1,194 @@
+import KLCore
+import Testing
+@testable import PagerTesterKit
+
+@Suite(.timeLimit(.minutes(1)))
+struct SchedulerTests {
+    func scheduler(_ fake: FakePagerDuty, _ people: [Person], start: String, sink: MemorySink,
+                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> (PagerScheduler, ManualClock) {
+        let clock = ManualClock(time(start))
+        var options = SchedulerOptions()
+        configure(&options)
+        return (PagerScheduler(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options), clock)
+    }
+
+    @Test func dueJob_postsExactlyOnce() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:00:00Z", sink: sink)
+        s.run(until: time("2026-01-01T10:00:00Z"))
+        #expect(try fake.requests("POST", "/incidents").count == 1)
+        let created = sink.messages("created test incident")
+        try #require(created.count == 1)
+        #expect(created[0]["incident.url"]?.stringValue == "https://acme.pagerduty.com/incidents/Q0001")
+        #expect(created[0]["fire_time"]?.stringValue == "2026-01-01T09:00:00Z")
+        #expect(created[0]["ts"]?.stringValue == "2026-01-01T09:00:00.000Z")
+        #expect(!sink.all.joined().contains(testToken))
+    }
+
+    @Test func errorStatus_isLoggedWithStatusAndBody_andTheNextPersonIsPaged() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["script": [["path": "/incidents", "status": 500, "body": ["error": ["message": "Internal Server Error", "code": 2001]]]]])
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *"), try person("Bob", "PBOB", "0 9 * * *")],
+                                   start: "2026-01-01T08:00:00Z", sink: sink)
+        s.run(until: time("2026-01-01T09:30:00Z"))
+        #expect(try fake.requests("POST", "/incidents").count == 2)
+        let failed = sink.messages("test page failed")
+        try #require(failed.count == 1)
+        #expect(failed[0]["person.name"]?.stringValue == "Jane")
+        #expect(failed[0]["http.status"]?.intValue == 500)
+        #expect(failed[0]["http.body"]?.stringValue?.contains("Internal Server Error") == true)
+        #expect(sink.messages("created test incident").map { $0["person.name"]?.stringValue } == ["Bob"])
+        #expect(s.pagesSent == 1 && s.pagesFailed == 1)
+    }
+
+    @Test func rateLimited_inTheScheduler_waits60sOnTheInjectedClock() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["script": [["path": "/incidents", "status": 429]]])
+        let sink = MemorySink()
+        var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:59Z", sink: sink)
+        s.run(until: time("2026-01-01T09:10:00Z"))
+        #expect(clock.sleeps.contains(.seconds(60)))
+        #expect(try fake.requests("POST", "/incidents").count == 2)
+        let created = sink.messages("created test incident")
+        #expect(created.first?["ts"]?.stringValue == "2026-01-01T09:01:00.000Z")
+    }
+
+    @Test func fireTimeFarInThePast_afterAClockJump_isSkippedAsMissed() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
+        clock.advance(.seconds(2 * 3600))   // suspended or wall clock stepped forward
+        s.step()
+        #expect(try fake.requests("POST", "/incidents").isEmpty)
+        #expect(sink.messages("missed page").count == 1)
+        s.run(until: time("2026-01-02T09:05:00Z"))
+        #expect(try fake.requests("POST", "/incidents").count == 1)
+    }
+
+    @Test func manyMissedFireTimes_giveNoBurst() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "* * * * *")], start: "2026-01-01T09:00:30Z", sink: sink)
+        clock.advance(.seconds(600))
+        s.run(until: time("2026-01-01T09:11:10Z"))
+        let posts = try fake.requests("POST", "/incidents")
+        #expect(posts.count == 1)
+        #expect(s.pagesMissed == 10)
+    }
+
+    @Test func lateWithinGrace_stillPages() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
+        clock.advance(.seconds(180))
+        s.step()
+        #expect(try fake.requests("POST", "/incidents").count == 1)
+    }
+
+    @Test func wallClockJumpBackward_neverRepeatsAPage() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
+        s.run(until: time("2026-01-01T09:01:00Z"))
+        clock.advance(.seconds(-3600))
+        s.run(until: time("2026-01-01T09:30:00Z"))
+        #expect(try fake.requests("POST", "/incidents").count == 1)
+        #expect(s.nextFire[0] == time("2026-01-02T09:00:00Z"))
+    }
+
+    @Test func jobsRunOneAtATime_inFireTimeOrder() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("A", "PA", "5 9 * * *"), try person("B", "PB", "0 9 * * *"),
+                                          try person("C", "PC", "0 9 * * *")], start: "2026-01-01T08:00:00Z", sink: sink)
+        s.run(until: time("2026-01-01T10:00:00Z"))
+        let posts = try fake.requests("POST", "/incidents")
+        let assignees = try posts.map { try JSON.parse($0["body"]?.stringValue ?? "")[path: "incident", "assignments"]?[0]?[path: "assignee", "id"]?.stringValue }
+        #expect(assignees == ["PB", "PC", "PA"])
+        let times = posts.compactMap { $0["time"]?.doubleValue }
+        #expect(times == times.sorted())
+    }
+
+    @Test func verification_logsAVerdictPerPerson() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["behavior": ["PPAGED": "notify", "PACK": "ack", "PNONE": "none"]])
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Paged", "PPAGED", "0 9 * * *"), try person("Acked", "PACK", "0 9 * * *"),
+                                          try person("Silent", "PNONE", "0 9 * * *")],
+                                   start: "2026-01-01T08:00:00Z", sink: sink) { $0.verifyAfter = .seconds(120) }
+        s.run(until: time("2026-01-01T10:00:00Z"))
+        let verdicts = sink.messages("page verdict")
+        let byName = Dictionary(uniqueKeysWithValues: verdicts.map { ($0["person.name"]?.stringValue ?? "", $0) })
+        #expect(byName["Paged"]?["verdict"]?.stringValue == "paged")
+        #expect(byName["Paged"]?["notification.channels"] == ["sms_notification"])
+        #expect(byName["Acked"]?["verdict"]?.stringValue == "acknowledged")
+        #expect(byName["Silent"]?["verdict"]?.stringValue == "no-notification")
+        #expect(byName["Silent"]?["level"]?.stringValue == "warning")
+        #expect(byName["Silent"]?["attempt"]?.intValue == 3)
+        #expect(verdicts.count == 3)
+        #expect(byName["Paged"]?["ts"]?.stringValue == "2026-01-01T09:02:00.000Z")
+        #expect(try fake.requests("GET", "/incidents/").filter { ($0["path"]?.stringValue ?? "").contains("log_entries") }.count == 5)
+    }
+
+    /// Acknowledged is not resolved: both are resolved, and the verdict still
+    /// sees the acknowledgement in the log.
+    @Test func resolveAfter_resolvesIncidentsThePersonDidNotResolve() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["behavior": ["PPAGED": "notify", "PACK": "ack"]])
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Paged", "PPAGED", "0 9 * * *"), try person("Acked", "PACK", "0 9 * * *")],
+                                   start: "2026-01-01T08:00:00Z", sink: sink) {
+            $0.resolveAfter = .seconds(600)
+            $0.verifyAfter = .seconds(900)
+        }
+        s.run(until: time("2026-01-01T10:00:00Z"))
+        let puts = try fake.requests("PUT", "/incidents/")
+        #expect(puts.map { $0["path"]?.stringValue } == ["/incidents/Q0001", "/incidents/Q0002"])
+        #expect(sink.messages("resolved test incident").count == 2)
+        let verdicts = sink.messages("page verdict").map { $0["verdict"]?.stringValue }
+        #expect(verdicts == ["paged", "acknowledged"])
+    }
+
+    @Test func dryRun_sendsNothing_andLogsTheRequest() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:00:00Z", sink: sink) {
+            $0.dryRun = true
+            $0.verifyAfter = .seconds(60)
+        }
+        s.run(until: time("2026-01-01T10:00:00Z"))
+        #expect(try fake.requests().isEmpty)
+        let lines = sink.messages("dry run: would create test incident")
+        try #require(lines.count == 1)
+        #expect(lines[0][path: "http.body", "incident", "assignments"]?[0]?[path: "assignee", "id"]?.stringValue == "PJANE")
+    }
+
+    @Test func fromEmailOfATestedPerson_isRefusedAtStartUp() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["emails": ["PBOB": .string(testFrom.uppercased())]])
+        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
+        #expect {
+            try FromCheck.remote(people: [try person("Jane", "PJANE", "@daily"), try person("Bob", "PBOB", "@daily")], client: client)
+        } throws: { error in
+            (error as? PagerError)?.code == .invalidConfig && "\(error)".contains("Bob (PBOB)")
+        }
+        #expect(try fake.requests("POST", "/incidents").isEmpty)
+    }
+}
+
+@Suite struct VerdictTests {
+    @Test func resolvedByPagerTester_isNotAnAcknowledgement() {
+        let entries: [JSON] = [["type": "notify_log_entry", "user": ["id": "P1"],
+                                "channel": ["type": "notification", "notification": ["type": "phone_notification"]]]]
+        #expect(PageVerdict.judge(status: "resolved", logEntries: entries, personID: "P1", resolvedByUs: true) == (.paged, ["phone_notification"]))
+        #expect(PageVerdict.judge(status: "resolved", logEntries: entries, personID: "P1", resolvedByUs: false).verdict == .acknowledged)
+    }
+
+    @Test func notificationToSomebodyElse_doesNotCount() {
+        let entries: [JSON] = [["type": "notify_log_entry", "user": ["id": "POTHER"],
+                                "channel": ["notification": ["type": "sms_notification"]]]]
+        #expect(PageVerdict.judge(status: "triggered", logEntries: entries, personID: "P1", resolvedByUs: false).verdict == .noNotification)
+    }
+}
