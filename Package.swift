@@ -8,6 +8,13 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// kube-leader's own modules: no implicit `_StringProcessing` (regex engine,
+/// Unicode name tables: about 1.4 MB of the static binary; PLATFORM.md).
+/// Regex literals and the `_StringProcessing` string algorithms are then unavailable there.
+let lean: [SwiftSetting] = strict + [
+    .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
+]
+
 let package = Package(
     name: "kube-leader",
     products: [
@@ -24,16 +31,16 @@ let package = Package(
         .target(name: "CShims", path: "Sources/KubeLeader/CShims"),
 
         // MARK: kube-leader and the shared core
-        .target(name: "KLCore", path: "Sources/KubeLeader/Core", swiftSettings: strict),
+        .target(name: "KLCore", path: "Sources/KubeLeader/Core", swiftSettings: lean),
         .target(name: "KLSupport", dependencies: ["KLCore", "CShims"],
-                path: "Sources/KubeLeader/Support", swiftSettings: strict),
+                path: "Sources/KubeLeader/Support", swiftSettings: lean),
         .target(name: "KLProcess", dependencies: ["KLCore", "KLSupport", "CShims"],
-                path: "Sources/KubeLeader/Process", swiftSettings: strict),
+                path: "Sources/KubeLeader/Process", swiftSettings: lean),
         .target(name: "KLKube", dependencies: ["KLCore", "KLSupport", "COpenSSL", "CShims"],
-                path: "Sources/KubeLeader/Kube", swiftSettings: strict),
+                path: "Sources/KubeLeader/Kube", swiftSettings: lean),
         .executableTarget(name: "KubeLeaderMain",
                           dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube"],
-                          path: "Sources/KubeLeader/Main", swiftSettings: strict),
+                          path: "Sources/KubeLeader/Main", swiftSettings: lean),
 
         // MARK: companions (nothing depends on them)
         .target(name: "PolicyCheckKit", dependencies: ["KLCore", "KLSupport", "KLProcess"],
