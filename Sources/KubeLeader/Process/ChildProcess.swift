@@ -37,6 +37,22 @@ public struct ChildProcess: Sendable {
         _ argv: [String], environment: [String: String]? = nil, foregroundTTY: Bool = false,
         standardInput: Int32? = nil, standardOutput: Int32? = nil, standardError: Int32? = nil
     ) throws(ProcessError) -> ChildProcess {
+        var flags = CSHIMS_SPAWN_NEW_GROUP
+        if foregroundTTY { flags |= CSHIMS_SPAWN_FOREGROUND }
+        return try spawnResolved(argv, environment: environment) { pid, file, arguments, envp in
+            cshims_spawn(pid, file, arguments, envp, standardInput ?? -1, standardOutput ?? -1, standardError ?? -1, flags)
+        }
+    }
+
+    /// The part every way of spawning shares: PATH lookup in the child's
+    /// environment (127/126 before anything starts), C argument and
+    /// environment arrays, and errno → `ProcessError`. `start` does the
+    /// actual spawn and returns 0 or an errno value.
+    static func spawnResolved(
+        _ argv: [String], environment: [String: String]?,
+        start: (UnsafeMutablePointer<pid_t>, String, UnsafePointer<UnsafeMutablePointer<CChar>?>,
+                UnsafePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+    ) throws(ProcessError) -> ChildProcess {
         guard let command = argv.first else {
             throw ProcessError(.commandNotFound, errno: ENOENT,
                                context: "Cannot run an empty command; give the program to run after --")
@@ -44,18 +60,14 @@ public struct ChildProcess: Sendable {
         let file = try resolveCommand(command, path: searchPath(in: environment))
         let arguments = CStringArray(argv)
         defer { arguments.free() }
-        var flags = CSHIMS_SPAWN_NEW_GROUP
-        if foregroundTTY { flags |= CSHIMS_SPAWN_FOREGROUND }
         var pid: pid_t = 0
         let rc: Int32
         if let environment {
             let env = CStringArray(environment: environment)
             defer { env.free() }
-            rc = cshims_spawn(&pid, file, arguments.pointers, env.pointers,
-                              standardInput ?? -1, standardOutput ?? -1, standardError ?? -1, flags)
+            rc = start(&pid, file, arguments.pointers, env.pointers)
         } else {
-            rc = cshims_spawn(&pid, file, arguments.pointers, cshims_environ(),
-                              standardInput ?? -1, standardOutput ?? -1, standardError ?? -1, flags)
+            rc = start(&pid, file, arguments.pointers, cshims_environ())
         }
         if rc != 0 { throw spawnError(rc, command: command, file: file) }
         return ChildProcess(pid: pid)
