@@ -63,6 +63,32 @@ struct ReadyRunnerTests {
         #expect(NodeEdits.hasTaint(cluster.node("n1")!, key: "node-lifecycle/booting"))
     }
 
+    func signal(answer: String) -> ResourceSignal {
+        let fake = FakeTransport { _, _ in
+            textResponse(400, "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>\(answer)</Message></Error></ErrorResponse>")
+        }
+        let aws = AWSClient(transport: fake, credentials: StaticCredentials(testCreds), region: "eu-west-1") { fixedNow }
+        return ResourceSignal(client: CloudFormationClient(aws: aws, baseURL: "http://cfn.invalid"), stack: "s",
+                              logicalResourceID: "NodeGroup", uniqueID: "i-1")
+    }
+
+    /// Regression guard: a DaemonSet pod restarted on an old node ran `ready`
+    /// again, CloudFormation refused the signal, and the init container
+    /// crash-looped.
+    @Test func signalRefused_becauseNotWaiting_isFine_butMissingStackIsNot() {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", "True")])
+        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
+        let notWaiting = ReadyRunner(cluster: cluster, settings: settings,
+                                     signal: signal(answer: "Resource NodeGroup is in UPDATE_COMPLETE state and cannot be signaled"),
+                                     sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        #expect(notWaiting.run() == .ready)
+        let missing = ReadyRunner(cluster: cluster, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
+                                  sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        guard case .failed(let why) = missing.run() else { Issue.record("not failed"); return }
+        #expect(why.contains("does not exist"))
+    }
+
     @Test func unregisteredNode_waits() {
         let cluster = FakeCluster()
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n9", taintKey: "b", timeout: .seconds(10)),

@@ -67,6 +67,14 @@ public struct CloudFormationClient: Sendable {
         self.baseURL = baseURL
     }
 
+    /// True when CloudFormation refused a signal because the resource is not
+    /// waiting for one (`ValidationError`, e.g. "... is in UPDATE_COMPLETE
+    /// state and cannot be signaled"): a `ready` that runs again on an old
+    /// node. A stack that does not exist is a real error.
+    public static func isNotWaitingForSignals(_ e: NodeLifecycleError) -> Bool {
+        e.awsCode == "ValidationError" && !e.message.contains("does not exist")
+    }
+
     /// `SignalResource`: counts toward a `CreationPolicy`/`UpdatePolicy`'s
     /// `WaitOnResourceSignals`. `uniqueID` is the instance id.
     public func signalResource(stack: String, logicalResourceID: String, uniqueID: String,

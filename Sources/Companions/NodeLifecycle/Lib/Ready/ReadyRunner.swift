@@ -142,6 +142,10 @@ public struct ReadyRunner: Sendable {
                 log.notice("resource signalled", ("status", "SUCCESS"), ("stack", .string(signal.stack)),
                            ("resource", .string(signal.logicalResourceID)), ("unique_id", .string(signal.uniqueID)))
             } catch {
+                if CloudFormationClient.isNotWaitingForSignals(error) {
+                    log.notice("the resource is not waiting for signals; nothing to signal", ("error", .string(error.description)))
+                    return .ready
+                }
                 return .failed(error.description)
             }
         }

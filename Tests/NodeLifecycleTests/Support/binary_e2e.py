@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Black-box run of the node-lifecycle binary with exactly the RBAC of
+deploy/node-lifecycle/rbac.yaml (kube-apiserver-fake enforces per-token verb
+lists), moto_server (SQS, signature checking on) and the Query double
+(Auto Scaling). Used by scripts/test.d/60-node.sh.
+
+  binary_e2e.py BIN_DIR RBAC_YAML
+"""
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fail(msg):
+    sys.exit("binary e2e: FAILED: " + msg)
+
+
+def allow_lists(rbac_path):
+    """ClusterRole name -> ["verb resource", ...]."""
+    out = {}
+    with open(rbac_path) as f:
+        for doc in yaml.safe_load_all(f):
+            if doc and doc.get("kind") == "ClusterRole":
+                entries = []
+                for rule in doc["rules"]:
+                    for res in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            entries.append(f"{verb} {res}")
+                out[doc["metadata"]["name"]] = entries
+    return out
+
+
+class Kube:
+    def __init__(self, url, ca_file, token):
+        self.url, self.token = url, token
+        self.ctx = ssl.create_default_context(cafile=ca_file)
+
+    def call(self, method, path, body=None, token=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (token or self.token))
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+
+
+def pod(ns, name, node, owner=None, labels=None):
+    p = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    if owner:
+        p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": "u", "controller": True}]
+    return p
+
+
+def node(name, instance, taints=None):
+    n = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+         "spec": {"providerID": f"aws:///us-east-1a/{instance}"},
+         "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    if taints:
+        n["spec"]["taints"] = taints
+    return n
+
+
+def main():
+    bin_dir, rbac = sys.argv[1], sys.argv[2]
+    work = tempfile.mkdtemp(prefix="node-lifecycle-e2e-")
+    procs = []
+    try:
+        # 1. kube-apiserver-fake and tokens with the RBAC verbs of deploy/.
+        fake = subprocess.Popen([os.path.join(bin_dir, "kube-apiserver-fake"), "--dir", work + "/fake"],
+                                stdout=subprocess.PIPE, stderr=open(work + "/fake.log", "wb"))
+        procs.append(fake)
+        ready = json.loads(fake.stdout.readline())
+        kube = Kube(ready["url"], ready["ca_file"], open(ready["token_file"]).read().strip())
+        roles = allow_lists(rbac)
+        for role, token in (("node-lifecycle-drain", "drain-token"), ("node-lifecycle-ready", "ready-token")):
+            req = urllib.request.Request(ready["url"] + "/fake/tokens", method="POST",
+                                         data=json.dumps({"token": token, "user": role, "allow": roles[role]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, context=kube.ctx, timeout=10).read()
+            with open(f"{work}/{token}", "w") as f:
+                f.write(token + "\n")
+        print("allow lists:", json.dumps(roles))
+
+        kube.call("POST", "/api/v1/nodes", node("n1", "i-aaa"))
+        kube.call("POST", "/api/v1/nodes", node("n2", "i-bbb"))
+        kube.call("POST", "/api/v1/nodes", node("n3", "i-ccc", [{"key": "node-lifecycle/booting", "value": "true", "effect": "NoSchedule"}]))
+        kube.call("POST", "/api/v1/namespaces/shop/pods", pod("shop", "web-1", "n1", "ReplicaSet", {"app": "web"}))
+        kube.call("POST", "/api/v1/namespaces/shop/pods", pod("shop", "web-2", "n2", "ReplicaSet", {"app": "web"}))
+        kube.call("POST", "/api/v1/namespaces/kube-system/pods", pod("kube-system", "agent-n1", "n1", "DaemonSet"))
+
+        # 2. moto (SQS) and the Query double (Auto Scaling), same credentials.
+        moto = json.loads(subprocess.check_output([sys.executable, HERE + "/moto_harness.py", "start", work]))
+        procs.append(("moto", moto["pid"]))
+        double = json.loads(subprocess.check_output([sys.executable, HERE + "/query_double.py", "start", work,
+                                                     moto["access_key"], moto["secret_key"]]))
+        procs.append(("double", double["pid"]))
+        sqs = boto3.client("sqs", endpoint_url=moto["url"], region_name="us-east-1",
+                           aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "Origin": "AutoScalingGroup", "LifecycleHookName": "drain", "Destination": "EC2",
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "AutoScalingGroupName": "nodes",
+            "Service": "AWS Auto Scaling", "EC2InstanceId": "i-aaa", "LifecycleActionToken": "tok-aaa"}))
+
+        # 3. The drain binary.
+        env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": moto["access_key"], "AWS_SECRET_ACCESS_KEY": moto["secret_key"],
+               "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": moto["url"], "AWS_ENDPOINT_URL_AUTO_SCALING": double["url"],
+               "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
+        kube_flags = ["--api-server", ready["url"], "--ca-file", ready["ca_file"]]
+        drain_log = open(work + "/drain.log", "wb")
+        drain = subprocess.Popen([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
+                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms"],
+                                 env=env, stdout=drain_log, stderr=subprocess.STDOUT)
+        procs.append(drain)
+        deadline = time.time() + 60
+        calls = []
+        while time.time() < deadline:
+            calls = json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
+            if any(c["action"] == "CompleteLifecycleAction" for c in calls):
+                break
+            if drain.poll() is not None:
+                fail("drain exited early:\n" + open(work + "/drain.log").read())
+            time.sleep(0.2)
+        else:
+            fail("no CompleteLifecycleAction within 60 s:\n" + open(work + "/drain.log").read())
+        completes = [c for c in calls if c["action"] == "CompleteLifecycleAction"]
+        if len(completes) != 1 or completes[0]["params"]["LifecycleActionResult"] != "CONTINUE":
+            fail(f"expected one CONTINUE, got {completes}")
+        n1 = kube.call("GET", "/api/v1/nodes/n1")
+        if not n1["spec"].get("unschedulable") or not any(t["key"] == "node-lifecycle/draining" for t in n1["spec"].get("taints", [])):
+            fail(f"n1 not cordoned and tainted: {n1['spec']}")
+        left = sorted(p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")["items"])
+        if left != ["agent-n1"]:
+            fail(f"pods left on n1: {left}")
+        for _ in range(50):
+            attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+            if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+                break
+            time.sleep(0.1)
+        else:
+            fail(f"message not deleted: {attrs}")
+        log = open(work + "/drain.log").read()
+        if '"level":"error"' in log or "forbidden" in log.lower():
+            fail("drain logged errors (RBAC too narrow?):\n" + log)
+        print("drain: node n1 drained with the RBAC of deploy/, CONTINUE sent once, message deleted")
+
+        # 4. The ready binary with the ready role's verbs.
+        r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
+                            "--node", "n3", "--timeout", "20s", "--poll-interval", "200ms"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail(f"ready exited {r.returncode}:\n{r.stderr}")
+        n3 = kube.call("GET", "/api/v1/nodes/n3")
+        if any(t["key"] == "node-lifecycle/booting" for t in n3["spec"].get("taints", [])):
+            fail("boot taint still on n3")
+        print("ready: boot taint removed from n3 with the RBAC of deploy/")
+    finally:
+        for p in procs:
+            if isinstance(p, tuple):
+                script = "moto_harness.py" if p[0] == "moto" else "query_double.py"
+                subprocess.run([sys.executable, f"{HERE}/{script}", "stop", str(p[1])])
+            elif p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    main()
