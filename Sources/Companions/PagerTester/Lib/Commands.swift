@@ -94,9 +94,18 @@ public enum PagerTesterCommand {
     /// Loads people, settings and options; checks `From` (locally, and with
     /// PagerDuty unless dry-run). Throws usage/config errors (exit 2).
     public static func setup(_ options: ParsedOptions, environment: [String: String], command: String,
-                             clock: any PagerClock, logger: Logger,
+                             clock: any PagerClock, logger: Logger, notifyTarget: String? = nil,
                              transport: (PagerSettings) throws(PagerError) -> any PagerTransport) throws(PagerError) -> Setup {
-        let people = try loadPeople(options, environment: environment, command: command)
+        var people = try loadPeople(options, environment: environment, command: command)
+        if let target = notifyTarget {
+            // `notify` pages one person: pick them before anything is sent.
+            var matches = people.filter { $0.name == target }
+            if matches.isEmpty { matches = people.filter { $0.id == target } }
+            guard let person = matches.first else {
+                throw PagerError(.usage, "nobody named '\(target)' (or with that PagerDuty id) in the people file")
+            }
+            people = [person]
+        }
         var sched = SchedulerOptions()
         sched.dryRun = options.isSet("dry-run")
         sched.verifyAfter = try durationOption(options, "verify-after")
@@ -140,22 +149,18 @@ public enum PagerTesterCommand {
         return 0
     }
 
-    /// `notify CONFIG NAME|ID`: one page now; with `--verify-after`, waits
+    /// `notify CONFIG NAME|ID`: one page now (`setup` made with
+    /// `notifyTarget`); with `--verify-after`, waits
     /// and logs the verdict. Exit 1 when the page failed.
-    public static func notify(_ setup: Setup, target: String) throws(PagerError) -> Int32 {
-        var matches = setup.people.filter { $0.name == target }
-        if matches.isEmpty { matches = setup.people.filter { $0.id == target } }
-        guard let person = matches.first else {
-            throw PagerError(.usage, "nobody named '\(target)' (or with that PagerDuty id) in the people file")
-        }
+    public static func notify(_ setup: Setup) -> Int32 {
+        let person = setup.people[0]
         var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
         if setup.options.dryRun {
             _ = scheduler.page(person)
             return 0
         }
         guard let incident = scheduler.page(person) else { return ExitCode.failure }
-        let index = setup.people.firstIndex(of: person)!
-        scheduler.schedule(incident, person: index)
+        scheduler.schedule(incident, person: 0)
         while !scheduler.followUps.isEmpty { scheduler.stepFollowUps() }
         return 0
     }

@@ -33,16 +33,17 @@ public enum PagerTesterMain {
             case "next":
                 return try PagerTesterCommand.next(options, environment: environment, now: wallNow(), io: io)
             case "run", "notify":
-                let setup = try PagerTesterCommand.setup(options, environment: environment, command: command!,
-                                                         clock: SystemClock(), logger: io.logger, transport: httpTransport)
-                if command == "run" {
-                    guard options.positionals.count == 2 else { throw PagerError(.usage, "run takes only the people file") }
-                    return PagerTesterCommand.run(setup)
+                if command == "run", options.positionals.count != 2 {
+                    throw PagerError(.usage, "run takes only the people file: pager-tester run people.yaml")
                 }
-                guard options.positionals.count == 3 else {
+                if command == "notify", options.positionals.count != 3 {
                     throw PagerError(.usage, "notify needs the people file and one NAME or ID: pager-tester notify people.yaml 'Jane Doe'")
                 }
-                return try PagerTesterCommand.notify(setup, target: options.positionals[2])
+                let setup = try PagerTesterCommand.setup(options, environment: environment, command: command!,
+                                                         clock: SystemClock(), logger: io.logger,
+                                                         notifyTarget: command == "notify" ? options.positionals[2] : nil,
+                                                         transport: httpTransport)
+                return command == "run" ? PagerTesterCommand.run(setup) : PagerTesterCommand.notify(setup)
             case nil:
                 throw PagerError(.usage, "missing command: use run, next, notify or cron")
             case let other?:
