@@ -88,6 +88,16 @@ struct CRUDTests {
         #expect(bad.json[path: "details", "causes"]?[0]?["reason"] == "FieldValueInvalid")
     }
 
+    @Test func nonStringAnnotationOrData_isRejectedWith400() throws {
+        let h = try Harness()
+        let annotation = try h.request("POST", cms, body: ["metadata": ["name": "a", "annotations": ["n": 1]]])
+        #expect(annotation.status == 400)
+        #expect(annotation.json["message"] == "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ObjectMeta.metadata.annotations of type string")
+        let data = try h.request("POST", cms, body: ["metadata": ["name": "b"], "data": ["k": true]])
+        #expect(data.status == 400)
+        #expect(try h.request("POST", cms, body: ["metadata": ["name": "c", "labels": ["k": "v"]], "data": ["k": "v"]]).status == 201)
+    }
+
     @Test func lease_missing_returnsGroupQualifiedNotFound() throws {
         let h = try Harness()
         let missing = try h.request("GET", "\(leases)/lock")

@@ -52,6 +52,7 @@ enum Discovery {
             var entry: JSON = ["name": .string(r.plural), "singularName": .string(r.singular), "namespaced": .bool(r.namespaced),
                                "kind": .string(r.kind), "verbs": verbs]
             if !r.shortNames.isEmpty { entry["shortNames"] = .array(r.shortNames.map { JSON.string($0) }) }
+            if !r.categories.isEmpty { entry["categories"] = .array(r.categories.map { JSON.string($0) }) }
             resources.append(entry)
             for sub in r.subresources {
                 if sub == "eviction" {

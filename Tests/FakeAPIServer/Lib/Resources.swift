@@ -10,6 +10,8 @@ struct ResourceType: Sendable, Hashable {
     var namespaced: Bool
     var shortNames: [String] = []
     var subresources: [String] = []
+    /// Discovery categories (`kubectl get all` lists the "all" category).
+    var categories: [String] = []
 
     var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
     /// Storage key, e.g. "configmaps" or "leases.coordination.k8s.io".
@@ -20,7 +22,8 @@ struct ResourceType: Sendable, Hashable {
     static let configMaps = ResourceType(group: "", version: "v1", plural: "configmaps", singular: "configmap",
                                          kind: "ConfigMap", namespaced: true, shortNames: ["cm"])
     static let pods = ResourceType(group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod",
-                                   namespaced: true, shortNames: ["po"], subresources: ["status", "eviction"])
+                                   namespaced: true, shortNames: ["po"], subresources: ["status", "eviction"],
+                                   categories: ["all"])
     static let nodes = ResourceType(group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node",
                                     namespaced: false, shortNames: ["no"], subresources: ["status"])
     static let namespaces = ResourceType(group: "", version: "v1", plural: "namespaces", singular: "namespace",

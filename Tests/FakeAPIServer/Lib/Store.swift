@@ -196,6 +196,7 @@ final class Store: Sendable {
             o[path: "metadata", "namespace"] = .string(namespace)
         }
         if r == .leases, let problem = Validation.leaseProblem(o) { return Status.badRequest(problem) }
+        if let problem = Validation.stringMapProblem(o, r) { return Status.badRequest(problem) }
         return nil
     }
 

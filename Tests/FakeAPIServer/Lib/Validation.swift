@@ -24,6 +24,37 @@ enum Validation {
         return nil
     }
 
+    /// Maps the real server decodes as `map[string]string` (labels,
+    /// annotations, ConfigMap data): any other value type is a 400 there.
+    static func stringMapProblem(_ object: JSON, _ r: ResourceType) -> String? {
+        var fields: [([String], String)] = [(["metadata", "labels"], "ObjectMeta.metadata.labels"),
+                                            (["metadata", "annotations"], "ObjectMeta.metadata.annotations")]
+        if r == .configMaps { fields.append((["data"], "ConfigMap.data")) }
+        for (path, goField) in fields {
+            var v: JSON? = object
+            for key in path { v = v?[key] }
+            guard let v, !v.isNull else { continue }
+            guard let map = v.objectValue else {
+                return "\(r.kind) in version \"\(r.version)\" cannot be handled as a \(r.kind): json: cannot unmarshal \(goType(v)) into Go struct field \(goField) of type map[string]string"
+            }
+            for (_, value) in map where value.stringValue == nil {
+                return "\(r.kind) in version \"\(r.version)\" cannot be handled as a \(r.kind): json: cannot unmarshal \(goType(value)) into Go struct field \(goField) of type string"
+            }
+        }
+        return nil
+    }
+
+    private static func goType(_ v: JSON) -> String {
+        switch v {
+        case .number: "number"
+        case .bool: "bool"
+        case .array: "array"
+        case .object: "object"
+        case .string: "string"
+        case .null: "null"
+        }
+    }
+
     /// Lease `acquireTime`/`renewTime` are MicroTime: exactly six fractional
     /// digits, as Go's `time.Parse(RFC3339Micro)` demands (the real server
     /// answers 400 otherwise, kubernetes/kubernetes#89156).
