@@ -40,6 +40,16 @@ struct FaultTests {
         #expect(monotonicNow() - start >= 0.39)
     }
 
+    @Test func latency_delaysWatchHeaders() throws {
+        let h = try Harness()
+        h.server.setFaults(["latencyMs": 300])
+        let c = try h.connect()
+        let start = monotonicNow()
+        try c.send("GET", "\(cms)?watch=1", token: h.server.token)
+        #expect(try c.readHead().0 == 200)
+        #expect(monotonicNow() - start >= 0.29)
+    }
+
     @Test func partitionReset_closesTheConnectionAtOnce() throws {
         let h = try Harness()
         h.server.registerToken("cut-off", user: "u")
@@ -96,7 +106,9 @@ struct PartitionWatchTests {
         let c = try openWatch(h, token: "w-hang", timeoutSeconds: 3)
         h.server.setFaults(["partitionedTokens": ["w-hang"], "partitionMode": "hang"])
         h.server.put("/api/v1/namespaces/default/configmaps/after", ["data": [:]])
-        #expect(throws: TestFailure.self) { _ = try c.readChunk() }   // nothing arrives; our read times out
+        let start = monotonicNow()
+        #expect(throws: TestFailure.self) { _ = try c.readChunk() }   // nothing arrives ...
+        #expect(monotonicNow() - start >= 2.5)                       // ... and the stream is not closed either
     }
 
     @Test func partitionReset_resetsAnOpenWatch() throws {
