@@ -112,7 +112,13 @@ final class Store: Sendable {
             s.historyFloor = s.history[drop - 1].rv
             s.history.removeFirst(drop)
         }
-        for w in s.watchers.values { w.offer(event) }
+        var lines: [String: String] = [:]   // serialize once per event type, not per watcher
+        for w in s.watchers.values {
+            guard let type = w.eventType(for: event) else { continue }
+            let line = lines[type] ?? Watcher.line(type: type, object: stored)
+            lines[type] = line
+            w.push(line)
+        }
         save(s)
         return stored
     }

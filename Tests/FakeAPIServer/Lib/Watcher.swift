@@ -35,31 +35,30 @@ final class Watcher: Sendable {
         close(wakeWrite)
     }
 
-    /// Turns a stored change into the event this watcher sees, if any: an
+    /// The event type this watcher sees for a stored change, if any: an
     /// object that leaves the selector is DELETED for it, one that enters is
     /// ADDED, as the real watch cache does.
-    func event(for e: StoredEvent) -> String? {
+    func eventType(for e: StoredEvent) -> String? {
         guard e.resource == resource else { return nil }
         let now = filter.matches(e.object)
         let before = e.old.map(filter.matches) ?? false
-        let type: String
         switch e.type {
         case "MODIFIED":
-            if now && before { type = "MODIFIED" } else if now { type = "ADDED" } else if before { type = "DELETED" } else { return nil }
+            if now && before { return "MODIFIED" }
+            if now { return "ADDED" }
+            if before { return "DELETED" }
+            return nil
         default:
-            guard now else { return nil }
-            type = e.type
+            return now ? e.type : nil
         }
-        return Watcher.line(type: type, object: e.object)
+    }
+
+    func event(for e: StoredEvent) -> String? {
+        eventType(for: e).map { Watcher.line(type: $0, object: e.object) }
     }
 
     static func line(type: String, object: JSON) -> String {
         JSON.object(JSONObject([("type", .string(type)), ("object", object)])).serialized() + "\n"
-    }
-
-    func offer(_ e: StoredEvent) {
-        guard let line = event(for: e) else { return }
-        push(line)
     }
 
     func push(_ line: String) {
