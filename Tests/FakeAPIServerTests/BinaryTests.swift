@@ -177,4 +177,18 @@ struct BinaryTests {
         #expect(h.server.object("/api/v1/namespaces/default/pods/elsewhere") != nil)
         #expect(h.server.requestStats()[path: "byToken", String(h.server.token.prefix(8)), "create"] == 2)   // two evictions
     }
+
+    @Test func kubectl_drain_blockedByBudget_reportsTheRealEvictionError() throws {
+        let h = try Harness()
+        h.server.put("/api/v1/nodes/node-1", ["spec": [:]])
+        h.server.put("/api/v1/namespaces/default/pods/only",
+                     ["metadata": ["labels": ["app": "db"]], "spec": ["nodeName": "node-1"],
+                      "status": ["phase": "Running", "conditions": [["type": "Ready", "status": "True"]]]])
+        h.server.put("/apis/policy/v1/namespaces/default/poddisruptionbudgets/db",
+                     ["spec": ["minAvailable": 1, "selector": ["matchLabels": ["app": "db"]]]])
+        let r = try kubectl(h, ["drain", "node-1", "--force", "--timeout=2s"])
+        #expect(r.exitCode != 0)
+        #expect(r.stderr.contains("error when evicting pods/\"only\" -n \"default\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."))
+        #expect(h.server.object("/api/v1/namespaces/default/pods/only") != nil)
+    }
 }
