@@ -119,3 +119,30 @@ struct NodeDrainerTests {
         #expect(sink.contains("redelivery ignored"))
     }
 }
+
+@Suite("drain loop concurrency", .timeLimit(.minutes(1)))
+struct DrainConcurrencyTests {
+    @Test func severalInstancesAtOnce_butNoMoreThanTheBound() throws {
+        let base = FakeCluster()
+        for i in 1...3 { base.addNode("n\(i)", instance: "i-\(i)") }
+        let cluster = BlockingCluster(base)
+        let lifecycle = CountingLifecycle()
+        let queue = FakeQueue()
+        for i in 1...3 { queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)") }
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        // Two drains start on their own threads; the third message is not even received.
+        #expect(try service.pollOnce() == 2)
+        #expect(cluster.started.wait(for: 2) == 2)
+        #expect(service.running == 2)
+        #expect(try service.pollOnce() == 0)
+        cluster.open.signal()
+        #expect(lifecycle.completed.wait(for: 2) >= 2)
+        // Capacity is back: the third instance is drained.
+        var polled = 0
+        while polled == 0 { polled = try service.pollOnce() }
+        #expect(lifecycle.completed.wait(for: 3) == 3)
+        #expect(Set(lifecycle.inner.all) == ["complete:i-1:CONTINUE", "complete:i-2:CONTINUE", "complete:i-3:CONTINUE"])
+    }
+}

@@ -1,6 +1,9 @@
 import KLCore
 import KLSupport
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import NodeLifecycleKit
 
@@ -106,16 +109,23 @@ final class FakeLifecycle: LifecycleAPI {
     var all: [String] { calls.withLock { $0 } }
 }
 
-/// A queue in memory: received messages stay until deleted.
+/// A queue in memory: received messages stay until deleted but, as in SQS,
+/// are not received again (their visibility timeout never runs out here).
 final class FakeQueue: QueueAPI {
     let messages = Mutex<[SQSMessage]>([])
+    let received = Mutex<Set<String>>([])
     let deleted = Mutex<[String]>([])
     let extended = Mutex<[String]>([])
     func put(_ body: String, id: String) {
         messages.withLock { $0.append(SQSMessage(messageID: id, receiptHandle: "rh-\(id)", body: body)) }
     }
     func receive(max: Int, waitSeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
-        messages.withLock { Array($0.prefix(max)) }
+        let all = messages.withLock { $0 }
+        return received.withLock { seen in
+            let batch = Array(all.filter { !seen.contains($0.messageID) }.prefix(max))
+            for m in batch { seen.insert(m.messageID) }
+            return batch
+        }
     }
     func delete(_ message: SQSMessage) throws(NodeLifecycleError) {
         messages.withLock { $0.removeAll { $0.receiptHandle == message.receiptHandle } }
@@ -133,4 +143,63 @@ func lifecycleBody(instance: String, token: String, transition: String = "autosc
         ("LifecycleHookName", "drain"), ("AutoScalingGroupName", "nodes"), ("LifecycleActionToken", .string(token)),
         ("EC2InstanceId", .string(instance)), ("LifecycleTransition", .string(transition)), ("Service", "AWS Auto Scaling"),
     ])).serialized()
+}
+
+/// A one-shot gate threads block on until it opens (pthread condition: the
+/// test waits for an event, it never sleeps for time).
+final class Gate: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var count = 0
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+    /// Adds one event and wakes waiters.
+    func signal() {
+        pthread_mutex_lock(&mutex); count += 1; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
+    }
+    /// Blocks until at least `n` events happened (or `seconds` passed); returns the count.
+    @discardableResult
+    func wait(for n: Int, seconds: Int = 20) -> Int {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        pthread_mutex_lock(&mutex)
+        while count < n {
+            if pthread_cond_timedwait(&cond, &mutex, &deadline) == ETIMEDOUT { break }
+        }
+        let c = count
+        pthread_mutex_unlock(&mutex)
+        return c
+    }
+}
+
+/// A cluster whose node listing blocks until `open` has been signalled, and
+/// that reports each drain start on `started`.
+final class BlockingCluster: ClusterAPI {
+    let inner: FakeCluster
+    let started = Gate()
+    let open = Gate()
+    init(_ inner: FakeCluster) { self.inner = inner }
+    func listNodes() throws(NodeLifecycleError) -> [JSON] {
+        started.signal()
+        open.wait(for: 1)
+        return try inner.listNodes()
+    }
+    func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? { try inner.getNode(name) }
+    func updateNode(_ node: JSON) throws(NodeLifecycleError) -> Bool { try inner.updateNode(node) }
+    func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] { try inner.podsOnNode(name) }
+    func evict(namespace: String, name: String) -> EvictionResult { inner.evict(namespace: namespace, name: name) }
+}
+
+/// Counts completions on a gate.
+final class CountingLifecycle: LifecycleAPI {
+    let inner = FakeLifecycle()
+    let completed = Gate()
+    func complete(_ action: LifecycleAction, result: LifecycleActionResult) throws(NodeLifecycleError) {
+        defer { completed.signal() }
+        try inner.complete(action, result: result)
+    }
+    func heartbeat(_ action: LifecycleAction) throws(NodeLifecycleError) { try inner.heartbeat(action) }
 }
