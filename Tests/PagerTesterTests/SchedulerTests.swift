@@ -43,6 +43,33 @@ struct SchedulerTests {
         #expect(s.pagesSent == 1 && s.pagesFailed == 1)
     }
 
+    @Test func hungServer_hitsTheTimeout_andTheNextPersonIsPaged() throws {
+        let fake = try FakePagerDuty()
+        try fake.control(["script": [["path": "/incidents", "delay": 3, "status": 201]]])
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *"), try person("Bob", "PBOB", "1 9 * * *")],
+                                   start: "2026-01-01T08:59:00Z", sink: sink)
+        s.client.requestTimeout = .milliseconds(300)
+        s.run(until: time("2026-01-01T09:05:00Z"))
+        let failed = sink.messages("test page failed")
+        try #require(failed.count == 1)
+        #expect(failed[0]["person.name"]?.stringValue == "Jane")
+        #expect(failed[0]["error"]?.stringValue?.contains("did not answer within 300ms") == true)
+        #expect(sink.messages("created test incident").map { $0["person.name"]?.stringValue } == ["Bob"])
+    }
+
+    @Test func startUp_logsEachPersonsNextPage() throws {
+        let fake = try FakePagerDuty()
+        let sink = MemorySink()
+        var (s, _) = try scheduler(fake, [try person("Jane", "PJANE", "55 6 * * 2#1 America/Los_Angeles")],
+                                   start: "2026-01-01T00:00:00Z", sink: sink)
+        s.run(until: time("2026-01-01T00:00:01Z"))
+        let next = sink.messages("next page")
+        try #require(next.count == 1)
+        #expect(next[0]["fire_time"]?.stringValue == "2026-01-06T14:55:00Z")
+        #expect(next[0]["fire_time_local"]?.stringValue == "2026-01-06T06:55:00-08:00 America/Los_Angeles")
+    }
+
     @Test func rateLimited_inTheScheduler_waits60sOnTheInjectedClock() throws {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "status": 429]]])

@@ -73,6 +73,12 @@ public struct PagerScheduler: Sendable {
     public mutating func run(until stop: WallTime? = nil) {
         logger.info("scheduler started", ("people", .number(String(people.count))),
                     ("dry_run", .bool(options.dryRun)))
+        for (person, fire) in zip(people, nextFire) {
+            guard let fire else { continue }
+            logger.info("next page", ("person.name", .string(person.name)), ("person.id", .string(person.id)),
+                        ("fire_time", .string(RFC3339.format(fire))),
+                        ("fire_time_local", .string(formatLocal(fire, in: person.cron.zone) + " " + person.cron.zone.name)))
+        }
         while stop.map({ clock.now() < $0 }) ?? true {
             step(until: stop)
         }
