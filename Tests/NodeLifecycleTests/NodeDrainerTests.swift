@@ -16,7 +16,7 @@ struct NodeDrainerTests {
 
     func message(_ queue: FakeQueue, instance: String, token: String, id: String) -> (LifecycleAction, SQSMessage) {
         queue.put(lifecycleBody(instance: instance, token: token), id: id)
-        let m = try! queue.receive(max: 10, waitSeconds: 0).first { $0.messageID == id }!
+        let m = try! queue.receive(max: 10, waitSeconds: 0, visibilitySeconds: 30).first { $0.messageID == id }!
         guard case .action(let a) = try! LifecycleMessage.parse(m.body) else { fatalError() }
         return (a, m)
     }
@@ -144,5 +144,33 @@ struct DrainConcurrencyTests {
         while polled == 0 { polled = try service.pollOnce() }
         #expect(lifecycle.completed.wait(for: 3) == 3)
         #expect(Set(lifecycle.inner.all) == ["complete:i-1:CONTINUE", "complete:i-2:CONTINUE", "complete:i-3:CONTINUE"])
+    }
+}
+
+extension DrainConcurrencyTests {
+    /// SQS deletes reliably only with the newest receipt handle: a copy
+    /// received while the drain runs is extended, then deleted with it.
+    @Test func messageReceivedAgainDuringItsDrain_isExtended_thenDeletedToo() throws {
+        let base = FakeCluster()
+        base.addNode("n1", instance: "i-1")
+        let cluster = BlockingCluster(base)
+        let lifecycle = CountingLifecycle()
+        let queue = FakeQueue()
+        let body = lifecycleBody(instance: "i-1", token: "t1")
+        queue.put(body, id: "m1")
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        #expect(try service.pollOnce() == 1)
+        #expect(cluster.started.wait(for: 1) == 1)
+        queue.put(body, id: "m1-again")
+        #expect(try service.pollOnce() == 1)
+        #expect(queue.extended.withLock { $0 } == ["m1-again:120"])
+        cluster.open.signal()
+        #expect(lifecycle.completed.wait(for: 1) == 1)
+        while service.running > 0 { _ = try service.pollOnce() }
+        #expect(Set(queue.deletedIDs) == ["m1", "m1-again"])
+        #expect(queue.remaining.isEmpty)
+        #expect(lifecycle.inner.all == ["complete:i-1:CONTINUE"])
     }
 }

@@ -112,12 +112,13 @@ struct ReadyEndToEndTests {
         let double: QueryDouble
         let dir: String
 
-        func run(_ extra: String) -> (output: String, status: Int32) {
+        func run(_ extra: String, instanceID: String? = "i-0new") -> (output: String, status: Int32) {
+            // Without --instance-id: IMDS at a closed port, so the node's providerID is used.
             let env = "AWS_ACCESS_KEY_ID=\(QueryDouble.accessKey) AWS_SECRET_ACCESS_KEY='\(QueryDouble.secret)' AWS_REGION=eu-west-1 "
-                + "AWS_ENDPOINT_URL_CLOUDFORMATION=\(double.url) AWS_EC2_METADATA_DISABLED=true"
+                + "AWS_ENDPOINT_URL_CLOUDFORMATION=\(double.url) AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1"
             let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
                 + "--ca-file '\(cluster.server.caFile)' --token-file '\(cluster.server.tokenFile)' --stack nodes --resource NodeGroup "
-                + "--instance-id i-0new --conditions KernelDeadlock,ReadonlyFilesystem --poll-interval 200ms \(extra) 2>'\(dir)/stderr'"
+                + (instanceID.map { "--instance-id \($0) " } ?? "") + "--conditions KernelDeadlock,ReadonlyFilesystem --poll-interval 200ms \(extra) 2>'\(dir)/stderr'"
             let r = runCommand(cmd)
             return (readTextFile(dir + "/stderr") ?? "", r.status)
         }
@@ -165,7 +166,7 @@ struct ReadyEndToEndTests {
     @Test func timeout_signalsFailure_keepsTaint_exitsOne() throws {
         let s = try setUp()
         defer { s.cluster.server.stop(); s.double.stop() }
-        let r = s.run("--timeout 1s")
+        let r = s.run("--timeout 1s", instanceID: nil)
         #expect(r.status != 0)
         #expect(r.output.contains("node did not become healthy in time"))
         let node = try s.cluster.client.get(.nodes, namespace: nil, name: "n1")
@@ -173,5 +174,8 @@ struct ReadyEndToEndTests {
         let calls = try s.double.calls()
         #expect(calls.map(\.action) == ["SignalResource"])
         #expect(calls.first?.params["Status"]?.stringValue == "FAILURE")
+        // No --instance-id and no metadata service: the node's providerID.
+        #expect(calls.first?.params["UniqueId"]?.stringValue == "i-0new")
+        #expect(r.output.contains("using the node's providerID"))
     }
 }

@@ -119,7 +119,7 @@ final class FakeQueue: QueueAPI {
     func put(_ body: String, id: String) {
         messages.withLock { $0.append(SQSMessage(messageID: id, receiptHandle: "rh-\(id)", body: body)) }
     }
-    func receive(max: Int, waitSeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
+    func receive(max: Int, waitSeconds: Int, visibilitySeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
         let all = messages.withLock { $0 }
         return received.withLock { seen in
             let batch = Array(all.filter { !seen.contains($0.messageID) }.prefix(max))

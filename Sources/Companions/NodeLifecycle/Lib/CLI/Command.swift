@@ -71,6 +71,24 @@ public enum NodeLifecycleCommand {
         }
     }
 
+    /// `--instance-id`, else IMDSv2, else the node's `spec.providerID` (the
+    /// metadata service may be blocked for pods: hop limit 1).
+    static func resolveInstanceID(_ config: ReadyConfig, env: [String: String], transport: any AWSTransport,
+                                  cluster: any ClusterAPI, logger: Logger) throws(NodeLifecycleError) -> String {
+        if let given = config.instanceID { return given }
+        do {
+            return try IMDS(baseURL: env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? IMDS.defaultBaseURL, transport: transport).instanceID()
+        } catch {
+            if let node = try? cluster.getNode(config.settings.nodeName),
+               let id = node[path: "spec", "providerID"]?.stringValue.flatMap(ProviderID.instanceID) {
+                logger.warning("instance metadata unavailable; using the node's providerID", ("instance.id", .string(id)),
+                               ("error", .string(error.description)))
+                return id
+            }
+            throw NodeLifecycleError(.credentials, "Cannot find this node's instance id: \(error.description) Give --instance-id, or allow IMDSv2 from pods (hop limit 2).")
+        }
+    }
+
     static func runDrain(_ arguments: [String], _ env: [String: String]) -> Int32 {
         let config: DrainConfig
         do { config = try DrainConfig.load(arguments: arguments, environment: env) } catch { return fail(error, nil) }
@@ -106,12 +124,7 @@ public enum NodeLifecycleCommand {
             var signal: ResourceSignal?
             if let stack = config.stack, let resource = config.resource, let region = config.region {
                 let transport = HTTPTransport()
-                let instanceID: String
-                if let given = config.instanceID {
-                    instanceID = given
-                } else {
-                    instanceID = try IMDS(baseURL: env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] ?? IMDS.defaultBaseURL, transport: transport).instanceID()
-                }
+                let instanceID = try resolveInstanceID(config, env: env, transport: transport, cluster: cluster, logger: logger)
                 let credentials = try CredentialSources.resolve(environment: env, region: region, transport: transport)
                 let aws = AWSClient(transport: transport, credentials: credentials, region: region) { wallNow() }
                 signal = ResourceSignal(client: CloudFormationClient(aws: aws, baseURL: AWSService.cloudFormation.endpoint(region: region, environment: env)),

@@ -16,6 +16,9 @@ public final class DrainService: Sendable {
     public let waitSeconds: Int
     private let inFlight = Mutex<Set<String>>([])
     private let reports = Mutex<[DrainReport]>([])
+    /// The newest copy of each in-flight message received again (SQS only
+    /// deletes a message reliably with its most recent receipt handle).
+    private let redelivered = Mutex<[String: SQSMessage]>([:])
 
     public init(queue: any QueueAPI, drainer: NodeDrainer, concurrency: Int = 4, waitSeconds: Int = 20, logger: Logger) {
         self.queue = queue
@@ -40,7 +43,8 @@ public final class DrainService: Sendable {
             drainer.sleeper.sleep(until: drainer.sleeper.now() + .seconds(1))
             return 0
         }
-        let messages = try queue.receive(max: min(10, free), waitSeconds: waitSeconds)
+        let messages = try queue.receive(max: min(10, free), waitSeconds: waitSeconds,
+                                         visibilitySeconds: drainer.visibilitySeconds)
         for message in messages { dispatch(message, inline: inline) }
         return messages.count
     }
@@ -66,11 +70,24 @@ public final class DrainService: Sendable {
             let isNew = inFlight.withLock { $0.insert(token).inserted }
             guard isNew else {
                 log.info("lifecycle action already being handled; redelivery ignored", ("instance.id", .string(action.instanceID)))
+                redelivered.withLock { $0[token] = message }
+                do { try queue.extend(message, seconds: drainer.visibilitySeconds) } catch {
+                    log.warning("cannot extend the message's visibility", ("error", .string(error.description)))
+                }
                 return
             }
             let work: @Sendable () -> Void = { [self] in
                 let report = drainer.handle(action, message: message)
                 reports.withLock { $0.append(report) }
+                // Received again while draining: delete that copy too, unless
+                // the drain left the message for redelivery on purpose.
+                if let newer = redelivered.withLock({ $0.removeValue(forKey: token) }) {
+                    if case .leftOnQueue = report {} else {
+                        do { try queue.delete(newer) } catch {
+                            log.debug("the newer copy of the message was already gone", ("error", .string("\(error)")))
+                        }
+                    }
+                }
                 _ = inFlight.withLock { $0.remove(token) }
             }
             if inline { work() } else { startThread(work) }

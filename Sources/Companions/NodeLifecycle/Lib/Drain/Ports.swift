@@ -31,7 +31,9 @@ extension AutoScalingClient: LifecycleAPI {
 
 /// The queue the lifecycle hook writes to.
 public protocol QueueAPI: Sendable {
-    func receive(max: Int, waitSeconds: Int) throws(NodeLifecycleError) -> [SQSMessage]
+    /// Receives up to `max` messages, hidden from other receivers for
+    /// `visibilitySeconds`.
+    func receive(max: Int, waitSeconds: Int, visibilitySeconds: Int) throws(NodeLifecycleError) -> [SQSMessage]
     func delete(_ message: SQSMessage) throws(NodeLifecycleError)
     /// Keeps the message invisible `seconds` longer (while its drain runs).
     func extend(_ message: SQSMessage, seconds: Int) throws(NodeLifecycleError)
@@ -47,8 +49,8 @@ public struct SQSQueue: QueueAPI {
         self.queueURL = queueURL
     }
 
-    public func receive(max: Int, waitSeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
-        try client.receive(queueURL: queueURL, max: max, waitSeconds: waitSeconds)
+    public func receive(max: Int, waitSeconds: Int, visibilitySeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
+        try client.receive(queueURL: queueURL, max: max, waitSeconds: waitSeconds, visibilityTimeout: visibilitySeconds)
     }
     public func delete(_ message: SQSMessage) throws(NodeLifecycleError) {
         try client.delete(queueURL: queueURL, receiptHandle: message.receiptHandle)
