@@ -34,8 +34,11 @@ def monotonic_ns():
 class FakeServer:
     """kube-apiserver-fake in a temp dir; restartable with its state kept."""
 
-    def __init__(self, bins, workdir=None, port=0, extra=()):
+    def __init__(self, bins, workdir=None, port=0, extra=(), state=True):
+        """state=False: no --state-file (no restart with state; saves
+        writing the whole store after every change, which matters at scale)."""
         self.bins = bins
+        self.state = state
         self.dir = workdir or tempfile.mkdtemp(prefix="kl-fake-")
         os.makedirs(self.dir, exist_ok=True)
         self.port = port
@@ -46,8 +49,8 @@ class FakeServer:
     def start(self):
         log = open(os.path.join(self.dir, "fake.log"), "ab")
         self.proc = subprocess.Popen(
-            [os.path.join(self.bins, "kube-apiserver-fake"), "--dir", self.dir, "--port", str(self.port),
-             "--state-file", os.path.join(self.dir, "state.json")] + self.extra,
+            [os.path.join(self.bins, "kube-apiserver-fake"), "--dir", self.dir, "--port", str(self.port)]
+            + (["--state-file", os.path.join(self.dir, "state.json")] if self.state else []) + self.extra,
             stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         line = self.proc.stdout.readline()
         if not line:
