@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -51,7 +52,7 @@ def parse_args(argv):
     p.add_argument("--calm", type=float, default=None,
                    help="seconds observed after the faults stop (default 2 x (lease + retry), at least 8)")
     p.add_argument("--workdir", default=None, help="where logs go (default: a new temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the work dir even when the run passes")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure or with --workdir)")
     a = p.parse_args(argv)
     if a.candidates < 2:
         p.error("--candidates must be at least 2")
@@ -293,13 +294,16 @@ def main(argv):
     a = parse_args(argv)
     c = Chaos(a)
     ok = False
+    keep = a.keep or a.workdir is not None
     try:
         ok, line = c.run()
-        print(line + " dir=" + c.work, flush=True)
+        print(line + (" dir=" + c.work if keep or not ok else ""), flush=True)
     finally:
         c.cleanup()
     if not ok:
         sys.stderr.write("chaos run FAILED; logs: %s (chaos.log, workers.log, cand-*.log)\n" % c.work)
+    elif not keep:
+        shutil.rmtree(c.work, ignore_errors=True)
     return 0 if ok else 1
 
 
