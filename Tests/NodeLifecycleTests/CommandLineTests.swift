@@ -41,6 +41,12 @@ struct CommandLineTests {
         #expect(r.stderr.contains("Cannot read /nonexistent/token: No such file or directory"), "\(r.stderr)")
     }
 
+    @Test func unreadableKubernetesTokenFile_exitsOne_namingTheFile() {
+        let r = run("ready --node n1 --api-server https://127.0.0.1:9 --token-file /nonexistent/sa-token")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("Cannot read /nonexistent/sa-token: No such file or directory"), "\(r.stderr)")
+    }
+
     @Test func versionAndHelp_exitZero() {
         #expect(run("--version").status == 0)
         #expect(run("drain --help").status == 0)

@@ -62,6 +62,8 @@ public enum NodeLifecycleCommand {
     }
 
     static func kubeCluster(_ c: CommonConfig) throws(NodeLifecycleError) -> KubeCluster {
+        // Fail at start, naming the file, rather than on the first node event.
+        if let tokenFile = c.kube.tokenFile { _ = try readSmallFile(tokenFile) }
         do {
             let client = try KubeClient(config: KubeConfig(server: c.kube.server, caFile: c.kube.caFile, tokenFile: c.kube.tokenFile,
                                                            userAgent: "node-lifecycle"))

@@ -123,7 +123,7 @@ public struct ReadyConfig: Sendable {
         OptionSpec("poll-interval", env: "NODE_LIFECYCLE_POLL_INTERVAL", value: "DURATION", default: "5s", help: "How often to read the node."),
         OptionSpec("stack", env: "NODE_LIFECYCLE_STACK", value: "STACK", help: "CloudFormation stack to signal (with --resource)."),
         OptionSpec("resource", env: "NODE_LIFECYCLE_RESOURCE", value: "LOGICAL_ID", help: "Logical id of the Auto Scaling group in the stack."),
-        OptionSpec("instance-id", env: "NODE_LIFECYCLE_INSTANCE_ID", value: "ID", default: "from IMDSv2",
+        OptionSpec("instance-id", env: "NODE_LIFECYCLE_INSTANCE_ID", value: "ID", default: "IMDSv2, else the node's spec.providerID",
                    help: "UniqueId of the signal: this instance."),
     ] + CommonOptions.specs
 
