@@ -174,3 +174,21 @@ extension DrainConcurrencyTests {
         #expect(lifecycle.inner.all == ["complete:i-1:CONTINUE"])
     }
 }
+
+extension DrainConcurrencyTests {
+    @Test func releaseInFlight_makesTheDrainsMessagesVisibleAtOnce() throws {
+        let base = FakeCluster()
+        base.addNode("n1", instance: "i-1")
+        let cluster = BlockingCluster(base)
+        let queue = FakeQueue()
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: CountingLifecycle(), queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        #expect(try service.pollOnce() == 1)
+        #expect(cluster.started.wait(for: 1) == 1)
+        #expect(service.releaseInFlight() == 1)
+        #expect(queue.extended.withLock { $0 } == ["m1:0"])
+        cluster.open.signal()
+    }
+}

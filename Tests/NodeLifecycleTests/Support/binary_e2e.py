@@ -166,6 +166,32 @@ def main():
         if any(t["key"] == "node-lifecycle/booting" for t in n3["spec"].get("taints", [])):
             fail("boot taint still on n3")
         print("ready: boot taint removed from n3 with the RBAC of deploy/")
+
+        # 5. SIGTERM during a drain (a PDB that never allows the eviction): the
+        #    message is handed back to the queue at once, not after its
+        #    visibility timeout (30 s here), and drain exits 0.
+        kube.call("POST", "/api/v1/nodes", node("n4", "i-ddd"))
+        kube.call("POST", "/api/v1/namespaces/db/pods", pod("db", "db-0", "n4", "StatefulSet", {"app": "db"}))
+        kube.call("POST", "/apis/policy/v1/namespaces/db/poddisruptionbudgets", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db", "namespace": "db"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "LifecycleHookName": "drain", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            "AutoScalingGroupName": "nodes", "EC2InstanceId": "i-ddd", "LifecycleActionToken": "tok-ddd"}))
+        deadline = time.time() + 30
+        while "eviction blocked by a PodDisruptionBudget" not in open(work + "/drain.log").read():
+            if time.time() > deadline:
+                fail("the blocked drain did not start:\n" + open(work + "/drain.log").read())
+            time.sleep(0.1)
+        drain.terminate()
+        if drain.wait(timeout=10) != 0:
+            fail(f"drain exited {drain.returncode} on SIGTERM")
+        attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+        if attrs["ApproximateNumberOfMessages"] != "1":
+            fail(f"the message of the interrupted drain is not visible again: {attrs}")
+        if "drains in progress handed back to the queue" not in open(work + "/drain.log").read():
+            fail("no shutdown log line")
+        print("drain: SIGTERM hands the drain in progress back to the queue at once")
     finally:
         for p in procs:
             if isinstance(p, tuple):

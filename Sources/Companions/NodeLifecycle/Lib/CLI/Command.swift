@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import KLCore
 import KLKube
 import KLSupport
@@ -110,7 +115,16 @@ public enum NodeLifecycleCommand {
             logger.notice("draining nodes of terminating instances", ("sqs.queue_url", .string(config.queueURL)),
                           ("aws.region", .string(config.region)), ("aws.credentials", .string(credentials.source)),
                           ("concurrency", JSON(config.concurrency)))
-            DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency, logger: logger).run { false }
+            let service = DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency, logger: logger)
+            // SIGTERM (this pod evicted, a rollout): hand drains in progress to
+            // another replica at once instead of after the visibility timeout.
+            onTerminationSignal { signal in
+                let released = service.releaseInFlight()
+                logger.notice("stopping; drains in progress handed back to the queue", ("signal", JSON(Int(signal))),
+                              ("messages.released", JSON(released)))
+                exit(0)
+            }
+            service.run { false }
             return 0
         } catch {
             return fail(error, logger)

@@ -15,6 +15,8 @@ public final class DrainService: Sendable {
     /// Long-poll wait per ReceiveMessage (SQS maximum 20 s).
     public let waitSeconds: Int
     private let inFlight = Mutex<Set<String>>([])
+    /// The message of each drain in progress (newest copy), for `releaseInFlight`.
+    private let inFlightMessages = Mutex<[String: SQSMessage]>([:])
     private let reports = Mutex<[DrainReport]>([])
     /// The newest copy of each in-flight message received again (SQS only
     /// deletes a message reliably with its most recent receipt handle).
@@ -71,11 +73,13 @@ public final class DrainService: Sendable {
             guard isNew else {
                 log.info("lifecycle action already being handled; redelivery ignored", ("instance.id", .string(action.instanceID)))
                 redelivered.withLock { $0[token] = message }
+                inFlightMessages.withLock { $0[token] = message }
                 do { try queue.extend(message, seconds: drainer.visibilitySeconds) } catch {
                     log.warning("cannot extend the message's visibility", ("error", .string(error.description)))
                 }
                 return
             }
+            inFlightMessages.withLock { $0[token] = message }
             let work: @Sendable () -> Void = { [self] in
                 let report = drainer.handle(action, message: message)
                 reports.withLock { $0.append(report) }
@@ -88,10 +92,28 @@ public final class DrainService: Sendable {
                         }
                     }
                 }
+                _ = inFlightMessages.withLock { $0.removeValue(forKey: token) }
                 _ = inFlight.withLock { $0.remove(token) }
             }
             if inline { work() } else { startThread(work) }
         }
+    }
+
+    /// Makes the messages of drains in progress visible again at once, so
+    /// another replica resumes them without waiting out the visibility
+    /// timeout. Called on SIGTERM (the drain pod may itself be evicted from a
+    /// node being drained); the lifecycle actions stay open.
+    @discardableResult
+    public func releaseInFlight() -> Int {
+        let messages = inFlightMessages.withLock { Array($0.values) }
+        for m in messages {
+            do {
+                try queue.extend(m, seconds: 0)
+            } catch {
+                logger.warning("cannot release a message", ("sqs.message_id", .string(m.messageID)), ("error", .string(error.description)))
+            }
+        }
+        return messages.count
     }
 
     /// Polls until `shouldStop` returns true. Receive errors are logged and
