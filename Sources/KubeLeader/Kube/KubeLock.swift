@@ -13,6 +13,10 @@ public final class KubeLockStore: LockStore {
     /// The open watch of a standby, and where it has got to.
     private var watch: KubeWatch?
     private var watchResourceVersion: String?
+    /// When the open watch must have ended by itself (server-side
+    /// `timeoutSeconds` plus a margin): past it the connection is presumed
+    /// half-open (dead without a FIN) and is reopened.
+    private var watchExpiry: ContinuousClock.Instant?
     /// How long one watch request may stay open (the server ends it then).
     let watchSeconds: Int
 
@@ -30,6 +34,9 @@ public final class KubeLockStore: LockStore {
     public var describe: String { "\(kind.rawValue) \(namespace)/\(name)" }
 
     public func get(timeout: Duration) throws(LockError) -> Election.Observation {
+        // A GET means the election needs a fresh view (start, lost race,
+        // expired watch): the next watch starts from what this GET returns.
+        stopWatching()
         do {
             let object = try client.get(resource, namespace: namespace, name: name, timeout: timeout)
             return .present(LockCodec.decode(kind, object: object))
@@ -63,12 +70,17 @@ public final class KubeLockStore: LockStore {
     /// to a GET.
     public func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation? {
         while ContinuousClock.now < deadline {
+            if let expiry = watchExpiry, ContinuousClock.now >= expiry {
+                logger.debug("watch outlived its server timeout; reopening")
+                stopWatching(keepingVersion: true)
+            }
             if watch == nil {
                 let from = watchResourceVersion ?? known?.resourceVersion
                 do {
                     watch = try client.watch(resource, namespace: namespace, fieldSelector: "metadata.name=\(name)",
                                              resourceVersion: from, timeoutSeconds: watchSeconds,
                                              timeout: min(.seconds(10), max(.milliseconds(1), ContinuousClock.now.duration(to: deadline))))
+                    watchExpiry = ContinuousClock.now + .seconds(watchSeconds + 30)
                 } catch {
                     if error.code == .timedOut { return nil }
                     throw Self.classify(error)
@@ -76,14 +88,14 @@ public final class KubeLockStore: LockStore {
             }
             let next: KubeWatch.Next
             do {
-                next = try watch!.next(deadline: deadline)
+                next = try watch!.next(deadline: min(deadline, watchExpiry ?? deadline))
             } catch {
                 stopWatching()
                 throw Self.classify(error)
             }
             switch next {
             case .timedOut:
-                return nil
+                if ContinuousClock.now >= deadline { return nil }  // else the watch expired: reopen
             case .ended:
                 // The server closed the watch (timeoutSeconds): reopen from where we were.
                 stopWatching(keepingVersion: true)
@@ -117,6 +129,7 @@ public final class KubeLockStore: LockStore {
     private func stopWatching(keepingVersion: Bool) {
         watch?.close()
         watch = nil
+        watchExpiry = nil
         if !keepingVersion { watchResourceVersion = nil }
     }
 
