@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -130,20 +131,43 @@ class Bench:
             row.values[k].append(mib)
 
     def startup(self, row_direct, row_tini):
-        """hyperfine rounds: median of each command; overhead per round."""
+        """Wall time of spawn + wait for three commands, interleaved in random
+        order so that load from other processes on the machine hits all three
+        alike: per round the median of each; overhead = difference of medians.
+        (Interleaving matters on a shared machine; hyperfine runs each
+        command as one block.)"""
         kube_leader = os.path.realpath(os.path.join(self.bins, "kube-leader"))
+        cmds = [["/bin/true"], [kube_leader, "my-lock", "--", "/bin/true"],
+                ["/usr/bin/tini-static", "-s", "--", "/bin/true"]]
         env = {"PATH": "/usr/bin:/bin"}
-        for rnd in range(self.a.rounds):
-            out = os.path.join(self.work, "hyperfine-%d.json" % rnd)
-            subprocess.run(["hyperfine", "-N", "--style", "none", "--warmup", "20", "--runs", str(self.a.startup_runs),
-                            "--export-json", out, "/bin/true", "%s my-lock -- /bin/true" % kube_leader,
-                            "/usr/bin/tini-static -s -- /bin/true"],
-                           env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            res = json.load(open(out))["results"]
-            direct, kl_, tini = (statistics.median(r["times"]) * 1000 for r in res)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        fa = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
+        rng = random.Random(1)
+
+        def once(argv):
+            t0 = time.perf_counter_ns()
+            pid = os.posix_spawn(argv[0], argv, env, file_actions=fa)
+            _, status = os.waitpid(pid, 0)
+            t = time.perf_counter_ns() - t0
+            if status != 0:
+                raise RuntimeError("%s exited with status %d" % (" ".join(argv), status))
+            return t / 1e6
+
+        for _ in range(20):
+            for c in cmds:
+                once(c)
+        for _ in range(self.a.rounds):
+            times = [[], [], []]
+            for _ in range(self.a.startup_runs):
+                order = [0, 1, 2]
+                rng.shuffle(order)
+                for i in order:
+                    times[i].append(once(cmds[i]))
+            direct, kl_, tini = (statistics.median(t) for t in times)
             for k in KINDS:
                 row_direct.values[k].append(kl_ - direct)
                 row_tini.values[k].append(kl_ - tini)
+        os.close(devnull)
 
     def python_start(self, row):
         """The test child's own start-up (python3 worker.py), included in the
@@ -321,7 +345,7 @@ class Bench:
         size = self.row("stripped static binary", "MiB", "%.2f", "≤ 12 MiB", lambda v: v <= 12.0,
                         "dist/kube-leader-linux-%s" % platform.machine())
         st_direct = self.row("outside-cluster start-up overhead vs the command alone", "ms", "%.2f", "≤ 2 ms",
-                             lambda v: v <= 2.0, "`kube-leader L -- /bin/true` − `/bin/true`; hyperfine, %d rounds × %d runs, no API so both kinds alike" % (a.rounds, a.startup_runs))
+                             lambda v: v <= 2.0, "`kube-leader L -- /bin/true` − `/bin/true`; %d rounds × %d runs, interleaved; no API, so both kinds alike" % (a.rounds, a.startup_runs))
         st_tini = self.row("outside-cluster start-up overhead vs tini-static", "ms", "%.2f", None, None,
                            "`kube-leader L -- /bin/true` − `tini-static -s -- /bin/true`")
         rss = self.row("resident memory of a supervising leader (VmRSS)", "MiB", "%.2f", "≤ 10 MiB",
@@ -352,7 +376,7 @@ class Bench:
                            lambda v: v <= 250, "%d locks, one at a time" % a.scale_handovers)
 
         log("size"); self.size(size)
-        log("start-up (hyperfine)"); self.startup(st_direct, st_tini)
+        log("start-up overhead"); self.startup(st_direct, st_tini)
         log("test child start-up"); self.python_start(py)
         for kind in KINDS:
             log("%s: start to leader" % kind); self.start_to_leader(kind, ttl)
@@ -440,8 +464,8 @@ def main(argv):
     p = argparse.ArgumentParser(prog="scripts/bench")
     p.add_argument("--reps", type=int, default=10, help="hand-overs and starts per lock kind (default 10)")
     p.add_argument("--failover-reps", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=5, help="hyperfine rounds (default 5)")
-    p.add_argument("--startup-runs", type=int, default=200, help="runs per command per hyperfine round")
+    p.add_argument("--rounds", type=int, default=5, help="start-up timing rounds (default 5)")
+    p.add_argument("--startup-runs", type=int, default=300, help="runs per command per start-up round")
     p.add_argument("--windows", type=int, default=3, help="steady-state windows (default 3)")
     p.add_argument("--window", type=float, default=20.0, help="seconds per steady-state window (default 20)")
     p.add_argument("--settle", type=float, default=5.0, help="seconds of leading before measuring (default 5)")

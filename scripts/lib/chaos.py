@@ -63,6 +63,21 @@ def parse_args(argv):
     return a
 
 
+def longest_gap(runs, since, until):
+    """Longest time in [since, until] covered by no run; runs are
+    (start, end, ident) sorted by start."""
+    gap, cursor = 0.0, since
+    for s, e, _ in runs:
+        if e <= cursor:
+            continue
+        if s > cursor:
+            gap = max(gap, min(s, until) - cursor)
+        cursor = max(cursor, e)
+        if cursor >= until:
+            return gap
+    return max(gap, until - cursor)
+
+
 def fmt_ms(seconds):
     return "%d" % round(seconds * 1000)
 
@@ -250,15 +265,7 @@ class Chaos:
         a = self.a
         runs, entries = self.intervals(finished)
         bad = kl.overlaps(entries)
-        # Longest time with no child running, from the moment the faults stopped.
-        gap, cursor = 0.0, faults_stopped
-        for s, e, _ in runs:
-            if e <= cursor:
-                continue
-            if s > cursor:
-                gap = max(gap, s - cursor)
-            cursor = max(cursor, e)
-        gap = max(gap, finished - cursor)
+        gap = longest_gap(runs, faults_stopped, finished)
         limit = a.lease_duration + a.retry_period
         exits = {}
         for _, _, code, _ in self.ended:

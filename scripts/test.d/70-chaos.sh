@@ -7,5 +7,6 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 ensure_apt python3 python3
+python3 scripts/lib/test_chaos.py   # the overlap and gap arithmetic
 scripts/chaos --seconds 30 --seed 1 --lock-kind configmap
 scripts/chaos --seconds 30 --seed 2 --lock-kind lease

@@ -1,0 +1,48 @@
+"""Checks of the chaos/bench arithmetic: the overlap detector and the
+leaderless-gap computation. Run: python3 scripts/lib/test_chaos.py"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chaos  # noqa: E402
+import kl  # noqa: E402
+
+
+class OverlapTests(unittest.TestCase):
+    def test_sequential_runs_do_not_overlap(self):
+        log = [("start", "a.1", 1), ("stop", "a.1", 2), ("start", "b.1", 3), ("stop", "b.1", 4)]
+        self.assertEqual(kl.overlaps(log), [])
+
+    def test_start_inside_a_run_that_later_stopped_is_an_overlap(self):
+        log = [("start", "a.1", 1), ("start", "b.1", 2), ("stop", "a.1", 3), ("stop", "b.1", 4)]
+        self.assertEqual(len(kl.overlaps(log)), 1)
+
+    def test_flock_conflict_is_an_overlap(self):
+        log = [("start", "a.1", 1), ("overlap", "b.1", 2)]
+        self.assertEqual(len(kl.overlaps(log)), 1)
+
+    def test_start_after_a_sigkilled_run_is_not_an_overlap(self):
+        log = [("start", "a.1", 1), ("start", "b.1", 5), ("stop", "b.1", 6)]
+        self.assertEqual(kl.overlaps(log), [])
+
+
+class GapTests(unittest.TestCase):
+    def test_no_runs_is_one_gap_over_the_whole_window(self):
+        self.assertEqual(chaos.longest_gap([], 10.0, 20.0), 10.0)
+
+    def test_a_run_covering_the_window_leaves_no_gap(self):
+        self.assertEqual(chaos.longest_gap([(5.0, 25.0, "a")], 10.0, 20.0), 0.0)
+
+    def test_gap_until_first_start_after_the_faults_stop(self):
+        self.assertAlmostEqual(chaos.longest_gap([(1.0, 9.0, "a"), (13.0, 30.0, "b")], 10.0, 20.0), 3.0)
+
+    def test_longest_of_several_gaps_and_the_tail(self):
+        runs = [(10.0, 11.0, "a"), (12.0, 15.0, "b"), (19.5, 21.0, "c")]
+        self.assertAlmostEqual(chaos.longest_gap(runs, 10.0, 25.0), 4.5)
+        runs = [(10.0, 11.0, "a"), (12.0, 15.0, "b")]
+        self.assertAlmostEqual(chaos.longest_gap(runs, 10.0, 25.0), 10.0)
+
+
+if __name__ == "__main__":
+    unittest.main()
