@@ -91,7 +91,7 @@ final class FakeServer {
     let caFile: String
     let tokenFile: String
     let client: HTTPClient
-    var token: String { readFile(tokenFile).trimmingCharacters(in: " \n") }
+    var token: String { readFile(tokenFile).trimmingWhitespace }
 
     init(extraArguments: [String] = [], dir: TempDir = TempDir(), port: Int = 0) throws {
         self.dir = dir
@@ -285,14 +285,5 @@ final class Cluster {
 
     var diagnostics: String {
         replicas.map { "--- \($0.identity) ---\n\($0.log)" }.joined(separator: "\n") + "\n--- workers ---\n" + readFile(workerLog)
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let c = s.first, set.contains(c) { s.removeFirst() }
-        while let c = s.last, set.contains(c) { s.removeLast() }
-        return String(s)
     }
 }

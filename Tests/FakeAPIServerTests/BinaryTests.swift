@@ -28,7 +28,7 @@ struct BinaryTests {
         #expect(first.ready.objectValue?.keys == ["url", "ca_file", "token_file"])
         #expect(first.ready["ca_file"] == .string("\(dir)/certs/ca.crt"))
         #expect(first.ready["token_file"] == .string("\(dir)/certs/token"))
-        let token = readText("\(dir)/certs/token").trimmingCharacters().split(separator: "\n")[0]
+        let token = readText("\(dir)/certs/token").trimmingWhitespace.split(separator: "\n")[0]
         let ca = readText("\(dir)/certs/ca.crt")
         func call(_ url: String, _ method: String, _ path: String, _ body: JSON? = nil) throws -> TestResponse {
             let c = try TestConnection(url: url, caFile: "\(dir)/certs/ca.crt")

@@ -115,7 +115,7 @@ final class TestConnection {
             let line = try readLine()
             if line.isEmpty { break }
             if let colon = line.firstIndex(of: ":") {
-                headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingCharacters()
+                headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingWhitespace
             }
         }
         return (status, headers)
@@ -144,15 +144,6 @@ final class TestConnection {
 
     /// True when the server closed the connection (EOF or reset) without a byte.
     func readsEOF() -> Bool { buffer.isEmpty && !fill() }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
-    }
 }
 
 /// A running in-process fake with a fresh directory, plus request helpers.

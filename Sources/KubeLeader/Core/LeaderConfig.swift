@@ -204,12 +204,3 @@ public struct LeaderConfig: Sendable, Equatable {
         return alnum(f) && alnum(l)
     }
 }
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\n" || c == "\t" || c == "\r" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" || c == "\r" { s.removeLast() }
-        return String(s)
-    }
-}

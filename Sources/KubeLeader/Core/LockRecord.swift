@@ -102,7 +102,7 @@ public enum LockCodec {
         func int(_ key: String) -> Int? {
             switch object[key] {
             case .number?: return object[key]?.intValue
-            case .string(let s)?: return Int(s.trimmingSpaces)
+            case .string(let s)?: return Int(s.trimmingWhitespace)
             default: return nil
             }
         }
@@ -189,14 +189,5 @@ public enum LockCodec {
             object["spec"] = leaseSpec(record, keeping: object["spec"])
         }
         return object
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
     }
 }

@@ -60,7 +60,7 @@ public final class FakeAPIServer: @unchecked Sendable {
             throw FakeServerError(.certificates, "creating certificates in \(dir) failed: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         let tokenFile = "\(dir)/token"
-        var token = readFile(tokenFile)?.trimmingSpaces().split(separator: "\n").first.map(String.init) ?? ""
+        var token = readFile(tokenFile)?.trimmingWhitespace.split(separator: "\n").first.map(String.init) ?? ""
         if token.isEmpty {
             var random = RandomSource()
             token = random.token()

@@ -14,7 +14,7 @@ struct HTTPRequest {
         guard let auth = headers["authorization"] else { return nil }
         let parts = auth.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1]).trimmingSpaces()
+        return String(parts[1]).trimmingWhitespace
     }
 
     var keepAlive: Bool { headers["connection"]?.lowercased() != "close" }
@@ -104,7 +104,7 @@ final class HTTPReader {
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].lowercased()
-            let value = String(line[line.index(after: colon)...]).trimmingSpaces()
+            let value = String(line[line.index(after: colon)...]).trimmingWhitespace
             if let old = headers[name] { headers[name] = old + "," + value } else { headers[name] = value }
         }
         let target = String(requestLine[1])
@@ -175,7 +175,7 @@ final class HTTPReader {
         var body: [UInt8] = []
         while true {
             let line = try readLine()
-            let sizeText = line.split(separator: ";", maxSplits: 1).first.map(String.init)?.trimmingSpaces() ?? ""
+            let sizeText = line.split(separator: ";", maxSplits: 1).first.map(String.init)?.trimmingWhitespace ?? ""
             guard let size = Int(sizeText, radix: 16), size >= 0 else { throw .malformed("bad chunk size") }
             if size == 0 {
                 while try !readLine().isEmpty {}   // trailers
@@ -219,13 +219,4 @@ func percentDecode(_ s: String, plusIsSpace: Bool = false) -> String {
         }
     }
     return String(decoding: out, as: UTF8.self)
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
-    }
 }

@@ -10,15 +10,15 @@ struct LabelSelector: Sendable {
 
     init(_ text: String) throws(SelectorError) {
         for raw in splitTopLevel(text) {
-            let part = raw.trimmingSpaces()
+            let part = raw.trimmingWhitespace
             if part.isEmpty { continue }
             if let r = Self.setRequirement(part) { requirements.append(r); continue }
             if let range = part.firstRange(of: "!=") {
-                requirements.append(.notEquals(String(part[..<range.lowerBound]).trimmingSpaces(), String(part[range.upperBound...]).trimmingSpaces()))
+                requirements.append(.notEquals(String(part[..<range.lowerBound]).trimmingWhitespace, String(part[range.upperBound...]).trimmingWhitespace))
             } else if let range = part.firstRange(of: "==") ?? part.firstRange(of: "=") {
-                requirements.append(.equals(String(part[..<range.lowerBound]).trimmingSpaces(), String(part[range.upperBound...]).trimmingSpaces()))
+                requirements.append(.equals(String(part[..<range.lowerBound]).trimmingWhitespace, String(part[range.upperBound...]).trimmingWhitespace))
             } else if part.hasPrefix("!") {
-                requirements.append(.notExists(String(part.dropFirst()).trimmingSpaces()))
+                requirements.append(.notExists(String(part.dropFirst()).trimmingWhitespace))
             } else if part.contains(" ") || part.contains("(") {
                 throw SelectorError(message: "unable to parse requirement: \(part)")
             } else {
@@ -30,9 +30,9 @@ struct LabelSelector: Sendable {
     private static func setRequirement(_ part: String) -> Requirement? {
         for (op, negated) in [(" notin ", true), (" in ", false)] {
             guard let r = part.firstRange(of: op), let open = part.firstIndex(of: "("), part.hasSuffix(")") else { continue }
-            let key = String(part[..<r.lowerBound]).trimmingSpaces()
+            let key = String(part[..<r.lowerBound]).trimmingWhitespace
             let values = part[part.index(after: open)..<part.index(before: part.endIndex)]
-                .split(separator: ",").map { String($0).trimmingSpaces() }
+                .split(separator: ",").map { String($0).trimmingWhitespace }
             return negated ? .notIn(key, values) : .isIn(key, values)
         }
         return nil
@@ -80,15 +80,15 @@ struct FieldSelector: Sendable {
 
     init(_ text: String) throws(SelectorError) {
         for raw in text.split(separator: ",") {
-            let part = String(raw).trimmingSpaces()
+            let part = String(raw).trimmingWhitespace
             if part.isEmpty { continue }
             let negated: Bool
             let range: Range<String.Index>
             if let r = part.firstRange(of: "!=") { negated = true; range = r }
             else if let r = part.firstRange(of: "==") ?? part.firstRange(of: "=") { negated = false; range = r }
             else { throw SelectorError(message: "invalid selector: '\(part)'; can't understand '\(part)'") }
-            let path = String(part[..<range.lowerBound]).trimmingSpaces().split(separator: ".").map(String.init)
-            requirements.append((path, String(part[range.upperBound...]).trimmingSpaces(), negated))
+            let path = String(part[..<range.lowerBound]).trimmingWhitespace.split(separator: ".").map(String.init)
+            requirements.append((path, String(part[range.upperBound...]).trimmingWhitespace, negated))
         }
     }
 

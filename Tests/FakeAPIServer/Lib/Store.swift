@@ -242,7 +242,7 @@ final class Store: Sendable {
         do { patchDoc = try JSON.parse(bytes: body) } catch {
             return .error(Status.badRequest("error decoding patch: \(error)"))
         }
-        let type = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        let type = contentType.split(separator: ";").first.map { String($0).trimmingWhitespace.lowercased() } ?? ""
         guard let current = state.withLock({ $0.objects[r.qualified]?["\(namespace ?? "")/\(name)"] }) else {
             return .error(Status.notFound(r, name))
         }

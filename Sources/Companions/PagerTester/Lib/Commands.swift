@@ -33,19 +33,22 @@ public enum PagerTesterCommand {
         }
         let expression = try CronExpression.parse(options.positionals[1], zones: TimeZoneDatabase(environment: environment))
         let count = try countOption(options, default: 5)
-        var from = now
-        if let text = options["from"] {
-            guard let t = RFC3339.parse(text) else {
-                throw PagerError(.usage, "--from '\(text)' is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
-            }
-            from = t
-        }
+        let from = try fromOption(options, default: now)
         let times = expression.fireTimes(after: from, count: count)
         if times.isEmpty {
             throw PagerError(.invalidCron, "the cron expression '\(expression.text)' never fires (checked 30 years ahead); check the day and month fields")
         }
         io.stdout(times.map { RFC3339.format($0) + "\n" }.joined())
         return 0
+    }
+
+    /// `--from T` (RFC 3339), else `now`.
+    static func fromOption(_ options: ParsedOptions, default now: WallTime) throws(PagerError) -> WallTime {
+        guard let text = options["from"] else { return now }
+        guard let t = RFC3339.parse(text) else {
+            throw PagerError(.usage, "--from '\(text)' is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
+        }
+        return t
     }
 
     /// Reads the people file named by the second positional argument.
@@ -67,13 +70,7 @@ public enum PagerTesterCommand {
         let people = try loadPeople(options, environment: environment, command: "next")
         guard options.positionals.count == 2 else { throw PagerError(.usage, "next takes only the people file") }
         let count = try countOption(options, default: 5)
-        var from = now
-        if let text = options["from"] {
-            guard let t = RFC3339.parse(text) else {
-                throw PagerError(.usage, "--from '\(text)' is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
-            }
-            from = t
-        }
+        let from = try fromOption(options, default: now)
         var out = ""
         for p in people {
             for t in p.cron.fireTimes(after: from, count: count) {

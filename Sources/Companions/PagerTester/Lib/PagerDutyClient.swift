@@ -131,7 +131,7 @@ public struct PagerDutyClient: Sendable {
                 throw PagerError(.transport, "could not \(what): \(timedOut ? "PagerDuty did not answer within \(DurationText.format(requestTimeout)) (\(error.message))" : error.message); the next scheduled page is tried as usual")
             }
             if response.status == 429 {
-                let reset = response.header("ratelimit-reset").flatMap { Double($0.trimmingSpaces) }
+                let reset = response.header("ratelimit-reset").flatMap { Double($0.trimmingWhitespace) }
                 let wait: Duration = reset.map { .milliseconds(Int64(max(0, min($0, 3600)) * 1000)) } ?? .seconds(60)
                 let spent = clock.now().duration(since: started)
                 guard retries < maxRetries, spent + wait <= jobTimeout else {
@@ -154,13 +154,4 @@ public struct PagerDutyClient: Sendable {
     }
 
     func clip(_ text: String) -> String { text.count > 2000 ? String(text.prefix(2000)) + "…" : text }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
-    }
 }

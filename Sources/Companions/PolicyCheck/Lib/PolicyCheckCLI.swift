@@ -112,7 +112,7 @@ public enum PolicyCheckCLI {
             throw PolicyCheckError(.usage, "istio-ports takes one FILE (or - for standard input), got \(options.positionals.count); merge them with `kubectl get … -o json`.")
         }
         let path = options.positionals.first ?? "-"
-        let protocols = (options["protocols"] ?? "").split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+        let protocols = (options["protocols"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace }.filter { !$0.isEmpty }
         let rule = try IstioPortRule(protocols: protocols)
         let source = path == "-" ? "standard input" : path
         let result = try IstioPortsCheck.check(text: try io.read(path), source: source, rule: rule)
@@ -221,14 +221,5 @@ public enum PolicyCheckCLI {
         }
         io.writeErr("policy-check: `\(opa) test --coverage` failed with exit code \(output.status) without a report; run it by hand to see why.\n")
         return 2
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
     }
 }

@@ -34,7 +34,7 @@ public enum CredentialSources {
             let sessionName = env["AWS_ROLE_SESSION_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "node-lifecycle"
             let sts = AWSService.sts.endpoint(region: region ?? "us-east-1", environment: env)
             return RefreshingCredentials(source: "web identity (\(roleARN))") { now throws(NodeLifecycleError) in
-                let token = try readFile(tokenFile).trimmingSpaces()
+                let token = try readFile(tokenFile).trimmingWhitespace
                 return try WebIdentity.assumeRole(stsBaseURL: sts, roleARN: roleARN, sessionName: sessionName,
                                                   token: token, transport: transport)
             }
@@ -45,7 +45,7 @@ public enum CredentialSources {
             let fixedToken = env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
             return RefreshingCredentials(source: "container credentials (\(uri))") { _ throws(NodeLifecycleError) in
                 var auth: String?
-                if let tokenFile { auth = try readFile(tokenFile).trimmingSpaces() } else { auth = fixedToken }
+                if let tokenFile { auth = try readFile(tokenFile).trimmingWhitespace } else { auth = fixedToken }
                 return try ContainerCredentials.fetch(uri: uri, authorization: auth, transport: transport)
             }
         }
@@ -154,7 +154,7 @@ public struct IMDS: Sendable {
             throw NodeLifecycleError(.credentials, "The instance metadata service at \(baseURL) refused an IMDSv2 token (HTTP \(response.status)); check the instance's metadata options (hop limit 2 for pods).",
                                      httpStatus: response.status)
         }
-        return response.bodyText.trimmingSpaces()
+        return response.bodyText.trimmingWhitespace
     }
 
     /// GET a metadata path (`instance-id`, `iam/security-credentials/`, ...).
@@ -174,7 +174,7 @@ public struct IMDS: Sendable {
     public func roleCredentials() throws(NodeLifecycleError) -> AWSCredentials {
         let token = try token()
         let roles = try get("iam/security-credentials/", token: token)
-        guard let role = roles.split(separator: "\n").first.map({ String($0).trimmingSpaces() }), !role.isEmpty else {
+        guard let role = roles.split(separator: "\n").first.map({ String($0).trimmingWhitespace }), !role.isEmpty else {
             throw NodeLifecycleError(.credentials, "The instance has no IAM role in its instance profile; attach one or use IRSA.")
         }
         return try CredentialSources.parseJSONCredentials(try get("iam/security-credentials/" + role, token: token),
@@ -183,6 +183,6 @@ public struct IMDS: Sendable {
 
     /// This instance's id (for `ready` without `--instance-id`).
     public func instanceID() throws(NodeLifecycleError) -> String {
-        try get("instance-id", token: try token()).trimmingSpaces()
+        try get("instance-id", token: try token()).trimmingWhitespace
     }
 }

@@ -38,7 +38,7 @@ public struct XMLLeaves: Sendable, Equatable {
             i = close + 1
             if inner.first == 0x3f || inner.first == 0x21 { textStart = i; continue }  // <? ?> <!DOCTYPE>
             if inner.first == 0x2f {  // </name>
-                let name = String(decoding: inner.dropFirst(), as: UTF8.self).trimmingSpaces()
+                let name = String(decoding: inner.dropFirst(), as: UTF8.self).trimmingWhitespace
                 guard stack.last == name else { return nil }
                 if hadChild.last == false {
                     leaves.append((stack, Self.unescape(String(decoding: pendingText, as: UTF8.self))))
@@ -113,14 +113,5 @@ public struct XMLLeaves: Sendable, Equatable {
             }
         }
         return out + rest
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\n" || f == "\t" || f == "\r" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\n" || l == "\t" || l == "\r" { s = s.dropLast() }
-        return String(s)
     }
 }

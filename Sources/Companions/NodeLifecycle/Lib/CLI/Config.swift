@@ -140,7 +140,7 @@ public struct ReadyConfig: Sendable {
             throw NodeLifecycleError(.usage, "ready needs --node (or NODE_NAME from the downward API: fieldRef spec.nodeName).")
         }
         let common = try CommonConfig.load(o, environment: env)
-        let conditions = (o["conditions"] ?? "").split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+        let conditions = (o["conditions"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace }.filter { !$0.isEmpty }
         let settings = ReadySettings(nodeName: node, taintKey: o["taint"] ?? "node-lifecycle/booting", conditions: conditions,
                                      timeout: try duration(o, "timeout", default: .seconds(600), minimum: .seconds(1)),
                                      pollInterval: try duration(o, "poll-interval", default: .seconds(5)))
