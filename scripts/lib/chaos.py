@@ -51,6 +51,9 @@ def parse_args(argv):
     p.add_argument("--retry-period", type=parse_duration, default=0.5, metavar="D", help="default 500ms")
     p.add_argument("--calm", type=float, default=None,
                    help="seconds observed after the faults stop (default 2 x (lease + retry), at least 8)")
+    p.add_argument("--split-locks", action="store_true",
+                   help="self-check of the detector: every candidate gets its own lock, so their children "
+                        "overlap and the run must FAIL")
     p.add_argument("--workdir", default=None, help="where logs go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure or with --workdir)")
     a = p.parse_args(argv)
@@ -121,8 +124,9 @@ class Chaos:
     def start(self, slot):
         self.generation[slot] += 1
         ident = "cand-%d.%d" % (slot, self.generation[slot])
+        lock = "%s-%d" % (self.lock, slot) if self.a.split_locks else self.lock
         self.replicas[slot] = kl.Replica(
-            self.bins, self.server, ident, self.lock, self.work, kind=self.a.lock_kind, timing=self.timing,
+            self.bins, self.server, ident, lock, self.work, kind=self.a.lock_kind, timing=self.timing,
             token=self.tokens[slot], worker_log=self.workers, worker_lock=os.path.join(self.work, "workers.lock"),
             worker_args=["--exit-file", os.path.join(self.work, "exit-" + ident)])
         self.note("started %s (pid %d)" % (ident, self.replicas[slot].pid))
@@ -232,7 +236,8 @@ class Chaos:
         a = self.a
         for slot in range(a.candidates):
             self.start(slot)
-        kl.wait_until(lambda: self.leader_slot()[0] is not None, 15)
+        if not a.split_locks:
+            kl.wait_until(lambda: self.leader_slot()[0] is not None, 15)
         self.note("first leader: %s" % self.leader_slot()[1])
         end = time.monotonic() + a.seconds
         while time.monotonic() < end:

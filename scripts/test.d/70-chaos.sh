@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # A short chaos soak per lock kind (fixed seeds): faults for 30 s each, then
 # the calm check. Fails on any overlap of two leaders' children or on a
-# leaderless gap longer than lease + retry after the faults stop.
-# About 80 s in all. Longer runs: scripts/chaos --seconds 600 --seed 1
+# leaderless gap longer than lease + retry after the faults stop. First, the
+# detector itself must catch candidates that do overlap (each on its own lock).
+# About 90 s in all. Longer runs: scripts/chaos --seconds 600 --seed 1
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 ensure_apt python3 python3
 python3 scripts/lib/test_chaos.py   # the overlap and gap arithmetic
+
+work="$(mktemp -d)"
+if scripts/chaos --seconds 3 --candidates 3 --calm 2 --split-locks --workdir "$work" >"$work.out" 2>&1; then
+  cat "$work.out"
+  log "FAIL: scripts/chaos did not report the overlap of candidates on separate locks"; exit 1
+fi
+grep -q "result=FAIL .*overlaps=[1-9]" "$work.out" || { cat "$work.out"; log "FAIL: the self-check failed for another reason"; exit 1; }
+rm -rf "$work" "$work.out"
+log "ok: the chaos detector reports overlapping children"
+
 scripts/chaos --seconds 30 --seed 1 --lock-kind configmap
 scripts/chaos --seconds 30 --seed 2 --lock-kind lease
