@@ -8,11 +8,14 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-/// kube-leader's own modules: no implicit `_StringProcessing` (regex engine,
-/// Unicode name tables: about 1.4 MB of the static binary; PLATFORM.md).
-/// Regex literals and the `_StringProcessing` string algorithms are then unavailable there.
+/// kube-leader's own modules keep the static binary small (budget 12 MB):
+/// - no implicit `_StringProcessing` (regex engine, Unicode name tables:
+///   1.25 MB): regex literals and its string algorithms are unavailable here;
+/// - no implicit `_Concurrency` (its runtime and libdispatch: about 0.6 MB):
+///   no async/await or Task; use `MonotonicClock`, not `ContinuousClock`.
 let lean: [SwiftSetting] = strict + [
-    .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
+    .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import",
+                  "-Xfrontend", "-disable-implicit-concurrency-module-import"]),
 ]
 
 let package = Package(

@@ -69,8 +69,8 @@ func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 /// only: it waits for other processes, whose progress we cannot be told about.
 @discardableResult
 func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
+    let deadline = MonotonicClock.now + timeout
+    while MonotonicClock.now < deadline {
         if condition() { return true }
         var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)
         nanosleep(&pause, nil)
@@ -105,9 +105,9 @@ final class FakeServer {
         close(errFD)
         // The ready line: {"url":…,"ca_file":…,"token_file":…}
         var line: [UInt8] = []
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = MonotonicClock.now + .seconds(20)
         var byte: UInt8 = 0
-        while ContinuousClock.now < deadline {
+        while MonotonicClock.now < deadline {
             var p = [pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)]
             if poll(&p, 1, 100) <= 0 { continue }
             if read(fds[0], &byte, 1) != 1 { break }

@@ -4,6 +4,7 @@ import Glibc
 import KLCore
 import KLProcess
 import Testing
+import KLSupport
 
 /// kube-leader as a black box: several replicas on one lock against
 /// kube-apiserver-fake over TLS. Durations are short (lease 4s, renew
@@ -56,11 +57,11 @@ struct KubeLeaderElectionTests {
         #expect(eventually { cluster.log.starts.count == 1 })
         try cluster.start("b")
         #expect(eventually { cluster.replica("b")!.log.contains("held by another replica") }, "\(cluster.diagnostics)")
-        let killedAt = ContinuousClock.now
+        let killedAt = MonotonicClock.now
         cluster.replica("a")!.signal(.kill)
         #expect(cluster.replica("a")!.wait()?.exitCode == 137)
         #expect(eventually(.seconds(12)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let failover = killedAt.duration(to: ContinuousClock.now)
+        let failover = killedAt.duration(to: MonotonicClock.now)
         #expect(failover >= .seconds(3), "took over before the 4s lease could expire: \(failover)")
         #expect(failover < .seconds(4) + .seconds(2), "failover took \(failover)")
         #expect(cluster.holder == "b")
@@ -95,7 +96,7 @@ struct KubeLeaderElectionTests {
         #expect(eventually { cluster.log.starts.count == 1 })
         let b = try cluster.start("b")
         #expect(eventually { b.log.contains("held by another replica") })
-        let sent = ContinuousClock.now
+        let sent = MonotonicClock.now
         b.signal(.terminate)
         #expect(b.wait(.seconds(5))?.exitCode == 143)
         #expect(sent.duration(to: .now) < .seconds(2))
@@ -113,7 +114,7 @@ struct KubeLeaderElectionTests {
             "data": ["k": "v"],
         ])
         #expect(status == 201)
-        let start = ContinuousClock.now
+        let start = MonotonicClock.now
         try cluster.start("a")
         #expect(eventually(.seconds(10)) { cluster.log.starts.count == 1 }, "\(cluster.diagnostics)")
         #expect(start.duration(to: .now) >= .seconds(2))

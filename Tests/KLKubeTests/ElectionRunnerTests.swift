@@ -5,19 +5,19 @@ import Testing
 
 /// A virtual clock: pauses and watches advance it instead of sleeping.
 final class VirtualHost: ElectionHost {
-    let t0 = ContinuousClock.now
-    var now: ContinuousClock.Instant
+    let t0 = MonotonicClock.now
+    var now: MonotonicClock.Instant
     var wall: WallTime { WallTime(seconds: 1_795_859_505 + Int64(t0.duration(to: now).seconds)) }
     var releaseRequested = false
     var events: [String] = []
     /// Asks for release once the virtual time passes this point.
-    var releaseAt: ContinuousClock.Instant?
+    var releaseAt: MonotonicClock.Instant?
 
     init() { now = t0 }
 
-    func seconds(_ s: Double) -> ContinuousClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
+    func seconds(_ s: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
 
-    func pause(until: ContinuousClock.Instant) -> Bool {
+    func pause(until: MonotonicClock.Instant) -> Bool {
         if let r = releaseAt, r <= until {
             now = max(now, r)
             releaseRequested = true
@@ -95,7 +95,7 @@ final class ScriptedLock: LockStore {
         return try result.get()
     }
 
-    func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation? {
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
         guard case .watch(let after, let observation)? = next("watch") else { throw LockError(.configuration, "script") }
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
             host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))

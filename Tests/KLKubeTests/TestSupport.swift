@@ -5,6 +5,7 @@ import Musl
 #endif
 import Synchronization
 import COpenSSL
+import KLSupport
 @testable import KLKube
 
 /// Runs `body` on a new detached pthread (test servers must not block the
@@ -169,7 +170,7 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
     let endpoint = "scripted:0"
     private var pieces: [[UInt8]]
     init(_ pieces: [[UInt8]]) { self.pieces = pieces }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         guard !pieces.isEmpty else { return 0 }
         var piece = pieces.removeFirst()
         if piece.count > buffer.count {
@@ -179,12 +180,12 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
         buffer.copyBytes(from: piece)
         return piece.count
     }
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: ContinuousClock.Instant, written: inout Int) throws(HTTPError) { written += bytes.count }
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) { written += bytes.count }
     func isIdleUsable() -> Bool { true }
     func close() {}
 }
 
-let farDeadline = ContinuousClock.now + .seconds(3600)
+let farDeadline = MonotonicClock.now + .seconds(3600)
 
 /// How much later than its deadline a timed-out call may return: poll wakes
 /// up on time, but this machine's 2 cores are shared by parallel builds.

@@ -1,4 +1,5 @@
 import Testing
+import KLSupport
 @testable import KLProcess
 
 /// runCapturing against real processes (sh, cat, head from the base system).
@@ -42,7 +43,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func timeout_killsTheWholeGroup_andThrowsTimedOut() throws {
-        let clock = ContinuousClock()
+        let clock = MonotonicClock()
         let start = clock.now
         // The grandchild `sleep` holds stdout open: only a group kill ends it.
         #expect {

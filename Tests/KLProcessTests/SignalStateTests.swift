@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import Testing
+import KLSupport
 @testable import KLProcess
 
 /// The "SigBlk:" and "SigIgn:" lines of a /proc status file, as hex strings.
@@ -79,7 +80,7 @@ func signalLines(_ status: String) -> (blocked: String?, ignored: String?) {
     func wait_timesOut_withNoEvents() async {
         await #expect(processExitsWith: .exitCode(0)) {
             guard let inbox = try? SignalInbox(signals: [.terminate]) else { exit(10) }
-            let clock = ContinuousClock()
+            let clock = MonotonicClock()
             let start = clock.now
             guard inbox.wait(timeout: .milliseconds(100)).isEmpty else { exit(11) }
             guard clock.now - start >= .milliseconds(100) else { exit(12) }
@@ -108,7 +109,7 @@ func signalLines(_ status: String) -> (blocked: String?, ignored: String?) {
             guard let inbox = try? SignalInbox(signals: [.terminate]) else { exit(10) }
             guard let child = try? ChildProcess.spawn(["sh", "-c", "exit 5"]) else { exit(11) }
             guard inbox.watchExit(of: child) else { exit(12) }
-            let clock = ContinuousClock()
+            let clock = MonotonicClock()
             let deadline = clock.now + .seconds(20)
             var sawChild = false
             while !sawChild && clock.now < deadline {

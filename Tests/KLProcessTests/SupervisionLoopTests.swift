@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Testing
+import KLSupport
 @testable import KLProcess
 
 /// The primitives together, in the shape of kube-leader's loop (the sketch in
@@ -28,7 +29,7 @@ import Testing
 
             var status: TerminationStatus?
             var forwarded = 0
-            let clock = ContinuousClock()
+            let clock = MonotonicClock()
             let deadline = clock.now + .seconds(30)
             while status == nil && clock.now < deadline {
                 for event in inbox.wait(timeout: .seconds(1)) {

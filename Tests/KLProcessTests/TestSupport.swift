@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLSupport
 @testable import KLProcess
 
 /// A pipe whose ends are CLOEXEC (so children spawned by parallel tests do
@@ -22,7 +23,7 @@ struct TestPipe {
     /// Reads one line (up to "\n" or EOF), failing after `timeout`.
     func readLine(timeout: Duration = .seconds(20)) -> String? {
         var bytes: [UInt8] = []
-        let clock = ContinuousClock()
+        let clock = MonotonicClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
             var fds = [pollfd(fd: read, events: Int16(POLLIN), revents: 0)]

@@ -1,10 +1,11 @@
 import KLCore
 import Testing
+import KLSupport
 @testable import NodeLifecycleKit
 
 @Suite("Drain plan")
 struct DrainPlanTests {
-    let t0 = ContinuousClock.now
+    let t0 = MonotonicClock.now
     let web1 = DrainPod(namespace: "shop", name: "web-1", uid: "u1", controllerKind: "ReplicaSet")
     let web2 = DrainPod(namespace: "shop", name: "web-2", uid: "u2", controllerKind: "ReplicaSet")
     let agent = DrainPod(namespace: "kube-system", name: "agent-x", uid: "u3", controllerKind: "DaemonSet")

@@ -27,7 +27,7 @@ struct ReadyRunnerTests {
     @Test func conditionsFlipLate_thenTaintRemoved() {
         let cluster = taintedCluster()
         setConditions(cluster, [("Ready", "False")])
-        let t0 = ContinuousClock.now
+        let t0 = MonotonicClock.now
         // Ready after 20 s, KernelDeadlock reported False after 40 s.
         let sleeper = FakeSleeper(start: t0) { [cluster] now in
             if now - t0 >= .seconds(40) {
@@ -53,7 +53,7 @@ struct ReadyRunnerTests {
     @Test func timeout_keepsTheTaint_andNamesTheProblems() {
         let cluster = taintedCluster()
         setConditions(cluster, [("Ready", "True"), ("KernelDeadlock", "True")])
-        let t0 = ContinuousClock.now
+        let t0 = MonotonicClock.now
         let sleeper = FakeSleeper(start: t0)
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting",
                                                                          conditions: ["KernelDeadlock"], timeout: .seconds(60)),

@@ -96,14 +96,14 @@ struct PagerDutyClientTests {
         try fake.control(["script": [["path": "/incidents", "delay": 5, "status": 201]]])
         var client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
         client.requestTimeout = .milliseconds(500)
-        let started = ContinuousClock.now
+        let started = MonotonicClock.now
         #expect {
             _ = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
         } throws: { error in
             guard let e = error as? PagerError else { return false }
             return e.code == .transport && e.description.contains("did not answer within 500ms")
         }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(MonotonicClock.now - started < .seconds(3))
     }
 
     @Test func slowServer_withinTheTimeout_succeeds() throws {

@@ -27,7 +27,7 @@
 ///   treated as someone else's (it waits for it to expire), because two
 ///   replicas with the same identity would otherwise both lead.
 public struct Election: Sendable {
-    public typealias Instant = ContinuousClock.Instant
+    public typealias Instant = MonotonicClock.Instant
 
     public struct Timing: Sendable, Equatable {
         public var leaseDuration: Duration

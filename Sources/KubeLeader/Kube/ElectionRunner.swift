@@ -35,18 +35,18 @@ public protocol LockStore: AnyObject {
     /// Standbys: blocks until the lock changes (a watch event) or `deadline`
     /// passes (nil). `known` is what we saw last (its resourceVersion is where
     /// a watch resumes).
-    func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation?
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation?
     /// Ends any open watch (a leader does not watch).
     func stopWatching()
 }
 
 /// What the election loop needs from the rest of the process.
 public protocol ElectionHost: AnyObject {
-    var now: ContinuousClock.Instant { get }
+    var now: MonotonicClock.Instant { get }
     var wall: WallTime { get }
     /// A leader's pause until its next renew. Returns early, with true, when
     /// the supervisor asks to release (the child has exited).
-    func pause(until: ContinuousClock.Instant) -> Bool
+    func pause(until: MonotonicClock.Instant) -> Bool
     /// Whether the supervisor wants the lock released (child exited, or
     /// kube-leader is shutting down).
     var releaseRequested: Bool { get }
@@ -193,7 +193,7 @@ public final class ElectionRunner: @unchecked Sendable {
         return nil
     }
 
-    private func pause(until: ContinuousClock.Instant) -> Election.Action {
+    private func pause(until: MonotonicClock.Instant) -> Election.Action {
         if host.releaseRequested || host.pause(until: until) {
             return step(.releaseRequested)
         }
@@ -201,7 +201,7 @@ public final class ElectionRunner: @unchecked Sendable {
     }
 
     /// Standby: watch the lock until `until`; log each change of holder once.
-    private func watch(until: ContinuousClock.Instant) -> Election.Action {
+    private func watch(until: MonotonicClock.Instant) -> Election.Action {
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
                 return step(.timer)

@@ -1,4 +1,5 @@
 import Synchronization
+import KLSupport
 
 /// An HTTP/1.1 client for one server (`http://` or `https://`), with a pool
 /// of idle kept-alive connections. Thread-safe: each request takes its own
@@ -54,7 +55,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// response arrives is retried once on a new connection, for GET/HEAD or
     /// when nothing of the request had been sent.
     public func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse {
-        let deadline = ContinuousClock.now + timeout
+        let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
         let body = BodyReader(framing: framing)
@@ -73,7 +74,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// is then read from the stream (watch). `timeout` bounds connect, send
     /// and headers only.
     public func openStream(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPStream {
-        let deadline = ContinuousClock.now + timeout
+        let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
         return HTTPStream(client: self, reader: reader, head: head, framing: framing)
@@ -91,7 +92,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     // MARK: internals
 
-    private func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant, timeout: Duration) throws(HTTPError) -> (WireReader, ResponseHead) {
+    private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(HTTPError) -> (WireReader, ResponseHead) {
         let bytes = encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
         let idempotent = request.method == "GET" || request.method == "HEAD"
         var allowRetry = true
@@ -126,12 +127,12 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// An idle connection that still looks alive, or a new one.
-    private func checkout(deadline: ContinuousClock.Instant, timeout: Duration) throws(HTTPError) -> (any HTTPChannel, Bool) {
+    private func checkout(deadline: MonotonicClock.Instant, timeout: Duration) throws(HTTPError) -> (any HTTPChannel, Bool) {
         while let c = idle.withLock({ $0.popLast() }) {
             if c.isIdleUsable() { return (c, true) }
             c.close()
         }
-        let connectDeadline = min(deadline, ContinuousClock.now + connectTimeout)
+        let connectDeadline = min(deadline, MonotonicClock.now + connectTimeout)
         do {
             let fd = try tcpConnect(endpoint, deadline: connectDeadline)
             opened.add(1, ordering: .relaxed)

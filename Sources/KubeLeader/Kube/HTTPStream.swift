@@ -1,3 +1,4 @@
+import KLSupport
 /// The body of a response read as it arrives (watch streams). Used by one
 /// thread at a time. A read that times out leaves the stream usable.
 public final class HTTPStream: @unchecked Sendable {
@@ -29,7 +30,7 @@ public final class HTTPStream: @unchecked Sendable {
     /// A last line without `\n` is returned too. nil at the clean end of the
     /// body; throws `.timedOut` at the deadline, `.connectionClosed` when the
     /// server cut the body short.
-    public func readLine(deadline: ContinuousClock.Instant) throws(HTTPError) -> String? {
+    public func readLine(deadline: MonotonicClock.Instant) throws(HTTPError) -> String? {
         while true {
             if let lf = pending.firstIndex(of: 10) {
                 var end = lf
@@ -49,7 +50,7 @@ public final class HTTPStream: @unchecked Sendable {
     }
 
     /// The rest of the body.
-    public func readAll(deadline: ContinuousClock.Instant) throws(HTTPError) -> [UInt8] {
+    public func readAll(deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8] {
         var out = pending
         pending.removeAll()
         while let piece = try nextPiece(deadline: deadline) { out.append(contentsOf: piece) }
@@ -68,7 +69,7 @@ public final class HTTPStream: @unchecked Sendable {
         }
     }
 
-    private func nextPiece(deadline: ContinuousClock.Instant) throws(HTTPError) -> [UInt8]? {
+    private func nextPiece(deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8]? {
         if closed || ended { return nil }
         do {
             if let piece = try body.next(reader, deadline: deadline) { return piece }

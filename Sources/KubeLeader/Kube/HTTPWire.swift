@@ -1,3 +1,4 @@
+import KLSupport
 /// HTTP/1.1 framing: a buffered reader over a channel, response heads,
 /// and body decoding (Content-Length, chunked, until-close). Every step
 /// either completes and updates its state or throws without consuming
@@ -25,7 +26,7 @@ final class WireReader: @unchecked Sendable {
 
     /// Reads more from the channel; false at end of stream.
     @discardableResult
-    func fill(deadline: ContinuousClock.Instant) throws(HTTPError) -> Bool {
+    func fill(deadline: MonotonicClock.Instant) throws(HTTPError) -> Bool {
         if atEOF { return false }
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start)
@@ -43,7 +44,7 @@ final class WireReader: @unchecked Sendable {
 
     /// One line without its LF (and CR). nil at end of stream before any byte
     /// of a line; a partial line at end of stream is an error.
-    func readLine(limit: Int, deadline: ContinuousClock.Instant) throws(HTTPError) -> [UInt8]? {
+    func readLine(limit: Int, deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8]? {
         var scannedPastStart = 0  // relative: fill() may move the buffered bytes
         while true {
             if let lf = buffer[(start + scannedPastStart)...].firstIndex(of: 10) {
@@ -65,7 +66,7 @@ final class WireReader: @unchecked Sendable {
     }
 
     /// Up to `max` bytes (at least one); empty at end of stream.
-    func readSome(max: Int, deadline: ContinuousClock.Instant) throws(HTTPError) -> [UInt8] {
+    func readSome(max: Int, deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8] {
         if buffered == 0 {
             if try !fill(deadline: deadline) { return [] }
         }
@@ -115,7 +116,7 @@ let maxHeaders = 256
 
 /// Reads one response head (status line + headers), skipping 1xx interim
 /// responses. Returns nil when the server closed before sending any byte.
-func readResponseHead(_ reader: WireReader, deadline: ContinuousClock.Instant) throws(HTTPError) -> ResponseHead? {
+func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant) throws(HTTPError) -> ResponseHead? {
     let ep = reader.channel.endpoint
     while true {
         guard let statusLine = try reader.readLine(limit: maxHeadLine, deadline: deadline) else {
@@ -208,7 +209,7 @@ final class BodyReader: @unchecked Sendable {
     var isDone: Bool { if case .done = state { return true }; return false }
 
     /// The next piece of the body, or nil at its end.
-    func next(_ reader: WireReader, deadline: ContinuousClock.Instant) throws(HTTPError) -> [UInt8]? {
+    func next(_ reader: WireReader, deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8]? {
         let ep = reader.channel.endpoint
         while true {
             switch state {

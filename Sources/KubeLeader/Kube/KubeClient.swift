@@ -1,5 +1,6 @@
 import KLCore
 import Synchronization
+import KLSupport
 
 /// How a PATCH body is to be read (its Content-Type).
 public enum PatchType: Sendable {
@@ -186,7 +187,7 @@ public final class KubeClient: @unchecked Sendable {
     /// when it changed (rotated), tries once more.
     private func call(_ call: Call, timeout: Duration?) throws(KubeError) -> HTTPResponse {
         let limit = timeout ?? requestTimeout
-        let deadline = ContinuousClock.now + limit
+        let deadline = MonotonicClock.now + limit
         var retried = false
         while true {
             let token = try currentToken(call)
@@ -261,7 +262,7 @@ public final class KubeClient: @unchecked Sendable {
 final class TokenSource: @unchecked Sendable {
     private struct State {
         var token: String?
-        var readAt: ContinuousClock.Instant?
+        var readAt: MonotonicClock.Instant?
     }
     let file: String?
     let fixed: String?
@@ -276,7 +277,7 @@ final class TokenSource: @unchecked Sendable {
 
     func current() throws(FileReadError) -> String? {
         guard let file else { return fixed }
-        let now = ContinuousClock.now
+        let now = MonotonicClock.now
         if let cached = state.withLock({ s -> String? in
             guard let at = s.readAt, now - at < reloadInterval else { return nil }
             return s.token

@@ -16,7 +16,7 @@ public final class KubeLockStore: LockStore {
     /// When the open watch must have ended by itself (server-side
     /// `timeoutSeconds` plus a margin): past it the connection is presumed
     /// half-open (dead without a FIN) and is reopened.
-    private var watchExpiry: ContinuousClock.Instant?
+    private var watchExpiry: MonotonicClock.Instant?
     /// How long one watch request may stay open (the server ends it then).
     let watchSeconds: Int
 
@@ -68,9 +68,9 @@ public final class KubeLockStore: LockStore {
     /// `deadline` comes first. A watch that ends is reopened from the last
     /// resourceVersion; one whose version is too old (410 Expired) falls back
     /// to a GET.
-    public func waitForChange(known: LockSnapshot?, deadline: ContinuousClock.Instant) throws(LockError) -> Election.Observation? {
-        while ContinuousClock.now < deadline {
-            if let expiry = watchExpiry, ContinuousClock.now >= expiry {
+    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
+        while MonotonicClock.now < deadline {
+            if let expiry = watchExpiry, MonotonicClock.now >= expiry {
                 logger.debug("watch outlived its server timeout; reopening")
                 stopWatching(keepingVersion: true)
             }
@@ -79,8 +79,8 @@ public final class KubeLockStore: LockStore {
                 do {
                     watch = try client.watch(resource, namespace: namespace, fieldSelector: "metadata.name=\(name)",
                                              resourceVersion: from, timeoutSeconds: watchSeconds,
-                                             timeout: min(.seconds(10), max(.milliseconds(1), ContinuousClock.now.duration(to: deadline))))
-                    watchExpiry = ContinuousClock.now + .seconds(watchSeconds + 30)
+                                             timeout: min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline))))
+                    watchExpiry = MonotonicClock.now + .seconds(watchSeconds + 30)
                 } catch {
                     if error.code == .timedOut { return nil }
                     throw Self.classify(error)
@@ -95,7 +95,7 @@ public final class KubeLockStore: LockStore {
             }
             switch next {
             case .timedOut:
-                if ContinuousClock.now >= deadline { return nil }  // else the watch expired: reopen
+                if MonotonicClock.now >= deadline { return nil }  // else the watch expired: reopen
             case .ended:
                 // The server closed the watch (timeoutSeconds): reopen from where we were.
                 stopWatching(keepingVersion: true)
@@ -114,7 +114,7 @@ public final class KubeLockStore: LockStore {
                     // Typically 410 Expired: our version is too old. Re-read.
                     logger.debug("watch expired; re-reading the lock", ("status", .string(event.object["message"]?.stringValue ?? "")))
                     stopWatching()
-                    let remaining = ContinuousClock.now.duration(to: deadline)
+                    let remaining = MonotonicClock.now.duration(to: deadline)
                     return try get(timeout: max(.milliseconds(1), min(.seconds(10), remaining)))
                 default:
                     break

@@ -1,4 +1,5 @@
 import KLCore
+import KLSupport
 
 /// One event of a watch stream.
 public struct KubeWatchEvent: Sendable {
@@ -38,7 +39,7 @@ public final class KubeWatch: @unchecked Sendable {
 
     /// The next event, `.timedOut` at the deadline, `.ended` at the end.
     /// ERROR events (e.g. 410 Expired) are returned as events.
-    public func next(deadline: ContinuousClock.Instant) throws(KubeError) -> Next {
+    public func next(deadline: MonotonicClock.Instant) throws(KubeError) -> Next {
         while true {
             let line: String?
             do {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLSupport
 
 /// A byte stream to one server: plain TCP or TLS. Every call is bounded by
 /// `deadline`; `read` returns 0 at end of stream. Used by one thread at a
@@ -10,10 +11,10 @@ import Musl
 protocol HTTPChannel: AnyObject, Sendable {
     /// `host:port` for messages.
     var endpoint: String { get }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int
     /// Writes all bytes. `written` counts what the kernel accepted, so a
     /// caller can tell "nothing was sent" from "partly sent".
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: ContinuousClock.Instant, written: inout Int) throws(HTTPError)
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError)
     /// True when an idle kept-alive connection still looks usable: the peer
     /// has not closed it and sent nothing unexpected.
     func isIdleUsable() -> Bool
@@ -21,8 +22,8 @@ protocol HTTPChannel: AnyObject, Sendable {
 }
 
 /// Milliseconds left until `deadline` for poll(2), rounded up; 0 when passed.
-func pollMillis(until deadline: ContinuousClock.Instant) -> Int32 {
-    let left = deadline - ContinuousClock.now
+func pollMillis(until deadline: MonotonicClock.Instant) -> Int32 {
+    let left = deadline - MonotonicClock.now
     if left <= .zero { return 0 }
     let (s, atto) = left.components
     let ms = s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000
@@ -41,7 +42,7 @@ func durationText(_ d: Duration) -> String {
 
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
 /// passes (then throws `.timedOut` naming `what`).
-func waitReady(fd: Int32, events: Int16, deadline: ContinuousClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
+func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
     while true {
         var p = pollfd(fd: fd, events: events, revents: 0)
         let ms = pollMillis(until: deadline)
@@ -52,7 +53,7 @@ func waitReady(fd: Int32, events: Int16, deadline: ContinuousClock.Instant, endp
             if e == EINTR { continue }
             throw HTTPError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoText(e)).")
         }
-        if ms == 0 || ContinuousClock.now >= deadline {
+        if ms == 0 || MonotonicClock.now >= deadline {
             throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
         }
     }
@@ -73,7 +74,7 @@ func isIPAddress(_ host: String) -> Bool {
 
 /// Opens a non-blocking TCP connection, trying each address of `host` in
 /// turn until one connects or the deadline passes.
-func tcpConnect(_ ep: Endpoint, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int32 {
+func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int32 {
     var hints = addrinfo()
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     hints.ai_family = AF_UNSPEC
@@ -130,7 +131,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     deinit { close() }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         while true {
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
@@ -144,7 +145,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
         }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: ContinuousClock.Instant, written: inout Int) throws(HTTPError) {
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) {
         var offset = 0
         while offset < bytes.count {
             let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import COpenSSL
+import KLSupport
 
 /// OpenSSL is initialised once per process, without reading openssl.cnf
 /// (there is none in an empty container root).
@@ -93,7 +94,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     /// Connects TLS on `fd` (taking ownership of it) and verifies the server
     /// for `serverName` (a DNS name or an IP address).
-    init(fd: Int32, context: TLSContext, serverName: String, endpoint: String, deadline: ContinuousClock.Instant) throws(HTTPError) {
+    init(fd: Int32, context: TLSContext, serverName: String, endpoint: String, deadline: MonotonicClock.Instant) throws(HTTPError) {
         guard let ssl = SSL_new(context.ctx), let bio = copenssl_nosigpipe_socket_bio(fd) else {
             Glibc.close(fd)
             throw HTTPError(.tls, "Cannot create a TLS connection to \(endpoint): \(openSSLErrorText()).")
@@ -122,7 +123,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     deinit { close() }
 
-    private func handshake(serverName: String, deadline: ContinuousClock.Instant) throws(HTTPError) {
+    private func handshake(serverName: String, deadline: MonotonicClock.Instant) throws(HTTPError) {
         while true {
             ERR_clear_error()
             let r = SSL_connect(ssl)
@@ -147,7 +148,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
         }
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: ContinuousClock.Instant) throws(HTTPError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         while true {
             ERR_clear_error()
             let r = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
@@ -170,7 +171,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
         }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: ContinuousClock.Instant, written: inout Int) throws(HTTPError) {
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) {
         var offset = 0
         while offset < bytes.count {
             ERR_clear_error()

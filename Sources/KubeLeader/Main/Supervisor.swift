@@ -52,10 +52,10 @@ final class Supervisor {
         /// We lead and the child runs.
         case running(ChildProcess)
         /// Leadership lost: SIGTERM sent, SIGKILL at `killAt`.
-        case stopping(ChildProcess, killAt: ContinuousClock.Instant, killed: Bool)
+        case stopping(ChildProcess, killAt: MonotonicClock.Instant, killed: Bool)
         /// The child is gone (or never started); the lock is being released,
         /// then we exit with `exit`. Bounded by `giveUpAt`.
-        case releasing(Exit, giveUpAt: ContinuousClock.Instant)
+        case releasing(Exit, giveUpAt: MonotonicClock.Instant)
     }
 
     let config: LeaderConfig
@@ -93,7 +93,7 @@ final class Supervisor {
     /// How long the main loop may sleep: until the next SIGKILL or release
     /// give-up time, at most one second (as tini's sigtimedwait).
     func waitTimeout() -> Duration {
-        let now = ContinuousClock.now
+        let now = MonotonicClock.now
         switch phase {
         case .stopping(_, let killAt, false): return max(.zero, min(.seconds(1), now.duration(to: killAt)))
         case .releasing(_, let giveUpAt): return max(.zero, min(.seconds(1), now.duration(to: giveUpAt)))
@@ -131,7 +131,7 @@ final class Supervisor {
                 logger.warning("stopping child: leadership lost", ("child.pid", JSON(Int(child.pid))), ("reason", .string(reason)),
                                ("kill_grace", .string(DurationText.format(config.killGrace))))
                 send(.terminate, to: child)
-                phase = .stopping(child, killAt: ContinuousClock.now + config.killGrace, killed: false)
+                phase = .stopping(child, killAt: MonotonicClock.now + config.killGrace, killed: false)
             }
         case .stopping:
             break
@@ -142,7 +142,7 @@ final class Supervisor {
     }
 
     func checkTimers() -> Exit? {
-        let now = ContinuousClock.now
+        let now = MonotonicClock.now
         switch phase {
         case .stopping(let child, let killAt, false) where now >= killAt:
             logger.warning("killing child: it did not stop within the kill grace", ("child.pid", JSON(Int(child.pid))))
@@ -174,7 +174,7 @@ final class Supervisor {
     /// Asks the election thread to release the lock, then exit with `exit`.
     func release(then exit: Exit) -> Exit? {
         host.requestRelease()
-        phase = .releasing(exit, giveUpAt: ContinuousClock.now + max(config.renewDeadline, .seconds(1)))
+        phase = .releasing(exit, giveUpAt: MonotonicClock.now + max(config.renewDeadline, .seconds(1)))
         return host.snapshot().outcome != nil ? exit : nil
     }
 
@@ -269,13 +269,13 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         inbox.wake()
     }
 
-    var now: ContinuousClock.Instant { .now }
+    var now: MonotonicClock.Instant { .now }
     var wall: WallTime { wallNow() }
     var releaseRequested: Bool { state.withLock { $0.releaseRequested } }
 
-    func pause(until: ContinuousClock.Instant) -> Bool {
+    func pause(until: MonotonicClock.Instant) -> Bool {
         while true {
-            let left = ContinuousClock.now.duration(to: until)
+            let left = MonotonicClock.now.duration(to: until)
             if left <= .zero { return releaseRequested }
             var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
             let ms = Int32(min(Int64(Int32.max), max(1, (left.nanoseconds + 999_999) / 1_000_000)))

@@ -37,7 +37,8 @@ func readSmallFile(_ path: String) -> String? {
 func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
     guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
-    return String(cString: buffer)
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Why a file cannot be read, as a sentence fragment ("no such file").
@@ -47,89 +48,95 @@ func unreadableReason(_ path: String) -> String? {
     return String(cString: strerror(errno)).lowercased()
 }
 
-let environment = ProcessEnvironment.current()
-let request: LeaderConfig.Request
-do {
-    request = try LeaderConfig.load(arguments: ProcessEnvironment.arguments(), environment: environment,
-                                    readFile: readSmallFile, hostName: hostName())
-} catch {
-    usageExit("\(error.message)\nRun 'kube-leader --help' for the options.")
+/// The whole program, as one function so every value is a local (top-level
+/// globals would need an actor, and kube-leader links no concurrency runtime).
+func runKubeLeader() -> Never {
+    let environment = ProcessEnvironment.current()
+    let request: LeaderConfig.Request
+    do {
+        request = try LeaderConfig.load(arguments: ProcessEnvironment.arguments(), environment: environment,
+                                        readFile: readSmallFile, hostName: hostName())
+    } catch {
+        usageExit("\(error.message)\nRun 'kube-leader --help' for the options.")
+    }
+
+    let config: LeaderConfig
+    switch request {
+    case .help:
+        writeAll(fd: 1, HelpText.text)
+        exit(0)
+    case .version:
+        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion)\n")
+        exit(0)
+    case .run(let c):
+        config = c
+    }
+
+    var logger = Logger(level: LogLevel(name: config.logLevel) ?? .info, format: LogFormat(rawValue: config.logFormat) ?? .json)
+
+    // Outside a cluster: no election, just become the command.
+    guard let apiServer = config.apiServer else {
+        logger.info("no Kubernetes API configured (KUBERNETES_SERVICE_HOST and --api-server unset): running the command without leader election",
+                    ("child.command", .string(config.command[0])))
+        let error = execReplacingProcess(config.command)
+        logger.error("cannot run the command", ("child.command", .string(config.command[0])), ("error", .string(error.description)))
+        exit(error.exitCode)
+    }
+
+    // Credentials must be readable before anything starts.
+    if let tokenFile = config.tokenFile, let reason = unreadableReason(tokenFile) {
+        usageExit("cannot read the token file \(tokenFile): \(reason). Mount the service account token (automountServiceAccountToken) or pass --token-file")
+    }
+    if let caFile = config.caFile, let reason = unreadableReason(caFile) {
+        usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
+    }
+
+    logger = logger.with(("lock.name", .string(config.lockName)), ("lock.namespace", .string(config.namespace)),
+                         ("lock.kind", .string(config.lockKind.rawValue)), ("lock.identity", .string(config.identity)))
+
+    // Block the signals we handle before any thread starts, so every thread
+    // inherits the mask and they arrive only through the signalfd.
+    let inbox: SignalInbox
+    do {
+        inbox = try SignalInbox(signals: Signal.forwarded + [.child])
+    } catch {
+        logger.critical("cannot set up signal handling", ("error", .string(error.description)))
+        exit(ExitCode.failure)
+    }
+    // Writes to a closed API connection must fail with EPIPE, not kill us.
+    signal(SIGPIPE, SIG_IGN)
+    if getpid() != 1 { Reaper.becomeSubreaper() }
+
+    let client: KubeClient
+    do {
+        client = try KubeClient(config: KubeConfig(server: apiServer, caFile: config.caFile, tokenFile: config.tokenFile,
+                                                   namespace: config.namespace, userAgent: "kube-leader/\(kubeLeaderVersion)"),
+                                requestTimeout: config.renewDeadline)
+    } catch {
+        usageExit(error.description)
+    }
+
+    logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
+
+    let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger)
+    let supervisor: Supervisor
+    do {
+        supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
+    } catch {
+        logger.critical("cannot start", ("error", .string(error.description)))
+        exit(ExitCode.failure)
+    }
+    let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
+    switch outcome {
+    case .configuration(let message):
+        writeAll(fd: 2, "kube-leader: \(message)\n")
+        logger.error("giving up: the API refused us", ("error", .string(message)), ("exit_code", JSON(Int(outcome.code))))
+    case .leadershipLost:
+        logger.error("exiting: leadership lost", ("exit_code", JSON(Int(outcome.code))))
+    case .childExited, .spawnFailed, .signalWhileWaiting:
+        logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
+    }
+    exit(outcome.code)
 }
 
-let config: LeaderConfig
-switch request {
-case .help:
-    writeAll(fd: 1, HelpText.text)
-    exit(0)
-case .version:
-    writeAll(fd: 1, "kube-leader \(kubeLeaderVersion)\n")
-    exit(0)
-case .run(let c):
-    config = c
-}
-
-var logger = Logger(level: LogLevel(name: config.logLevel) ?? .info, format: LogFormat(rawValue: config.logFormat) ?? .json)
-
-// Outside a cluster: no election, just become the command.
-guard let apiServer = config.apiServer else {
-    logger.info("no Kubernetes API configured (KUBERNETES_SERVICE_HOST and --api-server unset): running the command without leader election",
-                ("child.command", .string(config.command[0])))
-    let error = execReplacingProcess(config.command)
-    logger.error("cannot run the command", ("child.command", .string(config.command[0])), ("error", .string(error.description)))
-    exit(error.exitCode)
-}
-
-// Credentials must be readable before anything starts.
-if let tokenFile = config.tokenFile, let reason = unreadableReason(tokenFile) {
-    usageExit("cannot read the token file \(tokenFile): \(reason). Mount the service account token (automountServiceAccountToken) or pass --token-file")
-}
-if let caFile = config.caFile, let reason = unreadableReason(caFile) {
-    usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
-}
-
-logger = logger.with(("lock.name", .string(config.lockName)), ("lock.namespace", .string(config.namespace)),
-                     ("lock.kind", .string(config.lockKind.rawValue)), ("lock.identity", .string(config.identity)))
-
-// Block the signals we handle before any thread starts, so every thread
-// inherits the mask and they arrive only through the signalfd.
-let inbox: SignalInbox
-do {
-    inbox = try SignalInbox(signals: Signal.forwarded + [.child])
-} catch {
-    logger.critical("cannot set up signal handling", ("error", .string(error.description)))
-    exit(ExitCode.failure)
-}
-// Writes to a closed API connection must fail with EPIPE, not kill us.
-signal(SIGPIPE, SIG_IGN)
-if getpid() != 1 { Reaper.becomeSubreaper() }
-
-let client: KubeClient
-do {
-    client = try KubeClient(config: KubeConfig(server: apiServer, caFile: config.caFile, tokenFile: config.tokenFile,
-                                               namespace: config.namespace, userAgent: "kube-leader/\(kubeLeaderVersion)"),
-                            requestTimeout: config.renewDeadline)
-} catch {
-    usageExit(error.description)
-}
-
-logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
-
-let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger)
-let supervisor: Supervisor
-do {
-    supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
-} catch {
-    logger.critical("cannot start", ("error", .string(error.description)))
-    exit(ExitCode.failure)
-}
-let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
-switch outcome {
-case .configuration(let message):
-    writeAll(fd: 2, "kube-leader: \(message)\n")
-    logger.error("giving up: the API refused us", ("error", .string(message)), ("exit_code", JSON(Int(outcome.code))))
-case .leadershipLost:
-    logger.error("exiting: leadership lost", ("exit_code", JSON(Int(outcome.code))))
-case .childExited, .spawnFailed, .signalWhileWaiting:
-    logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
-}
-exit(outcome.code)
+runKubeLeader()

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLSupport
 
 /// A child we started. It leads its own process group (its pid is the group
 /// id), so a signal for "the command" reaches everything it started.
@@ -119,7 +120,7 @@ public struct ChildProcess: Sendable {
 /// reaping it. Uses a pidfd; on kernels without pidfd_open (before 5.3) it
 /// checks with waitid(WNOWAIT) every 10 ms.
 func waitUntilExited(pid: Int32, timeout: Duration) throws(ProcessError) -> Bool {
-    let clock = ContinuousClock()
+    let clock = MonotonicClock()
     let deadline = clock.now + timeout
     let pidfd = cshims_pidfd_open(pid)
     if pidfd >= 0 {

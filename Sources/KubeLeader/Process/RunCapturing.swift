@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import KLCore
+import KLSupport
 
 /// What a command printed and how it ended.
 public struct CapturedOutput: Sendable, Equatable {
@@ -47,7 +48,7 @@ public func runCapturing(
     timeout: Duration? = nil
 ) throws(ProcessError) -> CapturedOutput {
     let command = argv.first ?? ""
-    let clock = ContinuousClock()
+    let clock = MonotonicClock()
     let deadline = timeout.map { clock.now + $0 }
 
     // 1. Pipes: the child's ends blocking, ours non-blocking; all CLOEXEC so

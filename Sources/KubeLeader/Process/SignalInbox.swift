@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import Synchronization
+import KLSupport
 
 /// Receives signals synchronously, through a signalfd, instead of handlers
 /// (a `@convention(c)` handler touching Swift state races), plus a wake pipe
@@ -96,7 +97,7 @@ public final class SignalInbox: @unchecked Sendable {
     ///
     /// Call from one thread at a time (the supervisor's loop).
     public func wait(timeout: Duration?) -> [Event] {
-        let clock = ContinuousClock()
+        let clock = MonotonicClock()
         let deadline = timeout.map { clock.now + $0 }
         let children = watched.withLock { $0 }
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),

@@ -9,14 +9,14 @@ import Testing
 
 /// A clock that jumps forward on `sleep`.
 final class FakeSleeper: Sleeper {
-    let current: Mutex<ContinuousClock.Instant>
-    let onSleep: @Sendable (ContinuousClock.Instant) -> Void
-    init(start: ContinuousClock.Instant = .now, onSleep: @escaping @Sendable (ContinuousClock.Instant) -> Void = { _ in }) {
+    let current: Mutex<MonotonicClock.Instant>
+    let onSleep: @Sendable (MonotonicClock.Instant) -> Void
+    init(start: MonotonicClock.Instant = .now, onSleep: @escaping @Sendable (MonotonicClock.Instant) -> Void = { _ in }) {
         current = Mutex(start)
         self.onSleep = onSleep
     }
-    func now() -> ContinuousClock.Instant { current.withLock { $0 } }
-    func sleep(until: ContinuousClock.Instant) {
+    func now() -> MonotonicClock.Instant { current.withLock { $0 } }
+    func sleep(until: MonotonicClock.Instant) {
         current.withLock { $0 = max($0, until) }
         onSleep(until)
     }

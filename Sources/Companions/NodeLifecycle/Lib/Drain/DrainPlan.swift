@@ -1,4 +1,5 @@
 import KLCore
+import KLSupport
 
 /// A pod on the node being drained, reduced to what the drain decides on.
 public struct DrainPod: Sendable, Equatable, Hashable {
@@ -65,7 +66,7 @@ public enum DrainAction: Sendable, Equatable {
     case heartbeat
     /// Nothing to do before this instant (then call `next` again, after
     /// listing the node's pods and passing them to `observe`).
-    case wait(until: ContinuousClock.Instant)
+    case wait(until: MonotonicClock.Instant)
     /// Stop: complete the lifecycle action.
     case finish(DrainOutcome)
 }
@@ -112,26 +113,26 @@ public struct DrainSettings: Sendable, Equatable {
 public struct DrainPlan: Sendable {
     enum Progress: Sendable, Equatable {
         /// Evict at or after this instant.
-        case pending(ContinuousClock.Instant)
+        case pending(MonotonicClock.Instant)
         /// Eviction accepted; waiting for the pod (with this UID) to go.
         case evicted
         case gone
     }
 
     public let settings: DrainSettings
-    public let started: ContinuousClock.Instant
+    public let started: MonotonicClock.Instant
     /// Pods left on the node on purpose, with the reason.
     public private(set) var skipped: [(DrainPod, SkipReason)]
     private(set) var pods: [DrainPod]
     private(set) var progress: [String: Progress]
-    private var lastHeartbeat: ContinuousClock.Instant
+    private var lastHeartbeat: MonotonicClock.Instant
     private var outcome: DrainOutcome?
     /// Eviction attempts per pod key (for logs).
     public private(set) var attempts: [String: Int] = [:]
 
     /// Builds the plan from the pods on the node (`spec.nodeName`), in list order:
     /// finished pods need nothing, DaemonSet and mirror pods stay.
-    public static func make(pods: [DrainPod], settings: DrainSettings, now: ContinuousClock.Instant) -> DrainPlan {
+    public static func make(pods: [DrainPod], settings: DrainSettings, now: MonotonicClock.Instant) -> DrainPlan {
         var skipped: [(DrainPod, SkipReason)] = []
         var evict: [DrainPod] = []
         for pod in pods {
@@ -146,14 +147,14 @@ public struct DrainPlan: Sendable {
     }
 
     /// The deadline after which the drain gives up.
-    public var deadline: ContinuousClock.Instant { started + settings.timeout }
+    public var deadline: MonotonicClock.Instant { started + settings.timeout }
 
     /// Pods still to go (pending or evicted but not yet gone).
     public var remaining: [DrainPod] { pods.filter { progress[$0.key] != .gone } }
 
     /// Reports the node's pods as listed now: pods missing from the list, or
     /// present with another UID, are gone.
-    public mutating func observe(pods current: [DrainPod], now: ContinuousClock.Instant) {
+    public mutating func observe(pods current: [DrainPod], now: MonotonicClock.Instant) {
         var uidByKey: [String: String] = [:]
         for p in current where !p.isFinished { uidByKey[p.key] = p.uid }
         for pod in pods where progress[pod.key] != .gone {
@@ -163,7 +164,7 @@ public struct DrainPlan: Sendable {
     }
 
     /// Reports what an eviction returned.
-    public mutating func record(_ result: EvictionResult, for pod: DrainPod, now: ContinuousClock.Instant) {
+    public mutating func record(_ result: EvictionResult, for pod: DrainPod, now: MonotonicClock.Instant) {
         guard progress[pod.key] != nil, progress[pod.key] != .gone else { return }
         attempts[pod.key, default: 0] += 1
         switch result {
@@ -181,7 +182,7 @@ public struct DrainPlan: Sendable {
     }
 
     /// Reports that a heartbeat was sent.
-    public mutating func heartbeatSent(now: ContinuousClock.Instant) {
+    public mutating func heartbeatSent(now: MonotonicClock.Instant) {
         lastHeartbeat = now
     }
 
@@ -191,7 +192,7 @@ public struct DrainPlan: Sendable {
     /// 3. an eviction for each pod whose retry time has come, in list order;
     /// 4. otherwise wait until the earliest of: next retry, next poll (when a
     ///    pod is evicted but not gone), next heartbeat, deadline.
-    public mutating func next(now: ContinuousClock.Instant) -> [DrainAction] {
+    public mutating func next(now: MonotonicClock.Instant) -> [DrainAction] {
         if let outcome { return [.finish(outcome)] }
         let left = remaining
         if left.isEmpty {

@@ -1,4 +1,5 @@
 import KLCore
+import KLSupport
 
 /// The Kubernetes calls the drain and `ready` need. `KubeCluster` implements
 /// it over KLKube's client; tests use an in-memory one.
@@ -62,16 +63,16 @@ public struct SQSQueue: QueueAPI {
 
 /// Monotonic time and blocking waits, injectable so loops run on a fake clock.
 public protocol Sleeper: Sendable {
-    func now() -> ContinuousClock.Instant
-    func sleep(until: ContinuousClock.Instant)
+    func now() -> MonotonicClock.Instant
+    func sleep(until: MonotonicClock.Instant)
 }
 
-/// The real clock: `ContinuousClock` and `nanosleep` (blocks the calling thread;
+/// The real clock: `MonotonicClock` and `nanosleep` (blocks the calling thread;
 /// the drain runs on its own threads).
 public struct RealSleeper: Sleeper {
     public init() {}
-    public func now() -> ContinuousClock.Instant { .now }
-    public func sleep(until: ContinuousClock.Instant) {
+    public func now() -> MonotonicClock.Instant { .now }
+    public func sleep(until: MonotonicClock.Instant) {
         let d = until - .now
         guard d > .zero else { return }
         blockingSleep(d)
