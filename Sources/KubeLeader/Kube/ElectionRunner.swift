@@ -77,6 +77,8 @@ public final class ElectionRunner: @unchecked Sendable {
     let requestTimeout: Duration
     private var loggedHolder: String?
     private var failuresInARow = 0
+    /// Set when a standby meets an error retrying cannot fix; `run` returns it.
+    private var fatalOutcome: Outcome?
 
     public init(election: Election, store: any LockStore, host: any ElectionHost, logger: Logger,
                 requestTimeout: Duration = .seconds(10)) {
@@ -127,7 +129,7 @@ public final class ElectionRunner: @unchecked Sendable {
                     failuresInARow = 0
                     action = step(.observed(observation))
                 } catch {
-                    if let outcome = fatal(error) { return outcome }
+                    if let outcome = readFailed(error) { return outcome }
                     action = step(.requestFailed(error.message))
                 }
 
@@ -143,8 +145,6 @@ public final class ElectionRunner: @unchecked Sendable {
             }
         }
     }
-
-    private var fatalOutcome: Outcome?
 
     private func step(_ event: Election.Event) -> Election.Action {
         election.step(event, now: host.now, wall: host.wall)
@@ -182,9 +182,10 @@ public final class ElectionRunner: @unchecked Sendable {
         }
     }
 
-    /// Configuration errors end a standby at once (nothing is held); a leader
-    /// keeps retrying until its renew deadline.
-    private func fatal(_ error: LockError) -> Outcome? {
+    /// A failed GET. Configuration errors end a standby at once (nothing is
+    /// held); anything else is logged once per run of failures and retried
+    /// (a leader keeps retrying until its renew deadline).
+    private func readFailed(_ error: LockError) -> Outcome? {
         if error.code == .configuration, election.role == .standby { return .configurationError(error.message) }
         failuresInARow += 1
         if failuresInARow == 1 {
