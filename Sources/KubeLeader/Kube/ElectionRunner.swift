@@ -127,6 +127,7 @@ public final class ElectionRunner: @unchecked Sendable {
                 do {
                     let observation = try store.get(timeout: timeout)
                     failuresInARow = 0
+                    if election.role == .standby { noteHolder(observation) }
                     action = step(.observed(observation))
                 } catch {
                     if let outcome = readFailed(error) { return outcome }
@@ -201,6 +202,18 @@ public final class ElectionRunner: @unchecked Sendable {
         return step(.timer)
     }
 
+    /// Logs a standby's view of the holder once per change, never per event.
+    private func noteHolder(_ observation: Election.Observation) {
+        let holder: String
+        switch observation {
+        case .absent: holder = ""
+        case .present(let s): holder = s.record?.holderIdentity ?? ""
+        }
+        guard holder != loggedHolder else { return }
+        loggedHolder = holder
+        logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica", ("lock.holder", .string(holder)))
+    }
+
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
         do {
@@ -208,16 +221,7 @@ public final class ElectionRunner: @unchecked Sendable {
                 return step(.timer)
             }
             failuresInARow = 0
-            let holder: String
-            switch observation {
-            case .absent: holder = ""
-            case .present(let s): holder = s.record?.holderIdentity ?? ""
-            }
-            if holder != loggedHolder {
-                loggedHolder = holder
-                logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica",
-                            ("lock.holder", .string(holder)))
-            }
+            noteHolder(observation)
             return step(.observed(observation))
         } catch {
             if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
