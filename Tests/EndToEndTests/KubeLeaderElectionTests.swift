@@ -39,11 +39,12 @@ struct KubeLeaderElectionTests {
         #expect(record.leaderTransitions == 1)
     }
 
-    @Test func releaseOnExit_writesEmptyHolderAndOneSecondLease() throws {
-        let cluster = try Cluster()
+    @Test(arguments: [LockKind.configMap, .lease])
+    func releaseOnExit_writesEmptyHolderAndOneSecondLease(kind: LockKind) throws {
+        let cluster = try Cluster(kind: kind)
         let r = try cluster.start("solo", worker: ["--exit-after", "0.2", "--exit-code", "42"])
         #expect(r.wait()?.exitCode == 42)
-        let record = try #require(cluster.server.lock(.configMap, name: cluster.lockName)?.record)
+        let record = try #require(cluster.server.lock(kind, name: cluster.lockName)?.record)
         #expect(record.holderIdentity == "")
         #expect(record.leaseDurationSeconds == 1)
         #expect(r.log.contains("\"msg\":\"released lock\""), "\(r.log)")
@@ -51,8 +52,9 @@ struct KubeLeaderElectionTests {
 
     /// The leader dies with SIGKILL (no release): its child dies with it
     /// (PR_SET_PDEATHSIG) and a standby takes over after the lease expires.
-    @Test func sigkillOfLeader_failsOverAfterLease() throws {
-        let cluster = try Cluster()
+    @Test(arguments: [LockKind.configMap, .lease])
+    func sigkillOfLeader_failsOverAfterLease(kind: LockKind) throws {
+        let cluster = try Cluster(kind: kind)
         try cluster.start("a")
         #expect(eventually { cluster.log.starts.count == 1 })
         try cluster.start("b")
@@ -70,8 +72,9 @@ struct KubeLeaderElectionTests {
 
     /// The leader is cut off from the API (its token's requests hang): it must
     /// stop its child before the standby can start one.
-    @Test func partitionedLeader_stopsChildBeforeAnotherStarts() throws {
-        let cluster = try Cluster()
+    @Test(arguments: [LockKind.configMap, .lease])
+    func partitionedLeader_stopsChildBeforeAnotherStarts(kind: LockKind) throws {
+        let cluster = try Cluster(kind: kind)
         try cluster.server.registerToken("token-a")
         try cluster.server.registerToken("token-b")
         let a = try cluster.start("a", token: "token-a")
