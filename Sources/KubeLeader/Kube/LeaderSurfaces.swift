@@ -89,31 +89,40 @@ public final class LeaderSurfaces: @unchecked Sendable {
 
     func apply(_ label: LeaderLabel, _ change: LeaderStatus.Change, _ status: LeaderStatus) {
         let ns = status.namespace
-        do {
-            if change == .acquired {
-                _ = try client.patch(.pods, namespace: ns, name: podName, patch: Self.labelPatch(label, on: true), timeout: timeout)
-                logger.info("labelled this Pod as the leader", ("pod", .string(podName)), ("label", .string(label.selector)))
-                // A leader that died without removing its label: take it off.
-                let pods = try client.list(.pods, namespace: ns, labelSelector: label.selector, timeout: timeout)
-                for pod in pods["items"]?.arrayValue ?? [] {
-                    guard let name = pod[path: "metadata", "name"]?.stringValue, name != podName else { continue }
-                    _ = try client.patch(.pods, namespace: ns, name: name, patch: Self.labelPatch(label, on: false), timeout: timeout)
-                    logger.info("removed the leader label from a former leader's Pod", ("pod", .string(name)), ("label", .string(label.selector)))
-                }
-            } else {
-                _ = try client.patch(.pods, namespace: ns, name: podName, patch: Self.labelPatch(label, on: false), timeout: timeout)
-                logger.info("removed the leader label from this Pod", ("pod", .string(podName)), ("label", .string(label.selector)))
+        if attempt("set the leader label on this Pod", { () throws(KubeError) in
+            _ = try client.patch(.pods, namespace: ns, name: podName, patch: Self.labelPatch(label, on: change == .acquired), timeout: timeout)
+        }) {
+            logger.info(change == .acquired ? "labelled this Pod as the leader" : "removed the leader label from this Pod",
+                        ("pod", .string(podName)), ("label", .string(label.selector)))
+        }
+        guard change == .acquired else { return }
+        // Leaders that died without removing their label: take it off.
+        _ = attempt("remove the leader label from other Pods") { () throws(KubeError) in
+            let pods = try client.list(.pods, namespace: ns, labelSelector: label.selector, timeout: timeout)
+            for pod in pods["items"]?.arrayValue ?? [] {
+                guard let name = pod[path: "metadata", "name"]?.stringValue, name != podName else { continue }
+                _ = try client.patch(.pods, namespace: ns, name: name, patch: Self.labelPatch(label, on: false), timeout: timeout)
+                logger.info("removed the leader label from a former leader's Pod", ("pod", .string(name)), ("label", .string(label.selector)))
             }
+        }
+    }
+
+    /// Runs one best-effort label request; logs a failure (RBAC once).
+    private func attempt(_ what: String, _ body: () throws(KubeError) -> Void) -> Bool {
+        do {
+            try body()
+            return true
         } catch {
             if error.code == .forbidden || error.code == .unauthorized {
                 if !warnedLabelRBAC {
                     warnedLabelRBAC = true
-                    logger.warning("cannot set the leader label: grant patch and list on pods in this namespace (see deploy/); leading goes on without it",
+                    logger.warning("cannot \(what): grant patch and list on pods in this namespace (see deploy/); leading goes on without the label",
                                    ("error", .string(error.description)))
                 }
             } else {
-                logger.warning("cannot set the leader label; the next leader cleans up", ("error", .string(error.description)))
+                logger.warning("cannot \(what); the next leader cleans up", ("error", .string(error.description)))
             }
+            return false
         }
     }
 

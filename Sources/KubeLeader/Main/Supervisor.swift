@@ -63,6 +63,7 @@ final class Supervisor {
     let inbox: SignalInbox
     let host: LeaderHost
     var phase: Phase = .waiting
+    var surfaces: Surfaces?
 
     /// Signals that end kube-leader while it waits for the lock.
     static let terminating: Set<Signal> = [.terminate, .interrupt, .hangup, .quit]
@@ -128,6 +129,7 @@ final class Supervisor {
             if state.leading { return startChild() }
         case .running(let child):
             if let reason = state.lostReason {
+                surfaces?.board.lost()
                 logger.warning("stopping child: leadership lost", ("child.pid", JSON(Int(child.pid))), ("reason", .string(reason)),
                                ("kill_grace", .string(DurationText.format(config.killGrace))))
                 send(.terminate, to: child)
@@ -159,7 +161,7 @@ final class Supervisor {
 
     func startChild() -> Exit? {
         do {
-            let child = try ChildProcess.spawnSupervised(config.command)
+            let child = try ChildProcess.spawnSupervised(config.command, environment: surfaces?.childEnvironment())
             // Its exit is reported through a pidfd even if a SIGCHLD were lost.
             inbox.watchExit(of: child)
             logger.info("started child", ("child.pid", JSON(Int(child.pid))), ("child.command", .string(config.command[0])))
@@ -216,6 +218,7 @@ final class Supervisor {
             case .running(let child) where child.pid == pid:
                 logger.info("child exited", ("child.pid", JSON(Int(pid))), ("child.exit_code", JSON(Int(status.exitCode))),
                             ("child.status", .string(status.description)))
+                surfaces?.board.childExited(code: status.exitCode)
                 if let exit = release(then: .childExited(status)) { return exit }
             case .stopping(let child, _, _) where child.pid == pid:
                 logger.notice("child stopped after leadership loss", ("child.pid", JSON(Int(pid))),
