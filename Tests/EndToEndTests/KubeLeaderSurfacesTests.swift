@@ -152,6 +152,33 @@ struct KubeLeaderSurfacesTests {
         _ = b
     }
 
+    /// Exactly the verbs of deploy/rbac-configmap.yaml and
+    /// deploy/leader-routing.yaml are enough: label and Event, no warning.
+    @Test func deployRBAC_isEnoughForLabelAndEvents() throws {
+        let script = """
+            import sys, yaml
+            for path in sys.argv[1:]:
+                for doc in yaml.safe_load_all(open(path)):
+                    if doc and doc["kind"] == "Role":
+                        for rule in doc["rules"]:
+                            for r in rule["resources"]:
+                                for v in rule["verbs"]:
+                                    print(v, r)
+            """
+        let r = try runCapturing(["python3", "-c", script, Paths.root + "/deploy/rbac-configmap.yaml",
+                                  Paths.root + "/deploy/leader-routing.yaml"], timeout: .seconds(60))
+        #expect(r.status.exitCode == 0, "\(r.stderrText)")
+        let allow = r.stdoutText.split(separator: "\n").map(String.init)
+        #expect(allow.contains("patch pods") && allow.contains("create events"), "\(allow)")
+
+        let cluster = try Cluster(kind: .configMap, lockName: "my-lock")
+        try createPods(cluster, ["a"])
+        try cluster.server.registerToken("deploy-rbac", allow: allow)
+        let a = try cluster.start("a", token: "deploy-rbac", extra: ["--leader-label", "role=leader", "--events"])
+        #expect(eventually { role(cluster, "a") == "leader" && eventMessages(cluster) == ["a became leader"] }, "\(a.log)")
+        #expect(!a.log.contains("\"warning\""), "\(a.log)")
+    }
+
     // MARK: helpers
 
     func statusURL(_ r: Replica) -> String? {
