@@ -179,6 +179,32 @@ struct KubeLeaderSurfacesTests {
         #expect(!a.log.contains("\"warning\""), "\(a.log)")
     }
 
+    /// Budget: with label and Events on, a standby makes no requests while
+    /// the leader stays (≤ 2/min allowed), and a steady leader only renews.
+    @Test func standby_makesNoExtraRequests_withLabelAndEvents() throws {
+        let cluster = try Cluster(kind: .lease)
+        try createPods(cluster, ["a", "b"])
+        for name in ["leader01", "standby1"] { try cluster.server.registerToken(name) }
+        let surfaces = ["--leader-label", "role=leader", "--events", "--status-addr", "127.0.0.1:0"]
+        try cluster.start("a", token: "leader01", extra: surfaces)
+        #expect(eventually { role(cluster, "a") == "leader" })
+        let b = try cluster.start("b", token: "standby1", extra: surfaces)
+        #expect(eventually { b.log.contains("lock is held by another replica") }, "\(b.log)")
+        func requests(_ token: String) -> Int {
+            guard let (_, stats) = try? cluster.server.request("GET", "/fake/stats"),
+                  let counts = stats?[path: "byToken", String(token.prefix(8))]?.objectValue else { return -1 }
+            return counts.reduce(0) { $0 + ($1.value.intValue ?? 0) }
+        }
+        let standbyBefore = requests("standby1"), leaderBefore = requests("leader01")
+        let started = MonotonicClock.now
+        #expect(!eventually(.seconds(6)) { requests("standby1") > standbyBefore + 1 }, "the standby polled")
+        let window = (MonotonicClock.now - started).seconds
+        let leaderRequests = requests("leader01") - leaderBefore
+        // One renew per retry period (500 ms), nothing else.
+        #expect(Double(leaderRequests) <= window / 0.5 + 2, "\(leaderRequests) leader requests in \(window) s")
+        #expect(standbyBefore >= 1 && leaderBefore >= 1)
+    }
+
     // MARK: helpers
 
     func statusURL(_ r: Replica) -> String? {
