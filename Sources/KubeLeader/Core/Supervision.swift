@@ -225,8 +225,12 @@ public struct Supervision: Sendable {
     /// Signals that arrived while the spawn was pending; forwarded once it runs.
     private var pendingSignals: [Signal] = []
 
-    public init(timing: Timing) {
+    /// The command's name, for log lines only.
+    public let command: String
+
+    public init(timing: Timing, command: String = "") {
         self.timing = timing
+        self.command = command
     }
 
     /// The latest instant at which the loop must call `step(.tick, now:)`;
@@ -285,7 +289,7 @@ public struct Supervision: Sendable {
             switch event {
             case .spawned(let pid):
                 phase = .running(pid: pid)
-                out.append(.log(Note(.info, "started child", [.init("child.pid", JSON(Int(pid)))])))
+                out.append(.log(Note(.info, "started child", [.init("child.pid", JSON(Int(pid))), .init("child.command", .string(command))])))
                 for signal in pendingSignals { out.append(.signalGroup(signal)) }
                 pendingSignals = []
                 if let reason = lostReason { beginStopping(pid: pid, reason: reason, now: now, into: &out) }
