@@ -31,12 +31,6 @@ struct Surfaces {
         return Surfaces(board: board, workers: workers)
     }
 
-    /// The child's environment: ours plus KUBE_LEADER_IDENTITY, _LOCK,
-    /// _LOCK_KIND, _TRANSITIONS and _FENCING_TOKEN.
-    func childEnvironment() -> [String: String] {
-        ProcessEnvironment.current().merging(board.snapshot.childEnvironment) { _, ours in ours }
-    }
-
     /// Before exit: give the label removal and the last Event a moment.
     func finish() { workers?.finish(within: .seconds(3)) }
 }
