@@ -6,7 +6,7 @@
 /// It never decides anything about leadership: the election does. `leading`
 /// is what our writes and reads showed last, and `lost()` is reported by the
 /// supervisor when the election gives up.
-public struct LeaderStatus: Sendable, Equatable {
+public struct LeaderStatus: Sendable {
     public var identity: String
     public var namespace: String
     public var lockName: String
@@ -194,7 +194,7 @@ public struct LeaderStatus: Sendable, Equatable {
 }
 
 /// A Prometheus histogram with fixed buckets (seconds).
-public struct Histogram: Sendable, Equatable {
+public struct Histogram: Sendable {
     /// Upper bounds, ascending; `+Inf` is implied.
     public static let bounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     static let boundTexts = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"]

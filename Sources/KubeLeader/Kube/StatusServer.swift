@@ -78,14 +78,17 @@ public final class StatusServer: @unchecked Sendable {
 
     func serve() {
         var connections: [Connection] = []
+        /// After a failed accept (EMFILE, ENOBUFS) the listening socket stays
+        /// readable: leave it alone for a moment instead of spinning.
+        var acceptPausedUntil = MonotonicClock.now
         while true {
             var fds: [pollfd] = connections.map {
                 pollfd(fd: $0.fd, events: Int16($0.output == nil ? POLLIN : POLLOUT), revents: 0)
             }
-            let listening = connections.count < Self.maxConnections
+            let listening = connections.count < Self.maxConnections && MonotonicClock.now >= acceptPausedUntil
             if listening { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             let now = MonotonicClock.now
-            let next = connections.map(\.deadline).min()
+            let next = (connections.map(\.deadline) + (acceptPausedUntil > now ? [acceptPausedUntil] : [])).min()
             let wait = next.map { max(0, min(1000, Int(($0 - now).wholeMilliseconds) + 1)) } ?? 1000
             let n = poll(&fds, nfds_t(fds.count), Int32(wait))
             if n < 0 && errno != EINTR { return }
@@ -101,7 +104,13 @@ public final class StatusServer: @unchecked Sendable {
             if listening, let last = fds.last, last.revents != 0 {
                 while connections.count < Self.maxConnections {
                     let fd = cshims_accept_cloexec_nonblock(listenFD)
-                    if fd < 0 { break }
+                    if fd < 0 {
+                        let e = errno
+                        if e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED {
+                            acceptPausedUntil = MonotonicClock.now + .milliseconds(100)
+                        }
+                        break
+                    }
                     connections.append(Connection(fd: fd, deadline: MonotonicClock.now + headTimeout))
                 }
             }
@@ -172,8 +181,15 @@ public final class StatusServer: @unchecked Sendable {
     }
 
     static func format(_ code: Int, _ type: String, _ body: String, head: Bool, extra: String = "") -> [UInt8] {
-        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                      431: "Request Header Fields Too Large", 500: "Internal Server Error"][code] ?? ""
+        let reason: String
+        switch code {
+        case 200: reason = "OK"
+        case 400: reason = "Bad Request"
+        case 404: reason = "Not Found"
+        case 405: reason = "Method Not Allowed"
+        case 431: reason = "Request Header Fields Too Large"
+        default: reason = "Internal Server Error"
+        }
         let bytes = Array(body.utf8)
         let text = "HTTP/1.1 \(code) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\n\(extra)Connection: close\r\n\r\n"
         return Array(text.utf8) + (head ? [] : bytes)
