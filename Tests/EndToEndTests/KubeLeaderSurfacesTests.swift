@@ -50,6 +50,9 @@ struct KubeLeaderSurfacesTests {
         #expect(role(cluster, "a") == nil, "the label must be gone when kube-leader has exited\n\(a.log)")
         #expect(eventually { role(cluster, "b") == "leader" }, "\(cluster.diagnostics)")
 
+        // (Label first, then the Event, on b's surfaces thread: let it finish.)
+        #expect(eventually { eventMessages(cluster).contains("b became leader") })
+
         // b dies without cleaning up; c takes over after the lease and
         // removes the label from b's Pod.
         _ = cluster.replica("b")!.process.signal(.kill)
