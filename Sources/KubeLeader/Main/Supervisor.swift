@@ -132,7 +132,7 @@ final class Supervisor {
             let round = ProcessTree.killAll(group: child.pid)
             var events = reaped(round.reaped)
             if !round.signalled.isEmpty {
-                logger.notice("killed processes the child left behind", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
+                logger.notice("killed the remaining processes of the child", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
             }
             events.append(.survivors(round.survivors))
             return events
