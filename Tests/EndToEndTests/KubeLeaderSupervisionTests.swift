@@ -112,18 +112,30 @@ struct KubeLeaderSupervisionTests {
         #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
     }
 
+    struct BlockedCase: CustomTestStringConvertible, Sendable {
+        var kind: LockKind
+        /// The worker ignores SIGTERM: only the SIGKILL at deadline + kill
+        /// grace stops it, sent by a main thread whose own log writes find
+        /// stderr full too.
+        var ignoresSigterm: Bool
+        var testDescription: String { "\(kind.rawValue)\(ignoresSigterm ? ", child ignores SIGTERM" : "")" }
+    }
+
     /// Row 5: the election thread blocks (its log writes go to a stderr
     /// nobody reads, and its renews hang) longer than the renew deadline.
     /// The main thread stops the child on its own deadline anyway, before a
     /// standby could see the lease expire: lease after the last change of
-    /// the lock that an observer (this test, polling) saw.
-    @Test(arguments: [LockKind.configMap, .lease])
-    func electionThreadBlocked_mainThreadStopsTheChildOnItsOwnDeadline(kind: LockKind) throws {
-        let cluster = try Cluster(kind: kind)
+    /// the lock that an observer (this test, polling) saw. "Stopped" is when
+    /// the test can take the worker's flock: the child is dead.
+    @Test(arguments: [BlockedCase(kind: .configMap, ignoresSigterm: false), BlockedCase(kind: .lease, ignoresSigterm: false),
+                      BlockedCase(kind: .configMap, ignoresSigterm: true)])
+    func electionThreadBlocked_mainThreadStopsTheChildOnItsOwnDeadline(_ c: BlockedCase) throws {
+        let cluster = try Cluster(kind: c.kind)
         try cluster.server.registerToken("token-a")
         let output = StalledOutput()
-        let args = ["--lock-kind", kind.rawValue] + cluster.timing
+        let args = ["--lock-kind", c.kind.rawValue] + cluster.timing
             + [cluster.lockName, "--", "python3", Paths.worker, cluster.workerLog, cluster.workerLock, "a"]
+            + (c.ignoresSigterm ? ["--ignore-term"] : [])
         let process = try ChildProcess.spawn([Paths.kubeLeader] + args, environment: cluster.environment(identity: "a", token: "token-a"),
                                              standardOutput: output.writeEnd, standardError: output.writeEnd)
         var status: TerminationStatus?
@@ -135,12 +147,14 @@ struct KubeLeaderSupervisionTests {
             }
         }
         #expect(eventually { output.drain(for: .zero); return cluster.log.starts.count == 1 }, "\(output.text)")
+        let flock = FlockProbe(path: cluster.workerLock)
+        #expect(!flock.take(), "the worker holds its flock")
 
         // Watch the lock as a standby would: when did it last change?
-        var lastVersion = cluster.server.lock(kind, name: cluster.lockName)?.resourceVersion
+        var lastVersion = cluster.server.lock(c.kind, name: cluster.lockName)?.resourceVersion
         var lastChange = MonotonicClock.now
         let watch = {
-            let version = cluster.server.lock(kind, name: cluster.lockName)?.resourceVersion
+            let version = cluster.server.lock(c.kind, name: cluster.lockName)?.resourceVersion
             if version != lastVersion { lastVersion = version; lastChange = MonotonicClock.now }
         }
         #expect(eventually(.seconds(5)) { output.drain(for: .zero); watch(); return lastChange.duration(to: .now) < .milliseconds(300) },
@@ -149,10 +163,16 @@ struct KubeLeaderSupervisionTests {
         // Block the election thread: stderr full, renews hang.
         #expect(output.fill(), "the pipe could be filled")
         try cluster.server.setFaults(["partitionedTokens": ["token-a"], "partitionMode": "hang"])
-        #expect(eventually(.seconds(10)) { watch(); return !cluster.log.stops.isEmpty }, "the child was never stopped")
-        let stop = try #require(cluster.log.stops.first)
-        let expiry = lastChange + .seconds(4)
-        #expect(stop.time < expiry.nanoseconds, "stopped \(Duration.nanoseconds(stop.time - lastChange.nanoseconds)) after the last renew seen")
+        var stoppedAt: MonotonicClock.Instant?
+        #expect(eventually(.seconds(10)) {
+            watch()
+            if flock.take() { stoppedAt = .now }
+            return stoppedAt != nil
+        }, "the child was never stopped")
+        let stopped = try #require(stoppedAt)
+        let sinceRenew = lastChange.duration(to: stopped)
+        #expect(sinceRenew < .seconds(4), "stopped \(sinceRenew) after the last renew seen, lease 4s")
+        #expect(sinceRenew > .seconds(1), "not before the renew deadline: \(sinceRenew)")
 
         // Unblock stderr: kube-leader finishes the stop and exits 3.
         #expect(eventually(.seconds(15)) {
@@ -161,8 +181,16 @@ struct KubeLeaderSupervisionTests {
             return status != nil
         })
         #expect(status == .exited(3), "\(output.text)")
-        #expect(output.text.contains("stopping child: leadership lost"), "\(output.text)")
     }
+}
+
+/// Takes the workers' flock without waiting: success means no worker (and
+/// nothing a worker left) holds it any more.
+final class FlockProbe {
+    let fd: Int32
+    init(path: String) { fd = open(path, O_RDWR | O_CLOEXEC) }
+    deinit { if fd >= 0 { close(fd) } }
+    func take() -> Bool { fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 }
 }
 
 /// kube-leader's stdout+stderr as a pipe the test reads, or stops reading and
