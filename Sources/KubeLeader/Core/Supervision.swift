@@ -72,11 +72,12 @@ public struct Supervision: Sendable {
         /// uninterruptible sleep) before kube-leader gives up on them. Default 5 s.
         public var drainTimeout: Duration
         /// How often a drain sends SIGKILL again and looks for survivors
-        /// (descendants forked in between). Default 100 ms.
+        /// (descendants forked in between; a SIGKILLed process takes a moment to
+        /// exit). Default 50 ms.
         public var drainInterval: Duration
 
         public init(renewDeadline: Duration, killGrace: Duration, releaseTimeout: Duration? = nil,
-                    drainTimeout: Duration = .seconds(5), drainInterval: Duration = .milliseconds(100)) {
+                    drainTimeout: Duration = .seconds(5), drainInterval: Duration = .milliseconds(50)) {
             self.renewDeadline = renewDeadline
             self.killGrace = killGrace
             self.releaseTimeout = releaseTimeout ?? renewDeadline + .seconds(1)
