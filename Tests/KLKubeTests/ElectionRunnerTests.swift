@@ -112,9 +112,11 @@ final class ScriptedLock: LockStore {
     let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
     let logger = Logger(level: .critical)
 
+    /// A record held by `holder`; an empty holder is a holder's release
+    /// (lease 1 s, as client-go writes it).
     func snapshot(_ holder: String, rv: String) -> LockSnapshot {
         var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
+            holderIdentity: holder, leaseDurationSeconds: holder.isEmpty ? 1 : 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
         o[path: "metadata", "resourceVersion"] = .string(rv)
         return LockCodec.decode(.configMap, object: o)
     }

@@ -77,6 +77,8 @@ public final class ElectionRunner: @unchecked Sendable {
     let requestTimeout: Duration
     private var loggedHolder: String?
     private var failuresInARow = 0
+    /// Conflicts in a row not explained by another holder (see `write`).
+    private var racesInARow = 0
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -161,12 +163,37 @@ public final class ElectionRunner: @unchecked Sendable {
     private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
         do {
             let snapshot = try body(timeout())
-            failuresInARow = 0
-            return step(.written(snapshot))
+            let wasLeading = election.role == .leading
+            let before = election.lastRenew
+            let action = step(.written(snapshot))
+            if !wasLeading, election.role != .leading, !election.isReleasing {
+                // "Success" with someone else's record (or none): not ours.
+                failuresInARow += 1
+                if failuresInARow == 1 {
+                    logger.warning("the API server answered our write with a record we did not write",
+                                   ("op", .string(what)), ("lock.holder", .string(snapshot.holderDescription)),
+                                   ("resource_version", .string(snapshot.resourceVersion)))
+                }
+            } else if what == "renew", election.role == .leading, election.lastRenew == before {
+                // A no-op update (whole-second times on a ConfigMap): same
+                // resourceVersion, no watch event, so it does not count.
+                logger.debug("renew did not change the lock; it does not count", ("resource_version", .string(snapshot.resourceVersion)))
+            } else {
+                failuresInARow = 0
+            }
+            return action
         } catch {
             switch error.code {
             case .lostRace:
-                logger.debug("lost a write race", ("op", .string(what)))
+                // Losing a race to another replica is normal; the same
+                // conflict again and again (a lock nobody else holds) is not.
+                racesInARow += 1
+                if racesInARow == 3 {
+                    logger.warning("lock writes keep conflicting; retrying every retry period",
+                                   ("op", .string(what)), ("error", .string(error.message)))
+                } else {
+                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.message)))
+                }
                 return step(.lostRace)
             case .configuration where election.role == .standby:
                 fatalOutcome = .configurationError(error.message)
@@ -196,6 +223,11 @@ public final class ElectionRunner: @unchecked Sendable {
     }
 
     private func pause(until: MonotonicClock.Instant) -> Election.Action {
+        if election.isReleasing {
+            // A release being retried: the request is known, sleep for real.
+            _ = host.pause(until: until)
+            return step(.timer)
+        }
         if host.releaseRequested || host.pause(until: until) {
             return step(.releaseRequested)
         }
@@ -207,8 +239,9 @@ public final class ElectionRunner: @unchecked Sendable {
         let holder: String
         switch observation {
         case .absent: holder = ""
-        case .present(let s): holder = s.record?.holderIdentity ?? ""
+        case .present(let s): holder = s.holderDescription
         }
+        if !holder.isEmpty, holder != election.identity { racesInARow = 0 }
         guard holder != loggedHolder else { return }
         loggedHolder = holder
         logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica", ("lock.holder", .string(holder)))
