@@ -262,8 +262,9 @@ public final class ElectionRunner: @unchecked Sendable {
             if failuresInARow == 1 {
                 logger.warning("watch failed; retrying", ("error", .string(error.message)))
             }
-            // Fall back to a GET after the retry period.
-            _ = host.pause(until: min(until, host.now + election.timing.retryPeriod))
+            // Read again (and watch from there) after the retry period: at
+            // most one read and one watch per retry period after any error.
+            if host.pause(until: min(until, host.now + election.timing.retryPeriod)) { return step(.releaseRequested) }
             return .get
         }
     }

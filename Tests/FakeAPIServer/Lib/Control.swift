@@ -10,6 +10,13 @@ struct FaultSet: Sendable {
     var dropRate = 0.0
     var partitionedTokens: Set<String> = []
     var partitionMode = PartitionMode.hang
+    /// Every watch that gives a resourceVersion is answered with a 410
+    /// Expired ERROR event, as a watch cache whose window is always too short.
+    var expireWatches = false
+    /// Every update (PUT) is answered 200 with the stored object unchanged:
+    /// same resourceVersion, no watch event (a no-op update, as the real
+    /// server answers one that changes nothing, e.g. whole-second times).
+    var noopUpdates = false
 
     init() {}
 
@@ -24,6 +31,14 @@ struct FaultSet: Sendable {
             guard let a = v.arrayValue else { throw ControlError("partitionedTokens must be an array of tokens") }
             partitionedTokens = Set(a.compactMap(\.stringValue))
         }
+        if let v = json["expireWatches"] {
+            guard let b = v.boolValue else { throw ControlError("expireWatches must be true or false") }
+            expireWatches = b
+        }
+        if let v = json["noopUpdates"] {
+            guard let b = v.boolValue else { throw ControlError("noopUpdates must be true or false") }
+            noopUpdates = b
+        }
         if let v = json["partitionMode"] {
             guard let m = v.stringValue.flatMap(PartitionMode.init) else { throw ControlError("partitionMode must be \"hang\" or \"reset\"") }
             partitionMode = m
@@ -33,7 +48,8 @@ struct FaultSet: Sendable {
     var json: JSON {
         ["latencyMs": JSON(latencyMs), "errorRate": .number(String(errorRate)), "errorStatus": JSON(errorStatus),
          "dropRate": .number(String(dropRate)), "partitionedTokens": .array(partitionedTokens.sorted().map { JSON.string($0) }),
-         "partitionMode": .string(partitionMode.rawValue)]
+         "partitionMode": .string(partitionMode.rawValue), "expireWatches": .bool(expireWatches),
+         "noopUpdates": .bool(noopUpdates)]
     }
 
     /// The Status body of an injected error.

@@ -34,6 +34,10 @@ extension Server {
             return store.evict(namespace: route.namespace ?? "", name: route.name!)
         case ("update", nil), ("update", "status"):
             guard let o = body() else { return .error(decodeError(r)) }
+            if control.withLock({ $0.faults.noopUpdates }) {
+                guard let current = store.get(r, route.namespace, route.name!) else { return .error(Status.notFound(r, route.name!)) }
+                return APIResult(200, current)
+            }
             return store.update(r, namespace: route.namespace, name: route.name!, subresource: route.subresource, o)
         case ("patch", nil), ("patch", "status"):
             return store.patch(r, namespace: route.namespace, name: route.name!, subresource: route.subresource,
