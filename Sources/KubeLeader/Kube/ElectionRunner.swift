@@ -79,6 +79,7 @@ public final class ElectionRunner: @unchecked Sendable {
     private var failuresInARow = 0
     /// Conflicts in a row not explained by another holder (see `write`).
     private var racesInARow = 0
+    private var watchFailuresInARow = 0
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -251,15 +252,18 @@ public final class ElectionRunner: @unchecked Sendable {
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
+                watchFailuresInARow = 0
                 return step(.timer)
             }
-            failuresInARow = 0
+            watchFailuresInARow = 0
             noteHolder(observation)
             return step(.observed(observation))
         } catch {
             if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
-            failuresInARow += 1
-            if failuresInARow == 1 {
+            // Counted apart from reads: the paced read after each failure
+            // succeeds, and must not turn every failure into a new warning.
+            watchFailuresInARow += 1
+            if watchFailuresInARow == 1 {
                 logger.warning("watch failed; retrying", ("error", .string(error.message)))
             }
             // Read again (and watch from there) after the retry period: at

@@ -17,6 +17,10 @@ struct FaultSet: Sendable {
     /// same resourceVersion, no watch event (a no-op update, as the real
     /// server answers one that changes nothing, e.g. whole-second times).
     var noopUpdates = false
+    /// Creates in a namespace that does not exist answer 404 `namespaces "x"
+    /// not found`, as the real server's NamespaceLifecycle admission does
+    /// (off by default: many tests use namespaces they never create).
+    var requireNamespaces = false
 
     init() {}
 
@@ -39,6 +43,10 @@ struct FaultSet: Sendable {
             guard let b = v.boolValue else { throw ControlError("noopUpdates must be true or false") }
             noopUpdates = b
         }
+        if let v = json["requireNamespaces"] {
+            guard let b = v.boolValue else { throw ControlError("requireNamespaces must be true or false") }
+            requireNamespaces = b
+        }
         if let v = json["partitionMode"] {
             guard let m = v.stringValue.flatMap(PartitionMode.init) else { throw ControlError("partitionMode must be \"hang\" or \"reset\"") }
             partitionMode = m
@@ -49,7 +57,7 @@ struct FaultSet: Sendable {
         ["latencyMs": JSON(latencyMs), "errorRate": .number(String(errorRate)), "errorStatus": JSON(errorStatus),
          "dropRate": .number(String(dropRate)), "partitionedTokens": .array(partitionedTokens.sorted().map { JSON.string($0) }),
          "partitionMode": .string(partitionMode.rawValue), "expireWatches": .bool(expireWatches),
-         "noopUpdates": .bool(noopUpdates)]
+         "noopUpdates": .bool(noopUpdates), "requireNamespaces": .bool(requireNamespaces)]
     }
 
     /// The Status body of an injected error.

@@ -26,6 +26,10 @@ extension Server {
         case ("create", nil):
             guard let o = body() else { return .error(decodeError(r)) }
             if route.resource.namespaced && route.namespace == nil { return .error(Status.methodNotAllowed()) }
+            if let ns = route.namespace, route.resource.namespaced, control.withLock({ $0.faults.requireNamespaces }),
+               store.get(.namespaces, nil, ns) == nil {
+                return .error(Status.notFound(.namespaces, ns))
+            }
             return store.create(r, namespace: route.namespace, o)
         case ("create", "eviction"):
             if let o = body(), let n = o[path: "metadata", "name"]?.stringValue, n != route.name! {
