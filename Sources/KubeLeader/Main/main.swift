@@ -123,7 +123,8 @@ func runKubeLeader() -> Never {
 
     let surfaces = Surfaces.start(config: config, client: client, logger: logger)
     let store = ObservedLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
-                                                name: config.lockName, logger: logger), board: surfaces.board)
+                                                name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
+                                  board: surfaces.board)
     let supervisor: Supervisor
     do {
         supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
