@@ -118,6 +118,11 @@ public enum PDBCheck {
                 for (name, budget) in byName {
                     guard var object = budget.objectValue else { throw IstioPortsCheck.shape(source, "\(place).\(name)", "must be an object") }
                     object["kind"] = "PodDisruptionBudget"
+                    if object.value(at: "metadata", "name") == nil {  // the key is the name
+                        var metadata = object["metadata"]?.objectValue ?? JSONObject()
+                        metadata["name"] = .string(name)
+                        object["metadata"] = .object(metadata)
+                    }
                     out.append((object, "\(place).\(name)", ns))
                 }
             }
