@@ -23,8 +23,9 @@ version="$("$ref" --version)"
 ref_commit="$(sed -n 's/.*(source commit \(.*\))$/\1/p' <<<"$version")"
 [[ -n $ref_commit ]] || { log "FAIL: $ref --version does not name its source commit: $version"; exit 1; }
 if [[ -z $(git status --porcelain 2>/dev/null) && $ref_commit != *-dirty && $ref_commit != unknown ]]; then
-  log "clean tree: git clone into $copy"
+  log "clean tree: git clone into $copy, at $ref_commit"
   git clone -q --no-local "$ROOT" "$copy"
+  git -C "$copy" checkout -q --detach "$ref_commit"
   unset KL_SOURCE_COMMIT
 else
   log "uncommitted changes: copying the work tree into $copy (commit $ref_commit)"
@@ -41,10 +42,19 @@ if cmp -s "$ref" "$other"; then
 fi
 log "FAIL: kube-leader differs between $ROOT and $copy"
 cmp "$ref" "$other" | head -3 || true
-ensure_apt binutils objdump
-for f in "$ref" "$other"; do objdump -h "$f" | awk '{print $2, $3}' >"$f.sections"; done
-diff "$ref.sections" "$other.sections" | head -20 || true
+# Which sections differ, and does either binary embed its directory?
+python3 - "$ref" "$other" <<'PY'
+import collections, re, subprocess, sys
+a, b = (open(f, "rb").read() for f in sys.argv[1:3])
+out = subprocess.run(["readelf", "-SW", sys.argv[1]], capture_output=True, text=True).stdout
+secs = [(m[1], int(m[2], 16), int(m[3], 16)) for m in
+        re.findall(r"\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", out)]
+diff = collections.Counter()
+for i in range(min(len(a), len(b))):
+    if a[i] != b[i]:
+        diff[next((s for s, off, size in secs if off <= i < off + size), "outside sections")] += 1
+print("sizes %d and %d; differing bytes by section: %s" % (len(a), len(b), dict(diff)))
+PY
 strings -n 12 "$ref" | grep -F "$ROOT" | head -5 && log "(the first binary embeds its directory)"
 strings -n 12 "$other" | grep -F "$copy" | head -5 && log "(the second binary embeds its directory)"
-rm -f "$ref.sections" "$other.sections"
 exit 1
