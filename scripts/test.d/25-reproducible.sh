@@ -3,7 +3,7 @@
 # another directory (a longer path, another time), must give a stripped
 # kube-leader byte-identical to dist/kube-leader-linux-ARCH (built from $ROOT by
 # 20-static.sh, or here when missing). Only kube-leader is rebuilt (one static
-# release build, 3-6 min on 2 cores).
+# release build, 1.5-4 min on 2 cores).
 # With a clean work tree the second copy is a `git clone` and works out its
 # commit itself; with uncommitted changes it is a copy of the work tree
 # (tracked and untracked, not ignored, files) told the commit the first build
@@ -40,14 +40,15 @@ if cmp -s "$ref" "$other"; then
   log "ok: kube-leader is byte-identical from $ROOT and $copy ($(sha256sum "$ref" | cut -c1-16)…, $version)"
   exit 0
 fi
-log "FAIL: kube-leader differs between $ROOT and $copy"
+log "FAIL: kube-leader differs between $ROOT and $copy (kept as .build-static/kube-leader.other)"
+cp "$other" .build-static/kube-leader.other
 cmp "$ref" "$other" | head -3 || true
 # Which sections differ, and does either binary embed its directory?
 python3 - "$ref" "$other" <<'PY'
 import collections, re, subprocess, sys
 a, b = (open(f, "rb").read() for f in sys.argv[1:3])
 out = subprocess.run(["readelf", "-SW", sys.argv[1]], capture_output=True, text=True).stdout
-secs = [(m[1], int(m[2], 16), int(m[3], 16)) for m in
+secs = [(m[0], int(m[1], 16), int(m[2], 16)) for m in
         re.findall(r"\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", out)]
 diff = collections.Counter()
 for i in range(min(len(a), len(b))):
