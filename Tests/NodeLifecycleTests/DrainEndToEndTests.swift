@@ -114,6 +114,8 @@ struct DrainEndToEndTests {
                                                           heartbeatInterval: .seconds(1), pollInterval: .milliseconds(200)),
                                   taint: Taint(key: "node-lifecycle/draining"), sleeper: RealSleeper(), logger: logger)
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 4, waitSeconds: 1, logger: logger)
+        // The heartbeat loop on its own thread, as in the binary.
+        startThread { service.runHeartbeats { stop.load(ordering: .relaxed) } }
         var received = 0
         for _ in 0..<5 where received < 3 { received += try service.pollOnce(inline: true) }
         #expect(received == 3)
@@ -143,19 +145,20 @@ struct DrainEndToEndTests {
         // Redelivery of the same message: no second CONTINUE, no harm, deleted.
         try sqs.send(queueURL: moto.queueURL, body: lifecycleMessage)
         #expect(try service.pollOnce(inline: true) == 1)
-        #expect(service.finished.last == .alreadyCompleted(node: "n1"))
+        #expect(service.finished.last == .alreadyCompleted(node: nil))
         calls = try double.calls()
         #expect(calls.filter { $0.action == "CompleteLifecycleAction" }.count == 1)
         #expect(try cluster.podNames(on: "n1") == ["agent-n1", "etcd-n1"])
 
-        // An instance that matches no node: completed, deleted, logged.
+        // An instance that matches no node (another cluster's): left on the
+        // queue (--on-unknown-node leave), not completed, logged.
         try sqs.send(queueURL: moto.queueURL, body: lifecycleBody(instance: "i-zzz", token: "tok-zzz"))
         #expect(try service.pollOnce(inline: true) == 1)
-        #expect(service.finished.last == .unknownNode)
+        #expect(service.finished.last == .unknownNodeLeft)
         calls = try double.calls()
-        #expect(calls.last?.action == "CompleteLifecycleAction" && calls.last?.params["InstanceId"]?.stringValue == "i-zzz")
-        #expect(sink.contains("no node has this instance's providerID"))
+        #expect(!calls.contains { $0.params["InstanceId"]?.stringValue == "i-zzz" })
+        #expect(sink.contains("no node has this instance's providerID; message left on the queue"))
         let after = try sqs.approximateCounts(queueURL: moto.queueURL)
-        #expect(after.visible + after.inFlight == 1)
+        #expect(after.visible + after.inFlight == 2)
     }
 }

@@ -83,7 +83,9 @@ struct ReadyRunnerTests {
                                      signal: signal(answer: "Resource NodeGroup is in UPDATE_COMPLETE state and cannot be signaled"),
                                      sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
         #expect(notWaiting.run() == .ready)
-        let missing = ReadyRunner(cluster: cluster, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
+        let fresh = taintedCluster()
+        setConditions(fresh, [("Ready", "True")])
+        let missing = ReadyRunner(cluster: fresh, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
                                   sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
         guard case .failed(let why) = missing.run() else { Issue.record("not failed"); return }
         #expect(why.contains("does not exist"))
