@@ -20,6 +20,11 @@ class CFN(yaml.SafeLoader):
     pass
 CFN.add_multi_constructor("!", lambda loader, suffix, node: None)
 for path in sorted(glob.glob("deploy/node-lifecycle/*")):
+    if path.endswith("Dockerfile"):
+        text = open(path).read()
+        assert 'ENTRYPOINT ["/kube-leader", "node-lifecycle-drain", "--"]' in text, path
+        print("ok", path)
+        continue
     with open(path) as f:
         if path.endswith(".json"):
             json.load(f)
@@ -30,6 +35,16 @@ for path in sorted(glob.glob("deploy/node-lifecycle/*")):
         else:
             docs = [d for d in yaml.safe_load_all(f) if d]
             assert docs and all("kind" in d and "apiVersion" in d for d in docs), path
+            if path.endswith("drain-deployment.yaml"):
+                spec = docs[0]["spec"]["template"]["spec"]
+                # It must never run on a booting or draining node: no tolerations.
+                assert not spec.get("tolerations"), "drain Deployment tolerates " + str(spec.get("tolerations"))
+                assert spec["containers"][0]["args"][:2] == ["/node-lifecycle", "drain"], path
+                env = {e["name"] for e in spec["containers"][0]["env"]}
+                assert {"POD_NAME", "POD_NAMESPACE"} <= env, "kube-leader needs POD_NAME and POD_NAMESPACE"
+            if path.endswith("ready-daemonset.yaml"):
+                init = docs[0]["spec"]["template"]["spec"]["initContainers"][0]
+                assert init["command"] == ["/node-lifecycle"], path
     print("ok", path)
 PY
 

@@ -8,6 +8,7 @@ lists), moto_server (SQS, signature checking on) and the Query double
 """
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -120,8 +121,12 @@ def main():
                "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
         kube_flags = ["--api-server", ready["url"], "--ca-file", ready["ca_file"]]
         drain_log = open(work + "/drain.log", "wb")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            metrics_port = s.getsockname()[1]
         drain = subprocess.Popen([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
-                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms"],
+                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms",
+                                  "--metrics-addr", f"127.0.0.1:{metrics_port}"],
                                  env=env, stdout=drain_log, stderr=subprocess.STDOUT)
         procs.append(drain)
         deadline = time.time() + 60
@@ -155,6 +160,44 @@ def main():
         if '"level":"error"' in log or "forbidden" in log.lower():
             fail("drain logged errors (RBAC too narrow?):\n" + log)
         print("drain: node n1 drained with the RBAC of deploy/, CONTINUE sent once, message deleted")
+
+        # Events on the Node (namespace default, as kubelet's), with the RBAC of deploy/.
+        events = kube.call("GET", "/api/v1/namespaces/default/events")["items"]
+        reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == "Node" and e["involvedObject"]["name"] == "n1"]
+        if sorted(reasons) != ["DrainFinished", "DrainStarted"]:
+            fail(f"expected DrainStarted, DrainFinished events on n1, got {reasons}")
+        print("drain: DrainStarted and DrainFinished events on the Node")
+
+        # /metrics: valid Prometheus text (prometheus_client's parser) with the drain counted.
+        from prometheus_client.parser import text_string_to_metric_families
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        samples = {}
+        types = {}
+        for family in text_string_to_metric_families(text):
+            types[family.name] = family.type
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        def value(name, **labels):
+            return samples.get((name, tuple(sorted(labels.items()))))
+        expected = {
+            ("node_lifecycle_actions_received", "counter"), ("node_lifecycle_actions_completed", "counter"),
+            ("node_lifecycle_drains_in_progress", "gauge"), ("node_lifecycle_pods_evicted", "counter"),
+            ("node_lifecycle_evictions_blocked", "counter"), ("node_lifecycle_heartbeats", "counter"),
+            ("node_lifecycle_drain_duration_seconds", "histogram"),
+        }
+        missing = {e for e in expected if types.get(e[0]) != e[1]}
+        if missing:
+            fail(f"metrics families missing or of the wrong type: {missing}\n{text}")
+        checks = [
+            (value("node_lifecycle_actions_received_total", transition="terminating"), 1),
+            (value("node_lifecycle_actions_completed_total", result="drained"), 1),
+            (value("node_lifecycle_pods_evicted_total"), 1),
+            (value("node_lifecycle_drain_duration_seconds_count"), 1),
+            (value("node_lifecycle_drains_in_progress"), 0),
+        ]
+        if any(got != want for got, want in checks) or not value("node_lifecycle_heartbeats_total", outcome="ok"):
+            fail(f"unexpected metric values {checks}:\n{text}")
+        print("drain: /metrics parses with prometheus_client and counts the drain")
 
         # 4. The ready binary with the ready role's verbs.
         r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",

@@ -115,10 +115,10 @@ public enum NodeLifecycleCommand {
                                       lifecycle: asg, queue: queue, settings: config.settings,
                                       taint: config.taint, sleeper: RealSleeper(), logger: logger,
                                       onUnknownNode: config.onUnknownNode, metrics: metrics)
-            if let address = config.metricsAddress {
-                let server = try MetricsServer(address: address) { metrics.render() }
-                server.start()
-                logger.notice("serving metrics", ("metrics.addr", .string(address)), ("metrics.port", JSON(server.port)))
+            // Bound now (a bad address fails at start); served after the
+            // signal mask is set, since threads inherit it.
+            let metricsServer = try config.metricsAddress.map { address throws(NodeLifecycleError) in
+                try MetricsServer(address: address) { metrics.render() }
             }
             logger.notice("draining nodes of terminating instances", ("sqs.queue_url", .string(config.queueURL)),
                           ("aws.region", .string(config.region)), ("aws.credentials", .string(credentials.source)),
@@ -135,6 +135,10 @@ public enum NodeLifecycleCommand {
                 logger.notice("stopping; drains in progress handed back to the queue", ("signal", JSON(Int(signal))),
                               ("messages.released", JSON(released)))
                 exit(0)
+            }
+            if let metricsServer, let address = config.metricsAddress {
+                metricsServer.start()
+                logger.notice("serving metrics", ("metrics.addr", .string(address)), ("metrics.port", JSON(metricsServer.port)))
             }
             service.run { false }
             return 0
