@@ -50,3 +50,22 @@ PY
 
 log "node-lifecycle: binaries end to end with the RBAC of deploy/"
 python3 Tests/NodeLifecycleTests/Support/binary_e2e.py "$bin" deploy/node-lifecycle/rbac.yaml
+
+log "node-lifecycle: scale-in beyond --concurrency (scripts/node-scale, small case)"
+# 6 nodes, 2 drains at a time, HeartbeatTimeout 3 s: the last actions wait
+# several timeouts for a slot and must still be heartbeated and drained.
+line=$(KL_BIN_DIR="$bin" scripts/node-scale --nodes 6 --concurrency 2 --heartbeat-timeout 3 --drain-seconds 1 --seed 7 | tail -1)
+echo "$line"
+[[ $line == *" undrained_terminations=0 "* && $line == *" pdb_violations=0 "* && $line == *"completed=6 "* ]] \
+  || { log "node-scale small case failed: $line"; exit 1; }
+
+log "node-lifecycle: node-scale fails when heartbeats are missing (negative control)"
+set +e
+line=$(KL_BIN_DIR="$bin" scripts/node-scale --nodes 3 --concurrency 1 --heartbeat-timeout 2 --drain-seconds 1 --seed 7 \
+  --extra-args "--heartbeat-interval 60s" 2>/dev/null | tail -1)
+status=$?
+set -e
+echo "$line"
+[[ $line == *"undrained_terminations=0 "* ]] && { log "node-scale did not notice missing heartbeats: $line"; exit 1; }
+[[ $line == nodes=3* ]] || { log "node-scale negative control printed no result (status $status)"; exit 1; }
+(( status == 1 )) || { log "node-scale exited $status, not 1, with undrained terminations"; exit 1; }

@@ -71,6 +71,8 @@ public struct DrainConfig: Sendable {
                    help: "RecordLifecycleActionHeartbeat this often; keep it well under the hook's HeartbeatTimeout."),
         OptionSpec("poll-interval", env: "NODE_LIFECYCLE_POLL_INTERVAL", value: "DURATION", default: "2s",
                    help: "How often to list a draining node's pods while waiting for them to go."),
+        OptionSpec("eviction-retry", env: "NODE_LIFECYCLE_EVICTION_RETRY", value: "DURATION", default: "5s",
+                   help: "Wait before retrying an eviction a PodDisruptionBudget refused (kubectl's fixed 5 s; a longer Retry-After wins)."),
         OptionSpec("concurrency", env: "NODE_LIFECYCLE_CONCURRENCY", value: "N", default: "4", help: "Instances drained at once."),
         OptionSpec("taint", env: "NODE_LIFECYCLE_DRAIN_TAINT", value: "KEY[=VALUE][:EFFECT]",
                    default: "node-lifecycle/draining:NoSchedule", help: "Taint put on a node before it is drained."),
@@ -121,6 +123,7 @@ public struct DrainConfig: Sendable {
         let selector = o["pod-selector"].flatMap { $0.trimmingWhitespace.isEmpty ? nil : $0.trimmingWhitespace }
         let settings = DrainSettings(
             timeout: try duration(o, "drain-timeout", default: .seconds(600), minimum: .seconds(1)),
+            evictionRetry: try duration(o, "eviction-retry", default: .seconds(5), minimum: .milliseconds(100)),
             heartbeatInterval: try duration(o, "heartbeat-interval", default: .seconds(60)),
             pollInterval: try duration(o, "poll-interval", default: .seconds(2)),
             deleteEmptyDirData: o.isSet("delete-emptydir-data"), force: o.isSet("force"),
