@@ -218,13 +218,29 @@ public struct DrainPlan: Sendable {
 
     /// Reports the node's pods as listed now: pods missing from the list, or
     /// present with another UID, are gone.
-    public mutating func observe(pods current: [DrainPod], now: MonotonicClock.Instant) {
+    /// Pods that arrived while the drain runs (bound just before the cordon
+    /// took effect) are adopted: evicted too, or skipped for the same
+    /// reasons. Returns the pods adopted for eviction.
+    @discardableResult
+    public mutating func observe(pods current: [DrainPod], now: MonotonicClock.Instant) -> [DrainPod] {
         var uidByKey: [String: String] = [:]
         for p in current where !p.isFinished { uidByKey[p.key] = p.uid }
         for pod in pods where progress[pod.key] != .gone {
             if let uid = uidByKey[pod.key], uid == pod.uid { continue }
             progress[pod.key] = .gone
         }
+        var adopted: [DrainPod] = []
+        guard outcome == nil else { return adopted }
+        for pod in current where !pod.isFinished && progress[pod.key] == nil && !skipped.contains(where: { $0.0.key == pod.key }) {
+            if let reason = Self.skipReason(pod, settings: settings) {
+                skipped.append((pod, reason))
+                continue
+            }
+            pods.append(pod)
+            progress[pod.key] = .pending(now)
+            adopted.append(pod)
+        }
+        return adopted
     }
 
     /// Reports what an eviction returned.

@@ -162,8 +162,16 @@ public struct NodeDrainer: Sendable {
                 case .wait(let until):
                     sleeper.sleep(until: until)
                     do {
-                        plan.observe(pods: try cluster.podsOnNode(nodeName, labelSelector: settings.podSelector)
+                        let skippedBefore = plan.skipped.count
+                        let adopted = plan.observe(pods: try cluster.podsOnNode(nodeName, labelSelector: settings.podSelector)
                             .compactMap(DrainPod.init(json:)), now: sleeper.now())
+                        for pod in adopted {
+                            nlog.info("pod arrived on the node during the drain; evicting it too", ("pod", .string(pod.key)))
+                        }
+                        for (pod, reason) in plan.skipped.dropFirst(skippedBefore) {
+                            nlog.warning("pod arrived on the node during the drain and stays", ("pod", .string(pod.key)),
+                                         ("reason", .string(reason.rawValue)))
+                        }
                     } catch {
                         nlog.warning("cannot list the node's pods", ("error", .string(error.description)))
                     }
