@@ -242,3 +242,31 @@ struct DrainServiceTests {
         #expect(sink.contains("\"on_unknown_node\":\"leave\""))
     }
 }
+
+@Suite("drain metrics")
+struct DrainMetricsTests {
+    @Test func render_countsByLabel_andCumulativeHistogram() {
+        let m = DrainMetrics()
+        m.received(transition: .terminating)
+        m.received(transition: .terminating)
+        m.completed(.drained(node: "n1"))
+        m.completed(.unknownNodeLeft)
+        m.heartbeat(ok: true)
+        m.heartbeat(ok: false)
+        m.evictionBlocked()
+        m.setInProgress(running: 1, waiting: 3)
+        m.drainDuration(.seconds(7))
+        m.drainDuration(.seconds(4000))
+        let text = m.render()
+        #expect(text.contains("node_lifecycle_actions_received_total{transition=\"terminating\"} 2\n"))
+        #expect(text.contains("node_lifecycle_actions_received_total{transition=\"launching\"} 0\n"))
+        #expect(text.contains("node_lifecycle_actions_completed_total{result=\"unknown_node_left\"} 1\n"))
+        #expect(text.contains("node_lifecycle_heartbeats_total{outcome=\"failed\"} 1\n"))
+        #expect(text.contains("node_lifecycle_actions_waiting 3\n") && text.contains("node_lifecycle_drains_in_progress 1\n"))
+        #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"5.0\"} 0\n"))
+        #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"10.0\"} 1\n"))
+        #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"3600.0\"} 1\n"))
+        #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"+Inf\"} 2\n"))
+        #expect(text.contains("node_lifecycle_drain_duration_seconds_count 2\n"))
+    }
+}

@@ -17,8 +17,9 @@ public enum NodeLifecycleCommand {
 
         drain  Long-polls the SQS queue of an Auto Scaling lifecycle hook; for each
                terminating instance cordons, taints and drains its node through the
-               Eviction API (PodDisruptionBudgets respected), sends heartbeats, then
-               completes the lifecycle action with CONTINUE.
+               Eviction API (kubectl drain's filters, PodDisruptionBudgets respected),
+               then completes the lifecycle action with CONTINUE. Every action received
+               is heartbeated until completed, also while it waits for a drain slot.
         ready  Waits until this node is Ready and the named conditions are False,
                removes the boot taint and signals CloudFormation SUCCESS (FAILURE
                and exit 1 on timeout).

@@ -17,7 +17,8 @@ public final class MetricsServer: Sendable {
 
     /// Parses `HOST:PORT` (`:9100` or `0.0.0.0:9100` for every interface;
     /// IPv4 literals only) and listens.
-    public init(address: String, render: @escaping @Sendable () -> String) throws(NodeLifecycleError) {
+    /// Checks `HOST:PORT` without binding (configuration validation).
+    public static func parse(address: String) throws(NodeLifecycleError) -> sockaddr_in {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
             throw NodeLifecycleError(.usage, "--metrics-addr \"\(address)\" is not HOST:PORT; use e.g. :9100 or 127.0.0.1:9100.")
         }
@@ -29,6 +30,11 @@ public final class MetricsServer: Sendable {
         guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
             throw NodeLifecycleError(.usage, "--metrics-addr host \"\(host)\" is not an IPv4 address; use e.g. 0.0.0.0 or 127.0.0.1.")
         }
+        return addr
+    }
+
+    public init(address: String, render: @escaping @Sendable () -> String) throws(NodeLifecycleError) {
+        var addr = try Self.parse(address: address)
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         #else
