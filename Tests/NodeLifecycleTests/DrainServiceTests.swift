@@ -247,8 +247,12 @@ struct DrainServiceTests {
 struct DrainMetricsTests {
     @Test func render_countsByLabel_andCumulativeHistogram() {
         let m = DrainMetrics()
-        m.received(transition: .terminating)
-        m.received(transition: .terminating)
+        let action = LifecycleAction(autoScalingGroupName: "nodes", lifecycleHookName: "drain", lifecycleActionToken: "t",
+                                     instanceID: "i-1", transition: .terminating)
+        m.received(action)
+        m.received(action)
+        m.received(LifecycleAction(autoScalingGroupName: "", lifecycleHookName: "", lifecycleActionToken: "instance:i-2",
+                                   instanceID: "i-2", transition: .terminating, source: .spotInterruption))
         m.completed(.drained(node: "n1"))
         m.completed(.unknownNodeLeft)
         m.heartbeat(ok: true)
@@ -260,6 +264,7 @@ struct DrainMetricsTests {
         let text = m.render()
         #expect(text.contains("node_lifecycle_actions_received_total{transition=\"terminating\"} 2\n"))
         #expect(text.contains("node_lifecycle_actions_received_total{transition=\"launching\"} 0\n"))
+        #expect(text.contains("node_lifecycle_actions_received_total{transition=\"spot_interruption\"} 1\n"))
         #expect(text.contains("node_lifecycle_actions_completed_total{result=\"unknown_node_left\"} 1\n"))
         #expect(text.contains("node_lifecycle_heartbeats_total{outcome=\"failed\"} 1\n"))
         #expect(text.contains("node_lifecycle_actions_waiting 3\n") && text.contains("node_lifecycle_drains_in_progress 1\n"))
@@ -268,5 +273,60 @@ struct DrainMetricsTests {
         #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"3600.0\"} 1\n"))
         #expect(text.contains("node_lifecycle_drain_duration_seconds_bucket{le=\"+Inf\"} 2\n"))
         #expect(text.contains("node_lifecycle_drain_duration_seconds_count 2\n"))
+    }
+}
+
+func ec2EventBody(_ detailType: String, instance: String, extra: String = "") -> String {
+    #"{"version":"0","id":"e-\#(instance)","detail-type":"\#(detailType)","source":"aws.ec2","time":"2026-11-28T10:00:00Z","detail":{"instance-id":"\#(instance)"\#(extra)}}"#
+}
+
+@Suite("EC2 events: spot interruption, rebalance, state change", .timeLimit(.minutes(1)))
+struct EC2EventServiceTests {
+    @Test func spotInterruption_startsAtOnceBeyondConcurrency_noLifecycleCalls() throws {
+        let base = FakeCluster()
+        base.addNode("n1", instance: "i-1")
+        base.addNode("n2", instance: "i-2")
+        base.addPod("shop", "web-2", node: "n2", owner: "ReplicaSet")
+        let cluster = BlockingCluster(base)
+        let lifecycle = CountingLifecycle()
+        let queue = FakeQueue()
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
+        queue.put(ec2EventBody("EC2 Spot Instance Interruption Warning", instance: "i-2", extra: #","instance-action":"terminate""#), id: "spot")
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        #expect(try service.pollOnce() == 2)
+        // Both drains run although --concurrency is 1.
+        #expect(cluster.started.wait(for: 2) == 2)
+        #expect(service.running == 2)
+        cluster.open.signal()
+        #expect(lifecycle.completed.wait(for: 1) == 1)
+        while service.running > 0 || service.finished.count < 2 { _ = try service.pollOnce() }
+        #expect(Set(service.finished) == [.drained(node: "n1"), .drained(node: "n2")])
+        #expect(base.podKeys.isEmpty)
+        // Auto Scaling heard only about the hook's action.
+        #expect(lifecycle.inner.all == ["heartbeat:i-1", "complete:i-1:CONTINUE"])
+        #expect(Set(queue.deletedIDs) == ["m1", "spot"])
+    }
+
+    @Test func rebalanceRecommendation_cordonsOnly_andStateChangeRunningIsIgnored() throws {
+        let cluster = FakeCluster()
+        cluster.addNode("n1", instance: "i-1")
+        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        let lifecycle = FakeLifecycle()
+        let queue = FakeQueue()
+        queue.put(ec2EventBody("EC2 Instance Rebalance Recommendation", instance: "i-1"), id: "rebalance")
+        queue.put(ec2EventBody("EC2 Instance State-change Notification", instance: "i-1", extra: #","state":"running""#), id: "running")
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "node-lifecycle/draining"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        #expect(try service.pollOnce(inline: true) == 2)
+        #expect(service.finished == [.cordoned(node: "n1")])
+        let node = try #require(cluster.node("n1"))
+        #expect(node[path: "spec", "unschedulable"] == .bool(true) && NodeEdits.hasTaint(node, key: "node-lifecycle/draining"))
+        #expect(cluster.evictions.isEmpty && cluster.podKeys == ["shop/web-1"])
+        #expect(lifecycle.all.isEmpty)
+        #expect(Set(queue.deletedIDs) == ["rebalance", "running"])
+        #expect(cluster.events.map(\.reason) == ["RebalanceRecommendation"])
     }
 }

@@ -94,6 +94,13 @@ public final class DrainService: Sendable {
                       ("body", .string(String(message.body.prefix(300)))))
             return
         }
+        if case .ignoredEvent(let what) = parsed {
+            log.info("EC2 event needs nothing; deleted", ("event", .string(what)))
+            do { try queue.delete(message) } catch {
+                log.warning("cannot delete the message", ("error", .string(error.description)))
+            }
+            return
+        }
         guard case .action(let action) = parsed else {
             log.info("test notification deleted")
             do { try queue.delete(message) } catch {
@@ -101,7 +108,7 @@ public final class DrainService: Sendable {
             }
             return
         }
-        let alog = log.with(("instance.id", .string(action.instanceID)))
+        let alog = log.with(("instance.id", .string(action.instanceID)), ("source", .string(action.source.rawValue)))
         // Received again (visibility ran out, or a duplicate message): keep
         // the newest receipt handle and hide it like the others.
         if let known = book.withLock({ $0.tickets[action.lifecycleActionToken] }) {
@@ -112,7 +119,7 @@ public final class DrainService: Sendable {
             }
             return
         }
-        metrics?.received(transition: action.transition)
+        metrics?.received(action)
         let ticket = ActionTicket(action: action, message: message, now: drainer.sleeper.now())
         if action.transition == .launching {
             report(drainer.handle(ticket, selfHeartbeat: true))
@@ -144,11 +151,15 @@ public final class DrainService: Sendable {
         alog.info("lifecycle action received; heartbeated until it is completed", ("queue.position", JSON(position)))
     }
 
-    /// Starts drains while slots are free, oldest action first.
+    /// Starts drains while slots are free, oldest action first. A spot
+    /// interruption (two minutes' notice) starts at once, slot or not.
     func startWaiting(inline: Bool) {
         while let ticket = book.withLock({ b -> ActionTicket? in
-            guard b.running.count < concurrency, !b.waiting.isEmpty else { return nil }
-            let token = b.waiting.removeFirst()
+            let spot = b.waiting.firstIndex { b.tickets[$0]?.action.source == .spotInterruption }
+            // Spot drains do not take one of the `concurrency` slots either.
+            let slotsUsed = b.running.count { b.tickets[$0]?.action.source != .spotInterruption }
+            guard let index = spot ?? (slotsUsed < concurrency && !b.waiting.isEmpty ? 0 : nil) else { return nil }
+            let token = b.waiting.remove(at: index)
             b.running.insert(token)
             return b.tickets[token]
         }) {

@@ -2,7 +2,7 @@ import KLCore
 import KLSupport
 
 /// What became of one lifecycle message.
-public enum DrainReport: Sendable, Equatable {
+public enum DrainReport: Sendable, Hashable {
     /// No node has this instance's providerID; `--on-unknown-node continue`:
     /// completed with CONTINUE and deleted.
     case unknownNode
@@ -21,6 +21,9 @@ public enum DrainReport: Sendable, Equatable {
     case alreadyCompleted(node: String?)
     /// A launching instance: completed with CONTINUE and deleted.
     case launchCompleted
+    /// A rebalance recommendation: the node was cordoned and tainted (not
+    /// drained); message deleted.
+    case cordoned(node: String)
     /// The message stays on the queue (it comes back after its visibility
     /// timeout): Kubernetes or AWS failed in a way worth retrying.
     case leftOnQueue(reason: String)
@@ -112,6 +115,16 @@ public struct NodeDrainer: Sendable {
             nlog.error("cannot cordon the node; message left for redelivery", ("error", .string(error.description)))
             return .leftOnQueue(reason: error.description)
         }
+        if action.source == .rebalanceRecommendation {
+            nlog.notice("rebalance recommendation: node cordoned, not drained")
+            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "RebalanceRecommendation",
+                            message: "EC2 recommends rebalancing instance \(action.instanceID): cordoned and tainted, pods stay until it is terminated."),
+                  log: nlog)
+            return finish(ticket, node: nodeName, log: nlog, report: .cordoned(node: nodeName))
+        }
+        // A spot instance goes two minutes after its warning.
+        var settings = settings
+        if action.source == .spotInterruption { settings.timeout = min(settings.timeout, .seconds(120)) }
         // 3. Drain.
         let pods: [JSON]
         do {
@@ -132,7 +145,7 @@ public struct NodeDrainer: Sendable {
         nlog.notice("drain started", ("pods.to_evict", JSON(plan.remaining.count)), ("pods.left", JSON(plan.skipped.count)),
                     ("drain.timeout", .string(DurationText.format(settings.timeout))))
         event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "DrainStarted",
-                        message: "Instance \(action.instanceID) is terminating: draining \(plan.remaining.count) pods (timeout \(DurationText.format(settings.timeout)))."),
+                        message: "Instance \(action.instanceID) is terminating (\(action.source.rawValue)): draining \(plan.remaining.count) pods (timeout \(DurationText.format(settings.timeout)))."),
               log: nlog)
         while true {
             for step in plan.next(now: sleeper.now()) {
@@ -228,7 +241,7 @@ public struct NodeDrainer: Sendable {
     public func keepAlive(_ ticket: ActionTicket, log: Logger) -> Bool {
         if ticket.isDone { return true }
         ticket.heartbeatSent(now: sleeper.now())
-        do {
+        if ticket.action.isLifecycleHook { do {
             try lifecycle.heartbeat(ticket.action)
             metrics?.heartbeat(ok: true)
             log.debug("lifecycle heartbeat sent")
@@ -239,7 +252,7 @@ public struct NodeDrainer: Sendable {
                 return false
             }
             log.warning("lifecycle heartbeat failed", ("error", .string(error.description)))
-        }
+        } }
         for m in ticket.messages {
             do { try queue.extend(m, seconds: visibilitySeconds) } catch {
                 log.warning("cannot extend the message's visibility", ("sqs.message_id", .string(m.messageID)), ("error", .string(error.description)))
@@ -270,6 +283,12 @@ public struct NodeDrainer: Sendable {
     /// lifecycle action" answer means it was done before: delete anyway.
     func finish(_ ticket: ActionTicket, node: String?, log: Logger, report: DrainReport) -> DrainReport {
         ticket.markDone()
+        guard ticket.action.isLifecycleHook else {
+            // An EC2 event: no lifecycle action waits for an answer.
+            log.notice("EC2 event handled", ("source", .string(ticket.action.source.rawValue)))
+            deleteMessages(ticket, log: log)
+            return report
+        }
         do {
             try lifecycle.complete(ticket.action, result: .continue)
             log.notice("lifecycle action completed", ("result", "CONTINUE"))

@@ -23,8 +23,10 @@ public final class DrainMetrics: Sendable {
 
     public init() {}
 
-    public func received(transition: LifecycleTransition) {
-        let name = transition == .terminating ? "terminating" : "launching"
+    /// Counted by `transition`: `terminating`, `launching`, or the EC2
+    /// event (`spot_interruption`, `rebalance_recommendation`, `state_change`).
+    public func received(_ action: LifecycleAction) {
+        let name = action.isLifecycleHook ? (action.transition == .terminating ? "terminating" : "launching") : action.source.rawValue
         state.withLock { $0.received[name, default: 0] += 1 }
     }
     public func completed(_ report: DrainReport) { state.withLock { $0.completed[report.metricResult, default: 0] += 1 } }
@@ -54,7 +56,7 @@ public final class DrainMetrics: Sendable {
         func labelled(_ name: String, _ label: String, _ values: [String: Int], always: [String]) {
             for key in Set(values.keys).union(always).sorted() { out += "\(name){\(label)=\"\(key)\"} \(values[key] ?? 0)\n" }
         }
-        family("node_lifecycle_actions_received_total", "counter", "Lifecycle actions received from the queue (redeliveries not counted).")
+        family("node_lifecycle_actions_received_total", "counter", "Lifecycle actions and EC2 events received from the queue (redeliveries not counted).")
         labelled("node_lifecycle_actions_received_total", "transition", s.received, always: ["launching", "terminating"])
         family("node_lifecycle_actions_completed_total", "counter", "Lifecycle actions finished, by result.")
         labelled("node_lifecycle_actions_completed_total", "result", s.completed, always: ["drained", "timed_out"])
@@ -94,6 +96,7 @@ extension DrainReport {
         case .alreadyCompleted: "already_completed"
         case .launchCompleted: "launch_continue"
         case .leftOnQueue: "left_on_queue"
+        case .cordoned: "cordoned"
         }
     }
 }
