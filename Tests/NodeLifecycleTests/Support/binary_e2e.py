@@ -199,6 +199,27 @@ def main():
             fail(f"unexpected metric values {checks}:\n{text}")
         print("drain: /metrics parses with prometheus_client and counts the drain")
 
+        # EventBridge spot interruption warning for n2: drained, no Auto Scaling call, deleted.
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "version": "0", "id": "spot-1", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+            "time": "2026-11-28T10:00:00Z", "region": "us-east-1",
+            "detail": {"instance-id": "i-bbb", "instance-action": "terminate"}}))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            left = [p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")["items"]]
+            attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+            if not left and attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+                break
+            time.sleep(0.2)
+        else:
+            fail(f"spot interruption not handled: pods {left}, queue {attrs}:\n" + open(work + "/drain.log").read())
+        calls = json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
+        if any(c["params"].get("InstanceId") == "i-bbb" for c in calls):
+            fail("a spot interruption has no lifecycle action, yet Auto Scaling was called for i-bbb")
+        if not kube.call("GET", "/api/v1/nodes/n2")["spec"].get("unschedulable"):
+            fail("n2 not cordoned after its spot interruption warning")
+        print("drain: EventBridge spot interruption drained n2 without lifecycle calls, message deleted")
+
         # 4. The ready binary with the ready role's verbs.
         r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
                             "--node", "n3", "--timeout", "20s", "--poll-interval", "200ms"],
