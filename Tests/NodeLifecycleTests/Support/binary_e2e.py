@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -170,7 +171,21 @@ def main():
 
         # /metrics: valid Prometheus text (prometheus_client's parser) with the drain counted.
         from prometheus_client.parser import text_string_to_metric_families
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        # A client that connects and sends nothing holds the (serial) server
+        # for at most its 5 s request deadline.
+        idle = socket.create_connection(("127.0.0.1", metrics_port))
+        t0 = time.time()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=15).read().decode()
+        if time.time() - t0 > 10:
+            fail("a silent client blocked /metrics for more than 10 s")
+        idle.close()
+        for path, status in (("/healthz", 200), ("/nope", 404)):
+            try:
+                got = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}{path}", timeout=5).status
+            except urllib.error.HTTPError as e:
+                got = e.code
+            if got != status:
+                fail(f"GET {path}: {got}, expected {status}")
         samples = {}
         types = {}
         for family in text_string_to_metric_families(text):

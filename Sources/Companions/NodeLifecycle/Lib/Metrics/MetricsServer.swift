@@ -71,6 +71,9 @@ public final class MetricsServer: Sendable {
                     blockingSleep(.milliseconds(100))   // e.g. EMFILE: do not spin
                     continue
                 }
+                // A client that stops reading must not hold the server: 5 s per send.
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 serve(client)
                 close(client)
             }
