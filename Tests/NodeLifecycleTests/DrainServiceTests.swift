@@ -224,6 +224,29 @@ struct DrainServiceTests {
         #expect(service.finished == [.alreadyCompleted(node: nil)])
     }
 
+    /// One node list per receive, not per message (clusters of thousands of nodes).
+    @Test func nodesListedOncePerBatch() throws {
+        final class Counting: ClusterAPI {
+            let inner = FakeCluster()
+            let lists = Mutex(0)
+            func listNodes() throws(NodeLifecycleError) -> [JSON] { lists.withLock { $0 += 1 }; return try inner.listNodes() }
+            func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? { try inner.getNode(name) }
+            func updateNode(_ node: JSON) throws(NodeLifecycleError) -> Bool { try inner.updateNode(node) }
+            func podsOnNode(_ name: String, labelSelector: String?) throws(NodeLifecycleError) -> [JSON] { try inner.podsOnNode(name, labelSelector: labelSelector) }
+            func evict(namespace: String, name: String, gracePeriodSeconds: Int?) -> EvictionResult { .accepted }
+            func recordEvent(_ event: NodeEvent) throws(NodeLifecycleError) {}
+        }
+        let cluster = Counting()
+        let queue = HandleQueue()
+        for i in 1...5 { queue.put(lifecycleBody(instance: "i-elsewhere-\(i)", token: "t\(i)"), id: "m\(i)") }
+        let drainer = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: DrainSettings(),
+                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        #expect(try service.pollOnce(inline: true) == 5)
+        #expect(service.finished == Array(repeating: .unknownNodeLeft, count: 5))
+        #expect(cluster.lists.withLock { $0 } == 1)
+    }
+
     @Test func unknownNode_leaveIsDecidedAtReceipt_andNotHeartbeated() throws {
         let cluster = FakeCluster()
         cluster.addNode("n1", instance: "i-1")

@@ -79,12 +79,20 @@ public final class DrainService: Sendable {
         }
         let messages = try queue.receive(max: min(10, room), waitSeconds: waitSeconds,
                                          visibilitySeconds: drainer.visibilitySeconds)
-        for message in messages { accept(message) }
+        var nodes: [JSON]? = nil   // listed once per batch, when needed
+        for message in messages { accept(message, nodes: &nodes) }
         startWaiting(inline: inline)
         return messages.count
     }
 
     func accept(_ message: SQSMessage) {
+        var nodes: [JSON]? = nil
+        accept(message, nodes: &nodes)
+    }
+
+    /// Handles one received message. `nodes` caches the node list for the
+    /// rest of the batch (one list call per receive, not per message).
+    func accept(_ message: SQSMessage, nodes: inout [JSON]?) {
         let log = logger.with(("sqs.message_id", .string(message.messageID)), ("sqs.receive_count", JSON(message.receiveCount)))
         let parsed: LifecycleMessage
         do {
@@ -128,7 +136,8 @@ public final class DrainService: Sendable {
         // Not our node (another cluster sharing the queue): decide now, so
         // its message is not held hidden while it waits for a slot.
         do {
-            if try drainer.findNode(action.instanceID) == nil {
+            if nodes == nil { nodes = try drainer.cluster.listNodes() }
+            if NodeDrainer.node(for: action.instanceID, in: nodes ?? []) == nil {
                 report(drainer.unknownNode(ticket, log: alog))
                 return
             }

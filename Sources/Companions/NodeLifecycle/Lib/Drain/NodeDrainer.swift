@@ -213,9 +213,11 @@ public struct NodeDrainer: Sendable {
 
     /// The node whose `spec.providerID` names `instanceID`, or nil.
     public func findNode(_ instanceID: String) throws(NodeLifecycleError) -> JSON? {
-        try cluster.listNodes().first { node in
-            node[path: "spec", "providerID"]?.stringValue.flatMap(ProviderID.instanceID) == instanceID
-        }
+        Self.node(for: instanceID, in: try cluster.listNodes())
+    }
+
+    static func node(for instanceID: String, in nodes: [JSON]) -> JSON? {
+        nodes.first { $0[path: "spec", "providerID"]?.stringValue.flatMap(ProviderID.instanceID) == instanceID }
     }
 
     /// `--on-unknown-node`: leave the message (default) or complete and delete.
