@@ -246,6 +246,26 @@ def main():
             fail("boot taint still on n3")
         print("ready: boot taint removed from n3 with the RBAC of deploy/")
 
+        # ready is idempotent: twice on a booting node -> one SUCCESS; on an
+        # old node that never carried the taint (n1) -> no signal at all.
+        kube.call("POST", "/api/v1/nodes", node("n5", "i-eee", [{"key": "node-lifecycle/booting", "value": "true", "effect": "NoSchedule"}]))
+        env_cfn = dict(env, AWS_ENDPOINT_URL_CLOUDFORMATION=double["url"])
+        for name, instance in (("n5", "i-eee"), ("n5", "i-eee"), ("n1", "i-aaa")):
+            r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
+                                "--node", name, "--timeout", "20s", "--poll-interval", "200ms", "--stack", "nodes-stack",
+                                "--resource", "NodeGroup", "--instance-id", instance],
+                               env=env_cfn, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                fail(f"ready on {name} exited {r.returncode}:\n{r.stderr}")
+        signals = [(c["params"]["UniqueId"], c["params"]["Status"])
+                   for c in json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read()) if c["action"] == "SignalResource"]
+        if signals != [("i-eee", "SUCCESS")]:
+            fail(f"expected exactly one SUCCESS for i-eee and nothing for the old node n1, got {signals}")
+        annotations = kube.call("GET", "/api/v1/nodes/n5")["metadata"].get("annotations", {})
+        if annotations.get("node-lifecycle/signalled-success") != "i-eee":
+            fail(f"the signal is not recorded on n5: {annotations}")
+        print("ready: signals SUCCESS once per instance (run twice), never for a node that did not boot with the taint")
+
         # 5. SIGTERM during a drain (a PDB that never allows the eviction): the
         #    message is handed back to the queue at once, not after its
         #    visibility timeout (30 s here), and drain exits 0.
