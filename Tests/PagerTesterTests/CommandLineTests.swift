@@ -74,7 +74,7 @@ struct CommandLineTests {
         let lines = r.stderr.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
         #expect(lines.contains { $0["msg"]?.stringValue == "created test incident"
             && $0["incident.url"]?.stringValue == "https://acme.pagerduty.com/incidents/Q0001" })
-        #expect(lines.contains { $0["msg"]?.stringValue == "page verdict" && $0["verdict"]?.stringValue == "paged" })
+        #expect(lines.contains { $0["msg"]?.stringValue == "page verdict" && $0["verdict"]?.stringValue == "delivered" })
         #expect(!r.stderr.contains(testToken))
     }
 
