@@ -192,7 +192,7 @@ public struct PagerScheduler: Sendable {
 
     /// How long a job may take before the time it took counts as a
     /// suspension or clock jump rather than work.
-    var jobBound: Duration { client.jobTimeout + client.requestTimeout * 4 }
+    var jobBound: Duration { client.jobTimeout * 2 + client.requestTimeout * 4 }
 
     /// Whether fire time `t`, noticed at `now`, is too late to page.
     func isLate(_ t: WallTime, now: WallTime) -> Bool {
