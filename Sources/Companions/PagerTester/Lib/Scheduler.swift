@@ -191,7 +191,8 @@ public struct PagerScheduler: Sendable {
     }
 
     /// How long a job may take before the time it took counts as a
-    /// suspension or clock jump rather than work.
+    /// suspension or clock jump rather than work: a verification makes two
+    /// requests, each of which may wait out 429s up to `jobTimeout`.
     var jobBound: Duration { client.jobTimeout * 2 + client.requestTimeout * 4 }
 
     /// Whether fire time `t`, noticed at `now`, is too late to page.
