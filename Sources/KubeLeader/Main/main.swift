@@ -131,6 +131,8 @@ func runKubeLeader() -> Never {
         exit(ExitCode.failure)
     }
     let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
+    // The last lines must not keep a stopped kube-leader from exiting either.
+    logger = supervisor.logger
     switch outcome {
     case .configuration(let message):
         writeAll(fd: 2, "kube-leader: \(message)\n")
