@@ -1,0 +1,316 @@
+"""Runs the built kube-leader against hostile_server.py, one case per mode.
+
+Each case starts a fresh server (its own process) and one kube-leader
+replica (lease 4s, renew deadline 2s, retry period 1s) whose child writes a
+marker file, watches both for a few seconds, and asserts:
+  - exit: the exit code (and a message on stderr) when the case must exit,
+    otherwise that kube-leader is still running;
+  - lock: the child never ran without kube-leader holding the lock (by the
+    server's record of applied writes), and a leader's child was dead before
+    its lease, counted from its last applied renew, ran out;
+  - child: whether the child had to start (control cases) or must never;
+  - rate: requests no faster than the retry period allows;
+  - cpu: kube-leader's CPU time near zero while it waits;
+  - crash: no death by SIGILL/SIGSEGV/SIGTRAP/SIGABRT/SIGBUS;
+  - rss: bounded resident memory.
+Usage: python3 scripts/lib/hostile.py [--only NAME,...] [--jobs N] [--list]
+Needs KL_BIN_DIR (or builds' --show-bin-path). Standard library only.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SERVER = os.path.join(HERE, "hostile_server.py")
+
+LEASE, RENEW, RETRY = 4.0, 2.0, 1.0
+CASE_SECONDS = 12.0
+CPU_MAX = 0.15          # fraction of one core while waiting (a busy loop is ~1.0)
+RSS_MAX_MIB = 96        # caps are 8 MiB per body and 4 MiB per watch line
+BURST_MAX = 8           # requests in any 1 s (hot loops sent thousands)
+CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
+
+
+class Case:
+    def __init__(self, name, mode, kind="configmap", child="never", exit=None, message=None,
+                 token_text="tok-1\n", extra_args=(), lost=False, rate=True):
+        self.name = name
+        self.mode = mode
+        self.kind = kind
+        self.child = child        # "starts", "never", or "any"
+        self.exit = exit          # None: must still run at the end; int: that exit code; set: one of them
+        self.message = message    # substring of stderr when it exits
+        self.token_text = token_text
+        self.extra_args = list(extra_args)
+        self.lost = lost          # leader loses the lock: child dead before last applied renew + lease
+        self.rate = rate
+
+
+def cases():
+    out = [
+        Case("control-configmap", "normal", child="starts"),
+        Case("control-lease", "normal", kind="lease", child="starts"),
+        Case("token-crlf", "token-crlf", child="starts", token_text="tok-1\r\n"),
+        Case("token-injected", "normal", token_text="tok-1\r\nGET /injected HTTP/1.1\r\nX: y\r\n", exit=2,
+             message="token file"),
+        Case("retry-1ns", "normal", extra_args=["--retry-period", "1ns"], exit=2, message="retry"),
+        Case("namespace-typo", "normal", extra_args=["--namespace", "Bad_Namespace"], exit=2, message="Bad_Namespace"),
+        Case("create-other-holder", "create-other-holder"),
+        Case("create-404", "create-404", exit={None, 2}, message="namespace"),
+        Case("create-500", "create-500"),
+        Case("get-404-create-409", "get-404-create-409"),
+        Case("get-500", "get-500"),
+        Case("update-409", "update-409"),
+        Case("update-404", "update-404"),
+        Case("update-500", "update-500"),
+        Case("body-not-json", "body-not-json"),
+        Case("body-truncated", "body-truncated"),
+        Case("body-array", "body-array"),
+        Case("get-trickle", "get-trickle"),
+        Case("get-endless", "get-endless"),
+        Case("annotation-not-string", "annotation-not-string"),
+        Case("record-not-json", "record-not-json"),
+        Case("lease-spec-not-object", "lease-spec-not-object", kind="lease"),
+        Case("lease-spec-array", "lease-spec-array", kind="lease"),
+    ]
+    for kind in ("configmap", "lease"):
+        for m in ("record-transitions-huge", "record-transitions-int64-overflow", "record-lease-9223372036",
+                  "record-lease-9300000000", "record-lease-int64-max", "record-lease-huge-string",
+                  "record-lease-zero", "record-lease-negative", "record-holder-not-string"):
+            out.append(Case("%s-%s" % (m, kind), m, kind=kind))
+    for m in ("watch-blank-lines", "watch-unknown-type", "watch-410", "watch-http-410", "watch-200-empty",
+              "watch-deleted-no-metadata", "watch-other-objects", "watch-line-never-ends"):
+        out.append(Case(m, m))
+    for m in ("renew-409", "renew-404", "renew-500", "renew-trickle", "renew-endless"):
+        out.append(Case(m + "-configmap", m, child="starts", exit=3, message="", lost=True))
+    out.append(Case("renew-trickle-lease", "renew-trickle", kind="lease", child="starts", exit=3, message="", lost=True))
+    return out
+
+
+def bin_dir():
+    d = os.environ.get("KL_BIN_DIR")
+    if d:
+        return d
+    return subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def proc_cpu_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_rss_mib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def run_case(case, kl, workdir):
+    d = os.path.join(workdir, case.name)
+    os.makedirs(d)
+    token = os.path.join(d, "token")
+    with open(token, "w", newline="") as f:
+        f.write(case.token_text)
+    marker = os.path.join(d, "child.pid")
+    server = subprocess.Popen([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"],
+                              stdout=subprocess.PIPE, stderr=open(os.path.join(d, "server.log"), "wb"),
+                              start_new_session=True)
+    url = json.loads(server.stdout.readline())["url"]
+    args = [kl, "--api-server", url, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
+            "--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "1s", "--token-file", token]
+    args += case.extra_args
+    args += ["lock", "--", "/bin/sh", "-c", 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 600', marker]
+    stderr_path = os.path.join(d, "kube-leader.log")
+    start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(stderr_path, "wb"), start_new_session=True)
+    child_pid = child_seen = child_dead = None
+    cpu0 = t_cpu0 = None
+    cpu_last = t_cpu_last = None
+    rss_max = 0.0
+    while time.monotonic() - start < CASE_SECONDS:
+        t = time.monotonic()
+        if child_pid is None and os.path.exists(marker):
+            try:
+                child_pid = int(open(marker).read().strip())
+                child_seen = t
+            except ValueError:
+                pass
+        if child_pid is not None and child_dead is None and not alive(child_pid):
+            child_dead = t
+        if proc.poll() is not None:
+            break
+        cpu = proc_cpu_seconds(proc.pid)
+        if cpu is not None:
+            if t - start >= 3.0 and cpu0 is None:
+                cpu0, t_cpu0 = cpu, t
+            cpu_last, t_cpu_last = cpu, t
+        rss = proc_rss_mib(proc.pid)
+        if rss:
+            rss_max = max(rss_max, rss)
+        time.sleep(0.05)
+    end = time.monotonic()
+    rc = proc.poll()
+    if rc is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if child_pid is not None and child_dead is None and not alive(child_pid):
+        child_dead = time.monotonic()
+    try:
+        report = json.load(urllib.request.urlopen(url + "/_hostile/report", timeout=10))
+    except Exception as e:  # noqa: BLE001 - reported as a failure below
+        report = {"error": str(e), "requests": []}
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait()
+    if child_pid is not None and alive(child_pid):
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+        except OSError:
+            pass
+    stderr = open(stderr_path, errors="replace").read()
+
+    failures = []
+    # exit and crash
+    if rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
+        failures.append("crash: died of signal %d" % -rc)
+    allowed = case.exit if isinstance(case.exit, set) else {case.exit}
+    if rc not in allowed:
+        failures.append("exit: %s, expected %s" % ("still running" if rc is None else rc,
+                                                   " or ".join("still running" if a is None else str(a) for a in sorted(allowed, key=str))))
+    if rc is not None and case.message and case.message not in stderr:
+        failures.append("message: stderr does not mention %r" % case.message)
+    # the child and the lock
+    if case.child == "starts" and child_pid is None:
+        failures.append("child: never started (control case)")
+    if case.child == "never" and child_pid is not None:
+        failures.append("lock: the child started although another replica holds the lock (or nobody granted it)")
+    since = report.get("kl_holder_since")
+    if child_seen is not None and report.get("kl_acquires", 0) == 0:
+        failures.append("lock: the child started but the server never applied a write making kube-leader the holder")
+    if case.lost and child_pid is not None:
+        last = report.get("kl_last_applied")
+        if last is not None:
+            dead_by = last + LEASE
+            if child_dead is None or child_dead > dead_by:
+                failures.append("lock: the child was still alive %.2fs after the last applied renew (lease %.0fs)"
+                                % ((child_dead or end) - last, LEASE))
+    if report.get("injected"):
+        failures.append("injection: the server saw %r" % report["injected"][:3])
+    if case.mode == "token-crlf" and report.get("bad_auth"):
+        failures.append("token: %d requests carried a wrong Authorization header" % report["bad_auth"])
+    # request rate: after start-up, at most ~3 requests per retry period, never a burst
+    times = sorted(t for t, _ in report.get("requests", []) if t >= start + 2.0 and t <= end)
+    if case.rate and times:
+        window = max(1.0, end - (start + 2.0))
+        budget = 3 * window / RETRY + 3
+        burst = max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times))
+        if len(times) > budget or burst > BURST_MAX:
+            failures.append("rate: %d requests in %.1fs (budget %d), %d within one second (max %d)"
+                            % (len(times), window, budget, burst, BURST_MAX))
+    # CPU while waiting and memory
+    if cpu0 is not None and t_cpu_last is not None and t_cpu_last - t_cpu0 >= 2.0:
+        share = (cpu_last - cpu0) / (t_cpu_last - t_cpu0)
+        if share > CPU_MAX:
+            failures.append("cpu: %.0f%% of a core while waiting (max %.0f%%)" % (share * 100, CPU_MAX * 100))
+    if rss_max > RSS_MAX_MIB:
+        failures.append("rss: %.0f MiB (max %d MiB)" % (rss_max, RSS_MAX_MIB))
+    summary = "exit=%s child=%s requests=%d rss=%.0fMiB" % (
+        "running" if rc is None else rc, "started" if child_pid else "no", len(report.get("requests", [])), rss_max)
+    return failures, summary, stderr
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", help="comma-separated case names (default: all)")
+    p.add_argument("--jobs", type=int, default=8, help="cases run at once (default 8)")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = p.parse_args()
+    all_cases = cases()
+    if args.list:
+        for c in all_cases:
+            print("%-42s mode=%s kind=%s child=%s exit=%s" % (c.name, c.mode, c.kind, c.child, c.exit))
+        return 0
+    chosen = all_cases
+    if args.only:
+        names = set(args.only.split(","))
+        chosen = [c for c in all_cases if c.name in names]
+        missing = names - {c.name for c in chosen}
+        if missing:
+            print("unknown case(s): %s (see --list)" % ", ".join(sorted(missing)), file=sys.stderr)
+            return 2
+    kl = os.path.join(bin_dir(), "kube-leader")
+    if not os.access(kl, os.X_OK):
+        print("no kube-leader binary at %s: build first (swift build)" % kl, file=sys.stderr)
+        return 2
+    workdir = tempfile.mkdtemp(prefix="kl-hostile-")
+    results = {}
+    queue = list(chosen)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                case = queue.pop(0)
+            try:
+                results[case.name] = run_case(case, kl, workdir)
+            except Exception as e:  # noqa: BLE001 - a harness failure fails the case
+                results[case.name] = (["harness: %r" % e], "", "")
+            failures, summary, _ = results[case.name]
+            print("%s %-42s %s%s" % ("FAIL" if failures else "ok  ", case.name, summary,
+                                     "".join("\n       " + f for f in failures)), flush=True)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [c.name for c in chosen if results[c.name][0]]
+    print("hostile: %d cases, %d failed in %.0fs%s" % (len(chosen), len(failed), time.monotonic() - started,
+                                                     (": " + ", ".join(failed)) if failed else ""))
+    if failed:
+        for name in failed[:5]:
+            print("--- last log lines of %s:" % name)
+            print("\n".join(results[name][2].splitlines()[-5:]))
+        print("logs: %s" % workdir)
+    elif not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
