@@ -96,6 +96,31 @@ def cases():
     return out
 
 
+def markdown_table():
+    """The cases table of docs/hostile-server.md."""
+    sys.path.insert(0, HERE)
+    import hostile_server
+    rows = ["| case | lock | mode | expected |", "|---|---|---|---|"]
+    for c in cases():
+        exp = [{"starts": "child starts", "never": "no child", "any": "child may start"}[c.child]]
+        named = " naming %r" % c.message if c.message else ""
+        if isinstance(c.exit, set):
+            exp.append("runs on, or exits " + "/".join(str(x) for x in sorted(x for x in c.exit if x is not None)) + named)
+        elif c.exit is None:
+            exp.append("runs on")
+        else:
+            exp.append("exits %d%s" % (c.exit, named))
+        if c.lost:
+            exp.append("child dead before last applied renew + lease")
+        extra = ""
+        if c.token_text != "tok-1\n":
+            extra = "; token file %s" % repr(c.token_text).replace("|", "\\|")
+        if c.extra_args:
+            extra += "; flags `%s`" % " ".join(c.extra_args)
+        rows.append("| `%s` | %s | %s%s | %s |" % (c.name, c.kind, hostile_server.MODES[c.mode], extra, "; ".join(exp)))
+    return "\n".join(rows)
+
+
 def bin_dir():
     d = os.environ.get("KL_BIN_DIR")
     if d:
@@ -256,7 +281,11 @@ def main():
     p.add_argument("--jobs", type=int, default=8, help="cases run at once (default 8)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--markdown", action="store_true", help="print the cases table of docs/hostile-server.md")
     args = p.parse_args()
+    if args.markdown:
+        print(markdown_table())
+        return 0
     all_cases = cases()
     if args.list:
         for c in all_cases:

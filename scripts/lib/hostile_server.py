@@ -29,7 +29,7 @@ INT64_MAX = 9223372036854775807
 
 # mode -> one-line description (docs/hostile-server.md has what each asserts).
 MODES = {
-    "normal": "a well-behaved server (the control case: the child must start)",
+    "normal": "a well-behaved server",
     # records held by another replica that renews every second
     "record-transitions-huge": "leaderTransitions of 10**30 (beyond Int64)",
     "record-transitions-int64-overflow": "leaderTransitions of Int64 max + 1",

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The built kube-leader against a deliberately broken API server
+# (scripts/lib/hostile_server.py), one case per hostile mode, 8 at a time:
+# exit code and message, no child without the lock, request rate within the
+# retry period, CPU near zero while waiting, no crash, bounded memory.
+# About 70 s. One case: python3 scripts/lib/hostile.py --only NAME (--list).
+# See docs/hostile-server.md.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+cd "$ROOT"
+ensure_apt python3 python3
+KL_BIN_DIR="${KL_BIN_DIR:-$(bin_dir)}"
+export KL_BIN_DIR
+python3 scripts/lib/hostile.py --jobs 8
