@@ -180,6 +180,36 @@ struct HTTPHostilePeerTests {
     }
 
     @Test(.timeLimit(.minutes(1)))
+    func manyLinesPerPiece_andLinesSplitAcrossPieces_areReadInOrder() throws {
+        var text = ""
+        for i in 0..<5000 { text += (i % 3 == 0 ? "" : "line \(i)") + (i % 2 == 0 ? "\r\n" : "\n") }
+        let bytes = Array(text.utf8)
+        let server = TestServer { fd, _ in
+            _ = readRequest(fd)
+            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            var i = 0
+            var size = 1
+            while i < bytes.count {  // chunk sizes 1, 8, 64, 512, 4096, 1, ... cut lines anywhere
+                let n = min(size, bytes.count - i)
+                sendAll(fd, Array(String(n, radix: 16).utf8) + [13, 10] + Array(bytes[i..<(i + n)]) + [13, 10])
+                i += n
+                size = size >= 4096 ? 1 : size * 8
+            }
+            sendAll(fd, "5\r\ntail!\r\n0\r\n\r\n")
+        }
+        defer { server.stop() }
+        let client = try HTTPClient(baseURL: server.url)
+        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        for i in 0..<5000 {
+            let line = try stream.readLine(deadline: .now + .seconds(10))
+            #expect(line == (i % 3 == 0 ? "" : "line \(i)"))
+            if line != (i % 3 == 0 ? "" : "line \(i)") { break }
+        }
+        #expect(try stream.readLine(deadline: .now + .seconds(10)) == "tail!")  // a last line without LF
+        #expect(try stream.readLine(deadline: .now + .seconds(10)) == nil)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
     func streamedLineTrickling_timesOutAtEachDeadlineAndStaysUsable() throws {
         let server = TestServer { fd, _ in
             _ = readRequest(fd)
@@ -326,6 +356,7 @@ struct HostResolverTests {
         #expect(addresses.count >= 1)
         #expect(resolver.lookupsStarted == 1)
         // Used once: the next caller looks the name up again.
+        gate.open()  // (each look-up takes one opening)
         _ = try resolver.resolve(ep, deadline: .now + .seconds(10))
         #expect(resolver.lookupsStarted == 2)
         #expect(calls.value == 2)

@@ -9,7 +9,10 @@ public final class HTTPStream: @unchecked Sendable {
     private let head: ResponseHead
     private let body: BodyReader
     private var pending: [UInt8] = []
-    /// Bytes of `pending` already searched for a line feed.
+    /// Start of the bytes of `pending` not yet returned (lines are cut off
+    /// by moving it, not by shifting the buffer once per line).
+    private var lineStart = 0
+    /// Index in `pending` up to which it was searched for a line feed.
     private var scanned = 0
     private let maxLineBytes: Int
     private let maxBodyBytes: Int
@@ -41,24 +44,28 @@ public final class HTTPStream: @unchecked Sendable {
         while true {
             if let lf = pending[scanned...].firstIndex(of: 10) {
                 var end = lf
-                if end > 0 && pending[end - 1] == 13 { end -= 1 }
-                let line = String(decoding: pending[..<end], as: UTF8.self)
-                pending.removeFirst(lf + 1)
-                scanned = 0
+                if end > lineStart && pending[end - 1] == 13 { end -= 1 }
+                let line = String(decoding: pending[lineStart..<end], as: UTF8.self)
+                lineStart = lf + 1
+                scanned = lineStart
+                if lineStart == pending.count { resetPending() }
                 return line
             }
             scanned = pending.count
-            if pending.count > maxLineBytes {
-                pending = []
-                scanned = 0
+            if pending.count - lineStart > maxLineBytes {
+                resetPending()
                 close()
                 throw HTTPError(.tooLarge, "A line of the streamed response from \(reader.channel.endpoint) is longer than the cap of \(byteSizeText(maxLineBytes)) and has not ended; the server does not behave like a Kubernetes API server (or the object is far too large).")
+            }
+            if lineStart > 0 {  // drop the lines already returned before reading more
+                pending.removeFirst(lineStart)
+                scanned -= lineStart
+                lineStart = 0
             }
             guard let piece = try nextPiece(deadline: deadline) else {
                 if pending.isEmpty { return nil }
                 let line = String(decoding: pending, as: UTF8.self)
-                pending.removeAll()
-                scanned = 0
+                resetPending()
                 return line
             }
             pending.append(contentsOf: piece)
@@ -67,9 +74,8 @@ public final class HTTPStream: @unchecked Sendable {
 
     /// The rest of the body (at most `HTTPLimits.maxBodyBytes`, else `.tooLarge`).
     public func readAll(deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8] {
-        var out = pending
-        pending.removeAll()
-        scanned = 0
+        var out = Array(pending[lineStart...])
+        resetPending()
         while let piece = try nextPiece(deadline: deadline) {
             out.append(contentsOf: piece)
             if out.count > maxBodyBytes {
@@ -78,6 +84,12 @@ public final class HTTPStream: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    private func resetPending() {
+        pending.removeAll(keepingCapacity: true)
+        lineStart = 0
+        scanned = 0
     }
 
     /// Closes the connection (or returns it to the pool when the body was
