@@ -227,7 +227,7 @@ final class HostResolver: Sendable {
 
     /// The addresses of `ep`, or `.timedOut` at the deadline, or `.connectFailed`.
     func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(HTTPError) -> [ResolvedAddress] {
-        if isIPAddress(ep.host) { return try lookup(ep).get() }
+        if isIPAddress(ep.host) { return try systemLookup(ep).get() }  // AI_NUMERICHOST: never blocks
         let now = MonotonicClock.now
         let job = try pending.withLock { (map) throws(HTTPError) -> PendingLookup in
             if let job = map[ep], !job.isStale(now: now, reuseFor: reuseFor) { return job }
@@ -238,8 +238,16 @@ final class HostResolver: Sendable {
             try startHelperThread(ep) { job.finish(lookup(ep)) }
             return job
         }
-        try waitReady(fd: job.readFD, events: Int16(POLLIN), deadline: deadline, endpoint: ep.text,
-                      what: "resolving the host name of")
+        var ready = pollfd(fd: job.readFD, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ms = pollMillis(until: deadline)
+            let r = poll(&ready, 1, ms)
+            if r > 0 { break }
+            if r < 0 && errno == EINTR { continue }
+            if r < 0 || ms == 0 || MonotonicClock.now >= deadline {
+                throw HTTPError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
+            }
+        }
         // Done: the result is used once; the next caller looks the name up again.
         pending.withLock { map in if map[ep] === job { map[ep] = nil } }
         return try job.result().get()
