@@ -158,6 +158,75 @@ def alive(pid):
         return False
 
 
+class Observed:
+    """What one run showed: exit, child, server report, CPU and memory samples."""
+
+    def __init__(self, rc=None, stderr="", child_pid=None, child_seen=None, child_dead=None, start=0.0, end=12.0,
+                 report=None, cpu=(None, None, None, None), rss_max=0.0):
+        self.rc, self.stderr = rc, stderr
+        self.child_pid, self.child_seen, self.child_dead = child_pid, child_seen, child_dead
+        self.start, self.end = start, end
+        self.report = report if report is not None else {"requests": []}
+        self.cpu = cpu
+        self.rss_max = rss_max
+
+
+def judge(case, obs):
+    """The failures of one case (empty when it passed). Pure: tested by test_hostile.py."""
+    rc, stderr, child_pid, child_seen, child_dead = obs.rc, obs.stderr, obs.child_pid, obs.child_seen, obs.child_dead
+    start, end, report, rss_max = obs.start, obs.end, obs.report, obs.rss_max
+    cpu0, t_cpu0, cpu_last, t_cpu_last = obs.cpu
+    failures = []
+    # exit and crash
+    if rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
+        failures.append("crash: died of signal %d" % -rc)
+    allowed = case.exit if isinstance(case.exit, set) else {case.exit}
+    if rc not in allowed:
+        failures.append("exit: %s, expected %s" % ("still running" if rc is None else rc,
+                                                   " or ".join("still running" if a is None else str(a) for a in sorted(allowed, key=str))))
+    if rc is not None and case.message and case.message not in stderr:
+        failures.append("message: stderr does not mention %r" % case.message)
+    # the child and the lock
+    if case.child == "starts" and child_pid is None:
+        failures.append("child: never started (control case)")
+    if case.child == "never" and child_pid is not None:
+        failures.append("lock: the child started although another replica holds the lock (or nobody granted it)")
+    if child_seen is not None and report.get("kl_acquires", 0) == 0:
+        failures.append("lock: the child started but the server never applied a write making kube-leader the holder")
+    if case.lost and child_pid is not None:
+        last = report.get("kl_last_applied")
+        if last is not None:
+            dead_by = last + LEASE
+            if child_dead is None or child_dead > dead_by:
+                failures.append("lock: the child was still alive %.2fs after the last applied renew (lease %.0fs)"
+                                % ((child_dead or end) - last, LEASE))
+    if report.get("injected"):
+        failures.append("injection: the server saw %r" % report["injected"][:3])
+    if case.mode == "token-crlf" and report.get("bad_auth"):
+        failures.append("token: %d requests carried a wrong Authorization header" % report["bad_auth"])
+    # request rate: after start-up, at most ~3 requests per retry period, never a burst
+    times = sorted(t for t, _ in report.get("requests", []) if t >= start + 2.0 and t <= end)
+    if case.rate and times:
+        window = max(1.0, end - (start + 2.0))
+        budget = 3 * window / RETRY + 3
+        burst, j = 0, 0
+        for i, t in enumerate(times):  # the most requests within any one second
+            while times[j] <= t - 1.0:
+                j += 1
+            burst = max(burst, i - j + 1)
+        if len(times) > budget or burst > BURST_MAX:
+            failures.append("rate: %d requests in %.1fs (budget %d), %d within one second (max %d)"
+                            % (len(times), window, budget, burst, BURST_MAX))
+    # CPU while waiting and memory
+    if cpu0 is not None and t_cpu_last is not None and t_cpu_last - t_cpu0 >= 2.0:
+        share = (cpu_last - cpu0) / (t_cpu_last - t_cpu0)
+        if share > CPU_MAX:
+            failures.append("cpu: %.0f%% of a core while waiting (max %.0f%%)" % (share * 100, CPU_MAX * 100))
+    if rss_max > RSS_MAX_MIB:
+        failures.append("rss: %.0f MiB (max %d MiB)" % (rss_max, RSS_MAX_MIB))
+    return failures
+
+
 def run_case(case, kl, workdir):
     d = os.path.join(workdir, case.name)
     os.makedirs(d)
@@ -225,51 +294,9 @@ def run_case(case, kl, workdir):
             pass
     stderr = open(stderr_path, errors="replace").read()
 
-    failures = []
-    # exit and crash
-    if rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
-        failures.append("crash: died of signal %d" % -rc)
-    allowed = case.exit if isinstance(case.exit, set) else {case.exit}
-    if rc not in allowed:
-        failures.append("exit: %s, expected %s" % ("still running" if rc is None else rc,
-                                                   " or ".join("still running" if a is None else str(a) for a in sorted(allowed, key=str))))
-    if rc is not None and case.message and case.message not in stderr:
-        failures.append("message: stderr does not mention %r" % case.message)
-    # the child and the lock
-    if case.child == "starts" and child_pid is None:
-        failures.append("child: never started (control case)")
-    if case.child == "never" and child_pid is not None:
-        failures.append("lock: the child started although another replica holds the lock (or nobody granted it)")
-    since = report.get("kl_holder_since")
-    if child_seen is not None and report.get("kl_acquires", 0) == 0:
-        failures.append("lock: the child started but the server never applied a write making kube-leader the holder")
-    if case.lost and child_pid is not None:
-        last = report.get("kl_last_applied")
-        if last is not None:
-            dead_by = last + LEASE
-            if child_dead is None or child_dead > dead_by:
-                failures.append("lock: the child was still alive %.2fs after the last applied renew (lease %.0fs)"
-                                % ((child_dead or end) - last, LEASE))
-    if report.get("injected"):
-        failures.append("injection: the server saw %r" % report["injected"][:3])
-    if case.mode == "token-crlf" and report.get("bad_auth"):
-        failures.append("token: %d requests carried a wrong Authorization header" % report["bad_auth"])
-    # request rate: after start-up, at most ~3 requests per retry period, never a burst
-    times = sorted(t for t, _ in report.get("requests", []) if t >= start + 2.0 and t <= end)
-    if case.rate and times:
-        window = max(1.0, end - (start + 2.0))
-        budget = 3 * window / RETRY + 3
-        burst = max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times))
-        if len(times) > budget or burst > BURST_MAX:
-            failures.append("rate: %d requests in %.1fs (budget %d), %d within one second (max %d)"
-                            % (len(times), window, budget, burst, BURST_MAX))
-    # CPU while waiting and memory
-    if cpu0 is not None and t_cpu_last is not None and t_cpu_last - t_cpu0 >= 2.0:
-        share = (cpu_last - cpu0) / (t_cpu_last - t_cpu0)
-        if share > CPU_MAX:
-            failures.append("cpu: %.0f%% of a core while waiting (max %.0f%%)" % (share * 100, CPU_MAX * 100))
-    if rss_max > RSS_MAX_MIB:
-        failures.append("rss: %.0f MiB (max %d MiB)" % (rss_max, RSS_MAX_MIB))
+    obs = Observed(rc=rc, stderr=stderr, child_pid=child_pid, child_seen=child_seen, child_dead=child_dead,
+                   start=start, end=end, report=report, cpu=(cpu0, t_cpu0, cpu_last, t_cpu_last), rss_max=rss_max)
+    failures = judge(case, obs)
     summary = "exit=%s child=%s requests=%d rss=%.0fMiB" % (
         "running" if rc is None else rc, "started" if child_pid else "no", len(report.get("requests", [])), rss_max)
     return failures, summary, stderr
