@@ -42,7 +42,7 @@ CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, 
 
 class Case:
     def __init__(self, name, mode, kind="configmap", child="never", exit=None, message=None,
-                 token_text="tok-1\n", extra_args=(), lost=False, rate=True):
+                 token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None):
         self.name = name
         self.mode = mode
         self.kind = kind
@@ -53,6 +53,7 @@ class Case:
         self.extra_args = list(extra_args)
         self.lost = lost          # leader loses the lock: child dead before last applied renew + lease
         self.rate = rate
+        self.dns = dns            # IP of the case's own DNS server: kube-leader reaches the API by name
 
 
 def cases():
@@ -93,6 +94,7 @@ def cases():
     for m in ("renew-409", "renew-404", "renew-500", "renew-trickle", "renew-endless"):
         out.append(Case(m + "-configmap", m, child="starts", exit=3, message="", lost=True))
     out.append(Case("renew-trickle-lease", "renew-trickle", kind="lease", child="starts", exit=3, message="", lost=True))
+    out.append(Case("dns-down", "dns-down", child="starts", exit=3, message="resolving", lost=True, dns="127.0.77.53"))
     return out
 
 
@@ -234,11 +236,22 @@ def run_case(case, kl, workdir):
     with open(token, "w", newline="") as f:
         f.write(case.token_text)
     marker = os.path.join(d, "child.pid")
-    server = subprocess.Popen([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"],
+    server = subprocess.Popen([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"]
+                              + (["--dns", case.dns] if case.dns else []),
                               stdout=subprocess.PIPE, stderr=open(os.path.join(d, "server.log"), "wb"),
                               start_new_session=True)
     url = json.loads(server.stdout.readline())["url"]
-    args = [kl, "--api-server", url, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
+    api = url
+    prefix = []
+    if case.dns:
+        # kube-leader reaches the API by a name that only our DNS server knows:
+        # a private mount namespace with its own /etc/resolv.conf.
+        resolv = os.path.join(d, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\n" % case.dns)
+        api = url.replace("127.0.0.1", "api.hostile.test")
+        prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv]
+    args = prefix + [kl, "--api-server", api, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
             "--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "1s", "--token-file", token]
     args += case.extra_args
     args += ["lock", "--", "/bin/sh", "-c", 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 600', marker]

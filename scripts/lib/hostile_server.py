@@ -75,6 +75,8 @@ MODES = {
     "get-endless": "held by another; GET bodies never end (as fast as they go)",
     # lies
     "create-other-holder": "create is answered 201 with a record naming another holder",
+    # name resolution (with --dns: the runner points kube-leader's resolv.conf at us)
+    "dns-down": "kube-leader reaches the server by name; after 2.5 s as leader, DNS stops answering and every response closes its connection",
     # configuration (the runner sets the token file or flags)
     "token-crlf": "a normal server that requires the exact token (the token file ends in CRLF)",
 }
@@ -104,6 +106,8 @@ class State:
         self.bad_auth = 0
         self.injected = []
         self.other_renews = 0
+        self.dns_queries = 0
+        self.dns_dropped = 0
         self.stopping = False
 
     # -- object shapes -------------------------------------------------
@@ -205,7 +209,7 @@ class State:
         return {"mode": self.mode, "kind": self.kind, "requests": self.requests,
                 "kl_holder_since": self.kl_holder_since, "kl_last_applied": self.kl_last_applied,
                 "kl_acquires": self.kl_acquires, "bad_auth": self.bad_auth, "injected": self.injected,
-                "other_renews": self.other_renews, "holder": self.holder_of(self.obj) if self.obj else None}
+                "other_renews": self.other_renews, "dns_queries": self.dns_queries, "dns_dropped": self.dns_dropped, "holder": self.holder_of(self.obj) if self.obj else None}
 
 
 def other_holder(state):
@@ -236,6 +240,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_raw(code, body, "application/json", close)
 
     def send_raw(self, code, body, ctype="application/json", close=False):
+        close = close or self.st.mode == "dns-down"
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -531,6 +536,42 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, obj)
 
 
+def dns_server(state, ip):
+    """A DNS server on ip:53 (UDP): A queries for any name get 127.0.0.1,
+    others an empty answer; in mode dns-down it drops every query once
+    kube-leader has led for 2.5 s (DNS is down: getaddrinfo blocks for its
+    time-outs)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((ip, 53))
+
+    def serve():
+        while not state.stopping:
+            try:
+                q, peer = sock.recvfrom(1500)
+            except OSError:
+                return
+            with state.lock:
+                state.dns_queries += 1
+                down = state.mode == "dns-down" and state.armed()
+                if down:
+                    state.dns_dropped += 1
+            if down or len(q) < 17:
+                continue
+            i = 12
+            while i < len(q) and q[i] != 0:
+                i += q[i] + 1
+            qtype = int.from_bytes(q[i + 1:i + 3], "big")
+            question = q[12:i + 5]
+            answer = b""
+            if qtype == 1:
+                answer = b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + (0).to_bytes(4, "big") \
+                    + (4).to_bytes(2, "big") + bytes([127, 0, 0, 1])
+            header = q[:2] + b"\x81\x80" + (1).to_bytes(2, "big") + (1 if answer else 0).to_bytes(2, "big") + b"\x00\x00\x00\x00"
+            sock.sendto(header + question + answer, peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -554,11 +595,14 @@ def main():
     p.add_argument("--identity", default="kl-1")
     p.add_argument("--token", default="")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--dns", metavar="IP", help="also serve DNS on IP:53 (UDP; needs root)")
     args = p.parse_args()
     st = State(args)
     srv = Server(("127.0.0.1", args.port), Handler)
     srv.state = st
     initial_state(st)
+    if args.dns:
+        dns_server(st, args.dns)
     print(json.dumps({"url": "http://127.0.0.1:%d" % srv.server_address[1]}), flush=True)
     try:
         srv.serve_forever(poll_interval=0.2)

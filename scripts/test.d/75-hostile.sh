@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 ensure_apt python3 python3
+ensure_apt util-linux unshare   # dns-down: a private /etc/resolv.conf
 KL_BIN_DIR="${KL_BIN_DIR:-$(bin_dir)}"
 export KL_BIN_DIR
 python3 scripts/lib/test_hostile.py   # the checks themselves fail when they must
