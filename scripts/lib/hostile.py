@@ -42,7 +42,7 @@ CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, 
 
 class Case:
     def __init__(self, name, mode, kind="configmap", child="never", exit=None, message=None,
-                 token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None):
+                 token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None, api_path=""):
         self.name = name
         self.mode = mode
         self.kind = kind
@@ -54,6 +54,7 @@ class Case:
         self.lost = lost          # leader loses the lock: child dead before last applied renew + lease
         self.rate = rate
         self.dns = dns            # IP of the case's own DNS server: kube-leader reaches the API by name
+        self.api_path = api_path  # appended to the API URL (a wrong path prefix)
 
 
 def cases():
@@ -66,11 +67,14 @@ def cases():
         Case("retry-1ns", "normal", extra_args=["--retry-period", "1ns"], exit=2, message="retry"),
         Case("namespace-typo", "normal", extra_args=["--namespace", "Bad_Namespace"], exit=2, message="Bad_Namespace"),
         Case("create-other-holder", "create-other-holder"),
+        Case("create-other-holder-lease", "create-other-holder", kind="lease"),
+        Case("wrong-path-prefix", "normal", api_path="/wrong/prefix", exit={None, 2}, message="404"),
         Case("create-404", "create-404", exit={None, 2}, message="namespace"),
         Case("create-500", "create-500"),
         Case("get-404-create-409", "get-404-create-409"),
         Case("get-500", "get-500"),
         Case("update-409", "update-409"),
+        Case("update-409-lease", "update-409", kind="lease"),
         Case("update-404", "update-404"),
         Case("update-500", "update-500"),
         Case("body-not-json", "body-not-json"),
@@ -91,8 +95,12 @@ def cases():
     for m in ("watch-blank-lines", "watch-unknown-type", "watch-410", "watch-http-410", "watch-200-empty",
               "watch-deleted-no-metadata", "watch-other-objects", "watch-line-never-ends"):
         out.append(Case(m, m))
+    for m in ("watch-410", "watch-200-empty"):
+        out.append(Case(m + "-lease", m, kind="lease"))
     for m in ("renew-409", "renew-404", "renew-500", "renew-trickle", "renew-endless"):
         out.append(Case(m + "-configmap", m, child="starts", exit=3, message="", lost=True))
+    for m in ("renew-409", "renew-404"):
+        out.append(Case(m + "-lease", m, kind="lease", child="starts", exit=3, message="", lost=True))
     out.append(Case("renew-trickle-lease", "renew-trickle", kind="lease", child="starts", exit=3, message="", lost=True))
     out.append(Case("dns-down", "dns-down", child="starts", exit=3, message="resolving", lost=True, dns="127.0.77.53"))
     return out
@@ -114,7 +122,7 @@ def markdown_table():
             exp.append("exits %d%s" % (c.exit, named))
         if c.lost:
             exp.append("child dead before last applied renew + lease")
-        extra = ""
+        extra = "; API URL ending in `%s`" % c.api_path if c.api_path else ""
         if c.token_text != "tok-1\n":
             extra = "; token file %s" % repr(c.token_text).replace("|", "\\|")
         if c.extra_args:
@@ -241,7 +249,7 @@ def run_case(case, kl, workdir):
                               stdout=subprocess.PIPE, stderr=open(os.path.join(d, "server.log"), "wb"),
                               start_new_session=True)
     url = json.loads(server.stdout.readline())["url"]
-    api = url
+    api = url + case.api_path
     prefix = []
     if case.dns:
         # kube-leader reaches the API by a name that only our DNS server knows:

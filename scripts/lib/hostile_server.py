@@ -318,11 +318,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_status(401, "Unauthorized", "Unauthorized")
             return False
         # Header injection shows as a request line inside a header value or
-        # as an extra request on the connection.
+        # as an extra request on the connection (the token-injected case's
+        # token file carries "GET /injected HTTP/1.1").
         for k, v in self.headers.items():
-            if "\r" in v or "HTTP/1.1" in v:
+            if "\r" in v or "HTTP/1." in v:
                 st.injected.append("%s: %r" % (k, v))
-        if not self.path.startswith(("/api/", "/apis/")):
+        if "/injected" in self.path:
             st.injected.append(self.requestline)
         return True
 
@@ -455,6 +456,9 @@ class Handler(BaseHTTPRequestHandler):
         q, name = self.route()
         body = self.body_json()
         st, m = self.st, self.st.mode
+        if name is False:  # not a path of ours (a wrong path prefix): what the API server says
+            self.send_status(404, "NotFound", "the server could not find the requested resource")
+            return
         if name is not None or body is None:
             self.send_status(400, "BadRequest", "bad create")
             return
@@ -487,6 +491,9 @@ class Handler(BaseHTTPRequestHandler):
         q, name = self.route()
         body = self.body_json()
         st, m = self.st, self.st.mode
+        if name is False:
+            self.send_status(404, "NotFound", "the server could not find the requested resource")
+            return
         if not name or body is None:
             self.send_status(400, "BadRequest", "bad update")
             return
