@@ -1,7 +1,7 @@
 """Runs the built kube-leader against hostile_server.py, one case per mode.
 
 Each case starts a fresh server (its own process) and one kube-leader
-replica (lease 4s, renew deadline 2s, retry period 1s) whose child writes a
+replica (lease 5s, renew deadline 3s, retry period 1s) whose child writes a
 marker file, watches both for a few seconds, and asserts:
   - exit: the exit code (and a message on stderr) when the case must exit,
     otherwise that kube-leader is still running;
@@ -32,7 +32,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SERVER = os.path.join(HERE, "hostile_server.py")
 
-LEASE, RENEW, RETRY = 4.0, 2.0, 1.0
+# Short, within the validation: a ConfigMap lock needs renew-deadline >
+# retry-period + 1s (whole-second record times); kill-grace defaults to
+# lease - renew - 1s = 1s.
+LEASE, RENEW, RETRY = 5.0, 3.0, 1.0
 CASE_SECONDS = 12.0
 CPU_MAX = 0.15          # fraction of one core while waiting (a busy loop is ~1.0)
 RSS_MAX_MIB = 96        # caps are 8 MiB per body and 4 MiB per watch line
@@ -260,7 +263,8 @@ def run_case(case, kl, workdir):
         api = url.replace("127.0.0.1", "api.hostile.test")
         prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv]
     args = prefix + [kl, "--api-server", api, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
-            "--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "1s", "--token-file", token]
+            "--lease-duration", "%gs" % LEASE, "--renew-deadline", "%gs" % RENEW, "--retry-period", "%gs" % RETRY,
+            "--token-file", token]
     args += case.extra_args
     args += ["lock", "--", "/bin/sh", "-c", 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 600', marker]
     stderr_path = os.path.join(d, "kube-leader.log")

@@ -74,7 +74,7 @@ MODES = {
     "get-trickle": "held by another; GET bodies come 1 byte per 50 ms",
     "get-endless": "held by another; GET bodies never end (as fast as they go)",
     # lies
-    "create-other-holder": "create is answered 201 with a record naming another holder",
+    "create-other-holder": "create is answered 201 with a record naming another holder, who then renews it every second",
     # name resolution (with --dns: the runner points kube-leader's resolv.conf at us)
     "dns-down": "kube-leader reaches the server by name; after 2.5 s as leader, DNS stops answering and every response closes its connection",
     # configuration (the runner sets the token file or flags)
@@ -106,12 +106,13 @@ class State:
         self.bad_auth = 0
         self.injected = []
         self.other_renews = 0
+        self.other_started = False
         self.dns_queries = 0
         self.dns_dropped = 0
         self.stopping = False
 
     # -- object shapes -------------------------------------------------
-    def record(self, holder, lease=4, transitions=0):
+    def record(self, holder, lease=5, transitions=0):
         t = now_micro()
         return {"holderIdentity": holder, "leaseDurationSeconds": lease, "acquireTime": t, "renewTime": t,
                 "leaderTransitions": transitions}
@@ -472,10 +473,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_status(409, "AlreadyExists", '%s "%s" already exists' % (st.kind, st.args.name))
             return
         with st.lock:
-            if m == "create-other-holder":
-                # The create "succeeds" but the stored record names another holder.
+            if m == "create-other-holder" and not st.other_started:
+                # The create "succeeds" but the stored record names another
+                # holder, which from then on renews it every second.
                 obj = st.store(st.other_object(0), "ADDED")
                 st.note_write(obj, False)
+                st.other_started = True
+                threading.Thread(target=other_holder, args=(st,), daemon=True).start()
                 self.send_json(201, obj)
                 return
             if st.obj is not None:
@@ -590,7 +594,7 @@ def initial_state(st):
         threading.Thread(target=other_holder, args=(st,), daemon=True).start()
     elif m in ("update-409", "update-404", "update-500"):
         with st.lock:
-            st.store(st.make_object(st.record("", lease=4, transitions=1)), "ADDED")  # released
+            st.store(st.make_object(st.record("", lease=5, transitions=1)), "ADDED")  # released
 
 
 def main():
