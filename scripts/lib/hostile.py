@@ -9,7 +9,7 @@ marker file, watches both for a few seconds, and asserts:
     server's record of applied writes), and a leader's child was dead before
     its lease, counted from its last applied renew, ran out;
   - child: whether the child had to start (control cases) or must never;
-  - rate: requests no faster than the retry period allows;
+  - rate: per retry period at most one read, one watch and one write, no burst;
   - cpu: kube-leader's CPU time near zero while it waits;
   - crash: no death by SIGILL/SIGSEGV/SIGTRAP/SIGABRT/SIGBUS;
   - rss: bounded resident memory.
@@ -217,11 +217,18 @@ def judge(case, obs):
         failures.append("injection: the server saw %r" % report["injected"][:3])
     if case.mode == "token-crlf" and report.get("bad_auth"):
         failures.append("token: %d requests carried a wrong Authorization header" % report["bad_auth"])
-    # request rate: after start-up, at most ~3 requests per retry period, never a burst
-    times = sorted(t for t, _ in report.get("requests", []) if t >= start + 2.0 and t <= end)
+    # request rate: after start-up, per retry period at most one read (GET or
+    # LIST), one watch and one write (+2 each over the run), never a burst
+    counted = [(t, v) for t, v in report.get("requests", []) if start + 2.0 <= t <= end]
+    times = sorted(t for t, _ in counted)
     if case.rate and times:
         window = max(1.0, end - (start + 2.0))
-        budget = 3 * window / RETRY + 3
+        per_class = window / RETRY + 2
+        for cls, verbs in (("reads", ("get", "list")), ("watches", ("watch",)), ("writes", ("create", "update", "delete"))):
+            n = sum(1 for _, v in counted if v in verbs)
+            if n > per_class:
+                failures.append("rate: %d %s in %.1fs (budget %d: one per retry period)" % (n, cls, window, per_class))
+        budget = 3 * per_class
         burst, j = 0, 0
         for i, t in enumerate(times):  # the most requests within any one second
             while times[j] <= t - 1.0:

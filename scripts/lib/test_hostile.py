@@ -11,7 +11,7 @@ from hostile import Case, Observed, judge, LEASE  # noqa: E402
 
 
 def requests(times):
-    return [(t, "get") for t in times]
+    return [(t, ("get", "watch")[i % 2]) for i, t in enumerate(times)]
 
 
 class JudgeTests(unittest.TestCase):
@@ -69,6 +69,13 @@ class JudgeTests(unittest.TestCase):
         # Requests during start-up (the first 2 s) do not count.
         early = self.quiet(report={"requests": requests([0.5 + i / 1000.0 for i in range(50)])})
         self.assertEqual(judge(Case("c", "x"), early), [])
+
+    def test_twoReadsPerRetryPeriod_fail_oneOfEachPasses(self):
+        each = [(2.0 + i, v) for i in range(10) for v in ("list", "watch", "update")]
+        self.assertEqual(judge(Case("c", "x"), self.quiet(report={"requests": each})), [])
+        reads = [(2.0 + i / 2.0, "get") for i in range(20)]
+        f = judge(Case("c", "x"), self.quiet(report={"requests": reads}))
+        self.assertTrue(any(x.startswith("rate: 20 reads") for x in f), f)
 
     def test_busyCpuAndMemory_fail(self):
         f = judge(Case("c", "x"), self.quiet(cpu=(1.0, 3.0, 9.0, 12.0)))
