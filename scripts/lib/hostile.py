@@ -248,6 +248,11 @@ def judge(case, obs):
 
 
 def run_case(case, kl, workdir):
+    if case.dns:
+        probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            return (["harness: this case needs `unshare -m` (root with CAP_SYS_ADMIN) to give kube-leader its own "
+                     "/etc/resolv.conf; it failed: %s" % probe.stderr.strip()], "not run", "")
     d = os.path.join(workdir, case.name)
     os.makedirs(d)
     token = os.path.join(d, "token")
