@@ -80,6 +80,7 @@ class JudgeTests(unittest.TestCase):
     def test_busyCpuAndMemory_fail(self):
         f = judge(Case("c", "x"), self.quiet(cpu=(1.0, 3.0, 9.0, 12.0)))
         self.assertTrue(any(x.startswith("cpu:") for x in f), f)
+        self.assertEqual(judge(Case("c", "x", cpu=False), self.quiet(cpu=(1.0, 3.0, 9.0, 12.0))), [])
         f = judge(Case("c", "x"), self.quiet(rss_max=500.0))
         self.assertTrue(any(x.startswith("rss:") for x in f), f)
 
