@@ -66,7 +66,7 @@ func runKubeLeader() -> Never {
         writeAll(fd: 1, HelpText.text)
         exit(0)
     case .version:
-        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion)\n")
+        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n")
         exit(0)
     case .run(let c):
         config = c
