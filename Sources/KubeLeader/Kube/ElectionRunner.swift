@@ -54,6 +54,22 @@ public protocol ElectionHost: AnyObject {
     func becameLeader()
     /// We lost the lock: stop the child.
     func lostLeadership(reason: String)
+    /// Before an acquiring write (create, or update as a standby): may it be
+    /// sent? False once kube-leader is stopping; then nothing is sent. A true
+    /// answer marks the write in flight until `endAcquire`, so a stopping
+    /// supervisor waits for its outcome (and the release of a lock it took).
+    func beginAcquire() -> Bool
+    /// The acquiring write is over; `won` when it took the lock.
+    func endAcquire(won: Bool)
+    /// A write that holds the lock succeeded (the acquire, each counted renew);
+    /// `sentAt` is when it was sent. The supervisor's own deadline runs from it.
+    func renewed(sentAt: MonotonicClock.Instant)
+}
+
+extension ElectionHost {
+    public func beginAcquire() -> Bool { !releaseRequested }
+    public func endAcquire(won: Bool) {}
+    public func renewed(sentAt: MonotonicClock.Instant) {}
 }
 
 /// Runs the election: carries out each `Election.Action` against the lock
@@ -135,11 +151,16 @@ public final class ElectionRunner: @unchecked Sendable {
                 }
 
             case .create(let record):
+                // Not sent: as if it failed; the next wait sees the release request.
+                guard host.beginAcquire() else { action = step(.requestFailed("kube-leader is stopping")); continue }
                 action = write("create") { (t) throws(LockError) in try store.create(record, timeout: t) }
+                host.endAcquire(won: election.role == .leading)
 
             case .update(let record, let base):
                 let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
+                if what == "acquire", !host.beginAcquire() { action = step(.requestFailed("kube-leader is stopping")); continue }
                 action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
+                if what == "acquire" { host.endAcquire(won: election.role == .leading) }
                 if what == "release", election.role == .released {
                     logger.info("released lock")
                 }
@@ -148,7 +169,13 @@ public final class ElectionRunner: @unchecked Sendable {
     }
 
     private func step(_ event: Election.Event) -> Election.Action {
-        election.step(event, now: host.now, wall: host.wall)
+        let before = election.lastRenew
+        let action = election.step(event, now: host.now, wall: host.wall)
+        // The supervisor keeps its own renew deadline from these send times.
+        if election.role == .leading, let sentAt = election.lastRenew, sentAt != before {
+            host.renewed(sentAt: sentAt)
+        }
+        return action
     }
 
     /// A request's timeout: the usual bound, cut to the renew deadline.

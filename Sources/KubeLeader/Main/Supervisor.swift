@@ -8,70 +8,44 @@ import KLProcess
 import KLSupport
 import Synchronization
 
-/// The supervisor: the main thread's loop, in the shape of tini's.
+/// The supervisor: the main thread's loop, in the shape of tini's, around the
+/// pure phase machine `Supervision` (Core/Supervision.swift), which decides.
 ///
 /// Two threads, one job each:
 /// - the **election thread** runs `ElectionRunner` (blocking HTTP calls with
-///   deadlines) and reports "became leader" / "lost" / "done";
+///   deadlines) and reports through `LeaderHost`: renewed(sentAt:), became
+///   leader, lost, done;
 /// - the **main thread** (this loop) owns the child: it waits on a signalfd
-///   for signals and for wake-ups from the election thread, starts the child
-///   once we lead, forwards signals to it, reaps every zombie, stops the child
-///   when leadership is lost, and asks for the lock to be released when the
-///   child exits.
+///   for signals, child exits and wake-ups from the election thread, turns
+///   them into `Supervision.Event`s and carries out the actions: spawn,
+///   signal or SIGKILL the child's group and descendants, reap, ask for the
+///   release, log, exit. It never waits for the election thread: the machine
+///   keeps its own renew deadline and wakes the loop for it.
 ///
 /// Every way out is one of `Exit`'s cases, each with its exit code.
 final class Supervisor {
-    /// How kube-leader ends.
-    enum Exit {
-        /// The child exited (code, or 128+N for signal N) and the lock was released.
-        case childExited(TerminationStatus)
-        /// A terminating signal arrived before we led: nothing was started.
-        case signalWhileWaiting(Signal)
-        /// Leadership was lost; the child was stopped (exit 3).
-        case leadershipLost
-        /// The API refused us for a reason retrying cannot fix (exit 2).
-        case configuration(String)
-        /// The command could not be started (126/127).
-        case spawnFailed(ProcessError)
-
-        var code: Int32 {
-            switch self {
-            case .childExited(let s): s.exitCode
-            case .signalWhileWaiting(let s): ExitCode.forSignal(s.rawValue)
-            case .leadershipLost: ExitCode.leadershipLost
-            case .configuration: ExitCode.usage
-            case .spawnFailed(let e): e.exitCode
-            }
-        }
-    }
-
-    /// Where the child is in its life.
-    enum Phase {
-        /// Standing by for the lock; no child yet.
-        case waiting
-        /// We lead and the child runs.
-        case running(ChildProcess)
-        /// Leadership lost: SIGTERM sent, SIGKILL at `killAt`.
-        case stopping(ChildProcess, killAt: MonotonicClock.Instant, killed: Bool)
-        /// The child is gone (or never started); the lock is being released,
-        /// then we exit with `exit`. Bounded by `giveUpAt`.
-        case releasing(Exit, giveUpAt: MonotonicClock.Instant)
-    }
+    /// How kube-leader ends (`Supervision.Exit`: childExited,
+    /// signalWhileWaiting, leadershipLost, configuration, spawnFailed,
+    /// internalError).
+    typealias Exit = Supervision.Exit
 
     let config: LeaderConfig
     let logger: Logger
     let inbox: SignalInbox
     let host: LeaderHost
-    var phase: Phase = .waiting
-
-    /// Signals that end kube-leader while it waits for the lock.
-    static let terminating: Set<Signal> = [.terminate, .interrupt, .hangup, .quit]
+    var machine: Supervision
+    /// The child, once spawned; its pid is also its process group.
+    var child: ChildProcess?
+    /// What of the host's state has been turned into events already.
+    var seen = LeaderHost.State()
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
         self.logger = logger
         self.inbox = inbox
         self.host = try LeaderHost(inbox: inbox)
+        machine = Supervision(timing: Supervision.Timing(renewDeadline: config.renewDeadline, killGrace: config.killGrace),
+                              command: config.command.first ?? "")
     }
 
     /// Starts the election thread and runs the main loop until an exit.
@@ -86,146 +60,140 @@ final class Supervisor {
             host.finished(outcome)
         }
         while true {
-            if let exit = handle(events: inbox.wait(timeout: waitTimeout())) { return exit }
-        }
-    }
-
-    /// How long the main loop may sleep: until the next SIGKILL or release
-    /// give-up time, at most one second (as tini's sigtimedwait).
-    func waitTimeout() -> Duration {
-        let now = MonotonicClock.now
-        switch phase {
-        case .stopping(_, let killAt, false): return max(.zero, min(.seconds(1), now.duration(to: killAt)))
-        case .releasing(_, let giveUpAt): return max(.zero, min(.seconds(1), now.duration(to: giveUpAt)))
-        default: return .seconds(1)
-        }
-    }
-
-    func handle(events: [SignalInbox.Event]) -> Exit? {
-        for event in events {
-            if case .signal(let signal, _) = event {
+            var events: [Supervision.Event] = []
+            for event in inbox.wait(timeout: waitTimeout()) {
+                guard case .signal(let signal, _) = event else { continue }
                 if signal == .child {
-                    if let exit = reap() { return exit }
-                } else if let exit = forward(signal) {
-                    return exit
+                    events += reap()
+                } else {
+                    events.append(.signal(signal))
                 }
             }
+            events += electionEvents()
+            events.append(.tick)
+            if let exit = feed(events) { return exit }
         }
-        return checkElection() ?? checkTimers()
     }
 
-    // MARK: Election → child
+    /// How long the loop may sleep: until the machine's next deadline, at most
+    /// one second (as tini's sigtimedwait).
+    func waitTimeout() -> Duration {
+        guard let wakeAt = machine.wakeAt else { return .seconds(1) }
+        return max(.zero, min(.seconds(1), MonotonicClock.now.duration(to: wakeAt)))
+    }
 
-    /// Acts on what the election thread reported.
-    func checkElection() -> Exit? {
+    /// Steps the machine through `events` and the answers of its actions;
+    /// returns the exit once the machine decides one.
+    func feed(_ events: [Supervision.Event]) -> Exit? {
+        var queue = events
+        var next = 0
+        while next < queue.count {
+            let event = queue[next]
+            next += 1
+            for action in machine.step(event, now: MonotonicClock.now) {
+                if case .exit(let exit) = action { return exit }
+                queue += perform(action)
+            }
+        }
+        return nil
+    }
+
+    /// Carries out one action; returns the events that answer it.
+    func perform(_ action: Supervision.Action) -> [Supervision.Event] {
+        switch action {
+        case .spawn(let additions):
+            var environment: [String: String]?
+            if !additions.isEmpty {
+                var merged = ProcessEnvironment.current()
+                for (key, value) in additions { merged[key] = value }
+                environment = merged
+            }
+            do {
+                let spawned = try ChildProcess.spawnSupervised(config.command, environment: environment)
+                child = spawned
+                // Its exit is reported through a pidfd even if a SIGCHLD were lost.
+                inbox.watchExit(of: spawned)
+                return [.spawned(pid: spawned.pid)]
+            } catch {
+                return [.spawnFailed(code: error.exitCode, message: error.description)]
+            }
+        case .signalGroup(let signal):
+            guard let child else { return [] }
+            do {
+                if try !child.signalGroup(signal) {
+                    logger.warning("child already gone; signal not delivered", ("signal", .string(signal.name)), ("child.pid", JSON(Int(child.pid))))
+                }
+            } catch {
+                logger.warning("cannot signal child", ("signal", .string(signal.name)), ("error", .string(error.description)))
+            }
+            return []
+        case .killAll:
+            guard let child else { return [.survivors(0)] }
+            let round = ProcessTree.killAll(group: child.pid)
+            var events = reaped(round.reaped)
+            if !round.signalled.isEmpty {
+                logger.notice("killed processes the child left behind", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
+            }
+            events.append(.survivors(round.survivors))
+            return events
+        case .requestRelease:
+            let busy = host.requestRelease()
+            var events = electionEvents()
+            if !busy, seen.outcome == nil { events.append(.electionEnded(.released)) }
+            return events
+        case .log(let note):
+            logger.log(Self.level(note.level), note.message, note.fields.map { ($0.key, $0.value) })
+            return []
+        case .exit:
+            return []
+        }
+    }
+
+    static func level(_ level: Supervision.Note.Level) -> LogLevel {
+        switch level {
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+
+    /// What the election thread reported since the last look, as events:
+    /// renews before "became leader", losses before the end.
+    func electionEvents() -> [Supervision.Event] {
         let state = host.snapshot()
-        switch phase {
-        case .waiting:
-            if let outcome = state.outcome, case .configurationError(let message) = outcome {
-                return .configuration(message)
+        var events: [Supervision.Event] = []
+        if let sentAt = state.lastRenewSentAt, sentAt != seen.lastRenewSentAt {
+            events.append(.renewed(sentAt: sentAt))
+        }
+        if state.leading, !seen.leading { events.append(.becameLeader(environment: state.childEnvironment)) }
+        if let reason = state.lostReason, seen.lostReason == nil { events.append(.lost(reason: reason)) }
+        if let outcome = state.outcome, seen.outcome == nil {
+            switch outcome {
+            case .released: events.append(.electionEnded(.released))
+            case .lost(let reason): events.append(.electionEnded(.lost(reason: reason)))
+            case .configurationError(let message): events.append(.electionEnded(.configuration(message)))
             }
-            if state.lostReason != nil { return .leadershipLost }
-            if state.leading { return startChild() }
-        case .running(let child):
-            if let reason = state.lostReason {
-                logger.warning("stopping child: leadership lost", ("child.pid", JSON(Int(child.pid))), ("reason", .string(reason)),
-                               ("kill_grace", .string(DurationText.format(config.killGrace))))
-                send(.terminate, to: child)
-                phase = .stopping(child, killAt: MonotonicClock.now + config.killGrace, killed: false)
-            }
-        case .stopping:
-            break
-        case .releasing(let exit, _):
-            if state.outcome != nil { return exit }
         }
-        return nil
+        seen = state
+        return events
     }
 
-    func checkTimers() -> Exit? {
-        let now = MonotonicClock.now
-        switch phase {
-        case .stopping(let child, let killAt, false) where now >= killAt:
-            logger.warning("killing child: it did not stop within the kill grace", ("child.pid", JSON(Int(child.pid))))
-            send(.kill, to: child)
-            phase = .stopping(child, killAt: killAt, killed: true)
-        case .releasing(let exit, let giveUpAt) where now >= giveUpAt:
-            logger.warning("gave up releasing the lock; it expires by itself")
-            return exit
-        default:
-            break
-        }
-        return nil
-    }
+    /// Reaps every zombie (we are PID 1 or a child subreaper).
+    func reap() -> [Supervision.Event] { reaped(Reaper.reapAll()) }
 
-    func startChild() -> Exit? {
-        do {
-            let child = try ChildProcess.spawnSupervised(config.command)
-            // Its exit is reported through a pidfd even if a SIGCHLD were lost.
-            inbox.watchExit(of: child)
-            logger.info("started child", ("child.pid", JSON(Int(child.pid))), ("child.command", .string(config.command[0])))
-            phase = .running(child)
-            return nil
-        } catch {
-            logger.error("cannot start the command", ("child.command", .string(config.command[0])), ("error", .string(error.description)))
-            return release(then: .spawnFailed(error))
-        }
-    }
-
-    /// Asks the election thread to release the lock, then exit with `exit`.
-    func release(then exit: Exit) -> Exit? {
-        host.requestRelease()
-        phase = .releasing(exit, giveUpAt: MonotonicClock.now + max(config.renewDeadline, .seconds(1)))
-        return host.snapshot().outcome != nil ? exit : nil
-    }
-
-    // MARK: Signals
-
-    /// Forwards a signal to the child's process group; before we lead, a
-    /// terminating signal ends kube-leader at once.
-    func forward(_ signal: Signal) -> Exit? {
-        switch phase {
-        case .running(let child), .stopping(let child, _, _):
-            logger.debug("forwarding signal", ("signal", .string(signal.name)), ("child.pid", JSON(Int(child.pid))))
-            send(signal, to: child)
-        case .waiting:
-            guard Supervisor.terminating.contains(signal) else { return nil }
-            logger.info("stopping before leading", ("signal", .string(signal.name)))
-            if host.snapshot().leading { return release(then: .signalWhileWaiting(signal)) }
-            return .signalWhileWaiting(signal)
-        case .releasing:
-            break
-        }
-        return nil
-    }
-
-    func send(_ signal: Signal, to child: ChildProcess) {
-        do {
-            if try !child.signalGroup(signal) {
-                logger.warning("child already gone; signal not delivered", ("signal", .string(signal.name)), ("child.pid", JSON(Int(child.pid))))
-            }
-        } catch {
-            logger.warning("cannot signal child", ("signal", .string(signal.name)), ("error", .string(error.description)))
-        }
-    }
-
-    /// Reaps every zombie (we are PID 1 or a child subreaper); acts when it
-    /// was our child.
-    func reap() -> Exit? {
-        for (pid, status) in Reaper.reapAll() {
-            switch phase {
-            case .running(let child) where child.pid == pid:
-                logger.info("child exited", ("child.pid", JSON(Int(pid))), ("child.exit_code", JSON(Int(status.exitCode))),
-                            ("child.status", .string(status.description)))
-                if let exit = release(then: .childExited(status)) { return exit }
-            case .stopping(let child, _, _) where child.pid == pid:
-                logger.notice("child stopped after leadership loss", ("child.pid", JSON(Int(pid))),
-                              ("child.exit_code", JSON(Int(status.exitCode))))
-                return .leadershipLost
-            default:
+    /// The child's exit as an event; other reaped processes are only logged.
+    func reaped(_ list: [(pid: Int32, status: TerminationStatus)]) -> [Supervision.Event] {
+        var events: [Supervision.Event] = []
+        for (pid, status) in list {
+            if pid == child?.pid {
+                events.append(.childExited(status))
+            } else {
                 logger.debug("reaped zombie", ("pid", JSON(Int(pid))), ("status", .string(status.description)))
             }
         }
-        return nil
+        return events
     }
 }
 
@@ -236,6 +204,14 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         var lostReason: String?
         var releaseRequested = false
         var outcome: ElectionRunner.Outcome?
+        /// Send time of the last write that held the lock (acquire or renew).
+        var lastRenewSentAt: MonotonicClock.Instant?
+        /// An acquiring write is in flight.
+        var acquiring = false
+        /// An acquire succeeded: the lock is ours until the election ends.
+        var holding = false
+        /// Extra environment for the child, known when we became leader.
+        var childEnvironment: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -257,10 +233,18 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     func snapshot() -> State { state.withLock { $0 } }
 
     // Called by the main thread.
-    func requestRelease() {
-        state.withLock { $0.releaseRequested = true }
+    /// Asks the election thread to give the lock up and send no new acquire.
+    /// Returns whether it is busy: holding the lock or with an acquire in
+    /// flight (its end then follows through `finished`). Under one lock with
+    /// `beginAcquire`, so an acquire is either refused or waited for.
+    func requestRelease() -> Bool {
+        let busy = state.withLock { s -> Bool in
+            s.releaseRequested = true
+            return s.outcome == nil && (s.acquiring || s.holding || s.leading)
+        }
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
+        return busy
     }
 
     // Called by the election thread.
@@ -295,6 +279,26 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
 
     func lostLeadership(reason: String) {
         state.withLock { $0.lostReason = reason }
+        inbox.wake()
+    }
+
+    func beginAcquire() -> Bool {
+        state.withLock { s -> Bool in
+            if s.releaseRequested { return false }
+            s.acquiring = true
+            return true
+        }
+    }
+
+    func endAcquire(won: Bool) {
+        state.withLock { s in
+            s.acquiring = false
+            if won { s.holding = true }
+        }
+    }
+
+    func renewed(sentAt: MonotonicClock.Instant) {
+        state.withLock { $0.lastRenewSentAt = sentAt }
         inbox.wake()
     }
 }

@@ -105,7 +105,10 @@ func runKubeLeader() -> Never {
     }
     // Writes to a closed API connection must fail with EPIPE, not kill us.
     signal(SIGPIPE, SIG_IGN)
-    if getpid() != 1 { Reaper.becomeSubreaper() }
+    // Orphans of the child become ours to reap and to kill (docs/supervision.md).
+    if getpid() != 1, !Reaper.becomeSubreaper() {
+        logger.warning("cannot become a child subreaper: processes the child orphans are neither reaped nor killed by kube-leader")
+    }
 
     let client: KubeClient
     do {
@@ -133,6 +136,8 @@ func runKubeLeader() -> Never {
         logger.error("giving up: the API refused us", ("error", .string(message)), ("exit_code", JSON(Int(outcome.code))))
     case .leadershipLost:
         logger.error("exiting: leadership lost", ("exit_code", JSON(Int(outcome.code))))
+    case .internalError(let message):
+        logger.critical("exiting: internal error", ("error", .string(message)), ("exit_code", JSON(Int(outcome.code))))
     case .childExited, .spawnFailed, .signalWhileWaiting:
         logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
     }

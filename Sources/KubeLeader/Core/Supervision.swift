@@ -1,0 +1,454 @@
+/// Supervision of the child as a pure phase machine: events in, actions out.
+///
+/// What the main thread of kube-leader decides (start the child once we lead,
+/// forward signals, stop the child when the lock is lost or cannot be proven,
+/// kill what the child leaves behind, release the lock, exit with which code)
+/// without doing any of it. The thin loop in `Main/Supervisor.swift` carries
+/// out each `Action` (spawn, kill, reap, ask the election thread to release,
+/// log, exit) and reports what happened as the next `Event`, passing the time;
+/// the simulation and the unit tests drive it with made-up instants, in the
+/// style of `Election.step`.
+///
+/// ## Phases (docs/supervision.md has the full table)
+/// ```
+/// standby ──becameLeader──► starting ──spawned──► running ──childExited──► draining ──survivors(0)──► releasing ──► exit: child's code
+///   │                          └──spawnFailed──────────────────────────────────────────────────────► releasing ──► exit 126/127
+///   │                                             running ──lost / own deadline──► stopping ──childExited──► draining ──► exit 3
+///   ├──SIGTERM/INT/HUP/QUIT──► cancelling ──electionEnded──► exit 128+N   (nothing started, nothing left held)
+///   └──lost / electionEnded──► exit 3 / 2 / 1
+/// ```
+///
+/// ## Guarantees
+/// - **The child is stopped on our own clock.** The machine keeps its own
+///   deadline, the send time of the last successful renew (`.renewed(sentAt:)`)
+///   plus `renewDeadline`, and stops the child when it passes even if the
+///   election never reports anything (its thread blocked in DNS, a write, a
+///   read). SIGKILL follows by `deadline + killGrace`, whichever way the loss
+///   was learnt. A child is never started once that deadline has passed.
+/// - **Nothing of the child outlives the lock.** When the child exits, its
+///   process group and every other descendant of kube-leader get SIGKILL
+///   (`.killAll`, repeated every `drainInterval`) and are reaped *before* the
+///   lock is released (tini's `-g`, plus descendants that left the group).
+///   If some survive `drainTimeout` (a process stuck in the kernel), the lock
+///   is not released at all: it expires by itself after one lease.
+/// - **A terminating signal before we lead starts nothing and leaves nothing
+///   held**: the election is asked to release (`.requestRelease`); the loop
+///   answers `.electionEnded(.released)` at once when no acquire is in flight,
+///   otherwise the acquire's outcome is awaited and a lock it took is released
+///   before the exit (bounded by `releaseTimeout`).
+///
+/// ## Non-guarantees
+/// - Processes that are not our descendants (a daemon that double-forked to a
+///   different subreaper, something started through another process's API
+///   such as a container runtime) are out of reach; kill them through their
+///   own means in the command's SIGTERM handler.
+/// - A frozen kube-leader (SIGSTOP, a VM pause) checks no deadline: no fencing.
+public struct Supervision: Sendable {
+    public typealias Instant = MonotonicClock.Instant
+
+    public struct Timing: Sendable, Equatable {
+        /// The child is stopped once this long has passed since the last
+        /// successful renew was sent (`--renew-deadline`).
+        public var renewDeadline: Duration
+        /// SIGTERM to SIGKILL when leadership is lost (`--kill-grace`).
+        public var killGrace: Duration
+        /// How long to wait for the election to release the lock (or to finish
+        /// an acquire that was in flight at a signal) before exiting anyway.
+        /// Default: `renewDeadline` + 1 s, which bounds every lock request.
+        public var releaseTimeout: Duration
+        /// How long SIGKILLed processes may take to disappear (a process in
+        /// uninterruptible sleep) before kube-leader gives up on them. Default 5 s.
+        public var drainTimeout: Duration
+        /// How often a drain sends SIGKILL again and looks for survivors
+        /// (descendants forked in between). Default 100 ms.
+        public var drainInterval: Duration
+
+        public init(renewDeadline: Duration, killGrace: Duration, releaseTimeout: Duration? = nil,
+                    drainTimeout: Duration = .seconds(5), drainInterval: Duration = .milliseconds(100)) {
+            self.renewDeadline = renewDeadline
+            self.killGrace = killGrace
+            self.releaseTimeout = releaseTimeout ?? renewDeadline + .seconds(1)
+            self.drainTimeout = drainTimeout
+            self.drainInterval = drainInterval
+        }
+    }
+
+    /// How kube-leader ends; each case has its documented exit code
+    /// (docs/kube-leader-design.md, "Exit paths").
+    public enum Exit: Sendable, Equatable {
+        /// The child exited (code, or 128+N for signal N), what it left behind
+        /// was killed, and the lock was released.
+        case childExited(TerminationStatus)
+        /// A terminating signal arrived before we led: nothing was started and
+        /// nothing is left held (128+N).
+        case signalWhileWaiting(Signal)
+        /// Leadership was lost, or not renewed within the renew deadline; the
+        /// child was stopped (exit 3).
+        case leadershipLost
+        /// The API refused us for a reason retrying cannot fix (exit 2).
+        case configuration(String)
+        /// The command could not be started (126 not executable, 127 not found).
+        case spawnFailed(code: Int32, message: String)
+        /// The election ended without holding the lock and without being asked
+        /// to (a bug rather than a fault; exit 1 instead of waiting forever).
+        case internalError(String)
+
+        public var code: Int32 {
+            switch self {
+            case .childExited(let status): status.exitCode
+            case .signalWhileWaiting(let signal): ExitCode.forSignal(signal.rawValue)
+            case .leadershipLost: ExitCode.leadershipLost
+            case .configuration: ExitCode.usage
+            case .spawnFailed(let code, _): code
+            case .internalError: ExitCode.failure
+            }
+        }
+    }
+
+    /// How the election thread ended, as far as supervision cares.
+    public enum ElectionEnd: Sendable, Equatable {
+        /// It holds nothing and will write nothing more: released, never held,
+        /// or (answering `.requestRelease`) idle with no acquire in flight.
+        case released
+        /// It led and lost the lock.
+        case lost(reason: String)
+        /// An error retrying cannot fix (401, 403, untrusted certificate).
+        case configuration(String)
+    }
+
+    public enum Event: Sendable, Equatable {
+        /// Only time has passed (the loop woke at `wakeAt`, or for nothing).
+        case tick
+        /// A signal for kube-leader (never SIGCHLD: exits arrive as
+        /// `.childExited` and `.survivors`).
+        case signal(Signal)
+        /// A write that holds the lock succeeded (the acquire, then each renew
+        /// that others can observe); `sentAt` is when it was sent. The own
+        /// deadline runs from the latest one. Report it before `.becameLeader`.
+        case renewed(sentAt: Instant)
+        /// The election took the lock: start the child. `environment` holds
+        /// extra variables for the child (lock facts such as a fencing token).
+        case becameLeader(environment: [String: String] = [:])
+        /// The election lost the lock or cannot prove it holds it.
+        case lost(reason: String)
+        /// The election thread is done (see `ElectionEnd`).
+        case electionEnded(ElectionEnd)
+        /// Answer to `.spawn`: the child runs, leading its own process group.
+        case spawned(pid: Int32)
+        /// Answer to `.spawn`: it could not start (126/127, message says why).
+        case spawnFailed(code: Int32, message: String)
+        /// The child itself has exited and was reaped.
+        case childExited(TerminationStatus)
+        /// Answer to `.killAll`: how many of the child's processes (its group
+        /// and every other descendant of kube-leader) are still there after
+        /// SIGKILL and reaping; 0 when all are gone and reaped.
+        case survivors(Int)
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Start the command in its own process group with `environment` added
+        /// to ours; answer `.spawned` or `.spawnFailed`.
+        case spawn(environment: [String: String])
+        /// Send `signal` to the child's process group; a group that is gone
+        /// (ESRCH) is not an error.
+        case signalGroup(Signal)
+        /// SIGKILL the child's process group and every other living
+        /// descendant, reap what has exited (the child as `.childExited`),
+        /// then answer `.survivors(n)`.
+        case killAll
+        /// Ask the election to give the lock up: release it if held, release
+        /// an acquire that lands, start no new one. Answer
+        /// `.electionEnded(.released)` at once if it holds nothing and has no
+        /// write in flight; otherwise `.electionEnded` follows when it ends.
+        case requestRelease
+        /// Write a log line.
+        case log(Note)
+        /// End kube-leader with `exit.code`.
+        case exit(Exit)
+    }
+
+    /// A log line the loop writes: a fixed message plus data.
+    public struct Note: Sendable, Equatable {
+        public enum Level: Sendable, Equatable { case debug, info, notice, warning, error }
+        public var level: Level
+        public var message: String
+        public var fields: [Field]
+
+        public struct Field: Sendable, Equatable {
+            public var key: String
+            public var value: JSON
+            public init(_ key: String, _ value: JSON) { self.key = key; self.value = value }
+        }
+
+        public init(_ level: Level, _ message: String, _ fields: [Field] = []) {
+            self.level = level
+            self.message = message
+            self.fields = fields
+        }
+    }
+
+    public enum Phase: Sendable, Equatable {
+        /// Standing by for the lock; nothing started.
+        case standby
+        /// A terminating signal came before we led: waiting for the election
+        /// to give up (and release an acquire that landed), then exit 128+N.
+        case cancelling(Signal, giveUpAt: Instant)
+        /// `.spawn` asked; waiting for its answer.
+        case starting
+        /// We lead and the child runs.
+        case running(pid: Int32)
+        /// Leadership lost: SIGTERM sent to the group, SIGKILL at `killAt`;
+        /// exit 3 anyway at `giveUpAt` if the child cannot be reaped.
+        case stopping(pid: Int32, killAt: Instant, killed: Bool, giveUpAt: Instant)
+        /// The child is gone: SIGKILL everything it left behind until nothing
+        /// is left, then release the lock (`release`) or exit.
+        case draining(Exit, release: Bool, nextKillAt: Instant, giveUpAt: Instant)
+        /// Everything is gone; waiting for the election to release the lock.
+        case releasing(Exit, giveUpAt: Instant)
+        /// Done: the `.exit` action was returned.
+        case exited(Exit)
+    }
+
+    /// Signals that end kube-leader while it waits for the lock; every signal
+    /// is forwarded to the child's group while it runs.
+    public static let terminating: Set<Signal> = [.terminate, .interrupt, .hangup, .quit]
+
+    public let timing: Timing
+    public private(set) var phase: Phase = .standby
+    /// Send time of the last successful renew + renew deadline: past it, the
+    /// child must stop whatever the election thread says (or does not say).
+    public private(set) var renewDeadline: Instant?
+    /// Set once the election has ended (a release request then needs no answer).
+    public private(set) var electionEnd: ElectionEnd?
+    /// Set once the election reported the lock lost (also while starting).
+    public private(set) var lostReason: String?
+    /// Signals that arrived while the spawn was pending; forwarded once it runs.
+    private var pendingSignals: [Signal] = []
+
+    /// The command's name, for log lines only.
+    public let command: String
+
+    public init(timing: Timing, command: String = "") {
+        self.timing = timing
+        self.command = command
+    }
+
+    /// The latest instant at which the loop must call `step(.tick, now:)`;
+    /// nil when only an event can change anything.
+    public var wakeAt: Instant? {
+        switch phase {
+        case .standby, .starting, .exited: return nil
+        case .cancelling(_, let giveUpAt), .releasing(_, let giveUpAt): return giveUpAt
+        case .running: return renewDeadline
+        case .stopping(_, let killAt, let killed, let giveUpAt): return killed ? giveUpAt : killAt
+        case .draining(_, _, let nextKillAt, let giveUpAt): return min(nextKillAt, giveUpAt)
+        }
+    }
+
+    /// Feeds one event at `now` and returns the actions to carry out, in order
+    /// (signals before log lines, so a blocked log write never delays a kill).
+    /// After `.exit` it returns nothing more.
+    public mutating func step(_ event: Event, now: Instant) -> [Action] {
+        if case .exited = phase { return [] }
+        // Facts that hold whatever the phase.
+        switch event {
+        case .renewed(let sentAt):
+            let deadline = sentAt + timing.renewDeadline
+            if renewDeadline.map({ deadline > $0 }) ?? true { renewDeadline = deadline }
+        case .lost(let reason):
+            if lostReason == nil { lostReason = reason }
+        case .electionEnded(let end):
+            if electionEnd == nil { electionEnd = end }
+            if case .lost(let reason) = end, lostReason == nil { lostReason = reason }
+        default:
+            break
+        }
+        var out: [Action] = []
+        handle(event, now: now, into: &out)
+        if case .exited = phase { return out }
+        timers(now: now, into: &out)
+        return out
+    }
+
+    // MARK: Events per phase
+
+    private mutating func handle(_ event: Event, now: Instant, into out: inout [Action]) {
+        switch phase {
+        case .standby:
+            standby(event, now: now, into: &out)
+        case .cancelling(let signal, _):
+            switch event {
+            case .electionEnded:
+                finish(.signalWhileWaiting(signal), into: &out)
+            case .becameLeader:
+                out.append(.log(Note(.info, "not starting the child: kube-leader is stopping; releasing the lock")))
+            default:
+                break
+            }
+        case .starting:
+            switch event {
+            case .spawned(let pid):
+                phase = .running(pid: pid)
+                out.append(.log(Note(.info, "started child", [.init("child.pid", JSON(Int(pid))), .init("child.command", .string(command))])))
+                for signal in pendingSignals { out.append(.signalGroup(signal)) }
+                pendingSignals = []
+                if let reason = lostReason { beginStopping(pid: pid, reason: reason, now: now, into: &out) }
+            case .spawnFailed(let code, let message):
+                out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
+                beginReleasing(.spawnFailed(code: code, message: message), now: now, into: &out)
+            case .signal(let signal):
+                pendingSignals.append(signal)
+            default:
+                break
+            }
+        case .running(let pid):
+            switch event {
+            case .signal(let signal):
+                out.append(.signalGroup(signal))
+                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+            case .childExited(let status):
+                out.append(.log(Note(.info, "child exited", [
+                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
+                    .init("child.status", .string(status.description)),
+                ])))
+                beginDraining(.childExited(status), release: true, now: now, into: &out)
+            case .lost(let reason):
+                beginStopping(pid: pid, reason: reason, now: now, into: &out)
+            case .electionEnded(let end):
+                // While we lead, the election only ends by losing; anything else
+                // cannot prove we hold the lock either.
+                let reason: String
+                switch end {
+                case .lost(let r): reason = r
+                case .released: reason = "the election ended while the child ran"
+                case .configuration(let m): reason = m
+                }
+                beginStopping(pid: pid, reason: reason, now: now, into: &out)
+            default:
+                break
+            }
+        case .stopping(let pid, _, _, _):
+            switch event {
+            case .signal(let signal):
+                out.append(.signalGroup(signal))
+                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+            case .childExited(let status):
+                out.append(.log(Note(.notice, "child stopped after leadership loss", [
+                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
+                ])))
+                beginDraining(.leadershipLost, release: false, now: now, into: &out)
+            default:
+                break
+            }
+        case .draining(let exit, let release, _, _):
+            if case .survivors(let count) = event, count <= 0 {
+                if release {
+                    beginReleasing(exit, now: now, into: &out)
+                } else {
+                    finish(exit, into: &out)
+                }
+            }
+        case .releasing(let exit, _):
+            if case .electionEnded = event { finish(exit, into: &out) }
+        case .exited:
+            break
+        }
+    }
+
+    private mutating func standby(_ event: Event, now: Instant, into out: inout [Action]) {
+        switch event {
+        case .becameLeader(let environment):
+            if let reason = lostReason {
+                out.append(.log(Note(.warning, "not starting the child: leadership already lost", [.init("reason", .string(reason))])))
+                finish(.leadershipLost, into: &out)
+            } else if let deadline = renewDeadline, now < deadline {
+                phase = .starting
+                out.append(.spawn(environment: environment))
+            } else {
+                out.append(.log(Note(.warning, "not starting the child: the renew deadline passed before it could start")))
+                finish(.leadershipLost, into: &out)
+            }
+        case .lost(let reason):
+            out.append(.log(Note(.warning, "leadership lost before the child started", [.init("reason", .string(reason))])))
+            finish(.leadershipLost, into: &out)
+        case .electionEnded(let end):
+            switch end {
+            case .configuration(let message): finish(.configuration(message), into: &out)
+            case .lost: finish(.leadershipLost, into: &out)
+            case .released: finish(.internalError("the election ended while standing by, without being asked to"), into: &out)
+            }
+        case .signal(let signal) where Self.terminating.contains(signal):
+            phase = .cancelling(signal, giveUpAt: now + timing.releaseTimeout)
+            out.append(.requestRelease)
+            out.append(.log(Note(.info, "stopping before leading", [.init("signal", .string(signal.name))])))
+        default:
+            break
+        }
+    }
+
+    // MARK: Transitions
+
+    /// Leadership lost (or unproven): SIGTERM the group now, SIGKILL it by the
+    /// own deadline + kill grace at the latest, however late we learnt it.
+    private mutating func beginStopping(pid: Int32, reason: String, now: Instant, into out: inout [Action]) {
+        let from = min(now, renewDeadline ?? now)
+        let killAt = from + timing.killGrace
+        phase = .stopping(pid: pid, killAt: killAt, killed: false, giveUpAt: max(killAt, now) + timing.drainTimeout)
+        out.append(.signalGroup(.terminate))
+        out.append(.log(Note(.warning, "stopping child: leadership lost", [
+            .init("child.pid", JSON(Int(pid))), .init("reason", .string(reason)),
+            .init("kill_grace", .string(DurationText.format(timing.killGrace))),
+        ])))
+    }
+
+    /// The child is gone: kill what it left behind, then release or exit.
+    private mutating func beginDraining(_ exit: Exit, release: Bool, now: Instant, into out: inout [Action]) {
+        phase = .draining(exit, release: release, nextKillAt: now + timing.drainInterval, giveUpAt: now + timing.drainTimeout)
+        out.append(.killAll)
+    }
+
+    private mutating func beginReleasing(_ exit: Exit, now: Instant, into out: inout [Action]) {
+        if electionEnd != nil { return finish(exit, into: &out) }
+        phase = .releasing(exit, giveUpAt: now + timing.releaseTimeout)
+        out.append(.requestRelease)
+    }
+
+    private mutating func finish(_ exit: Exit, into out: inout [Action]) {
+        phase = .exited(exit)
+        out.append(.exit(exit))
+    }
+
+    // MARK: Time
+
+    private mutating func timers(now: Instant, into out: inout [Action]) {
+        switch phase {
+        case .cancelling(let signal, let giveUpAt) where now >= giveUpAt:
+            out.append(.log(Note(.warning, "gave up waiting for the lock request in flight; a lock it took expires by itself")))
+            finish(.signalWhileWaiting(signal), into: &out)
+        case .running(let pid):
+            if let deadline = renewDeadline, now >= deadline {
+                beginStopping(pid: pid, reason: "no successful renew within the renew deadline (\(DurationText.format(timing.renewDeadline)))",
+                              now: now, into: &out)
+                timers(now: now, into: &out)
+            }
+        case .stopping(let pid, let killAt, false, let giveUpAt) where now >= killAt:
+            phase = .stopping(pid: pid, killAt: killAt, killed: true, giveUpAt: giveUpAt)
+            out.append(.killAll)
+            out.append(.log(Note(.warning, "killing child: it did not stop within the kill grace", [.init("child.pid", JSON(Int(pid)))])))
+        case .stopping(let pid, _, true, let giveUpAt) where now >= giveUpAt:
+            out.append(.log(Note(.error, "the child survived SIGKILL; exiting without it", [.init("child.pid", JSON(Int(pid)))])))
+            finish(.leadershipLost, into: &out)
+        case .draining(let exit, _, _, let giveUpAt) where now >= giveUpAt:
+            out.append(.log(Note(.error, "processes of the child survived SIGKILL; not releasing the lock (it expires by itself)")))
+            finish(exit, into: &out)
+        case .draining(let exit, let release, let nextKillAt, let giveUpAt) where now >= nextKillAt:
+            phase = .draining(exit, release: release, nextKillAt: now + timing.drainInterval, giveUpAt: giveUpAt)
+            out.append(.killAll)
+        case .releasing(let exit, let giveUpAt) where now >= giveUpAt:
+            out.append(.log(Note(.warning, "gave up releasing the lock; it expires by itself")))
+            finish(exit, into: &out)
+        default:
+            break
+        }
+    }
+}
