@@ -17,6 +17,8 @@ import Testing
                 failing.append("seed \(seed) (\(r.summary)): \(v)\n  replay: \(Simulation.replayCommand(seed: seed, replicas: nil, hours: Self.hours, kinds: FaultKind.allCases))")
             }
         }
-        #expect(failing.isEmpty, "\(failing.count) of \(Self.seeds.count) seeds broke an invariant:\n\(failing.joined(separator: "\n"))")
+        if !failing.isEmpty {
+            Issue.record("\(failing.count) of \(Self.seeds.count) seeds broke an invariant:\n\(failing.joined(separator: "\n"))")
+        }
     }
 }

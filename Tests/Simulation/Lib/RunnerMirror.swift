@@ -98,8 +98,14 @@ final class RunnerMirror {
     /// `ElectionRunner.run()`: the first step.
     func start() { perform(step(.start)) }
 
+    /// ElectionRunner.step: the supervisor keeps its own renew deadline from
+    /// the send times of successful renews.
     private func step(_ event: Election.Event) -> Election.Action {
+        let before = election.lastRenew
         let action = election.step(event, now: now, wall: world.wallNow(replica))
+        if election.role == .leading, let sentAt = election.lastRenew, sentAt != before {
+            world.hostRenewed(replica, incarnation, sentAt: sentAt)
+        }
         world.trace(replica, "election \(Self.text(event)) -> \(Self.text(action)) [\(election.role)]")
         return action
     }
@@ -142,12 +148,19 @@ final class RunnerMirror {
                 send(.get, timeout: timeout(), then: .get)
                 return
             case .create(let record):
+                // Not sent: as if it failed; the next wait sees the release request.
+                guard world.hostBeginAcquire(replica, incarnation) else {
+                    action = step(.requestFailed("kube-leader is stopping")); continue
+                }
                 let object = LockCodec.newObject(world.server.kind, namespace: world.server.namespace,
                                                  name: world.server.name, record: record)
                 send(.create(object), timeout: timeout(), then: .write("create"))
                 return
             case .update(let record, let base):
                 let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
+                if what == "acquire", !world.hostBeginAcquire(replica, incarnation) {
+                    action = step(.requestFailed("kube-leader is stopping")); continue
+                }
                 let object = LockCodec.updatedObject(world.server.kind, base: base, record: record)
                 send(.update(object), timeout: timeout(), then: .write(what))
                 return
@@ -232,23 +245,11 @@ final class RunnerMirror {
                 failuresInARow += 1
                 return step(.requestFailed(error.message))
             }
-        case .write:
-            // ElectionRunner.write.
-            if case .object(let snapshot) = response {
-                failuresInARow = 0
-                return step(.written(snapshot))
-            }
-            let error = SimLockError.classify(response)
-            switch error.runnerCode {
-            case .lostRace:
-                return step(.lostRace)
-            case .configuration where election.role == .standby:
-                fatalOutcome = .configurationError(error.message)
-                return .done
-            default:
-                failuresInARow += 1
-                return step(.requestFailed(error.message))
-            }
+        case .write(let what):
+            let action = write(response)
+            // `host.endAcquire(won:)` after an acquiring write (create, or update as a standby).
+            if what == "create" || what == "acquire" { world.hostEndAcquire(replica, incarnation, won: election.role == .leading) }
+            return action
         case .watchOpen:
             // KubeLockStore.waitForChange: client.watch(...)
             if case .watchOpened(let id) = response, let conn = world.watchConnection(id) {
@@ -265,6 +266,25 @@ final class RunnerMirror {
             case .success(let o): return watchReturned(.success(o))
             case .failure(let e): return watchReturned(.failure(e))
             }
+        }
+    }
+
+    /// ElectionRunner.write, after the request.
+    private func write(_ response: SimResponse) -> Election.Action {
+        if case .object(let snapshot) = response {
+            failuresInARow = 0
+            return step(.written(snapshot))
+        }
+        let error = SimLockError.classify(response)
+        switch error.runnerCode {
+        case .lostRace:
+            return step(.lostRace)
+        case .configuration where election.role == .standby:
+            fatalOutcome = .configurationError(error.message)
+            return .done
+        default:
+            failuresInARow += 1
+            return step(.requestFailed(error.message))
         }
     }
 

@@ -30,7 +30,7 @@ public struct Scenario {
         let check: (World) -> [String]
     }
 
-    public func run(trace: Bool = true) -> ScenarioResult {
+    public func run(trace: Bool = true, supervisor: SupervisorKind = .phaseMachine) -> ScenarioResult {
         var failures: [String] = []
         var overlap: SimTime = 0
         var violations: [String] = []
@@ -38,7 +38,9 @@ public struct Scenario {
         var notes: [String] = []
         var firstTrace: [String]?
         for v in variants {
-            let world = World(config: v.config)
+            var config = v.config
+            config.supervisor = supervisor
+            let world = World(config: config)
             v.setup(world)
             world.run(until: v.duration)
             var own = world.violations.filter { $0.kind != .liveness }.map { "[\(v.label)] \($0)" }

@@ -13,6 +13,17 @@ enum SimExit: Equatable {
     case signalWhileWaiting
     case leadershipLost
     case configuration(String)
+    case other(String, Int32)
+
+    init(_ exit: Supervision.Exit) {
+        switch exit {
+        case .childExited(let status): self = .childExited(status.exitCode)
+        case .signalWhileWaiting: self = .signalWhileWaiting
+        case .leadershipLost: self = .leadershipLost
+        case .configuration(let m): self = .configuration(m)
+        default: self = .other("\(exit)", exit.code)
+        }
+    }
 
     var code: Int32 {
         switch self {
@@ -20,6 +31,7 @@ enum SimExit: Equatable {
         case .signalWhileWaiting: 143
         case .leadershipLost: 3
         case .configuration: 2
+        case .other(_, let code): code
         }
     }
 }
@@ -31,13 +43,13 @@ protocol SimSupervisor: AnyObject {
     func wake()
 }
 
-/// A faithful model of the CURRENT `Main/Supervisor.swift` (the tini-shaped
-/// main loop): `handle(events:)`, `checkElection`, `checkTimers`,
+/// A faithful model of `Main/Supervisor.swift` as it was BEFORE the phase
+/// machine (the tini-shaped main loop at commit 210000c): `handle(events:)`, `checkElection`, `checkTimers`,
 /// `startChild`, `release(then:)`, `forward`, `reap`, case by case. It acts
 /// only on what the election thread reports (no deadline of its own), and it
 /// releases the lock as soon as the child exits (no kill of the child's
 /// process group first).
-final class CurrentSupervisorMirror: SimSupervisor {
+final class LegacySupervisorMirror: SimSupervisor {
     unowned let world: World
     let replica: Int
     let incarnation: Int
@@ -180,5 +192,126 @@ final class CurrentSupervisorMirror: SimSupervisor {
             }
         }
         return nil
+    }
+}
+
+/// The main thread of kube-leader today: the REAL `Supervision` phase machine
+/// (Core/Supervision.swift), driven as `Main/Supervisor.swift` drives it:
+/// each turn feeds the signals from the inbox (SIGCHLD as `.childExited` of
+/// the child after reaping), then what the election thread reported since the
+/// last turn (`electionEvents`), then `.tick`; every action is carried out
+/// and its answer fed back (`feed`/`perform`). The loop wakes at `wakeAt`.
+final class PhaseMachineSupervisor: SimSupervisor {
+    unowned let world: World
+    let replica: Int
+    let incarnation: Int
+    private var machine: Supervision
+    private var child: Int?
+    /// What the last turn saw of the shared state (`Supervisor.seen`).
+    private var seenLeading = false
+    private var seenLost: String?
+    private var seenOutcome: RunnerOutcome?
+    private var seenRenew: MonotonicInstant?
+
+    init(world: World, replica: Int, incarnation: Int, timing: Supervision.Timing) {
+        self.world = world
+        self.replica = replica
+        self.incarnation = incarnation
+        self.machine = Supervision(timing: timing, command: "child")
+    }
+
+    private var host: ReplicaProcess { world.process(replica, incarnation)! }
+
+    func wake() {
+        var events: [Supervision.Event] = []
+        for signal in host.drainInbox() {
+            if signal == .child {
+                events += reaped(host.reapAll())
+            } else {
+                events.append(.signal(signal == .terminate ? .terminate : .kill))
+            }
+        }
+        events += electionEvents()
+        events.append(.tick)
+        if let exit = feed(events) {
+            world.exitProcess(replica, incarnation, SimExit(exit))
+            return
+        }
+        if let wakeAt = machine.wakeAt { world.mainTimer(replica, incarnation, at: wakeAt) }
+    }
+
+    /// Supervisor.feed
+    private func feed(_ events: [Supervision.Event]) -> Supervision.Exit? {
+        var queue = events
+        var next = 0
+        while next < queue.count {
+            let event = queue[next]
+            next += 1
+            for action in machine.step(event, now: world.localNow(replica)) {
+                if case .exit(let exit) = action { return exit }
+                queue += perform(action)
+            }
+        }
+        return nil
+    }
+
+    /// Supervisor.perform
+    private func perform(_ action: Supervision.Action) -> [Supervision.Event] {
+        switch action {
+        case .spawn:
+            let id = world.spawnChild(replica, incarnation)
+            child = id
+            return [.spawned(pid: Int32(id + 100))]
+        case .signalGroup(let signal):
+            guard let child else { return [] }
+            if !world.signalGroup(child, signal == .kill ? .kill : .terminate) {
+                world.trace(replica, "supervisor: child already gone; \(signal.name) not delivered")
+            }
+            return []
+        case .killAll:
+            guard child != nil else { return [.survivors(0)] }
+            let round = world.killAll(replica, incarnation)
+            return reaped(round.reaped) + [.survivors(round.survivors)]
+        case .requestRelease:
+            let busy = world.requestRelease(replica, incarnation)
+            var events = electionEvents()
+            if !busy, seenOutcome == nil { events.append(.electionEnded(.released)) }
+            return events
+        case .log(let note):
+            world.trace(replica, "supervisor: \(note.message)")
+            return []
+        case .exit:
+            return []
+        }
+    }
+
+    /// Supervisor.electionEvents: what changed in the shared state.
+    private func electionEvents() -> [Supervision.Event] {
+        let state = host
+        var events: [Supervision.Event] = []
+        if let sentAt = state.lastRenewSentAt, sentAt != seenRenew { events.append(.renewed(sentAt: sentAt)) }
+        if state.leading, !seenLeading { events.append(.becameLeader(environment: [:])) }
+        if let reason = state.lostReason, seenLost == nil { events.append(.lost(reason: reason)) }
+        if let outcome = state.outcome, seenOutcome == nil {
+            switch outcome {
+            case .released: events.append(.electionEnded(.released))
+            case .lost(let reason): events.append(.electionEnded(.lost(reason: reason)))
+            case .configurationError(let message): events.append(.electionEnded(.configuration(message)))
+            }
+        }
+        seenLeading = state.leading
+        seenLost = state.lostReason
+        seenOutcome = state.outcome
+        seenRenew = state.lastRenewSentAt
+        return events
+    }
+
+    /// Supervisor.reaped: the child's exit as `.childExited`, others logged.
+    private func reaped(_ list: [(Int, Int32)]) -> [Supervision.Event] {
+        var events: [Supervision.Event] = []
+        for (id, code) in list where id == child {
+            events.append(.childExited(code >= 128 ? .signaled(Signal(rawValue: code - 128)) : .exited(code)))
+        }
+        return events
     }
 }

@@ -27,6 +27,9 @@ public struct SimConfig {
     public var stopAtFirstOverlap = true
     /// Keep the event log (replays, scenarios).
     public var trace = false
+    /// Which main thread: the phase machine (`Core/Supervision.swift`, what
+    /// kube-leader runs) or a model of the rules before it (`legacy`).
+    public var supervisor: SupervisorKind = .phaseMachine
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -36,6 +39,15 @@ public struct SimConfig {
         self.killGrace = killGrace
         self.pid1 = pid1 ?? Array(repeating: true, count: replicas)
     }
+}
+
+/// The main thread a simulated kube-leader runs.
+public enum SupervisorKind: String, Sendable, CaseIterable {
+    /// `Core/Supervision.swift` driven as `Main/Supervisor.swift` drives it.
+    case phaseMachine = "phase-machine"
+    /// A model of `Main/Supervisor.swift` before the phase machine (no own
+    /// deadline, no kill of what the child leaves, exit at once on SIGTERM).
+    case legacy
 }
 
 /// How children behave.
@@ -91,6 +103,9 @@ final class ReplicaProcess {
     var lostReason: String?
     var releaseRequested = false
     var outcome: RunnerOutcome?
+    var lastRenewSentAt: MonotonicInstant?
+    var acquiring = false
+    var holding = false
     // The main thread's inbox (signalfd) and zombies to reap.
     private var inbox: [SimSignal] = []
     var zombies: [(Int, Int32)] = []
@@ -346,8 +361,15 @@ public final class World {
         let election = Election(identity: replica.identity, timing: config.timing)
         p.runner = RunnerMirror(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline)
-        p.supervisor = CurrentSupervisorMirror(world: self, replica: r, incarnation: p.incarnation,
-                                               killGrace: config.killGrace, renewDeadline: config.timing.renewDeadline)
+        switch config.supervisor {
+        case .phaseMachine:
+            p.supervisor = PhaseMachineSupervisor(world: self, replica: r, incarnation: p.incarnation,
+                                                  timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline,
+                                                                             killGrace: config.killGrace))
+        case .legacy:
+            p.supervisor = LegacySupervisorMirror(world: self, replica: r, incarnation: p.incarnation,
+                                                  killGrace: config.killGrace, renewDeadline: config.timing.renewDeadline)
+        }
         trace(r, "kube-leader starts")
         p.runner.start()
     }
@@ -407,10 +429,37 @@ public final class World {
         wakeMain(r, inc)
     }
 
-    func requestRelease(_ r: Int, _ inc: Int) {
-        guard let p = process(r, inc) else { return }
+    /// LeaderHost.requestRelease: true when the election is busy (an acquire
+    /// in flight, the lock held or led); its outcome then follows.
+    @discardableResult
+    func requestRelease(_ r: Int, _ inc: Int) -> Bool {
+        guard let p = process(r, inc) else { return false }
         p.releaseRequested = true
+        let busy = p.outcome == nil && (p.acquiring || p.holding || p.leading)
         notifyRunner(r, inc, .wake)
+        return busy
+    }
+
+    /// LeaderHost.beginAcquire
+    func hostBeginAcquire(_ r: Int, _ inc: Int) -> Bool {
+        guard let p = process(r, inc) else { return false }
+        if p.releaseRequested { return false }
+        p.acquiring = true
+        return true
+    }
+
+    /// LeaderHost.endAcquire
+    func hostEndAcquire(_ r: Int, _ inc: Int, won: Bool) {
+        guard let p = process(r, inc) else { return }
+        p.acquiring = false
+        if won { p.holding = true }
+    }
+
+    /// LeaderHost.renewed (the legacy host had no such report).
+    func hostRenewed(_ r: Int, _ inc: Int, sentAt: MonotonicInstant) {
+        guard let p = process(r, inc) else { return }
+        p.lastRenewSentAt = sentAt
+        if config.supervisor == .phaseMachine { wakeMain(r, inc) }
     }
 
     /// `inbox.wake()`: the main thread runs a turn a moment later.
@@ -717,6 +766,16 @@ public final class World {
         }
         trace("\(signal.rawValue) to group \(group): \(any ? "delivered" : "nobody")")
         return any
+    }
+
+    /// ProcessTree.killAll: SIGKILL to the child's group and every other
+    /// descendant of kube-leader `(r, inc)`, then reap. Returns what was reaped
+    /// and how many survived (none: SIGKILL is instant here).
+    func killAll(_ r: Int, _ inc: Int) -> (reaped: [(Int, Int32)], survivors: Int) {
+        let mine = aliveProcesses.filter { processes[$0].replica == r && processes[$0].incarnation == inc }
+        for id in mine { processDied(id, code: 137) }
+        trace(r, "killAll: \(mine.count) killed")
+        return (process(r, inc)?.reapAll() ?? [], 0)
     }
 
     /// The child exits by itself (crash, done) with `code`.

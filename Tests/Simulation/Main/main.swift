@@ -24,6 +24,8 @@ Options:
   --hours H          simulated hours per seed (default 1)
   --faults LIST      fault kinds to draw from (default all): \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))
   --threads T        seeds run in parallel (default 1)
+  --supervisor S     phase-machine (default: Core/Supervision.swift, what
+                     kube-leader runs) or legacy (the rules before it)
   --trace            print the event log of every failing seed (and of a single seed)
   --scenario NAME    run a named scenario (row1 ... row10, or all) and print its result
   --list-scenarios   print the names of the scenarios
@@ -47,6 +49,7 @@ var kinds = FaultKind.allCases
 var threads = 1
 var trace = false
 var scenario: String?
+var supervisor = SupervisorKind.phaseMachine
 
 var args = Array(CommandLine.arguments.dropFirst())
 while !args.isEmpty {
@@ -72,6 +75,9 @@ while !args.isEmpty {
         }
     case "--threads": threads = max(1, Int(value()) ?? 1)
     case "--trace": trace = true
+    case "--supervisor":
+        let v = value()
+        supervisor = SupervisorKind(rawValue: v) ?? { fail("--supervisor takes phase-machine or legacy, not \(v)") }()
     case "--scenario": scenario = value()
     case "--list-scenarios":
         for s in Scenarios.all { print("\(s.name)\t\(s.title)") }
@@ -88,7 +94,7 @@ if let scenario {
     if chosen.isEmpty { fail("no scenario \(scenario); --list-scenarios names them") }
     var failed = 0
     for s in chosen {
-        let r = s.run(trace: trace)
+        let r = s.run(trace: trace, supervisor: supervisor)
         print("scenario=\(s.name) result=\(r.passed ? "PASS" : "FAIL") overlap_ms=\(r.overlapMs) overlaps=\(r.overlaps) budget=\(r.budget) \(r.notes)")
         for f in r.failures { print("  - \(f)") }
         if trace { for line in r.trace { print("  \(line)") } }
@@ -108,9 +114,10 @@ struct Totals {
 }
 
 struct RunOptions: Sendable {
-    var seeds: Int, from: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind], trace: Bool
+    var seeds: Int, from: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind], trace: Bool, supervisor: SupervisorKind
 }
-let options = RunOptions(seeds: seeds, from: from, replicas: replicas, hours: hours, kinds: kinds, trace: trace)
+let options = RunOptions(seeds: seeds, from: from, replicas: replicas, hours: hours, kinds: kinds, trace: trace,
+                         supervisor: supervisor)
 let started = DispatchTime.now()
 let totals = Mutex(Totals())
 let next = Mutex(0)
@@ -122,7 +129,7 @@ DispatchQueue.concurrentPerform(iterations: threads) { _ in
         if i >= options.seeds { return }
         let seed = options.from + UInt64(i)
         let r = Simulation.run(seed: seed, replicas: options.replicas, hours: options.hours,
-                               trace: single && options.trace, kinds: options.kinds)
+                               trace: single && options.trace, kinds: options.kinds, supervisor: options.supervisor)
         totals.withLock { t in
             t.replicaHours += r.replicaHours
             t.events += r.events
@@ -145,14 +152,15 @@ let t = totals.withLock { $0 }
 for r in t.failingSeeds.sorted(by: { $0.seed < $1.seed }) {
     print("FAIL seed=\(r.seed) overlaps=\(r.overlaps) budget=\(r.budget) liveness=\(r.liveness) \(r.summary)")
     for v in r.violations.prefix(3) { print("  \(v)") }
-    print("  replay: \(Simulation.replayCommand(seed: r.seed, replicas: replicas, hours: hours, kinds: kinds))")
+    print("  replay: \(Simulation.replayCommand(seed: r.seed, replicas: replicas, hours: hours, kinds: kinds, supervisor: supervisor))")
     if trace {
-        let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds)
+        let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds,
+                                                 supervisor: supervisor)
         for line in traced.trace.suffix(400) { print("  | \(line)") }
     }
 }
 if single && trace && t.failingSeeds.isEmpty {
-    let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds)
+    let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds, supervisor: supervisor)
     print("seed=\(r.seed) \(r.summary)")
     for line in r.trace.suffix(400) { print("  | \(line)") }
 }
