@@ -832,7 +832,7 @@ public final class World {
         case .liveness: livenessCount += 1
         }
         if violations.count < 50 { violations.append(Violation(kind: kind, time: now, message: message)) }
-        trace("VIOLATION \(kind.rawValue): \(message)")
+        if kind != .budget || budgetCount <= 20 { trace("VIOLATION \(kind.rawValue): \(message)") }
     }
 
     private func checkLiveness(_ index: Int) {

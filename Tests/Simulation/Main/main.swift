@@ -27,6 +27,7 @@ Options:
   --supervisor S     phase-machine (default: Core/Supervision.swift, what
                      kube-leader runs) or legacy (the rules before it)
   --trace            print the event log of every failing seed (and of a single seed)
+  --trace-lines N    how many of its last lines (default 2000)
   --scenario NAME    run a named scenario (row1 ... row10, or all) and print its result
   --list-scenarios   print the names of the scenarios
 
@@ -50,6 +51,7 @@ var threads = 1
 var trace = false
 var scenario: String?
 var supervisor = SupervisorKind.phaseMachine
+var traceLines = 2000
 
 var args = Array(CommandLine.arguments.dropFirst())
 while !args.isEmpty {
@@ -75,6 +77,7 @@ while !args.isEmpty {
         }
     case "--threads": threads = max(1, Int(value()) ?? 1)
     case "--trace": trace = true
+    case "--trace-lines": trace = true; traceLines = Int(value()) ?? 2000
     case "--supervisor":
         let v = value()
         supervisor = SupervisorKind(rawValue: v) ?? { fail("--supervisor takes phase-machine or legacy, not \(v)") }()
@@ -156,13 +159,13 @@ for r in t.failingSeeds.sorted(by: { $0.seed < $1.seed }) {
     if trace {
         let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds,
                                                  supervisor: supervisor)
-        for line in traced.trace.suffix(400) { print("  | \(line)") }
+        for line in traced.trace.suffix(traceLines) { print("  | \(line)") }
     }
 }
 if single && trace && t.failingSeeds.isEmpty {
     let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds, supervisor: supervisor)
     print("seed=\(r.seed) \(r.summary)")
-    for line in r.trace.suffix(400) { print("  | \(line)") }
+    for line in r.trace.suffix(traceLines) { print("  | \(line)") }
 }
 let margin = t.minMargin.map { String(Double($0) / 1e6) } ?? "none"
 let failing = t.failingSeeds.map { String($0.seed) }.sorted().prefix(20).joined(separator: ",")
