@@ -278,6 +278,7 @@ final class RunnerMirror {
         let error = SimLockError.classify(response)
         switch error.runnerCode {
         case .lostRace:
+            world.noteLostWrite(replica, incarnation)
             return step(.lostRace)
         case .configuration where election.role == .standby:
             fatalOutcome = .configurationError(error.message)

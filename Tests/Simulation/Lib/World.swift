@@ -123,6 +123,10 @@ final class ReplicaProcess {
     // Request budget of a standby (local clock, ns).
     var lastReadAt: Int64?
     var lastWatchAt: Int64?
+    var lastWriteAt: Int64?
+    var lastReadAfterLostWriteAt: Int64?
+    /// The last write lost a race: one read at once is allowed (who won?).
+    var lostWrite = false
     var child: Int?
 
     init(incarnation: Int) { self.incarnation = incarnation }
@@ -518,7 +522,7 @@ public final class World {
     /// back to the election thread as `.response`.
     func send(_ request: SimRequest, from r: Int, _ inc: Int, timeout: Duration, standby: Bool) -> Int {
         let id = requests.count
-        requests.append(InFlight(replica: r, incarnation: inc, request: request, kindName: request.name, sentAt: now))
+        requests.append(InFlight(replica: r, incarnation: inc, request: request, kindName: config.trace ? request.name : "", sentAt: now))
         requestCount += 1
         trace(r, "send \(request.name)#\(id)")
         if standby, let p = process(r, inc) { checkBudget(r, p, request) }
@@ -654,23 +658,39 @@ public final class World {
 
     // MARK: Request budget
 
+    /// A standby's budget per retry period (its own clock): one read (GET,
+    /// LIST), one watch, one acquiring write, and one read right after a
+    /// write that lost a race (to learn who won).
     private func checkBudget(_ r: Int, _ p: ReplicaProcess, _ request: SimRequest) {
         let local = replicas[r].clock.local(now)
         let retry = config.timing.retryPeriod.nanoseconds
-        if request.isRead {
+        func check(_ last: inout Int64?, _ what: String) {
+            if let l = last, local - l < retry {
+                violate(.budget, "replica-\(r) sent two \(what) \((local - l) / 1_000_000) ms apart while standing by (retry period \(retry / 1_000_000) ms)")
+            }
+            last = local
+        }
+        switch request {
+        case .get, .list, .getPod:
             standbyReads[r] += 1
-            if let last = p.lastReadAt, local - last < retry {
-                violate(.budget, "replica-\(r) sent two reads \((local - last) / 1_000_000) ms apart while standing by (retry period \(retry / 1_000_000) ms)")
+            if case .getPod = request { return }  // part of the read it follows
+            if p.lostWrite {
+                p.lostWrite = false
+                check(&p.lastReadAfterLostWriteAt, "reads after lost writes")
+            } else {
+                check(&p.lastReadAt, "reads")
             }
-            p.lastReadAt = local
-        } else if request.isWatch {
+        case .watch:
             standbyWatches[r] += 1
-            if let last = p.lastWatchAt, local - last < retry {
-                violate(.budget, "replica-\(r) opened two watches \((local - last) / 1_000_000) ms apart while standing by (retry period \(retry / 1_000_000) ms)")
-            }
-            p.lastWatchAt = local
+            check(&p.lastWatchAt, "watches")
+        case .create, .update:
+            p.lostWrite = false
+            check(&p.lastWriteAt, "acquiring writes")
         }
     }
+
+    /// The runner saw a write lose a race (409, 404).
+    func noteLostWrite(_ r: Int, _ inc: Int) { process(r, inc)?.lostWrite = true }
 
     // MARK: Children
 
