@@ -4,22 +4,42 @@ import KLCore
 public enum Simulation {
     /// The configuration a seed draws: lock kind, timing (always one that
     /// `LeaderConfig` accepts), clocks, PID 1 or not, history size, noise.
-    public static func config(seed: UInt64, replicas: Int?, kinds: [FaultKind] = FaultKind.allCases) -> SimConfig {
+    public static func config(seed: UInt64, replicas: Int?, kinds: [FaultKind] = FaultKind.guaranteed) -> SimConfig {
         var rng = SimRandom(seed: seed ^ 0xC0F1_6000)
         let n = replicas ?? rng.int(2...5)
         let kind: LockKind = rng.chance(0.5) ? .configMap : .lease
-        let (timing, kill) = drawTiming(&rng)
+        var (timing, kill) = drawTiming(&rng)
+        // Only timings kube-leader itself accepts (its real validation).
+        for _ in 0..<200 where !accepted(timing, kill, kind) { (timing, kill) = drawTiming(&rng) }
         var c = SimConfig(seed: seed, replicas: n, kind: kind, timing: timing, killGrace: kill,
                           pid1: (0..<n).map { _ in rng.chance(0.5) })
         c.latencyMs = rng.chance(0.7) ? 1...3 : 1...40
         c.noisePerSecond = rng.weighted([(0.0, 2), (1.0, 3), (20.0, 2), (200.0, 1)])
         c.historyCapacity = rng.weighted([(100, 1), (1000, 2), (5000, 1)])
         c.child.grandchildProbability = kinds.contains(.backgroundChild) ? 0.1 : 0
+        c.crashWithOrphans = kinds.contains(.crashWithOrphans)
+        c.freshStartAfterDelete = kinds.contains(.freshStartAfterDelete)
         return c
     }
 
-    /// A timing `LeaderConfig.validate` accepts: the defaults, the issue's
-    /// 4s/2s/1s, or one drawn at random (retry periods below one second too).
+    /// Whether kube-leader accepts these durations (`LeaderConfig.load`, so
+    /// the simulation follows its validation rules as they change).
+    public static func accepted(_ t: Election.Timing, _ kill: Duration, _ kind: LockKind) -> Bool {
+        func ms(_ d: Duration) -> String { "\(d.nanoseconds / 1_000_000)ms" }
+        let args = ["--lease-duration", ms(t.leaseDuration), "--renew-deadline", ms(t.renewDeadline),
+                    "--retry-period", ms(t.retryPeriod), "--kill-grace", ms(kill), "--lock-kind", kind.rawValue,
+                    "--identity", "sim", "--namespace", "sim", "lock", "true"]
+        do {
+            _ = try LeaderConfig.load(arguments: args, environment: [:], readFile: { _ in nil }, hostName: "sim")
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// A timing: the defaults, the issue's 4s/2s/1s, or one drawn at random
+    /// (retry periods below one second too); `config` keeps the ones
+    /// `LeaderConfig` accepts.
     static func drawTiming(_ rng: inout SimRandom) -> (Election.Timing, Duration) {
         switch rng.int(0...3) {
         case 0:
@@ -57,7 +77,7 @@ public enum Simulation {
 
     /// Runs one seed for `hours` of simulated time.
     public static func run(seed: UInt64, replicas: Int?, hours: Double, trace: Bool = false,
-                           kinds: [FaultKind] = FaultKind.allCases, supervisor: SupervisorKind = .phaseMachine) -> SeedResult {
+                           kinds: [FaultKind] = FaultKind.guaranteed, supervisor: SupervisorKind = .phaseMachine) -> SeedResult {
         var config = Self.config(seed: seed, replicas: replicas, kinds: kinds)
         config.trace = trace
         config.supervisor = supervisor
@@ -83,7 +103,7 @@ public enum Simulation {
         var c = "scripts/sim --seeds 1 --from \(seed) --hours \(hours) --trace"
         if supervisor != .phaseMachine { c += " --supervisor \(supervisor.rawValue)" }
         if let replicas { c += " --replicas \(replicas)" }
-        if kinds != FaultKind.allCases { c += " --faults \(kinds.map(\.rawValue).joined(separator: ","))" }
+        if kinds != FaultKind.guaranteed { c += " --faults \(kinds.isEmpty ? "none" : kinds.map(\.rawValue).joined(separator: ","))" }
         return c
     }
 }

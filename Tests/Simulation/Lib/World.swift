@@ -27,6 +27,11 @@ public struct SimConfig {
     public var stopAtFirstOverlap = true
     /// Keep the event log (replays, scenarios).
     public var trace = false
+    /// Outside the guarantees (see `FaultKind`): allow a SIGKILL of a
+    /// kube-leader that is not PID 1 while its child's background process
+    /// runs, and fresh starts within a lease after a deletion or clear.
+    public var crashWithOrphans = false
+    public var freshStartAfterDelete = false
     /// Which main thread: the phase machine (`Core/Supervision.swift`, what
     /// kube-leader runs) or a model of the rules before it (`legacy`).
     public var supervisor: SupervisorKind = .phaseMachine
@@ -104,6 +109,8 @@ final class ReplicaProcess {
     var releaseRequested = false
     var outcome: RunnerOutcome?
     var lastRenewSentAt: MonotonicInstant?
+    /// The election thread's wake-up pipe holds a byte (LeaderHost).
+    var wakePipe = false
     var acquiring = false
     var holding = false
     // The main thread's inbox (signalfd) and zombies to reap.
@@ -125,8 +132,11 @@ final class ReplicaProcess {
     var lastWatchAt: Int64?
     var lastWriteAt: Int64?
     var lastReadAfterLostWriteAt: Int64?
-    /// The last write lost a race: one read at once is allowed (who won?).
-    var lostWrite = false
+    var lastWatchAfterLostWriteAt: Int64?
+    /// The last write lost a race: one read and one watch at once are
+    /// allowed (who won? follow them).
+    var lostWriteRead = false
+    var lostWriteWatch = false
     var child: Int?
 
     init(incarnation: Int) { self.incarnation = incarnation }
@@ -307,6 +317,15 @@ public final class World {
         case .fault(let index):
             steps[index].apply(self)
         case .restart(let r):
+            // A fresh kube-leader cannot tell a deleted (or cleared) lock from a
+            // new one: outside the guarantees, so it waits unless asked for.
+            if !config.freshStartAfterDelete, let ended = holdEndedByOthersAt,
+               now - ended < config.timing.leaseDuration.nanoseconds {
+                let at = ended + config.timing.leaseDuration.nanoseconds
+                trace(r, "restart postponed to \(at.traceText): a lease after the lock was deleted or cleared (fresh-start-after-delete not drawn)")
+                queue.push(at, .restart(replica: r))
+                return
+            }
             startReplica(r)
         case .checkpoint(let index):
             checkLiveness(index)
@@ -405,7 +424,32 @@ public final class World {
 
     func crash(_ r: Int) {
         guard let p = replicas[r].process else { return }
+        if !config.crashWithOrphans && !replicas[r].pid1,
+           aliveProcesses.contains(where: { processes[$0].replica == r && processes[$0].incarnation == p.incarnation && processes[$0].isGrandchild }) {
+            trace(r, "crash skipped: not PID 1 and its child left a background process (crash-with-orphans not drawn)")
+            return
+        }
         exitProcess(r, p.incarnation, nil)
+    }
+
+    /// When someone last deleted the lock or cleared its holder.
+    var holdEndedByOthersAt: SimTime?
+
+    /// Whether a deletion or clear by others stays within the documented
+    /// guarantees: every running standby has seen the lock held (its last
+    /// observation names a holder). A replica that never saw it held cannot
+    /// tell a deleted lock from a new one (`Election`'s non-guarantees).
+    func holdEndMayHappen() -> Bool {
+        if config.freshStartAfterDelete { return true }
+        guard let holder = server.snapshot?.record?.holderIdentity, !holder.isEmpty else { return true }
+        for r in replicas.indices {
+            guard let p = replicas[r].process, !p.runner.finished, p.runner.election.role == .standby else { continue }
+            if p.runner.election.observed?.record?.holderIdentity.isEmpty ?? true {
+                trace(r, "deletion/clear skipped: this standby has not seen the lock held (fresh-start-after-delete not drawn)")
+                return false
+            }
+        }
+        return true
     }
 
     // MARK: LeaderHost
@@ -439,6 +483,7 @@ public final class World {
     func requestRelease(_ r: Int, _ inc: Int) -> Bool {
         guard let p = process(r, inc) else { return false }
         p.releaseRequested = true
+        p.wakePipe = true
         let busy = p.outcome == nil && (p.acquiring || p.holding || p.leading)
         notifyRunner(r, inc, .wake)
         return busy
@@ -659,8 +704,8 @@ public final class World {
     // MARK: Request budget
 
     /// A standby's budget per retry period (its own clock): one read (GET,
-    /// LIST), one watch, one acquiring write, and one read right after a
-    /// write that lost a race (to learn who won).
+    /// LIST), one watch, one acquiring write, and one read and one watch right
+    /// after a write that lost a race (to learn who won and follow them).
     private func checkBudget(_ r: Int, _ p: ReplicaProcess, _ request: SimRequest) {
         let local = replicas[r].clock.local(now)
         let retry = config.timing.retryPeriod.nanoseconds
@@ -674,23 +719,33 @@ public final class World {
         case .get, .list, .getPod:
             standbyReads[r] += 1
             if case .getPod = request { return }  // part of the read it follows
-            if p.lostWrite {
-                p.lostWrite = false
+            if p.lostWriteRead {
+                p.lostWriteRead = false
                 check(&p.lastReadAfterLostWriteAt, "reads after lost writes")
             } else {
                 check(&p.lastReadAt, "reads")
             }
         case .watch:
             standbyWatches[r] += 1
-            check(&p.lastWatchAt, "watches")
+            if p.lostWriteWatch {
+                p.lostWriteWatch = false
+                check(&p.lastWatchAfterLostWriteAt, "watches after lost writes")
+            } else {
+                check(&p.lastWatchAt, "watches")
+            }
         case .create, .update:
-            p.lostWrite = false
+            p.lostWriteRead = false
+            p.lostWriteWatch = false
             check(&p.lastWriteAt, "acquiring writes")
         }
     }
 
     /// The runner saw a write lose a race (409, 404).
-    func noteLostWrite(_ r: Int, _ inc: Int) { process(r, inc)?.lostWrite = true }
+    func noteLostWrite(_ r: Int, _ inc: Int) {
+        guard let p = process(r, inc) else { return }
+        p.lostWriteRead = true
+        p.lostWriteWatch = true
+    }
 
     // MARK: Children
 
@@ -745,7 +800,9 @@ public final class World {
         let others = aliveProcesses.filter { processes[$0].term != p.term }
         if !others.isEmpty {
             let o = processes[others[0]]
-            violate(.overlap, "process \(id) of \(termName(p.term)) starts while process \(o.id) of \(termName(o.term)) (started \(o.bornAt.traceText)) is alive")
+            let what = o.isGrandchild ? "background process" : (o.replica < 0 ? "process" : "child")
+            let owner = o.replica < 0 ? "" : (process(o.replica, o.incarnation) == nil ? "; its kube-leader is gone" : "; its kube-leader runs")
+            violate(.overlap, "process \(id) of \(termName(p.term)) starts while \(what) \(o.id) of \(termName(o.term)) (started \(o.bornAt.traceText)\(owner)) is alive")
             if overlapSince == nil { overlapSince = now }
             return
         }

@@ -22,7 +22,9 @@ Options:
   --from S           first seed (default 1); seeds S, S+1, ... S+N-1
   --replicas K       replicas per seed (default: drawn from the seed, 2-5)
   --hours H          simulated hours per seed (default 1)
-  --faults LIST      fault kinds to draw from (default all): \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))
+  --faults LIST      fault kinds to draw from: guaranteed (default: every kind
+                     the documented guarantees cover), all, none, or a list of
+                     \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))
   --threads T        seeds run in parallel (default 1)
   --supervisor S     phase-machine (default: Core/Supervision.swift, what
                      kube-leader runs) or legacy (the rules before it)
@@ -46,7 +48,7 @@ var seeds = 10
 var from: UInt64 = 1
 var replicas: Int?
 var hours = 1.0
-var kinds = FaultKind.allCases
+var kinds = FaultKind.guaranteed
 var threads = 1
 var trace = false
 var scenario: String?
@@ -71,10 +73,7 @@ while !args.isEmpty {
         hours = h
     case "--faults":
         let v = value()
-        if v == "none" { kinds = []; break }
-        kinds = v.split(separator: ",").map { name in
-            FaultKind(rawValue: String(name)) ?? { fail("unknown fault kind \(name); known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))") }()
-        }
+        kinds = FaultKind.parse(v) ?? { fail("--faults takes all, none, guaranteed or a list of: \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))") }()
     case "--threads": threads = max(1, Int(value()) ?? 1)
     case "--trace": trace = true
     case "--trace-lines": trace = true; traceLines = Int(value()) ?? 2000
