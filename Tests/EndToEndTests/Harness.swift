@@ -227,8 +227,9 @@ final class Cluster {
     var workerLock: String { dir.file("workers.lock") }
 
     init(kind: LockKind = .configMap, lockName: String = "e2e-lock",
-         timing: [String] = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]) throws {
-        server = try FakeServer()
+         timing: [String] = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"],
+         serverArguments: [String] = []) throws {
+        server = try FakeServer(extraArguments: serverArguments)
         dir = server.dir
         self.kind = kind
         self.lockName = lockName

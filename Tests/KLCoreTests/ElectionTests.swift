@@ -8,7 +8,7 @@ import Testing
     let wall = WallTime(seconds: 1_795_859_505)
     let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
 
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64(seconds * 1000)) }
+    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
 
     func snapshot(holder: String?, rv: String, transitions: Int = 0, renewSecond: Int64 = 0, leaseSeconds: Int = 15) -> LockSnapshot {
         guard let holder else {
@@ -192,7 +192,9 @@ import Testing
         var object = mine.object
         object[path: "metadata", "annotations", "note"] = "hi"
         object[path: "metadata", "resourceVersion"] = "9"
-        let action = e.step(.observed(.present(LockCodec.decode(.configMap, object: object))), now: at(2.2), wall: wall)
+        // Still ours: renew on the new version, one retry period after the conflict.
+        #expect(e.step(.observed(.present(LockCodec.decode(.configMap, object: object))), now: at(2.2), wall: wall) == .wait(until: at(4.1)))
+        let action = e.step(.timer, now: at(4.1), wall: wall)
         guard case .update(_, let base) = action else { Issue.record("got \(action)"); return }
         #expect(base.resourceVersion == "9")
         #expect(base.object[path: "metadata", "annotations", "note"] == "hi")
@@ -242,5 +244,314 @@ import Testing
         _ = e.step(.start, now: at(0), wall: wall)
         #expect(e.step(.requestFailed("503"), now: at(0.5), wall: wall) == .wait(until: at(2.5)))
         #expect(e.step(.timer, now: at(2.5), wall: wall) == .get)
+    }
+
+    // MARK: Issue 10
+
+    /// A standby that has seen `holder` hold the lock since `at(0)`.
+    func standbyThatSawHeld(_ holder: String = "old", rv: String = "5", transitions: Int = 3) -> Election {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        #expect(e.step(.observed(.present(snapshot(holder: holder, rv: rv, transitions: transitions))), now: at(0), wall: wall) == .wait(until: at(15)))
+        return e
+    }
+
+    /// Row 1: the lock is deleted while held. The old leader learns it only at
+    /// its next renew; the standby waits one lease from when it saw the deletion.
+    @Test func row1_lockDeletedWhileHeld_isHeldForOneLeaseAfterTheDeletionWasSeen() {
+        var e = standbyThatSawHeld()
+        // A renew at 2 s, then the deletion seen at 5 s.
+        #expect(e.step(.observed(.present(snapshot(holder: "old", rv: "6", transitions: 3, renewSecond: 2))), now: at(2), wall: wall) == .wait(until: at(17)))
+        #expect(e.step(.observed(.absent), now: at(5), wall: wall) == .wait(until: at(20)))
+        #expect(e.heldUntil == at(20))
+        // A read in between (absent again) does not shorten or restart the wait.
+        #expect(e.step(.timer, now: at(12), wall: wall) == .wait(until: at(20)))
+        #expect(e.step(.observed(.absent), now: at(13), wall: wall) == .wait(until: at(20)))
+        guard case .create(let r) = e.step(.timer, now: at(20), wall: wall) else { Issue.record("expected a create at 20 s"); return }
+        #expect(r.holderIdentity == "me")
+    }
+
+    /// Row 1: the record's lease, not ours, is what the deletion is held for.
+    @Test func row1_deletionWaitsTheHeldRecordsLease() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        _ = e.step(.observed(.present(snapshot(holder: "old", rv: "5", leaseSeconds: 40))), now: at(0), wall: wall)
+        #expect(e.step(.observed(.absent), now: at(1), wall: wall) == .wait(until: at(41)))
+    }
+
+    /// Row 1: a standby that never saw the lock held creates it at once.
+    @Test func row1_absentAtFirstSight_isCreatedAtOnce() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
+        #expect(e.heldUntil == nil)
+    }
+
+    /// Row 1, decided: a holder cleared by someone else (empty holder that is
+    /// not a release record, or the record removed) is held like a deletion.
+    @Test(arguments: ["cleared", "annotation removed", "released with another lease"])
+    func row1_holderClearedByOthers_isHeldForOneLease(how: String) {
+        var e = standbyThatSawHeld()
+        let cleared: LockSnapshot
+        switch how {
+        case "cleared":
+            var object = snapshot(holder: "old", rv: "5", transitions: 3).object
+            object[path: "metadata", "annotations", LockKind.annotation] = .string(#"{"holderIdentity":""}"#)
+            object[path: "metadata", "resourceVersion"] = "7"
+            cleared = LockCodec.decode(.configMap, object: object)
+        case "annotation removed":
+            cleared = snapshot(holder: nil, rv: "7")
+        default:
+            cleared = snapshot(holder: "", rv: "7", transitions: 3, leaseSeconds: 15)
+        }
+        #expect(e.step(.observed(.present(cleared)), now: at(3), wall: wall) == .wait(until: at(18)))
+        guard case .update(let r, let base) = e.step(.timer, now: at(18), wall: wall) else { Issue.record("expected update at 18 s"); return }
+        #expect(base.resourceVersion == "7")
+        #expect(r.holderIdentity == "me")
+    }
+
+    /// Row 1: the holder's own release (empty holder, lease 1 s, transitions
+    /// kept) is still taken at once: graceful hand-over stays fast.
+    @Test func row1_releaseByTheHolder_isTakenAtOnce() {
+        var e = standbyThatSawHeld()
+        let released = snapshot(holder: "", rv: "8", transitions: 3, leaseSeconds: 1)
+        guard case .update(let r, let base) = e.step(.observed(.present(released)), now: at(3), wall: wall) else {
+            Issue.record("expected an immediate takeover"); return
+        }
+        #expect(base.resourceVersion == "8")
+        #expect(r.leaderTransitions == 4)
+    }
+
+    /// Row 1: after a deletion, a new holder's record is judged by its own expiry.
+    @Test func row1_deletedThenRecreatedByAnother_followsTheNewRecord() {
+        var e = standbyThatSawHeld()
+        #expect(e.step(.observed(.absent), now: at(5), wall: wall) == .wait(until: at(20)))
+        #expect(e.step(.observed(.present(snapshot(holder: "new", rv: "9"))), now: at(6), wall: wall) == .wait(until: at(21)))
+        #expect(e.heldUntil == nil)
+    }
+
+    /// Row 4: a renew answered with the same resourceVersion (a no-op update:
+    /// ConfigMap times have whole seconds) is not seen by anyone: it does not
+    /// move the renew deadline.
+    @Test func row4_noOpRenew_doesNotCount() {
+        var (e, mine) = leader()
+        guard case .update(let r, let base) = e.step(.timer, now: at(2), wall: wall) else { Issue.record("no renew"); return }
+        var same = written(r, base: base, rv: "1")
+        same.resourceVersion = mine.resourceVersion
+        #expect(e.step(.written(same), now: at(2.1), wall: wall) == .wait(until: at(4.1)))
+        #expect(e.renewDeadline == at(10))  // still from the acquire
+        #expect(e.lastRenew == at(0))
+        // The next one changes the version: counted from its send time.
+        guard case .update(let r2, let base2) = e.step(.timer, now: at(4.1), wall: wall) else { Issue.record("no renew"); return }
+        _ = e.step(.written(written(r2, base: base2, rv: "2")), now: at(4.2), wall: wall)
+        #expect(e.renewDeadline == at(14.1))
+        // No-ops until the deadline: leadership is lost, not kept by them.
+        var now = 6.1
+        while true {
+            let action = e.step(.timer, now: at(now), wall: wall)
+            if case .lostLeadership(let reason) = action { #expect(reason.contains("did not change") || reason.contains("could not renew")); break }
+            guard case .update(let rn, let bn) = action else { Issue.record("got \(action)"); return }
+            #expect(now < 14.1)
+            var noop = written(rn, base: bn, rv: "2")
+            noop.resourceVersion = "2"
+            guard case .wait(let until) = e.step(.written(noop), now: at(now + 0.1), wall: wall) else { Issue.record("expected wait"); return }
+            now = Double(t0.duration(to: until).milliseconds) / 1000
+        }
+        #expect(now == 14.1)
+    }
+
+    /// Row 7: a release answered 5xx is retried every retry period until the
+    /// renew deadline, then given up without writing.
+    @Test func row7_failedRelease_isRetriedPacedUntilTheDeadline() {
+        var (e, _) = leader()
+        var sent: [Double] = []
+        var action = e.step(.releaseRequested, now: at(1), wall: wall)
+        var now = 1.0
+        while case .update(let r, _) = action {
+            #expect(r.holderIdentity == "")
+            sent.append(now)
+            guard case .wait(let until) = e.step(.requestFailed("503"), now: at(now + 0.1), wall: wall) else { Issue.record("expected a wait"); return }
+            now = Double(t0.duration(to: until).milliseconds) / 1000
+            action = e.step(.timer, now: at(now), wall: wall)
+        }
+        #expect(action == .done)
+        #expect(e.role == .released)
+        #expect(sent == [1, 3.1, 5.2, 7.3, 9.4])  // one per retry period, none at or after 10 s
+    }
+
+    /// Row 7: a release answered 409 re-reads; still ours → release on the new version.
+    @Test func row7_conflictingRelease_rereadsAndReleasesOnTheNewVersion() {
+        var (e, mine) = leader()
+        guard case .update = e.step(.releaseRequested, now: at(1), wall: wall) else { Issue.record("no release"); return }
+        #expect(e.step(.lostRace, now: at(1.1), wall: wall) == .get)
+        var object = mine.object
+        object[path: "metadata", "labels", "x"] = "y"
+        object[path: "metadata", "resourceVersion"] = "7"
+        #expect(e.step(.observed(.present(LockCodec.decode(.configMap, object: object))), now: at(1.2), wall: wall) == .wait(until: at(3.1)))
+        guard case .update(let r, let base) = e.step(.timer, now: at(3.1), wall: wall) else { Issue.record("no second release"); return }
+        #expect(r.holderIdentity == "" && base.resourceVersion == "7")
+        #expect(e.step(.written(written(r, base: base, rv: "8")), now: at(3.2), wall: wall) == .done)
+        #expect(e.role == .released)
+    }
+
+    /// Row 7: a release that conflicts because someone else holds it now: nothing to release.
+    @Test func row7_conflictingRelease_takenByOther_endsWithoutWriting() {
+        var (e, _) = leader()
+        _ = e.step(.releaseRequested, now: at(1), wall: wall)
+        _ = e.step(.lostRace, now: at(1.1), wall: wall)
+        #expect(e.step(.observed(.present(snapshot(holder: "other", rv: "9"))), now: at(1.2), wall: wall) == .done)
+        #expect(e.role == .released)
+    }
+
+    /// Row 9: the original kube-leader's lock is held while its Pod exists,
+    /// looked at again once per lease; free once the Pod is gone.
+    @Test func row9_originalKubeLeaderLock_heldWhileItsPodExists() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        var object: JSON = ["metadata": ["name": "l", "resourceVersion": "3",
+                                         "ownerReferences": [["apiVersion": "v1", "kind": "Pod", "name": "old-pod", "uid": "u1"]]]]
+        let legacy = LockCodec.decode(.configMap, object: object)
+        #expect(legacy.state == .ownerPod("old-pod", alive: true))
+        #expect(e.step(.observed(.present(legacy)), now: at(0), wall: wall) == .wait(until: at(15)))
+        #expect(e.step(.timer, now: at(15), wall: wall) == .get)  // is the Pod still there?
+        #expect(e.step(.observed(.present(legacy)), now: at(15.1), wall: wall) == .wait(until: at(30.1)))
+        #expect(e.step(.timer, now: at(30.1), wall: wall) == .get)
+        var gone = legacy
+        gone.state = .ownerPod("old-pod", alive: false)
+        gone.fingerprint += ":gone"
+        guard case .update(let r, let base) = e.step(.observed(.present(gone)), now: at(30.2), wall: wall) else {
+            Issue.record("expected takeover once the Pod is gone"); return
+        }
+        #expect(r.holderIdentity == "me" && r.leaderTransitions == 0)
+        // The takeover drops the gone Pod's ownerReference (else the garbage
+        // collector would delete the lock under the new leader) and keeps others.
+        object[path: "metadata", "ownerReferences"] = [["apiVersion": "v1", "kind": "Pod", "name": "old-pod", "uid": "u1"],
+                                                       ["apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u2"]]
+        var base2 = LockCodec.decode(.configMap, object: object)
+        base2.state = .ownerPod("old-pod", alive: false)
+        let updated = LockCodec.updatedObject(.configMap, base: base2, record: r)
+        #expect(updated[path: "metadata", "ownerReferences"]?.arrayValue?.count == 1)
+        #expect(updated[path: "metadata", "ownerReferences"]?[0]?["kind"] == "Deployment")
+        #expect(LockCodec.updatedObject(.configMap, base: base, record: r)[path: "metadata", "ownerReferences"] == nil)
+    }
+
+    /// Row 10: huge transitions never trap: clamped, and a takeover saturates.
+    @Test func row10_hugeTransitions_areClampedAndSaturate() {
+        for raw in [#"99999999999999999999"#, #""99999999999999999999""#, "1e30", "9223372036854775807", #""2147483647""#] {
+            var object = snapshot(holder: "", rv: "4").object
+            object[path: "metadata", "annotations", LockKind.annotation] =
+                .string(#"{"holderIdentity":"","leaseDurationSeconds":1,"leaderTransitions":"# + raw + "}")
+            let s = LockCodec.decode(.configMap, object: object)
+            #expect(s.record?.leaderTransitions == LockBounds.maxTransitions, "\(raw)")
+            var e = Election(identity: "me", timing: timing)
+            _ = e.step(.start, now: at(0), wall: wall)
+            guard case .update(let r, _) = e.step(.observed(.present(s)), now: at(0), wall: wall) else { Issue.record("expected takeover"); return }
+            #expect(r.leaderTransitions == LockBounds.maxTransitions)
+        }
+    }
+
+    /// Row 10: an absurd lease (beyond a day, beyond Int64, a huge string,
+    /// negative) or a record of the wrong shape is held, never free: it
+    /// expires only after our own lease of silence.
+    @Test(arguments: [
+        #"{"holderIdentity":"x","leaseDurationSeconds":9223372036}"#,
+        #"{"holderIdentity":"x","leaseDurationSeconds":9300000000}"#,
+        #"{"holderIdentity":"x","leaseDurationSeconds":9223372036854775807}"#,
+        #"{"holderIdentity":"x","leaseDurationSeconds":"99999999999999999999999999"}"#,
+        #"{"holderIdentity":"x","leaseDurationSeconds":-5}"#,
+        #"{"holderIdentity":"x","leaseDurationSeconds":1.5}"#,
+        #"{"holderIdentity":7}"#,
+        #"[1,2]"#,
+    ])
+    func row10_absurdRecord_isHeld(annotation: String) {
+        var object = snapshot(holder: "", rv: "4").object
+        object[path: "metadata", "annotations", LockKind.annotation] = .string(annotation)
+        let s = LockCodec.decode(.configMap, object: object)
+        guard case .unreadable = s.state else { Issue.record("\(annotation) decoded as \(s.state)"); return }
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        #expect(e.step(.observed(.present(s)), now: at(1), wall: wall) == .wait(until: at(16)))
+    }
+
+    /// Row 10: a Lease whose spec is not an object, an annotation that is not a string: held.
+    @Test func row10_wrongTypes_areUnreadableNotFree() {
+        let lease = LockCodec.decode(.lease, object: ["metadata": ["name": "l", "resourceVersion": "2"], "spec": "x"])
+        guard case .unreadable = lease.state else { Issue.record("spec string: \(lease.state)"); return }
+        let cm = LockCodec.decode(.configMap, object: ["metadata": ["name": "l", "resourceVersion": "2",
+                                                                     "annotations": [LockKind.annotation: ["holderIdentity": "x"]]]])
+        guard case .unreadable = cm.state else { Issue.record("annotation object: \(cm.state)"); return }
+        #expect(LockCodec.decode(.lease, object: ["metadata": ["name": "l"], "spec": .null]).state == .none)
+    }
+
+    /// Hostile: a create answered with someone else's record is not success.
+    @Test func createAnsweredWithAnotherHolder_isNotLeadership() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
+        let theirs = snapshot(holder: "intruder", rv: "3")
+        #expect(e.step(.written(theirs), now: at(0.1), wall: wall) == .wait(until: at(15.1)))
+        #expect(e.role == .standby)
+        // An answer without a resourceVersion is not ours either.
+        var f = Election(identity: "me", timing: timing)
+        _ = f.step(.start, now: at(0), wall: wall)
+        guard case .create(let r) = f.step(.observed(.absent), now: at(0), wall: wall) else { return }
+        #expect(f.step(.written(written(r, base: nil, rv: "")), now: at(0.1), wall: wall) == .wait(until: at(15.1)))
+        #expect(f.role == .standby)
+    }
+
+    /// Hostile: a renew answered with someone else's record loses at once.
+    @Test func renewAnsweredWithAnotherHolder_losesLeadership() {
+        var (e, _) = leader()
+        _ = e.step(.timer, now: at(2), wall: wall)
+        #expect(e.step(.written(snapshot(holder: "intruder", rv: "3")), now: at(2.1), wall: wall)
+                == .lostLeadership(reason: "the API server answered our renew with a record held by intruder"))
+    }
+
+    /// Hostile: 409 forever on create: one read at once, but writes are paced by the retry period.
+    @Test func conflictForever_writesArePacedByRetryPeriod() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        var writes: [Double] = []
+        var now = 0.0
+        var action = e.step(.observed(.absent), now: at(now), wall: wall)
+        for _ in 0..<5 {
+            guard case .create = action else { Issue.record("got \(action)"); return }
+            writes.append(now)
+            #expect(e.step(.lostRace, now: at(now + 0.01), wall: wall) == .get)
+            let next = e.step(.observed(.absent), now: at(now + 0.02), wall: wall)
+            guard case .wait(let until) = next else { Issue.record("got \(next)"); return }
+            now = Double(t0.duration(to: until).milliseconds) / 1000
+            action = e.step(.timer, now: at(now), wall: wall)
+        }
+        #expect(writes == [0, 2.01, 4.02, 6.03, 8.04])
+    }
+
+    /// Hostile: a renew answered 409 forever (GET says still ours): paced, then lost at the deadline.
+    @Test func renewConflictForever_isPacedAndLostAtDeadline() {
+        var (e, mine) = leader()
+        var renews = 0
+        var now = 2.0
+        var action = e.step(.timer, now: at(now), wall: wall)
+        while case .update = action {
+            renews += 1
+            #expect(e.step(.lostRace, now: at(now + 0.01), wall: wall) == .get)
+            action = e.step(.observed(.present(mine)), now: at(now + 0.02), wall: wall)
+            if case .wait(let until) = action {
+                now = Double(t0.duration(to: until).milliseconds) / 1000
+                action = e.step(.timer, now: at(now), wall: wall)
+            }
+        }
+        guard case .lostLeadership = action else { Issue.record("got \(action)"); return }
+        #expect(renews == 4)  // at 2, 4.01, 6.02, 8.03
+    }
+
+    /// Hostile: a record without a resourceVersion can never be written
+    /// conditionally: never taken; read again after a lease.
+    @Test func recordWithoutResourceVersion_isNeverWritten() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        let s = snapshot(holder: "", rv: "")
+        #expect(e.step(.observed(.present(s)), now: at(0), wall: wall) == .wait(until: at(15)))
+        #expect(e.step(.timer, now: at(15), wall: wall) == .get)
     }
 }

@@ -86,6 +86,13 @@ import Testing
         (["--log-level", "loud", "l", "c"], "unknown log level 'loud'"),
         (["--api-server", "10.0.0.1", "l", "c"], "is not an http:// or https:// URL"),
         (["--lease-duration"], "needs a value"),
+        (["--namespace", "Team_A", "l", "c"], "namespace 'Team_A' is not a valid Kubernetes namespace name"),
+        (["--namespace", "a.b", "l", "c"], "namespace 'a.b' is not a valid"),
+        (["--namespace", String(repeating: "n", count: 64), "l", "c"], "at most 63 characters"),
+        (["--retry-period", "1ns", "l", "c"], "--retry-period (1ns) must be at least 100ms"),
+        (["--lease-duration", "48h", "l", "c"], "--lease-duration (48h) must be at most 24h"),
+        (["--lease-duration", "4s", "--renew-deadline", "1500ms", "--retry-period", "1s", "l", "c"],
+         "must be greater than retry-period (1s) + 1s with --lock-kind configmap"),
     ] as [([String], String)])
     func badInput_namesTheProblem(args: [String], fragment: String) {
         let m = message(args)
@@ -108,5 +115,13 @@ import Testing
         var env = inCluster
         env["KUBE_LEADER_RETRY_PERIOD"] = "2 seconds"
         #expect(message(["l", "c"], env: env).contains("env KUBE_LEADER_RETRY_PERIOD"))
+    }
+
+    @Test func subSecondRetry_isFineForLeases_andConfigMapsWithRoom() throws {
+        let lease = try load(["--lock-kind", "lease", "--lease-duration", "4s", "--renew-deadline", "1500ms", "--retry-period", "1s", "l", "c"])
+        #expect(lease.retryPeriod == .seconds(1))
+        let cm = try load(["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms", "l", "c"])
+        #expect(cm.retryPeriod == .milliseconds(500))
+        #expect(try load(["--retry-period", "100ms", "--renew-deadline", "2s", "--lease-duration", "4s", "l", "c"]).retryPeriod == .milliseconds(100))
     }
 }

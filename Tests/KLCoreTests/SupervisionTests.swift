@@ -6,7 +6,7 @@ import Testing
 @Suite struct SupervisionTests {
     let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
     /// renew deadline 2 s, kill grace 1 s (release timeout 3 s, drain 5 s / 100 ms).
-    let timing = Supervision.Timing(renewDeadline: .seconds(2), killGrace: .seconds(1))
+    let timing = Supervision.Timing(renewDeadline: .seconds(2), killGrace: .seconds(1), drainInterval: .milliseconds(100))
 
     func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
 

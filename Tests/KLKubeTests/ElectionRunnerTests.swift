@@ -18,7 +18,7 @@ final class VirtualHost: ElectionHost {
     func seconds(_ s: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
 
     func pause(until: MonotonicClock.Instant) -> Bool {
-        if let r = releaseAt, r <= until {
+        if let r = releaseAt, !releaseRequested, r <= until {
             now = max(now, r)
             releaseRequested = true
             return true
@@ -40,19 +40,23 @@ final class ScriptedLock: LockStore {
         case update(check: (LeaderElectionRecord, LockSnapshot) -> Void, Result<LockSnapshot, LockError>)
         /// A watch that sees `observation` after `after` seconds (nil: nothing until the deadline).
         case watch(after: Double?, Election.Observation?)
+        /// A watch that fails at once (410 Expired, junk, a stream that ends).
+        case watchFails(LockError)
 
         var description: String {
             switch self {
             case .get: "get"
             case .create: "create"
             case .update: "update"
-            case .watch: "watch"
+            case .watch, .watchFails: "watch"
             }
         }
     }
 
     var script: [Call]
     var calls: [String] = []
+    /// Virtual time (seconds since t0) of each call, when it was made.
+    var times: [Double] = []
     let host: VirtualHost
     /// Latency of every request, in virtual time.
     var latency: Duration = .milliseconds(50)
@@ -66,6 +70,7 @@ final class ScriptedLock: LockStore {
 
     private func next(_ name: String) -> Call? {
         calls.append(name)
+        times.append(Double(host.t0.duration(to: host.now).milliseconds) / 1000)
         guard !script.isEmpty else {
             Issue.record("unexpected call \(name) after the script ended; calls: \(calls)")
             return nil
@@ -96,7 +101,9 @@ final class ScriptedLock: LockStore {
     }
 
     func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
-        guard case .watch(let after, let observation)? = next("watch") else { throw LockError(.configuration, "script") }
+        let call = next("watch")
+        if case .watchFails(let error)? = call { throw error }
+        guard case .watch(let after, let observation)? = call else { throw LockError(.configuration, "script") }
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
             host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))
             return observation
@@ -112,9 +119,11 @@ final class ScriptedLock: LockStore {
     let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
     let logger = Logger(level: .critical)
 
+    /// A record held by `holder`; an empty holder is a holder's release
+    /// (lease 1 s, as client-go writes it).
     func snapshot(_ holder: String, rv: String) -> LockSnapshot {
         var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
+            holderIdentity: holder, leaseDurationSeconds: holder.isEmpty ? 1 : 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
         o[path: "metadata", "resourceVersion"] = .string(rv)
         return LockCodec.decode(.configMap, object: o)
     }
@@ -194,5 +203,93 @@ final class ScriptedLock: LockStore {
         let took = host.events.first ?? ""
         // Seen at ≈0.15 s, expired 15 s later by our clock.
         #expect(took.hasPrefix("leader@15."), "\(host.events)")
+    }
+
+    /// Row 7: a release answered 503 is retried once per retry period until
+    /// the renew deadline (the loop sleeps; no hot loop on the known request).
+    @Test func row7_failedRelease_isRetriedEveryRetryPeriodUntilTheDeadline() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(1)
+        let failing = ScriptedLock.Call.update(check: { r, _ in #expect(r.holderIdentity == "") },
+                                               .failure(LockError(.transient, "503 Service Unavailable")))
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),
+            failing, failing, failing, failing, failing,
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls)")
+        // Acquired at 0.05 s (deadline 10.05 s); release tries at 1, 3.05, 5.1, 7.15, 9.2 s.
+        #expect(lock.times.dropFirst(2).map { ($0 * 100).rounded() / 100 } == [1, 3.05, 5.1, 7.15, 9.2])
+        #expect(host.t0.duration(to: host.now) <= .milliseconds(10_050))
+    }
+
+    /// Row 7: a release answered 409 re-reads and releases on the new version.
+    @Test func row7_conflictingRelease_rereadsThenReleases() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(1)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),
+            .update(check: { _, b in #expect(b.resourceVersion == "1") }, .failure(LockError(.lostRace, "409 Conflict"))),
+            .get(.success(.present(snapshot("me", rv: "7")))),
+            .update(check: { r, b in #expect(r.holderIdentity == ""); #expect(b.resourceVersion == "7") }, .success(snapshot("", rv: "8"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls)")
+        #expect(lock.times[4] >= lock.times[2] + 2)  // paced: one retry period after the conflict
+    }
+
+    /// Row 2: every watch failure (410, junk) costs one paced read and one
+    /// watch: never more than one of each per retry period.
+    @Test func row2_watchFailures_arePacedByTheRetryPeriod() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(11.5)
+        let expired = LockError(.transient, "watch: error 410: too old resource version")
+        var script: [ScriptedLock.Call] = []
+        for i in 0..<6 {
+            script.append(.get(.success(.present(snapshot("other", rv: String(1 + i))))))
+            script.append(.watchFails(expired))
+        }
+        let lock = ScriptedLock(host: host, script)
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls)")
+        let gets = zip(lock.calls, lock.times).filter { $0.0 == "get" }.map(\.1)
+        for (a, b) in zip(gets, gets.dropFirst()) { #expect(b - a >= 2, "reads at \(gets)") }
+        #expect(host.events.isEmpty)
+    }
+
+    /// Row 4: a renew answered with the same resourceVersion does not count:
+    /// with nothing but no-ops the leader loses at the renew deadline.
+    @Test func row4_noOpRenews_loseAtTheDeadline() {
+        let host = VirtualHost()
+        let noop = ScriptedLock.Call.update(check: { _, _ in }, .success(snapshot("me", rv: "1")))
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),
+            noop, noop, noop, noop,  // at 2.05, 4.1, 6.15 and 8.2 s; at 10.05 s it gives up
+        ])
+        let outcome = run(host, lock)
+        guard case .lost(let reason) = outcome else { Issue.record("got \(outcome)"); return }
+        #expect(reason.contains("10s"), "\(reason)")
+        #expect(lock.script.isEmpty, "\(lock.calls)")
+        #expect(host.t0.duration(to: host.now) == .milliseconds(10_050))
+    }
+
+    /// Hostile: a create answered with another holder is not leadership.
+    @Test func createAnsweredWithAnotherHolder_doesNotStartTheChild() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(16)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("intruder", rv: "2"))),
+            .watch(after: nil, nil),  // the intruder's record is waited out like any other
+            .update(check: { r, b in #expect(r.holderIdentity == "me"); #expect(b.resourceVersion == "2") },
+                    .success(snapshot("me", rv: "3"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "4"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(host.events.count == 1 && host.events[0].hasPrefix("leader@15."), "\(host.events)")
+        #expect(lock.script.isEmpty, "\(lock.calls)")
     }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import KLCore
+import KLKube
 import Testing
 
 /// Black-box tests of the pager-tester binary.
@@ -74,7 +76,7 @@ struct CommandLineTests {
         let lines = r.stderr.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
         #expect(lines.contains { $0["msg"]?.stringValue == "created test incident"
             && $0["incident.url"]?.stringValue == "https://acme.pagerduty.com/incidents/Q0001" })
-        #expect(lines.contains { $0["msg"]?.stringValue == "page verdict" && $0["verdict"]?.stringValue == "paged" })
+        #expect(lines.contains { $0["msg"]?.stringValue == "page verdict" && $0["verdict"]?.stringValue == "delivered" })
         #expect(!r.stderr.contains(testToken))
     }
 
@@ -110,5 +112,53 @@ struct CommandLineTests {
             Bob\t2026-03-03T09:00:00+01:00 Europe/Berlin\t2026-03-03T08:00:00Z
 
             """)
+    }
+
+    /// `run --metrics-addr`: the binary serves /metrics (valid for
+    /// prometheus_client) while it pages on schedule; nothing else is served.
+    @Test func run_servesPrometheusMetrics() throws {
+        let fake = try FakePagerDuty()
+        let path = try BinaryRunner.tempFile(Self.goodYAML, suffix: ".yaml")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: BinaryRunner.binDir + "/pager-tester")
+        p.arguments = ["run", path, "--metrics-addr", "127.0.0.1:0"]
+        p.environment = fake.environment.merging(["PATH": "/usr/bin:/bin"]) { a, _ in a }
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // SIGKILL: the test runner may spawn children with SIGTERM blocked.
+        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        // The port is in the "serving metrics" log line.
+        var port: Int? = nil
+        var seen = Data()
+        while port == nil {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += chunk
+            for line in String(decoding: seen, as: UTF8.self).split(separator: "\n") {
+                if let j = try? JSON.parse(String(line)), j["msg"]?.stringValue == "serving metrics" { port = j["metrics.port"]?.intValue }
+            }
+        }
+        let metricsPort = try #require(port, "no 'serving metrics' line: \(String(decoding: seen, as: UTF8.self))")
+        let client = try HTTPClient(baseURL: "http://127.0.0.1:\(metricsPort)")
+        let r = try client.send(HTTPRequest(method: "GET", path: "/metrics"), timeout: .seconds(10))
+        #expect(r.status == 200)
+        #expect(r.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let parsed = try PrometheusParser.parse(r.bodyText)
+        #expect(parsed["pager_tester_last_verdict|name=Jane Doe,person_id=PJANE,verdict=delivered"] == 0)
+        #expect(parsed["pager_tester_pages_skipped_total|name=Bob,person_id=PBOB,reason=late"] == 0)
+        #expect(parsed["pager_tester_pages_sent_total|"] != nil)
+        let other = try HTTPClient(baseURL: "http://127.0.0.1:\(metricsPort)").send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(10))
+        #expect(other.status == 404)
+    }
+
+    @Test func run_badMetricsAddr_exits2() throws {
+        let fake = try FakePagerDuty()
+        let path = try BinaryRunner.tempFile(Self.goodYAML, suffix: ".yaml")
+        let r = try BinaryRunner.pagerTester(["run", path, "--metrics-addr", "localhost"], environment: fake.environment)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--metrics-addr 'localhost' must be HOST:PORT"))
+        #expect(try fake.requests().isEmpty)
     }
 }

@@ -30,6 +30,17 @@ import Testing
         #expect(people[2].cron.text == "@daily")
     }
 
+    @Test func urgency_isOptionalPerPerson_highOrLow() throws {
+        let people = try PeopleFile.parse("- name: a\n  id: P1\n  cron: '@daily'\n  urgency: low\n- name: b\n  id: P2\n  cron: '@daily'\n",
+                                          path: "people.yaml", zones: zones)
+        #expect(people.map(\.urgency) == [.low, nil])
+        #expect {
+            _ = try PeopleFile.parse("- name: a\n  id: P1\n  cron: '@daily'\n  urgency: urgent\n", path: "people.yaml", zones: zones)
+        } throws: { error in
+            "\(error)".contains("entry 1 (line 1, name 'a') field 'urgency': 'urgent' must be high or low")
+        }
+    }
+
     @Test func json_readsTheSameShape() throws {
         let json = #"[{"name":"Jane","id":"PABC123","cron":"55 6 * * 2#1 America/Los_Angeles"},{"name":"Bob","id":"P2","cron":"@hourly"}]"#
         let people = try PeopleFile.parse(json, path: "people.json", zones: zones)

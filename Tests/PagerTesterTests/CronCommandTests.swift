@@ -41,4 +41,12 @@ struct CronCommandTests {
         #expect(try BinaryRunner.pagerTester(["cron", "@daily", "--count", "0"]).status == 2)
         #expect(try BinaryRunner.pagerTester(["nonsense"]).status == 2)
     }
+
+    @Test func cronCommand_warnsAboutAFireTimeInADSTGap() throws {
+        let r = try BinaryRunner.pagerTester(["cron", "30 2 * * 0#2 America/New_York", "--from", "2027-01-01T00:00:00Z", "--count", "3"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "2027-01-10T07:30:00Z\n2027-02-14T07:30:00Z\n2027-04-11T06:30:00Z\n")
+        #expect(r.stderr.contains("\"msg\":\"fire time falls into a daylight-saving gap\""))
+        #expect(r.stderr.contains("\"local_time\":\"2027-03-14T02:30:00\""))
+    }
 }

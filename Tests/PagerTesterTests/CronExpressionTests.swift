@@ -93,6 +93,20 @@ let cronCases: [CronCase] = [
              expected: ["2026-08-01T00:00:00Z"]),
     CronCase(name: "@yearly", expression: "@annually", from: "2026-07-01T00:00:00Z",
              expected: ["2027-01-01T00:00:00Z"]),
+    CronCase(name: "@noon (fugit)", expression: "@noon", from: "2026-07-01T12:00:00Z",
+             expected: ["2026-07-02T12:00:00Z"]),
+    CronCase(name: "leading seconds field (fugit, six fields)", expression: "15,45 0 9 * * *", from: "2026-01-01T00:00:00Z",
+             expected: ["2026-01-01T09:00:15Z", "2026-01-01T09:00:45Z", "2026-01-02T09:00:15Z"]),
+    CronCase(name: "seconds, five fields and a zone (seven words)", expression: "30 55 6 * * 2#1 America/Los_Angeles",
+             from: "2026-01-01T00:00:00Z", expected: ["2026-01-06T14:55:30Z"]),
+    CronCase(name: "six words with a weekday name last are seconds + five fields", expression: "0 0 9 * * mon",
+             from: "2026-01-01T00:00:00Z", expected: ["2026-01-05T09:00:00Z"]),
+    CronCase(name: "every other Tuesday (fugit tue%2, weeks counted from 2019-01-01)", expression: "0 9 * * tue%2",
+             from: "2026-01-01T00:00:00Z", expected: ["2026-01-13T09:00:00Z", "2026-01-27T09:00:00Z", "2026-02-10T09:00:00Z"]),
+    CronCase(name: "every other Tuesday, the other weeks (tue%2+1) in Berlin", expression: "0 9 * * tue%2+1 Europe/Berlin",
+             from: "2026-01-01T00:00:00Z", expected: ["2026-01-06T08:00:00Z", "2026-01-20T08:00:00Z"]),
+    CronCase(name: "every third Monday, or any Friday", expression: "0 9 * * mon%3,fri", from: "2026-01-01T00:00:00Z",
+             expected: ["2026-01-02T09:00:00Z", "2026-01-05T09:00:00Z", "2026-01-09T09:00:00Z", "2026-01-16T09:00:00Z"]),
 ]
 
 @Test("cron fire times", arguments: cronCases)
@@ -120,6 +134,12 @@ struct BadCron: Sendable, CustomStringConvertible {
     BadCron(expression: "1,,2 * * * *", mentions: "empty list item"),
     BadCron(expression: "* * *", mentions: "expected 5 fields"),
     BadCron(expression: "@often", mentions: "unknown macro"),
+    BadCron(expression: "60 0 9 * * *", mentions: "field 1 (second) '60'"),
+    BadCron(expression: "0 61 9 * * *", mentions: "field 2 (minute) '61'"),
+    BadCron(expression: "0 9 * * tue%0", mentions: "D%N"),
+    BadCron(expression: "0 9 * * tue%x", mentions: "D%N"),
+    BadCron(expression: "0 9 * * tue%2+", mentions: "D%N"),
+    BadCron(expression: "0 0 9 * * * * *", mentions: "got 8 words"),
     BadCron(expression: "", mentions: "empty"),
     BadCron(expression: "0 9 * * * Mars/Olympus_Mons", mentions: "unknown time zone 'Mars/Olympus_Mons'", code: .unknownZone),
     BadCron(expression: "0 9 * * * ../etc/passwd", mentions: "not a time zone name", code: .unknownZone),
@@ -156,4 +176,21 @@ func cronInvalid(_ c: BadCron) {
     #expect(nuuk.offset(atUTC: 1_782_864_000).offset == -3600)
     #expect(PosixTZ.parse("EST5EDT,M3.2.0/2:00:00,M11.1.0/2:00:00")?.dst?.end.time == 7200)
     #expect(PosixTZ.parse("X5") == nil)
+}
+
+@Test func gapFireTimes_findTheSkippedSecondSundayOfMarch() throws {
+    let e = try CronExpression.parse("30 2 * * 0#2 America/New_York", zones: zones)
+    let gaps = e.gapFireTimes(after: try #require(RFC3339.parse("2027-01-01T00:00:00Z")), within: .seconds(366 * 86400))
+    #expect(gaps == [CronExpression.GapTime(localText: "2027-03-14T02:30:00")])
+    // Its next fire times indeed skip March.
+    #expect(e.fireTimes(after: try #require(RFC3339.parse("2027-02-15T00:00:00Z")), count: 1).map(RFC3339.format) == ["2027-04-11T06:30:00Z"])
+}
+
+@Test func gapFireTimes_noneForTimesOutsideTheGap_orZonesWithoutDST() throws {
+    let from = try #require(RFC3339.parse("2027-01-01T00:00:00Z"))
+    #expect(try CronExpression.parse("30 3 * * * America/New_York", zones: zones).gapFireTimes(after: from, within: .seconds(366 * 86400)).isEmpty)
+    #expect(try CronExpression.parse("30 2 * * * Asia/Tokyo", zones: zones).gapFireTimes(after: from, within: .seconds(366 * 86400)).isEmpty)
+    // Every day at 02:30 in New York: one gap a year (March 14, 2027).
+    let daily = try CronExpression.parse("30 2 * * * America/New_York", zones: zones).gapFireTimes(after: from, within: .seconds(366 * 86400))
+    #expect(daily.map(\.localText) == ["2027-03-14T02:30:00"])
 }

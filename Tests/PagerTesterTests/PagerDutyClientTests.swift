@@ -84,7 +84,8 @@ struct PagerDutyClientTests {
         let client = PagerDutyClient(settings: settings, transport: fake.client, clock: clock,
                                      logger: KLSupportLogger.make(sink, clock))
         var scheduler = PagerScheduler(people: [try person("Jane", "PJANE", "@daily")], client: client, options: SchedulerOptions())
-        #expect(scheduler.page(scheduler.people[0]) == nil)
+        let paged = scheduler.notifyNow(0)
+        #expect(!paged)
         let failed = sink.messages("test page failed")
         try #require(failed.count == 1)
         #expect(failed[0]["http.status"]?.intValue == 401)

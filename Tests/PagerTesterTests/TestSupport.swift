@@ -90,8 +90,17 @@ final class FakePagerDuty: @unchecked Sendable {
         PagerSettings(token: testToken, serviceID: testService, subdomain: "acme", from: testFrom, apiURL: url)
     }
 
+
+    /// The incidents the fake holds.
+    func incidents() throws -> [JSON] {
+        let r = try client.send(HTTPRequest(method: "GET", path: "/_incidents"), timeout: .seconds(5))
+        return try JSON.parse(bytes: r.body).arrayValue ?? []
+    }
+
+    /// A client whose requests carry the test's virtual time, so the fake's
+    /// rate limit and timestamps follow the manual clock.
     func pagerClient(clock: ManualClock, sink: MemorySink) throws -> PagerDutyClient {
-        PagerDutyClient(settings: settings, transport: try HTTPClient(baseURL: url), clock: clock,
+        PagerDutyClient(settings: settings, transport: VirtualTimeTransport(inner: try HTTPClient(baseURL: url), clock: clock), clock: clock,
                         logger: Logger(level: .debug, sink: sink, clock: { clock.now() }))
     }
 
@@ -106,3 +115,14 @@ func person(_ name: String, _ id: String, _ cron: String) throws -> Person {
 }
 
 func time(_ text: String) -> WallTime { RFC3339.parse(text)! }
+
+/// Adds `X-Fake-Now: SECONDS` (the manual clock) to every request.
+struct VirtualTimeTransport: PagerTransport {
+    var inner: HTTPClient
+    var clock: ManualClock
+    func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse {
+        var r = request
+        r.headers.append(("X-Fake-Now", String(clock.now().seconds)))
+        return try inner.send(r, timeout: timeout)
+    }
+}

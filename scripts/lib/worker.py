@@ -10,7 +10,9 @@ one clock for every process on the machine).
 
 Usage: worker.py LOG LOCKFILE ID [--exit-after SECONDS] [--exit-code N]
        [--signals FILE] [--zombie] [--say TEXT] [--exit-file PATH] [--poll SECONDS]
+       [--ignore-term]
 --signals FILE: append the name of each signal received (SIGTERM ends it).
+--ignore-term: SIGTERM does not end it (only SIGKILL does; no stop is logged).
 --exit-file PATH: exit by itself (code --exit-code) once PATH exists.
 --poll SECONDS: how often it checks for the end (default 0.02; larger for
   hundreds of idle workers).
@@ -50,6 +52,8 @@ def main():
         name = signal.Signals(num).name
         if signals_file:
             append(signals_file, name)
+        if num == signal.SIGTERM and "--ignore-term" in opts:
+            return
         if num in (signal.SIGTERM, signal.SIGINT):
             stopping["sig"] = num
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):

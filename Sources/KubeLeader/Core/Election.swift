@@ -1,28 +1,50 @@
 /// Leader election as a pure state machine: events in, actions out.
 ///
 /// A port of client-go's `tools/leaderelection` (`tryAcquireOrRenew`,
-/// `renew`, `release`) without its I/O: the caller (the election loop in
-/// `Main`) performs each `Action` against the lock and reports the outcome as
-/// the next `Event`, passing the time. Tests drive it with made-up instants.
+/// `renew`, `release`) without its I/O: the caller (`ElectionRunner`)
+/// performs each `Action` against the lock and reports the outcome as the
+/// next `Event`, passing the time. Tests drive it with made-up instants.
 ///
 /// ## Guarantees
 /// - A candidate only takes a lock that is absent, released (empty holder), or
 ///   whose record has not changed for its lease duration *by this process's
 ///   monotonic clock* since this process first saw that record. Timestamps in
 ///   the record are never trusted (clocks of other nodes may be skewed).
+/// - **A hold ended by anyone but its holder is waited out.** When a lock this
+///   process saw held is deleted, loses its record, or has its holder cleared
+///   by a record that is not a holder's release (client-go's release record:
+///   empty holder, `leaseDurationSeconds` 1, transitions kept), it stays held
+///   until one lease (the held record's) after this process saw that change.
+///   The old leader may still run its child that long: it learns of the
+///   change only at its next renew.
+/// - An unreadable or absurd record (lease beyond `LockBounds`, a holder or
+///   spec of the wrong type) is held, never free; counters are clamped.
+/// - A lock of the original kube-leader (ConfigMap owned by its leader Pod,
+///   `LockRecordState.ownerPod`) is held while that Pod exists, re-checked
+///   once per lease.
 /// - Every write carries the `resourceVersion` it read, so of several
-///   candidates racing for one record exactly one write succeeds.
+///   candidates racing for one record exactly one write succeeds; a write is
+///   a success only if the server answered with *our* record.
 /// - A leader reports `.lostLeadership` when `renewDeadline` has passed since
-///   it *sent* its last successful renew. Another candidate cannot see the
-///   lease expire before `leaseDuration` after it observed that renew, which is
-///   later than the send. The supervisor kills the child by
-///   `renewDeadline + killGrace < leaseDuration`.
+///   it *sent* its last successful renew. A renew is successful only if the
+///   server answered with our record under a **new** resourceVersion (a no-op
+///   update keeps the version and sends no watch event: nobody saw it).
+///   Another candidate cannot see the lease expire before `leaseDuration`
+///   after it observed that renew, which is later than the send. The
+///   supervisor kills the child by `renewDeadline + killGrace < leaseDuration`.
+/// - Pacing: after a failed or lost write, the next write waits at least one
+///   retry period (one immediate read is allowed, to learn who won).
+/// - A release that fails (5xx, timeout) or conflicts (re-read first) is
+///   retried every retry period until the renew deadline.
 ///
 /// ## Non-guarantees
 /// - No fencing: a leader that is frozen (SIGSTOP, a VM pause) longer than the
 ///   lease can wake up still running its child while another leader runs.
 /// - Clocks must run at the same *rate* on every node (skew of the absolute
 ///   time is harmless).
+/// - A replica that never saw the lock held cannot tell a deleted lock from a
+///   new one: it creates it at once (the old leader stops at its next renew).
+/// - Someone who writes a release record by hand is taken for the holder.
 /// - A record held by our own identity that this process did not write is
 ///   treated as someone else's (it waits for it to expire), because two
 ///   replicas with the same identity would otherwise both lead.
@@ -92,6 +114,13 @@ public struct Election: Sendable {
         case release
     }
 
+    /// A hold this process saw: what a clear must wait out, and what a
+    /// holder's release must look like.
+    struct Hold: Sendable, Equatable {
+        var lease: Duration
+        var transitions: Int
+    }
+
     public let identity: String
     public let timing: Timing
     public private(set) var role: Role = .standby
@@ -104,6 +133,18 @@ public struct Election: Sendable {
     public private(set) var lastRenew: Instant?
     private var pending: Pending?
     private var releaseAfterWrite = false
+    /// The leader was asked to release and keeps trying until the deadline.
+    public private(set) var isReleasing = false
+    /// The last observation was held (nil: free, absent, or nothing seen yet).
+    private var lastHold: Hold?
+    /// A hold we saw was ended by someone else (deleted, cleared): the lock
+    /// counts as held until this instant whatever we see meanwhile.
+    public private(set) var heldUntil: Instant?
+    /// After a failed or lost write: no write before this instant.
+    private var notBefore: Instant?
+    /// The next timer re-reads the lock instead of deciding on what we saw
+    /// (an original kube-leader's lock: is its Pod still there?).
+    private var readOnTimer = false
 
     public init(identity: String, timing: Timing) {
         self.identity = identity
@@ -147,19 +188,34 @@ public struct Election: Sendable {
             if releaseAfterWrite { role = .released; return .done }
             return decide(now: now, wall: wall)
         case .timer:
+            if readOnTimer {
+                readOnTimer = false
+                return .get
+            }
             return observed == nil && observedAt == nil ? .get : decide(now: now, wall: wall)
         case .lostRace:
-            // Someone else wrote first: read what they wrote.
+            // Someone else wrote first: read what they wrote (at once), but
+            // write again only after a retry period.
             pending = nil
+            notBefore = now + timing.retryPeriod
             if releaseAfterWrite { role = .released; return .done }
             return .get
         case .requestFailed:
             pending = nil
+            notBefore = now + timing.retryPeriod
             if releaseAfterWrite { role = .released; return .done }
             return .wait(until: now + timing.retryPeriod)
         case .written(let snapshot):
             guard case .acquire(let sentAt) = pending else { return decide(now: now, wall: wall) }
             pending = nil
+            guard isOurs(snapshot) else {
+                // The server answered with someone else's record (or none): not
+                // ours, whatever the status said. Go on from what it showed.
+                notBefore = now + timing.retryPeriod
+                note(.present(snapshot), now: now)
+                if releaseAfterWrite { role = .released; return .done }
+                return decide(now: now, wall: wall)
+            }
             role = .leading
             lastRenew = sentAt
             base = snapshot
@@ -169,8 +225,24 @@ public struct Election: Sendable {
         }
     }
 
+    /// Whether a write's answer holds our record under a usable version.
+    private func isOurs(_ snapshot: LockSnapshot) -> Bool {
+        snapshot.record?.holderIdentity == identity && !snapshot.resourceVersion.isEmpty
+    }
+
+    /// The lease a held record claims (ours when it names none), bounded.
+    private func lease(of record: LeaderElectionRecord) -> Duration {
+        record.leaseDurationSeconds > 0
+            ? .seconds(min(record.leaseDurationSeconds, LockBounds.maxLeaseSeconds)) : timing.leaseDuration
+    }
+
     /// Remembers an observation; a changed record restarts its expiry clock.
+    /// A hold we saw that ends other than by a holder's release starts the
+    /// `heldUntil` wait (row 1 of issue 10: deletion while held).
     private mutating func note(_ observation: Observation, now: Instant) {
+        let previous = lastHold
+        var hold: Hold?
+        var isRelease = false
         switch observation {
         case .absent:
             observed = nil
@@ -180,14 +252,38 @@ public struct Election: Sendable {
                 observedAt = now
             }
             observed = snapshot
+            switch snapshot.state {
+            case .none: break
+            case .unreadable: hold = Hold(lease: timing.leaseDuration, transitions: previous?.transitions ?? 0)
+            case .ownerPod(_, let alive):
+                if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0) } else { isRelease = true }
+            case .readable(let record):
+                if !record.isReleased {
+                    hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions)
+                } else if let previous {
+                    // client-go's release: empty holder, a one-second lease, transitions kept.
+                    isRelease = record.leaseDurationSeconds == 1 && record.leaderTransitions >= previous.transitions
+                }
+            }
         }
+        if hold != nil {
+            heldUntil = nil
+        } else if let previous, !isRelease {
+            heldUntil = now + previous.lease
+        }
+        lastHold = hold
     }
 
     /// client-go `tryAcquireOrRenew` steps 1–3 for a standby.
     private mutating func decide(now: Instant, wall: WallTime) -> Action {
+        readOnTimer = false
+        // A hold we saw was deleted or cleared by someone else: wait it out.
+        if let until = heldUntil, now < until { return .wait(until: until) }
         // 1. No lock object: create it.
         guard let snapshot = observed else {
             guard observedAt != nil else { return .get }
+            // After a failed or lost write, the next waits a retry period.
+            if let until = notBefore, now < until { return .wait(until: until) }
             pending = .acquire(sentAt: now)
             return .create(LeaderElectionRecord(
                 holderIdentity: identity, leaseDurationSeconds: leaseSeconds,
@@ -203,14 +299,29 @@ public struct Election: Sendable {
             // Treat as held until it has not changed for our lease duration.
             let expiry = seenAt + timing.leaseDuration
             if now < expiry { return .wait(until: expiry) }
+        case .ownerPod(_, alive: true):
+            // The original kube-leader's Pod holds it for life: look again
+            // (the Pod may be gone) once per lease.
+            observedAt = now
+            readOnTimer = true
+            return .wait(until: now + timing.leaseDuration)
+        case .ownerPod(_, alive: false):
+            break  // its Pod is gone: free
         case .readable(let record):
             previousTransitions = record.leaderTransitions
             if !record.isReleased {
-                let seconds = record.leaseDurationSeconds > 0 ? Duration.seconds(record.leaseDurationSeconds) : timing.leaseDuration
-                let expiry = seenAt + seconds
+                let expiry = seenAt + lease(of: record)
                 if now < expiry { return .wait(until: expiry) }
             }
         }
+        // No resourceVersion: an update could not be conditional. Never write
+        // on it; read again after a lease.
+        if snapshot.resourceVersion.isEmpty {
+            observedAt = now
+            readOnTimer = true
+            return .wait(until: now + timing.leaseDuration)
+        }
+        if let until = notBefore, now < until { return .wait(until: until) }
         // 3. Absent holder or expired: take it over with the resourceVersion we read.
         var record = snapshot.record ?? LeaderElectionRecord(
             holderIdentity: "", leaseDurationSeconds: 0, acquireTime: nil, renewTime: nil, leaderTransitions: 0)
@@ -218,12 +329,14 @@ public struct Election: Sendable {
         record.leaseDurationSeconds = leaseSeconds
         record.acquireTime = wall
         record.renewTime = wall
-        record.leaderTransitions = snapshot.record == nil ? 0 : previousTransitions + 1
+        record.leaderTransitions = snapshot.record == nil ? 0 : min(previousTransitions, LockBounds.maxTransitions - 1) + 1
         pending = .acquire(sentAt: now)
         return .update(record, base: snapshot)
     }
 
-    private var leaseSeconds: Int { max(1, Int((timing.leaseDuration.seconds).rounded(.up))) }
+    private var leaseSeconds: Int {
+        min(LockBounds.maxLeaseSeconds, max(1, Int((timing.leaseDuration.seconds).rounded(.up))))
+    }
 
     // MARK: Leading
 
@@ -231,38 +344,64 @@ public struct Election: Sendable {
         let deadline = renewDeadline!
         switch event {
         case .releaseRequested:
+            isReleasing = true
             return release(now: now, wall: wall)
         case .written(let snapshot):
-            let wasRelease = pending == .release
-            if case .renew(let sentAt) = pending { lastRenew = sentAt }
+            let was = pending
             pending = nil
+            if was == .release { role = .released; return .done }
+            guard case .renew(let sentAt) = was else { return .wait(until: min(now + timing.retryPeriod, deadline)) }
+            guard isOurs(snapshot) else {
+                let holder = snapshot.holderDescription
+                return lose("the API server answered our renew with a record held by \(holder.isEmpty ? "nobody" : holder)")
+            }
+            let counted = snapshot.resourceVersion != base?.resourceVersion
             base = snapshot
             observed = snapshot
-            if wasRelease { role = .released; return .done }
-            return .wait(until: lastRenew! + timing.retryPeriod)
+            if counted {
+                lastRenew = sentAt
+                return .wait(until: sentAt + timing.retryPeriod)
+            }
+            // A no-op update (same resourceVersion, no watch event): nobody saw
+            // it, so it does not move the deadline. Try again next period.
+            if now >= deadline { return lose("could not renew within \(DurationText.format(timing.renewDeadline)): renews did not change the lock") }
+            return .wait(until: min(now + timing.retryPeriod, deadline))
         case .lostRace:
-            if pending == .release { pending = nil; role = .released; return .done }
+            let wasRelease = pending == .release
             pending = nil
+            notBefore = now + timing.retryPeriod
+            if wasRelease { return now >= deadline ? released() : .get }  // re-read, then release on the new version
             return now >= deadline ? lose("renew deadline passed") : .get
         case .requestFailed(let reason):
-            if pending == .release { pending = nil; role = .released; return .done }
+            let wasRelease = pending == .release
             pending = nil
+            notBefore = now + timing.retryPeriod
+            if wasRelease || isReleasing {
+                return now >= deadline ? released() : .wait(until: min(now + timing.retryPeriod, deadline))
+            }
             if now >= deadline { return lose("could not renew within \(DurationText.format(timing.renewDeadline)): \(reason)") }
             return .wait(until: min(now + timing.retryPeriod, deadline))
         case .observed(.absent):
+            if isReleasing { return released() }  // nothing left to release
             return lose("the lock object was deleted")
         case .observed(.present(let snapshot)):
             pending = nil
-            guard let record = snapshot.record, record.holderIdentity == identity else {
-                let holder = snapshot.record?.holderIdentity ?? "an unreadable record"
+            guard let record = snapshot.record, record.holderIdentity == identity, !snapshot.resourceVersion.isEmpty else {
+                if isReleasing { return released() }  // no longer ours: nothing to release
+                let holder = snapshot.holderDescription
                 return lose("the lock is now held by \(holder.isEmpty ? "nobody (released)" : holder)")
             }
-            // Still ours (someone else changed another field): renew on the new version.
+            // Still ours (someone else changed another field): write on the new version.
             base = snapshot
             observed = snapshot
-            return now >= deadline ? lose("renew deadline passed") : renew(now: now, wall: wall)
+            if isReleasing { return release(now: now, wall: wall) }
+            if now >= deadline { return lose("renew deadline passed") }
+            if let until = notBefore, now < until { return .wait(until: min(until, deadline)) }
+            return renew(now: now, wall: wall)
         case .timer, .start:
+            if isReleasing { return release(now: now, wall: wall) }
             if now >= deadline { return lose("could not renew within \(DurationText.format(timing.renewDeadline))") }
+            if let until = notBefore, now < until { return .wait(until: min(until, deadline)) }
             return renew(now: now, wall: wall)
         }
     }
@@ -276,18 +415,26 @@ public struct Election: Sendable {
     }
 
     /// client-go `release`: empty holder, lease of one second, so standbys take
-    /// over at once instead of waiting for the lease to expire.
+    /// over at once instead of waiting for the lease to expire. Retried every
+    /// retry period until the renew deadline; after it, nothing is written
+    /// (the lease expires by itself).
     private mutating func release(now: Instant, wall: WallTime) -> Action {
         guard let base, var record = base.record, let deadline = renewDeadline, now < deadline else {
-            role = .released
-            return .done
+            return released()
         }
+        if let until = notBefore, now < until { return .wait(until: min(until, deadline)) }
         record.holderIdentity = ""
         record.leaseDurationSeconds = 1
         record.acquireTime = wall
         record.renewTime = wall
         pending = .release
         return .update(record, base: base)
+    }
+
+    private mutating func released() -> Action {
+        role = .released
+        pending = nil
+        return .done
     }
 
     private mutating func lose(_ reason: String) -> Action {

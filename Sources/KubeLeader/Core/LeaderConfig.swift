@@ -163,6 +163,10 @@ public struct LeaderConfig: Sendable, Equatable {
             }
         }
 
+        if apiServer != nil, !isDNSLabel(namespace) {
+            throw UsageError("\(o.source(of: "namespace")): namespace '\(namespace)' is not a valid Kubernetes namespace name (RFC 1123 label): use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
+        }
+
         let config = LeaderConfig(
             lockName: lockName, command: Array(rest), namespace: namespace, identity: identity, lockKind: kind,
             leaseDuration: lease, renewDeadline: renew, retryPeriod: retry, killGrace: grace,
@@ -193,6 +197,23 @@ public struct LeaderConfig: Sendable, Equatable {
         if leaseDuration < .seconds(1) {
             throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) must be at least 1s: the lock record counts whole seconds")
         }
+        if leaseDuration > .seconds(LockBounds.maxLeaseSeconds) {
+            throw UsageError("\(name("lease-duration")) (\(DurationText.format(leaseDuration))) must be at most 24h: other replicas treat a longer lease in a record as absurd (held, never expiring by it)")
+        }
+        if retryPeriod < Self.minimumRetryPeriod {
+            throw UsageError("\(name("retry-period")) (\(DurationText.format(retryPeriod))) must be at least \(DurationText.format(Self.minimumRetryPeriod)): it paces every request to the API server, and a round trip takes about that long")
+        }
+        if lockKind == .configMap, renewDeadline <= retryPeriod + .seconds(1) {
+            throw UsageError("renew-deadline (\(DurationText.format(renewDeadline))) must be greater than retry-period (\(DurationText.format(retryPeriod))) + 1s with --lock-kind configmap: its record has whole-second times, so a renew within the same second changes nothing and does not count")
+        }
+    }
+
+    /// The shortest retry period accepted (the pace of every retry).
+    public static let minimumRetryPeriod = Duration.milliseconds(100)
+
+    /// RFC 1123 label: what Kubernetes accepts as a namespace name.
+    public static func isDNSLabel(_ s: String) -> Bool {
+        s.utf8.count <= 63 && !s.contains(".") && isDNSSubdomain(s)
     }
 
     /// RFC 1123 subdomain: what Kubernetes accepts as a ConfigMap or Lease name.

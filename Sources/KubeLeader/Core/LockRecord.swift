@@ -45,8 +45,24 @@ public enum LockRecordState: Sendable, Equatable {
     /// The object exists but carries no record (no annotation, empty Lease spec).
     case none
     case readable(LeaderElectionRecord)
-    /// A record is there but we cannot understand it (the reason says why).
+    /// A record is there but we cannot understand it, or it is absurd (the
+    /// reason says why). Treated as held, never as free.
     case unreadable(String)
+    /// A ConfigMap lock of the original kube-leader (operator-sdk "leader for
+    /// life"): no record, owned through `ownerReferences` by the leader Pod
+    /// `pod`. Held while that Pod exists: `alive` is true unless a GET of the
+    /// Pod answered 404 (decoding alone always says true).
+    case ownerPod(String, alive: Bool)
+}
+
+/// Bounds on values read from a record: a record outside them is absurd
+/// (held, see `LockRecordState.unreadable`) or, for counters, clamped, so no
+/// arithmetic on API values can trap or wrap.
+public enum LockBounds {
+    /// The longest lease a record may claim (one day). Longer ones are absurd.
+    public static let maxLeaseSeconds = 86_400
+    /// `leaseTransitions` is an int32 in the Lease API; larger counts are clamped.
+    public static let maxTransitions = Int(Int32.max)
 }
 
 /// A lock object as read from the API server.
@@ -62,6 +78,17 @@ public struct LockSnapshot: Sendable, Equatable {
         if case .readable(let r) = state { return r }
         return nil
     }
+
+    /// Who holds the lock, for logs: the holder, "" when free, or what
+    /// stands in for one (an unreadable record, the original kube-leader's Pod).
+    public var holderDescription: String {
+        switch state {
+        case .none: return ""
+        case .readable(let r): return r.holderIdentity
+        case .unreadable(let why): return "(unreadable record: \(why))"
+        case .ownerPod(let pod, let alive): return alive ? "pod \(pod) (original kube-leader)" : ""
+        }
+    }
 }
 
 /// Reads and writes the record inside ConfigMap and Lease objects.
@@ -73,21 +100,30 @@ public enum LockCodec {
         let rv = object[path: "metadata", "resourceVersion"]?.stringValue ?? ""
         switch kind {
         case .configMap:
-            guard let raw = object[path: "metadata", "annotations", LockKind.annotation]?.stringValue else {
+            let value = object[path: "metadata", "annotations", LockKind.annotation]
+            switch value {
+            case nil, .null?:
+                if let pod = ownerPod(object) {
+                    return LockSnapshot(object: object, resourceVersion: rv, state: .ownerPod(pod, alive: true), fingerprint: "ownerPod:" + pod)
+                }
                 return LockSnapshot(object: object, resourceVersion: rv, state: .none, fingerprint: "")
+            case .string(let raw)?:
+                let state: LockRecordState
+                do {
+                    let json = try JSON.parse(raw)
+                    state = decodeRecord(json, transitionsKey: "leaderTransitions")
+                } catch {
+                    state = .unreadable("annotation \(LockKind.annotation) is not JSON: \(error)")
+                }
+                return LockSnapshot(object: object, resourceVersion: rv, state: state, fingerprint: raw)
+            case let other?:
+                return LockSnapshot(object: object, resourceVersion: rv,
+                                    state: .unreadable("annotation \(LockKind.annotation) is not a string"), fingerprint: other.serialized())
             }
-            let state: LockRecordState
-            do {
-                let json = try JSON.parse(raw)
-                state = decodeRecord(json, transitionsKey: "leaderTransitions")
-            } catch {
-                state = .unreadable("annotation \(LockKind.annotation) is not JSON: \(error)")
-            }
-            return LockSnapshot(object: object, resourceVersion: rv, state: state, fingerprint: raw)
         case .lease:
-            let spec = object["spec"] ?? .object(JSONObject())
+            let spec = object["spec"] ?? .null
             let fingerprint = spec.serialized()
-            if spec.objectValue?.isEmpty ?? true {
+            if spec.isNull || spec.objectValue?.isEmpty == true {
                 return LockSnapshot(object: object, resourceVersion: rv, state: .none, fingerprint: fingerprint)
             }
             return LockSnapshot(object: object, resourceVersion: rv,
@@ -95,17 +131,45 @@ public enum LockCodec {
         }
     }
 
+    /// The leader Pod named in the `ownerReferences` of an original
+    /// kube-leader's ConfigMap (operator-sdk `leader.Become`).
+    static func ownerPod(_ object: JSON) -> String? {
+        for ref in object[path: "metadata", "ownerReferences"]?.arrayValue ?? [] {
+            if ref["kind"]?.stringValue == "Pod", let name = ref["name"]?.stringValue, !name.isEmpty { return name }
+        }
+        return nil
+    }
+
     static let ownedKeys = ["holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime"]
+
+    /// An integer field as a number or a numeric string, beyond any integer
+    /// type if need be (`.big`), so nothing read can trap.
+    enum Count: Equatable {
+        case missing
+        case value(Int)
+        /// Larger than `Int.max` (or below `Int.min`): sign only.
+        case big(negative: Bool)
+        case invalid
+    }
+
+    static func count(_ value: JSON?) -> Count {
+        let text: String
+        switch value {
+        case nil, .null?: return .missing
+        case .number(let t)?: text = t
+        case .string(let s)?: text = s.trimmingWhitespace
+        default: return .invalid
+        }
+        if let i = Int(text) { return .value(i) }
+        // Beyond Int, or written as 1e3 / 15.0: judge it as a Double.
+        guard let d = Double(text), !d.isNaN else { return .invalid }
+        if d.rounded() != d { return .invalid }
+        if d >= 9.0e18 || d <= -9.0e18 { return .big(negative: d < 0) }
+        return .value(Int(d))
+    }
 
     static func decodeRecord(_ json: JSON, transitionsKey: String) -> LockRecordState {
         guard let object = json.objectValue else { return .unreadable("the record is not a JSON object") }
-        func int(_ key: String) -> Int? {
-            switch object[key] {
-            case .number?: return object[key]?.intValue
-            case .string(let s)?: return Int(s.trimmingWhitespace)
-            default: return nil
-            }
-        }
         func time(_ key: String) -> WallTime?? {
             switch object[key] {
             case nil, .null?: return .some(nil)
@@ -122,16 +186,28 @@ public enum LockCodec {
         case nil, .null?: holder = ""
         default: return .unreadable("holderIdentity is not a string")
         }
-        if object["leaseDurationSeconds"] != nil, object["leaseDurationSeconds"] != .null, int("leaseDurationSeconds") == nil {
-            return .unreadable("leaseDurationSeconds is not a number")
+        let lease: Int
+        switch count(object["leaseDurationSeconds"]) {
+        case .missing: lease = 0
+        case .value(let v) where v >= 0 && v <= LockBounds.maxLeaseSeconds: lease = v
+        case .value, .big:
+            return .unreadable("leaseDurationSeconds is outside 0…\(LockBounds.maxLeaseSeconds)")
+        case .invalid: return .unreadable("leaseDurationSeconds is not a whole number")
+        }
+        let transitions: Int
+        switch count(object[transitionsKey]) {
+        case .missing: transitions = 0
+        case .value(let v): transitions = min(max(v, 0), LockBounds.maxTransitions)
+        case .big(let negative): transitions = negative ? 0 : LockBounds.maxTransitions
+        case .invalid: return .unreadable("\(transitionsKey) is not a whole number")
         }
         guard let acquire = time("acquireTime") else { return .unreadable("acquireTime is not a time") }
         guard let renew = time("renewTime") else { return .unreadable("renewTime is not a time") }
         var others = JSONObject()
         for (k, v) in object where !ownedKeys.contains(k) && k != transitionsKey { others[k] = v }
         return .readable(LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: int("leaseDurationSeconds") ?? 0,
-            acquireTime: acquire, renewTime: renew, leaderTransitions: int(transitionsKey) ?? 0, otherFields: others))
+            holderIdentity: holder, leaseDurationSeconds: lease,
+            acquireTime: acquire, renewTime: renew, leaderTransitions: transitions, otherFields: others))
     }
 
     /// The record as client-go writes it into the ConfigMap annotation
@@ -182,6 +258,12 @@ public enum LockCodec {
     public static func updatedObject(_ kind: LockKind, base: LockSnapshot, record: LeaderElectionRecord) -> JSON {
         var object = base.object
         object[path: "metadata", "resourceVersion"] = .string(base.resourceVersion)
+        if case .ownerPod(let pod, _) = base.state, var refs = object[path: "metadata", "ownerReferences"]?.arrayValue {
+            // Taking over an original kube-leader's lock whose Pod is gone: drop
+            // that owner, or the garbage collector deletes the lock under us.
+            refs.removeAll { $0["kind"]?.stringValue == "Pod" && $0["name"]?.stringValue == pod }
+            object[path: "metadata", "ownerReferences"] = refs.isEmpty ? nil : .array(refs)
+        }
         switch kind {
         case .configMap:
             object[path: "metadata", "annotations", LockKind.annotation] = .string(annotationText(record))

@@ -37,11 +37,23 @@
 ///   otherwise the acquire's outcome is awaited and a lock it took is released
 ///   before the exit (bounded by `releaseTimeout`).
 ///
+/// ## Driving it
+/// ```swift
+/// var machine = Supervision(timing: .init(renewDeadline: .seconds(10), killGrace: .seconds(4)))
+/// var queue: [Supervision.Event] = [.renewed(sentAt: sentAt), .becameLeader()]
+/// while !queue.isEmpty {
+///     for action in machine.step(queue.removeFirst(), now: clock.now) {
+///         if case .exit(let exit) = action { return exit }
+///         queue += perform(action)   // .spawn answers .spawned/.spawnFailed, .killAll answers .survivors(n), ...
+///     }
+/// }
+/// // Then wait for the next event, but no later than machine.wakeAt, and step(.tick, now:).
+/// ```
+///
 /// ## Non-guarantees
-/// - Processes that are not our descendants (a daemon that double-forked to a
-///   different subreaper, something started through another process's API
-///   such as a container runtime) are out of reach; kill them through their
-///   own means in the command's SIGTERM handler.
+/// - Processes that are not our descendants (started through another
+///   process's API: a container runtime, `systemd-run`, a remote shell) are
+///   out of reach; stop them from the command's own SIGTERM handler.
 /// - A frozen kube-leader (SIGSTOP, a VM pause) checks no deadline: no fencing.
 public struct Supervision: Sendable {
     public typealias Instant = MonotonicClock.Instant
@@ -60,11 +72,12 @@ public struct Supervision: Sendable {
         /// uninterruptible sleep) before kube-leader gives up on them. Default 5 s.
         public var drainTimeout: Duration
         /// How often a drain sends SIGKILL again and looks for survivors
-        /// (descendants forked in between). Default 100 ms.
+        /// (descendants forked in between; a SIGKILLed process takes a moment to
+        /// exit). Default 50 ms.
         public var drainInterval: Duration
 
         public init(renewDeadline: Duration, killGrace: Duration, releaseTimeout: Duration? = nil,
-                    drainTimeout: Duration = .seconds(5), drainInterval: Duration = .milliseconds(100)) {
+                    drainTimeout: Duration = .seconds(5), drainInterval: Duration = .milliseconds(50)) {
             self.renewDeadline = renewDeadline
             self.killGrace = killGrace
             self.releaseTimeout = releaseTimeout ?? renewDeadline + .seconds(1)

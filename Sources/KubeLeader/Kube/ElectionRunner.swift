@@ -93,6 +93,9 @@ public final class ElectionRunner: @unchecked Sendable {
     let requestTimeout: Duration
     private var loggedHolder: String?
     private var failuresInARow = 0
+    /// Conflicts in a row not explained by another holder (see `write`).
+    private var racesInARow = 0
+    private var watchFailuresInARow = 0
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -188,12 +191,37 @@ public final class ElectionRunner: @unchecked Sendable {
     private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
         do {
             let snapshot = try body(timeout())
-            failuresInARow = 0
-            return step(.written(snapshot))
+            let wasLeading = election.role == .leading
+            let before = election.lastRenew
+            let action = step(.written(snapshot))
+            if !wasLeading, election.role != .leading, !election.isReleasing {
+                // "Success" with someone else's record (or none): not ours.
+                failuresInARow += 1
+                if failuresInARow == 1 {
+                    logger.warning("the API server answered our write with a record we did not write",
+                                   ("op", .string(what)), ("lock.holder", .string(snapshot.holderDescription)),
+                                   ("resource_version", .string(snapshot.resourceVersion)))
+                }
+            } else if what == "renew", election.role == .leading, election.lastRenew == before {
+                // A no-op update (whole-second times on a ConfigMap): same
+                // resourceVersion, no watch event, so it does not count.
+                logger.debug("renew did not change the lock; it does not count", ("resource_version", .string(snapshot.resourceVersion)))
+            } else {
+                failuresInARow = 0
+            }
+            return action
         } catch {
             switch error.code {
             case .lostRace:
-                logger.debug("lost a write race", ("op", .string(what)))
+                // Losing a race to another replica is normal; the same
+                // conflict again and again (a lock nobody else holds) is not.
+                racesInARow += 1
+                if racesInARow == 3 {
+                    logger.warning("lock writes keep conflicting; retrying every retry period",
+                                   ("op", .string(what)), ("error", .string(error.message)))
+                } else {
+                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.message)))
+                }
                 return step(.lostRace)
             case .configuration where election.role == .standby:
                 fatalOutcome = .configurationError(error.message)
@@ -223,6 +251,11 @@ public final class ElectionRunner: @unchecked Sendable {
     }
 
     private func pause(until: MonotonicClock.Instant) -> Election.Action {
+        if election.isReleasing {
+            // A release being retried: the request is known, sleep for real.
+            _ = host.pause(until: until)
+            return step(.timer)
+        }
         if host.releaseRequested || host.pause(until: until) {
             return step(.releaseRequested)
         }
@@ -234,8 +267,9 @@ public final class ElectionRunner: @unchecked Sendable {
         let holder: String
         switch observation {
         case .absent: holder = ""
-        case .present(let s): holder = s.record?.holderIdentity ?? ""
+        case .present(let s): holder = s.holderDescription
         }
+        if !holder.isEmpty, holder != election.identity { racesInARow = 0 }
         guard holder != loggedHolder else { return }
         loggedHolder = holder
         logger.info(holder.isEmpty ? "lock is free" : "lock is held by another replica", ("lock.holder", .string(holder)))
@@ -245,19 +279,23 @@ public final class ElectionRunner: @unchecked Sendable {
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
+                watchFailuresInARow = 0
                 return step(.timer)
             }
-            failuresInARow = 0
+            watchFailuresInARow = 0
             noteHolder(observation)
             return step(.observed(observation))
         } catch {
             if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
-            failuresInARow += 1
-            if failuresInARow == 1 {
+            // Counted apart from reads: the paced read after each failure
+            // succeeds, and must not turn every failure into a new warning.
+            watchFailuresInARow += 1
+            if watchFailuresInARow == 1 {
                 logger.warning("watch failed; retrying", ("error", .string(error.message)))
             }
-            // Fall back to a GET after the retry period.
-            _ = host.pause(until: min(until, host.now + election.timing.retryPeriod))
+            // Read again (and watch from there) after the retry period: at
+            // most one read and one watch per retry period after any error.
+            if host.pause(until: min(until, host.now + election.timing.retryPeriod)) { return step(.releaseRequested) }
             return .get
         }
     }

@@ -1,31 +1,55 @@
 import KLCore
 import KLSupport
 
-/// The lock in the API server: one ConfigMap or Lease, read with GET, written
-/// with create/update carrying the read `resourceVersion`, and watched by
-/// standbys so a release is seen at once without polling.
+/// The lock in the API server: one ConfigMap or Lease, read with a LIST
+/// (`fieldSelector=metadata.name=NAME`), written with create/update carrying
+/// the read `resourceVersion`, and watched by standbys so a release is seen
+/// at once without polling.
+///
+/// Reads are LISTs, as client-go's reflector does, because the list's
+/// `resourceVersion` is one the API server's watch history still has: an
+/// object unchanged for a while cannot be watched from its own version (410
+/// Expired, then the same again: issue 10, row 2). A Role without `list`
+/// falls back to GET and watches without a version (the server starts with
+/// the current object), with one warning.
+///
+/// Pacing: every watch failure (410, an answer that ends at once, junk or
+/// unknown events, events for other objects, too many events) is thrown to
+/// the `ElectionRunner`, which waits a retry period before the next read and
+/// watch: at most one read and one watch per retry period after any error.
 public final class KubeLockStore: LockStore {
     let client: KubeClient
     let kind: LockKind
     let namespace: String
     let name: String
     let logger: Logger
+    /// Pacing of watches: a watch that ends sooner than this after it opened
+    /// counts as a failure.
+    let retryPeriod: Duration
     /// The open watch of a standby, and where it has got to.
     private var watch: KubeWatch?
     private var watchResourceVersion: String?
+    private var watchOpenedAt: MonotonicClock.Instant?
+    private var watchEvents = 0
     /// When the open watch must have ended by itself (server-side
     /// `timeoutSeconds` plus a margin): past it the connection is presumed
     /// half-open (dead without a FIN) and is reopened.
     private var watchExpiry: MonotonicClock.Instant?
     /// How long one watch request may stay open (the server ends it then).
     let watchSeconds: Int
+    /// False once a LIST was forbidden (a Role with get/watch but no list).
+    private var listAllowed = true
+    /// Pods whose lookup failed with something other than 404 (warned once).
+    private var podWarned = false
 
-    public init(client: KubeClient, kind: LockKind, namespace: String, name: String, logger: Logger, watchSeconds: Int = 300) {
+    public init(client: KubeClient, kind: LockKind, namespace: String, name: String, logger: Logger,
+                retryPeriod: Duration = .seconds(2), watchSeconds: Int = 300) {
         self.client = client
         self.kind = kind
         self.namespace = namespace
         self.name = name
         self.logger = logger
+        self.retryPeriod = retryPeriod
         self.watchSeconds = watchSeconds
     }
 
@@ -33,17 +57,76 @@ public final class KubeLockStore: LockStore {
 
     public var describe: String { "\(kind.rawValue) \(namespace)/\(name)" }
 
+    var selector: String { "metadata.name=\(name)" }
+
     public func get(timeout: Duration) throws(LockError) -> Election.Observation {
-        // A GET means the election needs a fresh view (start, lost race,
-        // expired watch): the next watch starts from what this GET returns.
+        // A read means the election needs a fresh view (start, lost race,
+        // failed watch): the next watch starts from what this read returns.
         stopWatching()
+        let deadline = MonotonicClock.now + timeout
+        if listAllowed {
+            var list: JSON?
+            do {
+                list = try client.list(resource, namespace: namespace, fieldSelector: selector, timeout: timeout)
+            } catch {
+                guard error.code == .forbidden else { throw Self.classify(error) }
+                listAllowed = false
+                logger.warning("cannot list the lock; reading it with GET instead (add \"list\" next to \"watch\" in the Role so watches can resume)",
+                               ("error", .string(error.description)))
+            }
+            if let list {
+                let (observation, listRV) = try parseList(list)
+                watchResourceVersion = listRV
+                return try checkOwner(observation, deadline: deadline)
+            }
+        }
+        let object: JSON
         do {
-            let object = try client.get(resource, namespace: namespace, name: name, timeout: timeout)
-            return .present(LockCodec.decode(kind, object: object))
+            object = try client.get(resource, namespace: namespace, name: name, timeout: max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
         } catch {
             if error.code == .notFound { return .absent }
             throw Self.classify(error)
         }
+        guard object.objectValue != nil, object[path: "metadata", "name"]?.stringValue == name else {
+            throw LockError(.transient, "the API server answered the GET of \(describe) with something that is not that object")
+        }
+        watchResourceVersion = nil  // watch from the current state (no version): never 410
+        return try checkOwner(.present(LockCodec.decode(kind, object: object)), deadline: deadline)
+    }
+
+    /// The lock from a LIST answer, and the list's resourceVersion.
+    private func parseList(_ list: JSON) throws(LockError) -> (Election.Observation, String) {
+        guard let items = list["items"]?.arrayValue, let rv = list[path: "metadata", "resourceVersion"]?.stringValue, !rv.isEmpty else {
+            throw LockError(.transient, "the API server answered the LIST of \(describe) without items or resourceVersion")
+        }
+        let mine = items.filter { $0[path: "metadata", "name"]?.stringValue == name }
+        guard mine.count <= 1, mine.count == items.count else {
+            throw LockError(.transient, "the API server answered the LIST of \(describe) with other objects (its fieldSelector was ignored)")
+        }
+        guard let object = mine.first else { return (.absent, rv) }
+        return (.present(LockCodec.decode(kind, object: object)), rv)
+    }
+
+    /// An original kube-leader's lock is held while its owner Pod exists:
+    /// GET the Pod; 404 frees the lock, any other answer keeps it held.
+    private func checkOwner(_ observation: Election.Observation, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation {
+        guard case .present(var snapshot) = observation, case .ownerPod(let pod, _) = snapshot.state else { return observation }
+        do {
+            _ = try client.get(.pods, namespace: namespace, name: pod, timeout: max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
+        } catch {
+            if error.code == .notFound {
+                snapshot.state = .ownerPod(pod, alive: false)
+                snapshot.fingerprint += ":gone"
+                logger.info("the original kube-leader's pod is gone; its lock is free", ("pod", .string(pod)))
+                return .present(snapshot)
+            }
+            if !podWarned {
+                podWarned = true
+                logger.warning("cannot check the original kube-leader's pod; its lock stays held (grant \"get pods\")",
+                               ("pod", .string(pod)), ("error", .string(error.description)))
+            }
+        }
+        return observation
     }
 
     public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot {
@@ -51,6 +134,12 @@ public final class KubeLockStore: LockStore {
         do {
             return LockCodec.decode(kind, object: try client.create(resource, namespace: namespace, body: object, timeout: timeout))
         } catch {
+            if error.code == .notFound {
+                // A create cannot lose a race with 404: the namespace does not
+                // exist, or the API URL's path is wrong. Retrying cannot help.
+                throw LockError(.configuration, "cannot create \(describe): the API server answered 404 Not Found (\(error.message)). "
+                    + "Does namespace '\(namespace)' exist? Check --namespace / POD_NAMESPACE, and that --api-server has no extra path.")
+            }
             throw Self.classify(error)
         }
     }
@@ -65,9 +154,9 @@ public final class KubeLockStore: LockStore {
     }
 
     /// Standby wait: the next change of the lock from a watch, nil when
-    /// `deadline` comes first. A watch that ends is reopened from the last
-    /// resourceVersion; one whose version is too old (410 Expired) falls back
-    /// to a GET.
+    /// `deadline` comes first. A watch that ends normally (after its
+    /// `timeoutSeconds`) is reopened from the last resourceVersion; every
+    /// failure is thrown (the runner paces the next read and watch).
     public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
         while MonotonicClock.now < deadline {
             if let expiry = watchExpiry, MonotonicClock.now >= expiry {
@@ -75,11 +164,12 @@ public final class KubeLockStore: LockStore {
                 stopWatching(keepingVersion: true)
             }
             if watch == nil {
-                let from = watchResourceVersion ?? known?.resourceVersion
                 do {
-                    watch = try client.watch(resource, namespace: namespace, fieldSelector: "metadata.name=\(name)",
-                                             resourceVersion: from, timeoutSeconds: watchSeconds,
+                    watch = try client.watch(resource, namespace: namespace, fieldSelector: selector,
+                                             resourceVersion: watchResourceVersion, timeoutSeconds: watchSeconds,
                                              timeout: min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline))))
+                    watchOpenedAt = MonotonicClock.now
+                    watchEvents = 0
                     watchExpiry = MonotonicClock.now + .seconds(watchSeconds + 30)
                 } catch {
                     if error.code == .timedOut { return nil }
@@ -97,31 +187,53 @@ public final class KubeLockStore: LockStore {
             case .timedOut:
                 if MonotonicClock.now >= deadline { return nil }  // else the watch expired: reopen
             case .ended:
-                // The server closed the watch (timeoutSeconds): reopen from where we were.
+                // The server closed the watch (timeoutSeconds): reopen from where
+                // we were. One that ends at once (an empty answer) is a failure.
+                let early = watchOpenedAt.map { $0.duration(to: MonotonicClock.now) < retryPeriod } ?? true
                 stopWatching(keepingVersion: true)
+                if early { throw LockError(.transient, "the watch of \(describe) ended right after it started") }
             case .event(let event):
-                switch event.type {
-                case "ADDED", "MODIFIED":
-                    let snapshot = LockCodec.decode(kind, object: event.object)
-                    watchResourceVersion = snapshot.resourceVersion
-                    return .present(snapshot)
-                case "DELETED":
-                    watchResourceVersion = event.object[path: "metadata", "resourceVersion"]?.stringValue
-                    return .absent
-                case "BOOKMARK":
-                    watchResourceVersion = event.object[path: "metadata", "resourceVersion"]?.stringValue ?? watchResourceVersion
-                case "ERROR":
-                    // Typically 410 Expired: our version is too old. Re-read.
-                    logger.debug("watch expired; re-reading the lock", ("status", .string(event.object["message"]?.stringValue ?? "")))
-                    stopWatching()
-                    let remaining = MonotonicClock.now.duration(to: deadline)
-                    return try get(timeout: max(.milliseconds(1), min(.seconds(10), remaining)))
-                default:
-                    break
+                watchEvents += 1
+                if let opened = watchOpenedAt {
+                    let periods = Int(opened.duration(to: MonotonicClock.now) / max(retryPeriod, .milliseconds(1)))
+                    if watchEvents > 10 * (periods + 1) {
+                        stopWatching()
+                        throw LockError(.transient, "the watch of \(describe) sends events faster than 10 per retry period")
+                    }
                 }
+                if let observation = try handle(event) { return observation }
             }
         }
         return nil
+    }
+
+    /// One watch event: an observation, nil for a bookmark, thrown when it
+    /// cannot be right (the watch is closed then).
+    private func handle(_ event: KubeWatchEvent) throws(LockError) -> Election.Observation? {
+        func fail(_ why: String) -> LockError {
+            stopWatching()
+            return LockError(.transient, "watch of \(describe): \(why)")
+        }
+        switch event.type {
+        case "ADDED", "MODIFIED", "DELETED":
+            guard event.object[path: "metadata", "name"]?.stringValue == name else {
+                throw fail("a \(event.type) event for another object, or without metadata")
+            }
+            let snapshot = LockCodec.decode(kind, object: event.object)
+            if !snapshot.resourceVersion.isEmpty { watchResourceVersion = snapshot.resourceVersion }
+            if event.type == "DELETED" { return .absent }
+            let deadline = MonotonicClock.now + min(.seconds(10), retryPeriod)
+            return try checkOwner(.present(snapshot), deadline: deadline)
+        case "BOOKMARK":
+            if let rv = event.object[path: "metadata", "resourceVersion"]?.stringValue, !rv.isEmpty { watchResourceVersion = rv }
+            return nil
+        case "ERROR":
+            // Typically 410 Expired: the version is too old. Read again (paced).
+            let code = event.object["code"]?.intValue.map(String.init) ?? "?"
+            throw fail("error \(code): \(event.object["message"]?.stringValue ?? "(no message)")")
+        default:
+            throw fail("unknown event type \(quoteForMessage(String(event.type.prefix(40))))")
+        }
     }
 
     public func stopWatching() { stopWatching(keepingVersion: false) }
@@ -130,6 +242,7 @@ public final class KubeLockStore: LockStore {
         watch?.close()
         watch = nil
         watchExpiry = nil
+        watchOpenedAt = nil
         if !keepingVersion { watchResourceVersion = nil }
     }
 

@@ -52,7 +52,7 @@ public final class KubeWatch: @unchecked Sendable {
                 throw e
             }
             guard let line else { return .ended }
-            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            // The API server writes one event per line and never a blank one.
             guard let json = try? JSON.parse(line), let type = json["type"]?.stringValue, let object = json["object"] else {
                 var e = context
                 e.code = .badResponse

@@ -27,8 +27,8 @@ enum HelpText {
           N        the child's exit code; 128+N when the child died of signal N
           2        bad usage or configuration, or the API refused us (401, 403,
                    untrusted certificate); nothing was started
-          3        leadership lost: the child was stopped (SIGTERM, then SIGKILL
-                   after kill-grace)
+          3        leadership lost, or no renew within renew-deadline: the child
+                   was stopped (SIGTERM, then SIGKILL after kill-grace)
           126      COMMAND is not executable
           127      COMMAND not found
           128+N    signal N arrived before we became leader (nothing was started)
@@ -36,7 +36,9 @@ enum HelpText {
 
         Signals: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are
         forwarded to the child's process group. Before the child starts, SIGTERM,
-        SIGINT, SIGHUP and SIGQUIT end kube-leader at once.
+        SIGINT, SIGHUP and SIGQUIT end kube-leader (a lock taken meanwhile is
+        released first). When the child exits, what it left running is killed
+        before the lock is released.
 
         RBAC: get, create, update, watch on configmaps (or leases in the group
         coordination.k8s.io) in the lock's namespace. See deploy/ in the repository.

@@ -30,7 +30,10 @@ final class Supervisor {
     typealias Exit = Supervision.Exit
 
     let config: LeaderConfig
+    /// The main thread's logger: never blocks (`MainThreadLogSink`).
     let logger: Logger
+    /// The election thread's logger (blocking writes, as everywhere else).
+    let electionLogger: Logger
     let inbox: SignalInbox
     let host: LeaderHost
     var machine: Supervision
@@ -41,7 +44,11 @@ final class Supervisor {
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
-        self.logger = logger
+        // The election thread may block on a full stderr; this thread must not.
+        var own = logger
+        if logger.sink is StandardErrorSink { own.sink = MainThreadLogSink(fallback: logger.sink) }
+        self.logger = own
+        electionLogger = logger
         self.inbox = inbox
         self.host = try LeaderHost(inbox: inbox)
         machine = Supervision(timing: Supervision.Timing(renewDeadline: config.renewDeadline, killGrace: config.killGrace),
@@ -52,7 +59,7 @@ final class Supervisor {
     func run(store: any LockStore, requestTimeout: Duration) -> Exit {
         let election = Election(identity: config.identity, timing: config.timing)
         let runner = ElectionRunner(election: election, store: store, host: host,
-                                    logger: logger,
+                                    logger: electionLogger,
                                     requestTimeout: requestTimeout)
         let host = self.host
         startThread {
@@ -132,7 +139,7 @@ final class Supervisor {
             let round = ProcessTree.killAll(group: child.pid)
             var events = reaped(round.reaped)
             if !round.signalled.isEmpty {
-                logger.notice("killed processes the child left behind", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
+                logger.notice("killed the remaining processes of the child", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
             }
             events.append(.survivors(round.survivors))
             return events

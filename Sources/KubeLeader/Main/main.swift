@@ -121,7 +121,8 @@ func runKubeLeader() -> Never {
 
     logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
 
-    let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger)
+    let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger,
+                              retryPeriod: config.retryPeriod)
     let supervisor: Supervisor
     do {
         supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)

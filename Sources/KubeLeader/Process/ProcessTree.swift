@@ -95,18 +95,21 @@ public enum ProcessTree {
     }
 
     /// SIGKILLs process group `group` and every living descendant of this
-    /// process, reaps what has exited, and counts what is left.
+    /// process, reaps what has exited, and counts what is left. A process
+    /// forked after the /proc snapshot and outside the group is missed by this
+    /// round but counted as a survivor: call again until none is left.
     ///
     /// - Important: kills EVERY descendant of the caller. Only for a process
     ///   whose descendants all belong to the supervised command (kube-leader).
     public static func killAll(group: Int32) -> KillRound {
         let me = getpid()
+        // 1. Who is there (before any of them dies and turns into a zombie).
+        let living = snapshot().map { descendants(of: me, in: $0).filter { $0.state != "Z" } } ?? []
+        // 2. The group at once, then each descendant that left it.
         _ = kill(-group, SIGKILL)
         var signalled: [Int32] = []
-        if let entries = snapshot() {
-            for entry in descendants(of: me, in: entries) where entry.state != "Z" {
-                if kill(entry.pid, SIGKILL) == 0 { signalled.append(entry.pid) }
-            }
+        for entry in living {
+            if entry.group == group || kill(entry.pid, SIGKILL) == 0 { signalled.append(entry.pid) }
         }
         let reaped = Reaper.reapAll()
         var survivors = 0

@@ -10,6 +10,17 @@ struct FaultSet: Sendable {
     var dropRate = 0.0
     var partitionedTokens: Set<String> = []
     var partitionMode = PartitionMode.hang
+    /// Every watch that gives a resourceVersion is answered with a 410
+    /// Expired ERROR event, as a watch cache whose window is always too short.
+    var expireWatches = false
+    /// Every update (PUT) is answered 200 with the stored object unchanged:
+    /// same resourceVersion, no watch event (a no-op update, as the real
+    /// server answers one that changes nothing, e.g. whole-second times).
+    var noopUpdates = false
+    /// Creates in a namespace that does not exist answer 404 `namespaces "x"
+    /// not found`, as the real server's NamespaceLifecycle admission does
+    /// (off by default: many tests use namespaces they never create).
+    var requireNamespaces = false
 
     init() {}
 
@@ -24,6 +35,18 @@ struct FaultSet: Sendable {
             guard let a = v.arrayValue else { throw ControlError("partitionedTokens must be an array of tokens") }
             partitionedTokens = Set(a.compactMap(\.stringValue))
         }
+        if let v = json["expireWatches"] {
+            guard let b = v.boolValue else { throw ControlError("expireWatches must be true or false") }
+            expireWatches = b
+        }
+        if let v = json["noopUpdates"] {
+            guard let b = v.boolValue else { throw ControlError("noopUpdates must be true or false") }
+            noopUpdates = b
+        }
+        if let v = json["requireNamespaces"] {
+            guard let b = v.boolValue else { throw ControlError("requireNamespaces must be true or false") }
+            requireNamespaces = b
+        }
         if let v = json["partitionMode"] {
             guard let m = v.stringValue.flatMap(PartitionMode.init) else { throw ControlError("partitionMode must be \"hang\" or \"reset\"") }
             partitionMode = m
@@ -33,7 +56,8 @@ struct FaultSet: Sendable {
     var json: JSON {
         ["latencyMs": JSON(latencyMs), "errorRate": .number(String(errorRate)), "errorStatus": JSON(errorStatus),
          "dropRate": .number(String(dropRate)), "partitionedTokens": .array(partitionedTokens.sorted().map { JSON.string($0) }),
-         "partitionMode": .string(partitionMode.rawValue)]
+         "partitionMode": .string(partitionMode.rawValue), "expireWatches": .bool(expireWatches),
+         "noopUpdates": .bool(noopUpdates), "requireNamespaces": .bool(requireNamespaces)]
     }
 
     /// The Status body of an injected error.

@@ -26,6 +26,10 @@ extension Server {
         case ("create", nil):
             guard let o = body() else { return .error(decodeError(r)) }
             if route.resource.namespaced && route.namespace == nil { return .error(Status.methodNotAllowed()) }
+            if let ns = route.namespace, route.resource.namespaced, control.withLock({ $0.faults.requireNamespaces }),
+               store.get(.namespaces, nil, ns) == nil {
+                return .error(Status.notFound(.namespaces, ns))
+            }
             return store.create(r, namespace: route.namespace, o)
         case ("create", "eviction"):
             if let o = body(), let n = o[path: "metadata", "name"]?.stringValue, n != route.name! {
@@ -34,6 +38,10 @@ extension Server {
             return store.evict(namespace: route.namespace ?? "", name: route.name!)
         case ("update", nil), ("update", "status"):
             guard let o = body() else { return .error(decodeError(r)) }
+            if control.withLock({ $0.faults.noopUpdates }) {
+                guard let current = store.get(r, route.namespace, route.name!) else { return .error(Status.notFound(r, route.name!)) }
+                return APIResult(200, current)
+            }
             return store.update(r, namespace: route.namespace, name: route.name!, subresource: route.subresource, o)
         case ("patch", nil), ("patch", "status"):
             return store.patch(r, namespace: route.namespace, name: route.name!, subresource: route.subresource,

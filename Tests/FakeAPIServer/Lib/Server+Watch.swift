@@ -22,7 +22,16 @@ extension Server {
             fields.requirements.append((["metadata", "name"], name, false))
             filter.fields = fields
         }
-        guard let start = store.startWatch(route.resource, filter, fromRV: request.query["resourceVersion"]) else {
+        let fromRV = request.query["resourceVersion"]
+        if let rv = fromRV.flatMap({ Int($0) }), rv > 0, control.withLock({ $0.faults.expireWatches }) {
+            logRequest(request, status: 200, note: "expired by fault")
+            let status = Status.failure(code: 410, reason: "Expired", message: "too old resource version: \(rv) (\(store.currentRV))")
+            let line = Watcher.line(type: "ERROR", object: status)
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            let ok = transport.write(head + String(line.utf8.count, radix: 16) + "\r\n" + line + "\r\n0\r\n\r\n")
+            return ok ? .keepOpen : .close
+        }
+        guard let start = store.startWatch(route.resource, filter, fromRV: fromRV) else {
             return send(.error(Status.failure(code: 500, reason: "InternalError", message: "fake: out of file descriptors")), request, transport)
         }
         logRequest(request, status: 200, note: nil)

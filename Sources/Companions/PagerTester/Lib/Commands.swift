@@ -35,6 +35,7 @@ public enum PagerTesterCommand {
         let count = try countOption(options, default: 5)
         let from = try fromOption(options, default: now)
         let times = expression.fireTimes(after: from, count: count)
+        warnAboutGaps(expression, from: from, io: io, person: nil)
         if times.isEmpty {
             throw PagerError(.invalidCron, "the cron expression '\(expression.text)' never fires (checked 30 years ahead); check the day and month fields")
         }
@@ -76,9 +77,23 @@ public enum PagerTesterCommand {
             for t in p.cron.fireTimes(after: from, count: count) {
                 out += "\(p.name)\t\(formatLocal(t, in: p.cron.zone)) \(p.cron.zone.name)\t\(RFC3339.format(t))\n"
             }
+            warnAboutGaps(p.cron, from: from, io: io, person: p)
         }
         io.stdout(out)
         return 0
+    }
+
+    /// Logs a warning for each day of the coming year on which a fire time
+    /// of `cron` falls into a daylight-saving gap and so does not fire.
+    static func warnAboutGaps(_ cron: CronExpression, from: WallTime, io: CommandIO, person: Person?) {
+        for gap in cron.gapFireTimes(after: from, within: .seconds(366 * 86400)) {
+            var md: [(String, JSON)] = []
+            if let person { md += [("person.name", .string(person.name)), ("person.id", .string(person.id))] }
+            md += [("cron", .string(cron.text)), ("zone", .string(cron.zone.name)),
+                   ("local_time", .string(gap.localText)),
+                   ("reason", .string("this local time does not exist that day (clocks jump forward): no page then; the expression fires again the next matching day"))]
+            io.logger.log(.warning, "fire time falls into a daylight-saving gap", md)
+        }
     }
 
     /// Everything `run` and `notify` need, checked before anything is sent.
@@ -86,6 +101,8 @@ public enum PagerTesterCommand {
         public var people: [Person]
         public var client: PagerDutyClient
         public var options: SchedulerOptions
+        /// `--metrics-addr`, not yet serving (nil: off).
+        public var metricsServer: MetricsServer?
     }
 
     /// Loads people, settings and options; checks `From` (locally, and with
@@ -108,11 +125,28 @@ public enum PagerTesterCommand {
         sched.verifyAfter = try durationOption(options, "verify-after")
         sched.resolveAfter = try durationOption(options, "resolve-after")
         if let g = try durationOption(options, "missed-grace") { sched.missedGrace = g }
+        if let text = options["max-creates-per-minute"] {
+            guard let n = Int(text), (1...1000).contains(n) else {
+                throw PagerError(.usage, "\(options.source(of: "max-creates-per-minute")): '\(text)' must be a whole number from 1 to 1000")
+            }
+            sched.maxCreatesPerMinute = n
+        }
+        var urgency = Urgency.high
+        if let text = options["urgency"] {
+            guard let u = Urgency(rawValue: text) else {
+                throw PagerError(.usage, "\(options.source(of: "urgency")): '\(text)' must be high or low")
+            }
+            urgency = u
+        }
+        let metrics = PagerMetrics()
+        let server = try options["metrics-addr"].map { addr throws(PagerError) in try MetricsServer(address: addr, metrics: metrics) }
         let settings = try PagerSettings.load(environment: environment, needToken: !sched.dryRun)
         try FromCheck.local(people: people, from: settings.from)
         var client = PagerDutyClient(settings: settings, transport: try transport(settings), clock: clock, logger: logger)
         if let t = try durationOption(options, "timeout") { client.requestTimeout = t }
         if let t = try durationOption(options, "job-timeout") { client.jobTimeout = t }
+        client.defaultUrgency = urgency
+        client.metrics = metrics
         if !sched.dryRun {
             do throws(PagerError) {
                 try FromCheck.remote(people: people, client: client)
@@ -122,7 +156,7 @@ public enum PagerTesterCommand {
                 throw PagerError(error.code, "start-up check of PAGERDUTY_FROM failed: \(error.message)", status: error.status, body: error.body)
             }
         }
-        return Setup(people: people, client: client, options: sched)
+        return Setup(people: people, client: client, options: sched, metricsServer: server)
     }
 
     static func durationOption(_ options: ParsedOptions, _ name: String) throws(PagerError) -> Duration? {
@@ -142,6 +176,10 @@ public enum PagerTesterCommand {
     /// `run CONFIG`: pages everybody on schedule until killed (or `stop`).
     public static func run(_ setup: Setup, until stop: WallTime? = nil) -> Int32 {
         var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
+        if let server = setup.metricsServer {
+            server.serve()
+            setup.client.logger.info("serving metrics", ("metrics.port", .number(String(server.port))), ("metrics.path", "/metrics"))
+        }
         scheduler.run(until: stop)
         return 0
     }
@@ -150,14 +188,8 @@ public enum PagerTesterCommand {
     /// `notifyTarget`); with `--verify-after`, waits
     /// and logs the verdict. Exit 1 when the page failed.
     public static func notify(_ setup: Setup) -> Int32 {
-        let person = setup.people[0]
         var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
-        if setup.options.dryRun {
-            _ = scheduler.page(person)
-            return 0
-        }
-        guard let incident = scheduler.page(person) else { return ExitCode.failure }
-        scheduler.schedule(incident, person: 0)
+        guard scheduler.notifyNow(0) else { return ExitCode.failure }
         while !scheduler.followUps.isEmpty { scheduler.stepFollowUps() }
         return 0
     }

@@ -12,13 +12,28 @@ public struct Person: Sendable, Equatable {
     public var email: String?
     /// 1-based position in the file, for messages.
     public var entry: Int
+    /// Optional `high` or `low`; nil: the global `--urgency` (default `high`).
+    public var urgency: Urgency?
+
+    public init(name: String, id: String, cron: CronExpression, email: String? = nil, entry: Int = 1, urgency: Urgency? = nil) {
+        (self.name, self.id, self.cron, self.email, self.entry, self.urgency) = (name, id, cron, email, entry, urgency)
+    }
+}
+
+/// The incident's `urgency` in `POST /incidents`. Without it the service's
+/// support-hours rules decide, and outside support hours that is often
+/// `low`: no phone call, no do-not-disturb break-through. pager-tester
+/// therefore sends `high` unless told otherwise.
+public enum Urgency: String, Sendable, Equatable {
+    case high
+    case low
 }
 
 /// Reads the people file: the original service's YAML shape or the same as
 /// JSON (`[{"name": …, "id": …, "cron": …}]`). Every error names the entry
 /// and the field.
 public enum PeopleFile {
-    static let knownFields = ["name", "id", "cron", "email"]
+    static let knownFields = ["name", "id", "cron", "email", "urgency"]
 
     public static func parse(_ text: String, path: String, zones: TimeZoneDatabase) throws(PagerError) -> [Person] {
         let entries: [YAMLSubset.Entry]
@@ -54,7 +69,7 @@ public enum PeopleFile {
         if let nameValue { details.append("name '\(nameValue)'") }
         let label = "\(path): entry \(number)" + (details.isEmpty ? "" : " (" + details.joined(separator: ", ") + ")")
         for field in entry.fields where !knownFields.contains(field.key) {
-            throw PagerError(.invalidConfig, "\(label) field '\(field.key)': unknown field; allowed are name, id, cron and email")
+            throw PagerError(.invalidConfig, "\(label) field '\(field.key)': unknown field; allowed are name, id, cron, email and urgency")
         }
         func required(_ key: String) throws(PagerError) -> String {
             guard let v = entry.fields.first(where: { $0.key == key })?.value else {
@@ -81,7 +96,14 @@ public enum PeopleFile {
             throw PagerError(.invalidConfig, "\(label) field 'cron': '\(cronText)' never fires; check the day and month fields")
         }
         let email = entry.fields.first(where: { $0.key == "email" })?.value
-        return Person(name: name, id: id, cron: cron, email: email, entry: number)
+        var urgency: Urgency? = nil
+        if let text = entry.fields.first(where: { $0.key == "urgency" })?.value {
+            guard let u = Urgency(rawValue: text) else {
+                throw PagerError(.invalidConfig, "\(label) field 'urgency': '\(text)' must be high or low")
+            }
+            urgency = u
+        }
+        return Person(name: name, id: id, cron: cron, email: email, entry: number, urgency: urgency)
     }
 
     static func jsonEntries(_ text: String, path: String) throws(PagerError) -> [YAMLSubset.Entry] {

@@ -1,17 +1,20 @@
 import KLCore
 
 /// A cron schedule: five fields (minute, hour, day of month, month, day of
-/// week) plus an optional trailing IANA time zone, with the extensions of the
-/// Ruby `fugit` gem (1.5) that the original service relied on.
+/// week), optionally led by a seconds field (six fields, as fugit), plus an
+/// optional trailing IANA time zone, with the extensions of the Ruby `fugit`
+/// gem (1.5) that the original service relied on.
 ///
 /// Field syntax: `*`, `?` (day fields), numbers, names (`jan`…`dec`,
 /// `sun`…`sat`), ranges `a-b` (wrapping, e.g. `fri-mon`), steps `*/s`, `a-b/s`
 /// and `a/s`, comma lists; day of month `L` (last day) and `-N` (N-th day from
 /// the end, `-1` = `L`); day of week `D#N` (N-th weekday D of the month,
-/// N 1–5), `D#-1`/`D#L`/`DL` (last weekday D); weekday 7 is Sunday; macros
-/// `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`,
-/// `@hourly`. When both day fields are restricted (not `*`/`?`), a day
-/// matches if either matches (Vixie cron and fugit).
+/// N 1–5), `D#-1`/`D#L`/`DL` (last weekday D), `D%N` and `D%N+K` (weekday D
+/// of every N-th week, counted as fugit does from 2019-01-01 in the zone);
+/// weekday 7 is Sunday; macros `@yearly`/`@annually`, `@monthly`, `@weekly`,
+/// `@daily`/`@midnight`, `@noon`, `@hourly`. When both day fields are
+/// restricted (not `*`/`?`), a day matches if either matches (Vixie cron and
+/// fugit).
 ///
 /// Times are civil times in the zone (UTC without one). DST: a local time
 /// skipped by spring-forward does not fire that day; a local time repeated by
@@ -33,13 +36,25 @@ public struct CronExpression: Sendable, Equatable {
     var nthWeekdays: [NthWeekday] = []
     var monthDaysRestricted = false
     var weekdaysRestricted = false
+    /// Bits 0...59; only bit 0 without a seconds field.
+    var seconds: UInt64 = 1
+    /// `D%N+K`: weekday D when (fugit's week number + K) % N == 0.
+    var moduloWeekdays: [ModuloWeekday] = []
+    /// UTC instant of 2019-01-01T00:00 in the zone (fugit's week origin).
+    var weekOrigin: Int64 = 0
+
+    struct ModuloWeekday: Sendable, Equatable {
+        var weekday: Int
+        var modulo: Int
+        var plus: Int
+    }
 
     struct NthWeekday: Sendable, Equatable {
         var weekday: Int
         var n: Int
     }
 
-    static let fieldNames = ["minute", "hour", "day of month", "month", "day of week"]
+    static let fieldNames = ["minute", "hour", "day of month", "month", "day of week", "second"]
     static let monthNames = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     static let dayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 
@@ -56,25 +71,46 @@ public struct CronExpression: Sendable, Equatable {
             case "@monthly": expanded = ["0", "0", "1", "*", "*"]
             case "@weekly": expanded = ["0", "0", "*", "*", "0"]
             case "@daily", "@midnight": expanded = ["0", "0", "*", "*", "*"]
+            case "@noon": expanded = ["0", "12", "*", "*", "*"]
             case "@hourly": expanded = ["0", "*", "*", "*", "*"]
             default:
-                throw PagerError(.invalidCron, "invalid cron expression '\(text)': unknown macro '\(tokens[0])'; use @yearly, @monthly, @weekly, @daily or @hourly")
+                throw PagerError(.invalidCron, "invalid cron expression '\(text)': unknown macro '\(tokens[0])'; use @yearly, @monthly, @weekly, @daily, @noon or @hourly")
             }
             tokens = expanded + tokens.dropFirst()
         }
-        var zone = TimeZoneRules.utc
+        // Six words: seconds + five fields (when the sixth parses as a day
+        // of week), else five fields + zone. Seven: seconds, five, zone.
+        var hasSeconds = tokens.count == 7
         if tokens.count == 6 {
-            zone = try zones.load(tokens[5])
-        } else if tokens.count != 5 {
-            throw PagerError(.invalidCron, "invalid cron expression '\(text)': expected 5 fields (minute hour day-of-month month day-of-week) and an optional time zone, got \(tokens.count) words")
+            var probe = CronExpression(text: text, zone: .utc)
+            hasSeconds = (try? probe.parseField(4, tokens[5])) != nil
+        }
+        var zone = TimeZoneRules.utc
+        if tokens.count == 7 || (tokens.count == 6 && !hasSeconds) {
+            zone = try zones.load(tokens[tokens.count - 1])
+        } else if tokens.count != 5 && tokens.count != 6 {
+            throw PagerError(.invalidCron, "invalid cron expression '\(text)': expected 5 fields (minute hour day-of-month month day-of-week), optionally a leading seconds field, and an optional time zone, got \(tokens.count) words")
         }
         var e = CronExpression(text: text, zone: zone)
-        for (index, field) in tokens.prefix(5).enumerated() {
+        let fields = hasSeconds ? Array(tokens[1...5]) : Array(tokens.prefix(5))
+        if hasSeconds {
+            do throws(FieldError) {
+                try e.parseField(5, tokens[0])
+            } catch {
+                throw PagerError(.invalidCron, "invalid cron expression '\(text)': field 1 (second) '\(tokens[0])': \(error.reason)")
+            }
+        }
+        for (index, field) in fields.enumerated() {
             do throws(FieldError) {
                 try e.parseField(index, field)
             } catch {
-                throw PagerError(.invalidCron, "invalid cron expression '\(text)': field \(index + 1) (\(fieldNames[index])) '\(field)': \(error.reason)")
+                let position = index + (hasSeconds ? 2 : 1)
+                throw PagerError(.invalidCron, "invalid cron expression '\(text)': field \(position) (\(fieldNames[index])) '\(field)': \(error.reason)")
             }
+        }
+        if !e.moduloWeekdays.isEmpty {
+            let origin = Int64(CivilTime.daysFromCivil(year: 2019, month: 1, day: 1)) * 86400
+            e.weekOrigin = zone.utcInstants(forLocal: origin).first ?? (origin - Int64(zone.offset(atUTC: origin)))
         }
         return e
     }
@@ -82,7 +118,7 @@ public struct CronExpression: Sendable, Equatable {
     struct FieldError: Error { var reason: String }
 
     mutating func parseField(_ index: Int, _ field: String) throws(FieldError) {
-        let (lo, hi): (Int, Int) = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)][index]
+        let (lo, hi): (Int, Int) = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7), (0, 59)][index]
         let names = index == 3 ? Self.monthNames : index == 4 ? Self.dayNames : []
         let nameBase = index == 3 ? 1 : 0
         var bits: UInt64 = 0
@@ -95,6 +131,18 @@ public struct CronExpression: Sendable, Equatable {
             if index == 2, lower.hasPrefix("-"), let n = Int(lower.dropFirst()) {
                 guard (1...31).contains(n) else { throw FieldError(reason: "-\(n) is out of range -1 to -31") }
                 monthDaysFromEnd |= 1 << UInt64(n)
+                continue
+            }
+            // Day-of-week modulo (fugit): D%N, D%N+K.
+            if index == 4, let percent = lower.firstIndex(of: "%") {
+                let day = try value(String(lower[..<percent]), lo: 0, hi: 7, names: names, nameBase: 0) % 7
+                let rest = lower[lower.index(after: percent)...].split(separator: "+", omittingEmptySubsequences: false)
+                guard rest.count == 1 || rest.count == 2, let n = Int(rest[0]), (1...99).contains(n),
+                      rest.count == 1 || Int(rest[1]).map({ (0...99).contains($0) }) == true,
+                      rest.allSatisfy({ $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }) else {
+                    throw FieldError(reason: "write every N-th week as D%N or D%N+K (N 1 to 99, K 0 to 99), e.g. tue%2")
+                }
+                moduloWeekdays.append(ModuloWeekday(weekday: day, modulo: n, plus: rest.count == 2 ? Int(rest[1])! : 0))
                 continue
             }
             // Day-of-week extensions: D#N, D#-1, D#L, DL.
@@ -149,7 +197,8 @@ public struct CronExpression: Sendable, Equatable {
         case 1: hours = bits
         case 2: monthDays = bits; monthDaysRestricted = !isStar
         case 3: months = bits
-        default: weekdays = bits; weekdaysRestricted = !isStar
+        case 4: weekdays = bits; weekdaysRestricted = !isStar
+        default: seconds = bits
         }
     }
 
@@ -163,8 +212,17 @@ public struct CronExpression: Sendable, Equatable {
         return v
     }
 
-    /// Whether the civil date (days since 1970-01-01) is a firing day.
-    func matchesDay(_ days: Int) -> Bool {
+    /// fugit's week number of a UTC instant: whole weeks since 2019-01-01
+    /// 00:00 in the zone, plus one.
+    func week(ofInstant u: Int64) -> Int {
+        let d = u - weekOrigin
+        return Int(d >= 0 ? d / 604_800 : (d - 604_799) / 604_800) + 1
+    }
+
+    /// Whether the civil date (days since 1970-01-01) is a firing day. With
+    /// `instant` nil, `D%N` entries match on their weekday alone (the week
+    /// number needs the instant, as in fugit).
+    func matchesDay(_ days: Int, instant: Int64? = nil) -> Bool {
         let (y, m, d) = CivilTime.civilFromDays(days)
         guard months & (1 << UInt64(m)) != 0 else { return false }
         let monthLength = CivilTime.daysInMonth(year: y, month: m)
@@ -176,6 +234,13 @@ public struct CronExpression: Sendable, Equatable {
                 nth.weekday == wd && (nth.n > 0 ? (d - 1) / 7 + 1 == nth.n : d + 7 > monthLength)
             }
         }
+        if !dowMatch {
+            dowMatch = moduloWeekdays.contains { m in
+                guard m.weekday == wd else { return false }
+                guard let instant else { return true }
+                return ((week(ofInstant: instant) + m.plus) % m.modulo + m.modulo) % m.modulo == 0
+            }
+        }
         if monthDaysRestricted && weekdaysRestricted { return domMatch || dowMatch }
         return domMatch && dowMatch
     }
@@ -183,18 +248,31 @@ public struct CronExpression: Sendable, Equatable {
     /// The first fire time strictly after `after`, or nil when the expression
     /// never fires in the next 30 years (e.g. `0 0 30 2 *`).
     public func next(after: WallTime) -> WallTime? {
-        let startDay = CivilYear.days(ofSeconds: after.seconds + Int64(zone.offset(atUTC: after.seconds))) - 1
+        let afterLocal = after.seconds + Int64(zone.offset(atUTC: after.seconds))
+        let startDay = CivilYear.days(ofSeconds: afterLocal) - 1
+        // Local times this far before `after` cannot be after it in UTC
+        // (offsets differ by less than a day).
+        let slack: Int64 = 26 * 3600
         var best: Int64? = nil
         var day = startDay
         let lastDay = startDay + 366 * 30
         while day <= lastDay {
             if matchesDay(day) {
-                for h in 0..<24 where hours & (1 << UInt64(h)) != 0 {
+                dayLoop: for h in 0..<24 where hours & (1 << UInt64(h)) != 0 {
+                    let hourStart = Int64(day) * 86400 + Int64(h * 3600)
+                    if hourStart + 3600 + slack <= afterLocal { continue }
                     for m in 0..<60 where minutes & (1 << UInt64(m)) != 0 {
-                        let local = Int64(day) * 86400 + Int64(h * 3600 + m * 60)
-                        // First occurrence only; none inside a gap.
-                        guard let first = zone.utcInstants(forLocal: local).first, first > after.seconds else { continue }
-                        if best == nil || first < best! { best = first }
+                        let minuteStart = hourStart + Int64(m * 60)
+                        if minuteStart + 60 + slack <= afterLocal { continue }
+                        for sec in 0..<60 where seconds & (1 << UInt64(sec)) != 0 {
+                            // First occurrence only; none inside a gap.
+                            guard let first = zone.utcInstants(forLocal: minuteStart + Int64(sec)).first, first > after.seconds else { continue }
+                            if !moduloWeekdays.isEmpty && !matchesDay(day, instant: first) { continue }
+                            if best == nil || first < best! { best = first }
+                            // Local times map to UTC in order (first
+                            // occurrences only), so this is the day's earliest.
+                            break dayLoop
+                        }
                     }
                 }
             }
@@ -206,6 +284,45 @@ public struct CronExpression: Sendable, Equatable {
             day += 1
         }
         return best.map { WallTime(seconds: $0) }
+    }
+
+    /// A fire time that does not exist: its local time falls into a
+    /// daylight-saving gap (spring-forward) on that day.
+    public struct GapTime: Sendable, Equatable {
+        /// Local civil time, e.g. `2027-03-14T02:30:00`.
+        public var localText: String
+    }
+
+    /// Local fire times in `(after, after + within]` that fall into a
+    /// daylight-saving gap (the first per day; at most 20).
+    public func gapFireTimes(after: WallTime, within: Duration) -> [GapTime] {
+        var out: [GapTime] = []
+        let endSeconds = after.seconds + within.components.seconds
+        let firstDay = CivilYear.days(ofSeconds: after.seconds) - 1
+        let lastDay = CivilYear.days(ofSeconds: endSeconds) + 1
+        var day = firstDay
+        while day <= lastDay, out.count < 20 {
+            defer { day += 1 }
+            let dayStart = Int64(day) * 86400
+            // Only days with an offset change can have a gap.
+            guard zone.offset(atUTC: dayStart - 50400) != zone.offset(atUTC: dayStart + 86400 + 50400), matchesDay(day) else { continue }
+            dayLoop: for h in 0..<24 where hours & (1 << UInt64(h)) != 0 {
+                for m in 0..<60 where minutes & (1 << UInt64(m)) != 0 {
+                    for sec in 0..<60 where seconds & (1 << UInt64(sec)) != 0 {
+                        let local = dayStart + Int64(h * 3600 + m * 60 + sec)
+                        guard zone.utcInstants(forLocal: local).isEmpty else { continue }
+                        let approx = local - Int64(zone.offset(atUTC: dayStart - 50400))
+                        guard approx > after.seconds, approx <= endSeconds else { continue }
+                        if !moduloWeekdays.isEmpty && !matchesDay(day, instant: approx) { continue }
+                        var text = RFC3339.format(WallTime(seconds: local))
+                        text.removeLast()
+                        out.append(GapTime(localText: text))
+                        break dayLoop
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// The next `count` fire times after `after`.

@@ -10,7 +10,7 @@ public enum PagerTesterOptions {
         OptionSpec("dry-run", env: "PAGER_TESTER_DRY_RUN", value: nil,
                    help: "Log the incidents that would be created; send nothing (no token needed)."),
         OptionSpec("verify-after", env: "PAGER_TESTER_VERIFY_AFTER", value: "DURATION", default: "off",
-                   help: "Check each test incident this long after creating it and log a verdict (paged, acknowledged, no-notification); retried twice with doubling waits before no-notification."),
+                   help: "Check each test incident this long after creating it and log a verdict from the notification outcome: acknowledged, delivered, notification-failed or no-notification; checked again twice with doubling waits before a failing verdict."),
         OptionSpec("resolve-after", env: "PAGER_TESTER_RESOLVE_AFTER", value: "DURATION", default: "off",
                    help: "Resolve each test incident this long after creating it unless it is already resolved."),
         OptionSpec("timeout", env: "PAGER_TESTER_TIMEOUT", value: "DURATION", default: "10s",
@@ -18,7 +18,13 @@ public enum PagerTesterOptions {
         OptionSpec("job-timeout", env: "PAGER_TESTER_JOB_TIMEOUT", value: "DURATION", default: "5m",
                    help: "Bound on one page including its 429 waits (ratelimit-reset seconds, 60s without the header; at most 3 retries)."),
         OptionSpec("missed-grace", env: "PAGER_TESTER_MISSED_GRACE", value: "DURATION", default: "5m",
-                   help: "A fire time picked up later than this (process suspended, clock jump, long jobs) is skipped and logged as missed."),
+                   help: "A fire time picked up later than this while not busy paging (process suspended, clock jump) is skipped: an error log line and pager_tester_pages_skipped_total. At start-up, fire times this long ago (plus the minutes pacing needs for everybody) are replayed; their incident_key is looked up first, so nobody is paged twice."),
+        OptionSpec("urgency", env: "PAGER_TESTER_URGENCY", value: "high|low", default: "high",
+                   help: "Urgency of the test incidents for people without their own 'urgency' field. high rings the phone through do-not-disturb; without urgency the service's support hours would decide."),
+        OptionSpec("max-creates-per-minute", env: "PAGER_TESTER_MAX_CREATES_PER_MINUTE", value: "N", default: "6",
+                   help: "Most test incidents created in any 60 s (PagerDuty allows about 6 a minute per service). Pages due together wait their turn; none is dropped for waiting."),
+        OptionSpec("metrics-addr", env: "PAGER_TESTER_METRICS_ADDR", value: "HOST:PORT", default: "off",
+                   help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. :9102): pager_tester_last_verdict{person_id,name,verdict}, pages sent/failed/skipped, 429 waits."),
     ]
 }
 

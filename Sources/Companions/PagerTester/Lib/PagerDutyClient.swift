@@ -40,6 +40,11 @@ public struct PagerDutyClient: Sendable {
     public var maxRetries = 3
     /// Bound on one job including its 429 waits (default 5 min).
     public var jobTimeout: Duration = .seconds(300)
+    /// `urgency` of test incidents for people without their own (default
+    /// `high`: the phone path through do-not-disturb is what is tested).
+    public var defaultUrgency: Urgency = .high
+    /// Counts 429 waits (nil: not counted).
+    public var metrics: PagerMetrics?
 
     public init(settings: PagerSettings, transport: any PagerTransport, clock: any PagerClock, logger: Logger) {
         self.settings = settings
@@ -48,21 +53,45 @@ public struct PagerDutyClient: Sendable {
         self.logger = logger
     }
 
+    /// The `incident_key` of a person's page for a fire time:
+    /// `pager-tester/PABC123/2027-01-05T14:55:00Z`. PagerDuty refuses a second
+    /// create with the key while the first incident is open, so a restart or
+    /// fail-over can never page the same fire time twice.
+    public static func incidentKey(personID: String, fireTime: WallTime) -> String {
+        "pager-tester/\(personID)/\(RFC3339.format(WallTime(seconds: fireTime.seconds)))"
+    }
+
     /// The JSON body of `POST /incidents` for a person (also logged by `--dry-run`).
-    public func incidentBody(for person: Person) -> JSON {
-        [
-            "incident": [
-                "type": "incident",
-                "title": .string("pager-tester: test page for \(person.name), please acknowledge"),
-                "service": ["id": .string(settings.serviceID), "type": "service_reference"],
-                "assignments": [["assignee": ["id": .string(person.id), "type": "user_reference"]]],
-            ],
+    public func incidentBody(for person: Person, incidentKey: String? = nil) -> JSON {
+        var incident: [(String, JSON)] = [
+            ("type", "incident"),
+            ("title", .string("pager-tester: test page for \(person.name), please acknowledge")),
+            ("service", ["id": .string(settings.serviceID), "type": "service_reference"]),
+            ("urgency", .string((person.urgency ?? defaultUrgency).rawValue)),
+            ("assignments", [["assignee": ["id": .string(person.id), "type": "user_reference"]]]),
         ]
+        if let incidentKey { incident.append(("incident_key", .string(incidentKey))) }
+        return ["incident": .object(JSONObject(incident))]
     }
 
     /// `POST /incidents` assigned to `person`.
-    public func createIncident(for person: Person) throws(PagerError) -> CreatedIncident {
-        let response = try request("POST", "/incidents", body: incidentBody(for: person), what: "create the test incident for \(person.name)")
+    ///
+    /// - Parameter waitOnRateLimit: wait out 429s here (`notify`); the
+    ///   scheduler passes false and re-queues the page instead, so other
+    ///   jobs go on meanwhile.
+    /// - Throws: `.duplicate` when PagerDuty refuses the `incident_key`
+    ///   (HTTP 400, error code 2002, "Open incident with matching dedup key
+    ///   already exists on this service"); `.rateLimited` with `retryAfter`.
+    public func createIncident(for person: Person, incidentKey: String? = nil,
+                               waitOnRateLimit: Bool = true) throws(PagerError) -> CreatedIncident {
+        let response: HTTPResponse
+        do throws(PagerError) {
+            response = try request("POST", "/incidents", body: incidentBody(for: person, incidentKey: incidentKey),
+                                   what: "create the test incident for \(person.name)", waitOnRateLimit: waitOnRateLimit)
+        } catch where error.status == 400 && Self.isDuplicateRefusal(error.body ?? "") {
+            throw PagerError(.duplicate, "PagerDuty already has an open incident with incident_key \(incidentKey ?? "?") for \(person.name)",
+                             status: error.status, body: error.body)
+        }
         guard let json = try? JSON.parse(bytes: response.body), let id = json[path: "incident", "id"]?.stringValue else {
             throw PagerError(.httpStatus, "PagerDuty answered \(response.status) to creating the test incident for \(person.name) without an incident id: \(clip(response.bodyText))",
                              status: response.status, body: response.bodyText)
@@ -70,6 +99,46 @@ public struct PagerDutyClient: Sendable {
         return CreatedIncident(id: id, number: json[path: "incident", "incident_number"]?.intValue,
                                status: json[path: "incident", "status"]?.stringValue ?? "triggered",
                                url: settings.incidentURL(id))
+    }
+
+    /// PagerDuty's answer to a create whose `incident_key` matches an open
+    /// incident: 400 with `{"error":{"message":"Arguments Caused Error",
+    /// "code":2002,"errors":["Open incident with matching dedup key already
+    /// exists on this service"]}}`.
+    static func isDuplicateRefusal(_ body: String) -> Bool {
+        guard let error = (try? JSON.parse(body))?["error"] else { return false }
+        let texts = (error["errors"]?.arrayValue ?? []).compactMap(\.stringValue) + [error["message"]?.stringValue ?? ""]
+        return texts.contains { $0.lowercased().contains("matching dedup key already exists") }
+    }
+
+    /// `GET /incidents?incident_key=KEY&date_range=all`: the incident a
+    /// previous run (or replica) created for this key, open or resolved.
+    public func findIncident(incidentKey: String) throws(PagerError) -> CreatedIncident? {
+        let response = try request("GET", "/incidents?incident_key=\(percentEncode(incidentKey))&date_range=all", body: nil,
+                                   what: "look up the incident with incident_key \(incidentKey)")
+        guard let list = (try? JSON.parse(bytes: response.body))?["incidents"]?.arrayValue else {
+            throw PagerError(.httpStatus, "PagerDuty's answer to the incident look-up has no incidents list: \(clip(response.bodyText))",
+                             status: response.status, body: response.bodyText)
+        }
+        guard let first = list.first, let id = first["id"]?.stringValue else { return nil }
+        return CreatedIncident(id: id, number: first["incident_number"]?.intValue,
+                               status: first["status"]?.stringValue ?? "triggered", url: settings.incidentURL(id))
+    }
+
+    /// Query-string encoding (RFC 3986 unreserved characters stay).
+    func percentEncode(_ text: String) -> String {
+        var out = ""
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(Character(Unicode.Scalar(b)))
+            default:
+                let hex = Array("0123456789ABCDEF")
+                out += "%" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)])
+            }
+        }
+        return out
     }
 
     /// `GET /incidents/{id}`: `triggered`, `acknowledged` or `resolved`.
@@ -117,7 +186,7 @@ public struct PagerDutyClient: Sendable {
     }
 
     /// One API call with the 429 policy; status >= 300 throws with status and body.
-    func request(_ method: String, _ path: String, body: JSON?, what: String) throws(PagerError) -> HTTPResponse {
+    func request(_ method: String, _ path: String, body: JSON?, what: String, waitOnRateLimit: Bool = true) throws(PagerError) -> HTTPResponse {
         let started = clock.now()
         let bytes = body.map { Array($0.serialized().utf8) } ?? []
         var retries = 0
@@ -134,11 +203,12 @@ public struct PagerDutyClient: Sendable {
                 let reset = response.header("ratelimit-reset").flatMap { Double($0.trimmingWhitespace) }
                 let wait: Duration = reset.map { .milliseconds(Int64(max(0, min($0, 3600)) * 1000)) } ?? .seconds(60)
                 let spent = clock.now().duration(since: started)
-                guard retries < maxRetries, spent + wait <= jobTimeout else {
+                guard waitOnRateLimit, retries < maxRetries, spent + wait <= jobTimeout else {
                     throw PagerError(.rateLimited, "could not \(what): PagerDuty answered 429 (rate limited) \(retries + 1) times; body: \(clip(response.bodyText))",
-                                     status: 429, body: response.bodyText)
+                                     status: 429, body: response.bodyText, retryAfter: wait)
                 }
                 retries += 1
+                metrics?.rateLimitWait()
                 logger.warning("rate limited by PagerDuty, waiting", ("http.method", .string(method)), ("http.path", .string(path)),
                                ("wait_seconds", .number(String(wait.seconds))), ("ratelimit.reset_header", .bool(reset != nil)),
                                ("retry", .number(String(retries))))

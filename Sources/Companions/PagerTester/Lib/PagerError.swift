@@ -14,8 +14,12 @@ public struct PagerError: Error, Sendable, Equatable, CustomStringConvertible {
         case httpStatus
         /// The request could not be sent or timed out.
         case transport
-        /// PagerDuty kept answering 429 after every retry.
+        /// PagerDuty kept answering 429 after every retry (`retryAfter`
+        /// says how long PagerDuty asked to wait).
         case rateLimited
+        /// PagerDuty refused `POST /incidents` because an open incident with
+        /// the same `incident_key` exists on the service: already paged.
+        case duplicate
     }
 
     public var code: Code
@@ -24,12 +28,16 @@ public struct PagerError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int?
     /// Response body (PagerDuty's error JSON) for `.httpStatus`.
     public var body: String?
+    /// For `.rateLimited`: the wait PagerDuty asked for (`ratelimit-reset`,
+    /// 60 s without the header).
+    public var retryAfter: Duration?
 
-    public init(_ code: Code, _ message: String, status: Int? = nil, body: String? = nil) {
+    public init(_ code: Code, _ message: String, status: Int? = nil, body: String? = nil, retryAfter: Duration? = nil) {
         self.code = code
         self.message = message
         self.status = status
         self.body = body
+        self.retryAfter = retryAfter
     }
 
     public var description: String { message }

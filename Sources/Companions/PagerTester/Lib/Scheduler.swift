@@ -7,51 +7,96 @@ public struct SchedulerOptions: Sendable {
     public var verifyAfter: Duration?
     /// Resolve the test incident this long after creating it if nobody did.
     public var resolveAfter: Duration?
-    /// Checks before concluding `no-notification`: the wait doubles each
-    /// time, since notification rules can delay notifications (default 3).
+    /// Checks before concluding `no-notification` or `notification-failed`:
+    /// the wait doubles each time, since notification rules can delay
+    /// notifications and a later rule may succeed (default 3).
     public var verifyAttempts = 3
-    /// A fire time picked up later than this is skipped as missed (default 5 min).
+    /// A fire time picked up later than this while pager-tester was not busy
+    /// paging is skipped (default 5 min).
     public var missedGrace: Duration = .seconds(300)
     /// Longest single sleep, so a wall-clock jump is noticed quickly (default 30 s).
     public var maxSleep: Duration = .seconds(30)
     /// Log what would be sent; send nothing.
     public var dryRun = false
+    /// Most incident creations in any 60 s (PagerDuty allows about 6 a minute
+    /// per service; default 6). Pages due together wait for a slot.
+    public var maxCreatesPerMinute = 6
+    /// Attempts of one page after a 5xx or network error (default 3): the
+    /// `incident_key` makes a retry safe (PagerDuty refuses a duplicate).
+    public var createAttempts = 3
+    /// Wait between those attempts (default 30 s).
+    public var createRetryWait: Duration = .seconds(30)
 
     public init() {}
 }
 
-/// Runs the pages one at a time: each person's cron fire times plus the
+/// A page whose fire time has come, waiting for its turn.
+public struct QueuedPage: Sendable, Equatable {
+    public var person: Int
+    public var fireTime: WallTime
+    /// Not before this time (a 429's reset, a retry's wait).
+    public var notBefore: WallTime
+    public var attempt = 1
+    /// Ask PagerDuty for the `incident_key` before creating: the fire time is
+    /// from before this process started (a previous run or replica may have
+    /// paged it, and the person may even have resolved it already), or an
+    /// earlier attempt may have reached PagerDuty.
+    public var lookUpFirst: Bool
+}
+
+/// Runs the pages one job at a time: each person's cron fire times plus the
 /// follow-ups (verify, resolve) of the incidents created.
 ///
-/// Missed fire times (no burst of pages):
-/// 1. At start-up the first fire time is the next one after now: times
-///    missed while the process was down are not replayed (there is no state
-///    file to know whether they were sent).
-/// 2. A fire time picked up more than `missedGrace` late (the process was
-///    suspended, the wall clock jumped forward, earlier jobs took long) is
-///    skipped and logged as `missed page`.
-/// 3. After a job, the person's next fire time is the first one after both
-///    the fire time just handled and the current time: fire times that passed
-///    meanwhile are dropped (counted in the log), so a person gets at most one
-///    page per wake-up.
-/// 4. A wall-clock jump backward never repeats a page: the next fire time is
-///    always after the last one handled. Sleeps last at most `maxSleep`, so
-///    jumps are noticed within that time.
+/// Never twice:
+/// 1. Each page carries `incident_key` `pager-tester/PERSON_ID/FIRE_TIME`.
+///    PagerDuty refuses a second create with the key while the first
+///    incident is open; that refusal counts as "already paged".
+/// 2. At start-up, fire times of the last `catchUpWindow` (`missedGrace`
+///    plus the minutes pacing needs to page everybody) are replayed, after
+///    looking their key up (`GET /incidents?incident_key=`): a restart or a
+///    fail-over in the middle of a fire time pages the rest, nobody twice.
+/// 3. A wall-clock jump backward never repeats a page: a person's next fire
+///    time is always after the last one handled.
+///
+/// Nobody skipped:
+/// 4. Due pages wait in a queue and are sent at most `maxCreatesPerMinute`
+///    per 60 s; a 429 re-queues the page after `ratelimit-reset`. A queued
+///    page is never dropped for waiting.
+/// 5. A fire time is skipped only when it is noticed more than `missedGrace`
+///    late while pager-tester was not busy (process suspended, wall clock
+///    jumped), or when the same person still has a page queued. Each skip
+///    is an error-level log line and `pager_tester_pages_skipped_total`.
 public struct PagerScheduler: Sendable {
     public var people: [Person]
     public var client: PagerDutyClient
     public var options: SchedulerOptions
+    public let metrics: PagerMetrics
     var logger: Logger { client.logger }
     var clock: any PagerClock { client.clock }
-    /// Next fire time per person (same order as `people`).
+    /// Next fire time per person not yet noticed (same order as `people`).
     public private(set) var nextFire: [WallTime?]
+    /// The last fire time noticed per person.
+    var lastNoticed: [WallTime?]
+    /// Due pages, waiting for their turn.
+    public private(set) var queue: [QueuedPage] = []
     /// Verify and resolve jobs waiting for their time.
     public private(set) var followUps: [FollowUp] = []
-    public private(set) var pagesSent = 0
-    public private(set) var pagesFailed = 0
-    public private(set) var pagesMissed = 0
+    /// Times of the creations in the last 60 s (the pacing window).
+    var recentCreates: [WallTime] = []
+    /// When this scheduler started: earlier fire times are looked up first.
+    public let startedAt: WallTime
+    /// Fire times this far back are replayed at start-up.
+    public let catchUpWindow: Duration
+    var lastCheck: WallTime?
+    var lastStepRanJob = false
     /// The final verdicts logged so far (person name, verdict).
     public private(set) var verdicts: [(String, PageVerdict)] = []
+    /// Incidents pager-tester resolved itself.
+    var resolvedIncidents: [String] = []
+
+    public var pagesSent: Int { metrics.sent }
+    public var pagesFailed: Int { metrics.failed }
+    public var pagesMissed: Int { metrics.skipped }
 
     public struct FollowUp: Sendable {
         public enum Kind: Sendable, Equatable { case verify(attempt: Int), resolve }
@@ -63,19 +108,31 @@ public struct PagerScheduler: Sendable {
 
     public init(people: [Person], client: PagerDutyClient, options: SchedulerOptions) {
         self.people = people
-        self.client = client
         self.options = options
+        let metrics = client.metrics ?? PagerMetrics()
+        for p in people { metrics.register(personID: p.id, name: p.name) }
+        self.metrics = metrics
+        var client = client
+        client.metrics = metrics
+        self.client = client
         let now = client.clock.now()
-        nextFire = people.map { $0.cron.next(after: now) }
+        startedAt = now
+        let perMinute = max(1, options.maxCreatesPerMinute)
+        catchUpWindow = options.missedGrace + .seconds(60 * ((people.count + perMinute - 1) / perMinute))
+        let from = now.adding(.zero - catchUpWindow)
+        nextFire = people.map { $0.cron.next(after: from) }
+        lastNoticed = people.map { _ in nil }
     }
 
     /// Runs until `stop` (forever when nil).
     public mutating func run(until stop: WallTime? = nil) {
         logger.info("scheduler started", ("people", .number(String(people.count))),
-                    ("dry_run", .bool(options.dryRun)))
+                    ("dry_run", .bool(options.dryRun)), ("max_creates_per_minute", .number(String(options.maxCreatesPerMinute))),
+                    ("catch_up_seconds", .number(String(catchUpWindow.components.seconds))))
         for (person, fire) in zip(people, nextFire) {
             guard let fire else { continue }
-            logger.info("next page", ("person.name", .string(person.name)), ("person.id", .string(person.id)),
+            logger.info(fire <= startedAt ? "replaying recent fire time" : "next page",
+                        ("person.name", .string(person.name)), ("person.id", .string(person.id)),
                         ("fire_time", .string(RFC3339.format(fire))),
                         ("fire_time_local", .string(formatLocal(fire, in: person.cron.zone) + " " + person.cron.zone.name)))
         }
@@ -84,88 +141,241 @@ public struct PagerScheduler: Sendable {
         }
     }
 
-    /// Runs the earliest due job, or sleeps toward it (at most `maxSleep`).
+    /// Notices due fire times, then runs the earliest due job, or sleeps
+    /// toward it (at most `maxSleep`).
     public mutating func step(until stop: WallTime? = nil) {
         let now = clock.now()
-        var best: (due: WallTime, page: Int?, followUp: Int?)? = nil
-        for (i, t) in nextFire.enumerated() {
-            if let t, best == nil || t < best!.due { best = (t, i, nil) }
+        noticeDueFireTimes(now)
+        var best: WallTime? = nil
+        var page: Int? = nil
+        var followUp: Int? = nil
+        if let i = queue.indices.min(by: { order(queue[$0]) < order(queue[$1]) }) {
+            best = max(queue[i].notBefore, options.dryRun ? now : nextCreateSlot(now))
+            page = i
         }
-        for (i, f) in followUps.enumerated() where best == nil || f.due < best!.due {
-            best = (f.due, nil, i)
+        if let i = followUps.indices.min(by: { followUps[$0].due < followUps[$1].due }), best == nil || followUps[i].due < best! {
+            best = followUps[i].due
+            followUp = i
+            page = nil
         }
-        guard let best else {
-            clock.sleep(for: options.maxSleep)
-            return
-        }
-        if best.due > now {
-            var wait = min(best.due.duration(since: now), options.maxSleep)
+        for t in nextFire { if let t, best == nil || t < best! { best = t; page = nil; followUp = nil } }
+        lastCheck = now
+        guard let due = best, due <= now, page != nil || followUp != nil else {
+            var wait = best.map { min($0.duration(since: now), options.maxSleep) } ?? options.maxSleep
             if let stop, stop > now { wait = min(wait, stop.duration(since: now)) }
-            clock.sleep(for: wait)
+            lastStepRanJob = false
+            clock.sleep(for: max(wait, .milliseconds(1)))
             return
         }
-        if let i = best.page {
-            runPage(i, fireTime: best.due, pickedUp: now)
-        } else if let i = best.followUp {
-            let job = followUps.remove(at: i)
-            runFollowUp(job)
+        lastStepRanJob = true
+        if let i = page {
+            runPage(queue.remove(at: i))
+        } else if let i = followUp {
+            runFollowUp(followUps.remove(at: i))
         }
     }
 
-    mutating func runPage(_ i: Int, fireTime: WallTime, pickedUp: WallTime) {
-        let person = people[i]
-        let late = pickedUp.duration(since: fireTime)
-        if late > options.missedGrace {
-            pagesMissed += 1
-            logger.warning("missed page", ("person.name", .string(person.name)), ("person.id", .string(person.id)),
-                           ("fire_time", .string(RFC3339.format(fireTime))), ("late_seconds", .number(String(Int(late.seconds)))))
-        } else if let incident = page(person, fireTime: fireTime) {
-            schedule(incident, person: i)
-        }
-        // Next fire time after both the one handled and now (rule 3).
-        let after = max(fireTime, clock.now())
-        var dropped = 0
-        var t = fireTime
-        while dropped < 1000, let n = person.cron.next(after: t), n <= after {
-            dropped += 1
-            t = n
-        }
-        if dropped > 0 {
-            pagesMissed += dropped
-            logger.warning("missed page", ("person.name", .string(person.name)), ("person.id", .string(person.id)),
-                           ("missed_count", .number(String(dropped))), ("reason", "busy or clock jump"))
-        }
-        nextFire[i] = person.cron.next(after: after)
+    /// Queue order: earliest allowed time, then fire time, then file order.
+    func order(_ p: QueuedPage) -> (Int64, Int32, Int64, Int) {
+        (p.notBefore.seconds, p.notBefore.nanoseconds, p.fireTime.seconds, p.person)
     }
 
-    /// Creates one test incident for `person` now (also `notify`). Logs the
-    /// outcome; returns nil on failure or dry run.
-    public mutating func page(_ person: Person, fireTime: WallTime? = nil) -> CreatedIncident? {
-        var md: [(String, JSON)] = [("person.name", .string(person.name)), ("person.id", .string(person.id))]
-        if let fireTime { md.append(("fire_time", .string(RFC3339.format(fireTime)))) }
+    /// The earliest time the next creation keeps within `maxCreatesPerMinute`.
+    mutating func nextCreateSlot(_ now: WallTime) -> WallTime {
+        // A wall-clock jump backward leaves "future" entries: drop them
+        // rather than wait for them (a 429 would re-queue the page anyway).
+        recentCreates.removeAll { $0 <= now.adding(.seconds(-60)) || $0 > now }
+        let limit = max(1, options.maxCreatesPerMinute)
+        guard recentCreates.count >= limit else { return now }
+        return recentCreates[recentCreates.count - limit].adding(.seconds(60))
+    }
+
+    /// How long a job may take before the time it took counts as a
+    /// suspension or clock jump rather than work: a verification makes two
+    /// requests, each of which may wait out 429s up to `jobTimeout`.
+    var jobBound: Duration { client.jobTimeout * 2 + client.requestTimeout * 4 }
+
+    /// Whether fire time `t`, noticed at `now`, is too late to page.
+    func isLate(_ t: WallTime, now: WallTime) -> Bool {
+        let late = now.duration(since: t)
+        if t <= startedAt { return late > catchUpWindow }
+        // It came due while we were busy with a (bounded) job: not late.
+        if lastStepRanJob, let check = lastCheck, t > check, now.duration(since: check) <= jobBound { return false }
+        return late > options.missedGrace
+    }
+
+    /// Moves fire times that have come into the queue, or skips them loudly.
+    mutating func noticeDueFireTimes(_ now: WallTime) {
+        for i in people.indices {
+            guard var t = nextFire[i], t <= now else { continue }
+            let person = people[i]
+            var keep: WallTime? = nil
+            var late: [WallTime] = []
+            var lateCount = 0
+            var coalesced = 0
+            var seen = 0
+            while t <= now, seen < 100_000 {
+                seen += 1
+                if isLate(t, now: now) {
+                    lateCount += 1
+                    if late.count < 3 { late.append(t) }
+                } else {
+                    if keep != nil { coalesced += 1 }
+                    keep = t
+                }
+                lastNoticed[i] = t
+                guard let n = person.cron.next(after: t) else { break }
+                t = n
+            }
+            nextFire[i] = person.cron.next(after: max(now, lastNoticed[i] ?? now))
+            if let keep {
+                if queue.contains(where: { $0.person == i }) {
+                    coalesced += 1
+                } else {
+                    queue.append(QueuedPage(person: i, fireTime: keep, notBefore: keep, lookUpFirst: keep <= startedAt))
+                }
+            }
+            let md: [(String, JSON)] = [("person.name", .string(person.name)), ("person.id", .string(person.id))]
+            if lateCount > 0 {
+                metrics.recordSkip(personID: person.id, name: person.name, reason: .late, count: lateCount)
+                logger.log(.error, "missed page", md + [
+                    ("fire_times", .array(late.map { .string(RFC3339.format($0)) })), ("missed_count", .number(String(lateCount))),
+                    ("late_seconds", .number(String(now.duration(since: late[0]).components.seconds))),
+                    ("reason", "picked up later than --missed-grace while not busy (process down or suspended, wall clock jumped)"),
+                ])
+            }
+            if coalesced > 0 {
+                metrics.recordSkip(personID: person.id, name: person.name, reason: .coalesced, count: coalesced)
+                logger.log(.error, "missed page", md + [
+                    ("missed_count", .number(String(coalesced))),
+                    ("reason", "a page for this person is still queued; fire times are closer together than the queue drains"),
+                ])
+            }
+        }
+    }
+
+    func pageMetadata(_ person: Person, fireTime: WallTime, key: String) -> [(String, JSON)] {
+        [("person.name", .string(person.name)), ("person.id", .string(person.id)),
+         ("fire_time", .string(RFC3339.format(fireTime))), ("incident_key", .string(key)),
+         ("urgency", .string((person.urgency ?? client.defaultUrgency).rawValue))]
+    }
+
+    /// Sends one queued page (or finds it already sent).
+    mutating func runPage(_ queued: QueuedPage) {
+        var page = queued
+        let person = people[page.person]
+        let key = PagerDutyClient.incidentKey(personID: person.id, fireTime: page.fireTime)
+        let md = pageMetadata(person, fireTime: page.fireTime, key: key)
         if options.dryRun {
             logger.log(.info, "dry run: would create test incident",
                        md + [("http.method", "POST"), ("http.url", .string(client.settings.apiURL + "/incidents")),
-                             ("http.from", .string(client.settings.from)), ("http.body", client.incidentBody(for: person))])
-            return nil
+                             ("http.from", .string(client.settings.from)), ("http.body", client.incidentBody(for: person, incidentKey: key))])
+            return
+        }
+        if page.lookUpFirst {
+            do throws(PagerError) {
+                if let incident = try client.findIncident(incidentKey: key) {
+                    alreadyPaged(page.person, incident: incident, md: md, how: "look-up")
+                    return
+                }
+            } catch {
+                logger.log(.warning, "could not look up the incident_key, creating the incident (PagerDuty still refuses a duplicate of an open incident)",
+                           md + [("error", .string(error.message))])
+            }
+        }
+        recentCreates.append(clock.now())
+        do throws(PagerError) {
+            let incident = try client.createIncident(for: person, incidentKey: key, waitOnRateLimit: false)
+            metrics.pageSent()
+            logger.log(.info, "created test incident", md + [("incident.id", .string(incident.id)), ("incident.url", .string(incident.url))])
+            schedule(incident, person: page.person)
+        } catch {
+            switch error.code {
+            case .duplicate:
+                var found: CreatedIncident? = nil
+                do throws(PagerError) { found = try client.findIncident(incidentKey: key) } catch {
+                    logger.log(.warning, "could not look up the incident_key", md + [("error", .string(error.message))])
+                }
+                alreadyPaged(page.person, incident: found, md: md, how: "PagerDuty refused the duplicate incident_key")
+            case .rateLimited:
+                metrics.rateLimitWait()
+                let wait = error.retryAfter ?? .seconds(60)
+                page.notBefore = clock.now().adding(wait)
+                queue.append(page)
+                logger.log(.warning, "rate limited by PagerDuty, page stays queued",
+                           md + [("wait_seconds", .number(String(wait.components.seconds))), ("queued", .number(String(queue.count)))])
+            case _ where error.code == .transport || (error.code == .httpStatus && (error.status ?? 500) >= 500):
+                var emd = md + [("error", .string(error.message)), ("attempt", .number(String(page.attempt)))]
+                if let s = error.status { emd.append(("http.status", .number(String(s)))) }
+                if let b = error.body { emd.append(("http.body", .string(b))) }
+                if page.attempt < options.createAttempts {
+                    // Safe to retry: PagerDuty may have created it, so look
+                    // the key up first; it refuses a duplicate of an open one.
+                    page.attempt += 1
+                    page.lookUpFirst = true
+                    page.notBefore = clock.now().adding(options.createRetryWait)
+                    queue.append(page)
+                    logger.log(.warning, "test page failed, will retry", emd + [("retry_in_seconds", .number(String(options.createRetryWait.components.seconds)))])
+                } else {
+                    metrics.pageFailed()
+                    logger.log(.error, "test page failed", emd)
+                }
+            default:
+                metrics.pageFailed()
+                var emd = md + [("error", .string(error.message))]
+                if let s = error.status { emd.append(("http.status", .number(String(s)))) }
+                if let b = error.body { emd.append(("http.body", .string(b))) }
+                logger.log(.error, "test page failed", emd)
+            }
+        }
+    }
+
+    /// The fire time was paged before (by this or another process): verify
+    /// that incident instead of paging again.
+    mutating func alreadyPaged(_ i: Int, incident: CreatedIncident?, md: [(String, JSON)], how: String) {
+        metrics.pageDeduplicated()
+        var out = md + [("how", .string(how))]
+        if let incident {
+            out += [("incident.id", .string(incident.id)), ("incident.url", .string(incident.url)), ("incident.status", .string(incident.status))]
+        }
+        logger.log(.info, "already paged", out)
+        if let incident { schedule(incident, person: i) }
+    }
+
+    /// Pages one person now, outside the schedule (`notify`): waits out
+    /// 429s in place. Returns false when the page failed.
+    public mutating func notifyNow(_ i: Int) -> Bool {
+        let person = people[i]
+        let now = clock.now()
+        let minute = WallTime(seconds: now.seconds - ((now.seconds % 60) + 60) % 60)
+        let key = PagerDutyClient.incidentKey(personID: person.id, fireTime: minute)
+        let md = pageMetadata(person, fireTime: minute, key: key)
+        if options.dryRun {
+            logger.log(.info, "dry run: would create test incident",
+                       md + [("http.method", "POST"), ("http.url", .string(client.settings.apiURL + "/incidents")),
+                             ("http.from", .string(client.settings.from)), ("http.body", client.incidentBody(for: person, incidentKey: key))])
+            return true
         }
         do throws(PagerError) {
-            let incident = try client.createIncident(for: person)
-            pagesSent += 1
-            logger.log(.info, "created test incident",
-                       md + [("incident.id", .string(incident.id)), ("incident.url", .string(incident.url))])
-            return incident
+            let incident = try client.createIncident(for: person, incidentKey: key, waitOnRateLimit: true)
+            metrics.pageSent()
+            logger.log(.info, "created test incident", md + [("incident.id", .string(incident.id)), ("incident.url", .string(incident.url))])
+            schedule(incident, person: i)
+            return true
+        } catch where error.code == .duplicate {
+            alreadyPaged(i, incident: try? client.findIncident(incidentKey: key), md: md, how: "PagerDuty refused the duplicate incident_key")
+            return true
         } catch {
-            pagesFailed += 1
+            metrics.pageFailed()
             var emd = md + [("error", .string(error.message))]
             if let s = error.status { emd.append(("http.status", .number(String(s)))) }
             if let b = error.body { emd.append(("http.body", .string(b))) }
             logger.log(.error, "test page failed", emd)
-            return nil
+            return false
         }
     }
 
-    /// Queues the verify and resolve follow-ups of a new incident.
+    /// Queues the verify and resolve follow-ups of an incident.
     public mutating func schedule(_ incident: CreatedIncident, person: Int) {
         let now = clock.now()
         if let v = options.verifyAfter {
@@ -196,19 +406,19 @@ public struct PagerScheduler: Sendable {
                 logger.log(.error, "could not resolve test incident", md + [("error", .string(error.message))])
             }
         case .verify(let attempt):
-            var outcome: (verdict: PageVerdict, channels: [String], status: String)? = nil
+            var outcome: (judgement: Judgement, status: String)? = nil
             do throws(PagerError) {
                 let status = try client.incidentStatus(job.incident.id)
                 let entries = try client.logEntries(job.incident.id)
-                let j = PageVerdict.judge(status: status, logEntries: entries, personID: person.id, resolvedByUs: resolvedByUs)
-                outcome = (j.verdict, j.channels, status)
+                outcome = (PageVerdict.judge(status: status, logEntries: entries, personID: person.id, resolvedByUs: resolvedByUs), status)
             } catch {
                 logger.log(.error, "could not verify test incident", md + [("error", .string(error.message)),
                                                                           ("attempt", .number(String(attempt)))])
             }
             let final = attempt >= options.verifyAttempts
-            if outcome == nil || outcome?.verdict == .noNotification, !final, let v = options.verifyAfter {
-                // Notification rules can delay notifications: back off.
+            if !final, outcome.map({ !$0.judgement.verdict.isReachable }) ?? true, let v = options.verifyAfter {
+                // Notification rules can delay notifications, and a later
+                // rule (a call after a failed SMS) may still succeed: back off.
                 var again = job
                 again.kind = .verify(attempt: attempt + 1)
                 again.due = clock.now().adding(v * (1 << min(attempt, 10)))
@@ -216,20 +426,23 @@ public struct PagerScheduler: Sendable {
                 return
             }
             guard let outcome else { return }
-            verdicts.append((person.name, outcome.verdict))
-            logger.log(outcome.verdict == .noNotification ? .warning : .info, "page verdict",
-                       md + [("verdict", .string(outcome.verdict.rawValue)), ("incident.status", .string(outcome.status)),
-                             ("notification.channels", .array(outcome.channels.map { .string($0) })),
-                             ("attempt", .number(String(attempt)))])
+            let verdict = outcome.judgement.verdict
+            verdicts.append((person.name, verdict))
+            metrics.recordVerdict(personID: person.id, name: person.name, verdict: verdict, at: clock.now())
+            var vmd = md + [("verdict", .string(verdict.rawValue)), ("incident.status", .string(outcome.status)),
+                            ("notification.channels", .array(outcome.judgement.channels.map { .string($0) })),
+                            ("notifications", .array(outcome.judgement.notifications.map(\.json))),
+                            ("attempt", .number(String(attempt)))]
+            if verdict == .notificationFailed {
+                vmd.append(("notification.failed", .array(outcome.judgement.failed.map(\.json))))
+            }
+            logger.log(verdict.isReachable ? .info : .error, "page verdict", vmd)
         }
     }
-
-    /// Incidents pager-tester resolved itself.
-    var resolvedIncidents: [String] = []
 }
 
 extension PagerScheduler {
-    /// Runs or waits for the earliest follow-up only (`notify`).
+    /// Runs the queue and the follow-ups only, earliest first (`notify`).
     public mutating func stepFollowUps() {
         guard let i = followUps.indices.min(by: { followUps[$0].due < followUps[$1].due }) else { return }
         let now = clock.now()
