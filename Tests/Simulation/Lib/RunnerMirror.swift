@@ -58,7 +58,6 @@ final class RunnerMirror {
     let incarnation: Int
     private(set) var election: Election
     let requestTimeout: Duration
-    private var failuresInARow = 0
     private var fatalOutcome: RunnerOutcome?
     private(set) var finished = false
 
@@ -66,16 +65,26 @@ final class RunnerMirror {
     private var watch: WatchConnection?
     private var watchResourceVersion: String?
     private var watchExpiry: MonotonicInstant?
+    private var watchOpenedAt: MonotonicInstant?
+    private var watchEvents = 0
     let watchSeconds = 300
+    /// `KubeLockStore.retryPeriod` (main.swift passes `--retry-period`).
+    var retryPeriod: Duration { election.timing.retryPeriod }
 
     // waitForChange's locals while it blocks.
-    private var wfcKnown: LockSnapshot?
     private var wfcDeadline = MonotonicInstant(nanoseconds: 0)
     /// `watch(until:)`'s argument while waitForChange runs.
     private var watchUntil = MonotonicInstant(nanoseconds: 0)
 
-    private enum AfterRequest { case get, write(String), watchOpen, watchGet }
-    private enum AfterPause { case leader, afterWatchError }
+    /// Who asked for a read (`store.get`, or `checkOwner` of a watch event).
+    private enum Reader { case runner, watchEvent }
+    private enum AfterRequest {
+        case list(Reader, deadline: MonotonicInstant)
+        case ownerPod(LockSnapshot, String, Reader)
+        case write(String)
+        case watchOpen
+    }
+    private enum AfterPause { case leader, releasing, afterWatchError }
     private enum Blocked {
         case none
         case request(id: Int, then: AfterRequest)
@@ -128,24 +137,22 @@ final class RunnerMirror {
             case .becameLeader(let renewAt):
                 stopWatching()
                 world.hostBecameLeader(replica, incarnation)
-                if let next = pause(until: renewAt, then: .leader) { action = next; continue }
+                if let next = pause(until: renewAt) { action = next; continue }
                 return
             case .wait(let until):
                 if election.role == .leading {
-                    if let next = pause(until: until, then: .leader) { action = next; continue }
+                    if let next = pause(until: until) { action = next; continue }
                     return
                 }
                 if host.releaseRequested { action = step(.releaseRequested); continue }
                 // watch(until:) -> store.waitForChange(known:deadline:)
                 watchUntil = until
-                wfcKnown = election.observed
                 wfcDeadline = until
                 if let next = waitForChangeLoop() { action = next; continue }
                 return
             case .get:
-                // store.get: a GET means a fresh view; the next watch starts from it.
-                stopWatching()
-                send(.get, timeout: timeout(), then: .get)
+                // store.get(timeout:)
+                storeGet(timeout: timeout(), for: .runner)
                 return
             case .create(let record):
                 // Not sent: as if it failed; the next wait sees the release request.
@@ -186,20 +193,35 @@ final class RunnerMirror {
         blocked = .request(id: id, then: then)
     }
 
-    /// `ElectionRunner.pause(until:)` + `LeaderHost.pause`: returns the next
-    /// action at once when a release is already requested, else blocks.
-    private func pause(until: MonotonicInstant, then: AfterPause) -> Election.Action? {
-        if host.releaseRequested { return then == .leader ? step(.releaseRequested) : .get }
-        if now >= until { return pauseEnded(then: then) }
+    // MARK: Pauses (ElectionRunner.pause, LeaderHost.pause)
+
+    /// `ElectionRunner.pause(until:)`: a release being retried sleeps for real;
+    /// otherwise a release request (asked before, or waking the pause) ends it.
+    private func pause(until: MonotonicInstant) -> Election.Action? {
+        if election.isReleasing { return hostPause(until: until, then: .releasing) }
+        if host.releaseRequested { return step(.releaseRequested) }
+        return hostPause(until: until, then: .leader)
+    }
+
+    /// `LeaderHost.pause(until:)`: returns `releaseRequested` when the time
+    /// has come, or true at once when the wake-up pipe holds a byte.
+    private func hostPause(until: MonotonicInstant, then: AfterPause) -> Election.Action? {
+        if now >= until { return pauseEnded(then, released: host.releaseRequested) }
+        if host.wakePipe {
+            host.wakePipe = false
+            if host.releaseRequested { return pauseEnded(then, released: true) }
+        }
         let token = world.runnerTimer(replica, incarnation, at: until)
         blocked = .pause(token: token, then: then)
         return nil
     }
 
-    private func pauseEnded(then: AfterPause) -> Election.Action {
+    private func pauseEnded(_ then: AfterPause, released: Bool) -> Election.Action {
         switch then {
-        case .leader: return step(host.releaseRequested ? .releaseRequested : .timer)
-        case .afterWatchError: return .get  // ElectionRunner.watch: `_ = host.pause(...)`, then `.get`
+        case .leader: return step(released ? .releaseRequested : .timer)
+        case .releasing: return step(.timer)  // `_ = host.pause(until:)`
+        // ElectionRunner.watch: `if host.pause(...) { return step(.releaseRequested) }`, then `.get`.
+        case .afterWatchError: return released ? step(.releaseRequested) : .get
         }
     }
 
@@ -213,11 +235,12 @@ final class RunnerMirror {
             if let next = completed(then, response) { perform(next) }
         case (.pause(let token, let then), .timer(let t)) where token == t:
             blocked = .none
-            perform(pauseEnded(then: then))
+            perform(pauseEnded(then, released: host.releaseRequested))
         case (.pause(_, let then), .wake):
-            // LeaderHost.pause returns early (true) when a release is requested.
+            // The byte in the wake-up pipe ends the poll; `releaseRequested` is set.
+            host.wakePipe = false
             blocked = .none
-            perform(then == .leader ? step(.releaseRequested) : .get)
+            perform(pauseEnded(then, released: true))
         case (.watchNext(let token), .timer(let t)) where token == t:
             blocked = .none
             if let next = waitForChangeLoop() { perform(next) }
@@ -232,21 +255,24 @@ final class RunnerMirror {
     /// What the loop does when a request completes.
     private func completed(_ then: AfterRequest, _ response: SimResponse) -> Election.Action? {
         switch then {
-        case .get:
-            // ElectionRunner `.get` case.
-            switch observation(response) {
-            case .success(let observation):
-                failuresInARow = 0
-                return step(.observed(observation))
-            case .failure(let error):
-                if error.runnerCode == .configuration, election.role == .standby {
-                    finish(.configurationError(error.message)); return nil
-                }
-                failuresInARow += 1
-                return step(.requestFailed(error.message))
+        case .list(let reader, let deadline):
+            // KubeLockStore.get: the LIST and its resourceVersion.
+            switch response {
+            case .list(let snapshot, let rv):
+                watchResourceVersion = rv
+                return checkOwner(snapshot.map { .present($0) } ?? .absent, deadline: deadline, for: reader)
+            default:
+                return readDone(.failure(SimLockError.classify(response)), for: reader)
             }
+        case .ownerPod(var snapshot, let pod, let reader):
+            // KubeLockStore.checkOwner: 404 frees the lock, anything else keeps it held.
+            if case .status(404, _) = response {
+                snapshot.state = .ownerPod(pod, alive: false)
+                snapshot.fingerprint += ":gone"
+            }
+            return readDone(.success(.present(snapshot)), for: reader)
         case .write(let what):
-            let action = write(response)
+            let action = write(response, create: what == "create")
             // `host.endAcquire(won:)` after an acquiring write (create, or update as a standby).
             if what == "create" || what == "acquire" { world.hostEndAcquire(replica, incarnation, won: election.role == .leading) }
             return action
@@ -254,28 +280,64 @@ final class RunnerMirror {
             // KubeLockStore.waitForChange: client.watch(...)
             if case .watchOpened(let id) = response, let conn = world.watchConnection(id) {
                 watch = conn
+                watchOpenedAt = now
+                watchEvents = 0
                 watchExpiry = now + .seconds(watchSeconds + 30)
                 return waitForChangeLoop()
             }
             let error = SimLockError.classify(response)
             if error.code == .timedOut { return watchReturned(.success(nil)) }
             return watchReturned(.failure(error))
-        case .watchGet:
-            // The `get` after a watch ERROR (410): its result is waitForChange's.
-            switch observation(response) {
+        }
+    }
+
+    /// KubeLockStore.get: LIST, remembering the list's resourceVersion for
+    /// the next watch; then `checkOwner`.
+    private func storeGet(timeout: Duration, for reader: Reader) {
+        stopWatching()
+        send(.list, timeout: timeout, then: .list(reader, deadline: now + timeout))
+    }
+
+    /// KubeLockStore.checkOwner: an original kube-leader's lock is held while
+    /// its owner Pod exists (GET the Pod).
+    private func checkOwner(_ observation: Election.Observation, deadline: MonotonicInstant, for reader: Reader) -> Election.Action? {
+        guard case .present(let snapshot) = observation, case .ownerPod(let pod, _) = snapshot.state else {
+            return readDone(.success(observation), for: reader)
+        }
+        send(.getPod(pod), timeout: max(.milliseconds(1), now.duration(to: deadline)), then: .ownerPod(snapshot, pod, reader))
+        return nil
+    }
+
+    /// A read is over: for the runner's `.get`, or as waitForChange's result.
+    private func readDone(_ result: Result<Election.Observation, SimLockError>, for reader: Reader) -> Election.Action? {
+        switch reader {
+        case .watchEvent:
+            switch result {
             case .success(let o): return watchReturned(.success(o))
             case .failure(let e): return watchReturned(.failure(e))
+            }
+        case .runner:
+            // ElectionRunner `.get` case.
+            switch result {
+            case .success(let observation):
+                return step(.observed(observation))
+            case .failure(let error):
+                if error.runnerCode == .configuration, election.role == .standby {
+                    finish(.configurationError(error.message)); return nil
+                }
+                return step(.requestFailed(error.message))
             }
         }
     }
 
-    /// ElectionRunner.write, after the request.
-    private func write(_ response: SimResponse) -> Election.Action {
+    /// ElectionRunner.write, after the request (KubeLockStore.create maps 404
+    /// to a configuration error: the namespace does not exist).
+    private func write(_ response: SimResponse, create: Bool) -> Election.Action {
         if case .object(let snapshot) = response {
-            failuresInARow = 0
             return step(.written(snapshot))
         }
-        let error = SimLockError.classify(response)
+        var error = SimLockError.classify(response)
+        if create, case .status(404, _) = response { error = SimLockError(code: .configuration, message: "404 on create") }
         switch error.runnerCode {
         case .lostRace:
             world.noteLostWrite(replica, incarnation)
@@ -284,17 +346,7 @@ final class RunnerMirror {
             fatalOutcome = .configurationError(error.message)
             return .done
         default:
-            failuresInARow += 1
             return step(.requestFailed(error.message))
-        }
-    }
-
-    /// KubeLockStore.get: 404 is an absent lock.
-    private func observation(_ response: SimResponse) -> Result<Election.Observation, SimLockError> {
-        switch response {
-        case .object(let s): return .success(.present(s))
-        case .status(404, _): return .success(.absent)
-        default: return .failure(SimLockError.classify(response))
         }
     }
 
@@ -307,9 +359,8 @@ final class RunnerMirror {
                 stopWatching(keepingVersion: true)
             }
             if watch == nil {
-                let from = watchResourceVersion ?? wfcKnown?.resourceVersion
                 let timeout = min(.seconds(10), max(.milliseconds(1), now.duration(to: wfcDeadline)))
-                send(.watch(from: from), timeout: timeout, then: .watchOpen)
+                send(.watch(from: watchResourceVersion), timeout: timeout, then: .watchOpen)
                 return nil
             }
             let conn = watch!
@@ -322,22 +373,35 @@ final class RunnerMirror {
             }
             switch item {
             case .ended:
+                // One that ends at once (within a retry period) is a failure.
+                let early = watchOpenedAt.map { $0.duration(to: now) < retryPeriod } ?? true
                 stopWatching(keepingVersion: true)
+                if early { return watchReturned(.failure(SimLockError(code: .transient, message: "watch ended right after it started"))) }
             case .broken:
                 stopWatching()
                 return watchReturned(.failure(SimLockError(code: .transient, message: "connection reset")))
-            case .added(let b), .modified(let b):
-                watchResourceVersion = b.snapshot.resourceVersion
-                return watchReturned(.success(.present(b.snapshot)))
-            case .deleted(let rv):
-                watchResourceVersion = rv
-                return watchReturned(.success(.absent))
-            case .expired:
-                stopWatching()
-                let remaining = now.duration(to: wfcDeadline)
-                // `try get(timeout:)`: stopWatching() again, then GET.
-                send(.get, timeout: max(.milliseconds(1), min(.seconds(10), remaining)), then: .watchGet)
-                return nil
+            case .added, .modified, .deleted, .expired:
+                watchEvents += 1
+                if let opened = watchOpenedAt {
+                    let periods = Int(opened.duration(to: now) / max(retryPeriod, .milliseconds(1)))
+                    if watchEvents > 10 * (periods + 1) {
+                        stopWatching()
+                        return watchReturned(.failure(SimLockError(code: .transient, message: "watch events faster than 10 per retry period")))
+                    }
+                }
+                // KubeLockStore.handle(event)
+                switch item {
+                case .added(let b), .modified(let b):
+                    if !b.snapshot.resourceVersion.isEmpty { watchResourceVersion = b.snapshot.resourceVersion }
+                    return checkOwner(.present(b.snapshot), deadline: now + min(.seconds(10), retryPeriod), for: .watchEvent)
+                case .deleted(let rv):
+                    watchResourceVersion = rv
+                    return watchReturned(.success(.absent))
+                default:
+                    // ERROR (410 Expired): thrown; the runner paces the next read.
+                    stopWatching()
+                    return watchReturned(.failure(SimLockError(code: .transient, message: "watch error 410")))
+                }
             }
         }
         return watchReturned(.success(nil))
@@ -349,16 +413,14 @@ final class RunnerMirror {
         case .success(nil):
             return step(.timer)
         case .success(let observation?):
-            failuresInARow = 0
             return step(.observed(observation))
         case .failure(let error):
             if error.runnerCode == .configuration {
                 fatalOutcome = .configurationError(error.message)
                 return .done
             }
-            failuresInARow += 1
-            // `_ = host.pause(until: min(until, host.now + retryPeriod))`, then `.get`.
-            return pause(until: min(watchUntil, now + election.timing.retryPeriod), then: .afterWatchError)
+            // Read again after the retry period (a release request ends the pause).
+            return hostPause(until: min(watchUntil, now + election.timing.retryPeriod), then: .afterWatchError)
         }
     }
 
@@ -367,6 +429,7 @@ final class RunnerMirror {
         if let w = watch { world.closeWatch(w) }
         watch = nil
         watchExpiry = nil
+        watchOpenedAt = nil
         if !keepingVersion { watchResourceVersion = nil }
     }
 

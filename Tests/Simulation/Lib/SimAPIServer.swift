@@ -196,10 +196,10 @@ public final class SimAPIServer {
             guard namespaceExists, let snapshot else { return .status(404, "NotFound") }
             return .object(snapshot)
         case .list:
-            guard namespaceExists else { return .status(404, "NotFound") }
-            return .list(snapshot, resourceVersion: String(currentRV(t)))
+            // A LIST in a namespace that does not exist is an empty list.
+            return .list(namespaceExists ? snapshot : nil, resourceVersion: String(currentRV(t)))
         case .getPod(let pod):
-            return .podExists(pods.contains(pod))
+            return pods.contains(pod) ? .podExists(true) : .status(404, "NotFound")
         case .create(let body):
             guard namespaceExists else { return .status(404, "NotFound") }
             if object != nil { return .status(409, "AlreadyExists") }
@@ -221,7 +221,6 @@ public final class SimAPIServer {
             }
             return .object(store(o, type: .modified, at: t, deliver: deliver))
         case .watch(let from):
-            guard namespaceExists else { return .status(404, "NotFound") }
             let conn = openWatch()
             if let from {
                 guard let v = Int64(from), v >= historyStart(t) else {
