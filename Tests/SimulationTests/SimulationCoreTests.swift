@@ -93,3 +93,15 @@ import Testing
         #expect(!legacy.passed, "\(row) must fail with the legacy supervisor")
     }
 }
+
+/// What the guarantees leave out overlaps today, as docs/simulation.md says.
+/// If one of these stops overlapping, the guarantee got stronger: update the
+/// docs, move the fault kind into the default mix, and turn the test around.
+@Suite struct OutsideGuaranteesTests {
+    @Test(arguments: ["outside-orphans", "outside-fresh-start"])
+    func outsideTheGuarantees_childrenOverlap(name: String) throws {
+        let scenario = try #require(Scenarios.named(name))
+        let result = scenario.run(trace: false)
+        #expect(result.overlaps > 0, "\(name) no longer overlaps: \(result.failures)")
+    }
+}
