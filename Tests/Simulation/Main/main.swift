@@ -29,7 +29,7 @@ Options:
   --supervisor S     phase-machine (default: Core/Supervision.swift, what
                      kube-leader runs) or legacy (the rules before it)
   --trace            print the event log of every failing seed (and of a single seed)
-  --trace-lines N    how many of its last lines (default 2000)
+  --trace-lines N    how many lines, up to 50 after the first violation (default 2000)
   --scenario NAME    run a named scenario (row1 ... row10, or all of them) and print its result
   --list-scenarios   print the names of the scenarios
 
@@ -106,6 +106,13 @@ if let scenario {
     exit(failed == 0 ? 0 : 1)
 }
 
+/// The event log around the first violation (the end when there is none).
+func window(_ trace: [String], _ lines: Int) -> ArraySlice<String> {
+    guard let i = trace.firstIndex(where: { $0.contains(" VIOLATION ") }) else { return trace.suffix(lines) }
+    let end = min(trace.count, i + 50)
+    return trace[max(0, end - lines)..<end]
+}
+
 struct Totals {
     var replicaHours = 0.0
     var violations = 0
@@ -159,13 +166,13 @@ for r in t.failingSeeds.sorted(by: { $0.seed < $1.seed }) {
     if trace {
         let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds,
                                                  supervisor: supervisor)
-        for line in traced.trace.suffix(traceLines) { print("  | \(line)") }
+        for line in window(traced.trace, traceLines) { print("  | \(line)") }
     }
 }
 if single && trace && t.failingSeeds.isEmpty {
     let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds, supervisor: supervisor)
     print("seed=\(r.seed) \(r.summary)")
-    for line in r.trace.suffix(traceLines) { print("  | \(line)") }
+    for line in window(r.trace, traceLines) { print("  | \(line)") }
 }
 let margin = t.minMargin.map { String(Double($0) / 1e6) } ?? "none"
 let failing = t.failingSeeds.map { String($0.seed) }.sorted().prefix(20).joined(separator: ",")
