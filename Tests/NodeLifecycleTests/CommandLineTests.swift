@@ -24,6 +24,11 @@ struct CommandLineTests {
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --taint a:Never", "is not KEY[=VALUE]"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --heartbeat-interval soon", "is not a duration"),
         ("drain --bogus", "unknown option '--bogus'"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --on-unknown-node delete", "must be leave or continue"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --grace-period soon", "--grace-period must be whole seconds"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --metrics-addr 9100", "is not HOST:PORT"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --metrics-addr localhost:9100", "is not an IPv4 address"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --force=maybe", "is a switch"),
         ("ready --api-server http://127.0.0.1:9", "ready needs --node"),
         ("ready --node n1 --api-server http://127.0.0.1:9 --stack s", "--stack and --resource go together"),
         ("ready --node n1 --api-server http://127.0.0.1:9 --stack s --resource r", "No AWS region"),
@@ -51,5 +56,23 @@ struct CommandLineTests {
         #expect(run("--version").status == 0)
         #expect(run("drain --help").status == 0)
         #expect(run("ready --help").status == 0)
+    }
+
+    @Test func drainFlags_kubectlSemantics_andDefaults() throws {
+        let base = ["--queue-url", "https://sqs.eu-west-1.amazonaws.com/1/q", "--api-server", "http://127.0.0.1:9"]
+        let d = try DrainConfig.load(arguments: base, environment: [:])
+        #expect(d.settings.ignoreDaemonSets && !d.settings.force && !d.settings.deleteEmptyDirData)
+        #expect(d.settings.gracePeriodSeconds == nil && d.settings.podSelector == nil)
+        #expect(d.onUnknownNode == .leave && d.metricsAddress == nil)
+        let c = try DrainConfig.load(arguments: base + ["--ignore-daemonsets=false", "--force", "--delete-emptydir-data",
+                                                        "--grace-period", "45", "--pod-selector", "app!=db",
+                                                        "--on-unknown-node", "continue", "--metrics-addr", ":9100"],
+                                     environment: [:])
+        #expect(!c.settings.ignoreDaemonSets && c.settings.force && c.settings.deleteEmptyDirData)
+        #expect(c.settings.gracePeriodSeconds == 45 && c.settings.podSelector == "app!=db")
+        #expect(c.onUnknownNode == .continue && c.metricsAddress == ":9100")
+        let e = try DrainConfig.load(arguments: base + ["--grace-period", "-1"],
+                                     environment: ["NODE_LIFECYCLE_ON_UNKNOWN_NODE": "continue", "NODE_LIFECYCLE_FORCE": "true"])
+        #expect(e.settings.gracePeriodSeconds == nil && e.onUnknownNode == .continue && e.settings.force)
     }
 }

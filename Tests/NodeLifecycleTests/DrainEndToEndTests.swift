@@ -114,6 +114,8 @@ struct DrainEndToEndTests {
                                                           heartbeatInterval: .seconds(1), pollInterval: .milliseconds(200)),
                                   taint: Taint(key: "node-lifecycle/draining"), sleeper: RealSleeper(), logger: logger)
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 4, waitSeconds: 1, logger: logger)
+        // The heartbeat loop on its own thread, as in the binary.
+        startThread { service.runHeartbeats { stop.load(ordering: .relaxed) } }
         var received = 0
         for _ in 0..<5 where received < 3 { received += try service.pollOnce(inline: true) }
         #expect(received == 3)
@@ -143,19 +145,56 @@ struct DrainEndToEndTests {
         // Redelivery of the same message: no second CONTINUE, no harm, deleted.
         try sqs.send(queueURL: moto.queueURL, body: lifecycleMessage)
         #expect(try service.pollOnce(inline: true) == 1)
-        #expect(service.finished.last == .alreadyCompleted(node: "n1"))
+        #expect(service.finished.last == .alreadyCompleted(node: nil))
         calls = try double.calls()
         #expect(calls.filter { $0.action == "CompleteLifecycleAction" }.count == 1)
         #expect(try cluster.podNames(on: "n1") == ["agent-n1", "etcd-n1"])
 
-        // An instance that matches no node: completed, deleted, logged.
+        // An instance that matches no node (another cluster's): left on the
+        // queue (--on-unknown-node leave), not completed, logged.
         try sqs.send(queueURL: moto.queueURL, body: lifecycleBody(instance: "i-zzz", token: "tok-zzz"))
         #expect(try service.pollOnce(inline: true) == 1)
-        #expect(service.finished.last == .unknownNode)
+        #expect(service.finished.last == .unknownNodeLeft)
         calls = try double.calls()
-        #expect(calls.last?.action == "CompleteLifecycleAction" && calls.last?.params["InstanceId"]?.stringValue == "i-zzz")
-        #expect(sink.contains("no node has this instance's providerID"))
+        #expect(!calls.contains { $0.params["InstanceId"]?.stringValue == "i-zzz" })
+        #expect(sink.contains("no node has this instance's providerID; message left on the queue"))
         let after = try sqs.approximateCounts(queueURL: moto.queueURL)
-        #expect(after.visible + after.inFlight == 1)
+        #expect(after.visible + after.inFlight == 2)
+    }
+}
+
+@Suite("drain against kube-apiserver-fake: selector, grace period, Events", .timeLimit(.minutes(1)))
+struct KubeClusterDrainTests {
+    /// --pod-selector goes to the API server as labelSelector (full syntax);
+    /// the capped grace period reaches the Eviction's DeleteOptions; Events
+    /// land in namespace default about the Node.
+    @Test func podSelector_gracePeriod_andEvents_overTheRealWire() throws {
+        let cluster = try TestCluster.start()
+        defer { cluster.server.stop() }
+        try cluster.node("n1", instance: "i-aaa", conditions: [("Ready", "True")])
+        try cluster.create(pod: TestCluster.pod("shop", "web-1", node: "n1", app: "web", owner: "ReplicaSet"))
+        try cluster.create(pod: TestCluster.pod("shop", "db-0", node: "n1", app: "db", owner: "StatefulSet"))
+        try cluster.create(pod: TestCluster.pod("shop", "cache-1", node: "n1", app: "cache", owner: "ReplicaSet"))
+        let sink = MemorySink()
+        let queue = FakeQueue()
+        queue.put(lifecycleBody(instance: "i-aaa", token: "t1"), id: "m1")
+        let message = try queue.receive(max: 1, waitSeconds: 0, visibilitySeconds: 30)[0]
+        guard case .action(let action) = try LifecycleMessage.parse(message.body) else { Issue.record("not an action"); return }
+        let lifecycle = FakeLifecycle()
+        let drainer = NodeDrainer(cluster: KubeCluster(client: cluster.client, instance: "drain-0"), lifecycle: lifecycle, queue: queue,
+                                  settings: DrainSettings(timeout: .seconds(30), pollInterval: .milliseconds(100),
+                                                          podSelector: "app notin (db,cache)", gracePeriodSeconds: 300),
+                                  taint: Taint(key: "node-lifecycle/draining"), sleeper: RealSleeper(), logger: Logger(level: .debug, sink: sink))
+        #expect(drainer.handle(action, message: message) == .drained(node: "n1"))
+        #expect(try cluster.podNames(on: "n1") == ["cache-1", "db-0"])
+        // 300 s asked, 30 s drain: capped to what is left (at most 30).
+        let evicted = try #require(sink.all.first { $0.contains("pod evicted") })
+        let grace = try #require(try JSON.parse(evicted)["grace_period_seconds"]?.intValue)
+        #expect(grace >= 1 && grace <= 30)
+        let events = try cluster.client.list(.events, namespace: "default")["items"]?.arrayValue ?? []
+        #expect(Set(events.compactMap { $0["reason"]?.stringValue }) == ["DrainStarted", "DrainFinished"])
+        #expect(events.allSatisfy { $0[path: "involvedObject", "kind"] == "Node" && $0[path: "involvedObject", "name"] == "n1"
+            && $0["reportingInstance"] == "drain-0" })
+        #expect(lifecycle.all == ["complete:i-aaa:CONTINUE"])
     }
 }

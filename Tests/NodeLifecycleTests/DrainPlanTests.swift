@@ -32,6 +32,22 @@ struct DrainPlanTests {
         #expect(pod == DrainPod(namespace: "ns", name: "a", uid: "U", controllerKind: "Node", isMirror: true, isFinished: true))
     }
 
+    /// Regression guard (found by scripts/node-scale): a pod bound to the
+    /// node just before the cordon took effect was left on it.
+    @Test func podArrivingDuringTheDrain_isAdopted_andEvictedToo() {
+        var plan = DrainPlan.make(pods: [web1], settings: DrainSettings(), now: t0)
+        #expect(evictions(plan.next(now: t0)) == ["shop/web-1"])
+        plan.record(.accepted, for: web1, now: t0)
+        let late = DrainPod(namespace: "shop", name: "late", uid: "u9", controllerKind: "ReplicaSet")
+        let lateBare = DrainPod(namespace: "shop", name: "bare", uid: "u10")
+        #expect(plan.observe(pods: [late, lateBare, agent], now: t0 + .seconds(2)) == [late])
+        #expect(plan.skipped.map { $0.0.key } == ["shop/bare", "kube-system/agent-x"])
+        #expect(evictions(plan.next(now: t0 + .seconds(2))) == ["shop/late"])
+        plan.record(.accepted, for: late, now: t0 + .seconds(2))
+        #expect(plan.observe(pods: [lateBare, agent], now: t0 + .seconds(4)).isEmpty)
+        #expect(plan.next(now: t0 + .seconds(4)) == [.finish(.drained)])
+    }
+
     @Test func emptyNode_isDrainedAtOnce() {
         var plan = DrainPlan.make(pods: [agent, mirror], settings: DrainSettings(), now: t0)
         #expect(plan.next(now: t0) == [.finish(.drained)])

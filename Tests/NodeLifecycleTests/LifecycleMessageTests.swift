@@ -92,3 +92,32 @@ extension String {
         return out + rest
     }
 }
+
+@Suite("EC2 events from EventBridge")
+struct EC2EventMessageTests {
+    func event(_ detailType: String, _ detail: String) -> String {
+        #"{"version":"0","id":"7bf73129","detail-type":"\#(detailType)","source":"aws.ec2","account":"123456789012","time":"2026-11-28T10:00:00Z","region":"eu-west-1","resources":["arn:aws:ec2:eu-west-1b:instance/i-1234567890abcdef0"],"detail":\#(detail)}"#
+    }
+
+    @Test func spotInterruption_rebalance_andStateChange() throws {
+        let spot = try LifecycleMessage.parse(event("EC2 Spot Instance Interruption Warning",
+                                                    #"{"instance-id":"i-1234567890abcdef0","instance-action":"terminate"}"#))
+        #expect(spot == .action(LifecycleAction(autoScalingGroupName: "", lifecycleHookName: "", lifecycleActionToken: "instance:i-1234567890abcdef0",
+                                                instanceID: "i-1234567890abcdef0", transition: .terminating, time: "2026-11-28T10:00:00Z",
+                                                source: .spotInterruption)))
+        guard case .action(let rebalance) = try LifecycleMessage.parse(event("EC2 Instance Rebalance Recommendation", #"{"instance-id":"i-1234567890abcdef0"}"#)) else {
+            Issue.record("rebalance not parsed"); return
+        }
+        #expect(rebalance.source == .rebalanceRecommendation && !rebalance.isLifecycleHook)
+        guard case .action(let stopping) = try LifecycleMessage.parse(event("EC2 Instance State-change Notification",
+                                                                            #"{"instance-id":"i-1234567890abcdef0","state":"stopping"}"#)) else {
+            Issue.record("state change not parsed"); return
+        }
+        #expect(stopping.source == .stateChange)
+        #expect(try LifecycleMessage.parse(event("EC2 Instance State-change Notification", #"{"instance-id":"i-1234567890abcdef0","state":"running"}"#))
+                == .ignoredEvent("EC2 instance i-1234567890abcdef0 state running: nothing to drain"))
+        #expect(throws: NodeLifecycleError.self) {
+            try LifecycleMessage.parse(event("EC2 Spot Instance Interruption Warning", #"{"instance-action":"terminate"}"#))
+        }
+    }
+}

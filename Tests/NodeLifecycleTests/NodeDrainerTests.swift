@@ -67,16 +67,25 @@ struct NodeDrainerTests {
         #expect(queue.deletedIDs == ["m1", "m1"])
     }
 
-    @Test func unknownInstance_isCompletedAndDeleted_withALogLine() {
+    /// Regression guard: two clusters sharing one queue completed each
+    /// other's actions (CONTINUE) and terminated nodes undrained.
+    @Test func unknownInstance_leftOnTheQueueByDefault_completedWithContinue() {
         let cluster = FakeCluster()
         cluster.addNode("n1", instance: "i-1")
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-404", token: "t9", id: "m9")
-        #expect(drainer(cluster, lifecycle, queue, sleeper: FakeSleeper()).handle(action, message: msg) == .unknownNode)
+        #expect(drainer(cluster, lifecycle, queue, sleeper: FakeSleeper()).handle(action, message: msg) == .unknownNodeLeft)
+        #expect(lifecycle.all.isEmpty)
+        #expect(queue.deletedIDs.isEmpty && queue.remaining == ["m9"])
+        #expect(sink.contains("message left on the queue (--on-unknown-node leave)"))
+
+        var continuing = drainer(cluster, lifecycle, queue, sleeper: FakeSleeper())
+        continuing.onUnknownNode = .continue
+        #expect(continuing.handle(action, message: msg) == .unknownNode)
         #expect(lifecycle.all == ["complete:i-404:CONTINUE"])
         #expect(queue.deletedIDs == ["m9"])
-        #expect(sink.contains("no node has this instance's providerID"))
+        #expect(sink.contains("completing the lifecycle action (--on-unknown-node continue)"))
     }
 
     @Test func drainTimeout_completesWithPodsLeft() {
@@ -109,14 +118,89 @@ struct NodeDrainerTests {
         #expect(queue.deletedIDs == ["test", "launch"])
         #expect(service.finished == [.launchCompleted])
         #expect(sink.contains("malformed message left on the queue"))
-        // A lifecycle action already in flight is not started twice.
-        let noop = DrainService(queue: queue, drainer: drainer(cluster, lifecycle, queue, sleeper: FakeSleeper()),
-                                concurrency: 4, waitSeconds: 0, logger: logger)
-        _ = noop.inFlightInsertForTests("t2")
-        queue.put(lifecycleBody(instance: "i-1", token: "t2"), id: "dup")
-        _ = try noop.pollOnce(inline: true)
-        #expect(queue.remaining.contains("dup"))
-        #expect(sink.contains("redelivery ignored"))
+    }
+
+    @Test func kubectlFilters_leaveEmptyDirAndBarePods_unlessAllowed_andLogWhy() {
+        func run(_ settings: DrainSettings) -> (DrainReport, FakeCluster, MemorySink) {
+            let cluster = FakeCluster()
+            cluster.addNode("n1", instance: "i-1")
+            cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+            cluster.addPod("shop", "bare", node: "n1")
+            cluster.addPod("shop", "cache", node: "n1", owner: "ReplicaSet")
+            cluster.state.withLock { $0.pods["shop/cache"]![path: "spec", "volumes"] = [["name": "tmp", "emptyDir": .object(JSONObject())]] }
+            cluster.addPod("kube-system", "agent", node: "n1", owner: "DaemonSet")
+            let sink = MemorySink()
+            let queue = FakeQueue()
+            let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
+            let d = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: settings,
+                                taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(level: .debug, sink: sink))
+            return (d.handle(action, message: msg), cluster, sink)
+        }
+        // kubectl defaults (but --ignore-daemonsets): only web-1 goes.
+        let (r1, c1, s1) = run(DrainSettings())
+        #expect(r1 == .drained(node: "n1"))
+        #expect(c1.evictions == ["shop/web-1"])
+        #expect(s1.contains("Pods with local storage (use --delete-emptydir-data to override)") && s1.contains("\"pod\":\"shop/cache\""))
+        #expect(s1.contains("Pods declaring no controller (use --force to override)") && s1.contains("\"pod\":\"shop/bare\""))
+        #expect(s1.contains("ignoring DaemonSet-managed Pods"))
+        // --delete-emptydir-data --force: everything but the DaemonSet pod.
+        let (_, c2, _) = run(DrainSettings(deleteEmptyDirData: true, force: true))
+        #expect(Set(c2.evictions) == ["shop/web-1", "shop/bare", "shop/cache"])
+        // --ignore-daemonsets=false: kubectl's refusal text, the pod still stays.
+        let (_, c3, s3) = run(DrainSettings(ignoreDaemonSets: false))
+        #expect(!c3.evictions.contains("kube-system/agent"))
+        #expect(s3.contains("DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"))
+        // --pod-selector: only matching pods are considered at all.
+        let cluster = FakeCluster()
+        cluster.addNode("n1", instance: "i-1")
+        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addPod("shop", "web-2", node: "n1", owner: "ReplicaSet")
+        cluster.state.withLock { $0.pods["shop/web-2"]![path: "metadata", "labels"] = ["tier": "front"] }
+        let queue = FakeQueue()
+        let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
+        let d = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: DrainSettings(podSelector: "tier=front"),
+                            taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+        #expect(d.handle(action, message: msg) == .drained(node: "n1"))
+        #expect(cluster.evictions == ["shop/web-2"])
+    }
+
+    @Test func drainEvents_startedAndFinished_orTimedOut() {
+        let cluster = FakeCluster()
+        cluster.addNode("n1", instance: "i-1")
+        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        let queue = FakeQueue()
+        let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
+        let metrics = DrainMetrics()
+        var d = drainer(cluster, FakeLifecycle(), queue, sleeper: FakeSleeper())
+        d.metrics = metrics
+        #expect(d.handle(action, message: msg) == .drained(node: "n1"))
+        #expect(cluster.events.map(\.reason) == ["DrainStarted", "DrainFinished"])
+        #expect(cluster.events.allSatisfy { $0.node == "n1" && $0.kind == .normal })
+        #expect(metrics.render().contains("node_lifecycle_pods_evicted_total 1"))
+
+        let blocked = FakeCluster { _, _ in .blocked(retryAfter: nil) }
+        blocked.addNode("n2", instance: "i-2")
+        blocked.addPod("shop", "web-2", node: "n2", owner: "ReplicaSet")
+        let (a2, m2) = message(queue, instance: "i-2", token: "t2", id: "m2")
+        let report = drainer(blocked, FakeLifecycle(), queue, sleeper: FakeSleeper(), settings: DrainSettings(timeout: .seconds(30)))
+            .handle(a2, message: m2)
+        #expect(report == .timedOut(node: "n2", remaining: ["shop/web-2"]))
+        #expect(blocked.events.map(\.reason) == ["DrainStarted", "DrainTimedOut"])
+        #expect(blocked.events.last?.kind == .warning)
+    }
+
+    /// The eviction's grace period never outlasts the drain timeout.
+    @Test func gracePeriod_isCappedToTheDrainTimeLeft() {
+        let cluster = FakeCluster { key, attempt in attempt <= 10 ? .blocked(retryAfter: nil) : .accepted }
+        cluster.addNode("n1", instance: "i-1")
+        cluster.addPod("shop", "slow", node: "n1", owner: "ReplicaSet")
+        cluster.state.withLock { $0.pods["shop/slow"]![path: "spec", "terminationGracePeriodSeconds"] = 600 }
+        let queue = FakeQueue()
+        let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
+        // 10 blocked attempts every 5 s: accepted at 50 s of a 120 s drain: 70 s left.
+        _ = drainer(cluster, FakeLifecycle(), queue, sleeper: FakeSleeper(), settings: DrainSettings(timeout: .seconds(120)))
+            .handle(action, message: msg)
+        #expect(cluster.state.withLock { $0.graces["shop/slow"] } == 70)
     }
 }
 
@@ -132,18 +216,16 @@ struct DrainConcurrencyTests {
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
                                   taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
-        // Two drains start on their own threads; the third message is not even received.
-        #expect(try service.pollOnce() == 2)
+        // All three are received (and heartbeated); two drains start on their own threads.
+        #expect(try service.pollOnce() == 3)
         #expect(cluster.started.wait(for: 2) == 2)
         #expect(service.running == 2)
-        #expect(try service.pollOnce() == 0)
+        #expect(service.waiting == 1)
+        #expect(Set(lifecycle.inner.all) == ["heartbeat:i-1", "heartbeat:i-2", "heartbeat:i-3"])
         cluster.open.signal()
-        #expect(lifecycle.completed.wait(for: 2) >= 2)
-        // Capacity is back: the third instance is drained.
-        var polled = 0
-        while polled == 0 { polled = try service.pollOnce() }
+        // A slot frees up: the third instance is drained without another receive.
         #expect(lifecycle.completed.wait(for: 3) == 3)
-        #expect(Set(lifecycle.inner.all) == ["complete:i-1:CONTINUE", "complete:i-2:CONTINUE", "complete:i-3:CONTINUE"])
+        #expect(Set(lifecycle.inner.all.filter { $0.hasPrefix("complete") }) == ["complete:i-1:CONTINUE", "complete:i-2:CONTINUE", "complete:i-3:CONTINUE"])
     }
 }
 
@@ -165,13 +247,13 @@ extension DrainConcurrencyTests {
         #expect(cluster.started.wait(for: 1) == 1)
         queue.put(body, id: "m1-again")
         #expect(try service.pollOnce() == 1)
-        #expect(queue.extended.withLock { $0 } == ["m1-again:120"])
+        #expect(queue.extended.withLock { $0 } == ["m1:120", "m1-again:120"])
         cluster.open.signal()
         #expect(lifecycle.completed.wait(for: 1) == 1)
         while service.running > 0 { _ = try service.pollOnce() }
         #expect(Set(queue.deletedIDs) == ["m1", "m1-again"])
         #expect(queue.remaining.isEmpty)
-        #expect(lifecycle.inner.all == ["complete:i-1:CONTINUE"])
+        #expect(lifecycle.inner.all == ["heartbeat:i-1", "complete:i-1:CONTINUE"])
     }
 }
 
@@ -188,7 +270,7 @@ extension DrainConcurrencyTests {
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
         #expect(service.releaseInFlight() == 1)
-        #expect(queue.extended.withLock { $0 } == ["m1:0"])
+        #expect(queue.extended.withLock { $0 } == ["m1:120", "m1:0"])
         cluster.open.signal()
     }
 }

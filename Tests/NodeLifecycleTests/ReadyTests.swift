@@ -83,10 +83,77 @@ struct ReadyRunnerTests {
                                      signal: signal(answer: "Resource NodeGroup is in UPDATE_COMPLETE state and cannot be signaled"),
                                      sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
         #expect(notWaiting.run() == .ready)
-        let missing = ReadyRunner(cluster: cluster, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
+        let fresh = taintedCluster()
+        setConditions(fresh, [("Ready", "True")])
+        let missing = ReadyRunner(cluster: fresh, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
                                   sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
         guard case .failed(let why) = missing.run() else { Issue.record("not failed"); return }
         #expect(why.contains("does not exist"))
+    }
+
+    /// A signal double that answers 200 and records each Status sent.
+    func recordingSignal() -> (ResourceSignal, FakeTransport) {
+        let fake = FakeTransport { _, _ in
+            textResponse(200, "<SignalResourceResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></SignalResourceResponse>")
+        }
+        let aws = AWSClient(transport: fake, credentials: StaticCredentials(testCreds), region: "eu-west-1") { fixedNow }
+        return (ResourceSignal(client: CloudFormationClient(aws: aws, baseURL: "http://cfn.invalid"), stack: "s",
+                               logicalResourceID: "NodeGroup", uniqueID: "i-1"), fake)
+    }
+
+    func statuses(_ fake: FakeTransport) -> [String] {
+        fake.requests.compactMap { sent in
+            let body = String(decoding: sent.request.body, as: UTF8.self)
+            return body.split(separator: "&").first { $0.hasPrefix("Status=") }.map { String($0.dropFirst(7)) }
+        }
+    }
+
+    /// Regression guard: a restarted init container signalled again after
+    /// SUCCESS, and a pod restarted on an old node (never tainted) signalled
+    /// SUCCESS for it.
+    @Test func success_isSignalledOncePerInstance_evenWhenReadyRunsAgain() {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", "True")])
+        let (signal, fake) = recordingSignal()
+        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
+        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink())).run() }
+        #expect(run() == .ready)
+        #expect(run() == .ready)
+        #expect(run() == .ready)
+        #expect(statuses(fake) == ["SUCCESS"])
+        let node = cluster.node("n1")!
+        #expect(node[path: "metadata", "annotations", "node-lifecycle/signalled-success"] == "i-1")
+        #expect(node[path: "metadata", "annotations", "node-lifecycle/booted-with-taint"] == "true")
+    }
+
+    @Test func oldNodeWithoutTheBootTaint_isNeverSignalled() {
+        let cluster = FakeCluster()
+        cluster.addNode("n1", instance: "i-1")
+        setConditions(cluster, [("Ready", "True")])
+        let (signal, fake) = recordingSignal()
+        let sink = MemorySink()
+        let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10)),
+                                 signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: sink))
+        #expect(runner.run() == .notBooting)
+        #expect(fake.requests.isEmpty)
+        #expect(cluster.state.withLock { $0.updates } == 0)
+        #expect(sink.contains("did not boot with the boot taint"))
+    }
+
+    @Test func failure_isSignalledOnce_thenSuccessStillCounts() {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", "False")])
+        let (signal, fake) = recordingSignal()
+        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
+        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink())).run() }
+        #expect(run() == .timedOut(problems: ["Ready is False"]))
+        #expect(run() == .timedOut(problems: ["Ready is False"]))   // the init container restarted
+        #expect(statuses(fake) == ["FAILURE"])
+        #expect(NodeEdits.hasTaint(cluster.node("n1")!, key: "node-lifecycle/booting"))
+        setConditions(cluster, [("Ready", "True")])
+        #expect(run() == .ready)
+        #expect(run() == .ready)
+        #expect(statuses(fake) == ["FAILURE", "SUCCESS"])
     }
 
     @Test func unregisteredNode_waits() {

@@ -66,7 +66,7 @@ func runKubeLeader() -> Never {
         writeAll(fd: 1, HelpText.text)
         exit(0)
     case .version:
-        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion)\n")
+        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n")
         exit(0)
     case .run(let c):
         config = c
@@ -131,6 +131,8 @@ func runKubeLeader() -> Never {
         exit(ExitCode.failure)
     }
     let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
+    // The last lines must not keep a stopped kube-leader from exiting either.
+    logger = supervisor.logger
     switch outcome {
     case .configuration(let message):
         writeAll(fd: 2, "kube-leader: \(message)\n")

@@ -36,6 +36,8 @@ final class FakeCluster: ClusterAPI {
         var nodes: [String: JSON] = [:]
         var pods: [String: JSON] = [:]  // ns/name
         var evictions: [String] = []
+        var graces: [String: Int] = [:]
+        var events: [NodeEvent] = []
         var updates = 0
     }
     let state = Mutex(State())
@@ -77,11 +79,22 @@ final class FakeCluster: ClusterAPI {
             return true
         }
     }
-    func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] {
-        state.withLock { s in s.pods.keys.sorted().compactMap { s.pods[$0] }.filter { $0[path: "spec", "nodeName"]?.stringValue == name } }
+    func podsOnNode(_ name: String, labelSelector: String?) throws(NodeLifecycleError) -> [JSON] {
+        // Equality selectors only (`a=b,c=d`): the real selector syntax is
+        // tested end to end against kube-apiserver-fake.
+        let wanted = (labelSelector ?? "").split(separator: ",").map { $0.split(separator: "=", maxSplits: 1).map(String.init) }
+        return state.withLock { s in
+            s.pods.keys.sorted().compactMap { s.pods[$0] }.filter { pod in
+                pod[path: "spec", "nodeName"]?.stringValue == name
+                    && wanted.allSatisfy { $0.count == 2 && pod[path: "metadata", "labels", $0[0]]?.stringValue == $0[1] }
+            }
+        }
     }
-    func evict(namespace: String, name: String) -> EvictionResult {
+    func recordEvent(_ event: NodeEvent) throws(NodeLifecycleError) { state.withLock { $0.events.append(event) } }
+    var events: [NodeEvent] { state.withLock { $0.events } }
+    func evict(namespace: String, name: String, gracePeriodSeconds: Int?) -> EvictionResult {
         let key = "\(namespace)/\(name)"
+        if let gracePeriodSeconds { state.withLock { $0.graces[key] = gracePeriodSeconds } }
         let attempt = state.withLock { s in s.evictions.append(key); return s.evictions.filter { $0 == key }.count }
         guard state.withLock({ $0.pods[key] != nil }) else { return .notFound }
         let result = evictionPolicy(key, attempt)
@@ -175,22 +188,27 @@ final class Gate: @unchecked Sendable {
     }
 }
 
-/// A cluster whose node listing blocks until `open` has been signalled, and
-/// that reports each drain start on `started`.
+/// A cluster whose node reads (the drain's cordon) block until `open` has
+/// been signalled, and that reports each drain start on `started`.
 final class BlockingCluster: ClusterAPI {
     let inner: FakeCluster
     let started = Gate()
     let open = Gate()
     init(_ inner: FakeCluster) { self.inner = inner }
-    func listNodes() throws(NodeLifecycleError) -> [JSON] {
+    func listNodes() throws(NodeLifecycleError) -> [JSON] { try inner.listNodes() }
+    func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? {
         started.signal()
         open.wait(for: 1)
-        return try inner.listNodes()
+        return try inner.getNode(name)
     }
-    func getNode(_ name: String) throws(NodeLifecycleError) -> JSON? { try inner.getNode(name) }
     func updateNode(_ node: JSON) throws(NodeLifecycleError) -> Bool { try inner.updateNode(node) }
-    func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] { try inner.podsOnNode(name) }
-    func evict(namespace: String, name: String) -> EvictionResult { inner.evict(namespace: namespace, name: name) }
+    func podsOnNode(_ name: String, labelSelector: String?) throws(NodeLifecycleError) -> [JSON] {
+        try inner.podsOnNode(name, labelSelector: labelSelector)
+    }
+    func evict(namespace: String, name: String, gracePeriodSeconds: Int?) -> EvictionResult {
+        inner.evict(namespace: namespace, name: name, gracePeriodSeconds: gracePeriodSeconds)
+    }
+    func recordEvent(_ event: NodeEvent) throws(NodeLifecycleError) { try inner.recordEvent(event) }
 }
 
 /// Counts completions on a gate.

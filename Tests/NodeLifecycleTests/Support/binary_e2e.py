@@ -8,11 +8,13 @@ lists), moto_server (SQS, signature checking on) and the Query double
 """
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -120,8 +122,12 @@ def main():
                "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
         kube_flags = ["--api-server", ready["url"], "--ca-file", ready["ca_file"]]
         drain_log = open(work + "/drain.log", "wb")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            metrics_port = s.getsockname()[1]
         drain = subprocess.Popen([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
-                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms"],
+                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms",
+                                  "--metrics-addr", f"127.0.0.1:{metrics_port}"],
                                  env=env, stdout=drain_log, stderr=subprocess.STDOUT)
         procs.append(drain)
         deadline = time.time() + 60
@@ -156,6 +162,79 @@ def main():
             fail("drain logged errors (RBAC too narrow?):\n" + log)
         print("drain: node n1 drained with the RBAC of deploy/, CONTINUE sent once, message deleted")
 
+        # Events on the Node (namespace default, as kubelet's), with the RBAC of deploy/.
+        events = kube.call("GET", "/api/v1/namespaces/default/events")["items"]
+        reasons = [e["reason"] for e in events if e["involvedObject"]["kind"] == "Node" and e["involvedObject"]["name"] == "n1"]
+        if sorted(reasons) != ["DrainFinished", "DrainStarted"]:
+            fail(f"expected DrainStarted, DrainFinished events on n1, got {reasons}")
+        print("drain: DrainStarted and DrainFinished events on the Node")
+
+        # /metrics: valid Prometheus text (prometheus_client's parser) with the drain counted.
+        from prometheus_client.parser import text_string_to_metric_families
+        # A client that connects and sends nothing holds the (serial) server
+        # for at most its 5 s request deadline.
+        idle = socket.create_connection(("127.0.0.1", metrics_port))
+        t0 = time.time()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=15).read().decode()
+        if time.time() - t0 > 10:
+            fail("a silent client blocked /metrics for more than 10 s")
+        idle.close()
+        for path, status in (("/healthz", 200), ("/nope", 404)):
+            try:
+                got = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}{path}", timeout=5).status
+            except urllib.error.HTTPError as e:
+                got = e.code
+            if got != status:
+                fail(f"GET {path}: {got}, expected {status}")
+        samples = {}
+        types = {}
+        for family in text_string_to_metric_families(text):
+            types[family.name] = family.type
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        def value(name, **labels):
+            return samples.get((name, tuple(sorted(labels.items()))))
+        expected = {
+            ("node_lifecycle_actions_received", "counter"), ("node_lifecycle_actions_completed", "counter"),
+            ("node_lifecycle_drains_in_progress", "gauge"), ("node_lifecycle_pods_evicted", "counter"),
+            ("node_lifecycle_evictions_blocked", "counter"), ("node_lifecycle_heartbeats", "counter"),
+            ("node_lifecycle_drain_duration_seconds", "histogram"),
+        }
+        missing = {e for e in expected if types.get(e[0]) != e[1]}
+        if missing:
+            fail(f"metrics families missing or of the wrong type: {missing}\n{text}")
+        checks = [
+            (value("node_lifecycle_actions_received_total", transition="terminating"), 1),
+            (value("node_lifecycle_actions_completed_total", result="drained"), 1),
+            (value("node_lifecycle_pods_evicted_total"), 1),
+            (value("node_lifecycle_drain_duration_seconds_count"), 1),
+            (value("node_lifecycle_drains_in_progress"), 0),
+        ]
+        if any(got != want for got, want in checks) or not value("node_lifecycle_heartbeats_total", outcome="ok"):
+            fail(f"unexpected metric values {checks}:\n{text}")
+        print("drain: /metrics parses with prometheus_client and counts the drain")
+
+        # EventBridge spot interruption warning for n2: drained, no Auto Scaling call, deleted.
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "version": "0", "id": "spot-1", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
+            "time": "2026-11-28T10:00:00Z", "region": "us-east-1",
+            "detail": {"instance-id": "i-bbb", "instance-action": "terminate"}}))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            left = [p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")["items"]]
+            attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+            if not left and attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+                break
+            time.sleep(0.2)
+        else:
+            fail(f"spot interruption not handled: pods {left}, queue {attrs}:\n" + open(work + "/drain.log").read())
+        calls = json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
+        if any(c["params"].get("InstanceId") == "i-bbb" for c in calls):
+            fail("a spot interruption has no lifecycle action, yet Auto Scaling was called for i-bbb")
+        if not kube.call("GET", "/api/v1/nodes/n2")["spec"].get("unschedulable"):
+            fail("n2 not cordoned after its spot interruption warning")
+        print("drain: EventBridge spot interruption drained n2 without lifecycle calls, message deleted")
+
         # 4. The ready binary with the ready role's verbs.
         r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
                             "--node", "n3", "--timeout", "20s", "--poll-interval", "200ms"],
@@ -166,6 +245,26 @@ def main():
         if any(t["key"] == "node-lifecycle/booting" for t in n3["spec"].get("taints", [])):
             fail("boot taint still on n3")
         print("ready: boot taint removed from n3 with the RBAC of deploy/")
+
+        # ready is idempotent: twice on a booting node -> one SUCCESS; on an
+        # old node that never carried the taint (n1) -> no signal at all.
+        kube.call("POST", "/api/v1/nodes", node("n5", "i-eee", [{"key": "node-lifecycle/booting", "value": "true", "effect": "NoSchedule"}]))
+        env_cfn = dict(env, AWS_ENDPOINT_URL_CLOUDFORMATION=double["url"])
+        for name, instance in (("n5", "i-eee"), ("n5", "i-eee"), ("n1", "i-aaa")):
+            r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
+                                "--node", name, "--timeout", "20s", "--poll-interval", "200ms", "--stack", "nodes-stack",
+                                "--resource", "NodeGroup", "--instance-id", instance],
+                               env=env_cfn, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                fail(f"ready on {name} exited {r.returncode}:\n{r.stderr}")
+        signals = [(c["params"]["UniqueId"], c["params"]["Status"])
+                   for c in json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read()) if c["action"] == "SignalResource"]
+        if signals != [("i-eee", "SUCCESS")]:
+            fail(f"expected exactly one SUCCESS for i-eee and nothing for the old node n1, got {signals}")
+        annotations = kube.call("GET", "/api/v1/nodes/n5")["metadata"].get("annotations", {})
+        if annotations.get("node-lifecycle/signalled-success") != "i-eee":
+            fail(f"the signal is not recorded on n5: {annotations}")
+        print("ready: signals SUCCESS once per instance (run twice), never for a node that did not boot with the taint")
 
         # 5. SIGTERM during a drain (a PDB that never allows the eviction): the
         #    message is handed back to the queue at once, not after its

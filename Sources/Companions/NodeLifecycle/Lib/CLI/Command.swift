@@ -17,8 +17,9 @@ public enum NodeLifecycleCommand {
 
         drain  Long-polls the SQS queue of an Auto Scaling lifecycle hook; for each
                terminating instance cordons, taints and drains its node through the
-               Eviction API (PodDisruptionBudgets respected), sends heartbeats, then
-               completes the lifecycle action with CONTINUE.
+               Eviction API (kubectl drain's filters, PodDisruptionBudgets respected),
+               then completes the lifecycle action with CONTINUE. Every action received
+               is heartbeated until completed, also while it waits for a drain slot.
         ready  Waits until this node is Ready and the named conditions are False,
                removes the boot taint and signals CloudFormation SUCCESS (FAILURE
                and exit 1 on timeout).
@@ -66,13 +67,13 @@ public enum NodeLifecycleCommand {
         return e.code == .usage ? ExitCode.usage : ExitCode.failure
     }
 
-    static func kubeCluster(_ c: CommonConfig) throws(NodeLifecycleError) -> KubeCluster {
+    static func kubeCluster(_ c: CommonConfig, instance: String = "node-lifecycle") throws(NodeLifecycleError) -> KubeCluster {
         // Fail at start, naming the file, rather than on the first node event.
         if let tokenFile = c.kube.tokenFile { _ = try readSmallFile(tokenFile) }
         do {
             let client = try KubeClient(config: KubeConfig(server: c.kube.server, caFile: c.kube.caFile, tokenFile: c.kube.tokenFile,
                                                            userAgent: "node-lifecycle"))
-            return KubeCluster(client: client)
+            return KubeCluster(client: client, instance: instance)
         } catch {
             throw NodeLifecycleError(.usage, error.description)
         }
@@ -110,11 +111,23 @@ public enum NodeLifecycleCommand {
             let sqs = SQSClient(aws: aws, baseURL: AWSService.sqs.endpoint(region: config.region, environment: env))
             let asg = AutoScalingClient(aws: aws, baseURL: AWSService.autoScaling.endpoint(region: config.region, environment: env))
             let queue = SQSQueue(client: sqs, queueURL: config.queueURL)
-            let drainer = NodeDrainer(cluster: try kubeCluster(config.common), lifecycle: asg, queue: queue, settings: config.settings,
-                                      taint: config.taint, sleeper: RealSleeper(), logger: logger)
+            let metrics = DrainMetrics()
+            let drainer = NodeDrainer(cluster: try kubeCluster(config.common, instance: env["HOSTNAME"] ?? "node-lifecycle"),
+                                      lifecycle: asg, queue: queue, settings: config.settings,
+                                      taint: config.taint, sleeper: RealSleeper(), logger: logger,
+                                      onUnknownNode: config.onUnknownNode, metrics: metrics)
+            // Bound now (a bad address fails at start); served after the
+            // signal mask is set, since threads inherit it.
+            let metricsServer = try config.metricsAddress.map { address throws(NodeLifecycleError) in
+                try MetricsServer(address: address) { metrics.render() }
+            }
             logger.notice("draining nodes of terminating instances", ("sqs.queue_url", .string(config.queueURL)),
                           ("aws.region", .string(config.region)), ("aws.credentials", .string(credentials.source)),
-                          ("concurrency", JSON(config.concurrency)))
+                          ("concurrency", JSON(config.concurrency)), ("on_unknown_node", .string(config.onUnknownNode.rawValue)),
+                          ("heartbeat.interval", .string(DurationText.format(config.settings.heartbeatInterval))),
+                          ("pod_selector", config.settings.podSelector.map { .string($0) } ?? .null),
+                          ("delete_emptydir_data", .bool(config.settings.deleteEmptyDirData)), ("force", .bool(config.settings.force)),
+                          ("ignore_daemonsets", .bool(config.settings.ignoreDaemonSets)))
             let service = DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency, logger: logger)
             // SIGTERM (this pod evicted, a rollout): hand drains in progress to
             // another replica at once instead of after the visibility timeout.
@@ -123,6 +136,10 @@ public enum NodeLifecycleCommand {
                 logger.notice("stopping; drains in progress handed back to the queue", ("signal", JSON(Int(signal))),
                               ("messages.released", JSON(released)))
                 exit(0)
+            }
+            if let metricsServer, let address = config.metricsAddress {
+                metricsServer.start()
+                logger.notice("serving metrics", ("metrics.addr", .string(address)), ("metrics.port", JSON(metricsServer.port)))
             }
             service.run { false }
             return 0
@@ -148,7 +165,7 @@ public enum NodeLifecycleCommand {
             }
             let outcome = ReadyRunner(cluster: cluster, settings: config.settings, signal: signal, sleeper: RealSleeper(), logger: logger).run()
             switch outcome {
-            case .ready: return 0
+            case .ready, .notBooting: return 0
             case .timedOut: return ExitCode.failure
             case .failed(let why):
                 logger.error("node is healthy but could not be released", ("error", .string(why)))

@@ -71,9 +71,26 @@ public struct DrainConfig: Sendable {
                    help: "RecordLifecycleActionHeartbeat this often; keep it well under the hook's HeartbeatTimeout."),
         OptionSpec("poll-interval", env: "NODE_LIFECYCLE_POLL_INTERVAL", value: "DURATION", default: "2s",
                    help: "How often to list a draining node's pods while waiting for them to go."),
-        OptionSpec("concurrency", env: "NODE_LIFECYCLE_CONCURRENCY", value: "N", default: "4", help: "Instances drained at once."),
+        OptionSpec("eviction-retry", env: "NODE_LIFECYCLE_EVICTION_RETRY", value: "DURATION", default: "5s",
+                   help: "Wait before retrying an eviction a PodDisruptionBudget refused (kubectl's fixed 5 s; a longer Retry-After wins)."),
+        OptionSpec("concurrency", env: "NODE_LIFECYCLE_CONCURRENCY", value: "N", default: "4",
+                   help: "Instances drained at once. Every action received is heartbeated while it waits; spot interruptions start at once, outside this bound."),
         OptionSpec("taint", env: "NODE_LIFECYCLE_DRAIN_TAINT", value: "KEY[=VALUE][:EFFECT]",
                    default: "node-lifecycle/draining:NoSchedule", help: "Taint put on a node before it is drained."),
+        OptionSpec("on-unknown-node", env: "NODE_LIFECYCLE_ON_UNKNOWN_NODE", value: "leave|continue", default: "leave",
+                   help: "An action whose instance is no node of this cluster: leave its message on the queue (it goes to the dead-letter queue after maxReceiveCount; safe when clusters share a queue) or complete it with CONTINUE and delete it."),
+        OptionSpec("delete-emptydir-data", env: "NODE_LIFECYCLE_DELETE_EMPTYDIR_DATA", value: nil, default: "off",
+                   help: "kubectl drain --delete-emptydir-data: also evict pods with emptyDir volumes (their data is lost). Off: they stay, logged."),
+        OptionSpec("force", env: "NODE_LIFECYCLE_FORCE", value: nil, default: "off",
+                   help: "kubectl drain --force: also evict pods that declare no controller. Off: they stay, logged."),
+        OptionSpec("ignore-daemonsets", env: "NODE_LIFECYCLE_IGNORE_DAEMONSETS", value: nil, default: "on (kubectl: off)",
+                   help: "kubectl drain --ignore-daemonsets. DaemonSet pods are never evicted; =false logs them as kubectl's refusal."),
+        OptionSpec("pod-selector", env: "NODE_LIFECYCLE_POD_SELECTOR", value: "SELECTOR", default: "all pods",
+                   help: "kubectl drain --pod-selector: only pods with these labels are drained (a labelSelector, e.g. app!=db)."),
+        OptionSpec("grace-period", env: "NODE_LIFECYCLE_GRACE_PERIOD", value: "SECONDS", default: "-1 (the pod's own)",
+                   help: "kubectl drain --grace-period: seconds each pod gets to stop; always capped to the drain time left."),
+        OptionSpec("metrics-addr", env: "NODE_LIFECYCLE_METRICS_ADDR", value: "HOST:PORT", default: "off",
+                   help: "Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz), e.g. :9100."),
     ] + CommonOptions.specs
 
     public var queueURL: String
@@ -81,6 +98,8 @@ public struct DrainConfig: Sendable {
     public var settings: DrainSettings
     public var concurrency: Int
     public var taint: Taint
+    public var onUnknownNode: UnknownNodePolicy
+    public var metricsAddress: String?
     public var common: CommonConfig
 
     public static func load(arguments: [String], environment env: [String: String]) throws(NodeLifecycleError) -> DrainConfig {
@@ -95,10 +114,26 @@ public struct DrainConfig: Sendable {
         guard let region = o["region"] ?? SQSClient.region(fromQueueURL: queueURL) ?? common.region else {
             throw NodeLifecycleError(.usage, "No AWS region: the queue URL does not name one; set --region or AWS_REGION.")
         }
+        var grace: Int? = nil
+        if let text = o["grace-period"] {
+            guard let n = Int(text), n >= -1, n <= 31_536_000 else {
+                throw NodeLifecycleError(.usage, "\(o.source(of: "grace-period")) must be whole seconds, or -1 for each pod's own (got \"\(text)\").")
+            }
+            grace = n < 0 ? nil : n
+        }
+        let selector = o["pod-selector"].flatMap { $0.trimmingWhitespace.isEmpty ? nil : $0.trimmingWhitespace }
         let settings = DrainSettings(
             timeout: try duration(o, "drain-timeout", default: .seconds(600), minimum: .seconds(1)),
+            evictionRetry: try duration(o, "eviction-retry", default: .seconds(5), minimum: .milliseconds(100)),
             heartbeatInterval: try duration(o, "heartbeat-interval", default: .seconds(60)),
-            pollInterval: try duration(o, "poll-interval", default: .seconds(2)))
+            pollInterval: try duration(o, "poll-interval", default: .seconds(2)),
+            deleteEmptyDirData: o.isSet("delete-emptydir-data"), force: o.isSet("force"),
+            ignoreDaemonSets: o["ignore-daemonsets"] == nil || o.isSet("ignore-daemonsets"),
+            podSelector: selector, gracePeriodSeconds: grace)
+        let unknownText = o["on-unknown-node"] ?? "leave"
+        guard let onUnknownNode = UnknownNodePolicy(rawValue: unknownText) else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "on-unknown-node")) must be leave or continue (got \"\(unknownText)\").")
+        }
         guard let concurrency = Int(o["concurrency"] ?? "4"), concurrency >= 1, concurrency <= 64 else {
             throw NodeLifecycleError(.usage, "\(o.source(of: "concurrency")) must be a whole number from 1 to 64 (got \"\(o["concurrency"]!)\").")
         }
@@ -106,7 +141,10 @@ public struct DrainConfig: Sendable {
         guard let taint = Taint.parse(taintText) else {
             throw NodeLifecycleError(.usage, "\(o.source(of: "taint")) \"\(taintText)\" is not KEY[=VALUE][:NoSchedule|PreferNoSchedule|NoExecute].")
         }
-        return DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint, common: common)
+        let metrics = o["metrics-addr"].flatMap { $0.isEmpty ? nil : $0 }
+        if let metrics { _ = try MetricsServer.parse(address: metrics) }
+        return DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint,
+                           onUnknownNode: onUnknownNode, metricsAddress: metrics, common: common)
     }
 }
 

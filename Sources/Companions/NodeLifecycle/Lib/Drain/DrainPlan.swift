@@ -12,15 +12,22 @@ public struct DrainPod: Sendable, Equatable, Hashable {
     public var isMirror: Bool
     /// `status.phase` is `Succeeded` or `Failed`: nothing left to stop.
     public var isFinished: Bool
+    /// Has an `emptyDir` volume (kubectl: "local storage").
+    public var hasEmptyDir: Bool
+    /// `spec.terminationGracePeriodSeconds` (the API default is 30).
+    public var terminationGracePeriodSeconds: Int
 
     public init(namespace: String, name: String, uid: String, controllerKind: String? = nil,
-                isMirror: Bool = false, isFinished: Bool = false) {
+                isMirror: Bool = false, isFinished: Bool = false, hasEmptyDir: Bool = false,
+                terminationGracePeriodSeconds: Int = 30) {
         self.namespace = namespace
         self.name = name
         self.uid = uid
         self.controllerKind = controllerKind
         self.isMirror = isMirror
         self.isFinished = isFinished
+        self.hasEmptyDir = hasEmptyDir
+        self.terminationGracePeriodSeconds = terminationGracePeriodSeconds
     }
 
     /// Reads a Pod object from the API.
@@ -34,16 +41,32 @@ public struct DrainPod: Sendable, Equatable, Hashable {
         isMirror = json[path: "metadata", "annotations", "kubernetes.io/config.mirror"] != nil
         let phase = json[path: "status", "phase"]?.stringValue
         isFinished = phase == "Succeeded" || phase == "Failed"
+        hasEmptyDir = (json[path: "spec", "volumes"]?.arrayValue ?? []).contains { $0["emptyDir"] != nil }
+        // Clamped: an absurd value from the API must not trap arithmetic later.
+        let grace = json[path: "spec", "terminationGracePeriodSeconds"]?.doubleValue ?? 30
+        terminationGracePeriodSeconds = grace.isFinite ? Int(max(0, min(grace, 31_536_000))) : 30
     }
 
     public var key: String { "\(namespace)/\(name)" }
     public var isDaemonSet: Bool { controllerKind == "DaemonSet" }
 }
 
-/// Why a pod is left on the node.
+/// Why a pod is left on the node. The texts are kubectl drain's.
 public enum SkipReason: String, Sendable, Equatable {
-    case daemonSet = "DaemonSet pod"
-    case mirror = "mirror pod"
+    /// `--ignore-daemonsets` (kubectl: "ignoring DaemonSet-managed Pods").
+    case daemonSet = "DaemonSet pod (ignoring DaemonSet-managed Pods)"
+    /// kubectl refuses these without `--ignore-daemonsets`.
+    case daemonSetNotIgnored = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+    /// A static pod's API copy: it cannot be deleted through the API server.
+    case mirror = "mirror pod (cannot be deleted through the API server)"
+    /// kubectl: "cannot delete Pods with local storage (use --delete-emptydir-data to override)".
+    case localStorage = "Pods with local storage (use --delete-emptydir-data to override)"
+    /// kubectl: "cannot delete Pods declaring no controller (use --force to override)".
+    case unmanaged = "Pods declaring no controller (use --force to override)"
+
+    /// True when kubectl would refuse the drain for it (an error, not a
+    /// warning): logged as a warning, the pod stays.
+    public var isRefusal: Bool { self != .daemonSet && self != .mirror }
 }
 
 /// Result of one eviction call, as the adapter saw it.
@@ -89,13 +112,33 @@ public struct DrainSettings: Sendable, Equatable {
     public var heartbeatInterval: Duration
     /// List the node's pods this often while waiting for them to go. Default 2 s.
     public var pollInterval: Duration
+    /// kubectl `--delete-emptydir-data`: evict pods with `emptyDir` volumes. Default false.
+    public var deleteEmptyDirData: Bool
+    /// kubectl `--force`: evict pods that declare no controller. Default false.
+    public var force: Bool
+    /// kubectl `--ignore-daemonsets`. Default true (kubectl: false, which
+    /// refuses every node that runs a DaemonSet; either way they stay).
+    public var ignoreDaemonSets: Bool
+    /// kubectl `--pod-selector`: only pods with these labels are drained
+    /// (sent to the API server as `labelSelector`). Default none.
+    public var podSelector: String?
+    /// kubectl `--grace-period`: seconds each pod gets to stop; nil (kubectl
+    /// -1) uses the pod's own. Always capped to the drain time left.
+    public var gracePeriodSeconds: Int?
 
     public init(timeout: Duration = .seconds(600), evictionRetry: Duration = .seconds(5),
-                heartbeatInterval: Duration = .seconds(60), pollInterval: Duration = .seconds(2)) {
+                heartbeatInterval: Duration = .seconds(60), pollInterval: Duration = .seconds(2),
+                deleteEmptyDirData: Bool = false, force: Bool = false, ignoreDaemonSets: Bool = true,
+                podSelector: String? = nil, gracePeriodSeconds: Int? = nil) {
         self.timeout = timeout
         self.evictionRetry = evictionRetry
         self.heartbeatInterval = heartbeatInterval
         self.pollInterval = pollInterval
+        self.deleteEmptyDirData = deleteEmptyDirData
+        self.force = force
+        self.ignoreDaemonSets = ignoreDaemonSets
+        self.podSelector = podSelector
+        self.gracePeriodSeconds = gracePeriodSeconds
     }
 }
 
@@ -130,15 +173,25 @@ public struct DrainPlan: Sendable {
     /// Eviction attempts per pod key (for logs).
     public private(set) var attempts: [String: Int] = [:]
 
-    /// Builds the plan from the pods on the node (`spec.nodeName`), in list order:
-    /// finished pods need nothing, DaemonSet and mirror pods stay.
+    /// kubectl drain's filters, in its order (daemonSet, mirror, local
+    /// storage, unreplicated; the first that objects decides): nil when the
+    /// pod is evicted. Finished pods need nothing and are not listed here.
+    public static func skipReason(_ pod: DrainPod, settings: DrainSettings) -> SkipReason? {
+        if pod.isDaemonSet { return settings.ignoreDaemonSets ? .daemonSet : .daemonSetNotIgnored }
+        if pod.isMirror { return .mirror }
+        if pod.hasEmptyDir && !settings.deleteEmptyDirData { return .localStorage }
+        if pod.controllerKind == nil && !settings.force { return .unmanaged }
+        return nil
+    }
+
+    /// Builds the plan from the pods on the node (`spec.nodeName`), in list
+    /// order: finished pods need nothing; the others pass `skipReason`.
     public static func make(pods: [DrainPod], settings: DrainSettings, now: MonotonicClock.Instant) -> DrainPlan {
         var skipped: [(DrainPod, SkipReason)] = []
         var evict: [DrainPod] = []
         for pod in pods {
-            if pod.isMirror { skipped.append((pod, .mirror)); continue }
-            if pod.isDaemonSet { skipped.append((pod, .daemonSet)); continue }
             if pod.isFinished { continue }
+            if let reason = skipReason(pod, settings: settings) { skipped.append((pod, reason)); continue }
             evict.append(pod)
         }
         return DrainPlan(settings: settings, started: now, skipped: skipped, pods: evict,
@@ -149,18 +202,45 @@ public struct DrainPlan: Sendable {
     /// The deadline after which the drain gives up.
     public var deadline: MonotonicClock.Instant { started + settings.timeout }
 
+    /// `DeleteOptions.gracePeriodSeconds` for evicting `pod` at `now`:
+    /// `--grace-period` or the pod's own, capped to the whole seconds left
+    /// before the deadline (at least 1), so the drain timeout holds. nil when
+    /// the pod's own period fits (kubectl sends none then either).
+    public func gracePeriod(for pod: DrainPod, now: MonotonicClock.Instant) -> Int? {
+        let wanted = settings.gracePeriodSeconds ?? pod.terminationGracePeriodSeconds
+        let left = max(1, Int((deadline - now).components.seconds))
+        if wanted > left { return left }
+        return settings.gracePeriodSeconds
+    }
+
     /// Pods still to go (pending or evicted but not yet gone).
     public var remaining: [DrainPod] { pods.filter { progress[$0.key] != .gone } }
 
     /// Reports the node's pods as listed now: pods missing from the list, or
     /// present with another UID, are gone.
-    public mutating func observe(pods current: [DrainPod], now: MonotonicClock.Instant) {
+    /// Pods that arrived while the drain runs (bound just before the cordon
+    /// took effect) are adopted: evicted too, or skipped for the same
+    /// reasons. Returns the pods adopted for eviction.
+    @discardableResult
+    public mutating func observe(pods current: [DrainPod], now: MonotonicClock.Instant) -> [DrainPod] {
         var uidByKey: [String: String] = [:]
         for p in current where !p.isFinished { uidByKey[p.key] = p.uid }
         for pod in pods where progress[pod.key] != .gone {
             if let uid = uidByKey[pod.key], uid == pod.uid { continue }
             progress[pod.key] = .gone
         }
+        var adopted: [DrainPod] = []
+        guard outcome == nil else { return adopted }
+        for pod in current where !pod.isFinished && progress[pod.key] == nil && !skipped.contains(where: { $0.0.key == pod.key }) {
+            if let reason = Self.skipReason(pod, settings: settings) {
+                skipped.append((pod, reason))
+                continue
+            }
+            pods.append(pod)
+            progress[pod.key] = .pending(now)
+            adopted.append(pod)
+        }
+        return adopted
     }
 
     /// Reports what an eviction returned.

@@ -2,11 +2,21 @@ import KLCore
 import KLSupport
 import Synchronization
 
-/// The `drain` loop: long-polls the queue and hands each terminating
-/// instance to a `NodeDrainer` on its own thread, at most `concurrency` at
-/// once. Test notifications are deleted; malformed messages are logged and
-/// left on the queue, so its redrive policy moves them to the dead-letter
-/// queue after `maxReceiveCount` tries.
+/// The `drain` loop. It receives continuously, whatever the number of
+/// drains running, so that every lifecycle action that reached the queue is
+/// heartbeated from the moment it is received until it is completed:
+/// 1. receive (long poll); test notifications are deleted, malformed
+///    messages left for the dead-letter queue, launching actions completed;
+/// 2. a terminating action whose instance is no node here follows
+///    `--on-unknown-node`; any other gets a heartbeat at once and a ticket;
+/// 3. tickets wait in arrival order for one of `concurrency` drain slots;
+/// 4. the heartbeat loop (`runHeartbeats`) sends
+///    `RecordLifecycleActionHeartbeat` for every ticket, waiting or
+///    draining, each `--heartbeat-interval`, and keeps its messages hidden
+///    (newest receipt handle), so nothing ever waits on `HeartbeatTimeout`.
+///
+/// At most `maxTracked` actions are held (bounded memory); beyond that,
+/// receiving pauses and the rest stay on the queue.
 public final class DrainService: Sendable {
     public let queue: any QueueAPI
     public let drainer: NodeDrainer
@@ -14,44 +24,75 @@ public final class DrainService: Sendable {
     public let logger: Logger
     /// Long-poll wait per ReceiveMessage (SQS maximum 20 s).
     public let waitSeconds: Int
-    private let inFlight = Mutex<Set<String>>([])
-    /// The message of each drain in progress (newest copy), for `releaseInFlight`.
-    private let inFlightMessages = Mutex<[String: SQSMessage]>([:])
-    private let reports = Mutex<[DrainReport]>([])
-    /// The newest copy of each in-flight message received again (SQS only
-    /// deletes a message reliably with its most recent receipt handle).
-    private let redelivered = Mutex<[String: SQSMessage]>([:])
+    public let maxTracked: Int
 
-    public init(queue: any QueueAPI, drainer: NodeDrainer, concurrency: Int = 4, waitSeconds: Int = 20, logger: Logger) {
+    struct Book {
+        var tickets: [String: ActionTicket] = [:]
+        /// Tokens waiting for a drain slot, oldest first.
+        var waiting: [String] = []
+        var running: Set<String> = []
+    }
+    private let book = Mutex(Book())
+    private let reports = Mutex<[DrainReport]>([])
+
+    public init(queue: any QueueAPI, drainer: NodeDrainer, concurrency: Int = 4, waitSeconds: Int = 20,
+                maxTracked: Int = 1000, logger: Logger) {
         self.queue = queue
         self.drainer = drainer
         self.concurrency = max(1, concurrency)
         self.waitSeconds = waitSeconds
+        self.maxTracked = max(1, maxTracked)
         self.logger = logger
     }
 
-    /// Drains running now (lifecycle action tokens).
-    public var running: Int { inFlight.withLock { $0.count } }
+    var metrics: DrainMetrics? { drainer.metrics }
 
-    /// Every finished drain's report, in order (for tests and metrics).
+    /// Drains running now.
+    public var running: Int { book.withLock { $0.running.count } }
+    /// Actions received and heartbeated, waiting for a drain slot.
+    public var waiting: Int { book.withLock { $0.waiting.count } }
+    /// Every action held (waiting or draining).
+    public var tracked: [ActionTicket] { book.withLock { Array($0.tickets.values) } }
+
+    /// Every finished action's report, in order (for tests and metrics).
     public var finished: [DrainReport] { reports.withLock { $0 } }
 
-    /// One receive and dispatch. Returns how many messages came.
-    /// `inline` runs drains on the calling thread (tests).
+    func report(_ r: DrainReport) {
+        reports.withLock { $0.append(r) }
+        metrics?.completed(r)
+    }
+
+    func updateGauges() {
+        let (r, w) = book.withLock { ($0.running.count, $0.waiting.count) }
+        metrics?.setInProgress(running: r, waiting: w)
+    }
+
+    /// One receive, then drains started for free slots. Returns how many
+    /// messages came. `inline` runs drains on the calling thread (tests).
     @discardableResult
     public func pollOnce(inline: Bool = false) throws(NodeLifecycleError) -> Int {
-        let free = concurrency - running
-        if free <= 0 {
+        let room = maxTracked - book.withLock { $0.tickets.count }
+        if room <= 0 {
+            logger.warning("too many lifecycle actions held; receiving paused", ("max", JSON(maxTracked)))
             drainer.sleeper.sleep(until: drainer.sleeper.now() + .seconds(1))
             return 0
         }
-        let messages = try queue.receive(max: min(10, free), waitSeconds: waitSeconds,
+        let messages = try queue.receive(max: min(10, room), waitSeconds: waitSeconds,
                                          visibilitySeconds: drainer.visibilitySeconds)
-        for message in messages { dispatch(message, inline: inline) }
+        var nodes: [JSON]? = nil   // listed once per batch, when needed
+        for message in messages { accept(message, nodes: &nodes) }
+        startWaiting(inline: inline)
         return messages.count
     }
 
-    func dispatch(_ message: SQSMessage, inline: Bool) {
+    func accept(_ message: SQSMessage) {
+        var nodes: [JSON]? = nil
+        accept(message, nodes: &nodes)
+    }
+
+    /// Handles one received message. `nodes` caches the node list for the
+    /// rest of the batch (one list call per receive, not per message).
+    func accept(_ message: SQSMessage, nodes: inout [JSON]?) {
         let log = logger.with(("sqs.message_id", .string(message.messageID)), ("sqs.receive_count", JSON(message.receiveCount)))
         let parsed: LifecycleMessage
         do {
@@ -61,51 +102,137 @@ public final class DrainService: Sendable {
                       ("body", .string(String(message.body.prefix(300)))))
             return
         }
-        switch parsed {
-        case .testNotification:
+        if case .ignoredEvent(let what) = parsed {
+            log.info("EC2 event needs nothing; deleted", ("event", .string(what)))
+            do { try queue.delete(message) } catch {
+                log.warning("cannot delete the message", ("error", .string(error.description)))
+            }
+            return
+        }
+        guard case .action(let action) = parsed else {
             log.info("test notification deleted")
             do { try queue.delete(message) } catch {
                 log.warning("cannot delete the test notification", ("error", .string(error.description)))
             }
-        case .action(let action):
-            let token = action.lifecycleActionToken
-            let isNew = inFlight.withLock { $0.insert(token).inserted }
-            guard isNew else {
-                log.info("lifecycle action already being handled; redelivery ignored", ("instance.id", .string(action.instanceID)))
-                redelivered.withLock { $0[token] = message }
-                inFlightMessages.withLock { $0[token] = message }
-                do { try queue.extend(message, seconds: drainer.visibilitySeconds) } catch {
-                    log.warning("cannot extend the message's visibility", ("error", .string(error.description)))
-                }
+            return
+        }
+        let alog = log.with(("instance.id", .string(action.instanceID)), ("source", .string(action.source.rawValue)))
+        // Received again (visibility ran out, or a duplicate message): keep
+        // the newest receipt handle and hide it like the others.
+        if let known = book.withLock({ $0.tickets[action.lifecycleActionToken] }) {
+            known.received(message)
+            alog.info("lifecycle action received again; newest receipt handle kept")
+            do { try queue.extend(message, seconds: drainer.visibilitySeconds) } catch {
+                alog.warning("cannot extend the message's visibility", ("error", .string(error.description)))
+            }
+            return
+        }
+        metrics?.received(action)
+        let ticket = ActionTicket(action: action, message: message, now: drainer.sleeper.now())
+        if action.transition == .launching {
+            report(drainer.handle(ticket, selfHeartbeat: true))
+            return
+        }
+        // Not our node (another cluster sharing the queue): decide now, so
+        // its message is not held hidden while it waits for a slot.
+        do {
+            if nodes == nil { nodes = try drainer.cluster.listNodes() }
+            if NodeDrainer.node(for: action.instanceID, in: nodes ?? []) == nil {
+                report(drainer.unknownNode(ticket, log: alog))
                 return
             }
-            inFlightMessages.withLock { $0[token] = message }
+        } catch {
+            alog.warning("cannot list nodes; the drain looks the node up again", ("error", .string(error.description)))
+        }
+        // The action may have waited in the queue: heartbeat it at once.
+        guard drainer.keepAlive(ticket, log: alog) else {
+            alog.warning("the lifecycle action is no longer active; message deleted")
+            drainer.deleteMessages(ticket, log: alog)
+            report(.alreadyCompleted(node: nil))
+            return
+        }
+        let position = book.withLock { b -> Int in
+            b.tickets[ticket.token] = ticket
+            b.waiting.append(ticket.token)
+            return b.waiting.count
+        }
+        updateGauges()
+        alog.info("lifecycle action received; heartbeated until it is completed", ("queue.position", JSON(position)))
+    }
+
+    /// Starts drains while slots are free, oldest action first. A spot
+    /// interruption (two minutes' notice) starts at once, slot or not.
+    func startWaiting(inline: Bool) {
+        while let ticket = book.withLock({ b -> ActionTicket? in
+            let spot = b.waiting.firstIndex { b.tickets[$0]?.action.source == .spotInterruption }
+            // Spot drains do not take one of the `concurrency` slots either.
+            let slotsUsed = b.running.count { b.tickets[$0]?.action.source != .spotInterruption }
+            guard let index = spot ?? (slotsUsed < concurrency && !b.waiting.isEmpty ? 0 : nil) else { return nil }
+            let token = b.waiting.remove(at: index)
+            b.running.insert(token)
+            return b.tickets[token]
+        }) {
+            updateGauges()
             let work: @Sendable () -> Void = { [self] in
-                let report = drainer.handle(action, message: message)
-                reports.withLock { $0.append(report) }
-                // Received again while draining: delete that copy too, unless
-                // the drain left the message for redelivery on purpose.
-                if let newer = redelivered.withLock({ $0.removeValue(forKey: token) }) {
-                    if case .leftOnQueue = report {} else {
-                        do { try queue.delete(newer) } catch {
-                            log.debug("the newer copy of the message was already gone", ("error", .string("\(error)")))
-                        }
-                    }
+                let r = drainer.handle(ticket, selfHeartbeat: false)
+                book.withLock { b in
+                    b.running.remove(ticket.token)
+                    b.tickets[ticket.token] = nil
                 }
-                _ = inFlightMessages.withLock { $0.removeValue(forKey: token) }
-                _ = inFlight.withLock { $0.remove(token) }
+                report(r)
+                updateGauges()
+                if !inline { startWaiting(inline: false) }
             }
             if inline { work() } else { startThread(work) }
         }
     }
 
-    /// Makes the messages of drains in progress visible again at once, so
-    /// another replica resumes them without waiting out the visibility
-    /// timeout. Called on SIGTERM (the drain pod may itself be evicted from a
-    /// node being drained); the lifecycle actions stay open.
+    /// Heartbeats every held action that is due. An action Auto Scaling no
+    /// longer has is dropped (its messages deleted) when still waiting; a
+    /// running drain sees it gone and stops. Returns when the next is due.
+    @discardableResult
+    public func heartbeatDue() -> MonotonicClock.Instant {
+        let interval = drainer.settings.heartbeatInterval
+        let now = drainer.sleeper.now()
+        var next = now + interval
+        for ticket in tracked where !ticket.isDone {
+            let due = ticket.nextHeartbeat(interval: interval, now: now)
+            guard due <= now else { next = min(next, due); continue }
+            let log = drainer.log(for: ticket)
+            if !drainer.keepAlive(ticket, log: log) {
+                let dropped = book.withLock { b -> Bool in
+                    guard let i = b.waiting.firstIndex(of: ticket.token) else { return false }
+                    b.waiting.remove(at: i)
+                    b.tickets[ticket.token] = nil
+                    return true
+                }
+                if dropped {
+                    log.warning("the lifecycle action is no longer active while waiting; message deleted")
+                    drainer.deleteMessages(ticket, log: log)
+                    report(.alreadyCompleted(node: nil))
+                    updateGauges()
+                }
+            }
+            next = min(next, drainer.sleeper.now() + interval)
+        }
+        return next
+    }
+
+    /// The heartbeat loop: `heartbeatDue` whenever one is due (checked at
+    /// least every second), until `shouldStop`.
+    public func runHeartbeats(shouldStop: @Sendable () -> Bool) {
+        while !shouldStop() {
+            let next = heartbeatDue()
+            drainer.sleeper.sleep(until: min(next, drainer.sleeper.now() + .seconds(1)))
+        }
+    }
+
+    /// Makes the messages of every held action (waiting or draining) visible
+    /// again at once, so another replica resumes them without waiting out the
+    /// visibility timeout. Called on SIGTERM; the lifecycle actions stay open.
     @discardableResult
     public func releaseInFlight() -> Int {
-        let messages = inFlightMessages.withLock { Array($0.values) }
+        let messages = tracked.flatMap(\.messages)
         for m in messages {
             do {
                 try queue.extend(m, seconds: 0)
@@ -116,9 +243,11 @@ public final class DrainService: Sendable {
         return messages.count
     }
 
-    /// Polls until `shouldStop` returns true. Receive errors are logged and
-    /// retried with backoff (up to 30 s); the process keeps running.
-    public func run(shouldStop: @Sendable () -> Bool) {
+    /// Heartbeats on a thread of their own, and receives until `shouldStop`
+    /// returns true. Receive errors are logged and retried with backoff (up
+    /// to 30 s); the process keeps running.
+    public func run(shouldStop: @escaping @Sendable () -> Bool) {
+        startThread { [self] in runHeartbeats(shouldStop: shouldStop) }
         var backoff: Duration = .seconds(1)
         while !shouldStop() {
             do {
@@ -131,12 +260,5 @@ public final class DrainService: Sendable {
                 backoff = min(backoff * 2, .seconds(30))
             }
         }
-    }
-}
-
-extension DrainService {
-    /// Marks a lifecycle action token as running (tests of the duplicate guard).
-    func inFlightInsertForTests(_ token: String) -> Bool {
-        inFlight.withLock { $0.insert(token).inserted }
     }
 }

@@ -6,8 +6,29 @@ public enum LifecycleTransition: String, Sendable, Equatable {
     case launching = "autoscaling:EC2_INSTANCE_LAUNCHING"
 }
 
+/// Where a node's termination notice came from.
+public enum ActionSource: String, Sendable, Equatable {
+    /// An Auto Scaling lifecycle hook: heartbeated, completed with CONTINUE.
+    case lifecycleHook = "lifecycle_hook"
+    /// EventBridge "EC2 Spot Instance Interruption Warning": the instance
+    /// goes two minutes after the warning. Drained at once (beyond
+    /// `--concurrency`, ahead of the queue) with a drain timeout of at most
+    /// 2 minutes; nothing to heartbeat or complete.
+    case spotInterruption = "spot_interruption"
+    /// EventBridge "EC2 Instance Rebalance Recommendation": an elevated risk
+    /// of interruption. The node is cordoned and tainted, not drained.
+    case rebalanceRecommendation = "rebalance_recommendation"
+    /// EventBridge "EC2 Instance State-change Notification" with state
+    /// `stopping` or `shutting-down`: drained like a lifecycle action (the
+    /// instance is going; nothing to complete).
+    case stateChange = "state_change"
+}
+
 /// One pending Auto Scaling lifecycle action: what `CompleteLifecycleAction`
 /// and `RecordLifecycleActionHeartbeat` need, plus what the logs show.
+/// EC2 events (spot interruption, rebalance, state change) are carried as
+/// actions too, with `source` saying so and the token `instance:ID`, so a
+/// second notice for the same instance joins the first.
 public struct LifecycleAction: Sendable, Equatable {
     public var autoScalingGroupName: String
     public var lifecycleHookName: String
@@ -18,10 +39,15 @@ public struct LifecycleAction: Sendable, Equatable {
     public var time: String?
     /// `NotificationMetadata` of the hook, as sent.
     public var notificationMetadata: String?
+    public var source: ActionSource
+
+    /// True when Auto Scaling waits for this action (heartbeat, complete).
+    public var isLifecycleHook: Bool { source == .lifecycleHook }
 
     public init(autoScalingGroupName: String, lifecycleHookName: String, lifecycleActionToken: String,
                 instanceID: String, transition: LifecycleTransition, time: String? = nil,
-                notificationMetadata: String? = nil) {
+                notificationMetadata: String? = nil, source: ActionSource = .lifecycleHook) {
+        self.source = source
         self.autoScalingGroupName = autoScalingGroupName
         self.lifecycleHookName = lifecycleHookName
         self.lifecycleActionToken = lifecycleActionToken
@@ -37,6 +63,9 @@ public enum LifecycleMessage: Sendable, Equatable {
     case action(LifecycleAction)
     /// `autoscaling:TEST_NOTIFICATION`, sent when the hook is created: delete it.
     case testNotification
+    /// An EC2 event that needs nothing (a state change to `running`,
+    /// `stopped`, ...): delete it. The text says what it was.
+    case ignoredEvent(String)
 
     /// Parses the three shapes a lifecycle message arrives in:
     /// 1. direct from the hook (`LifecycleTransition`, `EC2InstanceId`, ...);
@@ -62,12 +91,38 @@ public enum LifecycleMessage: Sendable, Equatable {
             guard let detail = json["detail"], detail.objectValue != nil else {
                 throw NodeLifecycleError(.malformedMessage, "The EventBridge message of type \"\(detailType)\" has no \"detail\" object; it is left on the queue for its dead-letter policy.")
             }
+            if let event = try parseEC2Event(detailType: detailType, detail: detail, time: json["time"]?.stringValue) {
+                return event
+            }
             return try parseAction(detail, shape: "EventBridge \"\(detailType)\"")
         }
         if json["Event"]?.stringValue == "autoscaling:TEST_NOTIFICATION" {
             return .testNotification
         }
         return try parseAction(json, shape: "lifecycle")
+    }
+
+    /// The EC2 events aws-node-termination-handler's queue mode handles too;
+    /// nil for any other detail-type (lifecycle actions).
+    static func parseEC2Event(detailType: String, detail: JSON, time: String?) throws(NodeLifecycleError) -> LifecycleMessage? {
+        let source: ActionSource
+        switch detailType {
+        case "EC2 Spot Instance Interruption Warning": source = .spotInterruption
+        case "EC2 Instance Rebalance Recommendation": source = .rebalanceRecommendation
+        case "EC2 Instance State-change Notification": source = .stateChange
+        default: return nil
+        }
+        guard let instance = detail["instance-id"]?.stringValue, instance.hasPrefix("i-") else {
+            throw NodeLifecycleError(.malformedMessage, "The EventBridge \"\(detailType)\" message has no \"instance-id\" in its detail; it is left on the queue for its dead-letter policy.")
+        }
+        if source == .stateChange {
+            let state = detail["state"]?.stringValue ?? ""
+            guard state == "stopping" || state == "shutting-down" else {
+                return .ignoredEvent("EC2 instance \(instance) state \(state.isEmpty ? "(none)" : state): nothing to drain")
+            }
+        }
+        return .action(LifecycleAction(autoScalingGroupName: "", lifecycleHookName: "", lifecycleActionToken: "instance:" + instance,
+                                       instanceID: instance, transition: .terminating, time: time, source: source))
     }
 
     static func parseAction(_ json: JSON, shape: String) throws(NodeLifecycleError) -> LifecycleMessage {

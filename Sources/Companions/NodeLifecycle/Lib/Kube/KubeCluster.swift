@@ -1,11 +1,17 @@
 import KLCore
 import KLKube
+import KLSupport
 
 /// `ClusterAPI` over KLKube's Kubernetes client.
 public struct KubeCluster: ClusterAPI {
     public let client: KubeClient
+    /// `reportingInstance` of Events (the pod's host name).
+    public let instance: String
 
-    public init(client: KubeClient) { self.client = client }
+    public init(client: KubeClient, instance: String = "node-lifecycle") {
+        self.client = client
+        self.instance = instance
+    }
 
     static func wrap(_ e: KubeError) -> NodeLifecycleError { NodeLifecycleError(.kube, e.description, httpStatus: e.httpStatus) }
 
@@ -35,15 +41,23 @@ public struct KubeCluster: ClusterAPI {
         }
     }
 
-    public func podsOnNode(_ name: String) throws(NodeLifecycleError) -> [JSON] {
+    public func podsOnNode(_ name: String, labelSelector: String?) throws(NodeLifecycleError) -> [JSON] {
         do {
-            return try client.list(.pods, namespace: nil, fieldSelector: "spec.nodeName=\(name)")["items"]?.arrayValue ?? []
+            return try client.list(.pods, namespace: nil, labelSelector: labelSelector,
+                                   fieldSelector: "spec.nodeName=\(name)")["items"]?.arrayValue ?? []
         } catch { throw Self.wrap(error) }
     }
 
-    public func evict(namespace: String, name: String) -> EvictionResult {
-        let body: JSON = ["apiVersion": "policy/v1", "kind": "Eviction",
+    public func recordEvent(_ event: NodeEvent) throws(NodeLifecycleError) {
+        do {
+            _ = try client.create(.events, namespace: "default", body: event.object(time: RFC3339.format(wallNow()), instance: instance))
+        } catch { throw Self.wrap(error) }
+    }
+
+    public func evict(namespace: String, name: String, gracePeriodSeconds: Int?) -> EvictionResult {
+        var body: JSON = ["apiVersion": "policy/v1", "kind": "Eviction",
                           "metadata": ["name": .string(name), "namespace": .string(namespace)]]
+        if let gracePeriodSeconds { body["deleteOptions"] = ["gracePeriodSeconds": JSON(gracePeriodSeconds)] }
         do {
             _ = try client.post(.pods, namespace: namespace, name: name, subresource: "eviction", body: body)
             return .accepted
