@@ -131,9 +131,10 @@ extension ScriptStep {
     }
 
     /// `kubectl delete` of the lock.
-    public static func deleteLock() -> ScriptStep {
+    /// `force`: also when a standby has not seen the hold (scenarios).
+    public static func deleteLock(force: Bool = false) -> ScriptStep {
         ScriptStep("someone deletes the lock") { w in
-            guard w.holdEndMayHappen() else { return }
+            guard w.holdEndMayHappen(force: force) else { return }
             if w.server.delete(at: w.now, deliver: { c, i in w.deliver(c, i) }) { w.holdEndedByOthersAt = w.now }
         }
     }

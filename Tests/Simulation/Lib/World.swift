@@ -436,15 +436,16 @@ public final class World {
     var holdEndedByOthersAt: SimTime?
 
     /// Whether a deletion or clear by others stays within the documented
-    /// guarantees: every running standby has seen the lock held (its last
-    /// observation names a holder). A replica that never saw it held cannot
-    /// tell a deleted lock from a new one (`Election`'s non-guarantees).
-    func holdEndMayHappen() -> Bool {
-        if config.freshStartAfterDelete { return true }
+    /// guarantees: every running standby has seen the hold that ends (its
+    /// last observation names the current holder). A replica that never saw
+    /// that hold cannot tell a deleted lock from a new one (`Election`'s
+    /// non-guarantees).
+    func holdEndMayHappen(force: Bool = false) -> Bool {
+        if config.freshStartAfterDelete || force { return true }
         guard let holder = server.snapshot?.record?.holderIdentity, !holder.isEmpty else { return true }
         for r in replicas.indices {
             guard let p = replicas[r].process, !p.runner.finished, p.runner.election.role == .standby else { continue }
-            if p.runner.election.observed?.record?.holderIdentity.isEmpty ?? true {
+            if p.runner.election.observed?.record?.holderIdentity != holder {
                 trace(r, "deletion/clear skipped: this standby has not seen the lock held (fresh-start-after-delete not drawn)")
                 return false
             }
