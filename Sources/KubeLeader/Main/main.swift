@@ -87,6 +87,9 @@ func runKubeLeader() -> Never {
     if let tokenFile = config.tokenFile, let reason = unreadableReason(tokenFile) {
         usageExit("cannot read the token file \(tokenFile): \(reason). Mount the service account token (automountServiceAccountToken) or pass --token-file")
     }
+    if let tokenFile = config.tokenFile, let reason = tokenFileProblem(tokenFile) {
+        usageExit("cannot use the token file \(tokenFile): \(reason)")
+    }
     if let caFile = config.caFile, let reason = unreadableReason(caFile) {
         usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
     }
