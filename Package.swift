@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // kube-leader: one static binary that elects a leader among replicas and runs
 // the real command only there. No package dependencies: toolchain + system C
-// libraries only (see ../shared/DESIGN.md, "Hard constraints").
+// libraries only (see docs/kube-leader-design.md).
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "KLKube", dependencies: ["KLCore", "KLSupport", "COpenSSL", "CShims"],
                 path: "Sources/KubeLeader/Kube", swiftSettings: lean),
         .executableTarget(name: "KubeLeaderMain",
-                          dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube"],
+                          dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "CShims"],
                           path: "Sources/KubeLeader/Main", swiftSettings: lean),
 
         // MARK: companions (nothing depends on them)
@@ -65,19 +65,21 @@ let package = Package(
         .target(name: "FakeAPIServerKit",
                 dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "CFakeCerts"],
                 path: "Tests/FakeAPIServer/Lib", swiftSettings: strict),
-        .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLSupport"],
+        .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport"],
                           path: "Tests/FakeAPIServer/Main", swiftSettings: strict),
 
         // MARK: tests
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
-        .testTarget(name: "KLSupportTests", dependencies: ["KLSupport"]),
-        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess"]),
-        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "FakeAPIServerKit"]),
-        .testTarget(name: "FakeAPIServerTests", dependencies: ["FakeAPIServerKit", "KLKube"]),
-        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLProcess"]),
+        .testTarget(name: "KLSupportTests", dependencies: ["KLCore", "KLSupport"]),
+        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess", "KLSupport", "CShims"]),
+        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "KLCore", "KLSupport", "COpenSSL", "FakeAPIServerKit"]),
+        .testTarget(name: "FakeAPIServerTests",
+                    dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess"]),
         .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit", "KLCore", "KLSupport", "KLKube"],
                     exclude: ["fake_pagerduty.py"]),
-        .testTarget(name: "NodeLifecycleTests", dependencies: ["NodeLifecycleKit", "FakeAPIServerKit"],
+        .testTarget(name: "NodeLifecycleTests",
+                    dependencies: ["NodeLifecycleKit", "KLCore", "KLSupport", "KLKube", "FakeAPIServerKit"],
                     exclude: ["Data", "Support/botocore_sign.py", "Support/moto_harness.py", "Support/query_double.py",
                               "Support/binary_e2e.py"]),
         .testTarget(name: "EndToEndTests",

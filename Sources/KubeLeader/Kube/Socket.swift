@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLCore
 import KLSupport
 
 /// A byte stream to one server: plain TCP or TLS. Every call is bounded by

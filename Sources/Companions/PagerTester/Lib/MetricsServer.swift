@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import KLCore
+import KLSupport
 
 /// `--metrics-addr HOST:PORT`: a tiny HTTP/1.1 server answering
 /// `GET /metrics` with `PagerMetrics.exposition()` (404 elsewhere).
@@ -43,7 +44,7 @@ public final class MetricsServer: Sendable {
         guard bound == 0, listen(fd, 16) == 0 else {
             let e = errno
             close(fd)
-            throw PagerError(.usage, "--metrics-addr '\(address)': cannot listen (\(String(cString: strerror(e)))); choose another port")
+            throw PagerError(.usage, "--metrics-addr '\(address)': cannot listen (\(errnoMessage(e))); choose another port")
         }
         var actual = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -55,14 +56,7 @@ public final class MetricsServer: Sendable {
 
     /// Starts the serving thread (runs until the process exits).
     public func serve() {
-        final class Box { let server: MetricsServer; init(_ s: MetricsServer) { server = s } }
-        let context = Unmanaged.passRetained(Box(self)).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().server.acceptLoop()
-            return nil
-        }, context)
-        if rc == 0 { pthread_detach(thread) } else { Unmanaged<Box>.fromOpaque(context).release() }
+        startDetachedThread { [self] in acceptLoop() }
     }
 
     func acceptLoop() {
@@ -70,7 +64,7 @@ public final class MetricsServer: Sendable {
             let c = accept(fd, nil, nil)
             if c < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno == EMFILE || errno == ENFILE { usleep(100_000); continue }
+                if errno == EMFILE || errno == ENFILE { blockingSleep(.milliseconds(100)); continue }
                 return
             }
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
@@ -85,10 +79,9 @@ public final class MetricsServer: Sendable {
         var buffer = [UInt8](repeating: 0, count: 2048)
         let deadline = MonotonicClock.now + .seconds(2)
         while head.count < 8192 {
-            let remaining = deadline - MonotonicClock.now
-            guard remaining > .zero else { return }
+            let ms = pollTimeoutMilliseconds(until: deadline)
+            guard ms > 0 else { return }
             var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
             let r = poll(&p, 1, ms)
             if r < 0 && errno == EINTR { continue }
             guard r > 0 else { return }

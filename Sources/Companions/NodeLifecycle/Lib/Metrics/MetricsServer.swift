@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import KLCore
+import KLSupport
 
 /// A tiny HTTP/1.0 server for `--metrics-addr HOST:PORT`: `GET /metrics`
 /// (Prometheus text) and `GET /healthz`. One request per connection, served
@@ -40,14 +41,14 @@ public final class MetricsServer: Sendable {
         #else
         let fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)
         #endif
-        guard fd >= 0 else { throw NodeLifecycleError(.file, "Cannot open a socket for --metrics-addr: \(String(cString: strerror(errno))).") }
+        guard fd >= 0 else { throw NodeLifecycleError(.file, "Cannot open a socket for --metrics-addr: \(errnoMessage(errno)).") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
-            let why = String(cString: strerror(errno))
+            let why = errnoMessage(errno)
             close(fd)
             throw NodeLifecycleError(.usage, "Cannot listen on --metrics-addr \(address): \(why). Pick a free port.")
         }
@@ -63,7 +64,7 @@ public final class MetricsServer: Sendable {
 
     /// Serves forever on a thread of its own.
     public func start() {
-        startThread { [self] in
+        runOnNewThread { [self] in
             while true {
                 let client = accept(fd, nil, nil)
                 if client < 0 {
@@ -85,10 +86,9 @@ public final class MetricsServer: Sendable {
         var buffer = [UInt8](repeating: 0, count: 1024)
         let deadline = MonotonicClock.now + .seconds(5)
         while request.count < 8192, !request.contains(10) {
-            let left = deadline - MonotonicClock.now
-            guard left > .zero else { return }
+            let ms = pollTimeoutMilliseconds(until: deadline)
+            guard ms > 0 else { return }
             var pfd = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(min(5000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
             guard poll(&pfd, 1, ms) > 0 else { return }
             let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
             if n <= 0 { return }
