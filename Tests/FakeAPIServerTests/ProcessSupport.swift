@@ -1,19 +1,12 @@
 import CShims
 import Glibc
+import KLTestSupport
 
 /// Spawning binaries for black-box tests (kubectl, kube-apiserver-fake).
 struct ProcessResult {
     var exitCode: Int32
     var stdout: String
     var stderr: String
-}
-
-/// Where the built binaries are: $KL_BIN_DIR or <package>/.build/debug.
-func binDir() -> String {
-    if let dir = getenv("KL_BIN_DIR").map({ String(cString: $0) }), !dir.isEmpty { return dir }
-    var path = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-    path.removeLast(3)   // Tests/FakeAPIServerTests/ProcessSupport.swift
-    return path.joined(separator: "/") + "/.build/debug"
 }
 
 /// Starts `path args` with stdout/stderr redirected to files.
@@ -51,7 +44,7 @@ func waitExit(_ pid: pid_t) -> Int32 {
 
 /// Runs a command to completion and captures its output.
 func run(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> ProcessResult {
-    let dir = makeTempDir()
+    let dir = makeTemporaryDirectory(prefix: "fake-apiserver-test")
     let pid = try spawn(path, args, env: env, stdoutFile: "\(dir)/out", stderrFile: "\(dir)/err")
     let code = waitExit(pid)
     return ProcessResult(exitCode: code, stdout: readText("\(dir)/out"), stderr: readText("\(dir)/err"))

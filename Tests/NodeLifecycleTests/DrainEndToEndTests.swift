@@ -3,6 +3,7 @@ import KLCore
 import KLKube
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -12,7 +13,7 @@ struct TestCluster {
     let client: KubeClient
 
     static func start() throws -> TestCluster {
-        let server = try FakeAPIServer.start(FakeAPIServerOptions(dir: makeTempDirectory()))
+        let server = try FakeAPIServer.start(FakeAPIServerOptions(dir: makeTemporaryDirectory(prefix: "nodelifecycle-test")))
         let client = try KubeClient(config: KubeConfig(server: server.url, caFile: server.caFile, token: server.token))
         return TestCluster(server: server, client: client)
     }
@@ -56,7 +57,7 @@ struct DrainEndToEndTests {
         defer { cluster.server.stop() }
         let moto = try Moto.start()
         defer { moto.stop() }
-        let dir = makeTempDirectory()
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
         let run = runCommand("python3 '\(testsDirectory)/Support/query_double.py' start '\(dir)' \(moto.accessKey) '\(moto.secretKey)'")
         try #require(run.status == 0)
         let dj = try JSON.parse(run.output)

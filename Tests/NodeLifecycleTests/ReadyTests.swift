@@ -3,6 +3,7 @@ import KLCore
 import KLKube
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -164,14 +165,6 @@ struct ReadyRunnerTests {
     }
 }
 
-/// The built node-lifecycle binary (KL_BIN_DIR, else .build/debug).
-func binary(_ name: String) -> String {
-    if let dir = getenvString("KL_BIN_DIR") { return dir + "/" + name }
-    var parts = testsDirectory.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(2)
-    return parts.joined(separator: "/") + "/.build/debug/" + name
-}
-
 @Suite("ready end to end (binary, kube-apiserver-fake, Query double)", .serialized, .timeLimit(.minutes(1)))
 struct ReadyEndToEndTests {
     struct Setup {
@@ -183,7 +176,7 @@ struct ReadyEndToEndTests {
             // Without --instance-id: IMDS at a closed port, so the node's providerID is used.
             let env = "AWS_ACCESS_KEY_ID=\(QueryDouble.accessKey) AWS_SECRET_ACCESS_KEY='\(QueryDouble.secret)' AWS_REGION=eu-west-1 "
                 + "AWS_ENDPOINT_URL_CLOUDFORMATION=\(double.url) AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1"
-            let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
+            let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(TestPaths.binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
                 + "--ca-file '\(cluster.server.caFile)' --token-file '\(cluster.server.tokenFile)' --stack nodes --resource NodeGroup "
                 + (instanceID.map { "--instance-id \($0) " } ?? "") + "--conditions KernelDeadlock,ReadonlyFilesystem --poll-interval 200ms \(extra) 2>'\(dir)/stderr'"
             let r = runCommand(cmd)
@@ -196,7 +189,7 @@ struct ReadyEndToEndTests {
         let double = try QueryDouble.start()
         try cluster.node("n1", instance: "i-0new", conditions: [("Ready", "False")],
                          taints: [["key": "node-lifecycle/booting", "effect": "NoSchedule"]])
-        return Setup(cluster: cluster, double: double, dir: makeTempDirectory())
+        return Setup(cluster: cluster, double: double, dir: makeTemporaryDirectory(prefix: "nodelifecycle-test"))
     }
 
     static func conditions(_ c: [(String, String)]) -> JSON {

@@ -124,7 +124,7 @@ public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8
             return .failure(FileReadError(path: path, reason: .system(errno: code)))
         }
         if n == 0 { return .success(bytes) }
-        if bytes.count + n > limit { return .failure(FileReadError(path: path, reason: .tooLarge(limit: limit))) }
+        if n > limit - bytes.count { return .failure(FileReadError(path: path, reason: .tooLarge(limit: limit))) }
         bytes += chunk[0..<n]
     }
 }
