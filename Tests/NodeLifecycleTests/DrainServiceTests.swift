@@ -114,15 +114,7 @@ struct DrainServiceTests {
         // the loop runs at the new time, as its own thread would.
         let clock = VirtualMonotonicClock { _ in _ = box.withLock { $0 }?.heartbeatDue() }
         let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
-        for i in 1...nodes {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-            queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
-            lifecycle.start("t\(i)")
-        }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = scaleIn(nodes, cluster, queue, lifecycle, clock: clock, concurrency: 2)
         box.withLock { $0 = service }
         // One receive takes all six; the drains run inline, one after the other: half an hour of virtual time.
         #expect(try service.pollOnce(inline: true) == nodes)
@@ -144,15 +136,7 @@ struct DrainServiceTests {
         let queue = HandleQueue()
         let clock = VirtualMonotonicClock()
         let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
-        for i in 1...3 {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-            queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
-            lifecycle.start("t\(i)")
-        }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = scaleIn(3, cluster, queue, lifecycle, clock: clock, concurrency: 1)
         _ = try service.pollOnce(inline: true)
         lifecycle.expire()
         #expect(lifecycle.timedOut == ["t1", "t2", "t3"])
@@ -352,4 +336,20 @@ struct EC2EventServiceTests {
         #expect(Set(queue.deletedIDs) == ["rebalance", "running"])
         #expect(cluster.events.map(\.reason) == ["RebalanceRecommendation"])
     }
+}
+
+/// A scale-in of `nodes` instances: node `n<i>` with one ReplicaSet pod, a
+/// lifecycle message for `i-<i>` (token `t<i>`) on the queue, the action
+/// started; then the drain service over them (heartbeat a minute).
+func scaleIn(_ nodes: Int, _ cluster: FakeCluster, _ queue: HandleQueue, _ lifecycle: ClockedLifecycle,
+             clock: VirtualMonotonicClock, concurrency: Int) -> DrainService {
+    for i in 1...nodes {
+        cluster.addNode("n\(i)", instance: "i-\(i)")
+        cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
+        queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
+        lifecycle.start("t\(i)")
+    }
+    let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
+                              taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
+    return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: MemorySink()))
 }
