@@ -105,7 +105,7 @@ struct HTTPFramingTests {
     }
 
     @Test func request_addsHostAndContentLength() {
-        let r = encodeRequest(HTTPRequest(method: "POST", path: "/a?b=c", headers: [("Accept", "application/json")], body: Array("{}".utf8)),
+        let r = try! encodeRequest(HTTPRequest(method: "POST", path: "/a?b=c", headers: [("Accept", "application/json")], body: Array("{}".utf8)),
                               hostHeader: "h:1", pathPrefix: "/p")
         #expect(String(decoding: r, as: UTF8.self) == "POST /p/a?b=c HTTP/1.1\r\nHost: h:1\r\nAccept: application/json\r\nContent-Length: 2\r\n\r\n{}")
     }

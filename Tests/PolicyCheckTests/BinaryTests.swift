@@ -56,8 +56,38 @@ import Testing
         #expect(out.stderrText.contains("cannot open '/nonexistent/services.json'"))
     }
 
+    // MARK: pdb
+
+    @Test func pdb_sampleFile_printsOneLinePerViolation_exits1() throws {
+        let out = try policyCheck(["pdb", Self.packageRoot + "/policies/testdata/workloads.json"])
+        #expect(out.status == .exited(1))
+        #expect(out.stdoutText.split(separator: "\n").map(String.init) == [
+            "Deployment shop api: 4 replicas and no PodDisruptionBudget selects its pods",
+            "Deployment shop cart: PodDisruptionBudget cart allows no disruption at full scale (replicas 2, minAvailable 2)",
+            "Deployment shop search: selected by 2 PodDisruptionBudgets (backend-search, search); the eviction API refuses to evict its pods",
+            "StatefulSet shop postgres: PodDisruptionBudget postgres blocks every drain (maxUnavailable 0)",
+            "Deployment payments worker: PodDisruptionBudget worker allows no disruption at full scale (replicas 1, minAvailable 1)",
+            "StatefulSet monitoring prometheus: PodDisruptionBudget prometheus allows no disruption at full scale (replicas 2, minAvailable 90%)",
+        ])
+        #expect(out.stderrText.contains("12 workload(s) checked against 11 PodDisruptionBudget(s), 2 skipped (opted out), 6 violation(s)"))
+    }
+
+    @Test func pdb_exitCodes_0_2_andJSON() throws {
+        let good = #"{"kind":"Deployment","metadata":{"name":"a","namespace":"b"},"spec":{"replicas":1}}"#
+        #expect(try policyCheck(["pdb"], stdin: good).status == .exited(0))
+        let bad = try policyCheck(["pdb", "-"], stdin: #"{"kind":"Deployment","metadata":{"name":"a"},"spec":{"replicas":"two"}}"#)
+        #expect(bad.status == .exited(2))
+        #expect(bad.stderrText.contains("standard input: the object.spec.replicas must be a whole number"))
+        let json = try policyCheck(["pdb", "--format", "json"], stdin: #"{"kind":"StatefulSet","metadata":{"name":"db","namespace":"x"},"spec":{"replicas":3}}"#)
+        #expect(json.status == .exited(1))
+        let doc = try JSON.parse(json.stdoutText)
+        #expect(doc["violations"]?[0]?["reason"]?.stringValue == "3 replicas and no PodDisruptionBudget selects its pods")
+        #expect(doc["workloads"]?.intValue == 1)
+        #expect(try policyCheck(["pdb", "a", "b"]).status == .exited(2))
+    }
+
     @Test func help_forEachCommand_exits0() throws {
-        for args in [["--help"], ["istio-ports", "--help"], ["coverage", "--help"]] {
+        for args in [["--help"], ["istio-ports", "--help"], ["pdb", "--help"], ["coverage", "--help"]] {
             let out = try policyCheck(args)
             #expect(out.status == .exited(0))
             #expect(out.stdoutText.contains("usage: policy-check"))

@@ -20,6 +20,18 @@ uses it the way `opa test` would:
       labelled kube-leader.io/skip-istio-port-names=true opted out) and with
       `POLICY_CHECK istio-ports --format json`, and exits 1 unless both give
       the same messages.
+  opa_driver.py pdb-corpus CORPUS POLICY_CHECK
+      Evaluates every Deployment and StatefulSet of CORPUS (a List as
+      `kubectl get namespaces,deployments,statefulsets,poddisruptionbudgets -A -o json`
+      prints it) with the k8srequiredpdb Rego as Gatekeeper would (the List's
+      PodDisruptionBudgets as data.inventory, namespaces labelled
+      kube-leader.io/skip-pdb-required=true opted out by the namespaceSelector)
+      and with `POLICY_CHECK pdb --format json`; exits 1 unless both give the
+      same messages and POLICY_CHECK's exit code follows.
+  opa_driver.py pdb-generate SEED COUNT
+      Prints a seeded random List of COUNT namespaces of workloads and budgets
+      (selectors with every operator, int and percent budgets, 0-6 replicas,
+      opt-outs) for pdb-corpus.
 
 Being an executable named like `opa` with the same `test` command line, it
 lets `policy-check coverage --opa PATH` run for real.
@@ -232,6 +244,132 @@ def cmd_corpus(args):
     return 0
 
 
+PDB_OPT_OUT = "kube-leader.io/skip-pdb-required"
+
+
+def pdb_inventory(items):
+    """data.inventory as Gatekeeper's sync builds it from the List's budgets."""
+    inv = {}
+    for obj in items:
+        if obj.get("kind") != "PodDisruptionBudget":
+            continue
+        ns = obj["metadata"].get("namespace", "default")
+        gv = obj.get("apiVersion", "policy/v1")
+        inv.setdefault(ns, {}).setdefault(gv, {}).setdefault("PodDisruptionBudget", {})[obj["metadata"]["name"]] = obj
+    return {"namespace": inv}
+
+
+def cmd_pdb_corpus(corpus, policy_check):
+    with open(corpus) as f:
+        items = json.load(f)["items"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    e = engine()
+    src = os.path.join(here, "..", "pdb-required", "src.rego")
+    with open(src) as f:
+        e.add_policy(src, f.read())
+    e.add_data(pdb_inventory(items), "inventory")
+    skipped = {i["metadata"]["name"] for i in items if i.get("kind") == "Namespace"
+               and i["metadata"].get("labels", {}).get(PDB_OPT_OUT) == "true"}
+    rego_msgs, workloads = [], 0
+    for obj in items:
+        if obj.get("kind") not in ("Deployment", "StatefulSet") \
+                or obj.get("metadata", {}).get("namespace", "default") in skipped:
+            continue  # the Constraint's match: apps Deployment/StatefulSet + namespaceSelector NotIn ["true"]
+        workloads += 1
+        inp = {"review": {"object": obj, "kind": {"group": "apps", "version": "v1", "kind": obj["kind"]},
+                          "namespace": obj["metadata"].get("namespace", "default"), "operation": "CREATE"}}
+        out = e.eval_query("v := data.k8srequiredpdb.violation", input=inp)
+        rego_msgs += [v["msg"] for v in out[0]["v"]]
+    argv = [policy_check, "pdb", "--format", "json", corpus]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        sys.stderr.write(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
+        return 1
+    native_msgs = [v["message"] for v in json.loads(proc.stdout)["violations"]]
+    want_rc = 1 if rego_msgs else 0
+    if sorted(rego_msgs) != sorted(native_msgs) or proc.returncode != want_rc:
+        sys.stderr.write("the Rego policy and policy-check pdb disagree:\n")
+        for m in sorted(set(rego_msgs) - set(native_msgs)):
+            sys.stderr.write(f"  only Rego:   {m}\n")
+        for m in sorted(set(native_msgs) - set(rego_msgs)):
+            sys.stderr.write(f"  only native: {m}\n")
+        sys.stderr.write(f"  counts: Rego {len(rego_msgs)}, native {len(native_msgs)}; "
+                         f"exit {proc.returncode}, expected {want_rc}\n")
+        return 1
+    kinds = {}
+    for m in rego_msgs:
+        reason = m.split(": ", 1)[1]
+        key = ("no budget" if "no PodDisruptionBudget" in reason else "blocks every drain" if "blocks every" in reason
+               else "no disruption at full scale" if "full scale" in reason else "several budgets")
+        kinds[key] = kinds.get(key, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    print(f"{corpus}: Rego and policy-check pdb agree on {workloads} workloads: {len(rego_msgs)} violations ({detail})")
+    return 0
+
+
+def cmd_pdb_generate(seed, count):
+    """A seeded random corpus that reaches every branch of both implementations."""
+    import random
+    rnd = random.Random(seed)
+    keys = ["app", "tier", "env", "canary"]
+    vals = ["a", "b", "c"]
+    items = []
+
+    def labels():
+        return {k: rnd.choice(vals) for k in keys if rnd.random() < 0.6}
+
+    def amount():
+        return rnd.choice([0, 1, 2, 3, 5, "0%", "1%", "25%", "34%", "50%", "67%", "90%", "100%"])
+
+    for n in range(count):
+        ns = f"ns{n}"
+        nslabels = {"kubernetes.io/metadata.name": ns}
+        if rnd.random() < 0.1:
+            nslabels[PDB_OPT_OUT] = rnd.choice(["true", "false"])
+        items.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": nslabels}})
+        for w in range(rnd.randint(1, 3)):
+            obj = {"apiVersion": "apps/v1", "kind": rnd.choice(["Deployment", "StatefulSet", "DaemonSet"]),
+                   "metadata": {"name": f"w{w}", "namespace": ns},
+                   "spec": {"template": {"metadata": {"labels": labels()}}}}
+            if rnd.random() < 0.9:
+                obj["spec"]["replicas"] = rnd.randint(0, 6)
+            if rnd.random() < 0.08:
+                obj["metadata"]["annotations"] = {PDB_OPT_OUT: rnd.choice(["true", "false"])}
+            items.append(obj)
+        for b in range(rnd.randint(0, 3)):
+            spec = {}
+            r = rnd.random()
+            if r < 0.08:
+                pass  # no selector: selects nothing
+            elif r < 0.15:
+                spec["selector"] = {}
+            else:
+                sel = {}
+                if rnd.random() < 0.7:
+                    sel["matchLabels"] = {k: rnd.choice(vals) for k in rnd.sample(keys, rnd.randint(0, 2))}
+                if rnd.random() < 0.5:
+                    exprs = []
+                    for _ in range(rnd.randint(1, 2)):
+                        op = rnd.choice(["In", "NotIn", "Exists", "DoesNotExist"])
+                        ex = {"key": rnd.choice(keys), "operator": op}
+                        if op in ("In", "NotIn"):
+                            ex["values"] = rnd.sample(vals, rnd.randint(1, 2))
+                        exprs.append(ex)
+                    sel["matchExpressions"] = exprs
+                spec["selector"] = sel
+            r = rnd.random()
+            if r < 0.45:
+                spec["maxUnavailable"] = amount()
+            elif r < 0.9:
+                spec["minAvailable"] = amount()
+            elif r < 0.95:
+                spec["maxUnavailable"], spec["minAvailable"] = amount(), amount()
+            items.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                          "metadata": {"name": f"b{b}", "namespace": ns}, "spec": spec})
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=1))
+    return 0
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -246,6 +384,10 @@ def main(argv):
         return cmd_check_template(*rest)
     if cmd == "corpus" and len(rest) >= 2:
         return cmd_corpus(rest)
+    if cmd == "pdb-corpus" and len(rest) == 2:
+        return cmd_pdb_corpus(*rest)
+    if cmd == "pdb-generate" and len(rest) == 2:
+        return cmd_pdb_generate(int(rest[0]), int(rest[1]))
     sys.stderr.write(f"error: unknown command {' '.join(argv)}; run with --help\n")
     return 2
 

@@ -4,7 +4,10 @@ while faults are injected at random (seeded). Run through scripts/chaos.
 Faults: SIGKILL of the leader, SIGTERM of the leader, the leader's child
 exiting by itself, API latency spikes longer than the renew deadline, 5xx
 bursts, dropped connections, a partition of the leader's token (hang or
-reset), and a restart of the fake API server with its state kept.
+reset), a restart of the fake API server with its state kept, the lock
+deleted or its holder cleared by another writer (standbys must wait a
+lease), and stale watch history (every watch answered 410 Expired; the fake
+also keeps only 8 events of history).
 
 Candidates that exit are restarted after a short delay, as a Deployment would,
 each generation with a unique identity NAME.GEN (the worker records that id).
@@ -28,7 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kl  # noqa: E402
 
-FAULTS = ["sigkill", "sigterm", "child-exit", "latency", "5xx", "drop", "partition", "restart"]
+FAULTS = ["sigkill", "sigterm", "child-exit", "latency", "5xx", "drop", "partition", "restart",
+          "delete", "clear", "stale"]
 
 
 def parse_duration(text):
@@ -102,7 +106,7 @@ class Chaos:
         self.tokens = ["slot%04d-%016x" % (i, self.rng.getrandbits(64)) for i in range(args.candidates)]
         self.workers = os.path.join(self.work, "workers.log")
         self.server = kl.FakeServer(self.bins, os.path.join(self.work, "api"),
-                                    extra=["--tokens", ",".join(self.tokens)])
+                                    extra=["--tokens", ",".join(self.tokens), "--history", "8"])
         self.replicas = [None] * args.candidates
         self.generation = [0] * args.candidates
         self.restart_at = [0.0] * args.candidates
@@ -208,6 +212,35 @@ class Chaos:
             self.note("restarting kube-apiserver-fake (state kept)")
             self.server.restart()
             self.restarts += 1
+            return
+        if fault in ("delete", "clear"):
+            # Another writer: `kubectl delete` of the lock, or its holder
+            # cleared by hand (not a release record). Standbys that saw it held
+            # wait a lease; the old leader stops at its next renew.
+            path = self.server.lock_path(a.lock_kind, self.lock)
+            if fault == "delete":
+                status, _ = self.server.request("DELETE", path)
+            else:
+                status, obj = self.server.request("GET", path)
+                if status == 200 and isinstance(obj, dict):
+                    if a.lock_kind == "lease":
+                        obj.setdefault("spec", {})["holderIdentity"] = ""
+                    else:
+                        obj.setdefault("metadata", {}).setdefault("annotations", {})[
+                            "control-plane.alpha.kubernetes.io/leader"] = json.dumps({"holderIdentity": ""})
+                    status, _ = self.server.request("PUT", path, obj)
+            self.note("%s of the lock (holder %r): HTTP %s" % (fault, holder, status))
+            self.wait(a.lease_duration + a.retry_period)
+            return
+        if fault == "stale":
+            # A watch cache whose window is always too short: every watch from
+            # a resourceVersion gets 410 Expired; re-reads must stay paced.
+            duration = rng.uniform(1.0, 3.0 * a.renew_deadline)
+            self.note("stale history for %.1fs: every watch expires" % duration)
+            self.server.set_faults(expireWatches=True)
+            self.wait(duration)
+            self.server.clear_faults()
+            self.note("faults cleared")
             return
         duration = rng.uniform(0.5, 2.5 * a.renew_deadline)
         if fault == "latency":

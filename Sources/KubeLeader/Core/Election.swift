@@ -74,9 +74,12 @@ public struct Election: Sendable {
         case start
         /// The lock as read by a GET or delivered by a watch.
         case observed(Observation)
-        /// Our create or update succeeded; the object the server returned.
+        /// Our create or update was answered 2xx with this object. It counts
+        /// only if it holds our record (and, for a renew, a new
+        /// resourceVersion); anything else is taken as what the server showed.
         case written(LockSnapshot)
-        /// Our create (AlreadyExists) or update (Conflict) lost to another writer.
+        /// Our create (AlreadyExists) or update (Conflict, NotFound) lost to
+        /// another writer: read at once, write again after a retry period.
         case lostRace
         /// The request failed for another reason (timeout, 5xx, connection).
         case requestFailed(String)

@@ -96,6 +96,7 @@ public final class ElectionRunner: @unchecked Sendable {
     /// Conflicts in a row not explained by another holder (see `write`).
     private var racesInARow = 0
     private var watchFailuresInARow = 0
+    private var lastWriteSucceeded = false
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -165,7 +166,11 @@ public final class ElectionRunner: @unchecked Sendable {
                 action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
                 if what == "acquire" { host.endAcquire(won: election.role == .leading) }
                 if what == "release", election.role == .released {
-                    logger.info("released lock")
+                    if lastWriteSucceeded {
+                        logger.info("released lock")
+                    } else {
+                        logger.warning("could not release the lock before the renew deadline; standbys take it when its lease runs out")
+                    }
                 }
             }
         }
@@ -189,8 +194,10 @@ public final class ElectionRunner: @unchecked Sendable {
     }
 
     private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
+        lastWriteSucceeded = false
         do {
             let snapshot = try body(timeout())
+            lastWriteSucceeded = true
             let wasLeading = election.role == .leading
             let before = election.lastRenew
             let action = step(.written(snapshot))

@@ -15,6 +15,8 @@ public final class HTTPClient: @unchecked Sendable {
     let hostHeader: String
     let serverName: String
     let connectTimeout: Duration
+    let limits: HTTPLimits
+    let resolver: HostResolver
     private let tls: TLSContext?
     private let idle = Mutex<[any HTTPChannel]>([])
     private let opened = Atomic<Int>(0)
@@ -26,9 +28,17 @@ public final class HTTPClient: @unchecked Sendable {
     ///   - baseURL: `https://host:port` or `http://host:port`, optionally with a
     ///     path prefix. IPv6 hosts go in brackets: `https://[fd00::1]:443`.
     ///   - tls: CA and server name for `https://` (ignored for `http://`).
-    ///   - connectTimeout: bound on TCP connect + TLS handshake of one
-    ///     connection (also bounded by each call's own timeout).
-    public init(baseURL: String, tls: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(5)) throws(HTTPError) {
+    ///   - connectTimeout: bound on name look-up + TCP connect + TLS
+    ///     handshake of one connection (also bounded by each call's own timeout).
+    ///   - limits: caps on response heads, bodies and streamed lines.
+    public convenience init(baseURL: String, tls: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(5),
+                            limits: HTTPLimits = HTTPLimits()) throws(HTTPError) {
+        try self.init(baseURL: baseURL, tls: tls, connectTimeout: connectTimeout, limits: limits, resolver: .shared)
+    }
+
+    init(baseURL: String, tls: TLSOptions, connectTimeout: Duration, limits: HTTPLimits, resolver: HostResolver) throws(HTTPError) {
+        self.limits = limits
+        self.resolver = resolver
         let url = try ParsedURL(baseURL)
         endpoint = Endpoint(host: url.host, port: url.port)
         useTLS = url.tls
@@ -59,7 +69,7 @@ public final class HTTPClient: @unchecked Sendable {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
-        let body = BodyReader(framing: framing)
+        let body = BodyReader(framing: framing, maxBytes: limits.maxBodyBytes)
         var bytes: [UInt8] = []
         do {
             while let piece = try body.next(reader, deadline: deadline) { bytes.append(contentsOf: piece) }
@@ -94,7 +104,7 @@ public final class HTTPClient: @unchecked Sendable {
     // MARK: internals
 
     private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(HTTPError) -> (WireReader, ResponseHead) {
-        let bytes = encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
+        let bytes = try encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
         let idempotent = request.method == "GET" || request.method == "HEAD"
         var allowRetry = true
         while true {
@@ -111,7 +121,7 @@ public final class HTTPClient: @unchecked Sendable {
                     }
                 }
                 try sent.get()
-                if let head = try readResponseHead(reader, deadline: deadline) {
+                if let head = try readResponseHead(reader, deadline: deadline, maxBytes: limits.maxHeadBytes) {
                     return (reader, head)
                 }
                 throw HTTPError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
@@ -135,7 +145,7 @@ public final class HTTPClient: @unchecked Sendable {
         }
         let connectDeadline = min(deadline, MonotonicClock.now + connectTimeout)
         do {
-            let fd = try tcpConnect(endpoint, deadline: connectDeadline)
+            let fd = try tcpConnect(endpoint, deadline: connectDeadline, resolver: resolver)
             opened.add(1, ordering: .relaxed)
             if let tls {
                 return (try TLSChannel(fd: fd, context: tls, serverName: serverName, endpoint: endpoint.text, deadline: connectDeadline), false)

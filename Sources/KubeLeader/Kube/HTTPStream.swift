@@ -10,6 +10,13 @@ public final class HTTPStream: @unchecked Sendable {
     private let head: ResponseHead
     private let body: BodyReader
     private var pending: [UInt8] = []
+    /// Start of the bytes of `pending` not yet returned (lines are cut off
+    /// by moving it, not by shifting the buffer once per line).
+    private var lineStart = 0
+    /// Index in `pending` up to which it was searched for a line feed.
+    private var scanned = 0
+    private let maxLineBytes: Int
+    private let maxBodyBytes: Int
     private var closed = false
     private var ended = false
 
@@ -20,6 +27,8 @@ public final class HTTPStream: @unchecked Sendable {
         self.status = head.status
         self.headers = head.headers
         self.body = BodyReader(framing: framing)
+        self.maxLineBytes = client.limits.maxLineBytes
+        self.maxBodyBytes = client.limits.maxBodyBytes
     }
 
     deinit { close() }
@@ -30,32 +39,58 @@ public final class HTTPStream: @unchecked Sendable {
     /// The next `\n`-terminated line of the body, without the `\n` (and `\r`).
     /// A last line without `\n` is returned too. nil at the clean end of the
     /// body; throws `.timedOut` at the deadline, `.connectionClosed` when the
-    /// server cut the body short.
+    /// server cut the body short, `.tooLarge` (and closes the stream) when a
+    /// line passes `HTTPLimits.maxLineBytes` without ending.
     public func readLine(deadline: MonotonicClock.Instant) throws(HTTPError) -> String? {
         while true {
-            if let lf = pending.firstIndex(of: 10) {
+            if let lf = pending[scanned...].firstIndex(of: 10) {
                 var end = lf
-                if end > 0 && pending[end - 1] == 13 { end -= 1 }
-                let line = String(decoding: pending[..<end], as: UTF8.self)
-                pending.removeFirst(lf + 1)
+                if end > lineStart && pending[end - 1] == 13 { end -= 1 }
+                let line = String(decoding: pending[lineStart..<end], as: UTF8.self)
+                lineStart = lf + 1
+                scanned = lineStart
+                if lineStart == pending.count { resetPending() }
                 return line
+            }
+            scanned = pending.count
+            if pending.count - lineStart > maxLineBytes {
+                resetPending()
+                close()
+                throw HTTPError(.tooLarge, "A line of the streamed response from \(reader.channel.endpoint) is longer than the cap of \(byteSizeText(maxLineBytes)) and has not ended; the server does not behave like a Kubernetes API server (or the object is far too large).")
+            }
+            if lineStart > 0 {  // drop the lines already returned before reading more
+                pending.removeFirst(lineStart)
+                scanned -= lineStart
+                lineStart = 0
             }
             guard let piece = try nextPiece(deadline: deadline) else {
                 if pending.isEmpty { return nil }
                 let line = String(decoding: pending, as: UTF8.self)
-                pending.removeAll()
+                resetPending()
                 return line
             }
             pending.append(contentsOf: piece)
         }
     }
 
-    /// The rest of the body.
+    /// The rest of the body (at most `HTTPLimits.maxBodyBytes`, else `.tooLarge`).
     public func readAll(deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8] {
-        var out = pending
-        pending.removeAll()
-        while let piece = try nextPiece(deadline: deadline) { out.append(contentsOf: piece) }
+        var out = Array(pending[lineStart...])
+        resetPending()
+        while let piece = try nextPiece(deadline: deadline) {
+            out.append(contentsOf: piece)
+            if out.count > maxBodyBytes {
+                close()
+                throw HTTPError(.tooLarge, "The response body from \(reader.channel.endpoint) is larger than the cap of \(byteSizeText(maxBodyBytes)).")
+            }
+        }
         return out
+    }
+
+    private func resetPending() {
+        pending.removeAll(keepingCapacity: true)
+        lineStart = 0
+        scanned = 0
     }
 
     /// Closes the connection (or returns it to the pool when the body was

@@ -1,14 +1,18 @@
 /// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
 ///
 /// Everything here is blocking I/O with hard deadlines: sockets are
-/// non-blocking and every wait is a `poll` bounded by the caller's deadline,
-/// so a silent server can never hold a caller past it. No threads are started.
+/// non-blocking, the monotonic clock is checked before every read and write
+/// (a peer that trickles one byte at a time, or never stops sending, cannot
+/// hold a caller past its deadline) and every wait is a `poll` bounded by it.
+/// What a peer can make us hold is capped (`HTTPLimits`): response heads,
+/// bodies and the lines of a streamed body (watch events).
 ///
 /// Guarantees: a body cut short by the server is an error, never a truncated
 /// success; redirects are never followed; TLS always verifies the chain and
-/// the host name or IP. Non-guarantees: DNS look-ups (`getaddrinfo`) cannot be
-/// interrupted and may overrun a deadline; numeric IPs (the in-cluster case)
-/// never look anything up.
+/// the host name or IP; no request leaves with a control character in a
+/// header or the path (no header injection). DNS names are resolved on a
+/// helper thread that the caller waits for only until its deadline (see
+/// `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
 public enum KubeModule {}
 
 /// A failure of the HTTP/TLS layer. `message` is a full sentence that names
@@ -16,6 +20,10 @@ public enum KubeModule {}
 public struct HTTPError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
         case invalidURL, connectFailed, timedOut, tls, connectionClosed, protocolError
+        /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
+        case tooLarge
+        /// The request cannot be sent as it is (a control character in a header or the path).
+        case invalidRequest
     }
     public var code: Code
     public var message: String
@@ -26,6 +34,32 @@ public struct HTTPError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// Caps on what a server can make the client hold. A response over a cap is
+/// an error (`.tooLarge`) naming the cap; the connection is closed.
+public struct HTTPLimits: Sendable {
+    /// Status line + headers of one response (interim 1xx responses count too).
+    /// Default 64 KiB (the API server sends well under 2 KiB).
+    public var maxHeadBytes: Int
+    /// A whole response body read by `send`. Default 8 MiB (etcd keeps an
+    /// object to 1.5 MiB; lists of a few thousand small objects fit).
+    public var maxBodyBytes: Int
+    /// One line of a streamed body (one watch event: one object). Default 4 MiB.
+    public var maxLineBytes: Int
+
+    public init(maxHeadBytes: Int = 64 * 1024, maxBodyBytes: Int = 8 << 20, maxLineBytes: Int = 4 << 20) {
+        self.maxHeadBytes = maxHeadBytes
+        self.maxBodyBytes = maxBodyBytes
+        self.maxLineBytes = maxLineBytes
+    }
+}
+
+/// "8 MiB", "64 KiB", "100 bytes" for messages.
+func byteSizeText(_ n: Int) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 { return "\(n >> 20) MiB" }
+    if n >= 1 << 10 && n % (1 << 10) == 0 { return "\(n >> 10) KiB" }
+    return "\(n) bytes"
 }
 
 /// How to verify a TLS server.

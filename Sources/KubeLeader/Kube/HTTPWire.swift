@@ -45,7 +45,9 @@ final class WireReader: @unchecked Sendable {
 
     /// One line without its LF (and CR). nil at end of stream before any byte
     /// of a line; a partial line at end of stream is an error.
-    func readLine(limit: Int, deadline: MonotonicClock.Instant) throws(HTTPError) -> [UInt8]? {
+    /// A line longer than `limit` throws `tooLong(limit)` (a protocol error by default).
+    func readLine(limit: Int, deadline: MonotonicClock.Instant,
+                  tooLong: ((Int) -> HTTPError)? = nil) throws(HTTPError) -> [UInt8]? {
         var scannedPastStart = 0  // relative: fill() may move the buffered bytes
         while true {
             if let lf = buffer[(start + scannedPastStart)...].firstIndex(of: 10) {
@@ -57,6 +59,7 @@ final class WireReader: @unchecked Sendable {
             }
             scannedPastStart = buffered
             if buffered > limit {
+                if let tooLong { throw tooLong(limit) }
                 throw HTTPError(.protocolError, "The response from \(channel.endpoint) has a line longer than \(limit) bytes; the server does not speak HTTP/1.1 as expected.")
             }
             if try !fill(deadline: deadline) {
@@ -117,10 +120,22 @@ let maxHeaders = 256
 
 /// Reads one response head (status line + headers), skipping 1xx interim
 /// responses. Returns nil when the server closed before sending any byte.
-func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant) throws(HTTPError) -> ResponseHead? {
+/// The whole head, interim responses included, is capped at `maxBytes`.
+func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant,
+                      maxBytes: Int = HTTPLimits().maxHeadBytes) throws(HTTPError) -> ResponseHead? {
     let ep = reader.channel.endpoint
+    var used = 0
+    let tooLong = { (_: Int) -> HTTPError in
+        HTTPError(.tooLarge, "The response headers from \(ep) are larger than the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server.")
+    }
+    func line() throws(HTTPError) -> [UInt8]? {
+        let l = try reader.readLine(limit: max(0, min(maxHeadLine, maxBytes - used)), deadline: deadline, tooLong: tooLong)
+        if let l { used += l.count + 2 }
+        if used > maxBytes { throw tooLong(maxBytes) }
+        return l
+    }
     while true {
-        guard let statusLine = try reader.readLine(limit: maxHeadLine, deadline: deadline) else {
+        guard let statusLine = try line() else {
             if reader.received == 0 { return nil }
             throw HTTPError(.connectionClosed, "The server \(ep) closed the connection before sending a complete response.")
         }
@@ -131,7 +146,7 @@ func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant) th
         }
         var headers: [(String, String)] = []
         while true {
-            guard let line = try reader.readLine(limit: maxHeadLine, deadline: deadline) else {
+            guard let line = try line() else {
                 throw HTTPError(.connectionClosed, "The server \(ep) closed the connection in the middle of the response headers.")
             }
             if line.isEmpty { break }
@@ -141,7 +156,7 @@ func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant) th
             }
             headers.append((String(h[..<colon]), trimOWS(h[h.index(after: colon)...])))
             if headers.count > maxHeaders {
-                throw HTTPError(.protocolError, "The server \(ep) sent more than \(maxHeaders) headers.")
+                throw HTTPError(.tooLarge, "The server \(ep) sent more than \(maxHeaders) headers; the server does not behave like a Kubernetes API server.")
             }
         }
         // 1xx are interim (100 Continue, 103 Early Hints); 101 would switch protocols, which we never ask for.
@@ -196,9 +211,13 @@ final class BodyReader: @unchecked Sendable {
     private var state: State
     private var total = 0
     let framing: BodyFraming
+    /// Cap on the decoded body (and chunk trailers); `Int.max` for streams,
+    /// whose lines are capped instead.
+    let maxBytes: Int
 
-    init(framing: BodyFraming) {
+    init(framing: BodyFraming, maxBytes: Int = Int.max) {
         self.framing = framing
+        self.maxBytes = maxBytes
         switch framing {
         case .none: state = .done
         case .length(let n): state = n == 0 ? .done : .length(remaining: n)
@@ -217,6 +236,7 @@ final class BodyReader: @unchecked Sendable {
             case .done:
                 return nil
             case .length(let remaining):
+                if total + remaining > maxBytes { throw tooLarge(ep, declared: total + remaining) }
                 let piece = try reader.readSome(max: min(remaining, 64 * 1024), deadline: deadline)
                 if piece.isEmpty {
                     throw HTTPError(.connectionClosed, "The server \(ep) closed the connection after \(total) of \(total + remaining) body bytes; the response is incomplete.")
@@ -231,6 +251,7 @@ final class BodyReader: @unchecked Sendable {
                     return nil
                 }
                 total += piece.count
+                if total > maxBytes { throw tooLarge(ep, declared: nil) }
                 return piece
             case .chunkSize:
                 guard let line = try reader.readLine(limit: 4096, deadline: deadline) else {
@@ -239,6 +260,7 @@ final class BodyReader: @unchecked Sendable {
                 guard let size = parseChunkSize(line) else {
                     throw HTTPError(.protocolError, "The server \(ep) sent an invalid chunk size line \(quoteForMessage(String(decoding: line, as: UTF8.self))).")
                 }
+                if size > maxBytes - total { throw tooLarge(ep, declared: nil) }
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 let piece = try reader.readSome(max: min(remaining, 64 * 1024), deadline: deadline)
@@ -254,9 +276,16 @@ final class BodyReader: @unchecked Sendable {
                 state = .chunkSize
             case .trailers:
                 guard let line = try reader.readLine(limit: maxHeadLine, deadline: deadline) else { throw truncatedChunked(ep) }
+                total += line.count + 2
+                if total > maxBytes { throw tooLarge(ep, declared: nil) }
                 if line.isEmpty { state = .done }
             }
         }
+    }
+
+    private func tooLarge(_ ep: String, declared: Int?) -> HTTPError {
+        let what = declared.map { "declares \($0) bytes, more than" } ?? "is larger than"
+        return HTTPError(.tooLarge, "The response body from \(ep) \(what) the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server (or the object is far too large).")
     }
 
     private func truncatedChunked(_ ep: String) -> HTTPError {
@@ -291,8 +320,23 @@ func parseChunkSize(_ line: [UInt8]) -> Int? {
     return value
 }
 
-/// Serialises a request head and body.
-func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: String) -> [UInt8] {
+/// Serialises a request head and body. A control character (or a space in
+/// the path) would end or split the head early and let the rest of a value
+/// be read as another header or request: refused, naming the header (never
+/// its value: it may be a token).
+func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: String) throws(HTTPError) -> [UInt8] {
+    let target = pathPrefix + request.path
+    if let bad = target.utf8.first(where: { $0 <= 32 || $0 == 127 }) {
+        throw HTTPError(.invalidRequest, "The request path contains \(controlText(bad)); refusing to send it.")
+    }
+    for (k, v) in request.headers {
+        if k.isEmpty || k.utf8.contains(where: { $0 <= 32 || $0 == 127 || $0 == 58 }) {
+            throw HTTPError(.invalidRequest, "The request header name \(quoteForMessage(String(decoding: k.utf8.filter { $0 > 32 && $0 != 127 }, as: UTF8.self))) is not a valid HTTP token; refusing to send it.")
+        }
+        if let bad = v.utf8.first(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
+            throw HTTPError(.invalidRequest, "The value of the request header \"\(k)\" contains \(controlText(bad)); header values must be one line of text. Refusing to send it.")
+        }
+    }
     var head = "\(request.method) \(pathPrefix)\(request.path) HTTP/1.1\r\n"
     let names = request.headers.map { asciiLowercased($0.0) }
     if !names.contains("host") { head += "Host: \(hostHeader)\r\n" }
@@ -304,4 +348,19 @@ func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: Strin
     var out = Array(head.utf8)
     out.append(contentsOf: request.body)
     return out
+}
+
+/// "a control character (byte 0x0D, carriage return)" for messages.
+func controlText(_ b: UInt8) -> String {
+    let hex = "0123456789ABCDEF".utf8.map { $0 }
+    let code = String(decoding: [48, 120, hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
+    let name: String
+    switch b {
+    case 13: name = ", carriage return"
+    case 10: name = ", line feed"
+    case 0: name = ", NUL"
+    case 32: return "a space (byte 0x20)"
+    default: name = ""
+    }
+    return "a control character (byte \(code)\(name))"
 }

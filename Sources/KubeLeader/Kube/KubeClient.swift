@@ -215,7 +215,7 @@ public final class KubeClient: @unchecked Sendable {
         } catch {
             var e = baseError(call)
             e.code = .unauthorized
-            e.message = "cannot read the token file \(config.tokenFile ?? ""): \(error.text)"
+            e.message = "cannot use the token file \(config.tokenFile ?? ""): \(error.text)"
             throw e
         }
     }
@@ -257,6 +257,18 @@ public final class KubeClient: @unchecked Sendable {
     }
 }
 
+/// Why the token in `path` cannot be sent (a control character inside it),
+/// or nil when it is usable or cannot be read (reported elsewhere).
+public func tokenFileProblem(_ path: String) -> String? {
+    guard case .success(let text) = readFileResult(path) else { return nil }
+    do {
+        _ = try TokenSource.token(fromFileText: text)
+        return nil
+    } catch {
+        return error.text
+    }
+}
+
 /// The bearer token: fixed, or read from a file and re-read every
 /// `reloadInterval` and after a 401 (projected tokens rotate about hourly).
 final class TokenSource: @unchecked Sendable {
@@ -284,7 +296,7 @@ final class TokenSource: @unchecked Sendable {
         }) { return cached }
         switch readFileResult(file) {
         case .success(let text):
-            let token = trimOWS(Substring(text.filter { $0 != "\n" && $0 != "\r" }))
+            let token = try Self.token(fromFileText: text)
             state.withLock { $0 = State(token: token, readAt: now) }
             return token
         case .failure(let error):
@@ -292,6 +304,21 @@ final class TokenSource: @unchecked Sendable {
             if let last = state.withLock({ $0.token }) { return last }
             throw error
         }
+    }
+
+    /// The token in a token file's text: surrounding whitespace (a trailing
+    /// LF or Windows CRLF, spaces, tabs) trimmed. A control character left
+    /// inside would end the request's headers early (header injection) and
+    /// is refused.
+    static func token(fromFileText text: String) throws(FileReadError) -> String {
+        var bytes = Substring(text).utf8[...]
+        func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 || b == 11 || b == 12 }
+        while let f = bytes.first, isSpace(f) { bytes = bytes.dropFirst() }
+        while let l = bytes.last, isSpace(l) { bytes = bytes.dropLast() }
+        if let bad = bytes.first(where: { $0 < 32 || $0 == 127 }) {
+            throw FileReadError(text: "the token in it contains \(controlText(bad)); the file must hold the token alone on one line (a trailing line break is fine)")
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// After a 401: reads the file again; true when the token differs from

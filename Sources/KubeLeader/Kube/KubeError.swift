@@ -65,6 +65,9 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         let said = message.isEmpty ? "" : ": \(message)"
         switch code {
+        case .unauthorized where httpStatus == nil:
+            // Never sent: the token file could not be read or used.
+            return "Cannot \(verb) \(target) on the Kubernetes API server \(server)\(said); fix the token file (a mounted service-account token holds the token alone on one line)."
         case .unauthorized:
             let fix = tokenFile.map { "check the token file \($0) (the mounted service-account token) and that the service account still exists" }
                 ?? "check the bearer token given to kube-leader"

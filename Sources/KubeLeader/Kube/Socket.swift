@@ -5,6 +5,8 @@ import Musl
 #endif
 import KLCore
 import KLSupport
+import Synchronization
+import CShims
 
 /// A byte stream to one server: plain TCP or TLS. Every call is bounded by
 /// `deadline`; `read` returns 0 at end of stream. Used by one thread at a
@@ -41,9 +43,19 @@ func durationText(_ d: Duration) -> String {
     return "\(ms)ms"
 }
 
+/// Throws `.timedOut` once `deadline` has passed. Called before every read and
+/// write: a socket that always has a byte ready never reaches `poll`, so the
+/// clock, not the socket, must end a request whatever the peer sends.
+func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
+    if MonotonicClock.now >= deadline {
+        throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+    }
+}
+
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
 /// passes (then throws `.timedOut` naming `what`).
 func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
+    try checkDeadline(deadline, endpoint: endpoint, what: what())
     while true {
         var p = pollfd(fd: fd, events: events, revents: 0)
         let ms = pollMillis(until: deadline)
@@ -74,27 +86,21 @@ func isIPAddress(_ host: String) -> Bool {
 }
 
 /// Opens a non-blocking TCP connection, trying each address of `host` in
-/// turn until one connects or the deadline passes.
-func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int32 {
-    var hints = addrinfo()
-    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-    hints.ai_family = AF_UNSPEC
-    if isIPAddress(ep.host) { hints.ai_flags = AI_NUMERICHOST }
-    var list: UnsafeMutablePointer<addrinfo>?
-    let rc = getaddrinfo(ep.host, String(ep.port), &hints, &list)
-    if rc != 0 {
-        throw HTTPError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf).")
-    }
-    defer { freeaddrinfo(list) }
+/// turn until one connects or the deadline passes. The name is resolved by
+/// `resolver`, waiting no longer than the deadline.
+func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(HTTPError) -> Int32 {
+    let addresses = try resolver.resolve(ep, deadline: deadline)
     var lastError = "no address"
-    var cursor = list
-    while let ai = cursor {
-        cursor = ai.pointee.ai_next
-        let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    for address in addresses {
+        try checkDeadline(deadline, endpoint: ep.text, what: "connecting to")
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { lastError = errnoText(errno); continue }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var r = connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen)
+        var storage = address.storage
+        var r = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, address.length) }
+        }
         if r < 0 && errno == EINTR { r = -1; errno = EINPROGRESS }
         if r == 0 { return fd }
         let e = errno
@@ -134,6 +140,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         while true {
+            try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
             let e = errno
@@ -149,6 +156,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
     func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) {
         var offset = 0
         while offset < bytes.count {
+            try checkDeadline(deadline, endpoint: endpoint, what: "sending a request to")
             let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n >= 0 {
                 offset += n
@@ -175,4 +183,159 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
         closed = true
         Glibc.close(fd)
     }
+}
+
+/// One address of a resolved host, copied out of getaddrinfo's list.
+struct ResolvedAddress: @unchecked Sendable {
+    var family: Int32
+    var storage: sockaddr_storage
+    var length: socklen_t
+}
+
+/// Resolves host names with a deadline. `getaddrinfo` cannot be interrupted
+/// (while DNS is down it blocks for its own timeouts: 5 s per try and server
+/// in resolv.conf's defaults), so a name is looked up on a helper thread and
+/// the caller waits for it with `poll` on a pipe, only until its deadline.
+///
+/// - At most one look-up per host and port is in flight: a caller that comes
+///   while one runs waits for that one instead of starting another, so a
+///   resolver that hangs costs one blocked thread, not one per retry.
+/// - A look-up that ends after its caller gave up is not wasted: its result
+///   is kept for the next caller (once; a result older than `reuseFor` is
+///   dropped), so a slow but working DNS still lets a request through.
+/// - Numeric IPs (the in-cluster case) are converted at once, no thread.
+///
+/// Connections are kept alive, so a renew normally resolves nothing; this
+/// bounds the rare new connection.
+final class HostResolver: Sendable {
+    typealias Lookup = @Sendable (Endpoint) -> Result<[ResolvedAddress], HTTPError>
+
+    /// The process-wide resolver over `getaddrinfo`.
+    static let shared = HostResolver(lookup: systemLookup)
+
+    let lookup: Lookup
+    let reuseFor: Duration
+    private let pending = Mutex<[Endpoint: PendingLookup]>([:])
+    private let started = Atomic<Int>(0)
+
+    init(lookup: @escaping Lookup, reuseFor: Duration = .seconds(30)) {
+        self.lookup = lookup
+        self.reuseFor = reuseFor
+    }
+
+    /// Look-ups started so far (tests).
+    var lookupsStarted: Int { started.load(ordering: .relaxed) }
+
+    /// The addresses of `ep`, or `.timedOut` at the deadline, or `.connectFailed`.
+    func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(HTTPError) -> [ResolvedAddress] {
+        if isIPAddress(ep.host) { return try systemLookup(ep).get() }  // AI_NUMERICHOST: never blocks
+        let now = MonotonicClock.now
+        let job = try pending.withLock { (map) throws(HTTPError) -> PendingLookup in
+            if let job = map[ep], !job.isStale(now: now, reuseFor: reuseFor) { return job }
+            let job = try PendingLookup()
+            map[ep] = job
+            started.add(1, ordering: .relaxed)
+            let lookup = self.lookup
+            try startHelperThread(ep) { job.finish(lookup(ep)) }
+            return job
+        }
+        var ready = pollfd(fd: job.readFD, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ms = pollMillis(until: deadline)
+            let r = poll(&ready, 1, ms)
+            if r > 0 { break }
+            if r < 0 && errno == EINTR { continue }
+            if r < 0 || ms == 0 || MonotonicClock.now >= deadline {
+                throw HTTPError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
+            }
+        }
+        // Done: the result is used once; the next caller looks the name up again.
+        pending.withLock { map in if map[ep] === job { map[ep] = nil } }
+        return try job.result().get()
+    }
+}
+
+/// A look-up running (or finished) on a helper thread; its pipe becomes
+/// readable when it is done, for every waiter (the byte is never consumed).
+final class PendingLookup: Sendable {
+    let readFD: Int32
+    private let writeFD: Int32
+    private let state = Mutex<(Result<[ResolvedAddress], HTTPError>?, MonotonicClock.Instant?)>((nil, nil))
+
+    init() throws(HTTPError) {
+        var fds: [Int32] = [-1, -1]
+        let rc = fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
+        if rc != 0 { throw HTTPError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoText(errno)).") }
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    deinit {
+        Glibc.close(readFD)
+        Glibc.close(writeFD)
+    }
+
+    func finish(_ result: Result<[ResolvedAddress], HTTPError>) {
+        state.withLock { $0 = (result, MonotonicClock.now) }
+        var byte: UInt8 = 1
+        _ = Glibc.write(writeFD, &byte, 1)
+    }
+
+    func result() -> Result<[ResolvedAddress], HTTPError> {
+        state.withLock { $0.0 } ?? .failure(HTTPError(.connectFailed, "A host name look-up ended without a result."))
+    }
+
+    /// A finished look-up older than `reuseFor` is not handed out again.
+    func isStale(now: MonotonicClock.Instant, reuseFor: Duration) -> Bool {
+        guard let at = state.withLock({ $0.1 }) else { return false }
+        return now - at > reuseFor
+    }
+}
+
+/// Runs `body` on a new detached thread (it inherits the caller's signal mask).
+private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(HTTPError) {
+    final class Box: @unchecked Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    if rc != 0 {
+        Unmanaged<Box>.fromOpaque(box).release()
+        throw HTTPError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoText(rc)).")
+    }
+    pthread_detach(thread)
+}
+
+/// `getaddrinfo` for a TCP connection, addresses copied out.
+func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], HTTPError> {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    hints.ai_family = AF_UNSPEC
+    if isIPAddress(ep.host) { hints.ai_flags = AI_NUMERICHOST }
+    var list: UnsafeMutablePointer<addrinfo>?
+    let rc = getaddrinfo(ep.host, String(ep.port), &hints, &list)
+    if rc != 0 {
+        return .failure(HTTPError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf)."))
+    }
+    defer { freeaddrinfo(list) }
+    var out: [ResolvedAddress] = []
+    var cursor = list
+    while let ai = cursor {
+        cursor = ai.pointee.ai_next
+        guard let addr = ai.pointee.ai_addr, Int(ai.pointee.ai_addrlen) <= MemoryLayout<sockaddr_storage>.size else { continue }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: addr, count: Int(ai.pointee.ai_addrlen)))
+        }
+        out.append(ResolvedAddress(family: ai.pointee.ai_family, storage: storage, length: ai.pointee.ai_addrlen))
+    }
+    if out.isEmpty {
+        return .failure(HTTPError(.connectFailed, "Cannot resolve the host of \(ep.text): no address; check the server URL."))
+    }
+    return .success(out)
 }

@@ -126,6 +126,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     private func handshake(serverName: String, deadline: MonotonicClock.Instant) throws(HTTPError) {
         while true {
+            try checkDeadline(deadline, endpoint: endpoint, what: "during the TLS handshake with")
             ERR_clear_error()
             let r = SSL_connect(ssl)
             if r == 1 { return }
@@ -151,6 +152,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         while true {
+            try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             ERR_clear_error()
             let r = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
             if r > 0 { return Int(r) }
@@ -175,6 +177,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
     func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) {
         var offset = 0
         while offset < bytes.count {
+            try checkDeadline(deadline, endpoint: endpoint, what: "sending a request to")
             ERR_clear_error()
             let r = SSL_write(ssl, bytes.baseAddress! + offset, Int32(clamping: bytes.count - offset))
             if r > 0 {

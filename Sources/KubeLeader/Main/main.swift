@@ -66,7 +66,7 @@ func runKubeLeader() -> Never {
         writeAll(fd: 1, HelpText.text)
         exit(0)
     case .version:
-        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion)\n")
+        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n")
         exit(0)
     case .run(let c):
         config = c
@@ -86,6 +86,9 @@ func runKubeLeader() -> Never {
     // Credentials must be readable before anything starts.
     if let tokenFile = config.tokenFile, let reason = unreadableReason(tokenFile) {
         usageExit("cannot read the token file \(tokenFile): \(reason). Mount the service account token (automountServiceAccountToken) or pass --token-file")
+    }
+    if let tokenFile = config.tokenFile, let reason = tokenFileProblem(tokenFile) {
+        usageExit("cannot use the token file \(tokenFile): \(reason)")
     }
     if let caFile = config.caFile, let reason = unreadableReason(caFile) {
         usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
@@ -131,6 +134,8 @@ func runKubeLeader() -> Never {
         exit(ExitCode.failure)
     }
     let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
+    // The last lines must not keep a stopped kube-leader from exiting either.
+    logger = supervisor.logger
     switch outcome {
     case .configuration(let message):
         writeAll(fd: 2, "kube-leader: \(message)\n")

@@ -19,6 +19,25 @@ enum IstioPortsOutput {
     }
 }
 
+/// The JSON `pdb --format json` prints:
+/// `{"violations":[{"kind","namespace","name","reason","message"}],"workloads":N,"skipped":N,"budgets":N}`.
+enum PDBOutput {
+    static func json(_ result: PDBCheck.Result) -> JSON {
+        let violations: [JSON] = result.violations.map { v in
+            [
+                "kind": .string(v.kind), "namespace": .string(v.namespace), "name": .string(v.name),
+                "reason": .string(v.reason), "message": .string(v.message),
+            ]
+        }
+        return [
+            "violations": .array(violations),
+            "workloads": JSON(result.workloads),
+            "skipped": JSON(result.skipped),
+            "budgets": JSON(result.budgets),
+        ]
+    }
+}
+
 /// The JSON `coverage --format json` prints:
 /// `{"passed":B,"coverage":F,"covered_lines":N,"not_covered_lines":N,"uncovered":[{"file","start","end"}],"untested":[FILE]}`.
 enum CoverageOutput {

@@ -1,20 +1,22 @@
 import KLCore
 
-/// The `policy-check` command line: subcommands `istio-ports` and `coverage`.
+/// The `policy-check` command line: subcommands `istio-ports`, `pdb` and `coverage`.
 ///
 /// Exit codes (documented in docs/policy-check.md):
-/// - `istio-ports`: 0 no violation, 1 violations, 2 bad usage or bad input.
+/// - `istio-ports`, `pdb`: 0 no violation, 1 violations, 2 bad usage or bad input.
 /// - `coverage`: 0 gate passed, 1 gate failed (a failing test, an untested
 ///   policy file or not-covered lines), 2 bad usage or an unreadable report,
 ///   127 `opa` not found or not executable.
 public enum PolicyCheckCLI {
     public static let usage = """
         usage: policy-check istio-ports [FILE|-] [--format text|json] [--protocols LIST]
+               policy-check pdb [FILE|-] [--format text|json]
                policy-check coverage [--opa PATH] [--report FILE|-] [--format text|json] [DIR...]
                policy-check --help | --version
 
         Commands:
           istio-ports   Check that every Service port is routable by Istio (no OPA needed).
+          pdb           Check that every replicated workload has one PodDisruptionBudget that lets nodes drain.
           coverage      Fail unless `opa test --coverage` passes and covers every line.
 
         Run `policy-check COMMAND --help` for the options of a command.
@@ -27,6 +29,11 @@ public enum PolicyCheckCLI {
         OptionSpec("protocols", env: "POLICY_CHECK_PROTOCOLS", value: "LIST",
                    default: IstioPortRule.defaultProtocols.joined(separator: ","),
                    help: "Comma-separated protocols to accept instead of Istio's (the Constraint's parameters.protocols)."),
+    ])
+
+    static let pdbOptions = OptionParser([
+        OptionSpec("format", env: "POLICY_CHECK_FORMAT", value: "text|json", default: "text",
+                   help: "Output: one message per line, or one JSON document for CI."),
     ])
 
     static let coverageOptions = OptionParser([
@@ -56,10 +63,12 @@ public enum PolicyCheckCLI {
             return 0
         case "istio-ports":
             return guarded(io) { () throws(PolicyCheckError) -> Int32 in try istioPorts(rest, environment, io) }
+        case "pdb":
+            return guarded(io) { () throws(PolicyCheckError) -> Int32 in try pdb(rest, environment, io) }
         case "coverage":
             return guarded(io) { () throws(PolicyCheckError) -> Int32 in try coverage(rest, environment, io) }
         default:
-            io.writeErr("policy-check: unknown command '\(command)'; the commands are istio-ports and coverage (see --help).\n")
+            io.writeErr("policy-check: unknown command '\(command)'; the commands are istio-ports, pdb and coverage (see --help).\n")
             return 2
         }
     }
@@ -121,6 +130,53 @@ public enum PolicyCheckCLI {
         } else {
             for v in result.violations { io.writeOut(v.message + "\n") }
             io.writeErr("policy-check: \(result.services) Service(s) checked, \(result.skipped) skipped (namespace opted out), \(result.violations.count) violation(s).\n")
+        }
+        return result.violations.isEmpty ? 0 : 1
+    }
+
+    // MARK: pdb
+
+    static func pdb(_ args: [String], _ env: [String: String], _ io: some PolicyCheckIO) throws(PolicyCheckError) -> Int32 {
+        let options = try parse(pdbOptions, args, env)
+        if options.help {
+            io.writeOut("""
+                usage: policy-check pdb [FILE|-] [OPTIONS]
+
+                Checks every Deployment and StatefulSet in FILE (default: standard input)
+                against the PodDisruptionBudgets in FILE, as the Gatekeeper policy
+                k8srequiredpdb does in the cluster:
+                  1. replicas >= 2 (unset is 1) needs a budget of its namespace whose
+                     selector matches the pod template's labels;
+                  2. every selecting budget must allow one eviction at full scale:
+                     maxUnavailable 0 or 0%, minAvailable 100% block every drain;
+                     minAvailable (percentages rounded up) >= replicas blocks too;
+                  3. more than one selecting budget: the eviction API refuses the pods;
+                  4. skipped: namespaces in FILE labelled, and workloads annotated,
+                     \(PDBCheck.optOut)="true".
+                FILE is JSON as `kubectl get namespaces,deployments,statefulsets,poddisruptionbudgets -A -o json`
+                prints it (a List or one object), an AdmissionReview, or a Gatekeeper
+                review {"review": …, "inventory": …}. Include namespaces for the label opt-out.
+                Prints one line per violation: KIND NAMESPACE NAME: REASON.
+                Exit: 0 no violation, 1 violations, 2 bad usage or bad input.
+
+                Options:
+                \(pdbOptions.helpText())
+
+                """)
+            return 0
+        }
+        let json = try format(options)
+        guard options.positionals.count <= 1 else {
+            throw PolicyCheckError(.usage, "pdb takes one FILE (or - for standard input), got \(options.positionals.count); merge them with `kubectl get … -o json`.")
+        }
+        let path = options.positionals.first ?? "-"
+        let source = path == "-" ? "standard input" : path
+        let result = try PDBCheck.check(text: try io.read(path), source: source)
+        if json {
+            io.writeOut(PDBOutput.json(result).prettyPrinted() + "\n")
+        } else {
+            for v in result.violations { io.writeOut(v.message + "\n") }
+            io.writeErr("policy-check: \(result.workloads) workload(s) checked against \(result.budgets) PodDisruptionBudget(s), \(result.skipped) skipped (opted out), \(result.violations.count) violation(s).\n")
         }
         return result.violations.isEmpty ? 0 : 1
     }

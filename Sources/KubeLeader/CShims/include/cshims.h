@@ -62,4 +62,11 @@ int cshims_set_signal_ignored(int sig, int ignored);
 /// when execve fails), so the new program does not inherit our blocked set.
 int cshims_execve_clean(const char *path, char *const argv[], char *const envp[]);
 
+/// The source commit of the build: scripts/build-static passes
+/// -Xcc -DKL_SOURCE_COMMIT="<git commit>"; other builds say "unknown".
+#ifndef KL_SOURCE_COMMIT
+#define KL_SOURCE_COMMIT "unknown"
+#endif
+static inline const char *cshims_source_commit(void) { return KL_SOURCE_COMMIT; }
+
 #endif

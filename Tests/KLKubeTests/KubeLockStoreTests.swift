@@ -1,0 +1,125 @@
+import KLCore
+import KLSupport
+import Testing
+@testable import KLKube
+
+/// `KubeLockStore` against a canned API server: reads are LISTs whose
+/// version the watch starts from, every odd watch answer is a failure for the
+/// runner to pace (never a retry loop inside the store), 404 on create is a
+/// configuration error, the original kube-leader's Pod is looked up.
+@Suite("KubeLockStore", .timeLimit(.minutes(1)))
+struct KubeLockStoreTests {
+    static let lockObject = #"{"metadata":{"name":"lock","namespace":"ns","resourceVersion":"7","annotations":{"control-plane.alpha.kubernetes.io/leader":"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":15}"}}}"#
+
+    static func list(_ items: String = lockObject, rv: String = "500") -> String {
+        jsonResponse(200, #"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"\#(rv)"},"items":[\#(items)]}"#)
+    }
+
+    static func chunked(_ lines: [String]) -> String {
+        var out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for line in lines {
+            let text = line + "\n"
+            out += String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n"
+        }
+        return out + "0\r\n\r\n"
+    }
+
+    func store(_ server: CannedAPIServer, retry: Duration = .seconds(2)) throws -> KubeLockStore {
+        KubeLockStore(client: try client(server), kind: .configMap, namespace: "ns", name: "lock",
+                      logger: Logger(level: .critical), retryPeriod: retry)
+    }
+
+    @Test func read_isAList_andTheWatchStartsFromTheListVersion() throws {
+        let modified = #"{"type":"MODIFIED","object":{"metadata":{"name":"lock","resourceVersion":"501","annotations":{"control-plane.alpha.kubernetes.io/leader":"{\"holderIdentity\":\"b\"}"}}}}"#
+        let server = CannedAPIServer { req in
+            req.path.contains("watch=1") ? Self.chunked([modified]) : Self.list()
+        }
+        let s = try store(server)
+        guard case .present(let snapshot) = try s.get(timeout: .seconds(5)) else { Issue.record("expected the lock"); return }
+        #expect(snapshot.resourceVersion == "7")
+        #expect(snapshot.record?.holderIdentity == "a")
+        let next = try s.waitForChange(known: snapshot, deadline: .now + .seconds(5))
+        guard case .present(let changed)? = next else { Issue.record("expected the MODIFIED event, got \(String(describing: next))"); return }
+        #expect(changed.record?.holderIdentity == "b")
+        let paths = server.seen.map(\.path)
+        #expect(paths.count == 2, "\(paths)")
+        #expect(paths[0].hasPrefix("/api/v1/namespaces/ns/configmaps?") && paths[0].contains("fieldSelector=metadata.name%3Dlock") && !paths[0].contains("watch"), "\(paths)")
+        #expect(paths[1].contains("watch=1") && paths[1].contains("resourceVersion=500"), "from the list's version, not the object's 7: \(paths)")
+    }
+
+    @Test func emptyList_isAbsent() throws {
+        let server = CannedAPIServer { _ in Self.list("") }
+        #expect(try store(server).get(timeout: .seconds(5)) == .absent)
+    }
+
+    /// Odd watch answers: each one is thrown after one watch request (the
+    /// runner waits a retry period before the next read and watch).
+    @Test(arguments: [
+        ("blank line", [""]),
+        ("unknown event type", [#"{"type":"WHATEVER","object":{"metadata":{"name":"lock"}}}"#]),
+        ("DELETED without metadata", [#"{"type":"DELETED","object":{}}"#]),
+        ("event for another object", [#"{"type":"MODIFIED","object":{"metadata":{"name":"other","resourceVersion":"9"}}}"#]),
+        ("410 Expired", [#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 500 (900)"}}"#]),
+        ("not JSON", ["<html>"]),
+        ("empty 200", []),
+    ] as [(String, [String])])
+    func oddWatchAnswers_areFailuresAfterOneWatch(name: String, lines: [String]) throws {
+        let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(lines) : Self.list() }
+        let s = try store(server)
+        _ = try s.get(timeout: .seconds(5))
+        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        #expect(error?.code == .transient, "\(name): \(String(describing: error))")
+        #expect(server.seen.filter { $0.path.contains("watch=1") }.count == 1, "\(name): \(server.seen.map(\.path))")
+    }
+
+    /// A server that answers every watch with a stream of bookmarks is cut off.
+    @Test func tooManyEvents_isAFailure() throws {
+        let bookmark = #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"600"}}}"#
+        let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(Array(repeating: bookmark, count: 50)) : Self.list() }
+        let s = try store(server)
+        _ = try s.get(timeout: .seconds(5))
+        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        #expect(error?.message.contains("faster than 10 per retry period") == true, "\(String(describing: error))")
+    }
+
+    @Test func create404_isAConfigurationErrorNamingTheNamespace() throws {
+        let server = CannedAPIServer { _ in statusResponse(404, reason: "NotFound", message: #"namespaces \"ns\" not found"#) }
+        let record = LeaderElectionRecord(holderIdentity: "me", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0)
+        let error = #expect(throws: LockError.self) { _ = try store(server).create(record, timeout: .seconds(5)) }
+        #expect(error?.code == .configuration)
+        #expect(error?.message.contains("namespace 'ns'") == true, "\(String(describing: error))")
+    }
+
+    /// The original kube-leader's lock: held while its Pod exists (or cannot
+    /// be checked), free once the Pod GET answers 404.
+    @Test(arguments: [(200, true), (404, false), (403, true), (500, true)])
+    func ownerPod_isLookedUp(status: Int, alive: Bool) throws {
+        let legacy = #"{"metadata":{"name":"lock","resourceVersion":"3","ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"orig-0","uid":"u"}]}}"#
+        let server = CannedAPIServer { req in
+            if req.path.hasPrefix("/api/v1/namespaces/ns/pods/orig-0") {
+                return status == 200 ? jsonResponse(200, #"{"metadata":{"name":"orig-0"}}"#) : statusResponse(status, reason: "X", message: "x")
+            }
+            return Self.list(legacy)
+        }
+        guard case .present(let s) = try store(server).get(timeout: .seconds(5)) else { Issue.record("expected the lock"); return }
+        #expect(s.state == .ownerPod("orig-0", alive: alive))
+    }
+
+    /// A Role without `list`: one forbidden LIST, then GETs, and watches
+    /// without a version (the server starts them with the current object).
+    @Test func listForbidden_fallsBackToGet() throws {
+        let server = CannedAPIServer { req in
+            if req.path.contains("watch=1") { return Self.chunked([]) }
+            if req.path.hasPrefix("/api/v1/namespaces/ns/configmaps/lock") { return jsonResponse(200, Self.lockObject) }
+            return statusResponse(403, reason: "Forbidden", message: "cannot list")
+        }
+        let s = try store(server, retry: .milliseconds(100))
+        guard case .present = try s.get(timeout: .seconds(5)) else { Issue.record("expected the lock"); return }
+        guard case .present = try s.get(timeout: .seconds(5)) else { Issue.record("expected the lock"); return }
+        _ = try? s.waitForChange(known: nil, deadline: .now + .seconds(2))
+        let paths = server.seen.map(\.path)
+        #expect(paths.filter { $0.contains("fieldSelector") && !$0.contains("watch") }.count == 1, "\(paths)")
+        #expect(paths.filter { $0.hasPrefix("/api/v1/namespaces/ns/configmaps/lock") }.count == 2, "\(paths)")
+        #expect(paths.last?.contains("watch=1") == true && paths.last?.contains("resourceVersion") == false, "\(paths)")
+    }
+}
