@@ -32,22 +32,22 @@ struct PlatformTests {
         let dir = makeTemporaryDirectory(prefix: "klsupport-test")
         try write(dir + "/f", [UInt8](repeating: 65, count: 1024))
         #expect(try readWholeTextFile(dir + "/f", limit: 1024).get().count == 1024)
-        let error = FileReadError(path: dir + "/f", reason: .tooLarge(limit: 1023))
+        let error = FileReadFailure(path: dir + "/f", reason: .tooLarge(limit: 1023))
         #expect(readWholeFile(dir + "/f", limit: 1023) == .failure(error))
-        #expect(FileReadError(path: "x", reason: .tooLarge(limit: 1 << 20)).description == "larger than 1 MiB")
+        #expect(FileReadFailure(path: "x", reason: .tooLarge(limit: 1 << 20)).description == "larger than 1 MiB")
     }
 
     @Test func readWholeFile_namesTheErrno_forMissingFilesAndFolders() {
         let dir = makeTemporaryDirectory(prefix: "klsupport-test")
-        #expect(readWholeFile(dir + "/missing") == .failure(FileReadError(path: dir + "/missing", reason: .system(errno: ENOENT))))
-        #expect(readWholeFile(dir) == .failure(FileReadError(path: dir, reason: .system(errno: EISDIR))))
+        #expect(readWholeFile(dir + "/missing") == .failure(FileReadFailure(path: dir + "/missing", reason: .system(errno: ENOENT))))
+        #expect(readWholeFile(dir) == .failure(FileReadFailure(path: dir, reason: .system(errno: EISDIR))))
         if case .failure(let e) = readWholeFile(dir + "/missing") {
             #expect(e.description == "No such file or directory")
         }
     }
 
     @Test func readWholeFile_stopsAnEndlessDevice_atTheLimit() {
-        #expect(readWholeFile("/dev/zero", limit: 100_000) == .failure(FileReadError(path: "/dev/zero", reason: .tooLarge(limit: 100_000))))
+        #expect(readWholeFile("/dev/zero", limit: 100_000) == .failure(FileReadFailure(path: "/dev/zero", reason: .tooLarge(limit: 100_000))))
     }
 
     @Test(arguments: [

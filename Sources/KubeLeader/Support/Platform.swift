@@ -77,7 +77,7 @@ public func runOnNewThread(stackSize: Int? = nil, _ body: @escaping @Sendable ()
 }
 
 /// Why a whole file could not be read.
-public struct FileReadError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct FileReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Reason: Sendable, Equatable {
         /// open(2) or read(2) failed with this errno.
         case system(errno: Int32)
@@ -110,9 +110,9 @@ public struct FileReadError: Error, Sendable, Equatable, CustomStringConvertible
 /// Reads a whole file, at most `limit` bytes (more is an error, never a
 /// silent cut). Retries EINTR; the descriptor is CLOEXEC and always closed.
 /// A directory fails with EISDIR; a device that never ends hits the limit.
-public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8], FileReadError> {
+public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8], FileReadFailure> {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { return .failure(FileReadError(path: path, reason: .system(errno: errno))) }
+    if fd < 0 { return .failure(FileReadFailure(path: path, reason: .system(errno: errno))) }
     defer { close(fd) }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -121,15 +121,15 @@ public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8
         if n < 0 {
             let code = errno
             if code == EINTR { continue }
-            return .failure(FileReadError(path: path, reason: .system(errno: code)))
+            return .failure(FileReadFailure(path: path, reason: .system(errno: code)))
         }
         if n == 0 { return .success(bytes) }
-        if n > limit - bytes.count { return .failure(FileReadError(path: path, reason: .tooLarge(limit: limit))) }
+        if n > limit - bytes.count { return .failure(FileReadFailure(path: path, reason: .tooLarge(limit: limit))) }
         bytes += chunk[0..<n]
     }
 }
 
 /// `readWholeFile` as UTF-8 text (invalid bytes become U+FFFD).
-public func readWholeTextFile(_ path: String, limit: Int = 1 << 20) -> Result<String, FileReadError> {
+public func readWholeTextFile(_ path: String, limit: Int = 1 << 20) -> Result<String, FileReadFailure> {
     readWholeFile(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
 }
