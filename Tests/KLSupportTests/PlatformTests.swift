@@ -39,11 +39,22 @@ struct PlatformTests {
 
     @Test func readWholeFile_namesTheErrno_forMissingFilesAndFolders() {
         let dir = makeTemporaryDirectory(prefix: "klsupport-test")
-        #expect(readWholeFile(dir + "/missing") == .failure(FileReadFailure(path: dir + "/missing", reason: .system(errno: ENOENT))))
-        #expect(readWholeFile(dir) == .failure(FileReadFailure(path: dir, reason: .system(errno: EISDIR))))
+        #expect(readWholeFile(dir + "/missing") == .failure(FileReadFailure(path: dir + "/missing", reason: .cannotOpen(errno: ENOENT))))
+        #expect(readWholeFile(dir) == .failure(FileReadFailure(path: dir, reason: .cannotRead(errno: EISDIR))))
         if case .failure(let e) = readWholeFile(dir + "/missing") {
             #expect(e.description == "No such file or directory")
         }
+    }
+
+    @Test func readToEnd_readsAnOpenDescriptor_andLeavesItOpen() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let text = Array("from a pipe\n".utf8)
+        _ = text.withUnsafeBytes { Glibc.write(fds[1], $0.baseAddress, $0.count) }
+        close(fds[1])
+        #expect(try readToEnd(fd: fds[0], path: "standard input").get() == text)
+        #expect(fcntl(fds[0], F_GETFD) >= 0)
     }
 
     @Test func readWholeFile_stopsAnEndlessDevice_atTheLimit() {

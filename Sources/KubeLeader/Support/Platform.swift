@@ -79,8 +79,10 @@ public func runOnNewThread(stackSize: Int? = nil, _ body: @escaping @Sendable ()
 /// Why a whole file could not be read.
 public struct FileReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Reason: Sendable, Equatable {
-        /// open(2) or read(2) failed with this errno.
-        case system(errno: Int32)
+        /// open(2) failed with this errno.
+        case cannotOpen(errno: Int32)
+        /// read(2) failed with this errno.
+        case cannotRead(errno: Int32)
         /// The file is larger than the reader's limit (bytes).
         case tooLarge(limit: Int)
     }
@@ -95,7 +97,7 @@ public struct FileReadFailure: Error, Sendable, Equatable, CustomStringConvertib
     /// The reason as a fragment: "No such file or directory", "larger than 1 MiB".
     public var description: String {
         switch reason {
-        case .system(let code): errnoMessage(code)
+        case .cannotOpen(let code), .cannotRead(let code): errnoMessage(code)
         case .tooLarge(let limit): "larger than \(sizeText(limit))"
         }
     }
@@ -112,8 +114,14 @@ public struct FileReadFailure: Error, Sendable, Equatable, CustomStringConvertib
 /// A directory fails with EISDIR; a device that never ends hits the limit.
 public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8], FileReadFailure> {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { return .failure(FileReadFailure(path: path, reason: .system(errno: errno))) }
+    if fd < 0 { return .failure(FileReadFailure(path: path, reason: .cannotOpen(errno: errno))) }
     defer { close(fd) }
+    return readToEnd(fd: fd, path: path, limit: limit)
+}
+
+/// Reads an open descriptor (standard input: 0) to its end, at most `limit`
+/// bytes; `path` names it in errors. The caller keeps and closes `fd`.
+public func readToEnd(fd: Int32, path: String, limit: Int = 1 << 20) -> Result<[UInt8], FileReadFailure> {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -121,7 +129,7 @@ public func readWholeFile(_ path: String, limit: Int = 1 << 20) -> Result<[UInt8
         if n < 0 {
             let code = errno
             if code == EINTR { continue }
-            return .failure(FileReadFailure(path: path, reason: .system(errno: code)))
+            return .failure(FileReadFailure(path: path, reason: .cannotRead(errno: code)))
         }
         if n == 0 { return .success(bytes) }
         if n > limit - bytes.count { return .failure(FileReadFailure(path: path, reason: .tooLarge(limit: limit))) }
