@@ -46,15 +46,17 @@ let package = Package(
                           path: "Sources/KubeLeader/Main", swiftSettings: lean),
 
         // MARK: companions (nothing depends on them)
+        .target(name: "CompanionSupport", dependencies: ["KLCore", "KLSupport"],
+                path: "Sources/Companions/Shared", swiftSettings: strict),
         .target(name: "PolicyCheckKit", dependencies: ["KLCore", "KLSupport", "KLProcess"],
                 path: "Sources/Companions/PolicyCheck/Lib", swiftSettings: strict),
         .executableTarget(name: "PolicyCheckMain", dependencies: ["PolicyCheckKit", "KLSupport"],
                           path: "Sources/Companions/PolicyCheck/Main", swiftSettings: strict),
-        .target(name: "PagerTesterKit", dependencies: ["KLCore", "KLSupport", "KLKube"],
+        .target(name: "PagerTesterKit", dependencies: ["KLCore", "KLSupport", "KLKube", "CompanionSupport"],
                 path: "Sources/Companions/PagerTester/Lib", swiftSettings: strict),
         .executableTarget(name: "PagerTesterMain", dependencies: ["PagerTesterKit", "KLCore", "KLSupport"],
                           path: "Sources/Companions/PagerTester/Main", swiftSettings: strict),
-        .target(name: "NodeLifecycleKit", dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL"],
+        .target(name: "NodeLifecycleKit", dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL", "CompanionSupport"],
                 path: "Sources/Companions/NodeLifecycle/Lib", swiftSettings: strict),
         .executableTarget(name: "NodeLifecycleMain", dependencies: ["NodeLifecycleKit", "KLSupport"],
                           path: "Sources/Companions/NodeLifecycle/Main", swiftSettings: strict),
@@ -69,7 +71,8 @@ let package = Package(
                           path: "Tests/FakeAPIServer/Main", swiftSettings: strict),
 
         // MARK: tests
-        .target(name: "KLTestSupport", path: "Tests/KLTestSupport", swiftSettings: strict),
+        .target(name: "KLTestSupport", dependencies: ["KLCore", "KLSupport"], path: "Tests/KLTestSupport", swiftSettings: strict),
+        .testTarget(name: "CompanionSupportTests", dependencies: ["CompanionSupport", "KLCore", "KLSupport"]),
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
         .testTarget(name: "KLSupportTests", dependencies: ["KLCore", "KLSupport", "KLTestSupport"]),
         .testTarget(name: "KLProcessTests", dependencies: ["KLProcess", "KLSupport", "CShims"]),

@@ -1,6 +1,7 @@
 import KLCore
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 

@@ -1,5 +1,6 @@
 import KLCore
 import KLSupport
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 

@@ -1,4 +1,5 @@
 import KLCore
+import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 

@@ -2,6 +2,7 @@ import Foundation
 import KLCore
 import KLKube
 import KLSupport
+import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 

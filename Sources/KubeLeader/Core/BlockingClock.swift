@@ -11,7 +11,7 @@ public protocol ClockInstant: Comparable, Sendable {
 /// block the calling thread until a deadline.
 ///
 /// Loops take a clock instead of reading the system clock, so tests run them
-/// on `VirtualClock` (KLSupport), whose `sleep(until:)` jumps forward and
+/// on `VirtualClock` (KLTestSupport), whose `sleep(until:)` jumps forward and
 /// never blocks. Real clocks: `MonotonicClock` (deadlines, timeouts) and
 /// `WallClock` (cron fire times) in KLSupport. kube-leader links no
 /// `_Concurrency`, so this is not the standard library's `Clock`: sleeping

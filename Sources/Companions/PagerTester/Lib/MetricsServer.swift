@@ -1,3 +1,4 @@
+import CompanionSupport
 import KLSupport
 
 /// `--metrics-addr HOST:PORT`: a tiny HTTP/1.1 server answering

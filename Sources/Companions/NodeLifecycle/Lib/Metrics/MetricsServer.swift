@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CompanionSupport
 import KLSupport
 
 /// `--metrics-addr HOST:PORT`: `GET /metrics` (Prometheus text) and

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import KLCore
+import KLSupport
 
 /// The companions' `--metrics-addr HOST:PORT` server: a tiny HTTP server,
 /// one request per connection, served one at a time on a thread of its own.

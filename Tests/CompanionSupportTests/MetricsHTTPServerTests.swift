@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 import KLCore
-import KLSupport
+import CompanionSupport
 import Testing
 
 @Suite("MetricsHTTPServer over a real socket", .timeLimit(.minutes(1)))
