@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // kube-leader: one static binary that elects a leader among replicas and runs
 // the real command only there. No package dependencies: toolchain + system C
-// libraries only (see ../shared/DESIGN.md, "Hard constraints").
+// libraries only (see docs/kube-leader-design.md).
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "pager-tester", targets: ["PagerTesterMain"]),
         .executable(name: "node-lifecycle", targets: ["NodeLifecycleMain"]),
         .executable(name: "kube-apiserver-fake", targets: ["FakeAPIServerMain"]),
+        .executable(name: "kube-leader-sim", targets: ["SimulationMain"]),
     ],
     targets: [
         // MARK: C shims (the only C in the project)
@@ -42,19 +43,21 @@ let package = Package(
         .target(name: "KLKube", dependencies: ["KLCore", "KLSupport", "COpenSSL", "CShims"],
                 path: "Sources/KubeLeader/Kube", swiftSettings: lean),
         .executableTarget(name: "KubeLeaderMain",
-                          dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube"],
+                          dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "CShims"],
                           path: "Sources/KubeLeader/Main", swiftSettings: lean),
 
         // MARK: companions (nothing depends on them)
+        .target(name: "CompanionSupport", dependencies: ["KLCore", "KLSupport"],
+                path: "Sources/Companions/Shared", swiftSettings: strict),
         .target(name: "PolicyCheckKit", dependencies: ["KLCore", "KLSupport", "KLProcess"],
                 path: "Sources/Companions/PolicyCheck/Lib", swiftSettings: strict),
         .executableTarget(name: "PolicyCheckMain", dependencies: ["PolicyCheckKit", "KLSupport"],
                           path: "Sources/Companions/PolicyCheck/Main", swiftSettings: strict),
-        .target(name: "PagerTesterKit", dependencies: ["KLCore", "KLSupport", "KLKube"],
+        .target(name: "PagerTesterKit", dependencies: ["KLCore", "KLSupport", "KLKube", "CompanionSupport"],
                 path: "Sources/Companions/PagerTester/Lib", swiftSettings: strict),
         .executableTarget(name: "PagerTesterMain", dependencies: ["PagerTesterKit", "KLCore", "KLSupport"],
                           path: "Sources/Companions/PagerTester/Main", swiftSettings: strict),
-        .target(name: "NodeLifecycleKit", dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL"],
+        .target(name: "NodeLifecycleKit", dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL", "CompanionSupport"],
                 path: "Sources/Companions/NodeLifecycle/Lib", swiftSettings: strict),
         .executableTarget(name: "NodeLifecycleMain", dependencies: ["NodeLifecycleKit", "KLSupport"],
                           path: "Sources/Companions/NodeLifecycle/Main", swiftSettings: strict),
@@ -65,21 +68,32 @@ let package = Package(
         .target(name: "FakeAPIServerKit",
                 dependencies: ["KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "CFakeCerts"],
                 path: "Tests/FakeAPIServer/Lib", swiftSettings: strict),
-        .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLSupport"],
+        .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport"],
                           path: "Tests/FakeAPIServer/Main", swiftSettings: strict),
 
+        // MARK: test support: deterministic simulation (pure: KLCore only)
+        .target(name: "KLSimulation", dependencies: ["KLCore"],
+                path: "Tests/Simulation/Lib", swiftSettings: strict),
+        .executableTarget(name: "SimulationMain", dependencies: ["KLSimulation", "KLCore"],
+                          path: "Tests/Simulation/Main", swiftSettings: strict),
+
         // MARK: tests
+        .target(name: "KLTestSupport", dependencies: ["KLCore", "KLSupport"], path: "Tests/KLTestSupport", swiftSettings: strict),
+        .testTarget(name: "CompanionSupportTests", dependencies: ["CompanionSupport", "KLCore", "KLSupport"]),
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
-        .testTarget(name: "KLSupportTests", dependencies: ["KLSupport"]),
-        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess"]),
-        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "FakeAPIServerKit"]),
-        .testTarget(name: "FakeAPIServerTests", dependencies: ["FakeAPIServerKit", "KLKube"]),
-        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLProcess"]),
-        .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit", "KLCore", "KLSupport", "KLKube"],
+        .testTarget(name: "KLSupportTests", dependencies: ["KLCore", "KLSupport", "KLTestSupport"]),
+        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess", "KLSupport", "CShims"]),
+        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "KLCore", "KLSupport", "COpenSSL", "FakeAPIServerKit"]),
+        .testTarget(name: "FakeAPIServerTests",
+                    dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "KLTestSupport"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess"]),
+        .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit", "KLCore", "KLSupport", "KLKube", "KLTestSupport"],
                     exclude: ["fake_pagerduty.py"]),
-        .testTarget(name: "NodeLifecycleTests", dependencies: ["NodeLifecycleKit", "FakeAPIServerKit"],
+        .testTarget(name: "NodeLifecycleTests",
+                    dependencies: ["NodeLifecycleKit", "KLCore", "KLSupport", "KLKube", "FakeAPIServerKit", "KLTestSupport"],
                     exclude: ["Data", "Support/botocore_sign.py", "Support/moto_harness.py", "Support/query_double.py",
                               "Support/binary_e2e.py"]),
+        .testTarget(name: "SimulationTests", dependencies: ["KLSimulation", "KLCore"]),
         .testTarget(name: "EndToEndTests",
                     dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "FakeAPIServerKit"]),
     ],

@@ -1,6 +1,7 @@
 import FakeAPIServerKit
 import Glibc
 import KLCore
+import KLTestSupport
 import Testing
 
 /// kube-apiserver-fake as a process, and the real kubectl against it.
@@ -13,7 +14,7 @@ struct BinaryTests {
     }
 
     private func startBinary(dir: String, extra: [String], tag: String) throws -> Running {
-        let pid = try spawn("\(binDir())/kube-apiserver-fake", ["--dir", "\(dir)/certs"] + extra,
+        let pid = try spawn("\(TestPaths.binary("kube-apiserver-fake"))", ["--dir", "\(dir)/certs"] + extra,
                             stdoutFile: "\(dir)/\(tag).out", stderrFile: "\(dir)/\(tag).err")
         guard let line = waitForFirstLine("\(dir)/\(tag).out") else {
             kill(pid, SIGKILL); _ = waitExit(pid)
@@ -23,7 +24,7 @@ struct BinaryTests {
     }
 
     @Test func binary_restartWithSameStateFileAndPort_keepsObjectsCAAndCounter() throws {
-        let dir = makeTempDir()
+        let dir = makeTemporaryDirectory(prefix: "fake-apiserver-test")
         let first = try startBinary(dir: dir, extra: ["--state-file", "\(dir)/state.json"], tag: "first")
         #expect(first.ready.objectValue?.keys == ["url", "ca_file", "token_file"])
         #expect(first.ready["ca_file"] == .string("\(dir)/certs/ca.crt"))
@@ -55,10 +56,10 @@ struct BinaryTests {
     }
 
     @Test func binary_badFlags_exit2WithMessage() throws {
-        let r = try run("\(binDir())/kube-apiserver-fake", ["--port", "x", "--dir", "/tmp/x"])
+        let r = try run("\(TestPaths.binary("kube-apiserver-fake"))", ["--port", "x", "--dir", "/tmp/x"])
         #expect(r.exitCode == 2)
         #expect(r.stderr.contains("--port"))
-        let missing = try run("\(binDir())/kube-apiserver-fake", [])
+        let missing = try run("\(TestPaths.binary("kube-apiserver-fake"))", [])
         #expect(missing.exitCode == 2)
         #expect(missing.stderr.contains("--dir"))
     }

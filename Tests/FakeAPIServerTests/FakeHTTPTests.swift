@@ -1,5 +1,6 @@
 import FakeAPIServerKit
 import KLCore
+import KLTestSupport
 import Testing
 
 /// HTTP/1.1 details: keep-alive, chunked request bodies, bad requests, discovery.
@@ -68,7 +69,7 @@ struct FakeHTTPTests {
     }
 
     @Test func stop_freesThePortForAnInProcessRestart() throws {
-        let dir = makeTempDir()
+        let dir = makeTemporaryDirectory(prefix: "fake-apiserver-test")
         let first = try FakeAPIServer.start(FakeAPIServerOptions(dir: dir))
         let port = first.port
         let idle = try TestConnection(url: first.url, caFile: first.caFile)   // an open connection must not keep the port

@@ -1,19 +1,13 @@
 import CShims
 import Glibc
+import KLSupport
+import KLTestSupport
 
 /// Spawning binaries for black-box tests (kubectl, kube-apiserver-fake).
 struct ProcessResult {
     var exitCode: Int32
     var stdout: String
     var stderr: String
-}
-
-/// Where the built binaries are: $KL_BIN_DIR or <package>/.build/debug.
-func binDir() -> String {
-    if let dir = getenv("KL_BIN_DIR").map({ String(cString: $0) }), !dir.isEmpty { return dir }
-    var path = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-    path.removeLast(3)   // Tests/FakeAPIServerTests/ProcessSupport.swift
-    return path.joined(separator: "/") + "/.build/debug"
 }
 
 /// Starts `path args` with stdout/stderr redirected to files.
@@ -24,20 +18,14 @@ func spawn(_ path: String, _ args: [String], env: [String: String] = [:], stdout
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, stdoutFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_addopen(&actions, 2, stderrFile, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var environment: [String: String] = [:]
-    var e = cshims_environ()
-    while let entry = e?.pointee {
-        let s = String(cString: entry)
-        if let eq = s.firstIndex(of: "=") { environment[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-        e = e?.advanced(by: 1)
-    }
+    var environment = ProcessEnvironment.current()
     for (k, v) in env { environment[k] = v }
     let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
-    guard rc == 0 else { throw TestFailure("spawning \(path) failed: \(String(cString: strerror(rc)))") }
+    guard rc == 0 else { throw TestFailure("spawning \(path) failed: \(errnoMessage(rc))") }
     return pid
 }
 
@@ -51,7 +39,7 @@ func waitExit(_ pid: pid_t) -> Int32 {
 
 /// Runs a command to completion and captures its output.
 func run(_ path: String, _ args: [String], env: [String: String] = [:]) throws -> ProcessResult {
-    let dir = makeTempDir()
+    let dir = makeTemporaryDirectory(prefix: "fake-apiserver-test")
     let pid = try spawn(path, args, env: env, stdoutFile: "\(dir)/out", stderrFile: "\(dir)/err")
     let code = waitExit(pid)
     return ProcessResult(exitCode: code, stdout: readText("\(dir)/out"), stderr: readText("\(dir)/err"))

@@ -3,6 +3,7 @@ import FakeAPIServerKit
 import KLSupport
 import Glibc
 import KLCore
+import KLTestSupport
 
 /// A deliberately small HTTP/1.1 client over TLS (or plain TCP) for testing
 /// the fake byte by byte, independent of the project's own client.
@@ -152,7 +153,7 @@ final class Harness {
     let server: FakeAPIServer
 
     init(historySize: Int = 1000, plainHTTP: Bool = false, stateFile: Bool = false, podGraceSeconds: Int = 0) throws {
-        dir = makeTempDir()
+        dir = makeTemporaryDirectory(prefix: "fake-apiserver-test")
         var options = FakeAPIServerOptions(dir: dir)
         options.historySize = historySize
         options.plainHTTP = plainHTTP
@@ -183,8 +184,3 @@ final class Harness {
 }
 
 struct DiscardSink: LogSink { func write(line: String) {} }
-
-func makeTempDir() -> String {
-    var template = Array("/tmp/fake-apiserver-test-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-}

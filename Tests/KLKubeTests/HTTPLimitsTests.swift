@@ -5,6 +5,7 @@ import Musl
 #endif
 import Testing
 import Synchronization
+import KLCore
 import KLSupport
 @testable import KLKube
 

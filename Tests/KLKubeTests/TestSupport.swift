@@ -5,6 +5,7 @@ import Musl
 #endif
 import Synchronization
 import COpenSSL
+import KLCore
 import KLSupport
 @testable import KLKube
 

@@ -1,3 +1,4 @@
+import KLCore
 import KLSupport
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 import KLCore
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -7,8 +8,8 @@ import Testing
 @Suite("node-lifecycle command line", .timeLimit(.minutes(1)))
 struct CommandLineTests {
     func run(_ args: String, env: String = "") -> (stderr: String, status: Int32) {
-        let dir = makeTempDirectory()
-        let r = runCommand("env -i PATH=/usr/bin:/bin AWS_EC2_METADATA_DISABLED=true \(env) '\(binary("node-lifecycle"))' \(args) 2>'\(dir)/err'")
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
+        let r = runCommand("env -i PATH=/usr/bin:/bin AWS_EC2_METADATA_DISABLED=true \(env) '\(TestPaths.binary("node-lifecycle"))' \(args) 2>'\(dir)/err'")
         // pclose gives a wait status: the exit code is in the high byte.
         return (readTextFile(dir + "/err") ?? "", (r.status >> 8) & 0xff)
     }

@@ -3,6 +3,7 @@ import KLCore
 import KLKube
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -12,7 +13,7 @@ struct TestCluster {
     let client: KubeClient
 
     static func start() throws -> TestCluster {
-        let server = try FakeAPIServer.start(FakeAPIServerOptions(dir: makeTempDirectory()))
+        let server = try FakeAPIServer.start(FakeAPIServerOptions(dir: makeTemporaryDirectory(prefix: "nodelifecycle-test")))
         let client = try KubeClient(config: KubeConfig(server: server.url, caFile: server.caFile, token: server.token))
         return TestCluster(server: server, client: client)
     }
@@ -56,7 +57,7 @@ struct DrainEndToEndTests {
         defer { cluster.server.stop() }
         let moto = try Moto.start()
         defer { moto.stop() }
-        let dir = makeTempDirectory()
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
         let run = runCommand("python3 '\(testsDirectory)/Support/query_double.py' start '\(dir)' \(moto.accessKey) '\(moto.secretKey)'")
         try #require(run.status == 0)
         let dj = try JSON.parse(run.output)
@@ -80,7 +81,7 @@ struct DrainEndToEndTests {
         // Ready only 3 s later, so the next eviction is blocked (429) meanwhile.
         let stop = Atomic<Bool>(false)
         let server = cluster.server
-        startThread {
+        runOnNewThread {
             var replaced: Set<String> = []
             while !stop.load(ordering: .relaxed) {
                 for name in ["web-1", "web-2"] where !replaced.contains(name)
@@ -88,7 +89,7 @@ struct DrainEndToEndTests {
                     replaced.insert(name)
                     let path = "/api/v1/namespaces/shop/pods/\(name)-new"
                     server.put(path, TestCluster.pod("shop", "\(name)-new", node: "n2", app: "web", owner: "ReplicaSet", ready: false))
-                    startThread {
+                    runOnNewThread {
                         blockingSleep(.seconds(3))
                         server.put(path, TestCluster.pod("shop", "\(name)-new", node: "n2", app: "web", owner: "ReplicaSet", ready: true))
                     }
@@ -112,10 +113,10 @@ struct DrainEndToEndTests {
         let drainer = NodeDrainer(cluster: KubeCluster(client: cluster.client), lifecycle: asg, queue: queue,
                                   settings: DrainSettings(timeout: .seconds(40), evictionRetry: .seconds(1),
                                                           heartbeatInterval: .seconds(1), pollInterval: .milliseconds(200)),
-                                  taint: Taint(key: "node-lifecycle/draining"), sleeper: RealSleeper(), logger: logger)
+                                  taint: Taint(key: "node-lifecycle/draining"), clock: MonotonicClock(), logger: logger)
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 4, waitSeconds: 1, logger: logger)
         // The heartbeat loop on its own thread, as in the binary.
-        startThread { service.runHeartbeats { stop.load(ordering: .relaxed) } }
+        runOnNewThread { service.runHeartbeats { stop.load(ordering: .relaxed) } }
         var received = 0
         for _ in 0..<5 where received < 3 { received += try service.pollOnce(inline: true) }
         #expect(received == 3)
@@ -184,7 +185,7 @@ struct KubeClusterDrainTests {
         let drainer = NodeDrainer(cluster: KubeCluster(client: cluster.client, instance: "drain-0"), lifecycle: lifecycle, queue: queue,
                                   settings: DrainSettings(timeout: .seconds(30), pollInterval: .milliseconds(100),
                                                           podSelector: "app notin (db,cache)", gracePeriodSeconds: 300),
-                                  taint: Taint(key: "node-lifecycle/draining"), sleeper: RealSleeper(), logger: Logger(level: .debug, sink: sink))
+                                  taint: Taint(key: "node-lifecycle/draining"), clock: MonotonicClock(), logger: Logger(level: .debug, sink: sink))
         #expect(drainer.handle(action, message: message) == .drained(node: "n1"))
         #expect(try cluster.podNames(on: "n1") == ["cache-1", "db-0"])
         // 300 s asked, 30 s drain: capped to what is left (at most 30).

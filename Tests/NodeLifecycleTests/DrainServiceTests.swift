@@ -1,6 +1,7 @@
 import KLCore
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -16,20 +17,20 @@ final class ClockedLifecycle: LifecycleAPI {
         var heartbeats: [String: Int] = [:]
     }
     let state = Mutex(State())
-    let clock: any Sleeper
+    let clock: any BlockingClock<MonotonicInstant>
     let heartbeatTimeout: Duration
 
-    init(clock: any Sleeper, heartbeatTimeout: Duration) {
+    init(clock: any BlockingClock<MonotonicInstant>, heartbeatTimeout: Duration) {
         self.clock = clock
         self.heartbeatTimeout = heartbeatTimeout
     }
 
     /// The hook fires: the action starts now.
-    func start(_ token: String) { state.withLock { $0.lastSeen[token] = clock.now() } }
+    func start(_ token: String) { state.withLock { $0.lastSeen[token] = clock.now } }
 
     /// Applies DefaultResult to every action whose timeout passed by now.
     func expire() {
-        let now = clock.now()
+        let now = clock.now
         state.withLock { s in
             for (token, seen) in s.lastSeen where now - seen > heartbeatTimeout && !s.completed.contains(token) {
                 s.timedOut.insert(token)
@@ -41,7 +42,7 @@ final class ClockedLifecycle: LifecycleAPI {
         expire()
         let ok = state.withLock { s -> Bool in
             guard !s.timedOut.contains(token), !s.completed.contains(token) else { return false }
-            s.lastSeen[token] = clock.now()
+            s.lastSeen[token] = clock.now
             return true
         }
         if !ok { throw FakeLifecycle.noActive }
@@ -112,17 +113,9 @@ struct DrainServiceTests {
         let box = Mutex<DrainService?>(nil)
         // The virtual clock drives the heartbeat loop: whenever a drain waits,
         // the loop runs at the new time, as its own thread would.
-        let sleeper = FakeSleeper { _ in _ = box.withLock { $0 }?.heartbeatDue() }
-        let lifecycle = ClockedLifecycle(clock: sleeper, heartbeatTimeout: .seconds(300))
-        for i in 1...nodes {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-            queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
-            lifecycle.start("t\(i)")
-        }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), sleeper: sleeper, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let clock = VirtualMonotonicClock { _ in _ = box.withLock { $0 }?.heartbeatDue() }
+        let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
+        let service = scaleIn(nodes, cluster, queue, lifecycle, clock: clock, concurrency: 2)
         box.withLock { $0 = service }
         // One receive takes all six; the drains run inline, one after the other: half an hour of virtual time.
         #expect(try service.pollOnce(inline: true) == nodes)
@@ -142,17 +135,9 @@ struct DrainServiceTests {
     @Test func withoutTheHeartbeatLoop_actionsTimeOut() throws {
         let cluster = FakeCluster { _, attempt in attempt <= 120 ? .blocked(retryAfter: nil) : .accepted }
         let queue = HandleQueue()
-        let sleeper = FakeSleeper()
-        let lifecycle = ClockedLifecycle(clock: sleeper, heartbeatTimeout: .seconds(300))
-        for i in 1...3 {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-            queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
-            lifecycle.start("t\(i)")
-        }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), sleeper: sleeper, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let clock = VirtualMonotonicClock()
+        let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
+        let service = scaleIn(3, cluster, queue, lifecycle, clock: clock, concurrency: 1)
         _ = try service.pollOnce(inline: true)
         lifecycle.expire()
         #expect(lifecycle.timedOut == ["t1", "t2", "t3"])
@@ -172,7 +157,7 @@ struct DrainServiceTests {
         // 30 s into the drain the message's visibility runs out once (say the
         // extension call was lost) and the service receives it again.
         let t0 = MonotonicClock.now
-        let sleeper = FakeSleeper(start: t0) { now in
+        let clock = VirtualMonotonicClock(start: t0) { now in
             guard let service = box.withLock({ $0 }) else { return }
             if now - t0 >= .seconds(30), !redelivered.withLock({ $0 }) {
                 redelivered.withLock { $0 = true }
@@ -183,7 +168,7 @@ struct DrainServiceTests {
         }
         let lifecycle = FakeLifecycle()
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), sleeper: sleeper, logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         box.withLock { $0 = service }
         #expect(try service.pollOnce(inline: true) == 1)
@@ -201,15 +186,15 @@ struct DrainServiceTests {
     @Test func waitingActionGone_isDroppedWithoutADrain() throws {
         let cluster = FakeCluster()
         let queue = HandleQueue()
-        let sleeper = FakeSleeper()
-        let lifecycle = ClockedLifecycle(clock: sleeper, heartbeatTimeout: .seconds(300))
+        let clock = VirtualMonotonicClock()
+        let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
         for i in 1...2 {
             cluster.addNode("n\(i)", instance: "i-\(i)")
             queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
             lifecycle.start("t\(i)")
         }
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), sleeper: sleeper, logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         // Receive without starting drains (as when all slots are busy).
         for m in try queue.receive(max: 10, waitSeconds: 0, visibilitySeconds: 30) { service.accept(m) }
@@ -217,7 +202,7 @@ struct DrainServiceTests {
         // Someone else completes t2 (say, an operator); the next heartbeat finds it gone.
         try lifecycle.complete(LifecycleAction(autoScalingGroupName: "nodes", lifecycleHookName: "drain", lifecycleActionToken: "t2",
                                                instanceID: "i-2", transition: .terminating), result: .continue)
-        sleeper.sleep(until: sleeper.now() + .seconds(60))
+        clock.sleep(until: clock.now + .seconds(60))
         service.heartbeatDue()
         #expect(service.waiting == 1)
         #expect(queue.remaining == ["m1"])
@@ -240,7 +225,7 @@ struct DrainServiceTests {
         let queue = HandleQueue()
         for i in 1...5 { queue.put(lifecycleBody(instance: "i-elsewhere-\(i)", token: "t\(i)"), id: "m\(i)") }
         let drainer = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         #expect(try service.pollOnce(inline: true) == 5)
         #expect(service.finished == Array(repeating: .unknownNodeLeft, count: 5))
@@ -255,7 +240,7 @@ struct DrainServiceTests {
         let lifecycle = FakeLifecycle()
         let sink = MemorySink()
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: sink))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: sink))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: sink))
         #expect(try service.pollOnce(inline: true) == 1)
         #expect(service.finished == [.unknownNodeLeft])
@@ -316,7 +301,7 @@ struct EC2EventServiceTests {
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         queue.put(ec2EventBody("EC2 Spot Instance Interruption Warning", instance: "i-2", extra: #","instance-action":"terminate""#), id: "spot")
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         #expect(try service.pollOnce() == 2)
         // Both drains run although --concurrency is 1.
@@ -341,7 +326,7 @@ struct EC2EventServiceTests {
         queue.put(ec2EventBody("EC2 Instance Rebalance Recommendation", instance: "i-1"), id: "rebalance")
         queue.put(ec2EventBody("EC2 Instance State-change Notification", instance: "i-1", extra: #","state":"running""#), id: "running")
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "node-lifecycle/draining"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "node-lifecycle/draining"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         #expect(try service.pollOnce(inline: true) == 2)
         #expect(service.finished == [.cordoned(node: "n1")])
@@ -352,4 +337,20 @@ struct EC2EventServiceTests {
         #expect(Set(queue.deletedIDs) == ["rebalance", "running"])
         #expect(cluster.events.map(\.reason) == ["RebalanceRecommendation"])
     }
+}
+
+/// A scale-in of `nodes` instances: node `n<i>` with one ReplicaSet pod, a
+/// lifecycle message for `i-<i>` (token `t<i>`) on the queue, the action
+/// started; then the drain service over them (heartbeat a minute).
+func scaleIn(_ nodes: Int, _ cluster: FakeCluster, _ queue: HandleQueue, _ lifecycle: ClockedLifecycle,
+             clock: VirtualMonotonicClock, concurrency: Int) -> DrainService {
+    for i in 1...nodes {
+        cluster.addNode("n\(i)", instance: "i-\(i)")
+        cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
+        queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
+        lifecycle.start("t\(i)")
+    }
+    let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
+                              taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
+    return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: MemorySink()))
 }

@@ -1,4 +1,6 @@
 import KLCore
+import KLSupport
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -13,7 +15,7 @@ struct Moto {
     var dir: String
 
     static func start() throws -> Moto {
-        let dir = makeTempDirectory()
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
         let run = runCommand("python3 '\(testsDirectory)/Support/moto_harness.py' start '\(dir)' 2>'\(dir)/harness.err'")
         try #require(run.status == 0, "moto_server did not start: \(readTextFile(dir + "/harness.err") ?? "")")
         let j = try JSON.parse(run.output)
@@ -30,7 +32,7 @@ struct Moto {
 
     func client(secret: String? = nil, credentials: (any CredentialsProvider)? = nil) -> AWSClient {
         let creds = credentials ?? StaticCredentials(AWSCredentials(accessKeyID: accessKey, secretAccessKey: secret ?? secretKey))
-        return AWSClient(transport: HTTPTransport(), credentials: creds, region: "us-east-1", timeout: .seconds(20)) { wallNowForTests() }
+        return AWSClient(transport: HTTPTransport(), credentials: creds, region: "us-east-1", timeout: .seconds(20)) { wallNow() }
     }
 }
 
@@ -88,7 +90,7 @@ struct MotoTests {
                    "AWS_ENDPOINT_URL": moto.url]
         let provider = try CredentialSources.resolve(environment: env, region: "us-east-1", transport: HTTPTransport())
         moto.allowUnsigned(1)
-        let creds = try provider.credentials(now: wallNowForTests())
+        let creds = try provider.credentials(now: wallNow())
         #expect(creds.accessKeyID.hasPrefix("ASIA"))
         #expect(creds.sessionToken?.isEmpty == false)
         #expect(creds.expiration != nil)
@@ -103,7 +105,7 @@ struct MotoTests {
         let provider = try CredentialSources.resolve(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": moto.url],
                                                      region: "us-east-1", transport: HTTPTransport())
         #expect(provider.source == "instance metadata (IMDSv2)")
-        let creds = try provider.credentials(now: wallNowForTests())
+        let creds = try provider.credentials(now: wallNow())
         #expect(creds.accessKeyID == "test-key")
         #expect(creds.sessionToken == "test-session-token")
         #expect(creds.expiration != nil)

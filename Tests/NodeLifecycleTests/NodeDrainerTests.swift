@@ -1,5 +1,6 @@
 import KLCore
 import KLSupport
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -8,10 +9,10 @@ struct NodeDrainerTests {
     let sink = MemorySink()
     var logger: Logger { Logger(level: .debug, sink: sink) }
 
-    func drainer(_ cluster: FakeCluster, _ lifecycle: FakeLifecycle, _ queue: FakeQueue, sleeper: FakeSleeper,
+    func drainer(_ cluster: FakeCluster, _ lifecycle: FakeLifecycle, _ queue: FakeQueue, clock: VirtualMonotonicClock,
                  settings: DrainSettings = DrainSettings()) -> NodeDrainer {
         NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: settings,
-                    taint: Taint(key: "node-lifecycle/draining", effect: "NoSchedule"), sleeper: sleeper, logger: logger)
+                    taint: Taint(key: "node-lifecycle/draining", effect: "NoSchedule"), clock: clock, logger: logger)
     }
 
     func message(_ queue: FakeQueue, instance: String, token: String, id: String) -> (LifecycleAction, SQSMessage) {
@@ -32,9 +33,9 @@ struct NodeDrainerTests {
         cluster.addPod("kube-system", "etcd-n1", node: "n1", mirror: true)
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
-        let sleeper = FakeSleeper()
+        let clock = VirtualMonotonicClock()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
-        let report = drainer(cluster, lifecycle, queue, sleeper: sleeper).handle(action, message: msg)
+        let report = drainer(cluster, lifecycle, queue, clock: clock).handle(action, message: msg)
         #expect(report == .drained(node: "n1"))
         #expect(cluster.podKeys == ["kube-system/agent-n1", "kube-system/etcd-n1", "shop/web-2"])
         #expect(!cluster.evictions.contains("kube-system/agent-n1") && !cluster.evictions.contains("kube-system/etcd-n1"))
@@ -56,7 +57,7 @@ struct NodeDrainerTests {
         cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
-        let d = drainer(cluster, lifecycle, queue, sleeper: FakeSleeper())
+        let d = drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock())
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
         #expect(d.handle(action, message: msg) == .drained(node: "n1"))
         // The same message again (e.g. the delete was lost).
@@ -75,12 +76,12 @@ struct NodeDrainerTests {
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-404", token: "t9", id: "m9")
-        #expect(drainer(cluster, lifecycle, queue, sleeper: FakeSleeper()).handle(action, message: msg) == .unknownNodeLeft)
+        #expect(drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock()).handle(action, message: msg) == .unknownNodeLeft)
         #expect(lifecycle.all.isEmpty)
         #expect(queue.deletedIDs.isEmpty && queue.remaining == ["m9"])
         #expect(sink.contains("message left on the queue (--on-unknown-node leave)"))
 
-        var continuing = drainer(cluster, lifecycle, queue, sleeper: FakeSleeper())
+        var continuing = drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock())
         continuing.onUnknownNode = .continue
         #expect(continuing.handle(action, message: msg) == .unknownNode)
         #expect(lifecycle.all == ["complete:i-404:CONTINUE"])
@@ -95,7 +96,7 @@ struct NodeDrainerTests {
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
-        let report = drainer(cluster, lifecycle, queue, sleeper: FakeSleeper(), settings: DrainSettings(timeout: .seconds(90)))
+        let report = drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock(), settings: DrainSettings(timeout: .seconds(90)))
             .handle(action, message: msg)
         #expect(report == .timedOut(node: "n1", remaining: ["shop/web-1"]))
         #expect(lifecycle.all.filter { $0.hasPrefix("complete") } == ["complete:i-1:CONTINUE"])
@@ -111,7 +112,7 @@ struct NodeDrainerTests {
         queue.put(#"{"Event":"autoscaling:TEST_NOTIFICATION","AutoScalingGroupName":"nodes"}"#, id: "test")
         queue.put("this is not json", id: "bad")
         queue.put(lifecycleBody(instance: "i-1", token: "t1", transition: "autoscaling:EC2_INSTANCE_LAUNCHING"), id: "launch")
-        let service = DrainService(queue: queue, drainer: drainer(cluster, lifecycle, queue, sleeper: FakeSleeper()),
+        let service = DrainService(queue: queue, drainer: drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock()),
                                    concurrency: 4, waitSeconds: 0, logger: logger)
         #expect(try service.pollOnce(inline: true) == 3)
         #expect(queue.remaining == ["bad"])
@@ -133,7 +134,7 @@ struct NodeDrainerTests {
             let queue = FakeQueue()
             let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
             let d = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: settings,
-                                taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(level: .debug, sink: sink))
+                                taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(level: .debug, sink: sink))
             return (d.handle(action, message: msg), cluster, sink)
         }
         // kubectl defaults (but --ignore-daemonsets): only web-1 goes.
@@ -159,7 +160,7 @@ struct NodeDrainerTests {
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
         let d = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: DrainSettings(podSelector: "tier=front"),
-                            taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                            taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         #expect(d.handle(action, message: msg) == .drained(node: "n1"))
         #expect(cluster.evictions == ["shop/web-2"])
     }
@@ -171,7 +172,7 @@ struct NodeDrainerTests {
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
         let metrics = DrainMetrics()
-        var d = drainer(cluster, FakeLifecycle(), queue, sleeper: FakeSleeper())
+        var d = drainer(cluster, FakeLifecycle(), queue, clock: VirtualMonotonicClock())
         d.metrics = metrics
         #expect(d.handle(action, message: msg) == .drained(node: "n1"))
         #expect(cluster.events.map(\.reason) == ["DrainStarted", "DrainFinished"])
@@ -182,7 +183,7 @@ struct NodeDrainerTests {
         blocked.addNode("n2", instance: "i-2")
         blocked.addPod("shop", "web-2", node: "n2", owner: "ReplicaSet")
         let (a2, m2) = message(queue, instance: "i-2", token: "t2", id: "m2")
-        let report = drainer(blocked, FakeLifecycle(), queue, sleeper: FakeSleeper(), settings: DrainSettings(timeout: .seconds(30)))
+        let report = drainer(blocked, FakeLifecycle(), queue, clock: VirtualMonotonicClock(), settings: DrainSettings(timeout: .seconds(30)))
             .handle(a2, message: m2)
         #expect(report == .timedOut(node: "n2", remaining: ["shop/web-2"]))
         #expect(blocked.events.map(\.reason) == ["DrainStarted", "DrainTimedOut"])
@@ -198,7 +199,7 @@ struct NodeDrainerTests {
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
         // 10 blocked attempts every 5 s: accepted at 50 s of a 120 s drain: 70 s left.
-        _ = drainer(cluster, FakeLifecycle(), queue, sleeper: FakeSleeper(), settings: DrainSettings(timeout: .seconds(120)))
+        _ = drainer(cluster, FakeLifecycle(), queue, clock: VirtualMonotonicClock(), settings: DrainSettings(timeout: .seconds(120)))
             .handle(action, message: msg)
         #expect(cluster.state.withLock { $0.graces["shop/slow"] } == 70)
     }
@@ -214,7 +215,7 @@ struct DrainConcurrencyTests {
         let queue = FakeQueue()
         for i in 1...3 { queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)") }
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         // All three are received (and heartbeated); two drains start on their own threads.
         #expect(try service.pollOnce() == 3)
@@ -241,7 +242,7 @@ extension DrainConcurrencyTests {
         let body = lifecycleBody(instance: "i-1", token: "t1")
         queue.put(body, id: "m1")
         let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
@@ -265,7 +266,7 @@ extension DrainConcurrencyTests {
         let queue = FakeQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         let drainer = NodeDrainer(cluster: cluster, lifecycle: CountingLifecycle(), queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)

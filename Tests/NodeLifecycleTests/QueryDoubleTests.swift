@@ -1,4 +1,6 @@
 import KLCore
+import KLSupport
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -11,7 +13,7 @@ struct QueryDouble {
     static let secret = "query-double-secret/+="
 
     static func start() throws -> QueryDouble {
-        let dir = makeTempDirectory()
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
         let run = runCommand("python3 '\(testsDirectory)/Support/query_double.py' start '\(dir)' \(accessKey) '\(secret)'")
         try #require(run.status == 0, "query double did not start")
         let j = try JSON.parse(run.output)
@@ -29,7 +31,7 @@ struct QueryDouble {
     func client(secret: String = QueryDouble.secret, token: String? = nil) -> AWSClient {
         AWSClient(transport: HTTPTransport(),
                   credentials: StaticCredentials(AWSCredentials(accessKeyID: Self.accessKey, secretAccessKey: secret, sessionToken: token)),
-                  region: "eu-west-1") { wallNowForTests() }
+                  region: "eu-west-1") { wallNow() }
     }
 }
 

@@ -3,6 +3,7 @@ import KLCore
 import KLKube
 import KLSupport
 import Synchronization
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -29,7 +30,7 @@ struct ReadyRunnerTests {
         setConditions(cluster, [("Ready", "False")])
         let t0 = MonotonicClock.now
         // Ready after 20 s, KernelDeadlock reported False after 40 s.
-        let sleeper = FakeSleeper(start: t0) { [cluster] now in
+        let clock = VirtualMonotonicClock(start: t0) { [cluster] now in
             if now - t0 >= .seconds(40) {
                 self.setConditions(cluster, [("Ready", "True"), ("KernelDeadlock", "False")])
             } else if now - t0 >= .seconds(20) {
@@ -40,9 +41,9 @@ struct ReadyRunnerTests {
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting",
                                                                          conditions: ["KernelDeadlock"], timeout: .seconds(120),
                                                                          pollInterval: .seconds(5)),
-                                 signal: nil, sleeper: sleeper, logger: Logger(sink: sink))
+                                 signal: nil, clock: clock, logger: Logger(sink: sink))
         #expect(runner.run() == .ready)
-        #expect(sleeper.now() - t0 == .seconds(40))
+        #expect(clock.now - t0 == .seconds(40))
         let node = cluster.node("n1")!
         #expect(!NodeEdits.hasTaint(node, key: "node-lifecycle/booting"))
         #expect(NodeEdits.hasTaint(node, key: "keep"))
@@ -54,12 +55,12 @@ struct ReadyRunnerTests {
         let cluster = taintedCluster()
         setConditions(cluster, [("Ready", "True"), ("KernelDeadlock", "True")])
         let t0 = MonotonicClock.now
-        let sleeper = FakeSleeper(start: t0)
+        let clock = VirtualMonotonicClock(start: t0)
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting",
                                                                          conditions: ["KernelDeadlock"], timeout: .seconds(60)),
-                                 signal: nil, sleeper: sleeper, logger: Logger(sink: MemorySink()))
+                                 signal: nil, clock: clock, logger: Logger(sink: MemorySink()))
         #expect(runner.run() == .timedOut(problems: ["KernelDeadlock is True"]))
-        #expect(sleeper.now() - t0 == .seconds(60))
+        #expect(clock.now - t0 == .seconds(60))
         #expect(NodeEdits.hasTaint(cluster.node("n1")!, key: "node-lifecycle/booting"))
     }
 
@@ -81,12 +82,12 @@ struct ReadyRunnerTests {
         let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
         let notWaiting = ReadyRunner(cluster: cluster, settings: settings,
                                      signal: signal(answer: "Resource NodeGroup is in UPDATE_COMPLETE state and cannot be signaled"),
-                                     sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                     clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         #expect(notWaiting.run() == .ready)
         let fresh = taintedCluster()
         setConditions(fresh, [("Ready", "True")])
         let missing = ReadyRunner(cluster: fresh, settings: settings, signal: signal(answer: "Stack with id s does not exist"),
-                                  sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                  clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         guard case .failed(let why) = missing.run() else { Issue.record("not failed"); return }
         #expect(why.contains("does not exist"))
     }
@@ -116,7 +117,7 @@ struct ReadyRunnerTests {
         setConditions(cluster, [("Ready", "True")])
         let (signal, fake) = recordingSignal()
         let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
-        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink())).run() }
+        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink())).run() }
         #expect(run() == .ready)
         #expect(run() == .ready)
         #expect(run() == .ready)
@@ -133,7 +134,7 @@ struct ReadyRunnerTests {
         let (signal, fake) = recordingSignal()
         let sink = MemorySink()
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10)),
-                                 signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: sink))
+                                 signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: sink))
         #expect(runner.run() == .notBooting)
         #expect(fake.requests.isEmpty)
         #expect(cluster.state.withLock { $0.updates } == 0)
@@ -145,7 +146,7 @@ struct ReadyRunnerTests {
         setConditions(cluster, [("Ready", "False")])
         let (signal, fake) = recordingSignal()
         let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
-        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink())).run() }
+        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink())).run() }
         #expect(run() == .timedOut(problems: ["Ready is False"]))
         #expect(run() == .timedOut(problems: ["Ready is False"]))   // the init container restarted
         #expect(statuses(fake) == ["FAILURE"])
@@ -159,17 +160,9 @@ struct ReadyRunnerTests {
     @Test func unregisteredNode_waits() {
         let cluster = FakeCluster()
         let runner = ReadyRunner(cluster: cluster, settings: ReadySettings(nodeName: "n9", taintKey: "b", timeout: .seconds(10)),
-                                 signal: nil, sleeper: FakeSleeper(), logger: Logger(sink: MemorySink()))
+                                 signal: nil, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
         #expect(runner.run() == .timedOut(problems: ["the node is not registered yet"]))
     }
-}
-
-/// The built node-lifecycle binary (KL_BIN_DIR, else .build/debug).
-func binary(_ name: String) -> String {
-    if let dir = getenvString("KL_BIN_DIR") { return dir + "/" + name }
-    var parts = testsDirectory.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(2)
-    return parts.joined(separator: "/") + "/.build/debug/" + name
 }
 
 @Suite("ready end to end (binary, kube-apiserver-fake, Query double)", .serialized, .timeLimit(.minutes(1)))
@@ -183,7 +176,7 @@ struct ReadyEndToEndTests {
             // Without --instance-id: IMDS at a closed port, so the node's providerID is used.
             let env = "AWS_ACCESS_KEY_ID=\(QueryDouble.accessKey) AWS_SECRET_ACCESS_KEY='\(QueryDouble.secret)' AWS_REGION=eu-west-1 "
                 + "AWS_ENDPOINT_URL_CLOUDFORMATION=\(double.url) AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1"
-            let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
+            let cmd = "env -i PATH=/usr/bin:/bin \(env) '\(TestPaths.binary("node-lifecycle"))' ready --node n1 --api-server \(cluster.server.url) "
                 + "--ca-file '\(cluster.server.caFile)' --token-file '\(cluster.server.tokenFile)' --stack nodes --resource NodeGroup "
                 + (instanceID.map { "--instance-id \($0) " } ?? "") + "--conditions KernelDeadlock,ReadonlyFilesystem --poll-interval 200ms \(extra) 2>'\(dir)/stderr'"
             let r = runCommand(cmd)
@@ -196,7 +189,7 @@ struct ReadyEndToEndTests {
         let double = try QueryDouble.start()
         try cluster.node("n1", instance: "i-0new", conditions: [("Ready", "False")],
                          taints: [["key": "node-lifecycle/booting", "effect": "NoSchedule"]])
-        return Setup(cluster: cluster, double: double, dir: makeTempDirectory())
+        return Setup(cluster: cluster, double: double, dir: makeTemporaryDirectory(prefix: "nodelifecycle-test"))
     }
 
     static func conditions(_ c: [(String, String)]) -> JSON {
@@ -207,7 +200,7 @@ struct ReadyEndToEndTests {
         let s = try setUp()
         defer { s.cluster.server.stop(); s.double.stop() }
         let server = s.cluster.server
-        startThread {
+        runOnNewThread {
             blockingSleep(.milliseconds(800))
             var n = server.object("/api/v1/nodes/n1")!
             n[path: "status", "conditions"] = Self.conditions([("Ready", "True"), ("KernelDeadlock", "False")])

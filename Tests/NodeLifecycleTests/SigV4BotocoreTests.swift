@@ -1,4 +1,5 @@
 import KLCore
+import KLTestSupport
 import Testing
 @testable import NodeLifecycleKit
 
@@ -59,7 +60,7 @@ struct SigV4BotocoreTests {
             ])))
         }
         // botocore signs one service per signer: call it once per case.
-        let dir = makeTempDirectory()
+        let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
         for (i, request) in requests.enumerated() {
             let spec: JSON = .object(JSONObject([
                 ("time", .string(time)), ("region", "eu-west-1"),

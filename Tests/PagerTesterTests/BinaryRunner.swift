@@ -1,19 +1,11 @@
 import Foundation
+import KLTestSupport
 
 /// Runs built binaries and helper scripts for black-box tests.
 enum BinaryRunner {
-    /// The folder with the debug binaries: `KL_BIN_DIR`, else `.build/debug`.
-    static var binDir: String {
-        if let dir = ProcessInfo.processInfo.environment["KL_BIN_DIR"], !dir.isEmpty { return dir }
-        return packageRoot + "/.build/debug"
-    }
+    static var binDir: String { TestPaths.binDirectory }
 
-    static var packageRoot: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-    }
-
-    static var testsDir: String { packageRoot + "/Tests/PagerTesterTests" }
+    static var testsDir: String { TestPaths.testsDirectory("PagerTesterTests") }
 
     struct Result {
         var status: Int32

@@ -1,4 +1,5 @@
 import KLCore
+import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 
@@ -7,7 +8,7 @@ struct PagerDutyClientTests {
     @Test func createIncident_sendsV2HeadersAndBody() throws {
         let fake = try FakePagerDuty()
         let sink = MemorySink()
-        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: sink)
+        let client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-01T00:00:00Z")), sink: sink)
         let incident = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
         #expect(incident.id == "Q0001")
         #expect(incident.url == "https://acme.pagerduty.com/incidents/Q0001")
@@ -25,7 +26,7 @@ struct PagerDutyClientTests {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "status": 429,
                                       "headers": ["ratelimit-limit": "60", "ratelimit-remaining": "0", "ratelimit-reset": "17"]]]])
-        let clock = ManualClock(time("2026-01-01T00:00:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let sink = MemorySink()
         let client = try fake.pagerClient(clock: clock, sink: sink)
         let incident = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
@@ -38,7 +39,7 @@ struct PagerDutyClientTests {
     @Test func rateLimited_withoutHeaders_waits60Seconds() throws {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "status": 429], ["path": "/incidents", "status": 429]]])
-        let clock = ManualClock(time("2026-01-01T00:00:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let client = try fake.pagerClient(clock: clock, sink: MemorySink())
         _ = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
         #expect(clock.sleeps == [.seconds(60), .seconds(60)])
@@ -49,7 +50,7 @@ struct PagerDutyClientTests {
         let fake = try FakePagerDuty()
         try fake.control(["script": .array(Array(repeating: ["path": "/incidents", "status": 429,
                                                               "body": ["error": ["message": "Rate Limit Exceeded", "code": 2020]]], count: 10))])
-        let clock = ManualClock(time("2026-01-01T00:00:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let client = try fake.pagerClient(clock: clock, sink: MemorySink())
         #expect {
             _ = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
@@ -64,7 +65,7 @@ struct PagerDutyClientTests {
     @Test func serverError_throwsWithStatusAndBody_withoutRetrying() throws {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "status": 503, "body": ["error": ["message": "Service Unavailable"]]]]])
-        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
+        let client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-01T00:00:00Z")), sink: MemorySink())
         #expect {
             _ = try client.createIncident(for: try person("Jane", "PJANE", "@daily"))
         } throws: { error in
@@ -80,7 +81,7 @@ struct PagerDutyClientTests {
         var settings = fake.settings
         settings.token = "wrong-token-123"
         let sink = MemorySink()
-        let clock = ManualClock(time("2026-01-01T00:00:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let client = PagerDutyClient(settings: settings, transport: fake.client, clock: clock,
                                      logger: KLSupportLogger.make(sink, clock))
         var scheduler = PagerScheduler(people: [try person("Jane", "PJANE", "@daily")], client: client, options: SchedulerOptions())
@@ -95,7 +96,7 @@ struct PagerDutyClientTests {
     @Test func hungServer_hitsTheRequestTimeout() throws {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "delay": 5, "status": 201]]])
-        var client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
+        var client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-01T00:00:00Z")), sink: MemorySink())
         client.requestTimeout = .milliseconds(500)
         let started = MonotonicClock.now
         #expect {
@@ -110,7 +111,7 @@ struct PagerDutyClientTests {
     @Test func slowServer_withinTheTimeout_succeeds() throws {
         let fake = try FakePagerDuty()
         try fake.control(["script": [["path": "/incidents", "delay": .number("0.3")]]])
-        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
+        let client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-01T00:00:00Z")), sink: MemorySink())
         #expect(try client.createIncident(for: try person("Jane", "PJANE", "@daily")).id == "Q0001")
     }
 }
@@ -118,7 +119,7 @@ struct PagerDutyClientTests {
 import KLSupport
 
 enum KLSupportLogger {
-    static func make(_ sink: MemorySink, _ clock: ManualClock) -> Logger {
-        Logger(level: .debug, sink: sink, clock: { clock.now() })
+    static func make(_ sink: MemorySink, _ clock: VirtualWallClock) -> Logger {
+        Logger(level: .debug, sink: sink, clock: { clock.now })
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import KLCore
 import KLKube
+import KLSupport
+import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 
@@ -15,7 +17,7 @@ struct PagingGuaranteesTests {
         try (1...n).map { try person("Person \($0)", "P\(String(format: "%03d", $0))", cron) }
     }
 
-    func scheduler(_ fake: FakePagerDuty, _ people: [Person], clock: ManualClock, sink: MemorySink,
+    func scheduler(_ fake: FakePagerDuty, _ people: [Person], clock: VirtualWallClock, sink: MemorySink,
                    configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> PagerScheduler {
         var options = SchedulerOptions()
         configure(&options)
@@ -30,7 +32,7 @@ struct PagingGuaranteesTests {
     @Test func fortyPeopleOnOneMinute_areAllPaged_withinTheRateLimit() throws {
         let fake = try FakePagerDuty()
         let sink = MemorySink()
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var s = try scheduler(fake, try people(40), clock: clock, sink: sink)
         s.run(until: time("2026-01-05T09:15:00Z"))
 
@@ -62,7 +64,7 @@ struct PagingGuaranteesTests {
         let fake = try FakePagerDuty()
         try fake.control(["rate_limit": 2])
         let sink = MemorySink()
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var s = try scheduler(fake, try people(12), clock: clock, sink: sink) { $0.missedGrace = .seconds(120) }
         s.run(until: time("2026-01-05T09:30:00Z"))
         #expect(try fake.incidents().count == 12)
@@ -81,7 +83,7 @@ struct PagingGuaranteesTests {
     @Test func restartInTheMiddleOfAFireTime_pagesNobodyTwice_andEverybodyOnce() throws {
         let fake = try FakePagerDuty()
         let everyone = try people(40)
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         let firstSink = MemorySink()
         var first = try scheduler(fake, everyone, clock: clock, sink: firstSink)
         first.run(until: time("2026-01-05T09:02:30Z"))
@@ -91,7 +93,7 @@ struct PagingGuaranteesTests {
         for _ in 0..<100 where !firstSink.all.joined().contains("test page failed, will retry") { first.step() }
         #expect(try fake.incidents().count == 19)
         // Crash. A new process starts half a minute later.
-        clock.advance(.seconds(30))
+        clock.advance(by: .seconds(30))
         let sink = MemorySink()
         var second = try scheduler(fake, everyone, clock: clock, sink: sink)
         second.run(until: time("2026-01-05T09:20:00Z"))
@@ -112,7 +114,7 @@ struct PagingGuaranteesTests {
     @Test func restartAfterThePersonResolved_doesNotPageAgain() throws {
         let fake = try FakePagerDuty()
         let jane = try person("Jane", "PJANE", "0 9 * * *")
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var first = try scheduler(fake, [jane], clock: clock, sink: MemorySink())
         first.run(until: time("2026-01-05T09:00:10Z"))
         try first.client.resolve("Q0001")
@@ -128,7 +130,7 @@ struct PagingGuaranteesTests {
     @Test func duplicateRefusal_isAlreadyPaged_andTheExistingIncidentIsVerified() throws {
         let fake = try FakePagerDuty()
         let jane = try person("Jane", "PJANE", "0 9 * * *")
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         let sink = MemorySink()
         var s = try scheduler(fake, [jane], clock: clock, sink: sink) { $0.verifyAfter = .seconds(120) }
         // Somebody (another replica) created it first.
@@ -145,7 +147,7 @@ struct PagingGuaranteesTests {
 
     @Test func duplicateRefusal_matchesPagerDutysAnswer() throws {
         let fake = try FakePagerDuty()
-        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-05T08:59:00Z")), sink: MemorySink())
+        let client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-05T08:59:00Z")), sink: MemorySink())
         let jane = try person("Jane", "PJANE", "@daily")
         _ = try client.createIncident(for: jane, incidentKey: "pager-tester/PJANE/2026-01-05T09:00:00Z")
         #expect {
@@ -180,7 +182,7 @@ struct PagingGuaranteesTests {
         let fake = try FakePagerDuty()
         try fake.control(["behavior": ["PJANE": .string(c.behavior)]])
         let sink = MemorySink()
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var s = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], clock: clock, sink: sink) { $0.verifyAfter = .seconds(120) }
         s.run(until: time("2026-01-05T10:00:00Z"))
         let verdicts = sink.messages("page verdict")
@@ -201,10 +203,10 @@ struct PagingGuaranteesTests {
         let fake = try FakePagerDuty()
         var low = try person("Low", "PLOW", "0 9 * * *")
         low.urgency = .low
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var s = try scheduler(fake, [try person("Default", "PDEF", "0 9 * * *"), low], clock: clock, sink: MemorySink())
         s.run(until: time("2026-01-05T09:05:00Z"))
-        var globalLow = try scheduler(fake, [try person("Global", "PGLOB", "0 9 * * *")], clock: ManualClock(time("2026-01-06T08:59:00Z")),
+        var globalLow = try scheduler(fake, [try person("Global", "PGLOB", "0 9 * * *")], clock: VirtualWallClock(start: time("2026-01-06T08:59:00Z")),
                                       sink: MemorySink())
         globalLow.client.defaultUrgency = .low
         globalLow.run(until: time("2026-01-06T09:05:00Z"))
@@ -220,7 +222,7 @@ struct PagingGuaranteesTests {
         let fake = try FakePagerDuty()
         try fake.control(["behavior": ["PB": "sms-failed"]])
         let sink = MemorySink()
-        let clock = ManualClock(time("2026-01-05T08:59:00Z"))
+        let clock = VirtualWallClock(start: time("2026-01-05T08:59:00Z"))
         var s = try scheduler(fake, [try person("Ann \"A\" \\ O'Neil", "PA", "0 9 * * *"), try person("Bob", "PB", "0 9 * * *")],
                               clock: clock, sink: sink) { $0.verifyAfter = .seconds(60) }
         s.run(until: time("2026-01-05T10:00:00Z"))

@@ -1,12 +1,14 @@
 import KLCore
+import KLSupport
+import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 
 @Suite(.timeLimit(.minutes(1)))
 struct SchedulerTests {
     func scheduler(_ fake: FakePagerDuty, _ people: [Person], start: String, sink: MemorySink,
-                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> (PagerScheduler, ManualClock) {
-        let clock = ManualClock(time(start))
+                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> (PagerScheduler, VirtualWallClock) {
+        let clock = VirtualWallClock(start: time(start))
         var options = SchedulerOptions()
         configure(&options)
         return (PagerScheduler(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options), clock)
@@ -121,7 +123,7 @@ struct SchedulerTests {
         let fake = try FakePagerDuty()
         let sink = MemorySink()
         var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
-        clock.advance(.seconds(2 * 3600))   // suspended or wall clock stepped forward
+        clock.advance(by: .seconds(2 * 3600))   // suspended or wall clock stepped forward
         s.step()
         #expect(try fake.requests("POST", "/incidents").isEmpty)
         let missed = sink.messages("missed page")
@@ -140,7 +142,7 @@ struct SchedulerTests {
         let fake = try FakePagerDuty()
         let sink = MemorySink()
         var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "* * * * *")], start: "2026-01-01T09:00:30Z", sink: sink)
-        clock.advance(.seconds(600))
+        clock.advance(by: .seconds(600))
         s.run(until: time("2026-01-01T09:11:10Z"))
         let posts = try fake.requests("POST", "/incidents")
         #expect(posts.count == 2)   // 09:10 (the latest in grace) and 09:11
@@ -153,7 +155,7 @@ struct SchedulerTests {
         let fake = try FakePagerDuty()
         let sink = MemorySink()
         var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
-        clock.advance(.seconds(180))
+        clock.advance(by: .seconds(180))
         s.step()
         #expect(try fake.requests("POST", "/incidents").count == 1)
     }
@@ -163,7 +165,7 @@ struct SchedulerTests {
         let sink = MemorySink()
         var (s, clock) = try scheduler(fake, [try person("Jane", "PJANE", "0 9 * * *")], start: "2026-01-01T08:59:00Z", sink: sink)
         s.run(until: time("2026-01-01T09:01:00Z"))
-        clock.advance(.seconds(-3600))
+        clock.advance(by: .seconds(-3600))
         s.run(until: time("2026-01-01T09:30:00Z"))
         #expect(try fake.requests("POST", "/incidents").count == 1)
         #expect(s.nextFire[0] == time("2026-01-02T09:00:00Z"))
@@ -240,7 +242,7 @@ struct SchedulerTests {
     @Test func fromEmailOfATestedPerson_isRefusedAtStartUp() throws {
         let fake = try FakePagerDuty()
         try fake.control(["emails": ["PBOB": .string(testFrom.uppercased())]])
-        let client = try fake.pagerClient(clock: ManualClock(time("2026-01-01T00:00:00Z")), sink: MemorySink())
+        let client = try fake.pagerClient(clock: VirtualWallClock(start: time("2026-01-01T00:00:00Z")), sink: MemorySink())
         #expect {
             try FromCheck.remote(people: [try person("Jane", "PJANE", "@daily"), try person("Bob", "PBOB", "@daily")], client: client)
         } throws: { error in

@@ -2,23 +2,9 @@ import Foundation
 import KLCore
 import KLKube
 import KLSupport
+import KLTestSupport
 import Synchronization
 @testable import PagerTesterKit
-
-/// A manual wall clock: `sleep` advances time instantly and is recorded.
-final class ManualClock: PagerClock, @unchecked Sendable {
-    private let state: Mutex<(now: WallTime, sleeps: [Duration])>
-    init(_ start: WallTime) { state = Mutex((start, [])) }
-    func now() -> WallTime { state.withLock { $0.now } }
-    func sleep(for duration: Duration) {
-        state.withLock { s in
-            s.now = s.now.adding(duration)
-            s.sleeps.append(duration)
-        }
-    }
-    func advance(_ d: Duration) { state.withLock { $0.now = $0.now.adding(d) } }
-    var sleeps: [Duration] { state.withLock { $0.sleeps } }
-}
 
 /// Log lines captured in memory.
 final class MemorySink: LogSink, @unchecked Sendable {
@@ -99,9 +85,9 @@ final class FakePagerDuty: @unchecked Sendable {
 
     /// A client whose requests carry the test's virtual time, so the fake's
     /// rate limit and timestamps follow the manual clock.
-    func pagerClient(clock: ManualClock, sink: MemorySink) throws -> PagerDutyClient {
+    func pagerClient(clock: VirtualWallClock, sink: MemorySink) throws -> PagerDutyClient {
         PagerDutyClient(settings: settings, transport: VirtualTimeTransport(inner: try HTTPClient(baseURL: url), clock: clock), clock: clock,
-                        logger: Logger(level: .debug, sink: sink, clock: { clock.now() }))
+                        logger: Logger(level: .debug, sink: sink, clock: { clock.now }))
     }
 
     var environment: [String: String] {
@@ -119,10 +105,10 @@ func time(_ text: String) -> WallTime { RFC3339.parse(text)! }
 /// Adds `X-Fake-Now: SECONDS` (the manual clock) to every request.
 struct VirtualTimeTransport: PagerTransport {
     var inner: HTTPClient
-    var clock: ManualClock
+    var clock: VirtualWallClock
     func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse {
         var r = request
-        r.headers.append(("X-Fake-Now", String(clock.now().seconds)))
+        r.headers.append(("X-Fake-Now", String(clock.now.seconds)))
         return try inner.send(r, timeout: timeout)
     }
 }

@@ -1,10 +1,11 @@
 /// A point on the monotonic clock (Linux CLOCK_MONOTONIC), in nanoseconds.
 ///
-/// kube-leader's own instant type instead of `MonotonicClock.Instant`:
-/// `MonotonicClock` lives in `_Concurrency`, and linking it pulls the
+/// kube-leader's own instant type instead of `ContinuousClock.Instant`:
+/// `ContinuousClock` lives in `_Concurrency`, and linking it pulls the
 /// concurrency runtime and libdispatch (about 0.6 MB) into a binary that
 /// never runs a task. `Duration` is core stdlib and is used as usual.
-/// Pure: reading the clock (`MonotonicClock.now`) is in KLSupport.
+/// Pure: reading the clock (`MonotonicClock.now`, a system call) is in
+/// KLSupport's Clocks.swift, with the clock's `BlockingClock` conformance.
 public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var nanoseconds: Int64
 
@@ -25,8 +26,8 @@ public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConv
     public var description: String { "\(Double(nanoseconds) / 1e9)s (monotonic)" }
 }
 
-/// The monotonic clock. Spelled like `MonotonicClock` (`.now`,
-/// `MonotonicClock.Instant`) so code reads the same.
+/// The monotonic clock. Spelled like the standard library's `ContinuousClock`
+/// (`.now`, `MonotonicClock.Instant`) so code reads the same.
 public struct MonotonicClock: Sendable {
     public typealias Instant = MonotonicInstant
     public init() {}

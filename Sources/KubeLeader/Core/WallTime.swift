@@ -78,8 +78,12 @@ public struct CivilTime: Sendable, Hashable {
         }
     }
 
+    /// The day (since 1970-01-01) that holds a seconds-since-epoch value
+    /// (floor division, so a second before the epoch is day -1).
+    public static func days(ofSeconds s: Int64) -> Int { Int(s >= 0 ? s / 86400 : (s - 86399) / 86400) }
+
     public init(_ t: WallTime) {
-        let days = Int(t.seconds >= 0 ? t.seconds / 86400 : (t.seconds - 86399) / 86400)
+        let days = CivilTime.days(ofSeconds: t.seconds)
         let secs = Int(t.seconds - Int64(days) * 86400)
         let (y, m, d) = CivilTime.civilFromDays(days)
         self.init(year: y, month: m, day: d, hour: secs / 3600, minute: secs % 3600 / 60, second: secs % 60,

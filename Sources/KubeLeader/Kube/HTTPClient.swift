@@ -1,4 +1,5 @@
 import Synchronization
+import KLCore
 import KLSupport
 
 /// An HTTP/1.1 client for one server (`http://` or `https://`), with a pool

@@ -1,3 +1,4 @@
+import KLCore
 import KLSupport
 /// The body of a response read as it arrives (watch streams). Used by one
 /// thread at a time. A read that times out leaves the stream usable.

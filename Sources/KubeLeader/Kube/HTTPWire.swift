@@ -1,3 +1,4 @@
+import KLCore
 import KLSupport
 /// HTTP/1.1 framing: a buffered reader over a channel, response heads,
 /// and body decoding (Content-Length, chunked, until-close). Every step

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import COpenSSL
+import KLCore
 import KLSupport
 
 /// OpenSSL is initialised once per process, without reading openssl.cnf

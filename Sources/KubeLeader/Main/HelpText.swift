@@ -1,3 +1,4 @@
+import KLCore
 import KLSupport
 
 /// `kube-leader --help`: usage, every option with its env var and default,

@@ -42,26 +42,3 @@ public func writeAll(fd: Int32, _ text: String) {
         }
     }
 }
-
-/// The current wall-clock time (CLOCK_REALTIME).
-public func wallNow() -> WallTime {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return WallTime(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
-}
-
-extension MonotonicClock {
-    /// Now, on CLOCK_MONOTONIC (the clock `MonotonicClock` reads on Linux).
-    public static var now: MonotonicInstant {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
-    }
-
-    public var now: MonotonicInstant { MonotonicClock.now }
-}
-
-extension MonotonicInstant {
-    /// Now, on CLOCK_MONOTONIC.
-    public static var now: MonotonicInstant { MonotonicClock.now }
-}

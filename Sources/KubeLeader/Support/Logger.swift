@@ -1,36 +1,5 @@
 import KLCore
 
-/// Log levels, with swift-log's names, lowest first.
-public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
-    case trace, debug, info, notice, warning, error, critical
-
-    public var name: String {
-        switch self {
-        case .trace: "trace"
-        case .debug: "debug"
-        case .info: "info"
-        case .notice: "notice"
-        case .warning: "warning"
-        case .error: "error"
-        case .critical: "critical"
-        }
-    }
-
-    public init?(name: String) {
-        guard let level = LogLevel.allCases.first(where: { $0.name == name.lowercased() }) else { return nil }
-        self = level
-    }
-
-    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
-}
-
-public enum LogFormat: String, Sendable, CaseIterable {
-    /// One JSON object per line: `ts`, `level`, `msg`, then dotted keys.
-    case json
-    /// `2026-11-28T09:51:45.123Z info acquired lock lock.name=x lock.holder=y`
-    case text
-}
-
 /// Where log lines go. The default writes each line with one `write(2)` to
 /// standard error; tests capture lines in memory.
 public protocol LogSink: Sendable {

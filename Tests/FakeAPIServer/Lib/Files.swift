@@ -9,19 +9,9 @@ func typeFirst(_ o: JSON, _ r: ResourceType) -> JSON {
     return .object(out)
 }
 
+/// The whole file as text; nil when it cannot be read.
 func readFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    try? readWholeTextFile(path, limit: .max).get()
 }
 
 /// Writes PATH.tmp then renames it over PATH, so a crash never leaves half a file.

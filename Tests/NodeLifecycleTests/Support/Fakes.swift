@@ -7,21 +7,6 @@ import Glibc
 import Testing
 @testable import NodeLifecycleKit
 
-/// A clock that jumps forward on `sleep`.
-final class FakeSleeper: Sleeper {
-    let current: Mutex<MonotonicClock.Instant>
-    let onSleep: @Sendable (MonotonicClock.Instant) -> Void
-    init(start: MonotonicClock.Instant = .now, onSleep: @escaping @Sendable (MonotonicClock.Instant) -> Void = { _ in }) {
-        current = Mutex(start)
-        self.onSleep = onSleep
-    }
-    func now() -> MonotonicClock.Instant { current.withLock { $0 } }
-    func sleep(until: MonotonicClock.Instant) {
-        current.withLock { $0 = max($0, until) }
-        onSleep(until)
-    }
-}
-
 /// Lines written by a logger, for assertions.
 final class MemorySink: LogSink {
     let lines = Mutex<[String]>([])

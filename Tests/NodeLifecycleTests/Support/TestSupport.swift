@@ -1,27 +1,13 @@
 import Glibc
 import KLCore
+import KLSupport
+import KLTestSupport
 
 /// The folder of this test target (for data files and helper scripts).
-let testsDirectory: String = {
-    let file = #filePath
-    var parts = file.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(2)  // Support/TestSupport.swift
-    return parts.joined(separator: "/")
-}()
+let testsDirectory = TestPaths.testsDirectory("NodeLifecycleTests")
 
 /// Reads a whole file as UTF-8, or nil.
-func readTextFile(_ path: String) -> String? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var bytes = [UInt8]()
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes.append(contentsOf: buf[0..<n])
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
+func readTextFile(_ path: String) -> String? { try? readWholeTextFile(path, limit: .max).get() }
 
 @discardableResult
 func writeTextFile(_ path: String, _ text: String) -> Bool {
@@ -29,13 +15,6 @@ func writeTextFile(_ path: String, _ text: String) -> Bool {
     defer { fclose(f) }
     let bytes = Array(text.utf8)
     return fwrite(bytes, 1, bytes.count, f) == bytes.count
-}
-
-/// A fresh temporary directory.
-func makeTempDirectory() -> String {
-    var template = Array("/tmp/nodelifecycle-test-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    return String(cString: p!)
 }
 
 /// Runs a shell command, returns its stdout and exit status.
@@ -58,17 +37,4 @@ func wallTime(amz s: String) -> WallTime {
     func n(_ r: Range<Int>) -> Int { r.reduce(0) { $0 * 10 + d[$1] } }
     return CivilTime(year: n(0..<4), month: n(4..<6), day: n(6..<8), hour: n(9..<11),
                      minute: n(11..<13), second: n(13..<15)).wallTime
-}
-
-/// The real wall clock (for calls to servers that check request times).
-func wallNowForTests() -> WallTime {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return WallTime(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
-}
-
-func getenvString(_ name: String) -> String? {
-    guard let p = getenv(name) else { return nil }
-    let s = String(cString: p)
-    return s.isEmpty ? nil : s
 }

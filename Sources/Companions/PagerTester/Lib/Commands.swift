@@ -58,7 +58,7 @@ public enum PagerTesterCommand {
             throw PagerError(.usage, "\(command) needs the people file: pager-tester \(command) people.yaml")
         }
         let path = options.positionals[1]
-        guard let bytes = TimeZoneDatabase.readFile(path) else {
+        guard let bytes = try? readWholeFile(path, limit: TimeZoneDatabase.maxFileSize).get() else {
             throw PagerError(.invalidConfig, "cannot read the people file \(path): check the path and permissions")
         }
         return try PeopleFile.parse(String(decoding: bytes, as: UTF8.self), path: path, zones: TimeZoneDatabase(environment: environment))
@@ -108,7 +108,7 @@ public enum PagerTesterCommand {
     /// Loads people, settings and options; checks `From` (locally, and with
     /// PagerDuty unless dry-run). Throws usage/config errors (exit 2).
     public static func setup(_ options: ParsedOptions, environment: [String: String], command: String,
-                             clock: any PagerClock, logger: Logger, notifyTarget: String? = nil,
+                             clock: any BlockingClock<WallTime>, logger: Logger, notifyTarget: String? = nil,
                              transport: (PagerSettings) throws(PagerError) -> any PagerTransport) throws(PagerError) -> Setup {
         var people = try loadPeople(options, environment: environment, command: command)
         if let target = notifyTarget {

@@ -249,7 +249,7 @@ public struct CronExpression: Sendable, Equatable {
     /// never fires in the next 30 years (e.g. `0 0 30 2 *`).
     public func next(after: WallTime) -> WallTime? {
         let afterLocal = after.seconds + Int64(zone.offset(atUTC: after.seconds))
-        let startDay = CivilYear.days(ofSeconds: afterLocal) - 1
+        let startDay = CivilTime.days(ofSeconds: afterLocal) - 1
         // Local times this far before `after` cannot be after it in UTC
         // (offsets differ by less than a day).
         let slack: Int64 = 26 * 3600
@@ -278,7 +278,7 @@ public struct CronExpression: Sendable, Equatable {
             }
             // One more day after a hit: an offset change at midnight could
             // make the next local day's first time earlier in UTC.
-            if let best, day > CivilYear.days(ofSeconds: best + Int64(zone.offset(atUTC: best))) {
+            if let best, day > CivilTime.days(ofSeconds: best + Int64(zone.offset(atUTC: best))) {
                 return WallTime(seconds: best)
             }
             day += 1
@@ -298,8 +298,8 @@ public struct CronExpression: Sendable, Equatable {
     public func gapFireTimes(after: WallTime, within: Duration) -> [GapTime] {
         var out: [GapTime] = []
         let endSeconds = after.seconds + within.components.seconds
-        let firstDay = CivilYear.days(ofSeconds: after.seconds) - 1
-        let lastDay = CivilYear.days(ofSeconds: endSeconds) + 1
+        let firstDay = CivilTime.days(ofSeconds: after.seconds) - 1
+        let lastDay = CivilTime.days(ofSeconds: endSeconds) + 1
         var day = firstDay
         while day <= lastDay, out.count < 20 {
             defer { day += 1 }

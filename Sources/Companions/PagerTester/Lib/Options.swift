@@ -46,7 +46,7 @@ public enum PagerTesterMain {
                     throw PagerError(.usage, "notify needs the people file and one NAME or ID: pager-tester notify people.yaml 'Jane Doe'")
                 }
                 let setup = try PagerTesterCommand.setup(options, environment: environment, command: command!,
-                                                         clock: SystemClock(), logger: io.logger,
+                                                         clock: WallClock(), logger: io.logger,
                                                          notifyTarget: command == "notify" ? options.positionals[2] : nil,
                                                          transport: httpTransport)
                 return command == "run" ? PagerTesterCommand.run(setup) : PagerTesterCommand.notify(setup)

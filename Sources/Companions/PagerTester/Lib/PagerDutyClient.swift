@@ -32,7 +32,7 @@ public struct CreatedIncident: Sendable, Equatable {
 public struct PagerDutyClient: Sendable {
     public var settings: PagerSettings
     public var transport: any PagerTransport
-    public var clock: any PagerClock
+    public var clock: any BlockingClock<WallTime>
     public var logger: Logger
     /// Bound on each HTTP request (default 10 s, as the original service).
     public var requestTimeout: Duration = .seconds(10)
@@ -46,7 +46,7 @@ public struct PagerDutyClient: Sendable {
     /// Counts 429 waits (nil: not counted).
     public var metrics: PagerMetrics?
 
-    public init(settings: PagerSettings, transport: any PagerTransport, clock: any PagerClock, logger: Logger) {
+    public init(settings: PagerSettings, transport: any PagerTransport, clock: any BlockingClock<WallTime>, logger: Logger) {
         self.settings = settings
         self.transport = transport
         self.clock = clock
@@ -187,7 +187,7 @@ public struct PagerDutyClient: Sendable {
 
     /// One API call with the 429 policy; status >= 300 throws with status and body.
     func request(_ method: String, _ path: String, body: JSON?, what: String, waitOnRateLimit: Bool = true) throws(PagerError) -> HTTPResponse {
-        let started = clock.now()
+        let started = clock.now
         let bytes = body.map { Array($0.serialized().utf8) } ?? []
         var retries = 0
         while true {
@@ -202,7 +202,7 @@ public struct PagerDutyClient: Sendable {
             if response.status == 429 {
                 let reset = response.header("ratelimit-reset").flatMap { Double($0.trimmingWhitespace) }
                 let wait: Duration = reset.map { .milliseconds(Int64(max(0, min($0, 3600)) * 1000)) } ?? .seconds(60)
-                let spent = clock.now().duration(since: started)
+                let spent = clock.now.duration(since: started)
                 guard waitOnRateLimit, retries < maxRetries, spent + wait <= jobTimeout else {
                     throw PagerError(.rateLimited, "could not \(what): PagerDuty answered 429 (rate limited) \(retries + 1) times; body: \(clip(response.bodyText))",
                                      status: 429, body: response.bodyText, retryAfter: wait)

@@ -1,3 +1,5 @@
+import KLCore
+
 /// A POSIX TZ rule string as found in the footer of a TZif v2+ file
 /// (RFC 8536 section 3.3), e.g. `PST8PDT,M3.2.0,M11.1.0` or
 /// `<+1030>-10:30<+11>-11,M10.1.0,M4.1.0`. It gives the offset for instants
@@ -56,7 +58,7 @@ public struct PosixTZ: Sendable, Equatable {
     /// The offset (seconds east of UTC) in effect at a UTC instant.
     public func offset(atUTC t: Int64) -> (offset: Int, isDST: Bool) {
         guard let dst else { return (standardOffset, false) }
-        let year = CivilYear.of(t + Int64(standardOffset))
+        let year = CivilTime.civilFromDays(CivilTime.days(ofSeconds: t + Int64(standardOffset))).year
         // Check the neighbouring years too so rules near New Year (southern
         // hemisphere, or start/end times beyond 24 h) are seen.
         for y in [year - 1, year, year + 1].reversed() {
@@ -76,18 +78,18 @@ public struct PosixTZ: Sendable, Equatable {
 
     /// Days since 1970-01-01 of the rule's day in `year`.
     func dayStart(_ day: Rule.Day, year: Int) -> Int {
-        let jan1 = CivilYear.daysFromCivil(year, 1, 1)
+        let jan1 = CivilTime.daysFromCivil(year: year, month: 1, day: 1)
         switch day {
         case .julianNoLeap(let n):
             // Day n counts as if February had 28 days.
-            return jan1 + n - 1 + (CivilYear.isLeap(year) && n >= 60 ? 1 : 0)
+            return jan1 + n - 1 + (CivilTime.isLeapYear(year) && n >= 60 ? 1 : 0)
         case .zeroBased(let n):
             return jan1 + n
         case .monthWeekDay(let m, let w, let d):
-            let first = CivilYear.daysFromCivil(year, m, 1)
-            let firstWeekday = CivilYear.weekday(first)
+            let first = CivilTime.daysFromCivil(year: year, month: m, day: 1)
+            let firstWeekday = CivilTime.weekday(daysSinceEpoch: first)
             var day = first + (d - firstWeekday + 7) % 7 + (w - 1) * 7
-            let monthEnd = first + CivilYear.daysInMonth(year, m)
+            let monthEnd = first + CivilTime.daysInMonth(year: year, month: m)
             while day >= monthEnd { day -= 7 }
             return day
         }

@@ -72,7 +72,7 @@ public struct PagerScheduler: Sendable {
     public var options: SchedulerOptions
     public let metrics: PagerMetrics
     var logger: Logger { client.logger }
-    var clock: any PagerClock { client.clock }
+    var clock: any BlockingClock<WallTime> { client.clock }
     /// Next fire time per person not yet noticed (same order as `people`).
     public private(set) var nextFire: [WallTime?]
     /// The last fire time noticed per person.
@@ -115,7 +115,7 @@ public struct PagerScheduler: Sendable {
         var client = client
         client.metrics = metrics
         self.client = client
-        let now = client.clock.now()
+        let now = client.clock.now
         startedAt = now
         let perMinute = max(1, options.maxCreatesPerMinute)
         catchUpWindow = options.missedGrace + .seconds(60 * ((people.count + perMinute - 1) / perMinute))
@@ -136,7 +136,7 @@ public struct PagerScheduler: Sendable {
                         ("fire_time", .string(RFC3339.format(fire))),
                         ("fire_time_local", .string(formatLocal(fire, in: person.cron.zone) + " " + person.cron.zone.name)))
         }
-        while stop.map({ clock.now() < $0 }) ?? true {
+        while stop.map({ clock.now < $0 }) ?? true {
             step(until: stop)
         }
     }
@@ -144,7 +144,7 @@ public struct PagerScheduler: Sendable {
     /// Notices due fire times, then runs the earliest due job, or sleeps
     /// toward it (at most `maxSleep`).
     public mutating func step(until stop: WallTime? = nil) {
-        let now = clock.now()
+        let now = clock.now
         noticeDueFireTimes(now)
         var best: WallTime? = nil
         var page: Int? = nil
@@ -283,7 +283,7 @@ public struct PagerScheduler: Sendable {
                            md + [("error", .string(error.message))])
             }
         }
-        recentCreates.append(clock.now())
+        recentCreates.append(clock.now)
         do throws(PagerError) {
             let incident = try client.createIncident(for: person, incidentKey: key, waitOnRateLimit: false)
             metrics.pageSent()
@@ -300,7 +300,7 @@ public struct PagerScheduler: Sendable {
             case .rateLimited:
                 metrics.rateLimitWait()
                 let wait = error.retryAfter ?? .seconds(60)
-                page.notBefore = clock.now().adding(wait)
+                page.notBefore = clock.now.adding(wait)
                 queue.append(page)
                 logger.log(.warning, "rate limited by PagerDuty, page stays queued",
                            md + [("wait_seconds", .number(String(wait.components.seconds))), ("queued", .number(String(queue.count)))])
@@ -313,7 +313,7 @@ public struct PagerScheduler: Sendable {
                     // the key up first; it refuses a duplicate of an open one.
                     page.attempt += 1
                     page.lookUpFirst = true
-                    page.notBefore = clock.now().adding(options.createRetryWait)
+                    page.notBefore = clock.now.adding(options.createRetryWait)
                     queue.append(page)
                     logger.log(.warning, "test page failed, will retry", emd + [("retry_in_seconds", .number(String(options.createRetryWait.components.seconds)))])
                 } else {
@@ -346,7 +346,7 @@ public struct PagerScheduler: Sendable {
     /// 429s in place. Returns false when the page failed.
     public mutating func notifyNow(_ i: Int) -> Bool {
         let person = people[i]
-        let now = clock.now()
+        let now = clock.now
         let minute = WallTime(seconds: now.seconds - ((now.seconds % 60) + 60) % 60)
         let key = PagerDutyClient.incidentKey(personID: person.id, fireTime: minute)
         let md = pageMetadata(person, fireTime: minute, key: key)
@@ -377,7 +377,7 @@ public struct PagerScheduler: Sendable {
 
     /// Queues the verify and resolve follow-ups of an incident.
     public mutating func schedule(_ incident: CreatedIncident, person: Int) {
-        let now = clock.now()
+        let now = clock.now
         if let v = options.verifyAfter {
             followUps.append(FollowUp(kind: .verify(attempt: 1), person: person, incident: incident, due: now.adding(v)))
         }
@@ -421,14 +421,14 @@ public struct PagerScheduler: Sendable {
                 // rule (a call after a failed SMS) may still succeed: back off.
                 var again = job
                 again.kind = .verify(attempt: attempt + 1)
-                again.due = clock.now().adding(v * (1 << min(attempt, 10)))
+                again.due = clock.now.adding(v * (1 << min(attempt, 10)))
                 followUps.append(again)
                 return
             }
             guard let outcome else { return }
             let verdict = outcome.judgement.verdict
             verdicts.append((person.name, verdict))
-            metrics.recordVerdict(personID: person.id, name: person.name, verdict: verdict, at: clock.now())
+            metrics.recordVerdict(personID: person.id, name: person.name, verdict: verdict, at: clock.now)
             var vmd = md + [("verdict", .string(verdict.rawValue)), ("incident.status", .string(outcome.status)),
                             ("notification.channels", .array(outcome.judgement.channels.map { .string($0) })),
                             ("notifications", .array(outcome.judgement.notifications.map(\.json))),
@@ -445,7 +445,7 @@ extension PagerScheduler {
     /// Runs the queue and the follow-ups only, earliest first (`notify`).
     public mutating func stepFollowUps() {
         guard let i = followUps.indices.min(by: { followUps[$0].due < followUps[$1].due }) else { return }
-        let now = clock.now()
+        let now = clock.now
         if followUps[i].due > now {
             clock.sleep(for: min(followUps[i].due.duration(since: now), options.maxSleep))
             return

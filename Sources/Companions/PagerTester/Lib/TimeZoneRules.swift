@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 
 /// A time zone read from a TZif file (RFC 8536): the table of transitions
 /// plus the POSIX TZ footer for instants after the table ends.
@@ -172,7 +168,7 @@ public struct TimeZoneDatabase: Sendable {
             throw PagerError(.unknownZone, "'\(name)' is not a time zone name: write an IANA name such as America/Los_Angeles")
         }
         let path = directory + "/" + name
-        guard let bytes = Self.readFile(path) else {
+        guard let bytes = try? readWholeFile(path, limit: Self.maxFileSize).get() else {
             throw PagerError(.unknownZone, "unknown time zone '\(name)': no file \(path); check the spelling (IANA names such as Europe/Berlin), install tzdata, or set TZDIR")
         }
         guard let rules = TimeZoneRules.parse(name: name, bytes: bytes) else {
@@ -181,20 +177,6 @@ public struct TimeZoneDatabase: Sendable {
         return rules
     }
 
-    static func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size < 1 << 22 else { return nil }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            out += buf[0..<n]
-        }
-        return out
-    }
+    /// The largest TZif (or people) file read: 4 MiB less a byte.
+    static let maxFileSize = (1 << 22) - 1
 }

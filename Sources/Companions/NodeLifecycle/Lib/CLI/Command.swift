@@ -114,7 +114,7 @@ public enum NodeLifecycleCommand {
             let metrics = DrainMetrics()
             let drainer = NodeDrainer(cluster: try kubeCluster(config.common, instance: env["HOSTNAME"] ?? "node-lifecycle"),
                                       lifecycle: asg, queue: queue, settings: config.settings,
-                                      taint: config.taint, sleeper: RealSleeper(), logger: logger,
+                                      taint: config.taint, clock: MonotonicClock(), logger: logger,
                                       onUnknownNode: config.onUnknownNode, metrics: metrics)
             // Bound now (a bad address fails at start); served after the
             // signal mask is set, since threads inherit it.
@@ -163,7 +163,7 @@ public enum NodeLifecycleCommand {
                 signal = ResourceSignal(client: CloudFormationClient(aws: aws, baseURL: AWSService.cloudFormation.endpoint(region: region, environment: env)),
                                         stack: stack, logicalResourceID: resource, uniqueID: instanceID)
             }
-            let outcome = ReadyRunner(cluster: cluster, settings: config.settings, signal: signal, sleeper: RealSleeper(), logger: logger).run()
+            let outcome = ReadyRunner(cluster: cluster, settings: config.settings, signal: signal, clock: MonotonicClock(), logger: logger).run()
             switch outcome {
             case .ready, .notBooting: return 0
             case .timedOut: return ExitCode.failure

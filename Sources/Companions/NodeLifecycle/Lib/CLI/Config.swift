@@ -9,9 +9,9 @@ public enum CommonOptions {
         OptionSpec("api-server", env: "NODE_LIFECYCLE_API_SERVER", value: "URL",
                    default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT", help: "Kubernetes API server."),
         OptionSpec("token-file", env: "NODE_LIFECYCLE_TOKEN_FILE", value: "PATH",
-                   default: "/var/run/secrets/kubernetes.io/serviceaccount/token", help: "Bearer token file (re-read when it rotates)."),
+                   default: InCluster.tokenFile, help: "Bearer token file (re-read when it rotates)."),
         OptionSpec("ca-file", env: "NODE_LIFECYCLE_CA_FILE", value: "PATH",
-                   default: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", help: "CA bundle of the API server."),
+                   default: InCluster.caFile, help: "CA bundle of the API server."),
         OptionSpec("log-level", env: "NODE_LIFECYCLE_LOG_LEVEL", value: "LEVEL", default: "info",
                    help: "trace, debug, info, notice, warning, error or critical."),
         OptionSpec("log-format", env: "NODE_LIFECYCLE_LOG_FORMAT", value: "FORMAT", default: "json", help: "json or text."),
@@ -26,20 +26,14 @@ public struct CommonConfig: Sendable {
     public var logFormat: LogFormat
 
     static func load(_ o: ParsedOptions, environment env: [String: String]) throws(NodeLifecycleError) -> CommonConfig {
-        let sa = "/var/run/secrets/kubernetes.io/serviceaccount"
-        var server = o["api-server"]
-        if server == nil, let host = env["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
-            let port = env["KUBERNETES_SERVICE_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "443"
-            server = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        }
-        guard let server else {
+        guard let server = o["api-server"] ?? InCluster.apiServer(environment: env) else {
             throw NodeLifecycleError(.usage, "No Kubernetes API server: not running in a cluster (KUBERNETES_SERVICE_HOST is unset) and --api-server / NODE_LIFECYCLE_API_SERVER is not given.")
         }
         let isHTTP = server.hasPrefix("http://")
-        let tokenFile = o["token-file"] ?? (isHTTP ? nil : sa + "/token")
-        let caFile = o["ca-file"] ?? (isHTTP ? nil : sa + "/ca.crt")
+        let tokenFile = o["token-file"] ?? (isHTTP ? nil : InCluster.tokenFile)
+        let caFile = o["ca-file"] ?? (isHTTP ? nil : InCluster.caFile)
         guard let level = LogLevel(name: o["log-level"] ?? "info") else {
-            throw NodeLifecycleError(.usage, "\(o.source(of: "log-level")) must be one of trace, debug, info, notice, warning, error, critical (got \"\(o["log-level"]!)\").")
+            throw NodeLifecycleError(.usage, "\(o.source(of: "log-level")) must be one of \(LogLevel.names.joined(separator: ", ")) (got \"\(o["log-level"]!)\").")
         }
         guard let format = LogFormat(rawValue: o["log-format"] ?? "json") else {
             throw NodeLifecycleError(.usage, "\(o.source(of: "log-format")) must be json or text (got \"\(o["log-format"]!)\").")

@@ -1,5 +1,4 @@
 import KLCore
-import KLSupport
 
 /// A pod on the node being drained, reduced to what the drain decides on.
 public struct DrainPod: Sendable, Equatable, Hashable {

@@ -74,7 +74,7 @@ public final class DrainService: Sendable {
         let room = maxTracked - book.withLock { $0.tickets.count }
         if room <= 0 {
             logger.warning("too many lifecycle actions held; receiving paused", ("max", JSON(maxTracked)))
-            drainer.sleeper.sleep(until: drainer.sleeper.now() + .seconds(1))
+            drainer.clock.sleep(until: drainer.clock.now + .seconds(1))
             return 0
         }
         let messages = try queue.receive(max: min(10, room), waitSeconds: waitSeconds,
@@ -128,7 +128,7 @@ public final class DrainService: Sendable {
             return
         }
         metrics?.received(action)
-        let ticket = ActionTicket(action: action, message: message, now: drainer.sleeper.now())
+        let ticket = ActionTicket(action: action, message: message, now: drainer.clock.now)
         if action.transition == .launching {
             report(drainer.handle(ticket, selfHeartbeat: true))
             return
@@ -183,7 +183,7 @@ public final class DrainService: Sendable {
                 updateGauges()
                 if !inline { startWaiting(inline: false) }
             }
-            if inline { work() } else { startThread(work) }
+            if inline { work() } else { runOnNewThread(work) }
         }
     }
 
@@ -193,7 +193,7 @@ public final class DrainService: Sendable {
     @discardableResult
     public func heartbeatDue() -> MonotonicClock.Instant {
         let interval = drainer.settings.heartbeatInterval
-        let now = drainer.sleeper.now()
+        let now = drainer.clock.now
         var next = now + interval
         for ticket in tracked where !ticket.isDone {
             let due = ticket.nextHeartbeat(interval: interval, now: now)
@@ -213,7 +213,7 @@ public final class DrainService: Sendable {
                     updateGauges()
                 }
             }
-            next = min(next, drainer.sleeper.now() + interval)
+            next = min(next, drainer.clock.now + interval)
         }
         return next
     }
@@ -223,7 +223,7 @@ public final class DrainService: Sendable {
     public func runHeartbeats(shouldStop: @Sendable () -> Bool) {
         while !shouldStop() {
             let next = heartbeatDue()
-            drainer.sleeper.sleep(until: min(next, drainer.sleeper.now() + .seconds(1)))
+            drainer.clock.sleep(until: min(next, drainer.clock.now + .seconds(1)))
         }
     }
 
@@ -247,7 +247,7 @@ public final class DrainService: Sendable {
     /// returns true. Receive errors are logged and retried with backoff (up
     /// to 30 s); the process keeps running.
     public func run(shouldStop: @escaping @Sendable () -> Bool) {
-        startThread { [self] in runHeartbeats(shouldStop: shouldStop) }
+        runOnNewThread { [self] in runHeartbeats(shouldStop: shouldStop) }
         var backoff: Duration = .seconds(1)
         while !shouldStop() {
             do {
@@ -256,7 +256,7 @@ public final class DrainService: Sendable {
             } catch {
                 logger.error("cannot receive from the queue; retrying", ("error", .string(error.description)),
                              ("retry_in", .string(DurationText.format(backoff))))
-                drainer.sleeper.sleep(until: drainer.sleeper.now() + backoff)
+                drainer.clock.sleep(until: drainer.clock.now + backoff)
                 backoff = min(backoff * 2, .seconds(30))
             }
         }

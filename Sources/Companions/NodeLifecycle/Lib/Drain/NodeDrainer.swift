@@ -54,20 +54,20 @@ public struct NodeDrainer: Sendable {
     public var queue: any QueueAPI
     public var settings: DrainSettings
     public var taint: Taint
-    public var sleeper: any Sleeper
+    public var clock: any BlockingClock<MonotonicInstant>
     public var logger: Logger
     public var onUnknownNode: UnknownNodePolicy
     public var metrics: DrainMetrics?
 
     public init(cluster: any ClusterAPI, lifecycle: any LifecycleAPI, queue: any QueueAPI, settings: DrainSettings,
-                taint: Taint, sleeper: any Sleeper, logger: Logger, onUnknownNode: UnknownNodePolicy = .leave,
+                taint: Taint, clock: any BlockingClock<MonotonicInstant>, logger: Logger, onUnknownNode: UnknownNodePolicy = .leave,
                 metrics: DrainMetrics? = nil) {
         self.cluster = cluster
         self.lifecycle = lifecycle
         self.queue = queue
         self.settings = settings
         self.taint = taint
-        self.sleeper = sleeper
+        self.clock = clock
         self.logger = logger
         self.onUnknownNode = onUnknownNode
         self.metrics = metrics
@@ -83,7 +83,7 @@ public struct NodeDrainer: Sendable {
 
     /// Drains on its own, heartbeating the action itself (one action, no service).
     public func handle(_ action: LifecycleAction, message: SQSMessage) -> DrainReport {
-        handle(ActionTicket(action: action, message: message, now: sleeper.now()), selfHeartbeat: true)
+        handle(ActionTicket(action: action, message: message, now: clock.now), selfHeartbeat: true)
     }
 
     /// Drains `ticket`'s node. With `selfHeartbeat` false the caller (the
@@ -133,7 +133,7 @@ public struct NodeDrainer: Sendable {
             nlog.error("cannot list the node's pods; message left for redelivery", ("error", .string(error.description)))
             return .leftOnQueue(reason: error.description)
         }
-        let started = sleeper.now()
+        let started = clock.now
         var plan = DrainPlan.make(pods: pods.compactMap(DrainPod.init(json:)), settings: settings, now: started)
         for (pod, reason) in plan.skipped {
             if reason.isRefusal {
@@ -148,10 +148,10 @@ public struct NodeDrainer: Sendable {
                         message: "Instance \(action.instanceID) is terminating (\(action.source.rawValue)): draining \(plan.remaining.count) pods (timeout \(DurationText.format(settings.timeout)))."),
               log: nlog)
         while true {
-            for step in plan.next(now: sleeper.now()) {
+            for step in plan.next(now: clock.now) {
                 switch step {
                 case .evict(let pod):
-                    let grace = plan.gracePeriod(for: pod, now: sleeper.now())
+                    let grace = plan.gracePeriod(for: pod, now: clock.now)
                     let result = cluster.evict(namespace: pod.namespace, name: pod.name, gracePeriodSeconds: grace)
                     switch result {
                     case .accepted:
@@ -163,9 +163,9 @@ public struct NodeDrainer: Sendable {
                         nlog.info("eviction blocked by a PodDisruptionBudget; retrying", ("pod", .string(pod.key)))
                     case .failed(let why): nlog.warning("eviction failed; retrying", ("pod", .string(pod.key)), ("error", .string(why)))
                     }
-                    plan.record(result, for: pod, now: sleeper.now())
+                    plan.record(result, for: pod, now: clock.now)
                 case .heartbeat:
-                    plan.heartbeatSent(now: sleeper.now())
+                    plan.heartbeatSent(now: clock.now)
                     if selfHeartbeat { _ = keepAlive(ticket, log: nlog) }
                     if ticket.isGone {
                         nlog.warning("the lifecycle action is no longer active; stopping the drain")
@@ -173,11 +173,11 @@ public struct NodeDrainer: Sendable {
                         return .alreadyCompleted(node: nodeName)
                     }
                 case .wait(let until):
-                    sleeper.sleep(until: until)
+                    clock.sleep(until: until)
                     do {
                         let skippedBefore = plan.skipped.count
                         let adopted = plan.observe(pods: try cluster.podsOnNode(nodeName, labelSelector: settings.podSelector)
-                            .compactMap(DrainPod.init(json:)), now: sleeper.now())
+                            .compactMap(DrainPod.init(json:)), now: clock.now)
                         for pod in adopted {
                             nlog.info("pod arrived on the node during the drain; evicting it too", ("pod", .string(pod.key)))
                         }
@@ -189,7 +189,7 @@ public struct NodeDrainer: Sendable {
                         nlog.warning("cannot list the node's pods", ("error", .string(error.description)))
                     }
                 case .finish(.drained):
-                    let took = sleeper.now() - started
+                    let took = clock.now - started
                     nlog.notice("node drained", ("drain.duration", .string(DurationText.format(took))))
                     event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "DrainFinished",
                                     message: "Drained in \(DurationText.format(took)); completing the lifecycle action of \(action.instanceID) with CONTINUE."),
@@ -204,7 +204,7 @@ public struct NodeDrainer: Sendable {
                                     message: "Drain timeout \(DurationText.format(settings.timeout)) reached with \(left.count) pods left (\(left.prefix(10).joined(separator: ", "))); completing with CONTINUE.",
                                     kind: .warning),
                           log: nlog)
-                    metrics?.drainDuration(sleeper.now() - started)
+                    metrics?.drainDuration(clock.now - started)
                     return finish(ticket, node: nodeName, log: nlog, report: .timedOut(node: nodeName, remaining: left))
                 }
             }
@@ -242,7 +242,7 @@ public struct NodeDrainer: Sendable {
     @discardableResult
     public func keepAlive(_ ticket: ActionTicket, log: Logger) -> Bool {
         if ticket.isDone { return true }
-        ticket.heartbeatSent(now: sleeper.now())
+        ticket.heartbeatSent(now: clock.now)
         if ticket.action.isLifecycleHook { do {
             try lifecycle.heartbeat(ticket.action)
             metrics?.heartbeat(ok: true)

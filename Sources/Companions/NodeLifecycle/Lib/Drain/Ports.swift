@@ -105,21 +105,3 @@ public struct SQSQueue: QueueAPI {
         try client.changeVisibility(queueURL: queueURL, receiptHandle: message.receiptHandle, seconds: seconds)
     }
 }
-
-/// Monotonic time and blocking waits, injectable so loops run on a fake clock.
-public protocol Sleeper: Sendable {
-    func now() -> MonotonicClock.Instant
-    func sleep(until: MonotonicClock.Instant)
-}
-
-/// The real clock: `MonotonicClock` and `nanosleep` (blocks the calling thread;
-/// the drain runs on its own threads).
-public struct RealSleeper: Sleeper {
-    public init() {}
-    public func now() -> MonotonicClock.Instant { .now }
-    public func sleep(until: MonotonicClock.Instant) {
-        let d = until - .now
-        guard d > .zero else { return }
-        blockingSleep(d)
-    }
-}

@@ -99,20 +99,20 @@ public struct ReadyRunner: Sendable {
     public var cluster: any ClusterAPI
     public var settings: ReadySettings
     public var signal: ResourceSignal?
-    public var sleeper: any Sleeper
+    public var clock: any BlockingClock<MonotonicInstant>
     public var logger: Logger
 
-    public init(cluster: any ClusterAPI, settings: ReadySettings, signal: ResourceSignal?, sleeper: any Sleeper, logger: Logger) {
+    public init(cluster: any ClusterAPI, settings: ReadySettings, signal: ResourceSignal?, clock: any BlockingClock<MonotonicInstant>, logger: Logger) {
         self.cluster = cluster
         self.settings = settings
         self.signal = signal
-        self.sleeper = sleeper
+        self.clock = clock
         self.logger = logger
     }
 
     public func run() -> ReadyOutcome {
         let log = logger.with(("node.name", .string(settings.nodeName)))
-        let deadline = sleeper.now() + settings.timeout
+        let deadline = clock.now + settings.timeout
         var lastProblems: [String] = []
         var checkedBoot = false
         while true {
@@ -147,7 +147,7 @@ public struct ReadyRunner: Sendable {
                 log.info("waiting for the node to be healthy", ("problems", .array(problems.map { .string($0) })))
                 lastProblems = problems
             }
-            let now = sleeper.now()
+            let now = clock.now
             if now >= deadline {
                 log.error("node did not become healthy in time; the boot taint stays",
                           ("problems", .array(problems.map { .string($0) })),
@@ -157,7 +157,7 @@ public struct ReadyRunner: Sendable {
                 }
                 return .timedOut(problems: problems)
             }
-            sleeper.sleep(until: min(deadline, now + settings.pollInterval))
+            clock.sleep(until: min(deadline, now + settings.pollInterval))
         }
     }
 
