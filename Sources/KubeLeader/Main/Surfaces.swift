@@ -1,3 +1,4 @@
+import KLCore
 import KLKube
 import KLSupport
 
