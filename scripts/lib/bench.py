@@ -13,6 +13,7 @@ import os
 import platform
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import kl  # noqa: E402
 
 KINDS = ["configmap", "lease"]
 SHORT = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
+# Issue 11's surfaces, all on: the leader label, Events, the status endpoint.
+SURFACES = ["--leader-label", "role=leader", "--events", "--status-addr", "127.0.0.1:0"]
 
 
 def log(text):
@@ -76,12 +79,30 @@ class Bench:
             raise RuntimeError("registering a token failed: %s %s" % (status, body))
         return tok
 
-    def replica(self, ident, lock, kind, group, timing=(), token=None, poll="0.02"):
-        """A kube-leader whose worker writes to GROUP's log and flock file."""
+    def replica(self, ident, lock, kind, group, timing=(), token=None, poll="0.02", extra=()):
+        """A kube-leader whose worker writes to GROUP's log and flock file.
+        With extra options (the surfaces), its Pod is created first: the
+        leader label is put on the Pod named like the replica (POD_NAME)."""
+        if extra:
+            self.pod(ident)
         return kl.Replica(self.bins, self.server, ident, lock, self.work, kind=kind, timing=list(timing), token=token,
+                          extra=list(extra),
                           worker_log=os.path.join(self.work, group + ".workers"),
                           worker_lock=os.path.join(self.work, group + ".lock"),
                           worker_args=["--exit-file", os.path.join(self.work, "exit-" + ident), "--poll", poll])
+
+    def pod(self, name):
+        status, body = self.server.request("POST", "/api/v1/namespaces/default/pods", {
+            "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, timeout=30)
+        if status not in (201, 409):
+            raise RuntimeError("creating Pod %s failed: %s %s" % (name, status, body))
+
+    def pod_role(self, name):
+        status, body = self.server.request("GET", "/api/v1/namespaces/default/pods/" + name, timeout=30)
+        if status != 200 or not isinstance(body, dict):
+            return "?"
+        return (body.get("metadata", {}).get("labels") or {}).get("role")
 
     def entries(self, group):
         return kl.read_worker_log(os.path.join(self.work, group + ".workers"))
@@ -126,9 +147,10 @@ class Bench:
 
     def size(self, row):
         path = os.path.join(self.bins, "kube-leader")
-        mib = os.path.getsize(os.path.realpath(path)) / 1048576
+        size = os.path.getsize(os.path.realpath(path))
+        row.note += " (%.2f MiB); `scripts/test` fails above 12,000,000 bytes" % (size / 1048576)
         for k in KINDS:
-            row.values[k].append(mib)
+            row.values[k].append(size)
 
     def startup(self, row_direct, row_tini):
         """Wall time of spawn + wait for three commands, interleaved in random
@@ -191,7 +213,7 @@ class Bench:
             row.values[kind].append((t - t0) / 1e6)
             self.stop_all([r])
 
-    def handover(self, kind, row, candidates, timing=(), reps=None, group=None, poll="0.02", settle=1.0):
+    def handover(self, kind, row, candidates, timing=(), reps=None, group=None, poll="0.02", settle=1.0, extra=()):
         """Graceful: the leader's child exits by itself; time from its stop
         record to the next child's start record."""
         group = group or "handover-%s-%d" % (kind, candidates)
@@ -202,7 +224,7 @@ class Bench:
         def start(name):
             gen[name] = gen.get(name, 0) + 1
             ident = "%s.%d" % (name, gen[name])
-            replicas[name] = self.replica(ident, group, kind, group, timing=timing, poll=poll)
+            replicas[name] = self.replica(ident, group, kind, group, timing=timing, poll=poll, extra=extra)
 
         names = ["%s-c%d" % (group, i) for i in range(candidates)]
         for name in names:
@@ -250,12 +272,14 @@ class Bench:
         self.check_overlaps(group)
         self.stop_all(replicas.values())
 
-    def steady(self, kind, rss_row, anon_row, leader_row, standby_row):
+    def steady(self, kind, rss_row, anon_row, leader_row, standby_row, extra=(), group=None):
         """3 replicas (own tokens), default durations: requests per minute by
-        role over windows of steady state; the leader's VmRSS at each window."""
-        group = "steady-%s" % kind
+        role over windows of steady state; the leader's VmRSS at each window.
+        Returns the replicas, still running, and the group."""
+        group = group or "steady-%s" % kind
         toks = [self.token() for _ in range(3)]
-        replicas = [self.replica("%s-%d" % (group, i), group, kind, group, token=toks[i]) for i in range(3)]
+        replicas = [self.replica("%s-%d" % (group, i), group, kind, group, token=toks[i], extra=extra)
+                    for i in range(3)]
         self.wait_start(group, 0)
         time.sleep(self.a.settle)
         by_ident = {r.name: (r, tok) for r, tok in zip(replicas, toks)}
@@ -273,6 +297,46 @@ class Bench:
                     anon_row.values[kind].append(vm(r.pid, "RssAnon") / 1024.0)
             prev = cur
         self.check_overlaps(group)
+        return replicas, group
+
+    def surfaces(self, kind, rss_row, anon_row, leader_row, standby_row, p50_row, p99_row):
+        """steady() with the leader label, Events and the status endpoint on;
+        then the leader's /metrics scraped self.a.scrapes times, one plain
+        HTTP/1.1 GET per connection (connect to end of answer)."""
+        replicas, group = self.steady(kind, rss_row, anon_row, leader_row, standby_row, extra=SURFACES,
+                                      group="surfaces-%s" % kind)
+        holder = self.server.holder(kind, group)
+        roles = {r.name: self.pod_role(r.name) for r in replicas}
+        if roles.get(holder) != "leader" or any(v for n, v in roles.items() if n != holder):
+            raise RuntimeError("leader label not where it belongs (holder %s): %s" % (holder, roles))
+        leader = next(r for r in replicas if r.name == holder)
+        addr = kl.wait_until(lambda: leader.log_value("status endpoint listening", "status.address"), 10)
+        if not addr:
+            raise RuntimeError("no 'status endpoint listening' in %s" % leader.log_path)
+        host, port = addr.rsplit(":", 1)
+        host = host.strip("[]")
+        want = 'leader_election_master_status{name="%s"} 1' % group
+        request = b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        times = []
+        for i in range(self.a.scrapes + 20):
+            t0 = time.perf_counter_ns()
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(request)
+                chunks = []
+                while True:
+                    c = s.recv(65536)
+                    if not c:
+                        break
+                    chunks.append(c)
+            t = time.perf_counter_ns() - t0
+            body = b"".join(chunks).decode(errors="replace")
+            if not body.startswith("HTTP/1.1 200") or want not in body:
+                raise RuntimeError("/metrics of the leader %s: unexpected answer %r" % (holder, body[:300]))
+            if i >= 20:  # the first 20 warm up
+                times.append(t / 1e6)
+        times.sort()
+        p50_row.values[kind].append(statistics.median(times))
+        p99_row.values[kind].append(times[min(len(times) - 1, int(len(times) * 0.99))])
         self.stop_all(replicas)
 
     def fresh_server(self, name):
@@ -342,7 +406,7 @@ class Bench:
 
     def run(self):
         a = self.a
-        size = self.row("stripped static binary", "MiB", "%.2f", "≤ 12 MiB", lambda v: v <= 12.0,
+        size = self.row("stripped static binary", "bytes", "%.0f", "≤ 12,000,000 bytes", lambda v: v <= 12000000,
                         "dist/kube-leader-linux-%s" % platform.machine())
         st_direct = self.row("outside-cluster start-up overhead vs the command alone", "ms", "%.2f", "≤ 2 ms",
                              lambda v: v <= 2.0, "`kube-leader L -- /bin/true` − `/bin/true`; %d rounds × %d runs, interleaved; no API, so both kinds alike" % (a.rounds, a.startup_runs))
@@ -360,6 +424,21 @@ class Bench:
                          lambda v: v <= 31.0, "default durations; %d windows of %gs" % (a.windows, a.window))
         rpm_s = self.row("API requests per minute, each standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0,
                          "2 standbys × %d windows" % a.windows)
+        ho_s = self.row("graceful hand-over with `--leader-label` and `--events`, 3 candidates", "ms", "%.0f",
+                        "≤ 250 ms", lambda v: v <= 250, "as above, %d hand-overs; each Pod exists, the label moves" % a.reps)
+        rpm_ls = self.row("API requests per minute, leader, with label, Events and status endpoint", "/min", "%.1f",
+                          "30 at 2 s retry", lambda v: v <= 31.0,
+                          "`%s`; steady state after the label and the Event are written; %d windows of %gs" % (
+                              " ".join(SURFACES), a.windows, a.window))
+        rpm_ss = self.row("API requests per minute, each standby, with label, Events and status endpoint", "/min",
+                          "%.2f", "≤ 2", lambda v: v <= 2.0, "2 standbys × %d windows" % a.windows)
+        m50 = self.row("`/metrics` response time while leading, p50", "ms", "%.2f", None, None,
+                       "%d sequential GETs, each on a new connection (connect to end of answer), from Python" % a.scrapes)
+        m99 = self.row("`/metrics` response time while leading, p99", "ms", "%.2f", "≤ 5 ms", lambda v: v <= 5.0,
+                       "the same %d GETs; the answer is checked (200, master_status 1)" % a.scrapes)
+        rss_s = self.row("resident memory of a supervising leader with label, Events, status endpoint (VmRSS)", "MiB",
+                         "%.2f", "≤ 10 MiB", lambda v: v <= 10.0, "one sample per window, before the /metrics GETs")
+        anon_s = self.row("  of which private (RssAnon)", "MiB", "%.2f", None, None, "")
         ttl = self.row("start to leader's child running, lock free", "ms", "%.0f", None, None,
                        "process spawn, TLS, GET 404, create, spawn child; %d starts" % a.reps)
         py = self.row("  of which the test child's own start-up (python3 worker.py)", "ms", "%.0f", None, None,
@@ -383,7 +462,13 @@ class Bench:
             log("%s: graceful hand-over" % kind)
             self.stop_all(self.handover(kind, ho, 3).values())
             log("%s: crash failover" % kind); self.failover(kind, fo)
-            log("%s: steady state (requests per minute, RSS)" % kind); self.steady(kind, rss, anon, rpm_l, rpm_s)
+            log("%s: steady state (requests per minute, RSS)" % kind)
+            self.stop_all(self.steady(kind, rss, anon, rpm_l, rpm_s)[0])
+            log("%s: leader label, Events, status endpoint on: hand-over" % kind)
+            self.stop_all(self.handover(kind, ho_s, 3, group="surfaces-handover-%s" % kind, extra=SURFACES[:3])
+                          .values())
+            log("%s: leader label, Events, status endpoint on: steady state, /metrics" % kind)
+            self.surfaces(kind, rss_s, anon_s, rpm_ls, rpm_ss, m50, m99)
         if not a.no_scale:
             for kind in KINDS:
                 log("%s: 50 candidates on one lock" % kind)
@@ -471,24 +556,38 @@ def main(argv):
     p.add_argument("--settle", type=float, default=5.0, help="seconds of leading before measuring (default 5)")
     p.add_argument("--scale-window", type=float, default=30.0, help="seconds measured in the scale runs")
     p.add_argument("--scale-handovers", type=int, default=5)
+    p.add_argument("--scrapes", type=int, default=1000, help="GET /metrics per lock kind for the p50/p99 rows")
     p.add_argument("--no-scale", action="store_true", help="skip the 50-candidate and 200-lock runs")
     p.add_argument("--quick", action="store_true", help="few repetitions, short windows (for checking the script)")
     p.add_argument("--write", metavar="FILE", help="also write the table and the machine into FILE (Markdown)")
     a = p.parse_args(argv)
     if a.quick:
         a.reps, a.failover_reps, a.rounds, a.startup_runs = 3, 2, 2, 50
-        a.windows, a.window, a.settle, a.scale_window, a.scale_handovers = 1, 10.0, 2.0, 10.0, 2
+        a.windows, a.window, a.settle, a.scale_window, a.scale_handovers, a.scrapes = 1, 10.0, 2.0, 10.0, 2, 200
     bins = kl.bin_dir()
     work = tempfile.mkdtemp(prefix="kube-leader-bench-")
     started = time.monotonic()
+    load_before = os.getloadavg()
     b = Bench(a, bins, work)
     try:
         b.run()
     finally:
         b.server.stop()
     took = time.monotonic() - started
-    head = "Measured on: %s. `scripts/bench` took %.0f s; child-overlap checks during the bench: %d overlaps." % (
-        machine(), took, b.overlaps)
+    load_after = os.getloadavg()
+    changed, skip = [], False
+    for x in argv:
+        if skip or x.startswith("--write="):
+            skip = False
+            continue
+        skip = x == "--write"
+        if not skip:
+            changed.append(x)
+    head = ("Measured on: %s. `scripts/bench` took %.0f s; child-overlap checks during the bench: %d overlaps. "
+            "Load average (1/5/15 min) at the start %.2f/%.2f/%.2f, at the end %.2f/%.2f/%.2f, on %d CPUs "
+            "(other work was running on the machine).%s" % (
+                machine(), took, b.overlaps, *load_before, *load_after, os.cpu_count(),
+                " Options other than the defaults: `%s`." % " ".join(changed) if changed else ""))
     table = b.table()
     print(table)
     print()
@@ -523,6 +622,16 @@ Notes:
   defaults (lease 15 s, renew deadline 10 s, retry period 2 s).
 - Standbys make no requests at steady state: they hold one watch each (300 s
   server-side timeout) and learn of every renew and release from it.
+- The rows "with label, Events and status endpoint" run the replicas with
+  `--leader-label role=leader --events --status-addr 127.0.0.1:0` (issue 11),
+  each replica's Pod created in the fake first. The label and the Events are
+  written only when leadership changes (2 requests per acquisition, +1 per
+  stale label, 1 per release; 1 per Event), so at steady state neither the
+  leader nor the standbys pay anything for them; the hand-over row includes
+  them. The bench also checks that the label sits on the holder's Pod only.
+- `/metrics` is timed from Python: connect, send one `GET /metrics` with
+  `Connection: close`, read to end of file; so the figure includes Python's
+  own socket overhead and the TCP handshake, not only kube-leader's answer.
 - Size: kube-leader's modules are built without the implicit
   `_StringProcessing` and `_Concurrency` imports (see `lean` in
   Package.swift); what remains is mostly the Swift runtime (about 5 MB),
