@@ -97,6 +97,10 @@ public final class ElectionRunner: @unchecked Sendable {
     private var racesInARow = 0
     private var watchFailuresInARow = 0
     private var lastWriteSucceeded = false
+    /// When the last read (GET) and the last watch call were started: after
+    /// a watch failure, neither is repeated sooner than a retry period later.
+    private var lastReadAt: MonotonicClock.Instant?
+    private var lastWatchAt: MonotonicClock.Instant?
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -144,6 +148,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
             case .get:
                 let timeout = self.timeout()
+                lastReadAt = host.now
                 do {
                     let observation = try store.get(timeout: timeout)
                     failuresInARow = 0
@@ -284,6 +289,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
+        lastWatchAt = host.now
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
                 watchFailuresInARow = 0
@@ -302,8 +308,25 @@ public final class ElectionRunner: @unchecked Sendable {
             }
             // Read again (and watch from there) after the retry period: at
             // most one read and one watch per retry period after any error.
-            if host.pause(until: min(until, host.now + election.timing.retryPeriod)) { return step(.releaseRequested) }
+            // The standby's own deadline (`until`) may come sooner, but not
+            // the next read and watch: never within a retry period of the
+            // previous ones (the acquiring write at expiry follows that read).
+            if host.pause(until: Self.afterWatchFailure(until: until, now: host.now, retryPeriod: election.timing.retryPeriod,
+                                                       lastRead: lastReadAt, lastWatch: lastWatchAt)) {
+                return step(.releaseRequested)
+            }
             return .get
         }
+    }
+
+    /// When the read after a failed watch may go out: the standby's deadline
+    /// or a retry period after the failure, whichever is first, but never
+    /// sooner than a retry period after the previous read and watch call.
+    static func afterWatchFailure(until: MonotonicClock.Instant, now: MonotonicClock.Instant, retryPeriod: Duration,
+                                  lastRead: MonotonicClock.Instant?, lastWatch: MonotonicClock.Instant?) -> MonotonicClock.Instant {
+        var at = min(until, now + retryPeriod)
+        if let lastRead { at = max(at, lastRead + retryPeriod) }
+        if let lastWatch { at = max(at, lastWatch + retryPeriod) }
+        return at
     }
 }

@@ -75,6 +75,9 @@ final class RunnerMirror {
     private var wfcDeadline = MonotonicInstant(nanoseconds: 0)
     /// `watch(until:)`'s argument while waitForChange runs.
     private var watchUntil = MonotonicInstant(nanoseconds: 0)
+    /// ElectionRunner.lastReadAt, lastWatchAt.
+    private var lastReadAt: MonotonicInstant?
+    private var lastWatchAt: MonotonicInstant?
 
     /// Who asked for a read (`store.get`, or `checkOwner` of a watch event).
     private enum Reader { case runner, watchEvent }
@@ -148,11 +151,14 @@ final class RunnerMirror {
                 // watch(until:) -> store.waitForChange(known:deadline:)
                 watchUntil = until
                 wfcDeadline = until
+                lastWatchAt = now
                 if let next = waitForChangeLoop() { action = next; continue }
                 return
             case .get:
                 // store.get(timeout:)
-                storeGet(timeout: timeout(), for: .runner)
+                let t = timeout()
+                lastReadAt = now
+                storeGet(timeout: t, for: .runner)
                 return
             case .create(let record):
                 // Not sent: as if it failed; the next wait sees the release request.
@@ -420,7 +426,14 @@ final class RunnerMirror {
                 return .done
             }
             // Read again after the retry period (a release request ends the pause).
-            return hostPause(until: min(watchUntil, now + election.timing.retryPeriod), then: .afterWatchError)
+            // ElectionRunner.afterWatchFailure: the deadline or a retry
+            // period, whichever is first, but never within a retry period of
+            // the previous read and watch call.
+            let retry = election.timing.retryPeriod
+            var at = min(watchUntil, now + retry)
+            if let lastReadAt { at = max(at, lastReadAt + retry) }
+            if let lastWatchAt { at = max(at, lastWatchAt + retry) }
+            return hostPause(until: at, then: .afterWatchError)
         }
     }
 
