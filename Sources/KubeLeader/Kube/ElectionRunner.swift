@@ -97,10 +97,12 @@ public final class ElectionRunner: @unchecked Sendable {
     private var racesInARow = 0
     private var watchFailuresInARow = 0
     private var lastWriteSucceeded = false
-    /// When the last read (GET) and the last watch call were started: after
-    /// a watch failure, neither is repeated sooner than a retry period later.
+    /// When the last read (GET) was started: after a watch failure, the next
+    /// read is not sent sooner than a retry period later.
     private var lastReadAt: MonotonicClock.Instant?
-    private var lastWatchAt: MonotonicClock.Instant?
+    /// After a watch failure: no watch (re)opened before this instant (the
+    /// failed one was opened before the failure, maybe inside the store).
+    private var watchNotBefore: MonotonicClock.Instant?
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -289,7 +291,13 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
-        lastWatchAt = host.now
+        if let notBefore = watchNotBefore, host.now < notBefore {
+            // Within a retry period of a failed watch: no new one yet. The
+            // standby's own deadline may come first; then it decides on what
+            // it saw (an acquiring write at expiry is in its budget).
+            if host.pause(until: min(until, notBefore)) { return step(.releaseRequested) }
+            if host.now < notBefore { return step(.timer) }
+        }
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
                 watchFailuresInARow = 0
@@ -311,8 +319,9 @@ public final class ElectionRunner: @unchecked Sendable {
             // The standby's own deadline (`until`) may come sooner, but not
             // the next read and watch: never within a retry period of the
             // previous ones (the acquiring write at expiry follows that read).
+            watchNotBefore = host.now + election.timing.retryPeriod
             if host.pause(until: Self.afterWatchFailure(until: until, now: host.now, retryPeriod: election.timing.retryPeriod,
-                                                       lastRead: lastReadAt, lastWatch: lastWatchAt)) {
+                                                       lastRead: lastReadAt)) {
                 return step(.releaseRequested)
             }
             return .get
@@ -321,12 +330,12 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// When the read after a failed watch may go out: the standby's deadline
     /// or a retry period after the failure, whichever is first, but never
-    /// sooner than a retry period after the previous read and watch call.
+    /// sooner than a retry period after the previous read. (The next watch
+    /// waits for `watchNotBefore`.)
     static func afterWatchFailure(until: MonotonicClock.Instant, now: MonotonicClock.Instant, retryPeriod: Duration,
-                                  lastRead: MonotonicClock.Instant?, lastWatch: MonotonicClock.Instant?) -> MonotonicClock.Instant {
+                                  lastRead: MonotonicClock.Instant?) -> MonotonicClock.Instant {
         var at = min(until, now + retryPeriod)
         if let lastRead { at = max(at, lastRead + retryPeriod) }
-        if let lastWatch { at = max(at, lastWatch + retryPeriod) }
         return at
     }
 }
