@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "CompanionSupportTests", dependencies: ["CompanionSupport", "KLCore", "KLSupport"]),
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
         .testTarget(name: "KLSupportTests", dependencies: ["KLCore", "KLSupport", "KLTestSupport"]),
-        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess", "KLSupport", "CShims"]),
+        .testTarget(name: "KLProcessTests", dependencies: ["KLCore", "KLProcess", "KLSupport", "CShims"]),
         .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "KLCore", "KLSupport", "COpenSSL", "FakeAPIServerKit"]),
         .testTarget(name: "FakeAPIServerTests",
                     dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "KLTestSupport"]),

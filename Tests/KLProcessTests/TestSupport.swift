@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLCore
 import KLSupport
 @testable import KLProcess
 

@@ -1,19 +1,18 @@
-/// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
-///
-/// Everything here is blocking I/O with hard deadlines: sockets are
-/// non-blocking, the monotonic clock is checked before every read and write
-/// (a peer that trickles one byte at a time, or never stops sending, cannot
-/// hold a caller past its deadline) and every wait is a `poll` bounded by it.
-/// What a peer can make us hold is capped (`HTTPLimits`): response heads,
-/// bodies and the lines of a streamed body (watch events).
-///
-/// Guarantees: a body cut short by the server is an error, never a truncated
-/// success; redirects are never followed; TLS always verifies the chain and
-/// the host name or IP; no request leaves with a control character in a
-/// header or the path (no header injection). DNS names are resolved on a
-/// helper thread that the caller waits for only until its deadline (see
-/// `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
-public enum KubeModule {}
+// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
+//
+// Everything here is blocking I/O with hard deadlines: sockets are
+// non-blocking, the monotonic clock is checked before every read and write
+// (a peer that trickles one byte at a time, or never stops sending, cannot
+// hold a caller past its deadline) and every wait is a `poll` bounded by it.
+// What a peer can make us hold is capped (`HTTPLimits`): response heads,
+// bodies and the lines of a streamed body (watch events).
+//
+// Guarantees: a body cut short by the server is an error, never a truncated
+// success; redirects are never followed; TLS always verifies the chain and
+// the host name or IP; no request leaves with a control character in a
+// header or the path (no header injection). DNS names are resolved on a
+// helper thread that the caller waits for only until its deadline (see
+// `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
 
 /// A failure of the HTTP/TLS layer. `message` is a full sentence that names
 /// the server (`host:port`) and what to do.

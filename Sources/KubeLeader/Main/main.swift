@@ -9,6 +9,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLCore
 import KLKube
 import KLProcess
 import KLSupport

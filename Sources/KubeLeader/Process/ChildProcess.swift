@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLCore
 import KLSupport
 
 /// A child we started. It leads its own process group (its pid is the group

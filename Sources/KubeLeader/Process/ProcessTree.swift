@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLCore
 
 /// The processes below us, read from /proc: what a process-group kill misses.
 ///

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import Synchronization
+import KLCore
 import KLSupport
 
 /// Receives signals synchronously, through a signalfd, instead of handlers
