@@ -28,7 +28,7 @@ struct TestPipe {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             var fds = [pollfd(fd: read, events: Int16(POLLIN), revents: 0)]
-            guard poll(&fds, 1, pollMilliseconds(deadline - clock.now)) > 0 else { continue }
+            guard poll(&fds, 1, pollTimeoutMilliseconds(deadline - clock.now)) > 0 else { continue }
             var byte: UInt8 = 0
             let n = readByte(read, &byte)
             if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }

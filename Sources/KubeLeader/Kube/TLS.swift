@@ -55,7 +55,7 @@ final class TLSContext: @unchecked Sendable {
         let what = explicit ? "CA file" : "system CA bundle"
         if access(path, R_OK) != 0 {
             let e = errno
-            throw HTTPError(.tls, "Cannot read the \(what) \(path): \(errnoText(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
+            throw HTTPError(.tls, "Cannot read the \(what) \(path): \(errnoMessage(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
         }
         ERR_clear_error()
         if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 {
@@ -167,7 +167,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             case SSL_ERROR_SYSCALL:
                 let e = errno
                 if e == 0 { return 0 }
-                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoText(e)).")
+                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
             default:
                 throw HTTPError(.tls, "The TLS connection to \(endpoint) failed while reading: \(openSSLErrorText()).")
             }
@@ -193,7 +193,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
                 try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "sending a request to")
             case SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN:
                 let e = errno
-                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoText(e)).")
+                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoMessage(e)).")
             default:
                 throw HTTPError(.tls, "The TLS connection to \(endpoint) failed while sending: \(openSSLErrorText()).")
             }
