@@ -18,7 +18,15 @@
 /// the server (`host:port`) and what to do.
 public struct HTTPError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
-        case invalidURL, connectFailed, timedOut, tls, connectionClosed, protocolError
+        case invalidURL, connectFailed, timedOut, connectionClosed, protocolError
+        /// TLS failed for another reason (handshake, context, a TLS read or write).
+        case tls
+        /// The server's certificate failed verification (unknown CA, host
+        /// mismatch, expired or not yet valid): configuration, not the network.
+        case certificateRejected
+        /// The CA file, system CA bundle or CA text cannot be read or holds no
+        /// usable PEM certificate.
+        case caUnusable
         /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
         case tooLarge
         /// The request cannot be sent as it is (a control character in a header or the path).

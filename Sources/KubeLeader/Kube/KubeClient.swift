@@ -46,6 +46,7 @@ public final class KubeClient: @unchecked Sendable {
             http = try HTTPClient(baseURL: config.server, tls: TLSOptions(caFile: config.caFile))
         } catch {
             var e = KubeError(code: .transport, message: error.message, verb: "", resource: "")
+            e.transportCode = error.code
             e.server = config.server
             throw e
         }
@@ -243,6 +244,7 @@ public final class KubeClient: @unchecked Sendable {
     private func transportError(_ error: HTTPError, _ call: Call) -> KubeError {
         var e = baseError(call)
         e.code = error.code == .timedOut ? .timedOut : .transport
+        e.transportCode = error.code
         e.message = error.message
         return e
     }
