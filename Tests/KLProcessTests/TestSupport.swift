@@ -6,6 +6,7 @@ import Musl
 import CShims
 import KLCore
 import KLSupport
+import KLTestSupport
 @testable import KLProcess
 
 /// A pipe whose ends are CLOEXEC (so children spawned by parallel tests do
@@ -49,10 +50,7 @@ struct TemporaryDirectory {
     let path: String
 
     init() {
-        var template = Array("/tmp/kl-process-test-XXXXXX".utf8CString)
-        let result = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(result != nil, "mkdtemp failed")
-        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        path = makeTemporaryDirectory(prefix: "kl-process-test")
     }
 
     /// Writes a file with the given mode and returns its path.
