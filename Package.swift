@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "pager-tester", targets: ["PagerTesterMain"]),
         .executable(name: "node-lifecycle", targets: ["NodeLifecycleMain"]),
         .executable(name: "kube-apiserver-fake", targets: ["FakeAPIServerMain"]),
+        .executable(name: "kube-leader-sim", targets: ["SimulationMain"]),
     ],
     targets: [
         // MARK: C shims (the only C in the project)
@@ -70,6 +71,12 @@ let package = Package(
         .executableTarget(name: "FakeAPIServerMain", dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport"],
                           path: "Tests/FakeAPIServer/Main", swiftSettings: strict),
 
+        // MARK: test support: deterministic simulation (pure: KLCore only)
+        .target(name: "KLSimulation", dependencies: ["KLCore"],
+                path: "Tests/Simulation/Lib", swiftSettings: strict),
+        .executableTarget(name: "SimulationMain", dependencies: ["KLSimulation", "KLCore"],
+                          path: "Tests/Simulation/Main", swiftSettings: strict),
+
         // MARK: tests
         .target(name: "KLTestSupport", dependencies: ["KLCore", "KLSupport"], path: "Tests/KLTestSupport", swiftSettings: strict),
         .testTarget(name: "CompanionSupportTests", dependencies: ["CompanionSupport", "KLCore", "KLSupport"]),
@@ -86,6 +93,7 @@ let package = Package(
                     dependencies: ["NodeLifecycleKit", "KLCore", "KLSupport", "KLKube", "FakeAPIServerKit", "KLTestSupport"],
                     exclude: ["Data", "Support/botocore_sign.py", "Support/moto_harness.py", "Support/query_double.py",
                               "Support/binary_e2e.py"]),
+        .testTarget(name: "SimulationTests", dependencies: ["KLSimulation", "KLCore"]),
         .testTarget(name: "EndToEndTests",
                     dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "FakeAPIServerKit", "KLTestSupport"]),
     ],

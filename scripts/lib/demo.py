@@ -1,5 +1,10 @@
 """The demo: three kube-leader replicas on one lock, hand-over and failover.
 
+Each replica runs with --leader-label role=leader, --events and
+--status-addr: the label follows the leader (what a Service would select),
+each child prints its fencing token, and the leader's /leader and /metrics
+are shown once.
+
 Run through scripts/demo (which builds the binaries first).
 """
 import os
@@ -7,12 +12,14 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kl  # noqa: E402
 
 LOCK = "demo-lock"
 TIMING = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
+SURFACES = ["--leader-label", "role=leader", "--events", "--status-addr", "127.0.0.1:0"]
 T0 = time.monotonic()
 
 
@@ -34,21 +41,50 @@ def main():
         ident = "%s" % name
         replicas[name] = kl.Replica(bins, server, ident, LOCK, work, timing=TIMING, log_format="text",
                                     worker_log=workers, worker_lock=os.path.join(work, "workers.lock"),
-                                    worker_args=["--say", "hello from the child of %s" % name])
+                                    worker_args=["--say", "child of %s: KUBE_LEADER_FENCING_TOKEN=$KUBE_LEADER_FENCING_TOKEN" % name],
+                                    extra=SURFACES)
+
+    def labelled():
+        _, pods = server.request("GET", "/api/v1/namespaces/default/pods?labelSelector=role%3Dleader")
+        return sorted(p["metadata"]["name"] for p in (pods or {}).get("items", []))
+
+    def show_label(holder):
+        kl.wait_until(lambda: labelled() == [holder], 10)
+        say("Pods with role=leader (a Service selecting it reaches only these): %s" % ", ".join(labelled()))
+
+    def show_token(name):
+        line = kl.wait_until(lambda: next((l for l in open(replicas[name].log_path, errors="replace")
+                                           if l.startswith("child of %s" % name)), None), 10)
+        say("the child printed: %s" % (line or "").strip())
+
+    def status(name, path):
+        address = kl.wait_until(lambda: replicas[name].log_value("status endpoint listening", "status.address"), 10)
+        with urllib.request.urlopen("http://%s%s" % (address, path), timeout=5) as r:
+            return r.read().decode()
 
     def leader():
         return kl.wait_until(lambda: server.holder("configmap", LOCK), 10)
 
     try:
         for name in ("replica-a", "replica-b", "replica-c"):
+            server.request("POST", "/api/v1/namespaces/default/pods", {
+                "metadata": {"name": name, "labels": {"app": "demo"}},
+                "spec": {"containers": [{"name": "app", "image": "demo"}]}})
             start(name)
-        say("started 3 replicas of: kube-leader %s %s -- worker.py" % (" ".join(TIMING), LOCK))
+        say("started 3 replicas of: kube-leader %s %s %s -- worker.py" % (" ".join(TIMING), " ".join(SURFACES), LOCK))
         first = leader()
         kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 1, 10)
         say("leader: %s (its child runs; the other two watch the lock)" % first)
         time.sleep(2)
         running = [e for e in kl.read_worker_log(workers) if e[0] == "start"]
         say("children running after 2s: %d (exactly one)" % len(running))
+        show_token(first)
+        show_label(first)
+        say("GET /leader on %s: %s" % (first, status(first, "/leader").strip()))
+        metrics = [l for l in status(first, "/metrics").splitlines() if l and not l.startswith("#") and "_bucket" not in l]
+        say("GET /metrics on %s (histogram buckets left out):" % first)
+        for line in metrics:
+            print("          " + line)
 
         # 1. The leader's child exits: the lock is released, a standby takes over at once.
         child = replicas[first].child_pid()
@@ -59,6 +95,8 @@ def main():
         kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 2, 10)
         say("hand-over: %s leads after %.0f ms (released lock, no lease to wait out); %s exited with %s"
             % (second, (time.monotonic() - ended) * 1000, first, replicas[first].proc.wait(5)))
+        show_token(second)
+        show_label(second)
         start(first)
         say("%s restarted (as a Deployment would) and stands by" % first)
         time.sleep(1)
@@ -71,6 +109,12 @@ def main():
         kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 3, 10)
         say("failover: %s leads after %.1f s (lease 4s, judged by each standby's own clock)"
             % (third, time.monotonic() - killed))
+        show_token(third)
+        show_label(third)
+        say("(%s died with the label on; %s removed it)" % (second, third))
+        _, events = server.request("GET", "/api/v1/namespaces/default/events")
+        say("Events on the lock (what kubectl get events lists): %s"
+            % "; ".join(e["message"] for e in (events or {}).get("items", [])))
 
         entries = kl.read_worker_log(workers)
         bad = kl.overlaps(entries)

@@ -140,7 +140,8 @@ class Replica:
     """One kube-leader process running the worker as its child."""
 
     def __init__(self, bins, server, name, lock, workdir, kind="configmap", timing=(), token=None,
-                 worker_args=(), log_format="json", log_level="info", worker_log=None, worker_lock=None, child=None):
+                 worker_args=(), log_format="json", log_level="info", worker_log=None, worker_lock=None, child=None,
+                 extra=()):
         self.name = name
         self.log_path = os.path.join(workdir, "%s.log" % name)
         env = {
@@ -158,7 +159,7 @@ class Replica:
         if child is None:
             child = ["python3", WORKER, worker_log or os.path.join(workdir, "workers.log"),
                      worker_lock or os.path.join(workdir, "workers.lock"), name] + list(worker_args)
-        args = [os.path.join(bins, "kube-leader"), "--lock-kind", kind] + list(timing) + [lock, "--"] + child
+        args = [os.path.join(bins, "kube-leader"), "--lock-kind", kind] + list(timing) + list(extra) + [lock, "--"] + child
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log, start_new_session=True)
         self.started = time.monotonic()
@@ -176,6 +177,23 @@ class Replica:
                 os.kill(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def log_value(self, message, key):
+        """The value of `key` in the last log line with `message` (either format)."""
+        value = None
+        try:
+            for line in open(self.log_path, errors="replace"):
+                if message not in line:
+                    continue
+                try:
+                    value = json.loads(line).get(key)
+                except ValueError:
+                    for part in line.split():
+                        if part.startswith(key + "="):
+                            value = part.split("=", 1)[1].strip('"')
+        except OSError:
+            pass
+        return value
 
     def child_pid(self):
         """The pid of the child it started, from its log (None if none)."""

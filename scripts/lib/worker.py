@@ -17,6 +17,8 @@ Usage: worker.py LOG LOCKFILE ID [--exit-after SECONDS] [--exit-code N]
 --poll SECONDS: how often it checks for the end (default 0.02; larger for
   hundreds of idle workers).
 --zombie: start a grandchild that outlives its parent (an orphan to reap).
+--say TEXT: print TEXT at start, with $VARIABLES expanded (the demo prints
+  $KUBE_LEADER_FENCING_TOKEN).
 """
 import fcntl, os, signal, sys, time
 
@@ -45,7 +47,7 @@ def main():
         sys.exit(99)
     append(log, "start %s %d" % (ident, time.monotonic_ns()))
     if say:
-        print(say, flush=True)
+        print(os.path.expandvars(say), flush=True)
 
     stopping = {"sig": None}
     def on_signal(num, frame):

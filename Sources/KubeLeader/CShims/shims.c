@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <sys/syscall.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 extern char **environ;
 
@@ -38,6 +39,8 @@ int cshims_signalfd_read(int fd, int32_t *pid) {
 int cshims_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
 
 int cshims_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cshims_accept_cloexec_nonblock(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
 
 int cshims_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                  int in_fd, int out_fd, int err_fd, int flags) {

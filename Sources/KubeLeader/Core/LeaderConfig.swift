@@ -30,6 +30,15 @@ public struct LeaderConfig: Sendable, Equatable {
     public var logLevel: String
     /// `json` (default) or `text`.
     public var logFormat: String
+    /// Label this replica's Pod carries while it leads. Default: none.
+    public var leaderLabel: LeaderLabel? = nil
+    /// The Pod that gets `leaderLabel`: `POD_NAME`, else the identity.
+    public var podName: String = ""
+    /// `HOST:PORT` of the plain-HTTP status endpoint. Default: none.
+    public var statusAddress: StatusAddress? = nil
+    /// Write core/v1 Events on the lock when this replica gains or gives up
+    /// leadership. Default: off.
+    public var events = false
 
     public var timing: Election.Timing {
         Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
@@ -64,6 +73,12 @@ public struct LeaderConfig: Sendable, Equatable {
                    help: "trace, debug, info, notice, warning, error or critical."),
         OptionSpec("log-format", env: "KUBE_LEADER_LOG_FORMAT", value: "json|text", default: "json",
                    help: "One JSON object per line, or plain text."),
+        OptionSpec("leader-label", env: "KUBE_LEADER_LEADER_LABEL", value: "KEY=VALUE", default: "none",
+                   help: "While leading, this replica's Pod (POD_NAME) carries the label; a Service selecting it reaches only the leader. Needs patch and list on pods."),
+        OptionSpec("status-addr", env: "KUBE_LEADER_STATUS_ADDR", value: "HOST:PORT", default: "none",
+                   help: "Serve GET /healthz, /leader and /metrics (Prometheus) over plain HTTP, e.g. 0.0.0.0:9090."),
+        OptionSpec("events", env: "KUBE_LEADER_EVENTS", value: nil, default: "off",
+                   help: "Write an Event on the lock when this replica becomes leader or stops leading. Needs create on events."),
     ]
 
     public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
@@ -167,10 +182,24 @@ public struct LeaderConfig: Sendable, Equatable {
             throw UsageError("\(o.source(of: "namespace")): namespace '\(namespace)' is not a valid Kubernetes namespace name (RFC 1123 label): use lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit")
         }
 
-        let config = LeaderConfig(
+        var config = LeaderConfig(
             lockName: lockName, command: Array(rest), namespace: namespace, identity: identity, lockKind: kind,
             leaseDuration: lease, renewDeadline: renew, retryPeriod: retry, killGrace: grace,
             apiServer: apiServer, tokenFile: tokenFile, caFile: caFile, logLevel: level, logFormat: format)
+        if let text = o["leader-label"] {
+            switch LeaderLabel.parse(text) {
+            case .success(let label): config.leaderLabel = label
+            case .failure(let e): throw UsageError("\(o.source(of: "leader-label")): \(e.message)")
+            }
+        }
+        config.podName = environment["POD_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? identity
+        if let text = o["status-addr"] {
+            guard let address = StatusAddress(text) else {
+                throw UsageError("\(o.source(of: "status-addr")): '\(text)' is not HOST:PORT (for example 0.0.0.0:9090, 127.0.0.1:0 or [::]:9090)")
+            }
+            config.statusAddress = address
+        }
+        config.events = o.isSet("events")
         try config.validate(sources: o)
         return .run(config)
     }

@@ -41,8 +41,21 @@ enum HelpText {
         released first). When the child exits, what it left running is killed
         before the lock is released.
 
+        The child's environment adds KUBE_LEADER_IDENTITY, KUBE_LEADER_LOCK
+        (namespace/name), KUBE_LEADER_LOCK_KIND, KUBE_LEADER_TRANSITIONS and
+        KUBE_LEADER_FENCING_TOKEN: the resourceVersion of the write that acquired
+        the lock. It grows with every acquisition (compare as integers, only between
+        tokens of one lock kind); send it with your writes and let the resource
+        refuse lower ones to fence out a leader that was frozen past its lease.
+
+        --status-addr serves GET /healthz (500 when leading without a successful
+        renew for renew-deadline), /leader (JSON) and /metrics (Prometheus, with
+        client-go's leader_election_master_status and leader_election_slowpath_total).
+
         RBAC: get, create, update, watch on configmaps (or leases in the group
-        coordination.k8s.io) in the lock's namespace. See deploy/ in the repository.
+        coordination.k8s.io) in the lock's namespace; with --leader-label also list
+        and patch on pods, with --events create on events. See deploy/ in the
+        repository and docs/surfaces.md.
 
         Example:
           ENTRYPOINT ["/kube-leader", "my-lock", "--"]

@@ -42,6 +42,9 @@ final class Supervisor {
     var child: ChildProcess?
     /// What of the host's state has been turned into events already.
     var seen = LeaderHost.State()
+    /// The optional surfaces (docs/surfaces.md): the child's environment
+    /// comes from their board, which also hears of loss and the child's exit.
+    var surfaces: Surfaces?
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
@@ -175,8 +178,13 @@ final class Supervisor {
         if let sentAt = state.lastRenewSentAt, sentAt != seen.lastRenewSentAt {
             events.append(.renewed(sentAt: sentAt))
         }
-        if state.leading, !seen.leading { events.append(.becameLeader(environment: state.childEnvironment)) }
-        if let reason = state.lostReason, seen.lostReason == nil { events.append(.lost(reason: reason)) }
+        if state.leading, !seen.leading {
+            events.append(.becameLeader(environment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment))
+        }
+        if let reason = state.lostReason, seen.lostReason == nil {
+            events.append(.lost(reason: reason))
+            surfaces?.board.lost()
+        }
         if let outcome = state.outcome, seen.outcome == nil {
             switch outcome {
             case .released: events.append(.electionEnded(.released))
@@ -196,6 +204,7 @@ final class Supervisor {
         var events: [Supervision.Event] = []
         for (pid, status) in list {
             if pid == child?.pid {
+                surfaces?.board.childExited(code: status.exitCode)
                 events.append(.childExited(status))
             } else {
                 logger.debug("reaped zombie", ("pid", JSON(Int(pid))), ("status", .string(status.description)))

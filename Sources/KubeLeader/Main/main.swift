@@ -125,11 +125,14 @@ func runKubeLeader() -> Never {
 
     logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
 
-    let store = KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace, name: config.lockName, logger: logger,
-                              retryPeriod: config.retryPeriod)
+    let surfaces = Surfaces.start(config: config, client: client, logger: logger)
+    let store = ObservedLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
+                                                name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
+                                  board: surfaces.board)
     let supervisor: Supervisor
     do {
         supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
+        supervisor.surfaces = surfaces
     } catch {
         logger.critical("cannot start", ("error", .string(error.description)))
         exit(ExitCode.failure)
@@ -148,6 +151,7 @@ func runKubeLeader() -> Never {
     case .childExited, .spawnFailed, .signalWhileWaiting:
         logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
     }
+    surfaces.finish()
     exit(outcome.code)
 }
 

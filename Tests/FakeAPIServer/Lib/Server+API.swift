@@ -20,6 +20,7 @@ extension Server {
             let filter: ObjectFilter
             do { filter = try makeFilter(request, route) } catch { return .error(Status.badRequest(error.message)) }
             let (items, rv) = store.list(r, filter)
+            if EventTable.wanted(request, r) { return APIResult(200, EventTable.table(items, rv: rv)) }
             let stripped = items.map { item -> JSON in var i = item; i["kind"] = nil; i["apiVersion"] = nil; return i }
             return APIResult(200, ["kind": .string(r.kind + "List"), "apiVersion": .string(r.apiVersion),
                                    "metadata": ["resourceVersion": .string(String(rv))], "items": .array(stripped)])

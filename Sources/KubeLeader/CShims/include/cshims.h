@@ -30,6 +30,10 @@ int cshims_signalfd_read(int fd, int32_t *pid);
 /// pipe2(fds, O_CLOEXEC | O_NONBLOCK).
 int cshims_pipe_cloexec_nonblock(int fds[2]);
 
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK): the status endpoint's
+/// connections never leak into the child.
+int cshims_accept_cloexec_nonblock(int fd);
+
 /// pipe2(fds, O_CLOEXEC): blocking ends, for a child's stdio (the parent sets
 /// O_NONBLOCK on its own end only; the child must get a blocking descriptor).
 int cshims_pipe_cloexec(int fds[2]);

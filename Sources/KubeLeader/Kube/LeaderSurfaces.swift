@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CShims
+import KLCore
+import KLSupport
+import Synchronization
+
+/// The leader label (`--leader-label`) and Events (`--events`): API writes
+/// made when this replica gains or gives up leadership, on a thread of their
+/// own so the election never waits for them.
+///
+/// Best effort throughout. Each request is bounded by `timeout`; a failure is
+/// logged and dropped, never retried in a loop and never a reason to stop
+/// leading. A label left behind (this replica died before removing it) is
+/// removed by the next leader, which strips it from every other Pod.
+/// Missing RBAC: a warning once for the label, a debug line once for Events.
+public final class LeaderSurfaces: @unchecked Sendable {
+    let client: KubeClient
+    let logger: Logger
+    let label: LeaderLabel?
+    let events: Bool
+    let podName: String
+    let timeout: Duration
+    private let queue = Mutex<(jobs: [(LeaderStatus.Change, LeaderStatus)], busy: Bool)>(([], false))
+    private let wakeRead: Int32, wakeWrite: Int32
+    // Touched only by the worker thread.
+    private var warnedLabelRBAC = false
+    private var warnedEventsRBAC = false
+
+    /// Nil when neither surface is on (then nothing runs at all).
+    public init?(client: KubeClient, logger: Logger, label: LeaderLabel?, events: Bool, podName: String,
+                 timeout: Duration = .seconds(5)) {
+        guard label != nil || events else { return nil }
+        var fds: [Int32] = [0, 0]
+        guard fds.withUnsafeMutableBufferPointer({ cshims_pipe_cloexec_nonblock($0.baseAddress!) }) == 0 else { return nil }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        self.client = client
+        self.logger = logger
+        self.label = label
+        self.events = events
+        self.podName = podName
+        self.timeout = timeout
+        startDetachedThread { [self] in work() }
+    }
+
+    /// Queues the writes for a change; returns at once.
+    public func enqueue(_ change: LeaderStatus.Change, _ status: LeaderStatus) {
+        queue.withLock { $0.jobs.append((change, status)) }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    /// Waits until everything queued is done, at most `limit` (kube-leader
+    /// calls this before it exits, so the label is removed on release).
+    public func finish(within limit: Duration) {
+        let deadline = MonotonicClock.now + limit
+        while MonotonicClock.now < deadline {
+            if queue.withLock({ $0.jobs.isEmpty && !$0.busy }) { return }
+            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            nanosleep(&pause, nil)
+        }
+    }
+
+    private func work() {
+        while true {
+            let job = queue.withLock { q -> (LeaderStatus.Change, LeaderStatus)? in
+                guard !q.jobs.isEmpty else { return nil }
+                q.busy = true
+                return q.jobs.removeFirst()
+            }
+            guard let (change, status) = job else {
+                var p = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, 1000)
+                var buffer = [UInt8](repeating: 0, count: 64)
+                _ = read(wakeRead, &buffer, buffer.count)
+                continue
+            }
+            if let label { apply(label, change, status) }
+            if events { record(change, status) }
+            queue.withLock { $0.busy = false }
+        }
+    }
+
+    // MARK: Label
+
+    func apply(_ label: LeaderLabel, _ change: LeaderStatus.Change, _ status: LeaderStatus) {
+        let ns = status.namespace
+        if attempt("set the leader label on this Pod", { () throws(KubeError) in
+            _ = try client.patch(.pods, namespace: ns, name: podName, patch: Self.labelPatch(label, on: change == .acquired), timeout: timeout)
+        }) {
+            logger.info(change == .acquired ? "labelled this Pod as the leader" : "removed the leader label from this Pod",
+                        ("pod", .string(podName)), ("label", .string(label.selector)))
+        }
+        guard change == .acquired else { return }
+        // Leaders that died without removing their label: take it off.
+        _ = attempt("remove the leader label from other Pods") { () throws(KubeError) in
+            let pods = try client.list(.pods, namespace: ns, labelSelector: label.selector, timeout: timeout)
+            for pod in pods["items"]?.arrayValue ?? [] {
+                guard let name = pod[path: "metadata", "name"]?.stringValue, name != podName else { continue }
+                _ = try client.patch(.pods, namespace: ns, name: name, patch: Self.labelPatch(label, on: false), timeout: timeout)
+                logger.info("removed the leader label from a former leader's Pod", ("pod", .string(name)), ("label", .string(label.selector)))
+            }
+        }
+    }
+
+    /// Runs one best-effort label request; logs a failure (RBAC once).
+    private func attempt(_ what: String, _ body: () throws(KubeError) -> Void) -> Bool {
+        do {
+            try body()
+            return true
+        } catch {
+            if error.code == .forbidden || error.code == .unauthorized {
+                if !warnedLabelRBAC {
+                    warnedLabelRBAC = true
+                    logger.warning("cannot \(what): grant patch and list on pods in this namespace (see deploy/); leading goes on without the label",
+                                   ("error", .string(error.description)))
+                }
+            } else {
+                logger.warning("cannot \(what); the next leader cleans up", ("error", .string(error.description)))
+            }
+            return false
+        }
+    }
+
+    /// JSON merge patch that sets (or with `on: false` removes) the label.
+    static func labelPatch(_ label: LeaderLabel, on: Bool) -> JSON {
+        ["metadata": ["labels": .object(JSONObject([(label.key, on ? .string(label.value) : .null)]))]]
+    }
+
+    // MARK: Events
+
+    func record(_ change: LeaderStatus.Change, _ status: LeaderStatus) {
+        let now = wallNow()
+        let event = Self.event(change, status, now: now)
+        do {
+            _ = try client.create(.events, namespace: status.namespace, body: event, timeout: timeout)
+            logger.debug("recorded an event", ("message", event["message"] ?? .null))
+        } catch {
+            if error.code == .forbidden || error.code == .unauthorized {
+                if !warnedEventsRBAC {
+                    warnedEventsRBAC = true
+                    logger.debug("cannot create events (grant create on events to see leader changes in kubectl get events)",
+                                 ("error", .string(error.description)))
+                }
+            } else {
+                logger.debug("cannot create an event", ("error", .string(error.description)))
+            }
+        }
+    }
+
+    /// The core/v1 Event client-go's lock `RecordEvent` writes: on the lock
+    /// object, type Normal, reason LeaderElection, "ID became leader" or
+    /// "ID stopped leading".
+    static func event(_ change: LeaderStatus.Change, _ status: LeaderStatus, now: WallTime) -> JSON {
+        let time = JSON.string(RFC3339.format(now))
+        var involved: JSON = [
+            "apiVersion": .string(status.kind == .lease ? "coordination.k8s.io/v1" : "v1"),
+            "kind": .string(status.kind == .lease ? "Lease" : "ConfigMap"),
+            "name": .string(status.lockName), "namespace": .string(status.namespace),
+        ]
+        if let uid = status.lockUID { involved["uid"] = .string(uid) }
+        let nanos = Int64(now.seconds) &* 1_000_000_000 &+ Int64(now.nanoseconds)
+        return [
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": ["name": .string("\(status.lockName).\(String(UInt64(bitPattern: nanos), radix: 16))"),
+                         "namespace": .string(status.namespace)],
+            "involvedObject": involved,
+            "reason": "LeaderElection",
+            "message": .string("\(status.identity) \(change == .acquired ? "became leader" : "stopped leading")"),
+            "type": "Normal",
+            "source": ["component": "kube-leader"],
+            "firstTimestamp": time, "lastTimestamp": time, "count": 1,
+            "reportingComponent": "kube-leader", "reportingInstance": .string(status.identity),
+        ]
+    }
+}

@@ -1,0 +1,316 @@
+import KLCore
+
+/// A request a replica sends to the API server.
+enum SimRequest {
+    /// GET the lock object.
+    case get
+    /// LIST the lock's resource with `fieldSelector=metadata.name=LOCK`: the
+    /// item (if any) and the list's resourceVersion (the server's current one).
+    case list
+    /// POST a new lock object.
+    case create(JSON)
+    /// PUT the lock object; `metadata.resourceVersion` is the precondition.
+    case update(JSON)
+    /// Open a watch on the lock from a resourceVersion (nil: from now, with a
+    /// synthetic ADDED of the current object).
+    case watch(from: String?)
+    /// GET a Pod (owner of an operator-sdk "leader for life" lock).
+    case getPod(String)
+
+    var isRead: Bool {
+        switch self { case .get, .list, .getPod: true; default: false }
+    }
+    var isWatch: Bool { if case .watch = self { return true }; return false }
+    var name: String {
+        switch self {
+        case .get: "GET"
+        case .list: "LIST"
+        case .create: "CREATE"
+        case .update: "UPDATE"
+        case .watch(let from): "WATCH(from=\(from ?? "now"))"
+        case .getPod(let p): "GET pod/\(p)"
+        }
+    }
+}
+
+/// What the replica gets back.
+enum SimResponse {
+    case object(LockSnapshot)
+    /// An HTTP error status with its Kubernetes reason (NotFound, Conflict,
+    /// AlreadyExists, InternalError, ...).
+    case status(Int, String)
+    case list(LockSnapshot?, resourceVersion: String)
+    case watchOpened(Int)
+    case podExists(Bool)
+    /// No response before the client's deadline.
+    case timedOut
+    /// The connection failed (reset, refused).
+    case transport(String)
+
+    var traceText: String {
+        switch self {
+        case .object(let s): "\(s.resourceVersion) holder=\(s.record?.holderIdentity ?? "-")"
+        case .status(let c, let r): "\(c) \(r)"
+        case .list(let s, let rv): "list rv=\(rv) item=\(s?.resourceVersion ?? "none")"
+        case .watchOpened(let w): "watch#\(w) open"
+        case .podExists(let e): "pod exists=\(e)"
+        case .timedOut: "timed out"
+        case .transport(let m): "transport: \(m)"
+        }
+    }
+}
+
+/// A lock snapshot shared by every watcher of one version (one reference
+/// count per copy instead of one per field).
+final class SnapshotBox {
+    let snapshot: LockSnapshot
+    init(_ snapshot: LockSnapshot) { self.snapshot = snapshot }
+}
+
+/// One item on a watch stream, as the client reads it.
+enum WatchItem {
+    case added(SnapshotBox)
+    case modified(SnapshotBox)
+    case deleted(resourceVersion: String)
+    /// `{"type":"ERROR","object":{"code":410,"reason":"Expired"}}`: the
+    /// requested resourceVersion is older than the server's history.
+    case expired
+    /// The server closed the stream (its `timeoutSeconds`, a restart, a drop).
+    case ended
+    /// The connection broke (reset): the client's read fails.
+    case broken
+
+    var traceText: String {
+        switch self {
+        case .added(let b): "ADDED rv=\(b.snapshot.resourceVersion) holder=\(b.snapshot.record?.holderIdentity ?? "-")"
+        case .modified(let b): "MODIFIED rv=\(b.snapshot.resourceVersion) holder=\(b.snapshot.record?.holderIdentity ?? "-")"
+        case .deleted(let rv): "DELETED rv=\(rv)"
+        case .expired: "ERROR 410 Expired"
+        case .ended: "end of stream"
+        case .broken: "connection reset"
+        }
+    }
+}
+
+/// A watch connection: items the server sent (in transit) and items that
+/// have reached the client, in order.
+final class WatchConnection {
+    let id: Int
+    let replica: Int
+    let incarnation: Int
+    /// The server still sends on it.
+    var serverAlive = true
+    /// The client has closed it.
+    var clientClosed = false
+    var inTransit: [WatchItem] = []
+    var inTransitHead = 0
+    var arrived: [WatchItem] = []
+    var arrivedHead = 0
+    var lastArrival: SimTime = 0
+
+    init(id: Int, replica: Int, incarnation: Int) {
+        self.id = id
+        self.replica = replica
+        self.incarnation = incarnation
+    }
+
+    func popArrived() -> WatchItem? {
+        guard arrivedHead < arrived.count else { return nil }
+        let item = arrived[arrivedHead]
+        arrivedHead += 1
+        if arrivedHead > 64 && arrivedHead * 2 > arrived.count {
+            arrived.removeFirst(arrivedHead); arrivedHead = 0
+        }
+        return item
+    }
+
+    func popInTransit() -> WatchItem? {
+        guard inTransitHead < inTransit.count else { return nil }
+        let item = inTransit[inTransitHead]
+        inTransitHead += 1
+        if inTransitHead > 64 && inTransitHead * 2 > inTransit.count {
+            inTransit.removeFirst(inTransitHead); inTransitHead = 0
+        }
+        return item
+    }
+}
+
+/// The API server with the semantics that matter to leader election, as the
+/// real one has them:
+/// - one global resourceVersion counter (etcd's revision), advanced by every
+///   write of the lock and by writes of *other* objects of the same resource
+///   ("noise", at `noisePerSecond`);
+/// - create answers 409 AlreadyExists when the object exists, 404 when the
+///   namespace does not;
+/// - update with a stale `metadata.resourceVersion` answers 409 Conflict, on a
+///   missing object 404; an update that changes nothing is a no-op: same
+///   resourceVersion, no watch event;
+/// - a bounded watch history (the watch cache): a watch from a
+///   resourceVersion older than the last `historyCapacity` writes, or older
+///   than the last API server restart, gets `ERROR 410 Expired`;
+/// - a watch without a resourceVersion starts with a synthetic ADDED;
+/// - others delete the lock, add annotations, clear the holder.
+///
+/// The lock object is real JSON written by kube-leader's own `LockCodec`, and
+/// read back with `LockCodec.decode`, once per version.
+public final class SimAPIServer {
+    public let kind: LockKind
+    let namespace = "sim"
+    let name = "lock"
+    var noisePerSecond: Double
+    var historyCapacity: Int64
+    /// Watches from before this resourceVersion are expired (API server restart).
+    var historyFloor: Int64 = 0
+    private var lockWrites: Int64 = 0
+    private(set) var object: JSON?
+    private(set) var snapshot: LockSnapshot?
+    /// Recent events of the lock, for watches that start in the past.
+    private var events: [(rv: Int64, item: WatchItem)] = []
+    var namespaceExists = true
+    var pods: [String] = []
+    private var uids = 0
+    /// Open watches (server side).
+    var watchers: [WatchConnection] = []
+    /// Counters for the report.
+    var writes = 0, noOps = 0, conflicts = 0
+
+    init(kind: LockKind, noisePerSecond: Double, historyCapacity: Int64) {
+        self.kind = kind
+        self.noisePerSecond = noisePerSecond
+        self.historyCapacity = historyCapacity
+    }
+
+    func currentRV(_ t: SimTime) -> Int64 {
+        1000 + lockWrites + Int64(Double(t) / 1e9 * noisePerSecond)
+    }
+
+    /// The oldest resourceVersion a watch may start from.
+    func historyStart(_ t: SimTime) -> Int64 { max(historyFloor, currentRV(t) - historyCapacity) }
+
+    // MARK: Requests
+
+    func handle(_ request: SimRequest, at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void,
+                openWatch: () -> WatchConnection) -> SimResponse {
+        switch request {
+        case .get:
+            guard namespaceExists, let snapshot else { return .status(404, "NotFound") }
+            return .object(snapshot)
+        case .list:
+            // A LIST in a namespace that does not exist is an empty list.
+            return .list(namespaceExists ? snapshot : nil, resourceVersion: String(currentRV(t)))
+        case .getPod(let pod):
+            return pods.contains(pod) ? .podExists(true) : .status(404, "NotFound")
+        case .create(let body):
+            guard namespaceExists else { return .status(404, "NotFound") }
+            if object != nil { return .status(409, "AlreadyExists") }
+            var o = body
+            uids += 1
+            o[path: "metadata", "uid"] = .string("uid-\(uids)")
+            return .object(store(o, type: .added, at: t, deliver: deliver))
+        case .update(let body):
+            guard namespaceExists, let current = object, let snapshot else { return .status(404, "NotFound") }
+            guard body[path: "metadata", "resourceVersion"]?.stringValue == snapshot.resourceVersion else {
+                conflicts += 1
+                return .status(409, "Conflict")
+            }
+            var o = body
+            o[path: "metadata", "uid"] = current[path: "metadata", "uid"]
+            if recordPart(o) == recordPart(current) && o == current {
+                noOps += 1
+                return .object(snapshot)  // no-op: same resourceVersion, no event
+            }
+            return .object(store(o, type: .modified, at: t, deliver: deliver))
+        case .watch(let from):
+            let conn = openWatch()
+            if let from {
+                guard let v = Int64(from), v >= historyStart(t) else {
+                    deliver(conn, .expired)
+                    deliver(conn, .ended)
+                    conn.serverAlive = false
+                    return .watchOpened(conn.id)
+                }
+                for e in events where e.rv > v { deliver(conn, e.item) }
+            } else if let snapshot {
+                deliver(conn, .added(SnapshotBox(snapshot)))
+            }
+            watchers.append(conn)
+            return .watchOpened(conn.id)
+        }
+    }
+
+    /// The part a renew changes (compared first: the whole-object comparison
+    /// is only needed when it is equal).
+    private func recordPart(_ o: JSON) -> JSON? {
+        kind == .configMap ? o[path: "metadata", "annotations", LockKind.annotation] : o["spec"]
+    }
+
+    private enum Change { case added, modified }
+
+    private func store(_ o: JSON, type: Change, at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) -> LockSnapshot {
+        lockWrites += 1
+        writes += 1
+        let rv = currentRV(t)
+        var o = o
+        o[path: "metadata", "resourceVersion"] = .string(String(rv))
+        let s = LockCodec.decode(kind, object: o)
+        object = o
+        snapshot = s
+        let box = SnapshotBox(s)
+        publish(rv, type == .added ? .added(box) : .modified(box), at: t, deliver: deliver)
+        return s
+    }
+
+    private func publish(_ rv: Int64, _ item: WatchItem, at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) {
+        let start = historyStart(t)
+        if let first = events.first, first.rv <= start { events.removeAll { $0.rv <= start } }
+        events.append((rv, item))
+        var i = 0
+        while i < watchers.count {
+            let w = watchers[i]
+            if !w.serverAlive || w.clientClosed { watchers.remove(at: i); continue }
+            deliver(w, item)
+            i += 1
+        }
+    }
+
+    // MARK: Others
+
+    /// `kubectl delete`: the object is gone (a DELETED event).
+    func delete(at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) -> Bool {
+        guard object != nil else { return false }
+        lockWrites += 1
+        writes += 1
+        let rv = currentRV(t)
+        object = nil
+        snapshot = nil
+        publish(rv, .deleted(resourceVersion: String(rv)), at: t, deliver: deliver)
+        return true
+    }
+
+    /// Another writer changes the object (`kubectl annotate`, `kubectl edit`).
+    func edit(at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void, _ change: (inout JSON) -> Void) -> Bool {
+        guard var o = object else { return false }
+        change(&o)
+        if o == object { return false }
+        _ = store(o, type: .modified, at: t, deliver: deliver)
+        return true
+    }
+
+    /// Another writer creates the object (foreign leaders in scenarios).
+    func put(_ o: JSON, at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) {
+        let existed = object != nil
+        _ = store(o, type: existed ? .modified : .added, at: t, deliver: deliver)
+    }
+
+    /// An API server restart: every watch ends and the history starts again
+    /// at the current resourceVersion (older versions get 410).
+    func restart(at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) {
+        historyFloor = currentRV(t)
+        events.removeAll()
+        for w in watchers where w.serverAlive && !w.clientClosed {
+            deliver(w, .ended)
+            w.serverAlive = false
+        }
+        watchers.removeAll()
+    }
+}
