@@ -13,7 +13,7 @@ import KLTestSupport
 /// Runs `body` on a new detached pthread (test servers must not block the
 /// Swift concurrency pool, which has only as many threads as cores).
 func startThread(_ body: @escaping @Sendable () -> Void) {
-    let rc = startDetachedThread(body)
+    let rc = KLSupport.startDetachedThread(body)
     precondition(rc == 0, "pthread_create failed")
 }
 
