@@ -287,21 +287,10 @@ final class PendingLookup: Sendable {
 
 /// Runs `body` on a new detached thread (it inherits the caller's signal mask).
 private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(HTTPError) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
+    let rc = KLSupport.startDetachedThread(body)
     if rc != 0 {
-        Unmanaged<Box>.fromOpaque(box).release()
         throw HTTPError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
     }
-    pthread_detach(thread)
 }
 
 /// `getaddrinfo` for a TCP connection, addresses copied out.
