@@ -44,7 +44,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
         self.events = events
         self.podName = podName
         self.timeout = timeout
-        startDetachedThread { [self] in work() }
+        _ = startDetachedThread { [self] in work() }
     }
 
     /// Queues the writes for a change; returns at once.

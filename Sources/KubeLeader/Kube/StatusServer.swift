@@ -73,7 +73,7 @@ public final class StatusServer: @unchecked Sendable {
 
     /// Serves on a new thread for the rest of the process's life.
     public func start() {
-        startDetachedThread { [self] in serve() }
+        _ = startDetachedThread { [self] in serve() }
     }
 
     func serve() {
@@ -201,26 +201,5 @@ extension Duration {
     var wholeMilliseconds: Int64 {
         let (s, atto) = components
         return s &* 1000 &+ atto / 1_000_000_000_000_000
-    }
-}
-
-/// Runs `body` on a new detached POSIX thread. It inherits the caller's signal
-/// mask (kube-leader blocks its signals before starting threads).
-func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    if rc == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(box).release()
     }
 }
