@@ -58,8 +58,7 @@ func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) -> 
     let deadline = MonotonicClock.now + timeout
     while MonotonicClock.now < deadline {
         if condition() { return true }
-        var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)
-        nanosleep(&pause, nil)
+        blockingSleep(.milliseconds(20))
     }
     return condition()
 }
