@@ -24,10 +24,6 @@ protocol HTTPChannel: AnyObject, Sendable {
     func close()
 }
 
-/// The old name of `errnoMessage`, kept only for StatusServer.swift (being
-/// edited elsewhere when this changed); remove once it calls `errnoMessage`.
-func errnoText(_ code: Int32) -> String { errnoMessage(code) }
-
 /// Formats a duration for messages ("5s", "250ms").
 func durationText(_ d: Duration) -> String {
     let (s, atto) = d.components

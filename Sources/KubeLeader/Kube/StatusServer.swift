@@ -51,13 +51,13 @@ public final class StatusServer: @unchecked Sendable {
         }
         defer { freeaddrinfo(list) }
         let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw UsageError("cannot open a socket for the status address \(address): \(errnoText(errno))") }
+        guard fd >= 0 else { throw UsageError("cannot open a socket for the status address \(address): \(errnoMessage(errno))") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 || listen(fd, 64) != 0 {
             let e = errno
             Glibc.close(fd)
-            throw UsageError("cannot listen on the status address \(address): \(errnoText(e)); choose another --status-addr")
+            throw UsageError("cannot listen on the status address \(address): \(errnoMessage(e)); choose another --status-addr")
         }
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
