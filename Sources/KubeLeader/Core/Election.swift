@@ -158,9 +158,6 @@ public struct Election: Sendable {
         self.timing = timing
     }
 
-    /// The holder of the lock as last seen ("" when released or unknown).
-    public var observedHolder: String? { observed?.record?.holderIdentity }
-
     /// While leading: the instant by which a renew must have succeeded. Bound
     /// every request's timeout by it so the deadline is never missed.
     public var renewDeadline: Instant? {
