@@ -82,11 +82,11 @@ let package = Package(
         .testTarget(name: "CompanionSupportTests", dependencies: ["CompanionSupport", "KLCore", "KLSupport"]),
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
         .testTarget(name: "KLSupportTests", dependencies: ["KLCore", "KLSupport", "KLTestSupport"]),
-        .testTarget(name: "KLProcessTests", dependencies: ["KLProcess", "KLSupport", "CShims"]),
-        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "KLCore", "KLSupport", "COpenSSL", "FakeAPIServerKit"]),
+        .testTarget(name: "KLProcessTests", dependencies: ["KLCore", "KLProcess", "KLSupport", "CShims", "KLTestSupport"]),
+        .testTarget(name: "KLKubeTests", dependencies: ["KLKube", "KLCore", "KLSupport", "COpenSSL", "FakeAPIServerKit", "KLTestSupport"]),
         .testTarget(name: "FakeAPIServerTests",
                     dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport", "KLKube", "COpenSSL", "CShims", "KLTestSupport"]),
-        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess", "KLTestSupport"]),
         .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit", "KLCore", "KLSupport", "KLKube", "KLTestSupport"],
                     exclude: ["fake_pagerduty.py"]),
         .testTarget(name: "NodeLifecycleTests",
@@ -95,7 +95,7 @@ let package = Package(
                               "Support/binary_e2e.py"]),
         .testTarget(name: "SimulationTests", dependencies: ["KLSimulation", "KLCore"]),
         .testTarget(name: "EndToEndTests",
-                    dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "FakeAPIServerKit"]),
+                    dependencies: ["KLCore", "KLSupport", "KLProcess", "KLKube", "FakeAPIServerKit", "KLTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

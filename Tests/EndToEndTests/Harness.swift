@@ -6,21 +6,16 @@ import Musl
 import KLCore
 import KLKube
 import KLProcess
+import KLSupport
+import KLTestSupport
 import Testing
 
 /// Black-box harness: the built binaries (kube-leader, kube-apiserver-fake)
 /// as real processes over real TLS, and a worker child that records its life.
 enum Paths {
     /// The package root, from this file's place in Tests/EndToEndTests.
-    static let root: String = {
-        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3)
-        return parts.joined(separator: "/")
-    }()
-    static let binDir: String = {
-        if let dir = getenv("KL_BIN_DIR") { return String(cString: dir) }
-        return root + "/.build/debug"
-    }()
+    static let root = TestPaths.packageRoot
+    static let binDir = TestPaths.binDirectory
     static let kubeLeader = binDir + "/kube-leader"
     static let fakeServer = binDir + "/kube-apiserver-fake"
     static let worker = root + "/scripts/lib/worker.py"
@@ -35,25 +30,16 @@ struct HarnessError: Error, CustomStringConvertible {
 final class TempDir {
     let path: String
     init() {
-        var template = Array("/tmp/kl-e2e-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        path = makeTemporaryDirectory(prefix: "kl-e2e")
     }
     deinit { _ = try? runCapturing(["rm", "-rf", path]) }
     func file(_ name: String) -> String { path + "/" + name }
 }
 
+/// The whole file as text; "" when it cannot be read (not written yet).
 func readFile(_ path: String) -> String {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return "" }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
+    guard case .success(let text) = readWholeTextFile(path, limit: .max) else { return "" }
+    return text
 }
 
 func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) {
@@ -72,8 +58,7 @@ func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) -> 
     let deadline = MonotonicClock.now + timeout
     while MonotonicClock.now < deadline {
         if condition() { return true }
-        var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)
-        nanosleep(&pause, nil)
+        blockingSleep(.milliseconds(20))
     }
     return condition()
 }

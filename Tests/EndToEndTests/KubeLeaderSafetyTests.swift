@@ -100,6 +100,55 @@ struct KubeLeaderSafetyTests {
         cluster.expectNoOverlap()
     }
 
+    // MARK: A lost race, then a deletion
+
+    /// Simulation finding 2 (random seed 100490, scenario
+    /// `lost-race-then-deleted`): standbys b and c race for a lock released
+    /// by its holder; c wins (b's requests reach the server 600 ms late, the
+    /// fake's `tokenLatencyMs`), and the lock is deleted right after c's
+    /// write, before b's write or re-read is served. b loses its write (409
+    /// or 404) and reads the lock absent: it never saw c's hold, but the lost
+    /// race is proof of one, so it waits one lease before creating the lock.
+    /// c's renews are slowed (1.5 s) after the deletion, so it learns of it
+    /// late, and its child ignores SIGTERM: before the fix b created the lock
+    /// about a second after the deletion while c's child still ran.
+    /// Closest faithful reproduction: the sim's loser never saw the winner's
+    /// hold because its read dropped the watch's queued events; here the
+    /// deletion simply comes before any of b's requests is served, which is
+    /// the same situation for b (a lost write, then absent).
+    @Test(arguments: [LockKind.configMap, .lease])
+    func lostRaceForReleasedLock_thenDeleted_loserWaitsOneLease(kind: LockKind) throws {
+        let cluster = try Cluster(kind: kind)
+        let slowB = "slow-b-lost-race-token", slowC = "slow-c-lost-race-token"
+        try cluster.server.registerToken(slowB)
+        try cluster.server.registerToken(slowC)
+        let exitFile = cluster.dir.file("a-exit")
+        let a = try cluster.start("a", worker: ["--exit-file", exitFile])
+        #expect(eventually { cluster.log.starts.count == 1 }, "\(cluster.diagnostics)")
+        let c = try cluster.start("c", worker: ["--ignore-term"], token: slowC)
+        let b = try cluster.start("b", worker: ["--ignore-term"], token: slowB)
+        #expect(eventually { b.log.contains("held by another replica") && c.log.contains("held by another replica") }, "\(cluster.diagnostics)")
+        try cluster.server.setFaults(["tokenLatencyMs": [slowB: 600]])
+        writeFile(exitFile, "")  // a's child exits: a writes its release record
+        var deletedAt: Int64 = 0
+        #expect(eventually(.seconds(10)) {
+            guard cluster.holder == "c" else { return false }
+            _ = try? cluster.server.request("DELETE", path(kind, cluster.lockName))
+            deletedAt = MonotonicClock.now.nanoseconds
+            return true
+        }, "c did not win the race: \(cluster.diagnostics)")
+        try cluster.server.setFaults(["tokenLatencyMs": [slowB: 600, slowC: 1500]])
+        #expect(a.wait(.seconds(15))?.exitCode == 0, "\(a.log)")
+        #expect(c.wait(.seconds(20))?.exitCode == 3, "\(c.log)")
+        try cluster.server.setFaults(["tokenLatencyMs": [:]])
+        #expect(eventually(.seconds(20)) { cluster.log.starts.count == 3 }, "\(cluster.diagnostics)")
+        let next = try #require(cluster.log.starts.last)
+        #expect(next.id == "b", "\(cluster.diagnostics)")
+        #expect(next.time - deletedAt >= Self.lease, "b started \((next.time - deletedAt) / 1_000_000) ms after the deletion; the lease is 4s\n\(cluster.diagnostics)")
+        cluster.expectNoOverlap()
+        _ = b
+    }
+
     // MARK: Row 2
 
     /// A held record older than the watch history (a holder that died long

@@ -322,6 +322,51 @@ import Testing
         #expect(r.leaderTransitions == 4)
     }
 
+    /// Random seed 100490 (`lost-race-then-deleted`): a standby loses the race
+    /// for a released lock and its re-read finds the lock deleted. The lost
+    /// race proves a winner whose hold it never saw: wait one lease.
+    @Test func lostRaceForReleasedLock_thenDeleted_isHeldForOneLease() {
+        var e = standbyThatSawHeld()
+        let released = snapshot(holder: "", rv: "8", transitions: 3, leaseSeconds: 1)
+        guard case .update = e.step(.observed(.present(released)), now: at(3), wall: wall) else {
+            Issue.record("expected an immediate takeover"); return
+        }
+        #expect(e.step(.lostRace, now: at(3.1), wall: wall) == .get)
+        #expect(e.step(.observed(.absent), now: at(3.2), wall: wall) == .wait(until: at(18.2)))
+        #expect(e.step(.timer, now: at(10), wall: wall) == .wait(until: at(18.2)))
+        guard case .create = e.step(.timer, now: at(18.2), wall: wall) else { Issue.record("expected create after the lease"); return }
+    }
+
+    /// The same after a lost create race, and after a clear by someone else.
+    @Test func lostCreateRace_thenAbsent_orCleared_isHeldForOneLease() {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
+        #expect(e.step(.lostRace, now: at(0.1), wall: wall) == .get)
+        #expect(e.step(.observed(.absent), now: at(0.2), wall: wall) == .wait(until: at(15.2)))
+
+        var c = standbyThatSawHeld()
+        _ = c.step(.observed(.present(snapshot(holder: "", rv: "8", transitions: 3, leaseSeconds: 1))), now: at(3), wall: wall)
+        #expect(c.step(.lostRace, now: at(3.1), wall: wall) == .get)
+        // Holder cleared by a record that is no holder's release (lease 15 s).
+        #expect(c.step(.observed(.present(snapshot(holder: "", rv: "10", transitions: 4))), now: at(3.2), wall: wall) == .wait(until: at(18.2)))
+    }
+
+    /// A lost race followed by the winner's own release stays a fast hand-over.
+    @Test func lostRace_thenTheWinnersRelease_isTakenAfterOneRetryPeriod() {
+        var e = standbyThatSawHeld()
+        _ = e.step(.observed(.present(snapshot(holder: "", rv: "8", transitions: 3, leaseSeconds: 1))), now: at(3), wall: wall)
+        #expect(e.step(.lostRace, now: at(3.1), wall: wall) == .get)
+        // The winner released already (transitions 4 kept, lease 1 s): free,
+        // written again after the retry period of the lost write only.
+        let release = snapshot(holder: "", rv: "10", transitions: 4, leaseSeconds: 1)
+        #expect(e.step(.observed(.present(release)), now: at(3.2), wall: wall) == .wait(until: at(5.1)))
+        guard case .update(let r, let base) = e.step(.timer, now: at(5.1), wall: wall) else { Issue.record("expected takeover"); return }
+        #expect(base.resourceVersion == "10")
+        #expect(r.leaderTransitions == 5)
+        #expect(e.heldUntil == nil)
+    }
+
     /// Row 1: after a deletion, a new holder's record is judged by its own expiry.
     @Test func row1_deletedThenRecreatedByAnother_followsTheNewRecord() {
         var e = standbyThatSawHeld()
@@ -507,8 +552,11 @@ import Testing
                 == .lostLeadership(reason: "the API server answered our renew with a record held by intruder"))
     }
 
-    /// Hostile: 409 forever on create: one read at once, but writes are paced by the retry period.
-    @Test func conflictForever_writesArePacedByRetryPeriod() {
+    /// Hostile: 409 forever on create while reads say absent: one read at
+    /// once, and each lost race counts as a hold seen, so the absent lock is
+    /// waited out for a lease before the next write (never sooner than the
+    /// retry period).
+    @Test func conflictForever_writesArePacedByTheLease() {
         var e = Election(identity: "me", timing: timing)
         _ = e.step(.start, now: at(0), wall: wall)
         var writes: [Double] = []
@@ -523,7 +571,7 @@ import Testing
             now = Double(t0.duration(to: until).milliseconds) / 1000
             action = e.step(.timer, now: at(now), wall: wall)
         }
-        #expect(writes == [0, 2.01, 4.02, 6.03, 8.04])
+        #expect(writes == [0, 15.02, 30.04, 45.06, 60.08])
     }
 
     /// Hostile: a renew answered 409 forever (GET says still ours): paced, then lost at the deadline.

@@ -259,6 +259,54 @@ final class ScriptedLock: LockStore {
         #expect(host.events.isEmpty)
     }
 
+    /// Simulation finding 1: a watch that fails shortly before the standby's
+    /// own deadline (the holder's expiry) used to pause only until that
+    /// deadline, so the next read came sooner than a retry period after the
+    /// previous one. Now neither the read nor the watch repeats within a
+    /// retry period; the acquiring write at expiry follows that read.
+    @Test func watchFailureNearTheDeadline_stillPacesReadsAndWatches() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(16.5)
+        let expired = LockError(.transient, "watch: error 410: too old resource version")
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.present(snapshot("other", rv: "1")))),          // 0: seen at 0.05, expires at 15.05
+            .watch(after: 11.5, .present(snapshot("other", rv: "2"))),     // same record: expiry unchanged
+            .watchFails(expired),                                          // 11.5: fails at once
+            .get(.success(.present(snapshot("other", rv: "2")))),          // 13.55
+            .watchFails(expired),                                          // 13.6: fails 1.45 s before the expiry
+            .get(.success(.present(snapshot("other", rv: "2")))),          // not before 15.55 (was 15.05)
+            .update(check: { r, b in #expect(r.holderIdentity == "me"); #expect(b.resourceVersion == "2") },
+                    .success(snapshot("me", rv: "3"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "4"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls)")
+        let gets = zip(lock.calls, lock.times).filter { $0.0 == "get" }.map(\.1)
+        let watches = zip(lock.calls, lock.times).filter { $0.0 == "watch" }.map(\.1)
+        for (a, b) in zip(gets, gets.dropFirst()) { #expect(b - a >= 2, "reads at \(gets)") }
+        #expect(gets.count == 3 && watches.count == 3, "\(lock.calls) at \(lock.times)")
+        for (a, b) in zip(watches, watches.dropFirst()) { #expect(b - a >= 2, "watches at \(watches)") }
+        #expect(host.events.first?.hasPrefix("leader@15.") == true, "\(host.events)")
+    }
+
+    /// After a failed watch, no new watch for a retry period, even when the
+    /// read after it comes sooner (the standby's deadline was near) and the
+    /// election then waits again: the runner pauses instead of watching.
+    @Test func afterAWatchFailure_noWatchForARetryPeriod() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(16)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.present(snapshot("other", rv: "1")))),          // 0: expires at 15.05
+            .watch(after: 14.5, .present(snapshot("other", rv: "2"))),     // same record
+            .watchFails(LockError(.transient, "watch: connection reset")), // 14.5
+            .get(.success(.present(snapshot("other2", rv: "3")))),         // 15.05 (the deadline): a new holder
+            // No watch before 16.55: the pause ends with the release request at 16.
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty && lock.calls.count == 4, "\(lock.calls) at \(lock.times)")
+        #expect(host.events.isEmpty)
+    }
+
     /// Row 4: a renew answered with the same resourceVersion does not count:
     /// with nothing but no-ops the leader loses at the renew deadline.
     @Test func row4_noOpRenews_loseAtTheDeadline() {

@@ -281,7 +281,7 @@ struct HeaderInjectionTests {
 
     @Test func tokenFileText_withAControlCharacterInside_isRefused() {
         for text in ["abc\r\nGET /evil HTTP/1.1\r\n", "ab\rc", "ab\u{1b}c\n"] {
-            let e = #expect(throws: FileReadError.self) { try TokenSource.token(fromFileText: text) }
+            let e = #expect(throws: TokenFileError.self) { try TokenSource.token(fromFileText: text) }
             #expect(e?.text.contains("contains a control character") == true)
             #expect(e?.text.contains("abc") == false)
         }

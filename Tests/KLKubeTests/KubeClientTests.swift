@@ -76,35 +76,6 @@ struct KubeConfigTests {
         #expect(KubeResource.configMaps.path(namespace: "x", name: "a/b") == "/api/v1/namespaces/x/configmaps/a%2Fb")
         #expect(queryString([("fieldSelector", "metadata.name=x"), ("watch", "1")]) == "?fieldSelector=metadata.name%3Dx&watch=1")
     }
-
-    @Test func inCluster_fromEnvironmentAndServiceAccountFiles() throws {
-        let files = ["/var/run/secrets/kubernetes.io/serviceaccount/namespace": "team-a\n"]
-        let c = try #require(KubeConfig.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], readFile: { files[$0] }))
-        #expect(c.server == "https://10.96.0.1:443")
-        #expect(c.caFile == "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
-        #expect(c.tokenFile == "/var/run/secrets/kubernetes.io/serviceaccount/token")
-        #expect(c.namespace == "team-a")
-        #expect(c.token == nil)
-    }
-
-    @Test func inCluster_ipv6HostGoesInBrackets_portDefaults() throws {
-        let c = try #require(KubeConfig.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00:10:96::1"], readFile: { _ in nil }))
-        #expect(c.server == "https://[fd00:10:96::1]:443")
-        #expect(c.namespace == nil)
-        _ = try ParsedURL(c.server)
-    }
-
-    @Test func inCluster_isNilOutsideACluster() {
-        #expect(KubeConfig.inCluster(environment: [:], readFile: { _ in "x" }) == nil)
-        #expect(KubeConfig.inCluster(environment: ["KUBERNETES_SERVICE_HOST": ""], readFile: { _ in "x" }) == nil)
-    }
-
-    @Test func readSmallTextFile_readsRealFiles() {
-        let dir = makeTempDir("kl-cfg")
-        writeTextFile(dir + "/namespace", "ns1")
-        #expect(readSmallTextFile(dir + "/namespace") == "ns1")
-        #expect(readSmallTextFile(dir + "/missing") == nil)
-    }
 }
 
 @Suite("Kubernetes client against a canned server")

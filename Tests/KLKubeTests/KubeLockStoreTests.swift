@@ -123,3 +123,27 @@ struct KubeLockStoreTests {
         #expect(paths.last?.contains("watch=1") == true && paths.last?.contains("resourceVersion") == false, "\(paths)")
     }
 }
+
+/// What the election does with a transport failure is decided by the HTTP
+/// layer's code, never by the English message: rewording a message must not
+/// turn "exit 2" into endless retries, nor a network blip into an exit.
+@Suite("KubeLockStore.classify")
+struct KubeLockStoreClassifyTests {
+    static func transport(_ code: HTTPError.Code?, _ message: String) -> KubeError {
+        var e = KubeError(code: .transport, message: message, verb: "update", resource: "configmaps", name: "lock", namespace: "ns")
+        e.transportCode = code
+        return e
+    }
+
+    @Test func certificateFailures_areConfiguration_whateverTheMessageSays() {
+        #expect(KubeLockStore.classify(Self.transport(.certificateRejected, "reworded")).code == .configuration)
+        #expect(KubeLockStore.classify(Self.transport(.caUnusable, "reworded")).code == .configuration)
+    }
+
+    @Test func otherTransportFailures_areTransient_evenWhenTheMessageMentionsCertificates() {
+        let words = "TLS certificate verification failed; check the CA file (PEM certificate)"
+        for code: HTTPError.Code? in [.tls, .connectFailed, .connectionClosed, .protocolError, nil] {
+            #expect(KubeLockStore.classify(Self.transport(code, words)).code == .transient)
+        }
+    }
+}

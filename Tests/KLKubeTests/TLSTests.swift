@@ -45,7 +45,7 @@ struct TLSTests {
         let server = TLSTestServer(cert: certs.signedByOther, key: certs.key)
         defer { server.stop() }
         let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
-        #expect(error?.code == .tls)
+        #expect(error?.code == .certificateRejected)
         #expect(error?.description.contains("unknown CA") == true, "\(String(describing: error))")
         #expect(error?.description.contains("127.0.0.1:\(server.port)") == true)
     }
@@ -54,7 +54,7 @@ struct TLSTests {
         let server = TLSTestServer(cert: certs.good, key: certs.key)
         defer { server.stop() }
         let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile, serverName: "wrong.example"))
-        #expect(error?.code == .tls)
+        #expect(error?.code == .certificateRejected)
         #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
         #expect(error?.description.contains("wrong.example") == true)
     }
@@ -63,7 +63,7 @@ struct TLSTests {
         let server = TLSTestServer(cert: certs.dnsOnly, key: certs.key)
         defer { server.stop() }
         let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
-        #expect(error?.code == .tls)
+        #expect(error?.code == .certificateRejected)
         #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
         #expect(error?.description.contains("IP address 127.0.0.1") == true)
     }
@@ -72,7 +72,7 @@ struct TLSTests {
         let server = TLSTestServer(cert: certs.expired, key: certs.key)
         defer { server.stop() }
         let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
-        #expect(error?.code == .tls)
+        #expect(error?.code == .certificateRejected)
         #expect(error?.description.contains("expired") == true, "\(String(describing: error))")
     }
 
@@ -102,12 +102,14 @@ struct TLSTests {
     @Test func missingOrBadCAFile_failsNamingTheFile() {
         let missing = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
         #expect(missing?.description.contains("/nonexistent/ca.crt") == true)
+        #expect(missing?.code == .caUnusable)
         let garbage = certs.dir + "/garbage.crt"
         writeTextFile(garbage, "not a certificate\n")
         let bad = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
         #expect(bad?.description.contains(garbage) == true)
         #expect(bad?.description.contains("PEM") == true)
+        #expect(bad?.code == .caUnusable)
         let badPEM = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
-        #expect(badPEM?.code == .tls)
+        #expect(badPEM?.code == .caUnusable)
     }
 }

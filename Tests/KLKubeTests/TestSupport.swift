@@ -7,21 +7,14 @@ import Synchronization
 import COpenSSL
 import KLCore
 import KLSupport
+import KLTestSupport
 @testable import KLKube
 
 /// Runs `body` on a new detached pthread (test servers must not block the
 /// Swift concurrency pool, which has only as many threads as cores).
 func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
-    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { p in
-        let box = Unmanaged<Box>.fromOpaque(p!).takeRetainedValue()
-        box.body()
-        return nil
-    }, arg)
+    let rc = KLSupport.startDetachedThread(body)
     precondition(rc == 0, "pthread_create failed")
-    pthread_detach(tid)
 }
 
 /// Writes all bytes to a blocking socket; false when the peer is gone.
@@ -140,24 +133,11 @@ func shell(_ script: String) -> Int32 {
 }
 
 /// A fresh temporary directory.
-func makeTempDir(_ prefix: String) -> String {
-    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(p != nil, "mkdtemp failed")
-    return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-}
+func makeTempDir(_ prefix: String) -> String { makeTemporaryDirectory(prefix: prefix) }
 
 func readTextFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return String(decoding: out, as: UTF8.self)
+    guard case .success(let text) = readWholeTextFile(path, limit: .max) else { return nil }
+    return text
 }
 
 func writeTextFile(_ path: String, _ text: String) {

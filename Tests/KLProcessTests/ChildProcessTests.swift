@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Testing
+import KLCore
 @testable import KLProcess
 
 @Suite struct ChildProcessTests {

@@ -47,8 +47,7 @@ import KLSupport
                   let first = ready.readLine().flatMap({ Int32($0) }),
                   let second = ready.readLine().flatMap({ Int32($0) }) else { exit(101) }
             // The escapee is in a group of its own: a group kill misses it.
-            var pause = timespec(tv_sec: 0, tv_nsec: 200_000_000)
-            nanosleep(&pause, nil)
+            blockingSleep(.milliseconds(200))
             guard getpgid(second) != child.pid, getpgid(first) == child.pid else { exit(102) }
             // The shell itself ends (as `sh -c 'worker & exit 0'` would).
             kill(child.pid, SIGKILL)
@@ -59,8 +58,7 @@ import KLSupport
                 let round = ProcessTree.killAll(group: child.pid)
                 if round.reaped.contains(where: { $0.pid == child.pid }) { reapedChild = true }
                 if round.survivors == 0 { break }
-                var step = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-                nanosleep(&step, nil)
+                blockingSleep(.milliseconds(50))
             }
             guard reapedChild else { exit(103) }
             // Gone, and reaped (kill(pid, 0) on an unreaped zombie would succeed).

@@ -1,4 +1,5 @@
 import Testing
+import KLCore
 import KLSupport
 @testable import KLProcess
 

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Testing
+import KLCore
 @testable import KLProcess
 
 /// `Signal` lives in the pure core with Linux's numbers written out; they must

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import Testing
+import KLCore
 import KLSupport
 @testable import KLProcess
 

@@ -4,7 +4,9 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLCore
 import KLSupport
+import KLTestSupport
 @testable import KLProcess
 
 /// A pipe whose ends are CLOEXEC (so children spawned by parallel tests do
@@ -27,7 +29,7 @@ struct TestPipe {
         let deadline = clock.now + timeout
         while clock.now < deadline {
             var fds = [pollfd(fd: read, events: Int16(POLLIN), revents: 0)]
-            guard poll(&fds, 1, pollMilliseconds(deadline - clock.now)) > 0 else { continue }
+            guard poll(&fds, 1, pollTimeoutMilliseconds(deadline - clock.now)) > 0 else { continue }
             var byte: UInt8 = 0
             let n = readByte(read, &byte)
             if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
@@ -48,10 +50,7 @@ struct TemporaryDirectory {
     let path: String
 
     init() {
-        var template = Array("/tmp/kl-process-test-XXXXXX".utf8CString)
-        let result = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(result != nil, "mkdtemp failed")
-        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        path = makeTemporaryDirectory(prefix: "kl-process-test")
     }
 
     /// Writes a file with the given mode and returns its path.

@@ -3,21 +3,14 @@ import Glibc
 #endif
 import KLCore
 import KLProcess
+import KLTestSupport
 import Testing
 
 /// Black-box: the built `policy-check` binary, its exit codes, and the
 /// process path of `coverage` through stand-in `opa` executables.
 @Suite(.timeLimit(.minutes(1))) struct BinaryTests {
-    static let packageRoot: String = {
-        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3)  // Tests/PolicyCheckTests/BinaryTests.swift
-        return parts.joined(separator: "/")
-    }()
-
-    static let binary: String = {
-        let dir = ProcessInfoLite.environment("KL_BIN_DIR") ?? packageRoot + "/.build/debug"
-        return dir + "/policy-check"
-    }()
+    static let packageRoot = TestPaths.packageRoot
+    static let binary = TestPaths.binary("policy-check")
 
     func policyCheck(_ args: [String], stdin: String = "", cwd: String? = nil) throws -> CapturedOutput {
         var argv = [Self.binary] + args
@@ -99,8 +92,7 @@ import Testing
     /// A temporary directory with `policies/a.rego` and an executable `opa`
     /// shell script that records its arguments and then runs `body`.
     func standIn(_ body: String) throws -> String {
-        var template = Array("/tmp/policy-check-test-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = makeTemporaryDirectory(prefix: "policy-check-test")
         mkdir(dir + "/policies", 0o755)
         try write(dir + "/policies/a.rego", "package a\n\nallow if input.x\n")
         try write(dir + "/policies/a_test.rego", "package a_test\n\ntest_allow if data.a.allow with input as {\"x\": true}\n")
@@ -188,14 +180,5 @@ import Testing
         let out = try policyCheck(["coverage", "--opa", Self.packageRoot + "/policies/tools/opa_driver.py"], cwd: Self.packageRoot)
         #expect(out.status == .exited(0), "\(out.stderrText)")
         #expect(out.stdoutText.hasPrefix("coverage: 100.0%"))
-    }
-}
-
-/// getenv without Foundation.
-enum ProcessInfoLite {
-    static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        let s = String(cString: value)
-        return s.isEmpty ? nil : s
     }
 }

@@ -30,4 +30,6 @@ import Testing
     @Test func row8_createAnswers404() { check("row8") }
     @Test func row9_leaderForLifeLock() { check("row9") }
     @Test func row10_leaseDurationNearInt64Limits() { check("row10") }
+    /// Random seed 100490 (docs/simulation.md, finding 2).
+    @Test func lostRaceThenDeleted_waitsOutTheWinnersHold() { check("lost-race-then-deleted") }
 }

@@ -98,7 +98,7 @@ import Testing
 /// If one of these stops overlapping, the guarantee got stronger: update the
 /// docs, move the fault kind into the default mix, and turn the test around.
 @Suite struct OutsideGuaranteesTests {
-    @Test(arguments: ["outside-orphans", "outside-fresh-start", "outside-lost-race-then-deleted"])
+    @Test(arguments: ["outside-orphans", "outside-fresh-start"])
     func outsideTheGuarantees_childrenOverlap(name: String) throws {
         let scenario = try #require(Scenarios.named(name))
         let result = scenario.run(trace: false)

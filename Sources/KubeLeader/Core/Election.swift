@@ -32,6 +32,10 @@
 ///   Another candidate cannot see the lease expire before `leaseDuration`
 ///   after it observed that renew, which is later than the send. The
 ///   supervisor kills the child by `renewDeadline + killGrace < leaseDuration`.
+/// - **A lost race is a hold seen.** An acquiring write that loses (409, 404)
+///   proves someone else wrote the lock; if the re-read then finds it
+///   deleted or cleared (not a holder's release), it is waited out for one
+///   lease like any hold this process saw.
 /// - Pacing: after a failed or lost write, the next write waits at least one
 ///   retry period (one immediate read is allowed, to learn who won).
 /// - A release that fails (5xx, timeout) or conflicts (re-read first) is
@@ -154,9 +158,6 @@ public struct Election: Sendable {
         self.timing = timing
     }
 
-    /// The holder of the lock as last seen ("" when released or unknown).
-    public var observedHolder: String? { observed?.record?.holderIdentity }
-
     /// While leading: the instant by which a renew must have succeeded. Bound
     /// every request's timeout by it so the deadline is never missed.
     public var renewDeadline: Instant? {
@@ -202,6 +203,7 @@ public struct Election: Sendable {
             pending = nil
             notBefore = now + timing.retryPeriod
             if releaseAfterWrite { role = .released; return .done }
+            noteLostRace()
             return .get
         case .requestFailed:
             pending = nil
@@ -275,6 +277,23 @@ public struct Election: Sendable {
             heldUntil = now + previous.lease
         }
         lastHold = hold
+    }
+
+    /// A lost race (409 AlreadyExists/Conflict, 404 on an acquiring write) is
+    /// proof that someone else wrote the lock since we read it: most likely a
+    /// winner holding it now, whose record we may never see (the re-read can
+    /// find the lock already deleted or cleared). Count it as a hold seen now,
+    /// so a deletion or clear observed next is waited out for one lease
+    /// (simulation seed 100490, scenario `lost-race-then-deleted`). A
+    /// holder's release seen next is still free at once (graceful hand-over).
+    private mutating func noteLostRace() {
+        // The winner's lease is unknown: ours (replicas share their timing),
+        // or the longer lease of the hold we raced for.
+        let lease = max(timing.leaseDuration, lastHold?.lease ?? .zero)
+        // A winner takes over with the record's transitions + 1 (0 on create):
+        // its release keeps that count.
+        let seen = observed?.record.map { min($0.leaderTransitions, LockBounds.maxTransitions - 1) + 1 } ?? 0
+        lastHold = Hold(lease: lease, transitions: min(seen, lastHold?.transitions ?? seen))
     }
 
     /// client-go `tryAcquireOrRenew` steps 1–3 for a standby.

@@ -36,8 +36,6 @@ public enum LockKind: String, Sendable, CaseIterable {
 
     /// The annotation of the ConfigMap lock.
     public static let annotation = "control-plane.alpha.kubernetes.io/leader"
-
-    public var resourceDescription: String { self == .configMap ? "configmaps" : "leases.coordination.k8s.io" }
 }
 
 /// What the lock object held when we read it.

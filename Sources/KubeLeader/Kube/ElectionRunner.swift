@@ -97,6 +97,12 @@ public final class ElectionRunner: @unchecked Sendable {
     private var racesInARow = 0
     private var watchFailuresInARow = 0
     private var lastWriteSucceeded = false
+    /// When the last read (GET) was started: after a watch failure, the next
+    /// read is not sent sooner than a retry period later.
+    private var lastReadAt: MonotonicClock.Instant?
+    /// After a watch failure: no watch (re)opened before this instant (the
+    /// failed one was opened before the failure, maybe inside the store).
+    private var watchNotBefore: MonotonicClock.Instant?
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
@@ -144,6 +150,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
             case .get:
                 let timeout = self.timeout()
+                lastReadAt = host.now
                 do {
                     let observation = try store.get(timeout: timeout)
                     failuresInARow = 0
@@ -284,6 +291,13 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
+        if let notBefore = watchNotBefore, host.now < notBefore {
+            // Within a retry period of a failed watch: no new one yet. The
+            // standby's own deadline may come first; then it decides on what
+            // it saw (an acquiring write at expiry is in its budget).
+            if host.pause(until: min(until, notBefore)) { return step(.releaseRequested) }
+            if host.now < notBefore { return step(.timer) }
+        }
         do {
             guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
                 watchFailuresInARow = 0
@@ -302,8 +316,26 @@ public final class ElectionRunner: @unchecked Sendable {
             }
             // Read again (and watch from there) after the retry period: at
             // most one read and one watch per retry period after any error.
-            if host.pause(until: min(until, host.now + election.timing.retryPeriod)) { return step(.releaseRequested) }
+            // The standby's own deadline (`until`) may come sooner, but not
+            // the next read and watch: never within a retry period of the
+            // previous ones (the acquiring write at expiry follows that read).
+            watchNotBefore = host.now + election.timing.retryPeriod
+            if host.pause(until: Self.afterWatchFailure(until: until, now: host.now, retryPeriod: election.timing.retryPeriod,
+                                                       lastRead: lastReadAt)) {
+                return step(.releaseRequested)
+            }
             return .get
         }
+    }
+
+    /// When the read after a failed watch may go out: the standby's deadline
+    /// or a retry period after the failure, whichever is first, but never
+    /// sooner than a retry period after the previous read. (The next watch
+    /// waits for `watchNotBefore`.)
+    static func afterWatchFailure(until: MonotonicClock.Instant, now: MonotonicClock.Instant, retryPeriod: Duration,
+                                  lastRead: MonotonicClock.Instant?) -> MonotonicClock.Instant {
+        var at = min(until, now + retryPeriod)
+        if let lastRead { at = max(at, lastRead + retryPeriod) }
+        return at
     }
 }

@@ -1,25 +1,32 @@
-/// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
-///
-/// Everything here is blocking I/O with hard deadlines: sockets are
-/// non-blocking, the monotonic clock is checked before every read and write
-/// (a peer that trickles one byte at a time, or never stops sending, cannot
-/// hold a caller past its deadline) and every wait is a `poll` bounded by it.
-/// What a peer can make us hold is capped (`HTTPLimits`): response heads,
-/// bodies and the lines of a streamed body (watch events).
-///
-/// Guarantees: a body cut short by the server is an error, never a truncated
-/// success; redirects are never followed; TLS always verifies the chain and
-/// the host name or IP; no request leaves with a control character in a
-/// header or the path (no header injection). DNS names are resolved on a
-/// helper thread that the caller waits for only until its deadline (see
-/// `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
-public enum KubeModule {}
+// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
+//
+// Everything here is blocking I/O with hard deadlines: sockets are
+// non-blocking, the monotonic clock is checked before every read and write
+// (a peer that trickles one byte at a time, or never stops sending, cannot
+// hold a caller past its deadline) and every wait is a `poll` bounded by it.
+// What a peer can make us hold is capped (`HTTPLimits`): response heads,
+// bodies and the lines of a streamed body (watch events).
+//
+// Guarantees: a body cut short by the server is an error, never a truncated
+// success; redirects are never followed; TLS always verifies the chain and
+// the host name or IP; no request leaves with a control character in a
+// header or the path (no header injection). DNS names are resolved on a
+// helper thread that the caller waits for only until its deadline (see
+// `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
 
 /// A failure of the HTTP/TLS layer. `message` is a full sentence that names
 /// the server (`host:port`) and what to do.
 public struct HTTPError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
-        case invalidURL, connectFailed, timedOut, tls, connectionClosed, protocolError
+        case invalidURL, connectFailed, timedOut, connectionClosed, protocolError
+        /// TLS failed for another reason (handshake, context, a TLS read or write).
+        case tls
+        /// The server's certificate failed verification (unknown CA, host
+        /// mismatch, expired or not yet valid): configuration, not the network.
+        case certificateRejected
+        /// The CA file, system CA bundle or CA text cannot be read or holds no
+        /// usable PEM certificate.
+        case caUnusable
         /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
         case tooLarge
         /// The request cannot be sent as it is (a control character in a header or the path).

@@ -46,6 +46,7 @@ public final class KubeClient: @unchecked Sendable {
             http = try HTTPClient(baseURL: config.server, tls: TLSOptions(caFile: config.caFile))
         } catch {
             var e = KubeError(code: .transport, message: error.message, verb: "", resource: "")
+            e.transportCode = error.code
             e.server = config.server
             throw e
         }
@@ -243,6 +244,7 @@ public final class KubeClient: @unchecked Sendable {
     private func transportError(_ error: HTTPError, _ call: Call) -> KubeError {
         var e = baseError(call)
         e.code = error.code == .timedOut ? .timedOut : .transport
+        e.transportCode = error.code
         e.message = error.message
         return e
     }
@@ -260,7 +262,7 @@ public final class KubeClient: @unchecked Sendable {
 /// Why the token in `path` cannot be sent (a control character inside it),
 /// or nil when it is usable or cannot be read (reported elsewhere).
 public func tokenFileProblem(_ path: String) -> String? {
-    guard case .success(let text) = readFileResult(path) else { return nil }
+    guard case .success(let text) = readWholeTextFile(path) else { return nil }
     do {
         _ = try TokenSource.token(fromFileText: text)
         return nil
@@ -268,6 +270,10 @@ public func tokenFileProblem(_ path: String) -> String? {
         return error.text
     }
 }
+
+/// Why the token file cannot be used: the errno text of a failed read, or
+/// what is wrong with the token in it (a fragment for a sentence).
+struct TokenFileError: Error, Sendable { var text: String }
 
 /// The bearer token: fixed, or read from a file and re-read every
 /// `reloadInterval` and after a 401 (projected tokens rotate about hourly).
@@ -287,14 +293,14 @@ final class TokenSource: @unchecked Sendable {
         self.reloadInterval = reloadInterval
     }
 
-    func current() throws(FileReadError) -> String? {
+    func current() throws(TokenFileError) -> String? {
         guard let file else { return fixed }
         let now = MonotonicClock.now
         if let cached = state.withLock({ s -> String? in
             guard let at = s.readAt, now - at < reloadInterval else { return nil }
             return s.token
         }) { return cached }
-        switch readFileResult(file) {
+        switch readWholeTextFile(file) {
         case .success(let text):
             let token = try Self.token(fromFileText: text)
             state.withLock { $0 = State(token: token, readAt: now) }
@@ -302,7 +308,7 @@ final class TokenSource: @unchecked Sendable {
         case .failure(let error):
             // Keep using the last good token while the file is being replaced.
             if let last = state.withLock({ $0.token }) { return last }
-            throw error
+            throw TokenFileError(text: error.description)
         }
     }
 
@@ -310,13 +316,13 @@ final class TokenSource: @unchecked Sendable {
     /// LF or Windows CRLF, spaces, tabs) trimmed. A control character left
     /// inside would end the request's headers early (header injection) and
     /// is refused.
-    static func token(fromFileText text: String) throws(FileReadError) -> String {
+    static func token(fromFileText text: String) throws(TokenFileError) -> String {
         var bytes = Substring(text).utf8[...]
         func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 || b == 11 || b == 12 }
         while let f = bytes.first, isSpace(f) { bytes = bytes.dropFirst() }
         while let l = bytes.last, isSpace(l) { bytes = bytes.dropLast() }
         if let bad = bytes.first(where: { $0 < 32 || $0 == 127 }) {
-            throw FileReadError(text: "the token in it contains \(controlText(bad)); the file must hold the token alone on one line (a trailing line break is fine)")
+            throw TokenFileError(text: "the token in it contains \(controlText(bad)); the file must hold the token alone on one line (a trailing line break is fine)")
         }
         return String(decoding: bytes, as: UTF8.self)
     }

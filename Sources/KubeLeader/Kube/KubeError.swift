@@ -28,6 +28,9 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     public var status: JSON?
     /// The API group of the resource ("" for core), for RBAC hints.
     public var group: String = ""
+    /// For `.transport` and `.timedOut`: what the HTTP/TLS layer reported
+    /// (decisions use this code, never the message text).
+    public var transportCode: HTTPError.Code?
     /// The API server URL, for transport and TLS messages.
     public var server: String = ""
     /// The token file in use, for the 401 hint.

@@ -265,16 +265,6 @@ extension KubeError {
     /// A TLS verification failure (unknown CA, host mismatch, expired) or an
     /// unusable CA file: configuration, not a passing network problem.
     var isCertificateProblem: Bool {
-        code == .transport && (mentions(message, "TLS certificate verification") || mentions(message, "CA file")
-            || mentions(message, "PEM certificate"))
+        code == .transport && (transportCode == .certificateRejected || transportCode == .caUnusable)
     }
-}
-
-/// Whether `text` contains `part`. Not `String.contains(_:)`: that one lives
-/// in `_StringProcessing`, which alone adds 1.2 MB to the static binary.
-private func mentions(_ text: String, _ part: String) -> Bool {
-    let t = Array(text.utf8), p = Array(part.utf8)
-    guard !p.isEmpty, p.count <= t.count else { return p.isEmpty }
-    for i in 0...(t.count - p.count) where t[i..<(i + p.count)].elementsEqual(p) { return true }
-    return false
 }

@@ -24,10 +24,6 @@ public struct KubeResource: Sendable, Hashable {
     /// `/api/v1` or `/apis/GROUP/VERSION`.
     public var apiPrefix: String { group.isEmpty ? "/api/\(version)" : "/apis/\(group)/\(version)" }
 
-    /// `plural.group` as RBAC and the API server's messages name it
-    /// (`configmaps`, `leases.coordination.k8s.io`).
-    public var qualifiedName: String { group.isEmpty ? plural : "\(plural).\(group)" }
-
     /// The URL path of a collection (`name` nil) or an object, e.g.
     /// `/api/v1/namespaces/x/configmaps/y`,
     /// `/apis/coordination.k8s.io/v1/namespaces/x/leases/y`,

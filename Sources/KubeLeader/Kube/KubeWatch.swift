@@ -48,6 +48,7 @@ public final class KubeWatch: @unchecked Sendable {
                 if error.code == .timedOut { return .timedOut }
                 var e = context
                 e.code = .transport
+                e.transportCode = error.code
                 e.message = error.message
                 throw e
             }

@@ -44,7 +44,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
         self.events = events
         self.podName = podName
         self.timeout = timeout
-        startDetachedThread { [self] in work() }
+        _ = startDetachedThread { [self] in work() }
     }
 
     /// Queues the writes for a change; returns at once.
@@ -60,8 +60,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
         let deadline = MonotonicClock.now + limit
         while MonotonicClock.now < deadline {
             if queue.withLock({ $0.jobs.isEmpty && !$0.busy }) { return }
-            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-            nanosleep(&pause, nil)
+            blockingSleep(.milliseconds(10))
         }
     }
 

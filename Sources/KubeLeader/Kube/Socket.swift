@@ -24,17 +24,6 @@ protocol HTTPChannel: AnyObject, Sendable {
     func close()
 }
 
-/// Milliseconds left until `deadline` for poll(2), rounded up; 0 when passed.
-func pollMillis(until deadline: MonotonicClock.Instant) -> Int32 {
-    let left = deadline - MonotonicClock.now
-    if left <= .zero { return 0 }
-    let (s, atto) = left.components
-    let ms = s * 1000 + (atto + 999_999_999_999_999) / 1_000_000_000_000_000
-    return Int32(clamping: ms)
-}
-
-func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
-
 /// Formats a duration for messages ("5s", "250ms").
 func durationText(_ d: Duration) -> String {
     let (s, atto) = d.components
@@ -58,13 +47,13 @@ func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpo
     try checkDeadline(deadline, endpoint: endpoint, what: what())
     while true {
         var p = pollfd(fd: fd, events: events, revents: 0)
-        let ms = pollMillis(until: deadline)
+        let ms = pollTimeoutMilliseconds(until: deadline)
         let r = poll(&p, 1, ms)
         if r > 0 { return }  // ready, or an error/hang-up the next call reports
         if r < 0 {
             let e = errno
             if e == EINTR { continue }
-            throw HTTPError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoText(e)).")
+            throw HTTPError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
         }
         if ms == 0 || MonotonicClock.now >= deadline {
             throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
@@ -94,7 +83,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
     for address in addresses {
         try checkDeadline(deadline, endpoint: ep.text, what: "connecting to")
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { lastError = errnoText(errno); continue }
+        if fd < 0 { lastError = errnoMessage(errno); continue }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var storage = address.storage
@@ -105,7 +94,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         if r == 0 { return fd }
         let e = errno
         if e != EINPROGRESS {
-            lastError = errnoText(e)
+            lastError = errnoMessage(e)
             Glibc.close(fd)
             continue
         }
@@ -119,7 +108,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         var len = socklen_t(MemoryLayout<Int32>.size)
         _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
         if soError == 0 { return fd }
-        lastError = errnoText(soError)
+        lastError = errnoMessage(soError)
         Glibc.close(fd)
     }
     throw HTTPError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
@@ -149,7 +138,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
                 try waitReady(fd: fd, events: Int16(POLLIN), deadline: deadline, endpoint: endpoint, what: "waiting for a response from")
                 continue
             }
-            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoText(e)).")
+            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
         }
     }
 
@@ -169,7 +158,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
                 try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "sending a request to")
                 continue
             }
-            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoText(e)).")
+            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
         }
     }
 
@@ -241,7 +230,7 @@ final class HostResolver: Sendable {
         }
         var ready = pollfd(fd: job.readFD, events: Int16(POLLIN), revents: 0)
         while true {
-            let ms = pollMillis(until: deadline)
+            let ms = pollTimeoutMilliseconds(until: deadline)
             let r = poll(&ready, 1, ms)
             if r > 0 { break }
             if r < 0 && errno == EINTR { continue }
@@ -265,7 +254,7 @@ final class PendingLookup: Sendable {
     init() throws(HTTPError) {
         var fds: [Int32] = [-1, -1]
         let rc = fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
-        if rc != 0 { throw HTTPError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoText(errno)).") }
+        if rc != 0 { throw HTTPError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
         readFD = fds[0]
         writeFD = fds[1]
     }
@@ -294,21 +283,10 @@ final class PendingLookup: Sendable {
 
 /// Runs `body` on a new detached thread (it inherits the caller's signal mask).
 private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(HTTPError) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
+    let rc = KLSupport.startDetachedThread(body)
     if rc != 0 {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw HTTPError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoText(rc)).")
+        throw HTTPError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
     }
-    pthread_detach(thread)
 }
 
 /// `getaddrinfo` for a TCP connection, addresses copied out.

@@ -51,13 +51,13 @@ public final class StatusServer: @unchecked Sendable {
         }
         defer { freeaddrinfo(list) }
         let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw UsageError("cannot open a socket for the status address \(address): \(errnoText(errno))") }
+        guard fd >= 0 else { throw UsageError("cannot open a socket for the status address \(address): \(errnoMessage(errno))") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 || listen(fd, 64) != 0 {
             let e = errno
             Glibc.close(fd)
-            throw UsageError("cannot listen on the status address \(address): \(errnoText(e)); choose another --status-addr")
+            throw UsageError("cannot listen on the status address \(address): \(errnoMessage(e)); choose another --status-addr")
         }
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -73,7 +73,7 @@ public final class StatusServer: @unchecked Sendable {
 
     /// Serves on a new thread for the rest of the process's life.
     public func start() {
-        startDetachedThread { [self] in serve() }
+        _ = startDetachedThread { [self] in serve() }
     }
 
     func serve() {
@@ -201,26 +201,5 @@ extension Duration {
     var wholeMilliseconds: Int64 {
         let (s, atto) = components
         return s &* 1000 &+ atto / 1_000_000_000_000_000
-    }
-}
-
-/// Runs `body` on a new detached POSIX thread. It inherits the caller's signal
-/// mask (kube-leader blocks its signals before starting threads).
-func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    if rc == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(box).release()
     }
 }

@@ -55,11 +55,11 @@ final class TLSContext: @unchecked Sendable {
         let what = explicit ? "CA file" : "system CA bundle"
         if access(path, R_OK) != 0 {
             let e = errno
-            throw HTTPError(.tls, "Cannot read the \(what) \(path): \(errnoText(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
+            throw HTTPError(.caUnusable, "Cannot read the \(what) \(path): \(errnoMessage(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
         }
         ERR_clear_error()
         if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 {
-            throw HTTPError(.tls, "The \(what) \(path) holds no usable PEM certificate (\(openSSLErrorText())); it must contain the CA certificate(s) in PEM form.")
+            throw HTTPError(.caUnusable, "The \(what) \(path) holds no usable PEM certificate (\(openSSLErrorText())); it must contain the CA certificate(s) in PEM form.")
         }
     }
 
@@ -80,7 +80,7 @@ final class TLSContext: @unchecked Sendable {
         }
         ERR_clear_error()
         if added == 0 {
-            throw HTTPError(.tls, "The CA certificate text holds no usable PEM certificate; it must contain the CA certificate(s) in PEM form.")
+            throw HTTPError(.caUnusable, "The CA certificate text holds no usable PEM certificate; it must contain the CA certificate(s) in PEM form.")
         }
     }
 }
@@ -141,7 +141,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             }
             let verify = SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
-                throw HTTPError(.tls, verifyFailureMessage(Int32(verify), serverName: serverName, endpoint: endpoint))
+                throw HTTPError(.certificateRejected, verifyFailureMessage(Int32(verify), serverName: serverName, endpoint: endpoint))
             }
             let detail = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN
                 ? "the server closed the connection during the handshake (is it really a TLS server?)"
@@ -167,7 +167,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             case SSL_ERROR_SYSCALL:
                 let e = errno
                 if e == 0 { return 0 }
-                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoText(e)).")
+                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
             default:
                 throw HTTPError(.tls, "The TLS connection to \(endpoint) failed while reading: \(openSSLErrorText()).")
             }
@@ -193,7 +193,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
                 try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "sending a request to")
             case SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN:
                 let e = errno
-                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoText(e)).")
+                throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoMessage(e)).")
             default:
                 throw HTTPError(.tls, "The TLS connection to \(endpoint) failed while sending: \(openSSLErrorText()).")
             }

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CShims
+import KLCore
 import KLKube
 import KLProcess
 import KLSupport
@@ -319,7 +321,6 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 }
 
-import CShims
 
 func cshimsPipe(_ fds: inout [Int32]) -> Int32 {
     fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
@@ -328,20 +329,9 @@ func cshimsPipe(_ fds: inout [Int32]) -> Int32 {
 /// Runs `body` on a new POSIX thread (it inherits the caller's signal mask,
 /// so signals stay blocked there and reach only the signalfd).
 func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! Box
-        box.body()
-        return nil
-    }, box)
+    let rc = startDetachedThread(body)
     if rc != 0 {
         writeAll(fd: 2, "kube-leader: cannot start the election thread (error \(rc))\n")
         exit(ExitCode.failure)
     }
-    pthread_detach(thread)
 }

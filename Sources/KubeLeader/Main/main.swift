@@ -9,6 +9,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLCore
 import KLKube
 import KLProcess
 import KLSupport
@@ -19,19 +20,10 @@ func usageExit(_ message: String) -> Never {
     exit(ExitCode.usage)
 }
 
+/// A small file's text (the namespace file), nil when it cannot be read or
+/// is larger than 1 MiB.
 func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while bytes.count < 1 << 20 {
-        let n = read(fd, &buffer, buffer.count)
-        if n < 0, errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += buffer[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    try? readWholeTextFile(path).get()
 }
 
 func hostName() -> String {
@@ -45,7 +37,7 @@ func hostName() -> String {
 func unreadableReason(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd >= 0 { close(fd); return nil }
-    return String(cString: strerror(errno)).lowercased()
+    return errnoMessage(errno).lowercased()
 }
 
 /// The whole program, as one function so every value is a local (top-level

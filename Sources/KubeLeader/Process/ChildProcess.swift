@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLCore
 import KLSupport
 
 /// A child we started. It leads its own process group (its pid is the group
@@ -127,7 +128,7 @@ func waitUntilExited(pid: Int32, timeout: Duration) throws(ProcessError) -> Bool
         defer { closeQuietly(pidfd) }
         while true {
             var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 1, pollMilliseconds(deadline - clock.now))
+            let n = poll(&fds, 1, pollTimeoutMilliseconds(deadline - clock.now))
             if n > 0 { return true }
             if n == 0 { return false }
             let error = errno
@@ -144,7 +145,6 @@ func waitUntilExited(pid: Int32, timeout: Duration) throws(ProcessError) -> Bool
         }
         if exited == 1 { return true }
         if clock.now >= deadline { return false }
-        var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-        _ = nanosleep(&pause, nil)
+        blockingSleep(.milliseconds(10))
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLSupport
 
 /// The one error of KLProcess: what failed, on which command or pid, and what
 /// to do; `exitCode` is what a supervisor exits with for it (127/126/1).
@@ -61,6 +62,5 @@ func errnoName(_ value: Int32) -> String {
         EISDIR: "EISDIR", EINVAL: "EINVAL", EMFILE: "EMFILE", ETXTBSY: "ETXTBSY",
         EPIPE: "EPIPE", ELOOP: "ELOOP", ENAMETOOLONG: "ENAMETOOLONG", ENOSYS: "ENOSYS",
     ]
-    let text = strerror(value).map { String(cString: $0) } ?? "unknown error"
-    return "\(names[value] ?? "errno \(value)"): \(text)"
+    return "\(names[value] ?? "errno \(value)"): \(errnoMessage(value))"
 }

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import KLCore
+import KLSupport
 
 /// The processes below us, read from /proc: what a process-group kill misses.
 ///
@@ -74,13 +76,8 @@ public enum ProcessTree {
     }
 
     private static func readSmall(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        guard case .success(let text) = readWholeTextFile(path, limit: 64 * 1024), !text.isEmpty else { return nil }
+        return text
     }
 
     /// What one `killAll` round did.

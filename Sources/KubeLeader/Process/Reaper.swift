@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CShims
+import KLCore
 
 /// Zombie reaping, as an init does (tini `reap_zombies`, `tini.c:563-611`).
 ///

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import Synchronization
+import KLCore
 import KLSupport
 
 /// Receives signals synchronously, through a signalfd, instead of handlers
@@ -104,7 +105,7 @@ public final class SignalInbox: @unchecked Sendable {
                    pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         for fd in children.values { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         while true {
-            let wait = deadline.map { pollMilliseconds($0 - clock.now) } ?? -1
+            let wait = deadline.map { pollTimeoutMilliseconds($0 - clock.now) } ?? -1
             let n = poll(&fds, nfds_t(fds.count), wait)
             if n > 0 { break }
             if n == 0 { return [] }

@@ -20,18 +20,6 @@ func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> (result: T, errno: Int3
     }
 }
 
-/// Milliseconds for poll(2): -1 for no timeout, at least 1 for a positive
-/// remainder (so we never spin), clamped to Int32.max.
-func pollMilliseconds(_ timeout: Duration?) -> Int32 {
-    guard let timeout else { return -1 }
-    if timeout <= .zero { return 0 }
-    let (seconds, attoseconds) = timeout.components
-    let millis = seconds.multipliedReportingOverflow(by: 1000)
-    if millis.overflow { return Int32.max }
-    let total = millis.partialValue + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-    return Int32(clamping: max(total, 1))
-}
-
 /// Sets O_NONBLOCK on a descriptor (our end of a child's pipe).
 func setNonBlocking(_ fd: Int32) {
     let flags = fcntl(fd, F_GETFL)

@@ -1,4 +1,5 @@
 import CShims
+import KLCore
 
 extension TerminationStatus {
     /// Decodes a `waitpid` status word (WIFEXITED/WEXITSTATUS, WIFSIGNALED/WTERMSIG).

@@ -10,6 +10,9 @@ struct FaultSet: Sendable {
     var dropRate = 0.0
     var partitionedTokens: Set<String> = []
     var partitionMode = PartitionMode.hang
+    /// Latency of the requests of one token (instead of `latencyMs`): one
+    /// replica's requests reach the server late, so another wins a race.
+    var tokenLatencyMs: [String: Int] = [:]
     /// Every watch that gives a resourceVersion is answered with a 410
     /// Expired ERROR event, as a watch cache whose window is always too short.
     var expireWatches = false
@@ -47,6 +50,15 @@ struct FaultSet: Sendable {
             guard let b = v.boolValue else { throw ControlError("requireNamespaces must be true or false") }
             requireNamespaces = b
         }
+        if let v = json["tokenLatencyMs"] {
+            guard let o = v.objectValue else { throw ControlError("tokenLatencyMs must be an object of token: milliseconds") }
+            var m: [String: Int] = [:]
+            for (token, ms) in o {
+                guard let n = ms.intValue, n >= 0, n <= 600_000 else { throw ControlError("tokenLatencyMs values must be integers from 0 to 600000") }
+                m[token] = n
+            }
+            tokenLatencyMs = m
+        }
         if let v = json["partitionMode"] {
             guard let m = v.stringValue.flatMap(PartitionMode.init) else { throw ControlError("partitionMode must be \"hang\" or \"reset\"") }
             partitionMode = m
@@ -57,7 +69,8 @@ struct FaultSet: Sendable {
         ["latencyMs": JSON(latencyMs), "errorRate": .number(String(errorRate)), "errorStatus": JSON(errorStatus),
          "dropRate": .number(String(dropRate)), "partitionedTokens": .array(partitionedTokens.sorted().map { JSON.string($0) }),
          "partitionMode": .string(partitionMode.rawValue), "expireWatches": .bool(expireWatches),
-         "noopUpdates": .bool(noopUpdates), "requireNamespaces": .bool(requireNamespaces)]
+         "noopUpdates": .bool(noopUpdates), "requireNamespaces": .bool(requireNamespaces),
+         "tokenLatencyMs": .object(JSONObject(tokenLatencyMs.sorted { $0.key < $1.key }.map { ($0.key, JSON($0.value)) }))]
     }
 
     /// The Status body of an injected error.
@@ -132,7 +145,8 @@ enum FaultAction {
 extension ControlState {
     /// Rolls the dice for one request. Latency is returned separately.
     mutating func decide(token: String?) -> (FaultAction, latencyMs: Int) {
-        let f = faults
+        var f = faults
+        if let token, let ms = f.tokenLatencyMs[token] { f.latencyMs = ms }
         if let token, f.partitionedTokens.contains(token) {
             return (f.partitionMode == .hang ? .hang : .reset, 0)
         }

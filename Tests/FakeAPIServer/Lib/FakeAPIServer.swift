@@ -144,7 +144,7 @@ private func makeDirectories(_ path: String) throws(FakeServerError) {
     for part in path.split(separator: "/") {
         current += "/" + part
         if mkdir(current, 0o755) != 0 && errno != EEXIST {
-            throw FakeServerError(.io, "creating the directory \(current) failed (\(String(cString: strerror(errno))))")
+            throw FakeServerError(.io, "creating the directory \(current) failed (\(errnoMessage(errno)))")
         }
     }
 }

@@ -45,7 +45,7 @@ final class Server: Sendable {
         guard bound == 0 else {
             let e = errno
             close(fd)
-            throw FakeServerError(.listen, "binding \(host):\(port) failed (\(String(cString: strerror(e)))); choose another --port or stop what uses it")
+            throw FakeServerError(.listen, "binding \(host):\(port) failed (\(errnoMessage(e))); choose another --port or stop what uses it")
         }
         guard listen(fd, 1024) == 0 else { close(fd); throw FakeServerError(.listen, "listen() failed (errno \(errno))") }
         var actual = sockaddr_in()

@@ -75,6 +75,9 @@ final class RunnerMirror {
     private var wfcDeadline = MonotonicInstant(nanoseconds: 0)
     /// `watch(until:)`'s argument while waitForChange runs.
     private var watchUntil = MonotonicInstant(nanoseconds: 0)
+    /// ElectionRunner.lastReadAt, watchNotBefore.
+    private var lastReadAt: MonotonicInstant?
+    private var watchNotBefore: MonotonicInstant?
 
     /// Who asked for a read (`store.get`, or `checkOwner` of a watch event).
     private enum Reader { case runner, watchEvent }
@@ -84,7 +87,7 @@ final class RunnerMirror {
         case write(String)
         case watchOpen
     }
-    private enum AfterPause { case leader, releasing, afterWatchError }
+    private enum AfterPause { case leader, releasing, afterWatchError, beforeWatch }
     private enum Blocked {
         case none
         case request(id: Int, then: AfterRequest)
@@ -148,11 +151,18 @@ final class RunnerMirror {
                 // watch(until:) -> store.waitForChange(known:deadline:)
                 watchUntil = until
                 wfcDeadline = until
+                // ElectionRunner.watch: within a retry period of a failed watch, pause first.
+                if let notBefore = watchNotBefore, now < notBefore {
+                    if let next = hostPause(until: min(until, notBefore), then: .beforeWatch) { action = next; continue }
+                    return
+                }
                 if let next = waitForChangeLoop() { action = next; continue }
                 return
             case .get:
                 // store.get(timeout:)
-                storeGet(timeout: timeout(), for: .runner)
+                let t = timeout()
+                lastReadAt = now
+                storeGet(timeout: t, for: .runner)
                 return
             case .create(let record):
                 // Not sent: as if it failed; the next wait sees the release request.
@@ -216,12 +226,18 @@ final class RunnerMirror {
         return nil
     }
 
-    private func pauseEnded(_ then: AfterPause, released: Bool) -> Election.Action {
+    private func pauseEnded(_ then: AfterPause, released: Bool) -> Election.Action? {
         switch then {
         case .leader: return step(released ? .releaseRequested : .timer)
         case .releasing: return step(.timer)  // `_ = host.pause(until:)`
         // ElectionRunner.watch: `if host.pause(...) { return step(.releaseRequested) }`, then `.get`.
         case .afterWatchError: return released ? step(.releaseRequested) : .get
+        // ElectionRunner.watch's pause before a watch: the deadline came
+        // first (`.timer`), or the watch may go out now.
+        case .beforeWatch:
+            if released { return step(.releaseRequested) }
+            if let notBefore = watchNotBefore, now < notBefore { return step(.timer) }
+            return waitForChangeLoop()  // nil: blocked in the watch
         }
     }
 
@@ -235,12 +251,12 @@ final class RunnerMirror {
             if let next = completed(then, response) { perform(next) }
         case (.pause(let token, let then), .timer(let t)) where token == t:
             blocked = .none
-            perform(pauseEnded(then, released: host.releaseRequested))
+            if let next = pauseEnded(then, released: host.releaseRequested) { perform(next) }
         case (.pause(_, let then), .wake):
             // The byte in the wake-up pipe ends the poll; `releaseRequested` is set.
             host.wakePipe = false
             blocked = .none
-            perform(pauseEnded(then, released: true))
+            if let next = pauseEnded(then, released: true) { perform(next) }
         case (.watchNext(let token), .timer(let t)) where token == t:
             blocked = .none
             if let next = waitForChangeLoop() { perform(next) }
@@ -420,7 +436,14 @@ final class RunnerMirror {
                 return .done
             }
             // Read again after the retry period (a release request ends the pause).
-            return hostPause(until: min(watchUntil, now + election.timing.retryPeriod), then: .afterWatchError)
+            // ElectionRunner.afterWatchFailure: the deadline or a retry
+            // period, whichever is first, but never within a retry period of
+            // the previous read; no watch for a retry period.
+            let retry = election.timing.retryPeriod
+            watchNotBefore = now + retry
+            var at = min(watchUntil, now + retry)
+            if let lastReadAt { at = max(at, lastReadAt + retry) }
+            return hostPause(until: at, then: .afterWatchError)
         }
     }
 

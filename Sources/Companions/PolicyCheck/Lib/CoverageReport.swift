@@ -3,8 +3,11 @@ import KLCore
 /// OPA's coverage report (`opa test --coverage`), read leniently and merged
 /// into line spans.
 ///
-/// The shape has changed across OPA versions (../shared/REFERENCE.md): every
-/// field may be missing (an untested file has only `not_covered`), older
+/// The shape is `{"files":{PATH:{"covered":[R],"not_covered":[R],...}}}`
+/// with `R = {"start":{"row":N[,"col":N]},"end":{"row":N[,"col":N]}}`, and it
+/// has changed across OPA versions: every field is omitted when empty or zero
+/// (`opa test --coverage` prints only this report, whatever `--format` says),
+/// so every field may be missing (an untested file has only `not_covered`), older
 /// versions merge adjacent rows, newer ones give one range per expression
 /// with columns, overlapping, and may add `kinds`. So the report is reduced
 /// to rows: a row is covered when any covered range touches it, and not

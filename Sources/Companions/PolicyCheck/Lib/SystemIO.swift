@@ -13,23 +13,16 @@ public struct SystemIO: PolicyCheckIO {
     public init() {}
 
     public func read(_ path: String) throws(PolicyCheckError) -> [UInt8] {
-        let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            let error = errno
-            throw PolicyCheckError(.badInput, "cannot open '\(path)' (\(String(cString: strerror(error)))); check the path and permissions.")
-        }
-        defer { if fd != 0 { close(fd) } }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { return bytes }
-            if n < 0 {
-                let error = errno
-                if error == EINTR { continue }
-                throw PolicyCheckError(.badInput, "cannot read '\(path == "-" ? "standard input" : path)' (\(String(cString: strerror(error)))); check that it is a readable file.")
+        // No size limit: a policy or input is as large as its author made it.
+        let result = path == "-" ? readToEnd(fd: 0, path: path, limit: .max) : readWholeFile(path, limit: .max)
+        switch result {
+        case .success(let bytes):
+            return bytes
+        case .failure(let failure):
+            if case .cannotOpen = failure.reason {
+                throw PolicyCheckError(.badInput, "cannot open '\(path)' (\(failure)); check the path and permissions.")
             }
-            bytes += buffer[0..<n]
+            throw PolicyCheckError(.badInput, "cannot read '\(path == "-" ? "standard input" : path)' (\(failure)); check that it is a readable file.")
         }
     }
 
@@ -41,7 +34,7 @@ public struct SystemIO: PolicyCheckIO {
     public func regoFiles(under directory: String) throws(PolicyCheckError) -> [String] {
         guard let dir = opendir(directory) else {
             let error = errno
-            throw PolicyCheckError(.usage, "cannot list '\(directory)' (\(String(cString: strerror(error)))); give a readable directory of .rego files.")
+            throw PolicyCheckError(.usage, "cannot list '\(directory)' (\(errnoMessage(error))); give a readable directory of .rego files.")
         }
         var names: [String] = []
         while let entry = readdir(dir) {
