@@ -608,7 +608,7 @@ real processes: the stripped static `kube-leader` from `scripts/build-static`,
 `kube-apiserver-fake` over TLS, and a small Python child (`scripts/lib/worker.py`)
 that records its start and stop on `CLOCK_MONOTONIC`. Each figure is the
 median of repeated measurements; *spread* is min–max. Budgets are those of
-the kube-leader issue. Sizes are MiB (2^20 bytes).
+the kube-leader issue and issue 11. The binary's size is in bytes, memory in MiB (2^20 bytes).
 
 """
 DOC_TAIL = """
