@@ -198,6 +198,28 @@ def cmd_check_template(template, rego):
     return 0
 
 
+def native_agrees(argv, rego_msgs, what):
+    """Runs policy-check (argv, --format json) and compares its violations
+    with Rego's messages and its exit code with what they imply; prints the
+    differences and returns False when they disagree."""
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        sys.stderr.write(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
+        return False
+    native_msgs = [v["message"] for v in json.loads(proc.stdout)["violations"]]
+    want_rc = 1 if rego_msgs else 0
+    if sorted(rego_msgs) != sorted(native_msgs) or proc.returncode != want_rc:
+        sys.stderr.write(f"the Rego policy and {what} disagree:\n")
+        for m in sorted(set(rego_msgs) - set(native_msgs)):
+            sys.stderr.write(f"  only Rego:   {m}\n")
+        for m in sorted(set(native_msgs) - set(rego_msgs)):
+            sys.stderr.write(f"  only native: {m}\n")
+        sys.stderr.write(f"  counts: Rego {len(rego_msgs)}, native {len(native_msgs)}; "
+                         f"exit {proc.returncode}, expected {want_rc}\n")
+        return False
+    return True
+
+
 def cmd_corpus(args):
     corpus, policy_check = args[0], args[1]
     protocols = None
@@ -224,20 +246,7 @@ def cmd_corpus(args):
     argv = [policy_check, "istio-ports", "--format", "json", corpus]
     if protocols is not None:
         argv += ["--protocols", ",".join(protocols)]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
-        sys.stderr.write(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
-        return 1
-    native_msgs = [v["message"] for v in json.loads(proc.stdout)["violations"]]
-    want_rc = 1 if rego_msgs else 0
-    if sorted(rego_msgs) != sorted(native_msgs) or proc.returncode != want_rc:
-        sys.stderr.write("the Rego policy and policy-check disagree:\n")
-        for m in sorted(set(rego_msgs) - set(native_msgs)):
-            sys.stderr.write(f"  only Rego:   {m}\n")
-        for m in sorted(set(native_msgs) - set(rego_msgs)):
-            sys.stderr.write(f"  only native: {m}\n")
-        sys.stderr.write(f"  counts: Rego {len(rego_msgs)}, native {len(native_msgs)}; "
-                         f"exit {proc.returncode}, expected {want_rc}\n")
+    if not native_agrees(argv, rego_msgs, "policy-check"):
         return 1
     label = f"protocols {','.join(protocols)}" if protocols is not None else "default protocols"
     print(f"{corpus} ({label}): Rego and policy-check agree on {len(rego_msgs)} violations")
@@ -281,20 +290,7 @@ def cmd_pdb_corpus(corpus, policy_check):
         out = e.eval_query("v := data.k8srequiredpdb.violation", input=inp)
         rego_msgs += [v["msg"] for v in out[0]["v"]]
     argv = [policy_check, "pdb", "--format", "json", corpus]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
-        sys.stderr.write(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
-        return 1
-    native_msgs = [v["message"] for v in json.loads(proc.stdout)["violations"]]
-    want_rc = 1 if rego_msgs else 0
-    if sorted(rego_msgs) != sorted(native_msgs) or proc.returncode != want_rc:
-        sys.stderr.write("the Rego policy and policy-check pdb disagree:\n")
-        for m in sorted(set(rego_msgs) - set(native_msgs)):
-            sys.stderr.write(f"  only Rego:   {m}\n")
-        for m in sorted(set(native_msgs) - set(rego_msgs)):
-            sys.stderr.write(f"  only native: {m}\n")
-        sys.stderr.write(f"  counts: Rego {len(rego_msgs)}, native {len(native_msgs)}; "
-                         f"exit {proc.returncode}, expected {want_rc}\n")
+    if not native_agrees(argv, rego_msgs, "policy-check pdb"):
         return 1
     kinds = {}
     for m in rego_msgs:
