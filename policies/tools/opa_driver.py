@@ -198,6 +198,22 @@ def cmd_check_template(template, rego):
     return 0
 
 
+def load_corpus_and_policy(corpus, policy_dir, opt_out_label):
+    """The corpus's items, an OPA engine holding policies/POLICY_DIR/src.rego,
+    and the namespaces that opt out by OPT_OUT_LABEL (Gatekeeper's
+    namespaceSelector NotIn ["true"])."""
+    with open(corpus) as f:
+        items = json.load(f)["items"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    e = engine()
+    src = os.path.join(here, "..", policy_dir, "src.rego")
+    with open(src) as f:
+        e.add_policy(src, f.read())
+    skipped = {i["metadata"]["name"] for i in items if i.get("kind") == "Namespace"
+               and i["metadata"].get("labels", {}).get(opt_out_label) == "true"}
+    return items, e, skipped
+
+
 def native_agrees(argv, rego_msgs, what):
     """Runs policy-check (argv, --format json) and compares its violations
     with Rego's messages and its exit code with what they imply; prints the
@@ -225,15 +241,7 @@ def cmd_corpus(args):
     protocols = None
     if len(args) > 3 and args[2] == "--protocols":
         protocols = [p for p in args[3].split(",") if p]
-    with open(corpus) as f:
-        items = json.load(f)["items"]
-    here = os.path.dirname(os.path.abspath(__file__))
-    e = engine()
-    src = os.path.join(here, "..", "istio-port-names", "src.rego")
-    with open(src) as f:
-        e.add_policy(src, f.read())
-    skipped = {i["metadata"]["name"] for i in items if i.get("kind") == "Namespace"
-               and i["metadata"].get("labels", {}).get(OPT_OUT_LABEL) == "true"}
+    items, e, skipped = load_corpus_and_policy(corpus, "istio-port-names", OPT_OUT_LABEL)
     rego_msgs = []
     for obj in items:
         if obj.get("kind") != "Service" or obj.get("metadata", {}).get("namespace", "default") in skipped:
@@ -269,16 +277,8 @@ def pdb_inventory(items):
 
 
 def cmd_pdb_corpus(corpus, policy_check):
-    with open(corpus) as f:
-        items = json.load(f)["items"]
-    here = os.path.dirname(os.path.abspath(__file__))
-    e = engine()
-    src = os.path.join(here, "..", "pdb-required", "src.rego")
-    with open(src) as f:
-        e.add_policy(src, f.read())
+    items, e, skipped = load_corpus_and_policy(corpus, "pdb-required", PDB_OPT_OUT)
     e.add_data(pdb_inventory(items), "inventory")
-    skipped = {i["metadata"]["name"] for i in items if i.get("kind") == "Namespace"
-               and i["metadata"].get("labels", {}).get(PDB_OPT_OUT) == "true"}
     rego_msgs, workloads = [], 0
     for obj in items:
         if obj.get("kind") not in ("Deployment", "StatefulSet") \
