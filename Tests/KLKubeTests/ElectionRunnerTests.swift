@@ -1,6 +1,7 @@
 import KLCore
 import KLKube
 import KLSupport
+import KLTestSupport
 import Testing
 
 /// A virtual clock: pauses and watches advance it instead of sleeping.
@@ -42,13 +43,15 @@ final class ScriptedLock: LockStore {
         case watch(after: Double?, Election.Observation?)
         /// A watch that fails at once (410 Expired, junk, a stream that ends).
         case watchFails(LockError)
+        /// A watch whose opening is still in flight when the deadline comes.
+        case watchOpenTimesOut
 
         var description: String {
             switch self {
             case .get: "get"
             case .create: "create"
             case .update: "update"
-            case .watch, .watchFails: "watch"
+            case .watch, .watchFails, .watchOpenTimesOut: "watch"
             }
         }
     }
@@ -100,16 +103,20 @@ final class ScriptedLock: LockStore {
         return try result.get()
     }
 
-    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
         let call = next("watch")
         if case .watchFails(let error)? = call { throw error }
+        if case .watchOpenTimesOut? = call {
+            host.now = max(host.now, deadline)
+            return .deadlineWhileOpening
+        }
         guard case .watch(let after, let observation)? = call else { throw LockError(.configuration, "script") }
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
             host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))
-            return observation
+            return .observed(observation)
         }
         host.now = max(host.now, deadline)
-        return nil
+        return .deadline
     }
 
     func stopWatching() {}
@@ -305,6 +312,35 @@ final class ScriptedLock: LockStore {
         #expect(run(host, lock) == .released)
         #expect(lock.script.isEmpty && lock.calls.count == 4, "\(lock.calls) at \(lock.times)")
         #expect(host.events.isEmpty)
+    }
+
+    /// The seed-100022 corner of the simulation: a watch still being opened
+    /// when the standby's deadline comes is not a failure (no warning, no
+    /// extra read), but the next watch is paced like one. Before, the failed
+    /// acquire at the deadline was followed by a new watch 30 ms after the
+    /// one that never opened.
+    @Test func watchOpenTimingOutAtTheDeadline_pacesTheNextWatch() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(18)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.present(snapshot("other", rv: "1")))),          // 0: expires at 15.05
+            .watchOpenTimesOut,                                            // opened ~0.1, times out at 15.05
+            .update(check: { r, _ in #expect(r.holderIdentity == "me") },
+                    .failure(LockError(.transient, "500 InternalError"))), // the acquire at expiry fails
+            .watch(after: nil, nil),                                       // not before 17.05
+            .update(check: { r, _ in #expect(r.holderIdentity == "me") }, .success(snapshot("me", rv: "2"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "3"))),
+        ])
+        let logs = MemorySink()
+        let outcome = ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host,
+                                     logger: Logger(level: .info, sink: logs)).run()
+        #expect(outcome == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
+        // The first watch's open was in flight until the expiry at 15.05.
+        let watches = zip(lock.calls, lock.times).filter { $0.0 == "watch" }.map(\.1)
+        #expect(watches.count == 2 && watches[1] >= 15.05 + 2, "watches at \(watches)")
+        #expect(host.events.count == 1 && host.events[0].hasPrefix("leader@17."), "\(host.events)")
+        #expect(!logs.text.contains("watch failed"), "a slow open is not a failure: \(logs.text)")
     }
 
     /// Row 4: a renew answered with the same resourceVersion does not count:

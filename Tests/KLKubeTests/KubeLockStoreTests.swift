@@ -39,7 +39,7 @@ struct KubeLockStoreTests {
         #expect(snapshot.resourceVersion == "7")
         #expect(snapshot.record?.holderIdentity == "a")
         let next = try s.waitForChange(known: snapshot, deadline: .now + .seconds(5))
-        guard case .present(let changed)? = next else { Issue.record("expected the MODIFIED event, got \(String(describing: next))"); return }
+        guard case .observed(.present(let changed)) = next else { Issue.record("expected the MODIFIED event, got \(String(describing: next))"); return }
         #expect(changed.record?.holderIdentity == "b")
         let paths = server.seen.map(\.path)
         #expect(paths.count == 2, "\(paths)")

@@ -22,8 +22,8 @@ import Testing
         func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
             try next("update")!
         }
-        func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
-            try next("watch").map { .present($0) }
+        func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
+            try next("watch").map { .observed(.present($0)) } ?? .deadline
         }
         func stopWatching() { calls.append("stop") }
     }
@@ -52,7 +52,7 @@ import Testing
         let store = ObservedLockStore(inner, board: board)
         let base = lease("other", rv: "3")
         let record = base.record!
-        #expect(try store.waitForChange(known: nil, deadline: .now) == .present(base))
+        #expect(try store.waitForChange(known: nil, deadline: .now) == .observed(.present(base)))
         #expect(throws: LockError.self) { _ = try store.waitForChange(known: nil, deadline: .now) }
         #expect(try store.update(record, base: base, timeout: .seconds(1)).resourceVersion == "9")
         #expect(board.snapshot.fencingToken == "9" && board.snapshot.childEnvironment["KUBE_LEADER_FENCING_TOKEN"] == "9")

@@ -1,14 +1,8 @@
 import KLCore
 import KLSupport
+import KLTestSupport
 import Synchronization
 import Testing
-
-/// Captures log lines in memory (swift-log's testing advice).
-final class MemorySink: LogSink {
-    let lines = Mutex<[String]>([])
-    func write(line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-}
 
 @Suite struct LoggerTests {
     let fixed: @Sendable () -> WallTime = { WallTime(seconds: 1_795_859_505, nanoseconds: 42_000_000) }

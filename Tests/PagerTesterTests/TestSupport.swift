@@ -6,15 +6,6 @@ import KLTestSupport
 import Synchronization
 @testable import PagerTesterKit
 
-/// Log lines captured in memory.
-final class MemorySink: LogSink, @unchecked Sendable {
-    private let lines = Mutex<[String]>([])
-    func write(line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-    var json: [JSON] { all.compactMap { try? JSON.parse($0) } }
-    func messages(_ msg: String) -> [JSON] { json.filter { $0["msg"]?.stringValue == msg } }
-}
-
 let testToken = "s3cr3t-token-value"
 let testFrom = "pager-bot@example.com"
 let testService = "PSERVICE"

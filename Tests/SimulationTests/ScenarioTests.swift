@@ -32,4 +32,6 @@ import Testing
     @Test func row10_leaseDurationNearInt64Limits() { check("row10") }
     /// Random seed 100490 (docs/simulation.md, finding 2).
     @Test func lostRaceThenDeleted_waitsOutTheWinnersHold() { check("lost-race-then-deleted") }
+    /// Random seeds 100022 and 1013 (docs/simulation.md, request budget).
+    @Test func watchOpenAtDeadline_pacesTheNextWatch() { check("watch-open-at-deadline") }
 }

@@ -9,7 +9,8 @@ marker file, watches both for a few seconds, and asserts:
     server's record of applied writes), and a leader's child was dead before
     its lease, counted from its last applied renew, ran out;
   - child: whether the child had to start (control cases) or must never;
-  - rate: per retry period at most one read, one watch and one write, no burst;
+  - rate: per retry period at most one read, one watch and one write, no burst
+    (and, in cases marked watch_gap, no two watches within a retry period);
   - cpu: kube-leader's CPU time near zero while it waits;
   - crash: no death by SIGILL/SIGSEGV/SIGTRAP/SIGABRT/SIGBUS;
   - rss: bounded resident memory.
@@ -45,7 +46,8 @@ CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, 
 
 class Case:
     def __init__(self, name, mode, kind="configmap", child="never", exit=None, message=None,
-                 token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None, api_path="", cpu=True):
+                 token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None, api_path="", cpu=True,
+                 watch_gap=False):
         self.name = name
         self.mode = mode
         self.kind = kind
@@ -59,6 +61,7 @@ class Case:
         self.cpu = cpu            # False: kube-leader must read a flood until a deadline (renew-trickle/endless)
         self.dns = dns            # IP of the case's own DNS server: kube-leader reaches the API by name
         self.api_path = api_path  # appended to the API URL (a wrong path prefix)
+        self.watch_gap = watch_gap  # no two watch requests within a retry period, from the start
 
 
 def cases():
@@ -101,6 +104,8 @@ def cases():
         out.append(Case(m, m))
     for m in ("watch-410", "watch-200-empty"):
         out.append(Case(m + "-lease", m, kind="lease"))
+    for kind in ("configmap", "lease"):
+        out.append(Case("watch-open-late-" + kind, "watch-open-late", kind=kind, watch_gap=True))
     for m in ("renew-409", "renew-404", "renew-500", "renew-trickle", "renew-endless"):
         # A renew answered by a flood is read until its deadline: CPU then is
         # the price of the bounded read, not a busy wait.
@@ -242,6 +247,12 @@ def judge(case, obs):
         if len(times) > budget or burst > BURST_MAX:
             failures.append("rate: %d requests in %.1fs (budget %d), %d within one second (max %d)"
                             % (len(times), window, budget, burst, BURST_MAX))
+    if case.watch_gap:
+        watches = sorted(t for t, v in report.get("requests", []) if v == "watch")
+        for a, b in zip(watches, watches[1:]):
+            if b - a < RETRY - 0.05:
+                failures.append("rate: two watches %.2fs apart (retry period %.0fs)" % (b - a, RETRY))
+                break
     # CPU while waiting and memory
     if case.cpu and cpu0 is not None and t_cpu_last is not None and t_cpu_last - t_cpu0 >= 2.0:
         share = (cpu_last - cpu0) / (t_cpu_last - t_cpu0)

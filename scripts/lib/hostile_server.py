@@ -68,6 +68,9 @@ MODES = {
     "watch-deleted-no-metadata": "every watch sends DELETED events with an object without metadata",
     "watch-other-objects": "watches stream MODIFIED events for other objects without end",
     "watch-line-never-ends": "every watch streams one line that never ends",
+    # a watch still being opened when the standby's deadline comes
+    "watch-open-late": "a holder that died (lease 5 s); the first watch ends with 410 after 3.5 s, later watches never answer, "
+                       "reads after the first take 300 ms, updates answer 500",
     # slow and endless bodies
     "renew-trickle": "kube-leader acquires; after 2.5 s renews are answered in 1-byte writes, as fast as they go, and not applied",
     "renew-endless": "kube-leader acquires; after 2.5 s renews are answered with an endless body, as fast as it goes, and not applied",
@@ -82,7 +85,7 @@ MODES = {
 }
 
 HELD_BY_OTHER = {m for m in MODES if m.startswith(("record-", "annotation-", "lease-spec-", "watch-", "body-", "get-trickle",
-                                                   "get-endless", "get-500"))}
+                                                   "get-endless", "get-500")) and m != "watch-open-late"}
 
 
 def now_micro():
@@ -110,6 +113,8 @@ class State:
         self.dns_queries = 0
         self.dns_dropped = 0
         self.stopping = False
+        self.watches = 0
+        self.reads = 0
 
     # -- object shapes -------------------------------------------------
     def record(self, holder, lease=5, transitions=0):
@@ -346,6 +351,12 @@ class Handler(BaseHTTPRequestHandler):
             self.watch(q)
             return
         st, m = self.st, self.st.mode
+        if m == "watch-open-late":
+            with st.lock:
+                st.reads += 1
+                late = st.reads > 1
+            if late:
+                time.sleep(0.3)
         if m == "get-500":
             self.send_status(500, "InternalError", "etcdserver: request timed out")
             return
@@ -380,6 +391,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def watch(self, q):
         st, m = self.st, self.st.mode
+        if m == "watch-open-late":
+            with st.lock:
+                st.watches += 1
+                first = st.watches == 1
+            if not first:  # never answered: kube-leader gives up at its own deadline
+                end = time.monotonic() + 30
+                while not st.stopping and time.monotonic() < end:
+                    time.sleep(0.05)
+                self.close_connection = True
+                return
         if m == "watch-http-410":
             self.send_status(410, "Expired", "too old resource version")
             return
@@ -398,7 +419,9 @@ class Handler(BaseHTTPRequestHandler):
             def event(t, obj):
                 chunk(json.dumps({"type": t, "object": obj}).encode() + b"\n")
 
-            if m == "watch-410":
+            if m == "watch-open-late":
+                time.sleep(3.5)
+            if m in ("watch-410", "watch-open-late"):
                 event("ERROR", {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
                                 "reason": "Expired", "message": "too old resource version"})
                 chunk(b"")
@@ -507,7 +530,7 @@ class Handler(BaseHTTPRequestHandler):
         if m in ("update-404", "renew-404") and (m == "update-404" or st.armed()):
             self.send_status(404, "NotFound", '%s "%s" not found' % (st.kind, name))
             return
-        if m in ("update-500", "renew-500") and (m == "update-500" or st.armed()):
+        if m in ("update-500", "renew-500", "watch-open-late") and (m != "renew-500" or st.armed()):
             self.send_status(500, "InternalError", "etcdserver: request timed out")
             return
         if m == "renew-trickle" and st.armed():
@@ -592,6 +615,9 @@ def initial_state(st):
     m = st.mode
     if m in HELD_BY_OTHER:
         threading.Thread(target=other_holder, args=(st,), daemon=True).start()
+    elif m == "watch-open-late":
+        with st.lock:
+            st.store(st.make_object(st.record("gone", lease=5, transitions=2)), "ADDED")  # never renewed
     elif m in ("update-409", "update-404", "update-500"):
         with st.lock:
             st.store(st.make_object(st.record("", lease=5, transitions=1)), "ADDED")  # released

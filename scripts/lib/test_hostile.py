@@ -47,6 +47,14 @@ class JudgeTests(unittest.TestCase):
         self.assertEqual(judge(Case("c", "normal", child="starts"),
                                self.quiet(child_pid=42, child_seen=5.0, report={"requests": [], "kl_acquires": 1})), [])
 
+    def test_watchesWithinARetryPeriod_failOnlyWhereChecked(self):
+        close = {"requests": [(0.0, "list"), (0.1, "watch"), (4.8, "watch"), (5.1, "watch"), (6.2, "watch")]}
+        f = judge(Case("c", "watch-open-late", watch_gap=True), self.quiet(report=close))
+        self.assertTrue(any("two watches 0.30s apart" in x for x in f), f)
+        self.assertEqual(judge(Case("c", "watch-open-late"), self.quiet(report=close)), [])
+        paced = {"requests": [(0.0, "list"), (0.1, "watch"), (4.8, "watch"), (6.0, "watch"), (7.1, "watch")]}
+        self.assertEqual(judge(Case("c", "watch-open-late", watch_gap=True), self.quiet(report=paced)), [])
+
     def test_controlWithoutChild_fails(self):
         f = judge(Case("c", "normal", child="starts"), self.quiet(report={"requests": [], "kl_acquires": 1}))
         self.assertTrue(any(x.startswith("child:") for x in f), f)

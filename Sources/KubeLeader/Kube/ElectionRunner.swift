@@ -33,11 +33,24 @@ public protocol LockStore: AnyObject {
     func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot
     func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot
     /// Standbys: blocks until the lock changes (a watch event) or `deadline`
-    /// passes (nil). `known` is what we saw last (its resourceVersion is where
-    /// a watch resumes).
-    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation?
+    /// passes. `known` is what we saw last (its resourceVersion is where a
+    /// watch resumes). Throws when the watch fails.
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange
     /// Ends any open watch (a leader does not watch).
     func stopWatching()
+}
+
+/// How a standby's wait for a change of the lock ended (`LockStore.waitForChange`).
+public enum LockChange: Sendable, Equatable {
+    /// The lock changed (a watch event, or a read after one).
+    case observed(Election.Observation)
+    /// The deadline came. An open watch stays open for the next wait.
+    case deadline
+    /// The deadline came while a watch was still being opened: no watch is
+    /// open, and the next one must not follow this attempt within a retry
+    /// period (the runner paces it as after a failed watch, but quietly: a
+    /// slow open is not an error).
+    case deadlineWhileOpening
 }
 
 /// What the election loop needs from the rest of the process.
@@ -299,13 +312,20 @@ public final class ElectionRunner: @unchecked Sendable {
             if host.now < notBefore { return step(.timer) }
         }
         do {
-            guard let observation = try store.waitForChange(known: election.observed, deadline: until) else {
+            switch try store.waitForChange(known: election.observed, deadline: until) {
+            case .deadline:
                 watchFailuresInARow = 0
                 return step(.timer)
+            case .deadlineWhileOpening:
+                // Not a failure, but the next watch is paced like one: one
+                // watch per retry period while standing by.
+                watchNotBefore = host.now + election.timing.retryPeriod
+                return step(.timer)
+            case .observed(let observation):
+                watchFailuresInARow = 0
+                noteHolder(observation)
+                return step(.observed(observation))
             }
-            watchFailuresInARow = 0
-            noteHolder(observation)
-            return step(.observed(observation))
         } catch {
             if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
             // Counted apart from reads: the paced read after each failure

@@ -153,26 +153,30 @@ public final class KubeLockStore: LockStore {
         }
     }
 
-    /// Standby wait: the next change of the lock from a watch, nil when
-    /// `deadline` comes first. A watch that ends normally (after its
-    /// `timeoutSeconds`) is reopened from the last resourceVersion; every
-    /// failure is thrown (the runner paces the next read and watch).
-    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
+    /// Standby wait: the next change of the lock from a watch, or the
+    /// deadline. A watch that ends normally (after its `timeoutSeconds`) is
+    /// reopened from the last resourceVersion; every failure is thrown (the
+    /// runner paces the next read and watch). An open that times out at the
+    /// deadline is `.deadlineWhileOpening`, so the runner paces the next one.
+    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
         while MonotonicClock.now < deadline {
             if let expiry = watchExpiry, MonotonicClock.now >= expiry {
                 logger.debug("watch outlived its server timeout; reopening")
                 stopWatching(keepingVersion: true)
             }
             if watch == nil {
+                // The open is cut to the deadline; a server that does not
+                // answer it in 10 s before then is a failure.
+                let openTimeout = min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
                 do {
                     watch = try client.watch(resource, namespace: namespace, fieldSelector: selector,
                                              resourceVersion: watchResourceVersion, timeoutSeconds: watchSeconds,
-                                             timeout: min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline))))
+                                             timeout: openTimeout)
                     watchOpenedAt = MonotonicClock.now
                     watchEvents = 0
                     watchExpiry = MonotonicClock.now + .seconds(watchSeconds + 30)
                 } catch {
-                    if error.code == .timedOut { return nil }
+                    if error.code == .timedOut, openTimeout < .seconds(10) { return .deadlineWhileOpening }
                     throw Self.classify(error)
                 }
             }
@@ -185,7 +189,7 @@ public final class KubeLockStore: LockStore {
             }
             switch next {
             case .timedOut:
-                if MonotonicClock.now >= deadline { return nil }  // else the watch expired: reopen
+                if MonotonicClock.now >= deadline { return .deadline }  // else the watch expired: reopen
             case .ended:
                 // The server closed the watch (timeoutSeconds): reopen from where
                 // we were. One that ends at once (an empty answer) is a failure.
@@ -201,10 +205,10 @@ public final class KubeLockStore: LockStore {
                         throw LockError(.transient, "the watch of \(describe) sends events faster than 10 per retry period")
                     }
                 }
-                if let observation = try handle(event) { return observation }
+                if let observation = try handle(event) { return .observed(observation) }
             }
         }
-        return nil
+        return .deadline
     }
 
     /// One watch event: an observation, nil for a bookmark, thrown when it

@@ -74,11 +74,11 @@ public final class ObservedLockStore: LockStore {
         }
     }
 
-    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation? {
+    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
         do {
-            let observation = try inner.waitForChange(known: known, deadline: deadline)
-            if let observation { board.update { $0.observed(observation.snapshot) } }
-            return observation
+            let change = try inner.waitForChange(known: known, deadline: deadline)
+            if case .observed(let observation) = change { board.update { $0.observed(observation.snapshot) } }
+            return change
         } catch {
             board.update { $0.watchRestarted(); return nil }
             throw error

@@ -1,19 +1,12 @@
 import KLCore
 import KLSupport
+import KLTestSupport
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 import Testing
 @testable import NodeLifecycleKit
-
-/// Lines written by a logger, for assertions.
-final class MemorySink: LogSink {
-    let lines = Mutex<[String]>([])
-    func write(line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-    func contains(_ s: String) -> Bool { all.contains { $0.contains(s) } }
-}
 
 /// Nodes and pods in memory. Evictions go through `evictionPolicy`.
 final class FakeCluster: ClusterAPI {

@@ -85,7 +85,7 @@ final class RunnerMirror {
         case list(Reader, deadline: MonotonicInstant)
         case ownerPod(LockSnapshot, String, Reader)
         case write(String)
-        case watchOpen
+        case watchOpen(timeout: Duration)
     }
     private enum AfterPause { case leader, releasing, afterWatchError, beforeWatch }
     private enum Blocked {
@@ -292,7 +292,7 @@ final class RunnerMirror {
             // `host.endAcquire(won:)` after an acquiring write (create, or update as a standby).
             if what == "create" || what == "acquire" { world.hostEndAcquire(replica, incarnation, won: election.role == .leading) }
             return action
-        case .watchOpen:
+        case .watchOpen(let openTimeout):
             // KubeLockStore.waitForChange: client.watch(...)
             if case .watchOpened(let id) = response, let conn = world.watchConnection(id) {
                 watch = conn
@@ -302,7 +302,8 @@ final class RunnerMirror {
                 return waitForChangeLoop()
             }
             let error = SimLockError.classify(response)
-            if error.code == .timedOut { return watchReturned(.success(nil)) }
+            // Timed out at the deadline: `.deadlineWhileOpening` (paced, quiet).
+            if error.code == .timedOut, openTimeout < .seconds(10) { return watchReturned(.deadlineWhileOpening) }
             return watchReturned(.failure(error))
         }
     }
@@ -329,7 +330,7 @@ final class RunnerMirror {
         switch reader {
         case .watchEvent:
             switch result {
-            case .success(let o): return watchReturned(.success(o))
+            case .success(let o): return watchReturned(.observed(o))
             case .failure(let e): return watchReturned(.failure(e))
             }
         case .runner:
@@ -376,7 +377,7 @@ final class RunnerMirror {
             }
             if watch == nil {
                 let timeout = min(.seconds(10), max(.milliseconds(1), now.duration(to: wfcDeadline)))
-                send(.watch(from: watchResourceVersion), timeout: timeout, then: .watchOpen)
+                send(.watch(from: watchResourceVersion), timeout: timeout, then: .watchOpen(timeout: timeout))
                 return nil
             }
             let conn = watch!
@@ -412,7 +413,7 @@ final class RunnerMirror {
                     return checkOwner(.present(b.snapshot), deadline: now + min(.seconds(10), retryPeriod), for: .watchEvent)
                 case .deleted(let rv):
                     watchResourceVersion = rv
-                    return watchReturned(.success(.absent))
+                    return watchReturned(.observed(.absent))
                 default:
                     // ERROR (410 Expired): thrown; the runner paces the next read.
                     stopWatching()
@@ -420,15 +421,27 @@ final class RunnerMirror {
                 }
             }
         }
-        return watchReturned(.success(nil))
+        return watchReturned(.deadline)
+    }
+
+    /// What waitForChange returned (`LockChange`, in KLKube) or threw.
+    private enum WatchResult {
+        case deadline
+        case deadlineWhileOpening
+        case observed(Election.Observation)
+        case failure(SimLockError)
     }
 
     /// ElectionRunner.watch(until:) after waitForChange returned or threw.
-    private func watchReturned(_ result: Result<Election.Observation?, SimLockError>) -> Election.Action? {
+    private func watchReturned(_ result: WatchResult) -> Election.Action? {
         switch result {
-        case .success(nil):
+        case .deadline:
             return step(.timer)
-        case .success(let observation?):
+        case .deadlineWhileOpening:
+            // Paced like a failed watch, quietly.
+            watchNotBefore = now + election.timing.retryPeriod
+            return step(.timer)
+        case .observed(let observation):
             return step(.observed(observation))
         case .failure(let error):
             if error.runnerCode == .configuration {
