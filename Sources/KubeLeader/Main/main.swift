@@ -64,7 +64,7 @@ func runKubeLeader() -> Never {
         config = c
     }
 
-    var logger = Logger(level: LogLevel(name: config.logLevel) ?? .info, format: LogFormat(rawValue: config.logFormat) ?? .json)
+    var logger = Logger(level: config.logLevel, format: config.logFormat)
 
     // Outside a cluster: no election, just become the command.
     guard let apiServer = config.apiServer else {
