@@ -196,7 +196,7 @@ public final class KubeClient: @unchecked Sendable {
             do throws(HTTPError) {
                 requests.add(1, ordering: .relaxed)
                 let left = deadline - .now
-                guard left > .zero else { throw HTTPError(.timedOut, "Timed out after \(durationText(limit)) talking to \(http.serverText).") }
+                guard left > .zero else { throw HTTPError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
                 response = try http.send(request(call, token: token), timeout: left)
             } catch {
                 throw transportError(error, call)
