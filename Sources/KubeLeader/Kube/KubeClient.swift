@@ -261,7 +261,7 @@ public final class KubeClient: @unchecked Sendable {
 
 /// Why the token in `path` cannot be sent (a control character inside it),
 /// or nil when it is usable or cannot be read (reported elsewhere).
-public func tokenFileProblem(_ path: String) -> String? {
+func tokenFileProblem(_ path: String) -> String? {
     guard case .success(let text) = readWholeTextFile(path) else { return nil }
     do {
         _ = try TokenSource.token(fromFileText: text)
