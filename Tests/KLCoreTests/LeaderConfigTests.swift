@@ -111,6 +111,42 @@ import Testing
         #expect(message(["l", "c"], env: env).contains("no namespace"))
     }
 
+    @Test(arguments: [
+        ("fd00:10:96::1", "https://[fd00:10:96::1]:443"),
+        ("[fd00:10:96::1]", "https://[fd00:10:96::1]:443"),
+        ("10.96.0.1", "https://10.96.0.1:443"),
+    ])
+    func inCluster_apiServer_bracketsAnIPv6ServiceHost(host: String, expected: String) throws {
+        var env = inCluster
+        env["KUBERNETES_SERVICE_HOST"] = host
+        #expect(try load(["l", "c"], env: env).apiServer == expected)
+    }
+
+    @Test func logSettings_areTyped_anyCase_defaultInfoJSON() throws {
+        let defaults = try load(["l", "c"])
+        #expect(defaults.logLevel == .info && defaults.logFormat == .json)
+        var env = inCluster
+        env["KUBE_LEADER_LOG_LEVEL"] = "Debug"
+        env["KUBE_LEADER_LOG_FORMAT"] = "TEXT"
+        let c = try load(["l", "c"], env: env)
+        #expect(c.logLevel == .debug && c.logFormat == .text)
+        #expect(try load(["--log-level", "critical", "l", "c"], env: env).logLevel == .critical)
+    }
+
+    /// A bad log setting used to be able to fall back to info/json silently;
+    /// it is a usage error naming the flag or variable and the choices.
+    @Test(arguments: [
+        (["--log-level", "verbose"], [:], "--log-level: unknown log level 'verbose': use one of trace, debug, info, notice, warning, error, critical"),
+        ([], ["KUBE_LEADER_LOG_LEVEL": "verbose"], "env KUBE_LEADER_LOG_LEVEL: unknown log level 'verbose': use one of trace, debug"),
+        (["--log-format", "yaml"], [:], "--log-format: unknown log format 'yaml': use json or text"),
+        ([], ["KUBE_LEADER_LOG_FORMAT": "logfmt"], "env KUBE_LEADER_LOG_FORMAT: unknown log format 'logfmt': use json or text"),
+    ] as [([String], [String: String], String)])
+    func badLogSetting_isAUsageError_namingTheSourceAndTheChoices(args: [String], extraEnv: [String: String], expected: String) {
+        let env = inCluster.merging(extraEnv) { $1 }
+        let m = message(args + ["l", "c"], env: env)
+        #expect(m.contains(expected), "\(m)")
+    }
+
     @Test func envVarErrors_nameTheEnvVar() {
         var env = inCluster
         env["KUBE_LEADER_RETRY_PERIOD"] = "2 seconds"

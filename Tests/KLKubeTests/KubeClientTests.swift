@@ -78,6 +78,36 @@ struct KubeConfigTests {
     }
 }
 
+@Suite("credentials checked before start")
+struct CredentialProblemTests {
+    @Test func readableTokenAndCA_areNoProblem_andNeitherIsNoneGiven() {
+        let dir = makeTempDir("kl-cred")
+        writeTextFile(dir + "/token", "tok\n")
+        writeTextFile(dir + "/ca.crt", "-----BEGIN CERTIFICATE-----\n")
+        #expect(KubeConfig(server: "https://h", caFile: dir + "/ca.crt", tokenFile: dir + "/token").credentialProblem() == nil)
+        #expect(KubeConfig(server: "http://127.0.0.1:8001").credentialProblem() == nil)
+    }
+
+    @Test func missingToken_namesTheFileTheErrnoAndTheFix() {
+        let problem = KubeConfig(server: "https://h", tokenFile: "/nonexistent/token").credentialProblem()
+        #expect(problem == "cannot read the token file /nonexistent/token: no such file or directory. Mount the service account token (automountServiceAccountToken) or pass --token-file")
+    }
+
+    @Test func tokenWithAControlCharacter_isNotUsable() {
+        let dir = makeTempDir("kl-cred")
+        writeTextFile(dir + "/token", "tok\r\nGET / HTTP/1.1\r\n")
+        let problem = KubeConfig(server: "https://h", tokenFile: dir + "/token").credentialProblem()
+        #expect(problem?.hasPrefix("cannot use the token file \(dir)/token: ") == true, "\(String(describing: problem))")
+    }
+
+    @Test func missingCA_namesTheFileTheErrnoAndTheFix() {
+        let dir = makeTempDir("kl-cred")
+        writeTextFile(dir + "/token", "tok\n")
+        let problem = KubeConfig(server: "https://h", caFile: "/nonexistent/ca.crt", tokenFile: dir + "/token").credentialProblem()
+        #expect(problem == "cannot read the CA file /nonexistent/ca.crt: no such file or directory. Mount the service account CA or pass --ca-file")
+    }
+}
+
 @Suite("Kubernetes client against a canned server")
 struct KubeClientTests {
     @Test func statusErrors_mapToCodes() throws {

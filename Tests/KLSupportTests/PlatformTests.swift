@@ -46,6 +46,20 @@ struct PlatformTests {
         }
     }
 
+    @Test func openForReadingFailure_namesTheErrno_andOpensWithoutReading() throws {
+        let dir = makeTemporaryDirectory(prefix: "klsupport-test")
+        #expect(openForReadingFailure(dir + "/missing") == FileReadFailure(path: dir + "/missing", reason: .cannotOpen(errno: ENOENT)))
+        try write(dir + "/present", Array("x".utf8))
+        #expect(openForReadingFailure(dir + "/present") == nil)
+        #expect(openForReadingFailure(dir) == nil)  // opens; reading it is the reader's failure
+    }
+
+    @Test func hostName_isTheKernelsHostName() throws {
+        let kernel = try readWholeTextFile("/proc/sys/kernel/hostname").get().trimmingWhitespace
+        #expect(ProcessEnvironment.hostName() == kernel)
+        #expect(!ProcessEnvironment.hostName().isEmpty)
+    }
+
     @Test func readToEnd_readsAnOpenDescriptor_andLeavesItOpen() throws {
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)

@@ -76,4 +76,26 @@ struct CommandLineTests {
                                      environment: ["NODE_LIFECYCLE_ON_UNKNOWN_NODE": "continue", "NODE_LIFECYCLE_FORCE": "true"])
         #expect(e.settings.gracePeriodSeconds == nil && e.onUnknownNode == .continue && e.settings.force)
     }
+
+    @Test func inCluster_ipv6ServiceHost_isBracketed_andLogSettingsAreTyped() throws {
+        let env = ["KUBERNETES_SERVICE_HOST": "fd00:10:96::1", "KUBERNETES_SERVICE_PORT": "443",
+                   "NODE_LIFECYCLE_LOG_LEVEL": "Debug", "NODE_LIFECYCLE_LOG_FORMAT": "TEXT"]
+        let c = try ReadyConfig.load(arguments: ["--node", "n1"], environment: env)
+        #expect(c.common.kube.server == "https://[fd00:10:96::1]:443")
+        #expect(c.common.kube.tokenFile == InCluster.tokenFile && c.common.kube.caFile == InCluster.caFile)
+        #expect(c.common.logLevel == .debug && c.common.logFormat == .text)
+    }
+
+    @Test(arguments: [
+        (["--log-level", "loud"], [:], "--log-level must be one of trace, debug, info, notice, warning, error, critical"),
+        ([], ["NODE_LIFECYCLE_LOG_LEVEL": "loud"], "env NODE_LIFECYCLE_LOG_LEVEL must be one of trace, debug"),
+        (["--log-format", "yaml"], [:], "--log-format must be json or text"),
+    ] as [([String], [String: String], String)])
+    func badLogSetting_isAUsageError_namingTheFlagAndTheChoices(args: [String], env: [String: String], fragment: String) {
+        let e = #expect(throws: NodeLifecycleError.self) {
+            try ReadyConfig.load(arguments: ["--node", "n1", "--api-server", "http://127.0.0.1:9"] + args, environment: env)
+        }
+        #expect(e?.code == .usage)
+        #expect(e?.message.contains(fragment) == true, "\(String(describing: e))")
+    }
 }

@@ -1,3 +1,4 @@
+import KLCore
 import Testing
 @testable import PagerTesterKit
 
@@ -110,5 +111,16 @@ import Testing
             _ = try PagerSettings.load(environment: ["PAGERDUTY_TOKEN": "t", "SERVICE_ID": "S1", "SUBDOMAIN": "acme",
                                                      "PAGERDUTY_FROM": "bot"], needToken: true)
         }
+    }
+
+    @Test func logLevel_fromTheEnvironment_defaultInfo_unknownIsAUsageError() throws {
+        #expect(try PagerTesterOptions.logLevel(environment: [:]) == .info)
+        #expect(try PagerTesterOptions.logLevel(environment: ["PAGER_TESTER_LOG_LEVEL": ""]) == .info)
+        #expect(try PagerTesterOptions.logLevel(environment: ["PAGER_TESTER_LOG_LEVEL": "Debug"]) == .debug)
+        let e = #expect(throws: PagerError.self) {
+            try PagerTesterOptions.logLevel(environment: ["PAGER_TESTER_LOG_LEVEL": "verbose"])
+        }
+        #expect(e?.isUsage == true)
+        #expect(e?.message == "env PAGER_TESTER_LOG_LEVEL: unknown log level 'verbose': use one of trace, debug, info, notice, warning, error, critical")
     }
 }

@@ -27,9 +27,9 @@ public struct LeaderConfig: Sendable, Equatable {
     public var tokenFile: String?
     public var caFile: String?
     /// Default `info`.
-    public var logLevel: String
+    public var logLevel: LogLevel
     /// `json` (default) or `text`.
-    public var logFormat: String
+    public var logFormat: LogFormat
     /// Label this replica's Pod carries while it leads. Default: none.
     public var leaderLabel: LeaderLabel? = nil
     /// The Pod that gets `leaderLabel`: `POD_NAME`, else the identity.
@@ -43,9 +43,6 @@ public struct LeaderConfig: Sendable, Equatable {
     public var timing: Election.Timing {
         Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
     }
-
-    public static let serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     public static let options: [OptionSpec] = [
         OptionSpec("namespace", env: "POD_NAMESPACE", value: "NAME", default: "the service account's namespace",
@@ -65,9 +62,9 @@ public struct LeaderConfig: Sendable, Equatable {
         OptionSpec("api-server", env: "KUBE_LEADER_API_SERVER", value: "URL",
                    default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT",
                    help: "Kubernetes API URL; http:// works too (kubectl proxy). Without it and outside a cluster the command just runs."),
-        OptionSpec("token-file", env: "KUBE_LEADER_TOKEN_FILE", value: "PATH", default: "\(serviceAccountDir)/token",
+        OptionSpec("token-file", env: "KUBE_LEADER_TOKEN_FILE", value: "PATH", default: InCluster.tokenFile,
                    help: "Bearer token file, re-read so rotated tokens work. With http:// no token is sent unless this is given."),
-        OptionSpec("ca-file", env: "KUBE_LEADER_CA_FILE", value: "PATH", default: "\(serviceAccountDir)/ca.crt",
+        OptionSpec("ca-file", env: "KUBE_LEADER_CA_FILE", value: "PATH", default: InCluster.caFile,
                    help: "CA bundle that signs the API server's certificate."),
         OptionSpec("log-level", env: "KUBE_LEADER_LOG_LEVEL", value: "LEVEL", default: "info",
                    help: "trace, debug, info, notice, warning, error or critical."),
@@ -135,27 +132,23 @@ public struct LeaderConfig: Sendable, Equatable {
         case let other: throw UsageError("\(o.source(of: "lock-kind")): unknown lock kind '\(other)': use configmap or lease")
         }
 
-        let level = (o["log-level"] ?? "info").lowercased()
-        guard logLevels.contains(level) else {
-            throw UsageError("\(o.source(of: "log-level")): unknown log level '\(level)': use one of \(logLevels.joined(separator: ", "))")
+        let levelText = o["log-level"] ?? LogLevel.info.name
+        guard let level = LogLevel(name: levelText) else {
+            throw UsageError("\(o.source(of: "log-level")): unknown log level '\(levelText.lowercased())': use one of \(LogLevel.names.joined(separator: ", "))")
         }
-        let format = (o["log-format"] ?? "json").lowercased()
-        guard format == "json" || format == "text" else {
-            throw UsageError("\(o.source(of: "log-format")): unknown log format '\(format)': use json or text")
+        let formatText = o["log-format"] ?? LogFormat.json.rawValue
+        guard let format = LogFormat(name: formatText) else {
+            throw UsageError("\(o.source(of: "log-format")): unknown log format '\(formatText.lowercased())': use \(LogFormat.allCases.map(\.rawValue).joined(separator: " or "))")
         }
 
         // Where the API is: an explicit URL, else the in-cluster service env.
-        var apiServer = o["api-server"]
-        if apiServer == nil, let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty {
-            let port = environment["KUBERNETES_SERVICE_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "443"
-            apiServer = "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        }
+        let apiServer = o["api-server"] ?? InCluster.apiServer(environment: environment)
         if let url = apiServer, !(url.hasPrefix("https://") || url.hasPrefix("http://")) || url.count < 9 {
             throw UsageError("\(o.source(of: "api-server")): '\(url)' is not an http:// or https:// URL")
         }
         let plainHTTP = apiServer?.hasPrefix("http://") ?? false
-        let tokenFile = o["token-file"] ?? (plainHTTP ? nil : "\(serviceAccountDir)/token")
-        let caFile = plainHTTP ? nil : (o["ca-file"] ?? "\(serviceAccountDir)/ca.crt")
+        let tokenFile = o["token-file"] ?? (plainHTTP ? nil : InCluster.tokenFile)
+        let caFile = plainHTTP ? nil : (o["ca-file"] ?? InCluster.caFile)
 
         // Identity: POD_NAME set but empty means the downward API is missing.
         let identity: String
@@ -172,7 +165,7 @@ public struct LeaderConfig: Sendable, Equatable {
 
         var namespace = o["namespace"] ?? ""
         if namespace.isEmpty, apiServer != nil {
-            namespace = readFile("\(serviceAccountDir)/namespace")?.trimmingWhitespace ?? ""
+            namespace = readFile(InCluster.namespaceFile)?.trimmingWhitespace ?? ""
             if namespace.isEmpty {
                 throw UsageError("no namespace: set POD_NAMESPACE from the downward API (fieldRef: metadata.namespace) or pass --namespace NAME")
             }

@@ -178,7 +178,7 @@ public final class HTTPClient: @unchecked Sendable {
         var e = error
         let prefix = "Timed out "
         if e.message.hasPrefix(prefix) {
-            e.message = "Timed out after \(durationText(timeout)) " + e.message.dropFirst(prefix.count)
+            e.message = "Timed out after \(DurationText.format(timeout)) " + e.message.dropFirst(prefix.count)
         }
         return e
     }

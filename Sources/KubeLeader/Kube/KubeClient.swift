@@ -196,7 +196,7 @@ public final class KubeClient: @unchecked Sendable {
             do throws(HTTPError) {
                 requests.add(1, ordering: .relaxed)
                 let left = deadline - .now
-                guard left > .zero else { throw HTTPError(.timedOut, "Timed out after \(durationText(limit)) talking to \(http.serverText).") }
+                guard left > .zero else { throw HTTPError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
                 response = try http.send(request(call, token: token), timeout: left)
             } catch {
                 throw transportError(error, call)
@@ -261,7 +261,7 @@ public final class KubeClient: @unchecked Sendable {
 
 /// Why the token in `path` cannot be sent (a control character inside it),
 /// or nil when it is usable or cannot be read (reported elsewhere).
-public func tokenFileProblem(_ path: String) -> String? {
+func tokenFileProblem(_ path: String) -> String? {
     guard case .success(let text) = readWholeTextFile(path) else { return nil }
     do {
         _ = try TokenSource.token(fromFileText: text)

@@ -1,3 +1,5 @@
+import KLSupport
+
 /// Where the Kubernetes API server is and how to authenticate to it.
 public struct KubeConfig: Sendable {
     /// `https://10.0.0.1:443`, or `http://127.0.0.1:8001` for `kubectl proxy`.
@@ -22,5 +24,26 @@ public struct KubeConfig: Sendable {
         self.token = token
         self.namespace = namespace
         self.userAgent = userAgent
+    }
+}
+
+extension KubeConfig {
+    /// Why the token or CA file (those set) cannot be used, as a message
+    /// naming the file and the fix; nil when both open and the token is a
+    /// token. Checked before anything starts: a missing mount is a
+    /// configuration error (exit 2), not a request failure retried forever.
+    public func credentialProblem() -> String? {
+        if let tokenFile {
+            if let failure = openForReadingFailure(tokenFile) {
+                return "cannot read the token file \(tokenFile): \(failure.description.lowercased()). Mount the service account token (automountServiceAccountToken) or pass --token-file"
+            }
+            if let reason = tokenFileProblem(tokenFile) {
+                return "cannot use the token file \(tokenFile): \(reason)"
+            }
+        }
+        if let caFile, let failure = openForReadingFailure(caFile) {
+            return "cannot read the CA file \(caFile): \(failure.description.lowercased()). Mount the service account CA or pass --ca-file"
+        }
+        return nil
     }
 }

@@ -88,7 +88,7 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case .badResponse:
             return "The Kubernetes API server \(server) sent an unexpected response to \(verb) \(target)\(statusText)\(said)."
         case .tooManyRequests:
-            let wait = retryAfter.map { "; retry after \(durationText($0))" } ?? "; retry later"
+            let wait = retryAfter.map { "; retry after \(DurationText.format($0))" } ?? "; retry later"
             return "The Kubernetes API server refused to \(verb) \(target) for now\(statusText)\(said)\(wait)."
         case .notFound, .alreadyExists, .conflict, .invalid, .gone, .serverError:
             return "Cannot \(verb) \(target)\(statusText)\(said)."

@@ -24,14 +24,6 @@ protocol HTTPChannel: AnyObject, Sendable {
     func close()
 }
 
-/// Formats a duration for messages ("5s", "250ms").
-func durationText(_ d: Duration) -> String {
-    let (s, atto) = d.components
-    let ms = s * 1000 + atto / 1_000_000_000_000_000
-    if ms % 1000 == 0 { return "\(ms / 1000)s" }
-    return "\(ms)ms"
-}
-
 /// Throws `.timedOut` once `deadline` has passed. Called before every read and
 /// write: a socket that always has a byte ready never reaches `poll`, so the
 /// clock, not the socket, must end a request whatever the peer sends.

@@ -4,6 +4,9 @@ import KLSupport
 /// `kube-leader --help`: usage, every option with its env var and default,
 /// exit codes and signals, so the help answers the questions people ask.
 enum HelpText {
+    /// `kube-leader --version`.
+    static var versionLine: String { "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n" }
+
     static var text: String {
         """
         kube-leader \(kubeLeaderVersion): run a command on exactly one replica.

@@ -20,26 +20,6 @@ func usageExit(_ message: String) -> Never {
     exit(ExitCode.usage)
 }
 
-/// A small file's text (the namespace file), nil when it cannot be read or
-/// is larger than 1 MiB.
-func readSmallFile(_ path: String) -> String? {
-    try? readWholeTextFile(path).get()
-}
-
-func hostName() -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
-    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Why a file cannot be read, as a sentence fragment ("no such file").
-func unreadableReason(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd >= 0 { close(fd); return nil }
-    return errnoMessage(errno).lowercased()
-}
-
 /// The whole program, as one function so every value is a local (top-level
 /// globals would need an actor, and kube-leader links no concurrency runtime).
 func runKubeLeader() -> Never {
@@ -47,7 +27,8 @@ func runKubeLeader() -> Never {
     let request: LeaderConfig.Request
     do {
         request = try LeaderConfig.load(arguments: ProcessEnvironment.arguments(), environment: environment,
-                                        readFile: readSmallFile, hostName: hostName())
+                                        readFile: { try? readWholeTextFile($0).get() },
+                                        hostName: ProcessEnvironment.hostName())
     } catch {
         usageExit("\(error.message)\nRun 'kube-leader --help' for the options.")
     }
@@ -58,13 +39,13 @@ func runKubeLeader() -> Never {
         writeAll(fd: 1, HelpText.text)
         exit(0)
     case .version:
-        writeAll(fd: 1, "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n")
+        writeAll(fd: 1, HelpText.versionLine)
         exit(0)
     case .run(let c):
         config = c
     }
 
-    var logger = Logger(level: LogLevel(name: config.logLevel) ?? .info, format: LogFormat(rawValue: config.logFormat) ?? .json)
+    var logger = Logger(level: config.logLevel, format: config.logFormat)
 
     // Outside a cluster: no election, just become the command.
     guard let apiServer = config.apiServer else {
@@ -76,15 +57,9 @@ func runKubeLeader() -> Never {
     }
 
     // Credentials must be readable before anything starts.
-    if let tokenFile = config.tokenFile, let reason = unreadableReason(tokenFile) {
-        usageExit("cannot read the token file \(tokenFile): \(reason). Mount the service account token (automountServiceAccountToken) or pass --token-file")
-    }
-    if let tokenFile = config.tokenFile, let reason = tokenFileProblem(tokenFile) {
-        usageExit("cannot use the token file \(tokenFile): \(reason)")
-    }
-    if let caFile = config.caFile, let reason = unreadableReason(caFile) {
-        usageExit("cannot read the CA file \(caFile): \(reason). Mount the service account CA or pass --ca-file")
-    }
+    let kubeConfig = KubeConfig(server: apiServer, caFile: config.caFile, tokenFile: config.tokenFile,
+                                namespace: config.namespace, userAgent: "kube-leader/\(kubeLeaderVersion)")
+    if let problem = kubeConfig.credentialProblem() { usageExit(problem) }
 
     logger = logger.with(("lock.name", .string(config.lockName)), ("lock.namespace", .string(config.namespace)),
                          ("lock.kind", .string(config.lockKind.rawValue)), ("lock.identity", .string(config.identity)))
@@ -107,9 +82,7 @@ func runKubeLeader() -> Never {
 
     let client: KubeClient
     do {
-        client = try KubeClient(config: KubeConfig(server: apiServer, caFile: config.caFile, tokenFile: config.tokenFile,
-                                                   namespace: config.namespace, userAgent: "kube-leader/\(kubeLeaderVersion)"),
-                                requestTimeout: config.renewDeadline)
+        client = try KubeClient(config: kubeConfig, requestTimeout: config.renewDeadline)
     } catch {
         usageExit(error.description)
     }

@@ -25,6 +25,15 @@ public enum ProcessEnvironment {
 
     /// The command-line arguments (without the program name).
     public static func arguments() -> [String] { Array(CommandLine.arguments.dropFirst()) }
+
+    /// This machine's host name (the pod name, unless `hostNetwork`), empty
+    /// when it cannot be read. The corresponding C function is `gethostname`.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// Writes bytes to a file descriptor in full, retrying EINTR and short writes.

@@ -109,6 +109,16 @@ public struct FileReadFailure: Error, Sendable, Equatable, CustomStringConvertib
     }
 }
 
+/// Why `path` cannot be opened for reading, or nil when it can (it is
+/// opened and closed at once, nothing is read): a start-up check that a
+/// mounted credential is there before anything depends on it.
+public func openForReadingFailure(_ path: String) -> FileReadFailure? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return FileReadFailure(path: path, reason: .cannotOpen(errno: errno)) }
+    close(fd)
+    return nil
+}
+
 /// Reads a whole file, at most `limit` bytes (more is an error, never a
 /// silent cut). Retries EINTR; the descriptor is CLOEXEC and always closed.
 /// A directory fails with EISDIR; a device that never ends hits the limit.

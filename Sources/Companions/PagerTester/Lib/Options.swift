@@ -26,6 +26,16 @@ public enum PagerTesterOptions {
         OptionSpec("metrics-addr", env: "PAGER_TESTER_METRICS_ADDR", value: "HOST:PORT", default: "off",
                    help: "Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. :9102): pager_tester_last_verdict{person_id,name,verdict}, pages sent/failed/skipped, 429 waits."),
     ]
+
+    /// The log level from `PAGER_TESTER_LOG_LEVEL` (unset or empty: info);
+    /// an unknown name is a usage error, not a silent default.
+    public static func logLevel(environment: [String: String]) throws(PagerError) -> LogLevel {
+        guard let text = environment["PAGER_TESTER_LOG_LEVEL"], !text.isEmpty else { return .info }
+        guard let level = LogLevel(name: text) else {
+            throw PagerError(.usage, "env PAGER_TESTER_LOG_LEVEL: unknown log level '\(text)': use one of \(LogLevel.names.joined(separator: ", "))")
+        }
+        return level
+    }
 }
 
 /// Dispatches a subcommand and maps errors to exit codes.

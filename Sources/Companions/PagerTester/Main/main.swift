@@ -10,9 +10,14 @@ import PagerTesterKit
 // Wiring only: parse the command line, call the command, exit.
 let environment = ProcessEnvironment.current()
 let parser = OptionParser(PagerTesterOptions.specs)
-var logger = Logger()
-if let level = environment["PAGER_TESTER_LOG_LEVEL"].flatMap(LogLevel.init(name:)) { logger.level = level }
-let io = CommandIO(stdout: { writeAll(fd: 1, $0) }, logger: logger)
+let logLevel: LogLevel
+do {
+    logLevel = try PagerTesterOptions.logLevel(environment: environment)
+} catch {
+    writeAll(fd: 2, "pager-tester: \(error.description)\n")
+    exit(ExitCode.usage)
+}
+let io = CommandIO(stdout: { writeAll(fd: 1, $0) }, logger: Logger(level: logLevel))
 
 let code: Int32
 do {

@@ -35,7 +35,7 @@ public struct CommonConfig: Sendable {
         guard let level = LogLevel(name: o["log-level"] ?? "info") else {
             throw NodeLifecycleError(.usage, "\(o.source(of: "log-level")) must be one of \(LogLevel.names.joined(separator: ", ")) (got \"\(o["log-level"]!)\").")
         }
-        guard let format = LogFormat(rawValue: o["log-format"] ?? "json") else {
+        guard let format = LogFormat(name: o["log-format"] ?? "json") else {
             throw NodeLifecycleError(.usage, "\(o.source(of: "log-format")) must be json or text (got \"\(o["log-format"]!)\").")
         }
         let region = o["region"] ?? env["AWS_DEFAULT_REGION"].flatMap { $0.isEmpty ? nil : $0 }
