@@ -142,9 +142,7 @@ struct HTTPClientTests {
     @Test(.timeLimit(.minutes(1)))
     func serverSendingHeadersThenStalling_timesOutWithinDeadline() throws {
         let release = Gate()
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial") { fd in
             release.wait()
         }
         defer { server.stop(); release.open() }
@@ -158,10 +156,7 @@ struct HTTPClientTests {
     }
 
     @Test func serverClosingMidBody_withContentLength_isError() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this much")
-        }
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this much")
         defer { server.stop() }
         let client = try HTTPClient(baseURL: server.url)
         let error = #expect(throws: HTTPError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
@@ -170,10 +165,7 @@ struct HTTPClientTests {
     }
 
     @Test func serverClosingMidBody_chunked_isError() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        }
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         defer { server.stop() }
         let client = try HTTPClient(baseURL: server.url)
         let error = #expect(throws: HTTPError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
@@ -214,10 +206,7 @@ struct HTTPClientTests {
     }
 
     @Test func bodyUntilClose_isReadToEnd() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\n\r\nall of it")
-        }
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\n\r\nall of it")
         defer { server.stop() }
         let client = try HTTPClient(baseURL: server.url)
         #expect(try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)).bodyText == "all of it")
@@ -297,9 +286,7 @@ struct HTTPClientTests {
     @Test(.timeLimit(.minutes(1)))
     func streamReadLine_readsChunkedLinesAndSurvivesATimeout() throws {
         let gate = Gate()
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") { fd in
             // Line 1 split over two chunks, line 2 and the start of line 3 in one.
             sendAll(fd, "3\r\n{\"a\r\n")
             sendAll(fd, "3\r\n\":1\r\n")
@@ -308,8 +295,7 @@ struct HTTPClientTests {
             sendAll(fd, "7\r\nline 2\n\r\n5\r\nlast!\r\n0\r\n\r\n")
         }
         defer { server.stop(); gate.open() }
-        let client = try HTTPClient(baseURL: server.url)
-        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        let stream = try openWatch(server)
         #expect(stream.status == 200)
         #expect(try stream.readLine(deadline: .now + .seconds(5)) == "{\"a\":1")
         let start = MonotonicClock.now
