@@ -214,9 +214,7 @@ struct DrainConcurrencyTests {
         let lifecycle = CountingLifecycle()
         let queue = FakeQueue()
         for i in 1...3 { queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)") }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, concurrency: 2)
         // All three are received (and heartbeated); two drains start on their own threads.
         #expect(try service.pollOnce() == 3)
         #expect(cluster.started.wait(for: 2) == 2)
@@ -241,9 +239,7 @@ extension DrainConcurrencyTests {
         let queue = FakeQueue()
         let body = lifecycleBody(instance: "i-1", token: "t1")
         queue.put(body, id: "m1")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
         queue.put(body, id: "m1-again")
@@ -265,9 +261,7 @@ extension DrainConcurrencyTests {
         let cluster = BlockingCluster(base)
         let queue = FakeQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: CountingLifecycle(), queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, CountingLifecycle(), queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
         #expect(service.releaseInFlight() == 1)
