@@ -317,8 +317,7 @@ public struct Supervision: Sendable {
         case .running(let pid):
             switch event {
             case .signal(let signal):
-                out.append(.signalGroup(signal))
-                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+                Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
                 out.append(.log(Note(.info, "child exited", [
                     .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
@@ -343,8 +342,7 @@ public struct Supervision: Sendable {
         case .stopping(let pid, _, _, _):
             switch event {
             case .signal(let signal):
-                out.append(.signalGroup(signal))
-                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+                Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
                 out.append(.log(Note(.notice, "child stopped after leadership loss", [
                     .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
@@ -424,6 +422,12 @@ public struct Supervision: Sendable {
         if electionEnd != nil { return finish(exit, into: &out) }
         phase = .releasing(exit, giveUpAt: now + timing.releaseTimeout)
         out.append(.requestRelease)
+    }
+
+    /// Passes `signal` on to the child's process group, and logs it.
+    private static func forward(_ signal: Signal, to pid: Int32, into out: inout [Action]) {
+        out.append(.signalGroup(signal))
+        out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
     }
 
     private mutating func finish(_ exit: Exit, into out: inout [Action]) {
