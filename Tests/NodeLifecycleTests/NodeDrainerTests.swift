@@ -229,20 +229,25 @@ struct DrainConcurrencyTests {
 }
 
 extension DrainConcurrencyTests {
+    /// Node n1 (instance i-1) in a cluster whose drains wait until opened, and
+    /// a queue holding its lifecycle message m1 (token t1).
+    func blockingNodeWithMessage() -> (BlockingCluster, FakeQueue) {
+        let base = FakeCluster()
+        base.addNode("n1", instance: "i-1")
+        let queue = FakeQueue()
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
+        return (BlockingCluster(base), queue)
+    }
+
     /// SQS deletes reliably only with the newest receipt handle: a copy
     /// received while the drain runs is extended, then deleted with it.
     @Test func messageReceivedAgainDuringItsDrain_isExtended_thenDeletedToo() throws {
-        let base = FakeCluster()
-        base.addNode("n1", instance: "i-1")
-        let cluster = BlockingCluster(base)
+        let (cluster, queue) = blockingNodeWithMessage()
         let lifecycle = CountingLifecycle()
-        let queue = FakeQueue()
-        let body = lifecycleBody(instance: "i-1", token: "t1")
-        queue.put(body, id: "m1")
         let service = drainService(cluster, lifecycle, queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
-        queue.put(body, id: "m1-again")
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1-again")
         #expect(try service.pollOnce() == 1)
         #expect(queue.extended.withLock { $0 } == ["m1:120", "m1-again:120"])
         cluster.open.signal()
@@ -256,11 +261,7 @@ extension DrainConcurrencyTests {
 
 extension DrainConcurrencyTests {
     @Test func releaseInFlight_makesTheDrainsMessagesVisibleAtOnce() throws {
-        let base = FakeCluster()
-        base.addNode("n1", instance: "i-1")
-        let cluster = BlockingCluster(base)
-        let queue = FakeQueue()
-        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
+        let (cluster, queue) = blockingNodeWithMessage()
         let service = drainService(cluster, CountingLifecycle(), queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
