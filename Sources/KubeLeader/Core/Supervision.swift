@@ -319,10 +319,8 @@ public struct Supervision: Sendable {
             case .signal(let signal):
                 Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.info, "child exited", [
-                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
-                    .init("child.status", .string(status.description)),
-                ])))
+                out.append(.log(Note(.info, "child exited",
+                                     Self.exitFields(pid, status) + [.init("child.status", .string(status.description))])))
                 beginDraining(.childExited(status), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
@@ -344,9 +342,7 @@ public struct Supervision: Sendable {
             case .signal(let signal):
                 Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.notice, "child stopped after leadership loss", [
-                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
-                ])))
+                out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
                 beginDraining(.leadershipLost, release: false, now: now, into: &out)
             default:
                 break
@@ -422,6 +418,11 @@ public struct Supervision: Sendable {
         if electionEnd != nil { return finish(exit, into: &out) }
         phase = .releasing(exit, giveUpAt: now + timing.releaseTimeout)
         out.append(.requestRelease)
+    }
+
+    /// `child.pid` and `child.exit_code`, for the log line of a child's end.
+    private static func exitFields(_ pid: Int32, _ status: TerminationStatus) -> [Note.Field] {
+        [.init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode)))]
     }
 
     /// Passes `signal` on to the child's process group, and logs it.
