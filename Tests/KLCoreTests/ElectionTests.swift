@@ -29,6 +29,13 @@ import Testing
         return LockCodec.decode(.configMap, object: object)
     }
 
+    /// An election of "me" that has taken its first step (a GET) at t0.
+    func started() -> Election {
+        var e = Election(identity: "me", timing: timing)
+        _ = e.step(.start, now: at(0), wall: wall)
+        return e
+    }
+
     func leader(identity: String = "me") -> (Election, LockSnapshot) {
         var e = Election(identity: identity, timing: timing)
         #expect(e.step(.start, now: at(0), wall: wall) == .get)
@@ -56,8 +63,7 @@ import Testing
     }
 
     @Test func heldLock_waitsForLeaseByOurClock_thenTakesOverAndIncrementsTransitions() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         // The record's renewTime is far in the past: irrelevant, only our clock counts.
         let held = snapshot(holder: "other", rv: "5", transitions: 4, renewSecond: -100_000)
         #expect(e.step(.observed(.present(held)), now: at(1), wall: wall) == .wait(until: at(16)))
@@ -71,8 +77,7 @@ import Testing
     }
 
     @Test func recordThatChanges_restartsTheExpiryClock() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         #expect(e.step(.observed(.present(snapshot(holder: "other", rv: "5"))), now: at(0), wall: wall) == .wait(until: at(15)))
         // A renew by the holder: new record, new clock.
         let renewed = snapshot(holder: "other", rv: "6", renewSecond: 2)
@@ -82,15 +87,13 @@ import Testing
     }
 
     @Test func futureRenewTimeInRecord_doesNotExtendTheLease() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         let skewed = snapshot(holder: "other", rv: "5", renewSecond: 86_400)  // a clock a day ahead
         #expect(e.step(.observed(.present(skewed)), now: at(0), wall: wall) == .wait(until: at(15)))
     }
 
     @Test func releasedRecord_isTakenAtOnce() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         let released = snapshot(holder: "", rv: "8", transitions: 2, leaseSeconds: 1)
         guard case .update(let r, _) = e.step(.observed(.present(released)), now: at(0), wall: wall) else {
             Issue.record("expected an immediate update"); return
@@ -100,8 +103,7 @@ import Testing
     }
 
     @Test func objectWithoutRecord_isTakenAtOnce_withZeroTransitions() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         guard case .update(let r, let base) = e.step(.observed(.present(snapshot(holder: nil, rv: "3"))), now: at(0), wall: wall) else {
             Issue.record("expected update"); return
         }
@@ -110,8 +112,7 @@ import Testing
     }
 
     @Test func unreadableRecord_isHeldUntilUnchangedForLeaseDuration() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         let object: JSON = ["metadata": ["resourceVersion": "4", "annotations": [LockKind.annotation: "garbage"]]]
         let junk = LockCodec.decode(.configMap, object: object)
         #expect(e.step(.observed(.present(junk)), now: at(3), wall: wall) == .wait(until: at(18)))
@@ -120,14 +121,12 @@ import Testing
     }
 
     @Test func recordHeldByOurOwnIdentity_fromAnotherProcess_isWaitedOut() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         #expect(e.step(.observed(.present(snapshot(holder: "me", rv: "5"))), now: at(0), wall: wall) == .wait(until: at(15)))
     }
 
     @Test func conflictOnCreate_readsAgain_andStandsBy() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         _ = e.step(.observed(.absent), now: at(0), wall: wall)
         #expect(e.step(.lostRace, now: at(0.1), wall: wall) == .get)
         #expect(e.step(.observed(.present(snapshot(holder: "fast", rv: "1"))), now: at(0.2), wall: wall) == .wait(until: at(15.2)))
@@ -135,8 +134,7 @@ import Testing
     }
 
     @Test func conflictOnTakeoverUpdate_readsAgain() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         _ = e.step(.observed(.present(snapshot(holder: "", rv: "2"))), now: at(0), wall: wall)
         #expect(e.step(.lostRace, now: at(0.1), wall: wall) == .get)
         #expect(e.role == .standby)
@@ -233,15 +231,13 @@ import Testing
     }
 
     @Test func releaseWhileStandby_endsWithoutWriting() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         _ = e.step(.observed(.present(snapshot(holder: "other", rv: "5"))), now: at(0), wall: wall)
         #expect(e.step(.releaseRequested, now: at(1), wall: wall) == .done)
     }
 
     @Test func transientFailureWhileStandby_retriesAfterRetryPeriod() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         #expect(e.step(.requestFailed("503"), now: at(0.5), wall: wall) == .wait(until: at(2.5)))
         #expect(e.step(.timer, now: at(2.5), wall: wall) == .get)
     }
@@ -250,8 +246,7 @@ import Testing
 
     /// A standby that has seen `holder` hold the lock since `at(0)`.
     func standbyThatSawHeld(_ holder: String = "old", rv: String = "5", transitions: Int = 3) -> Election {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         #expect(e.step(.observed(.present(snapshot(holder: holder, rv: rv, transitions: transitions))), now: at(0), wall: wall) == .wait(until: at(15)))
         return e
     }
@@ -273,16 +268,14 @@ import Testing
 
     /// Row 1: the record's lease, not ours, is what the deletion is held for.
     @Test func row1_deletionWaitsTheHeldRecordsLease() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         _ = e.step(.observed(.present(snapshot(holder: "old", rv: "5", leaseSeconds: 40))), now: at(0), wall: wall)
         #expect(e.step(.observed(.absent), now: at(1), wall: wall) == .wait(until: at(41)))
     }
 
     /// Row 1: a standby that never saw the lock held creates it at once.
     @Test func row1_absentAtFirstSight_isCreatedAtOnce() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
         #expect(e.heldUntil == nil)
     }
@@ -339,8 +332,7 @@ import Testing
 
     /// The same after a lost create race, and after a clear by someone else.
     @Test func lostCreateRace_thenAbsent_orCleared_isHeldForOneLease() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
         #expect(e.step(.lostRace, now: at(0.1), wall: wall) == .get)
         #expect(e.step(.observed(.absent), now: at(0.2), wall: wall) == .wait(until: at(15.2)))
@@ -451,8 +443,7 @@ import Testing
     /// Row 9: the original kube-leader's lock is held while its Pod exists,
     /// looked at again once per lease; free once the Pod is gone.
     @Test func row9_originalKubeLeaderLock_heldWhileItsPodExists() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         var object: JSON = ["metadata": ["name": "l", "resourceVersion": "3",
                                          "ownerReferences": [["apiVersion": "v1", "kind": "Pod", "name": "old-pod", "uid": "u1"]]]]
         let legacy = LockCodec.decode(.configMap, object: object)
@@ -513,8 +504,7 @@ import Testing
         object[path: "metadata", "annotations", LockKind.annotation] = .string(annotation)
         let s = LockCodec.decode(.configMap, object: object)
         guard case .unreadable = s.state else { Issue.record("\(annotation) decoded as \(s.state)"); return }
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         #expect(e.step(.observed(.present(s)), now: at(1), wall: wall) == .wait(until: at(16)))
     }
 
@@ -530,8 +520,7 @@ import Testing
 
     /// Hostile: a create answered with someone else's record is not success.
     @Test func createAnsweredWithAnotherHolder_isNotLeadership() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         guard case .create = e.step(.observed(.absent), now: at(0), wall: wall) else { Issue.record("expected create"); return }
         let theirs = snapshot(holder: "intruder", rv: "3")
         #expect(e.step(.written(theirs), now: at(0.1), wall: wall) == .wait(until: at(15.1)))
@@ -557,8 +546,7 @@ import Testing
     /// waited out for a lease before the next write (never sooner than the
     /// retry period).
     @Test func conflictForever_writesArePacedByTheLease() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         var writes: [Double] = []
         var now = 0.0
         var action = e.step(.observed(.absent), now: at(now), wall: wall)
@@ -596,8 +584,7 @@ import Testing
     /// Hostile: a record without a resourceVersion can never be written
     /// conditionally: never taken; read again after a lease.
     @Test func recordWithoutResourceVersion_isNeverWritten() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
+        var e = started()
         let s = snapshot(holder: "", rv: "")
         #expect(e.step(.observed(.present(s)), now: at(0), wall: wall) == .wait(until: at(15)))
         #expect(e.step(.timer, now: at(15), wall: wall) == .get)

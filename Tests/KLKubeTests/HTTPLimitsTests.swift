@@ -31,147 +31,112 @@ func flood(_ fd: Int32, _ piece: String) {
     while sendAll(fd, bytes) {}
 }
 
+/// What a hostile server sends after reading the request: a response head,
+/// then `tail`; what a GET against it must end with.
+struct HostilePeer: Sendable, CustomStringConvertible {
+    enum Tail: Sendable {
+        case nothing
+        /// `trickle(fd, bytes, pauseMicros:, forever:)`.
+        case trickle([UInt8], pauseMicros: UInt32, forever: Bool)
+        /// `flood(fd, piece)`.
+        case flood(String)
+    }
+    var name: String
+    var head: String
+    var tail: Tail
+    var limits = HTTPLimits()
+    var timeout: Duration
+    var code: HTTPError.Code
+    /// The error message starts with this.
+    var prefix = ""
+    /// Texts the error message contains; `{port}` is the server's port.
+    var mentions: [String] = []
+    var description: String { name }
+
+    /// A server that reads a request, sends `head`, then `tail`.
+    func server() -> TestServer {
+        oneResponseServer(head) { fd in
+            switch tail {
+            case .nothing: break
+            case .trickle(let bytes, let pause, let forever): trickle(fd, bytes, pauseMicros: pause, forever: forever)
+            case .flood(let piece): flood(fd, piece)
+            }
+        }
+    }
+}
+
+let hostilePeers: [HostilePeer] = [
+    HostilePeer(name: "body in one-byte chunks ends at the deadline",
+                head: "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",
+                tail: .trickle(Array(repeating: 120, count: 100_000), pauseMicros: 2000, forever: false),
+                timeout: .milliseconds(500), code: .timedOut, prefix: "Timed out after 500ms"),
+    HostilePeer(name: "chunked body of one-byte chunks ends at the deadline",
+                head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                tail: .trickle(Array("1\r\nx\r\n".utf8), pauseMicros: 1000, forever: true),
+                timeout: .milliseconds(500), code: .timedOut),
+    HostilePeer(name: "headers in one-byte chunks end at the deadline",
+                head: "HTTP/1.1 200 OK\r\n",
+                tail: .trickle(Array("X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".utf8), pauseMicros: 2000, forever: true),
+                timeout: .milliseconds(500), code: .timedOut),
+    HostilePeer(name: "endless body is capped with an error naming the cap",
+                head: "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", tail: .flood("{\"kind\":\"ConfigMap\"}"),
+                limits: HTTPLimits(maxBodyBytes: 1 << 20), timeout: .seconds(20), code: .tooLarge,
+                mentions: ["larger than the cap of 1 MiB", "127.0.0.1:{port}"]),
+    HostilePeer(name: "endless chunked body is capped",
+                head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                tail: .flood("400\r\n" + String(repeating: "y", count: 1024) + "\r\n"),
+                limits: HTTPLimits(maxBodyBytes: 256 * 1024), timeout: .seconds(20), code: .tooLarge, mentions: ["256 KiB"]),
+    HostilePeer(name: "declared length over the cap is refused before reading",
+                head: "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nabc", tail: .nothing,
+                timeout: .seconds(10), code: .tooLarge,
+                mentions: ["declares 9223372036854775807 bytes, more than the cap of 8 MiB"]),
+    HostilePeer(name: "endless headers are capped",
+                head: "HTTP/1.1 200 OK\r\n", tail: .flood("X-Junk: " + String(repeating: "0123456789", count: 100) + "\r\n"),
+                timeout: .seconds(20), code: .tooLarge,
+                mentions: ["response headers from 127.0.0.1:{port} are larger than the cap of 64 KiB"]),
+    HostilePeer(name: "endless short headers are capped by count",
+                head: "HTTP/1.1 200 OK\r\n", tail: .flood("X: 1\r\n"),
+                timeout: .seconds(20), code: .tooLarge, mentions: ["more than 256 headers"]),
+    HostilePeer(name: "endless interim responses count against the head cap",
+                head: "", tail: .flood("HTTP/1.1 100 Continue\r\n\r\n"),
+                timeout: .seconds(20), code: .tooLarge),
+]
+
 /// Regression tests for issue 10 ("two children at once"): the read deadline
 /// was checked only when the socket was empty and responses had no size
 /// limit, so a renew answered with a body in 1-byte chunks, or an endless
 /// body, never reached its deadline and a GET held gigabytes.
 @Suite("HTTP client against hostile peers")
 struct HTTPHostilePeerTests {
-    func expectEnds(_ client: HTTPClient, timeout: Duration, _ code: HTTPError.Code,
-                    path: String = "/", sourceLocation: SourceLocation = #_sourceLocation) -> HTTPError? {
+    /// A GET against the peer ends, by its deadline (plus slack), with the
+    /// peer's error code and message.
+    @Test("a GET against a hostile peer ends", .timeLimit(.minutes(1)), arguments: hostilePeers)
+    func getEnds(_ peer: HostilePeer) throws {
+        let server = peer.server()
+        defer { server.stop() }
+        let client = try HTTPClient(baseURL: server.url, limits: peer.limits)
         let start = MonotonicClock.now
-        let error = #expect(throws: HTTPError.self, sourceLocation: sourceLocation) {
-            try client.send(HTTPRequest(method: "GET", path: path), timeout: timeout)
+        let error = #expect(throws: HTTPError.self) {
+            try client.send(HTTPRequest(method: "GET", path: "/"), timeout: peer.timeout)
         }
         let elapsed = MonotonicClock.now - start
-        #expect(error?.code == code, "\(String(describing: error))", sourceLocation: sourceLocation)
-        #expect(elapsed < timeout + hostileSlack, "took \(elapsed)", sourceLocation: sourceLocation)
-        return error
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func bodyInOneByteChunks_endsAtTheDeadline() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-            trickle(fd, Array(repeating: 120, count: 100_000), pauseMicros: 2000)
+        #expect(error?.code == peer.code, "\(String(describing: error))")
+        #expect(elapsed < peer.timeout + hostileSlack, "took \(elapsed)")
+        #expect(error?.message.hasPrefix(peer.prefix) == true, "\(String(describing: error))")
+        for text in peer.mentions {
+            let text = text.replacing("{port}", with: "\(server.port)")
+            #expect(error?.message.contains(text) == true, "\(String(describing: error)) should mention \(text)")
         }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let e = expectEnds(client, timeout: .milliseconds(500), .timedOut)
-        #expect(e?.message.hasPrefix("Timed out after 500ms") == true)
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func chunkedBodyOfOneByteChunks_endsAtTheDeadline() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            trickle(fd, Array("1\r\nx\r\n".utf8), pauseMicros: 1000, forever: true)
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        _ = expectEnds(client, timeout: .milliseconds(500), .timedOut)
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func headersInOneByteChunks_endAtTheDeadline() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\n")
-            trickle(fd, Array("X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".utf8), pauseMicros: 2000, forever: true)
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        _ = expectEnds(client, timeout: .milliseconds(500), .timedOut)
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func endlessBody_isCappedWithAnErrorNamingTheCap() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-            flood(fd, "{\"kind\":\"ConfigMap\"}")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url, limits: HTTPLimits(maxBodyBytes: 1 << 20))
-        let e = expectEnds(client, timeout: .seconds(20), .tooLarge)
-        #expect(e?.message.contains("larger than the cap of 1 MiB") == true, "\(String(describing: e))")
-        #expect(e?.message.contains("127.0.0.1:\(server.port)") == true)
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func endlessChunkedBody_isCapped() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            flood(fd, "400\r\n" + String(repeating: "y", count: 1024) + "\r\n")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url, limits: HTTPLimits(maxBodyBytes: 256 * 1024))
-        let e = expectEnds(client, timeout: .seconds(20), .tooLarge)
-        #expect(e?.message.contains("256 KiB") == true)
-    }
-
-    @Test func declaredLengthOverTheCap_isRefusedBeforeReading() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nabc")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let e = expectEnds(client, timeout: .seconds(10), .tooLarge)
-        #expect(e?.message.contains("declares 9223372036854775807 bytes, more than the cap of 8 MiB") == true, "\(String(describing: e))")
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func endlessHeaders_areCapped() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\n")
-            flood(fd, "X-Junk: " + String(repeating: "0123456789", count: 100) + "\r\n")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let e = expectEnds(client, timeout: .seconds(20), .tooLarge)
-        #expect(e?.message.contains("response headers from 127.0.0.1:\(server.port) are larger than the cap of 64 KiB") == true, "\(String(describing: e))")
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func endlessShortHeaders_areCappedByCount() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\n")
-            flood(fd, "X: 1\r\n")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let e = expectEnds(client, timeout: .seconds(20), .tooLarge)
-        #expect(e?.message.contains("more than 256 headers") == true)
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func endlessInterimResponses_countAgainstTheHeadCap() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            flood(fd, "HTTP/1.1 100 Continue\r\n\r\n")
-        }
-        defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        _ = expectEnds(client, timeout: .seconds(20), .tooLarge)
     }
 
     @Test(.timeLimit(.minutes(1)))
     func streamedLineThatNeverEnds_isAnErrorAtTheCap() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") { fd in
             sendAll(fd, "6\r\nfirst\n\r\n")
             flood(fd, "400\r\n" + String(repeating: "z", count: 1024) + "\r\n")
         }
         defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url, limits: HTTPLimits(maxLineBytes: 128 * 1024))
-        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        let stream = try openWatch(server, limits: HTTPLimits(maxLineBytes: 128 * 1024))
         #expect(try stream.readLine(deadline: .now + .seconds(5)) == "first")
         let e = #expect(throws: HTTPError.self) { try stream.readLine(deadline: .now + .seconds(20)) }
         #expect(e?.code == .tooLarge)
@@ -185,9 +150,7 @@ struct HTTPHostilePeerTests {
         var text = ""
         for i in 0..<5000 { text += (i % 3 == 0 ? "" : "line \(i)") + (i % 2 == 0 ? "\r\n" : "\n") }
         let bytes = Array(text.utf8)
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") { fd in
             var i = 0
             var size = 1
             while i < bytes.count {  // chunk sizes 1, 8, 64, 512, 4096, 1, ... cut lines anywhere
@@ -199,8 +162,7 @@ struct HTTPHostilePeerTests {
             sendAll(fd, "5\r\ntail!\r\n0\r\n\r\n")
         }
         defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        let stream = try openWatch(server)
         for i in 0..<5000 {
             let line = try stream.readLine(deadline: .now + .seconds(10))
             #expect(line == (i % 3 == 0 ? "" : "line \(i)"))
@@ -212,14 +174,11 @@ struct HTTPHostilePeerTests {
 
     @Test(.timeLimit(.minutes(1)))
     func streamedLineTrickling_timesOutAtEachDeadlineAndStaysUsable() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") { fd in
             trickle(fd, Array("1\r\nq\r\n".utf8), pauseMicros: 1000, forever: true)
         }
         defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url)
-        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        let stream = try openWatch(server)
         for _ in 0..<2 {
             let start = MonotonicClock.now
             let e = #expect(throws: HTTPError.self) { try stream.readLine(deadline: start + .milliseconds(300)) }
@@ -231,14 +190,11 @@ struct HTTPHostilePeerTests {
 
     @Test(.timeLimit(.minutes(1)))
     func watchErrorBodyOverTheCap_isAnError() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\n")
+        let server = oneResponseServer("HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\n") { fd in
             flood(fd, "e")
         }
         defer { server.stop() }
-        let client = try HTTPClient(baseURL: server.url, limits: HTTPLimits(maxBodyBytes: 64 * 1024))
-        let stream = try client.openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+        let stream = try openWatch(server, limits: HTTPLimits(maxBodyBytes: 64 * 1024))
         let e = #expect(throws: HTTPError.self) { try stream.readAll(deadline: .now + .seconds(20)) }
         #expect(e?.code == .tooLarge)
     }

@@ -320,10 +320,7 @@ struct KubeClientTests {
     }
 
     @Test func watch_cutShort_isTransportError() throws {
-        let server = TestServer { fd, _ in
-            _ = readRequest(fd)
-            sendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"typ")
-        }
+        let server = oneResponseServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"typ")
         defer { server.stop() }
         let kube = try KubeClient(config: KubeConfig(server: server.url))
         let watch = try kube.watch(.leases, namespace: "ns", resourceVersion: nil)

@@ -1,6 +1,26 @@
 import Testing
 @testable import KLKube
 
+/// A server certificate the client must refuse (from `CertFixture`), the
+/// server name it asks for, and what the error names; `{port}` is the server's port.
+struct RejectedCertificate: Sendable, CustomStringConvertible {
+    var name: String
+    var cert: @Sendable (CertFixture) -> String
+    var serverName: String? = nil
+    var mentions: [String]
+    var description: String { name }
+}
+
+let rejectedCertificates = [
+    RejectedCertificate(name: "wrong CA fails as unknown CA", cert: { $0.signedByOther },
+                        mentions: ["unknown CA", "127.0.0.1:{port}"]),
+    RejectedCertificate(name: "wrong host name fails as host mismatch", cert: { $0.good }, serverName: "wrong.example",
+                        mentions: ["host mismatch", "wrong.example"]),
+    RejectedCertificate(name: "certificate without the IP fails as host mismatch", cert: { $0.dnsOnly },
+                        mentions: ["host mismatch", "IP address 127.0.0.1"]),
+    RejectedCertificate(name: "expired certificate fails as expired", cert: { $0.expired }, mentions: ["expired"]),
+]
+
 @Suite("TLS client")
 struct TLSTests {
     let certs = CertFixture.shared
@@ -41,39 +61,18 @@ struct TLSTests {
         #expect(server.connections == 1)
     }
 
-    @Test func wrongCA_failsAsUnknownCA() {
-        let server = TLSTestServer(cert: certs.signedByOther, key: certs.key)
+    /// The client refuses a certificate that fails verification, with a code
+    /// that makes it a configuration error and a message that says why.
+    @Test("a certificate that fails verification is refused", arguments: rejectedCertificates)
+    func rejectedCertificate(_ c: RejectedCertificate) {
+        let server = TLSTestServer(cert: c.cert(certs), key: certs.key)
         defer { server.stop() }
-        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
+        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile, serverName: c.serverName))
         #expect(error?.code == .certificateRejected)
-        #expect(error?.description.contains("unknown CA") == true, "\(String(describing: error))")
-        #expect(error?.description.contains("127.0.0.1:\(server.port)") == true)
-    }
-
-    @Test func wrongHostName_failsAsHostMismatch() {
-        let server = TLSTestServer(cert: certs.good, key: certs.key)
-        defer { server.stop() }
-        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile, serverName: "wrong.example"))
-        #expect(error?.code == .certificateRejected)
-        #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
-        #expect(error?.description.contains("wrong.example") == true)
-    }
-
-    @Test func certificateWithoutTheIP_failsAsHostMismatch() {
-        let server = TLSTestServer(cert: certs.dnsOnly, key: certs.key)
-        defer { server.stop() }
-        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
-        #expect(error?.code == .certificateRejected)
-        #expect(error?.description.contains("host mismatch") == true, "\(String(describing: error))")
-        #expect(error?.description.contains("IP address 127.0.0.1") == true)
-    }
-
-    @Test func expiredCertificate_failsAsExpired() {
-        let server = TLSTestServer(cert: certs.expired, key: certs.key)
-        defer { server.stop() }
-        let error = failure(port: server.port, tls: TLSOptions(caFile: certs.caFile))
-        #expect(error?.code == .certificateRejected)
-        #expect(error?.description.contains("expired") == true, "\(String(describing: error))")
+        for text in c.mentions {
+            let text = text.replacing("{port}", with: "\(server.port)")
+            #expect(error?.description.contains(text) == true, "\(String(describing: error)) should mention \(text)")
+        }
     }
 
     @Test func threeFailures_haveDistinctMessages() {

@@ -106,6 +106,21 @@ final class TestServer: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// A server whose every connection reads one request, sends `response`, then
+/// runs `then` on the socket; the socket closes when it returns.
+func oneResponseServer(_ response: String, then: @escaping @Sendable (Int32) -> Void = { _ in }) -> TestServer {
+    TestServer { fd, _ in
+        _ = readRequest(fd)
+        sendAll(fd, response)
+        then(fd)
+    }
+}
+
+/// Opens the stream of a `GET /watch` from `server` on a new client.
+func openWatch(_ server: TestServer, limits: HTTPLimits = HTTPLimits()) throws -> HTTPStream {
+    try HTTPClient(baseURL: server.url, limits: limits).openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
+}
+
 /// A pipe used to release a server thread at a point the test chooses.
 final class Gate: @unchecked Sendable {
     private var fds: [Int32] = [0, 0]

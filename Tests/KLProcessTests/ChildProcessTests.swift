@@ -121,17 +121,22 @@ import KLCore
         #expect(throws: ProcessError.self) { _ = try ChildProcess.spawn(["kl-only-here"]) }
     }
 
+    /// Spawning `argv` fails as not executable, exit code 126.
+    func expectNotExecutable126(_ argv: [String], environment: [String: String]?, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(sourceLocation: sourceLocation) {
+            _ = try ChildProcess.spawn(argv, environment: environment)
+        } throws: { error in
+            let error = error as? ProcessError
+            return error?.code == .notExecutable && error?.exitCode == 126
+        }
+    }
+
     @Test func nonExecutableFile_isNotExecutable126() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let file = dir.file("plain", contents: "#!/bin/sh\nexit 0\n", mode: 0o644)
         for (argv, env) in [([file], nil), (["plain"], ["PATH": dir.path])] as [([String], [String: String]?)] {
-            #expect {
-                _ = try ChildProcess.spawn(argv, environment: env)
-            } throws: { error in
-                let error = error as? ProcessError
-                return error?.code == .notExecutable && error?.exitCode == 126
-            }
+            expectNotExecutable126(argv, environment: env)
         }
     }
 
@@ -140,12 +145,7 @@ import KLCore
         defer { dir.remove() }
         _ = mkdir(dir.path + "/subdir", 0o755)
         for (argv, env) in [([dir.path], nil), (["subdir"], ["PATH": dir.path])] as [([String], [String: String]?)] {
-            #expect {
-                _ = try ChildProcess.spawn(argv, environment: env)
-            } throws: { error in
-                let error = error as? ProcessError
-                return error?.code == .notExecutable && error?.exitCode == 126
-            }
+            expectNotExecutable126(argv, environment: env)
         }
     }
 

@@ -167,9 +167,7 @@ struct DrainServiceTests {
             service.heartbeatDue()
         }
         let lifecycle = FakeLifecycle()
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: clock)
         box.withLock { $0 = service }
         #expect(try service.pollOnce(inline: true) == 1)
         #expect(service.finished == [.drained(node: "n1")])
@@ -193,9 +191,7 @@ struct DrainServiceTests {
             queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
             lifecycle.start("t\(i)")
         }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                                  taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: clock)
         // Receive without starting drains (as when all slots are busy).
         for m in try queue.receive(max: 10, waitSeconds: 0, visibilitySeconds: 30) { service.accept(m) }
         #expect(service.waiting == 2)
@@ -224,9 +220,7 @@ struct DrainServiceTests {
         let cluster = Counting()
         let queue = HandleQueue()
         for i in 1...5 { queue.put(lifecycleBody(instance: "i-elsewhere-\(i)", token: "t\(i)"), id: "m\(i)") }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: FakeLifecycle(), queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, FakeLifecycle(), queue)
         #expect(try service.pollOnce(inline: true) == 5)
         #expect(service.finished == Array(repeating: .unknownNodeLeft, count: 5))
         #expect(cluster.lists.withLock { $0 } == 1)
@@ -239,9 +233,7 @@ struct DrainServiceTests {
         queue.put(lifecycleBody(instance: "i-other-cluster", token: "t9"), id: "m9")
         let lifecycle = FakeLifecycle()
         let sink = MemorySink()
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: sink))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: sink))
+        let service = drainService(cluster, lifecycle, queue, sink: sink)
         #expect(try service.pollOnce(inline: true) == 1)
         #expect(service.finished == [.unknownNodeLeft])
         #expect(lifecycle.all.isEmpty)
@@ -300,9 +292,7 @@ struct EC2EventServiceTests {
         let queue = FakeQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         queue.put(ec2EventBody("EC2 Spot Instance Interruption Warning", instance: "i-2", extra: #","instance-action":"terminate""#), id: "spot")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue)
         #expect(try service.pollOnce() == 2)
         // Both drains run although --concurrency is 1.
         #expect(cluster.started.wait(for: 2) == 2)
@@ -325,9 +315,7 @@ struct EC2EventServiceTests {
         let queue = FakeQueue()
         queue.put(ec2EventBody("EC2 Instance Rebalance Recommendation", instance: "i-1"), id: "rebalance")
         queue.put(ec2EventBody("EC2 Instance State-change Notification", instance: "i-1", extra: #","state":"running""#), id: "running")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "node-lifecycle/draining"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 1, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, taint: "node-lifecycle/draining")
         #expect(try service.pollOnce(inline: true) == 2)
         #expect(service.finished == [.cordoned(node: "n1")])
         let node = try #require(cluster.node("n1"))
@@ -350,7 +338,5 @@ func scaleIn(_ nodes: Int, _ cluster: FakeCluster, _ queue: HandleQueue, _ lifec
         queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
         lifecycle.start("t\(i)")
     }
-    let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(heartbeatInterval: .seconds(60)),
-                              taint: Taint(key: "d"), clock: clock, logger: Logger(sink: MemorySink()))
-    return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+    return drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: clock, concurrency: concurrency)
 }

@@ -214,9 +214,7 @@ struct DrainConcurrencyTests {
         let lifecycle = CountingLifecycle()
         let queue = FakeQueue()
         for i in 1...3 { queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)") }
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, concurrency: 2)
         // All three are received (and heartbeated); two drains start on their own threads.
         #expect(try service.pollOnce() == 3)
         #expect(cluster.started.wait(for: 2) == 2)
@@ -231,22 +229,25 @@ struct DrainConcurrencyTests {
 }
 
 extension DrainConcurrencyTests {
+    /// Node n1 (instance i-1) in a cluster whose drains wait until opened, and
+    /// a queue holding its lifecycle message m1 (token t1).
+    func blockingNodeWithMessage() -> (BlockingCluster, FakeQueue) {
+        let base = FakeCluster()
+        base.addNode("n1", instance: "i-1")
+        let queue = FakeQueue()
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
+        return (BlockingCluster(base), queue)
+    }
+
     /// SQS deletes reliably only with the newest receipt handle: a copy
     /// received while the drain runs is extended, then deleted with it.
     @Test func messageReceivedAgainDuringItsDrain_isExtended_thenDeletedToo() throws {
-        let base = FakeCluster()
-        base.addNode("n1", instance: "i-1")
-        let cluster = BlockingCluster(base)
+        let (cluster, queue) = blockingNodeWithMessage()
         let lifecycle = CountingLifecycle()
-        let queue = FakeQueue()
-        let body = lifecycleBody(instance: "i-1", token: "t1")
-        queue.put(body, id: "m1")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let service = drainService(cluster, lifecycle, queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
-        queue.put(body, id: "m1-again")
+        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1-again")
         #expect(try service.pollOnce() == 1)
         #expect(queue.extended.withLock { $0 } == ["m1:120", "m1-again:120"])
         cluster.open.signal()
@@ -260,14 +261,8 @@ extension DrainConcurrencyTests {
 
 extension DrainConcurrencyTests {
     @Test func releaseInFlight_makesTheDrainsMessagesVisibleAtOnce() throws {
-        let base = FakeCluster()
-        base.addNode("n1", instance: "i-1")
-        let cluster = BlockingCluster(base)
-        let queue = FakeQueue()
-        queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let drainer = NodeDrainer(cluster: cluster, lifecycle: CountingLifecycle(), queue: queue, settings: DrainSettings(),
-                                  taint: Taint(key: "d"), clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink()))
-        let service = DrainService(queue: queue, drainer: drainer, concurrency: 2, waitSeconds: 0, logger: Logger(sink: MemorySink()))
+        let (cluster, queue) = blockingNodeWithMessage()
+        let service = drainService(cluster, CountingLifecycle(), queue, concurrency: 2)
         #expect(try service.pollOnce() == 1)
         #expect(cluster.started.wait(for: 1) == 1)
         #expect(service.releaseInFlight() == 1)

@@ -102,6 +102,18 @@ struct ReadyRunnerTests {
                                logicalResourceID: "NodeGroup", uniqueID: "i-1"), fake)
     }
 
+    /// A booting node n1 whose Ready condition is `ready`, and `ready` for it
+    /// (10 s) signalling to a recording double: a new runner each call, as
+    /// when the init container restarts.
+    func bootingNode(ready: String) -> (cluster: FakeCluster, fake: FakeTransport, run: () -> ReadyOutcome) {
+        let cluster = taintedCluster()
+        setConditions(cluster, [("Ready", ready)])
+        let (signal, fake) = recordingSignal()
+        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
+        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink())).run() }
+        return (cluster, fake, run)
+    }
+
     func statuses(_ fake: FakeTransport) -> [String] {
         fake.requests.compactMap { sent in
             let body = String(decoding: sent.request.body, as: UTF8.self)
@@ -113,11 +125,7 @@ struct ReadyRunnerTests {
     /// SUCCESS, and a pod restarted on an old node (never tainted) signalled
     /// SUCCESS for it.
     @Test func success_isSignalledOncePerInstance_evenWhenReadyRunsAgain() {
-        let cluster = taintedCluster()
-        setConditions(cluster, [("Ready", "True")])
-        let (signal, fake) = recordingSignal()
-        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
-        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink())).run() }
+        let (cluster, fake, run) = bootingNode(ready: "True")
         #expect(run() == .ready)
         #expect(run() == .ready)
         #expect(run() == .ready)
@@ -142,11 +150,7 @@ struct ReadyRunnerTests {
     }
 
     @Test func failure_isSignalledOnce_thenSuccessStillCounts() {
-        let cluster = taintedCluster()
-        setConditions(cluster, [("Ready", "False")])
-        let (signal, fake) = recordingSignal()
-        let settings = ReadySettings(nodeName: "n1", taintKey: "node-lifecycle/booting", timeout: .seconds(10))
-        let run = { ReadyRunner(cluster: cluster, settings: settings, signal: signal, clock: VirtualMonotonicClock(), logger: Logger(sink: MemorySink())).run() }
+        let (cluster, fake, run) = bootingNode(ready: "False")
         #expect(run() == .timedOut(problems: ["Ready is False"]))
         #expect(run() == .timedOut(problems: ["Ready is False"]))   // the init container restarted
         #expect(statuses(fake) == ["FAILURE"])

@@ -227,12 +227,18 @@ struct JSONParser {
             index += 1
             skipWhitespace()
             object[key] = try parseValue()
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input in object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
-            throw error("expected ',' or '}' in object")
+            if try atClose("}", of: "object") { return .object(object) }
         }
+    }
+
+    /// After a member of an object or an element of an array: consumes the
+    /// `,` (false) or the closing bracket `close` (true); anything else is an error.
+    mutating func atClose(_ close: Unicode.Scalar, of what: String) throws(JSONParseError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw error("unexpected end of input in \(what)") }
+        if bytes[index] == UInt8(ascii: ",") { index += 1; return false }
+        if bytes[index] == UInt8(ascii: close) { index += 1; return true }
+        throw error("expected ',' or '\(close)' in \(what)")
     }
 
     mutating func parseArray() throws(JSONParseError) -> JSON {
@@ -244,11 +250,7 @@ struct JSONParser {
         while true {
             skipWhitespace()
             array.append(try parseValue())
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input in array") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
-            throw error("expected ',' or ']' in array")
+            if try atClose("]", of: "array") { return .array(array) }
         }
     }
 

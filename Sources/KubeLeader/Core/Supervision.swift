@@ -317,13 +317,10 @@ public struct Supervision: Sendable {
         case .running(let pid):
             switch event {
             case .signal(let signal):
-                out.append(.signalGroup(signal))
-                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+                Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.info, "child exited", [
-                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
-                    .init("child.status", .string(status.description)),
-                ])))
+                out.append(.log(Note(.info, "child exited",
+                                     Self.exitFields(pid, status) + [.init("child.status", .string(status.description))])))
                 beginDraining(.childExited(status), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
@@ -343,12 +340,9 @@ public struct Supervision: Sendable {
         case .stopping(let pid, _, _, _):
             switch event {
             case .signal(let signal):
-                out.append(.signalGroup(signal))
-                out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+                Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.notice, "child stopped after leadership loss", [
-                    .init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode))),
-                ])))
+                out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
                 beginDraining(.leadershipLost, release: false, now: now, into: &out)
             default:
                 break
@@ -424,6 +418,17 @@ public struct Supervision: Sendable {
         if electionEnd != nil { return finish(exit, into: &out) }
         phase = .releasing(exit, giveUpAt: now + timing.releaseTimeout)
         out.append(.requestRelease)
+    }
+
+    /// `child.pid` and `child.exit_code`, for the log line of a child's end.
+    private static func exitFields(_ pid: Int32, _ status: TerminationStatus) -> [Note.Field] {
+        [.init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode)))]
+    }
+
+    /// Passes `signal` on to the child's process group, and logs it.
+    private static func forward(_ signal: Signal, to pid: Int32, into out: inout [Action]) {
+        out.append(.signalGroup(signal))
+        out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
     }
 
     private mutating func finish(_ exit: Exit, into out: inout [Action]) {

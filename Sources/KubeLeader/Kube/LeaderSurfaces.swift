@@ -112,16 +112,24 @@ public final class LeaderSurfaces: @unchecked Sendable {
             try body()
             return true
         } catch {
-            if error.code == .forbidden || error.code == .unauthorized {
-                if !warnedLabelRBAC {
-                    warnedLabelRBAC = true
-                    logger.warning("cannot \(what): grant patch and list on pods in this namespace (see deploy/); leading goes on without the label",
-                                   ("error", .string(error.description)))
-                }
-            } else {
-                logger.warning("cannot \(what); the next leader cleans up", ("error", .string(error.description)))
-            }
+            logFailure(error, .warning, warned: &warnedLabelRBAC,
+                       rbac: "cannot \(what): grant patch and list on pods in this namespace (see deploy/); leading goes on without the label",
+                       other: "cannot \(what); the next leader cleans up")
             return false
+        }
+    }
+
+    /// Logs a failed best-effort request at `level`: missing rights
+    /// (forbidden, unauthorized) once, as `rbac`; any other error each time, as `other`.
+    private func logFailure(_ error: KubeError, _ level: LogLevel, warned: inout Bool, rbac: String, other: String) {
+        let fields: [(String, JSON)] = [("error", .string(error.description))]
+        if error.code == .forbidden || error.code == .unauthorized {
+            if !warned {
+                warned = true
+                logger.log(level, rbac, fields)
+            }
+        } else {
+            logger.log(level, other, fields)
         }
     }
 
@@ -139,15 +147,9 @@ public final class LeaderSurfaces: @unchecked Sendable {
             _ = try client.create(.events, namespace: status.namespace, body: event, timeout: timeout)
             logger.debug("recorded an event", ("message", event["message"] ?? .null))
         } catch {
-            if error.code == .forbidden || error.code == .unauthorized {
-                if !warnedEventsRBAC {
-                    warnedEventsRBAC = true
-                    logger.debug("cannot create events (grant create on events to see leader changes in kubectl get events)",
-                                 ("error", .string(error.description)))
-                }
-            } else {
-                logger.debug("cannot create an event", ("error", .string(error.description)))
-            }
+            logFailure(error, .debug, warned: &warnedEventsRBAC,
+                       rbac: "cannot create events (grant create on events to see leader changes in kubectl get events)",
+                       other: "cannot create an event")
         }
     }
 

@@ -119,17 +119,22 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     deinit { close() }
 
+    /// After `recv` or `send` failed with `e`: true to call it again (EINTR,
+    /// or EAGAIN once the socket is ready for `events`), false for a real error.
+    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(HTTPError) -> Bool {
+        if e == EINTR { return true }
+        guard e == EAGAIN || e == EWOULDBLOCK else { return false }
+        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
+        return true
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
             let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK {
-                try waitReady(fd: fd, events: Int16(POLLIN), deadline: deadline, endpoint: endpoint, what: "waiting for a response from")
-                continue
-            }
+            if try shouldRetry(e, events: Int16(POLLIN), deadline: deadline, what: "waiting for a response from") { continue }
             throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
         }
     }
@@ -145,11 +150,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
                 continue
             }
             let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK {
-                try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "sending a request to")
-                continue
-            }
+            if try shouldRetry(e, events: Int16(POLLOUT), deadline: deadline, what: "sending a request to") { continue }
             throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
         }
     }

@@ -124,6 +124,19 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     deinit { close() }
 
+    /// Waits until the socket is readable (SSL_ERROR_WANT_READ) or writable
+    /// (SSL_ERROR_WANT_WRITE) when OpenSSL asks for it; false for any other error.
+    private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(HTTPError) -> Bool {
+        let events: Int16
+        switch err {
+        case SSL_ERROR_WANT_READ: events = Int16(POLLIN)
+        case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
+        default: return false
+        }
+        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
+        return true
+    }
+
     private func handshake(serverName: String, deadline: MonotonicClock.Instant) throws(HTTPError) {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "during the TLS handshake with")
@@ -131,14 +144,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             let r = SSL_connect(ssl)
             if r == 1 { return }
             let err = SSL_get_error(ssl, r)
-            if err == SSL_ERROR_WANT_READ {
-                try waitReady(fd: fd, events: Int16(POLLIN), deadline: deadline, endpoint: endpoint, what: "during the TLS handshake with")
-                continue
-            }
-            if err == SSL_ERROR_WANT_WRITE {
-                try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "during the TLS handshake with")
-                continue
-            }
+            if try waitIfWanted(err, deadline: deadline, what: "during the TLS handshake with") { continue }
             let verify = SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
                 throw HTTPError(.certificateRejected, verifyFailureMessage(Int32(verify), serverName: serverName, endpoint: endpoint))
@@ -157,11 +163,8 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             let r = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
             if r > 0 { return Int(r) }
             let err = SSL_get_error(ssl, r)
+            if try waitIfWanted(err, deadline: deadline, what: "waiting for a response from") { continue }
             switch err {
-            case SSL_ERROR_WANT_READ:
-                try waitReady(fd: fd, events: Int16(POLLIN), deadline: deadline, endpoint: endpoint, what: "waiting for a response from")
-            case SSL_ERROR_WANT_WRITE:
-                try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "waiting for a response from")
             case SSL_ERROR_ZERO_RETURN:
                 return 0
             case SSL_ERROR_SYSCALL:
@@ -186,11 +189,8 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
                 continue
             }
             let err = SSL_get_error(ssl, r)
+            if try waitIfWanted(err, deadline: deadline, what: "sending a request to") { continue }
             switch err {
-            case SSL_ERROR_WANT_READ:
-                try waitReady(fd: fd, events: Int16(POLLIN), deadline: deadline, endpoint: endpoint, what: "sending a request to")
-            case SSL_ERROR_WANT_WRITE:
-                try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: endpoint, what: "sending a request to")
             case SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN:
                 let e = errno
                 throw HTTPError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoMessage(e)).")

@@ -136,6 +136,17 @@ func lifecycleBody(instance: String, token: String, transition: String = "autosc
     ])).serialized()
 }
 
+/// A drain service that does not wait for messages, over a drainer with
+/// the taint `taint`; both log to `sink`.
+func drainService(_ cluster: any ClusterAPI, _ lifecycle: any LifecycleAPI, _ queue: any QueueAPI,
+                  settings: DrainSettings = DrainSettings(), taint: String = "d",
+                  clock: VirtualMonotonicClock = VirtualMonotonicClock(), concurrency: Int = 1,
+                  sink: MemorySink = MemorySink()) -> DrainService {
+    let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: settings,
+                              taint: Taint(key: taint), clock: clock, logger: Logger(sink: sink))
+    return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: sink))
+}
+
 /// A one-shot gate threads block on until it opens (pthread condition: the
 /// test waits for an event, it never sleeps for time).
 final class Gate: @unchecked Sendable {

@@ -99,39 +99,23 @@ public enum PolicyCheckCLI {
     static func istioPorts(_ args: [String], _ env: [String: String], _ io: some PolicyCheckIO) throws(PolicyCheckError) -> Int32 {
         let options = try parse(istioPortsOptions, args, env)
         if options.help {
-            io.writeOut("""
-                usage: policy-check istio-ports [FILE|-] [OPTIONS]
-
+            io.writeOut(help("istio-ports [FILE|-] [OPTIONS]", """
                 Checks every Service in FILE (default: standard input) against Istio's
                 protocol selection: each port needs a name `<protocol>[-<suffix>]` or an
                 appProtocol (which wins), matched ignoring case; UDP ports always pass.
                 FILE is JSON as `kubectl get … -o json` prints it (one object or a List) or
                 an AdmissionReview. Namespaces in FILE labelled
                 \(IstioPortsCheck.optOutLabel)="true" are skipped.
-                Exit: 0 no violation, 1 violations, 2 bad usage or bad input.
-
-                Options:
-                \(istioPortsOptions.helpText())
-
-                """)
+                """, exit: "0 no violation, 1 violations, 2 bad usage or bad input.", istioPortsOptions))
             return 0
         }
         let json = try format(options)
-        guard options.positionals.count <= 1 else {
-            throw PolicyCheckError(.usage, "istio-ports takes one FILE (or - for standard input), got \(options.positionals.count); merge them with `kubectl get … -o json`.")
-        }
-        let path = options.positionals.first ?? "-"
+        let (path, source) = try inputFile("istio-ports", options)
         let protocols = (options["protocols"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace }.filter { !$0.isEmpty }
         let rule = try IstioPortRule(protocols: protocols)
-        let source = path == "-" ? "standard input" : path
         let result = try IstioPortsCheck.check(text: try io.read(path), source: source, rule: rule)
-        if json {
-            io.writeOut(IstioPortsOutput.json(result, rule: rule).prettyPrinted() + "\n")
-        } else {
-            for v in result.violations { io.writeOut(v.message + "\n") }
-            io.writeErr("policy-check: \(result.services) Service(s) checked, \(result.skipped) skipped (namespace opted out), \(result.violations.count) violation(s).\n")
-        }
-        return result.violations.isEmpty ? 0 : 1
+        return report(json: json, IstioPortsOutput.json(result, rule: rule), result.violations.map(\.message),
+                      summary: "\(result.services) Service(s) checked, \(result.skipped) skipped (namespace opted out), \(result.violations.count) violation(s).", io)
     }
 
     // MARK: pdb
@@ -139,9 +123,7 @@ public enum PolicyCheckCLI {
     static func pdb(_ args: [String], _ env: [String: String], _ io: some PolicyCheckIO) throws(PolicyCheckError) -> Int32 {
         let options = try parse(pdbOptions, args, env)
         if options.help {
-            io.writeOut("""
-                usage: policy-check pdb [FILE|-] [OPTIONS]
-
+            io.writeOut(help("pdb [FILE|-] [OPTIONS]", """
                 Checks every Deployment and StatefulSet in FILE (default: standard input)
                 against the PodDisruptionBudgets in FILE, as the Gatekeeper policy
                 k8srequiredpdb does in the cluster:
@@ -157,51 +139,59 @@ public enum PolicyCheckCLI {
                 prints it (a List or one object), an AdmissionReview, or a Gatekeeper
                 review {"review": …, "inventory": …}. Include namespaces for the label opt-out.
                 Prints one line per violation: KIND NAMESPACE NAME: REASON.
-                Exit: 0 no violation, 1 violations, 2 bad usage or bad input.
-
-                Options:
-                \(pdbOptions.helpText())
-
-                """)
+                """, exit: "0 no violation, 1 violations, 2 bad usage or bad input.", pdbOptions))
             return 0
         }
         let json = try format(options)
-        guard options.positionals.count <= 1 else {
-            throw PolicyCheckError(.usage, "pdb takes one FILE (or - for standard input), got \(options.positionals.count); merge them with `kubectl get … -o json`.")
-        }
-        let path = options.positionals.first ?? "-"
-        let source = path == "-" ? "standard input" : path
+        let (path, source) = try inputFile("pdb", options)
         let result = try PDBCheck.check(text: try io.read(path), source: source)
-        if json {
-            io.writeOut(PDBOutput.json(result).prettyPrinted() + "\n")
-        } else {
-            for v in result.violations { io.writeOut(v.message + "\n") }
-            io.writeErr("policy-check: \(result.workloads) workload(s) checked against \(result.budgets) PodDisruptionBudget(s), \(result.skipped) skipped (opted out), \(result.violations.count) violation(s).\n")
-        }
-        return result.violations.isEmpty ? 0 : 1
+        return report(json: json, PDBOutput.json(result), result.violations.map(\.message),
+                      summary: "\(result.workloads) workload(s) checked against \(result.budgets) PodDisruptionBudget(s), \(result.skipped) skipped (opted out), \(result.violations.count) violation(s).", io)
     }
 
     // MARK: coverage
 
+    /// A command's `--help`: its usage line, what it does, its exit codes and its options.
+    static func help(_ usage: String, _ about: String, exit: String, _ options: OptionParser) -> String {
+        "usage: policy-check \(usage)\n\n\(about)\nExit: \(exit)\n\nOptions:\n\(options.helpText())\n"
+    }
+
+    /// The one FILE (default `-`, standard input) a check reads, and its name in messages.
+    static func inputFile(_ command: String, _ options: ParsedOptions) throws(PolicyCheckError) -> (path: String, source: String) {
+        guard options.positionals.count <= 1 else {
+            throw PolicyCheckError(.usage, "\(command) takes one FILE (or - for standard input), got \(options.positionals.count); merge them with `kubectl get … -o json`.")
+        }
+        let path = options.positionals.first ?? "-"
+        return (path, path == "-" ? "standard input" : path)
+    }
+
+    /// Prints a check's result: one JSON document, or one line per violation
+    /// and a summary on standard error. Exit 0 without violations, else 1.
+    static func report(json: Bool, _ document: @autoclosure () -> JSON, _ violations: [String], summary: String,
+                       _ io: some PolicyCheckIO) -> Int32 {
+        if json {
+            io.writeOut(document().prettyPrinted() + "\n")
+        } else {
+            for v in violations { io.writeOut(v + "\n") }
+            io.writeErr("policy-check: \(summary)\n")
+        }
+        return violations.isEmpty ? 0 : 1
+    }
+
     static func coverage(_ args: [String], _ env: [String: String], _ io: some PolicyCheckIO) throws(PolicyCheckError) -> Int32 {
         let options = try parse(coverageOptions, args, env)
         if options.help {
-            io.writeOut("""
-                usage: policy-check coverage [OPTIONS] [DIR...]
-
+            io.writeOut(help("coverage [OPTIONS] [DIR...]", """
                 Runs `opa test --coverage DIR...` (default DIR: policies) and fails when a
                 test fails, when a policy file (not _test.rego) is untested, or when a
                 line is not covered. Prints each finding as FILE:START-END, FILE:LINE or
                 FILE: untested, and the overall coverage when the gate passes.
                 With --report, reads a report opa already wrote (DIRs are then only
                 searched for untested files).
-                Exit: 0 passed, 1 gate failed, 2 bad usage or unreadable report,
+                """, exit: """
+                0 passed, 1 gate failed, 2 bad usage or unreadable report,
                 127 opa not found (install it from https://www.openpolicyagent.org/docs/#running-opa).
-
-                Options:
-                \(coverageOptions.helpText())
-
-                """)
+                """, coverageOptions))
             return 0
         }
         let json = try format(options)
