@@ -518,10 +518,7 @@ class Bench:
 
 
 def vm(pid, key):
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+    return kl.proc_status_kib(pid, key) or 0
 
 
 def machine():

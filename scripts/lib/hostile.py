@@ -149,14 +149,8 @@ def proc_cpu_seconds(pid):
 
 
 def proc_rss_mib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    kib = kl.proc_status_kib(pid, "VmRSS")
+    return kib / 1024.0 if kib is not None else None
 
 
 def alive(pid):

@@ -85,6 +85,19 @@ def kill_group(pid, sig=signal.SIGTERM):
         pass
 
 
+def proc_status_kib(pid, key):
+    """A kB field of /proc/PID/status (VmRSS, RssAnon, ...), None when the
+    process or the field is not there."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def wait_until(cond, timeout, interval=0.02):
     """cond()'s first true value within `timeout` s (polled every `interval`),
     else its value at the deadline."""
