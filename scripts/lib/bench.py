@@ -8,7 +8,6 @@ kube-leader from dist/, kube-apiserver-fake, and worker.py as the child
 from the old child's last act to the new child's first).
 """
 import argparse
-import json
 import os
 import platform
 import random
@@ -394,12 +393,7 @@ class Bench:
         status, body = self.server.request("GET", path, timeout=30)
         out = {}
         for item in (body or {}).get("items", []):
-            name = item["metadata"]["name"]
-            if kind == "lease":
-                out[name] = (item.get("spec") or {}).get("holderIdentity")
-            else:
-                raw = (item["metadata"].get("annotations") or {}).get("control-plane.alpha.kubernetes.io/leader")
-                out[name] = json.loads(raw).get("holderIdentity") if raw else None
+            out[item["metadata"]["name"]] = kl.lock_record(kind, item).get("holderIdentity")
         return out
 
     # -- the run -------------------------------------------------------------
@@ -524,10 +518,7 @@ class Bench:
 
 
 def vm(pid, key):
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+    return kl.proc_status_kib(pid, key) or 0
 
 
 def machine():

@@ -227,7 +227,7 @@ class Chaos:
                         obj.setdefault("spec", {})["holderIdentity"] = ""
                     else:
                         obj.setdefault("metadata", {}).setdefault("annotations", {})[
-                            "control-plane.alpha.kubernetes.io/leader"] = json.dumps({"holderIdentity": ""})
+                            kl.LEADER_ANNOTATION] = json.dumps({"holderIdentity": ""})
                     status, _ = self.server.request("PUT", path, obj)
             self.note("%s of the lock (holder %r): HTTP %s" % (fault, holder, status))
             self.wait(a.lease_duration + a.retry_period)

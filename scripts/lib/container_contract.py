@@ -120,21 +120,11 @@ def make_root(kube_leader, server, cmd):
 
 
 def lock(server, name):
-    status, obj = server.request("GET", "/api/v1/namespaces/%s/configmaps/%s" % (NAMESPACE, name))
-    if status != 200:
-        return None
-    raw = (obj.get("metadata", {}).get("annotations") or {}).get("control-plane.alpha.kubernetes.io/leader")
-    return json.loads(raw) if raw else {}
+    return server.record("configmap", name, NAMESPACE)
 
 
 def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    fail("timed out after %ds waiting for %s" % (timeout, what))
+    return kl.wait_until(cond, timeout, 0.05) or fail("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def run(root, server, argv, scenario, lock_name, label):

@@ -65,6 +65,12 @@ def main():
     def leader():
         return kl.wait_until(lambda: server.holder("configmap", LOCK), 10)
 
+    def next_leader(old, timeout):
+        return kl.wait_until(lambda: (lambda h: h if h and h != old else None)(server.holder("configmap", LOCK)), timeout)
+
+    def starts():
+        return [e for e in kl.read_worker_log(workers) if e[0] == "start"]
+
     try:
         for name in ("replica-a", "replica-b", "replica-c"):
             server.request("POST", "/api/v1/namespaces/default/pods", {
@@ -73,10 +79,10 @@ def main():
             start(name)
         say("started 3 replicas of: kube-leader %s %s %s -- worker.py" % (" ".join(TIMING), " ".join(SURFACES), LOCK))
         first = leader()
-        kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 1, 10)
+        kl.wait_until(lambda: len(starts()) >= 1, 10)
         say("leader: %s (its child runs; the other two watch the lock)" % first)
         time.sleep(2)
-        running = [e for e in kl.read_worker_log(workers) if e[0] == "start"]
+        running = starts()
         say("children running after 2s: %d (exactly one)" % len(running))
         show_token(first)
         show_label(first)
@@ -91,8 +97,8 @@ def main():
         say("ending the leader's child (pid %s) with SIGTERM ..." % child)
         ended = time.monotonic()
         os.kill(child, signal.SIGTERM)
-        second = kl.wait_until(lambda: (lambda h: h if h and h != first else None)(server.holder("configmap", LOCK)), 10)
-        kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 2, 10)
+        second = next_leader(first, 10)
+        kl.wait_until(lambda: len(starts()) >= 2, 10)
         say("hand-over: %s leads after %.0f ms (released lock, no lease to wait out); %s exited with %s"
             % (second, (time.monotonic() - ended) * 1000, first, replicas[first].proc.wait(5)))
         show_token(second)
@@ -105,8 +111,8 @@ def main():
         say("killing the leader %s with SIGKILL ..." % second)
         killed = time.monotonic()
         replicas[second].signal(signal.SIGKILL)
-        third = kl.wait_until(lambda: (lambda h: h if h and h != second else None)(server.holder("configmap", LOCK)), 15)
-        kl.wait_until(lambda: len([e for e in kl.read_worker_log(workers) if e[0] == "start"]) >= 3, 10)
+        third = next_leader(second, 15)
+        kl.wait_until(lambda: len(starts()) >= 3, 10)
         say("failover: %s leads after %.1f s (lease 4s, judged by each standby's own clock)"
             % (third, time.monotonic() - killed))
         show_token(third)

@@ -30,8 +30,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 SERVER = os.path.join(HERE, "hostile_server.py")
+sys.path.insert(0, HERE)
+import kl  # noqa: E402
 
 # Short, within the validation: a ConfigMap lock needs renew-deadline >
 # retry-period + 1s (whole-second record times); kill-grace defaults to
@@ -121,7 +122,6 @@ def cases():
 
 def markdown_table():
     """The cases table of docs/hostile-server.md."""
-    sys.path.insert(0, HERE)
     import hostile_server
     rows = ["| case | lock | mode | expected |", "|---|---|---|---|"]
     for c in cases():
@@ -144,14 +144,6 @@ def markdown_table():
     return "\n".join(rows)
 
 
-def bin_dir():
-    d = os.environ.get("KL_BIN_DIR")
-    if d:
-        return d
-    return subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
 def proc_cpu_seconds(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -162,14 +154,8 @@ def proc_cpu_seconds(pid):
 
 
 def proc_rss_mib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    kib = kl.proc_status_kib(pid, "VmRSS")
+    return kib / 1024.0 if kib is not None else None
 
 
 def alive(pid):
@@ -263,7 +249,7 @@ def judge(case, obs):
     return failures
 
 
-def run_case(case, kl, workdir):
+def run_case(case, kube_leader, workdir):
     if case.dns:
         probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
         if probe.returncode != 0:
@@ -275,11 +261,10 @@ def run_case(case, kl, workdir):
     with open(token, "w", newline="") as f:
         f.write(case.token_text)
     marker = os.path.join(d, "child.pid")
-    server = subprocess.Popen([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"]
-                              + (["--dns", case.dns] if case.dns else []),
-                              stdout=subprocess.PIPE, stderr=open(os.path.join(d, "server.log"), "wb"),
-                              start_new_session=True)
-    url = json.loads(server.stdout.readline())["url"]
+    server, ready = kl.start_ready([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"]
+                                   + (["--dns", case.dns] if case.dns else []),
+                                   os.path.join(d, "server.log"), "hostile_server.py")
+    url = ready["url"]
     api = url + case.api_path
     prefix = []
     if case.dns:
@@ -290,7 +275,7 @@ def run_case(case, kl, workdir):
             f.write("nameserver %s\n" % case.dns)
         api = url.replace("127.0.0.1", "api.hostile.test")
         prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv]
-    args = prefix + [kl, "--api-server", api, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
+    args = prefix + [kube_leader, "--api-server", api, "--namespace", "hostile", "--identity", "kl-1", "--lock-kind", case.kind,
             "--lease-duration", "%gs" % LEASE, "--renew-deadline", "%gs" % RENEW, "--retry-period", "%gs" % RETRY,
             "--token-file", token]
     args += case.extra_args
@@ -325,20 +310,14 @@ def run_case(case, kl, workdir):
         time.sleep(0.05)
     end = time.monotonic()
     rc = proc.poll()
-    if rc is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    kl.stop_process(proc)
     if child_pid is not None and child_dead is None and not alive(child_pid):
         child_dead = time.monotonic()
     try:
         report = json.load(urllib.request.urlopen(url + "/_hostile/report", timeout=10))
     except Exception as e:  # noqa: BLE001 - reported as a failure below
         report = {"error": str(e), "requests": []}
-    os.killpg(server.pid, signal.SIGTERM)
+    kl.kill_group(server.pid)
     server.wait()
     if child_pid is not None and alive(child_pid):
         try:
@@ -381,9 +360,9 @@ def main():
         if missing:
             print("unknown case(s): %s (see --list)" % ", ".join(sorted(missing)), file=sys.stderr)
             return 2
-    kl = os.path.join(bin_dir(), "kube-leader")
-    if not os.access(kl, os.X_OK):
-        print("no kube-leader binary at %s: build first (swift build)" % kl, file=sys.stderr)
+    kube_leader = os.path.join(kl.bin_dir(), "kube-leader")
+    if not os.access(kube_leader, os.X_OK):
+        print("no kube-leader binary at %s: build first (swift build)" % kube_leader, file=sys.stderr)
         return 2
     workdir = tempfile.mkdtemp(prefix="kl-hostile-")
     results = {}
@@ -397,7 +376,7 @@ def main():
                     return
                 case = queue.pop(0)
             try:
-                results[case.name] = run_case(case, kl, workdir)
+                results[case.name] = run_case(case, kube_leader, workdir)
             except Exception as e:  # noqa: BLE001 - a harness failure fails the case
                 results[case.name] = (["harness: %r" % e], "", "")
             failures, summary, _ = results[case.name]

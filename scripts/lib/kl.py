@@ -1,11 +1,15 @@
-"""Orchestration shared by scripts/demo, scripts/chaos and scripts/bench:
-kube-apiserver-fake and kube-leader replicas as real processes on this machine.
+"""The Python test harness: kube-apiserver-fake, kube-leader replicas and
+the other test processes as real processes on this machine.
 
-Only the Python standard library; talks to the fake over TLS with its CA.
+Used by scripts/demo, scripts/chaos, scripts/bench, scripts/node-scale and
+the checks behind scripts/test.d (hostile.py, container_contract.py,
+Tests/NodeLifecycleTests/Support/binary_e2e.py). Only the Python standard
+library; talks to the fake over TLS with its CA. docs/test-harness.md.
 """
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -16,9 +20,14 @@ import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(ROOT, "scripts", "lib", "worker.py")
+NODE_LIFECYCLE_SUPPORT = os.path.join(ROOT, "Tests", "NodeLifecycleTests", "Support")
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
+
+# -- the built binaries and plain processes -----------------------------------
 
 def bin_dir(configuration="debug"):
+    """$KL_BIN_DIR, else `swift build -c CONFIGURATION --show-bin-path`."""
     env = os.environ.get("KL_BIN_DIR")
     if env:
         return env
@@ -27,8 +36,97 @@ def bin_dir(configuration="debug"):
     return out.stdout.strip()
 
 
-def monotonic_ns():
-    return time.monotonic_ns()
+def missing_binaries(bins, names):
+    """The names in `names` that are not executables in `bins`."""
+    return [n for n in names if not os.access(os.path.join(bins, n), os.X_OK)]
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_ready(argv, log_path, name=None):
+    """Start a server that prints one JSON line when it is ready (its URL and
+    files) in its own session, stderr to `log_path`: (process, that line)."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("%s did not start; see %s" % (name or os.path.basename(argv[0]), log_path))
+    return proc, json.loads(line)
+
+
+def spawn_logged(argv, log_path, env=None):
+    """A process whose stdout and stderr go to `log_path` (appended)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """`sig` to a running process, SIGKILL if it has not exited `timeout` s later."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def kill_group(pid, sig=signal.SIGTERM):
+    """`sig` to the process group `pid` leads; gone already is fine."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def proc_status_kib(pid, key):
+    """A kB field of /proc/PID/status (VmRSS, RssAnon, ...), None when the
+    process or the field is not there."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def wait_until(cond, timeout, interval=0.02):
+    """cond()'s first true value within `timeout` s (polled every `interval`),
+    else its value at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    return cond()
+
+
+# -- kube-apiserver-fake ------------------------------------------------------
+
+class HTTPError(Exception):
+    """An answer of status 400 or more to FakeServer.call."""
+
+    def __init__(self, method, path, code, body):
+        super().__init__("%s %s: HTTP %d: %s" % (method, path, code, body))
+        self.code, self.body = code, body
+
+
+def lock_record(kind, obj):
+    """The leader record inside a lock object (Lease spec, or the ConfigMap's
+    JSON annotation) as a dict ({} when there is none)."""
+    if kind == "lease":
+        return obj.get("spec") or {}
+    raw = (obj.get("metadata", {}).get("annotations") or {}).get(LEADER_ANNOTATION)
+    return json.loads(raw) if raw else {}
 
 
 class FakeServer:
@@ -47,31 +145,18 @@ class FakeServer:
         self.start()
 
     def start(self):
-        log = open(os.path.join(self.dir, "fake.log"), "ab")
-        self.proc = subprocess.Popen(
-            [os.path.join(self.bins, "kube-apiserver-fake"), "--dir", self.dir, "--port", str(self.port)]
-            + (["--state-file", os.path.join(self.dir, "state.json")] if self.state else []) + self.extra,
-            stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("kube-apiserver-fake did not start; see %s/fake.log" % self.dir)
-        ready = json.loads(line)
+        argv = ([os.path.join(self.bins, "kube-apiserver-fake"), "--dir", self.dir, "--port", str(self.port)]
+                + (["--state-file", os.path.join(self.dir, "state.json")] if self.state else []) + self.extra)
+        self.proc, ready = start_ready(argv, os.path.join(self.dir, "fake.log"))
         self.url = ready["url"]
         self.ca_file = ready["ca_file"]
         self.token_file = ready["token_file"]
         self.port = int(self.url.rsplit(":", 1)[1])
         self.token = open(self.token_file).read().strip()
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        self._ctx = ctx
+        self._ctx = ssl.create_default_context(cafile=self.ca_file)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout=5)
 
     def restart(self):
         self.stop()
@@ -98,23 +183,32 @@ class FakeServer:
         finally:
             conn.close()
 
+    def call(self, method, path, body=None, token=None, timeout=10):
+        """request() for callers that want the JSON body ({} when empty) and
+        an exception (HTTPError) for any status of 400 or more."""
+        status, obj = self.request(method, path, body, token=token, timeout=timeout)
+        if status >= 400:
+            raise HTTPError(method, path, status, obj)
+        return obj if obj is not None else {}
+
+    def kube_flags(self):
+        """The flags that point a companion (node-lifecycle) at this server."""
+        return ["--api-server", self.url, "--ca-file", self.ca_file]
+
     def lock_path(self, kind, name, namespace="default"):
         if kind == "lease":
             return "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s" % (namespace, name)
         return "/api/v1/namespaces/%s/configmaps/%s" % (namespace, name)
 
-    def record(self, kind, name):
+    def record(self, kind, name, namespace="default"):
         """The lock record as a dict, or None."""
         try:
-            status, obj = self.request("GET", self.lock_path(kind, name))
+            status, obj = self.request("GET", self.lock_path(kind, name, namespace))
         except OSError:
             return None
         if status != 200 or not isinstance(obj, dict):
             return None
-        if kind == "lease":
-            return obj.get("spec") or {}
-        raw = (obj.get("metadata", {}).get("annotations") or {}).get("control-plane.alpha.kubernetes.io/leader")
-        return json.loads(raw) if raw else {}
+        return lock_record(kind, obj)
 
     def holder(self, kind, name):
         r = self.record(kind, name)
@@ -126,8 +220,23 @@ class FakeServer:
     def clear_faults(self):
         return self.request("DELETE", "/fake/faults")
 
-    def register_token(self, token, user="system:serviceaccount:default:kube-leader"):
-        return self.request("POST", "/fake/tokens", {"token": token, "user": user})
+    def register_token(self, token, user="system:serviceaccount:default:kube-leader", allow=None):
+        """A bearer token the fake accepts, as `user`; with `allow` (["verb
+        resource", ...]) only those verbs, as an RBAC role would grant."""
+        body = {"token": token, "user": user}
+        if allow is not None:
+            body["allow"] = allow
+        return self.request("POST", "/fake/tokens", body)
+
+    def write_token(self, path, token, user, allow=None):
+        """register_token(), then the token written to `path` (with a newline,
+        as a mounted service-account token): the path."""
+        status, body = self.register_token(token, user, allow)
+        if status >= 400:
+            raise HTTPError("POST", "/fake/tokens", status, body)
+        with open(path, "w") as f:
+            f.write(token + "\n")
+        return path
 
     def stats(self):
         return self.request("GET", "/fake/stats")[1]
@@ -197,32 +306,45 @@ class Replica:
 
     def child_pid(self):
         """The pid of the child it started, from its log (None if none)."""
-        pid = None
-        try:
-            for line in open(self.log_path, errors="replace"):
-                if '"started child"' in line or "started child" in line:
-                    try:
-                        pid = int(json.loads(line).get("child.pid"))
-                    except ValueError:
-                        for part in line.split():
-                            if part.startswith("child.pid="):
-                                pid = int(part.split("=", 1)[1])
-        except OSError:
-            pass
-        return pid
+        pid = self.log_value("started child", "child.pid")
+        return int(pid) if pid is not None else None
 
     def stop(self):
         if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(self.proc.pid, signal.SIGKILL)
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             pass
         self.log.close()
 
+
+# -- node-lifecycle's AWS doubles (Tests/NodeLifecycleTests/Support) ----------
+
+def start_moto(workdir):
+    """moto_server's SQS with signature checking (moto_harness.py): its JSON
+    (url, pid, access_key, secret_key, queue_url, role_arn). Stop it with
+    kill_group(pid)."""
+    return json.loads(subprocess.check_output([sys.executable, os.path.join(NODE_LIFECYCLE_SUPPORT, "moto_harness.py"),
+                                               "start", workdir]))
+
+
+def start_query_double(workdir, access_key, secret_key):
+    """The Auto Scaling / CloudFormation Query double (query_double.py): its
+    JSON (url, pid). Stop it with kill_group(pid)."""
+    return json.loads(subprocess.check_output([sys.executable, os.path.join(NODE_LIFECYCLE_SUPPORT, "query_double.py"),
+                                               "start", workdir, access_key, secret_key]))
+
+
+def node_lifecycle_env(moto, auto_scaling_url):
+    """The whole environment of a node-lifecycle process against moto's SQS
+    and an Auto Scaling endpoint, with moto's credentials."""
+    return {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": moto["access_key"], "AWS_SECRET_ACCESS_KEY": moto["secret_key"],
+            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": moto["url"], "AWS_ENDPOINT_URL_AUTO_SCALING": auto_scaling_url,
+            "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
+
+
+# -- worker.py's log ------------------------------------------------------------
 
 def read_worker_log(path):
     """[(kind, id, t_ns)] from worker.py's log."""
@@ -252,12 +374,3 @@ def overlaps(entries):
             running = None
     return found
 
-
-def wait_until(cond, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(interval)
-    return cond()

@@ -9,7 +9,6 @@ lists), moto_server (SQS, signature checking on) and the Query double
 import json
 import os
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,10 +16,12 @@ import time
 import urllib.error
 import urllib.request
 
-import boto3
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "scripts", "lib"))
+import kl  # noqa: E402
+from moto_harness import sqs_client  # noqa: E402
 
 
 def fail(msg):
@@ -40,21 +41,6 @@ def allow_lists(rbac_path):
                             entries.append(f"{verb} {res}")
                 out[doc["metadata"]["name"]] = entries
     return out
-
-
-class Kube:
-    def __init__(self, url, ca_file, token):
-        self.url, self.token = url, token
-        self.ctx = ssl.create_default_context(cafile=ca_file)
-
-    def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + (token or self.token))
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
-            return json.loads(r.read() or b"{}")
 
 
 def pod(ns, name, node, owner=None, labels=None):
@@ -78,22 +64,26 @@ def node(name, instance, taints=None):
 def main():
     bin_dir, rbac = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="node-lifecycle-e2e-")
-    procs = []
+    kube = moto = double = drain = None
+
+    def drain_log():
+        return open(work + "/drain.log").read()
+
+    def double_calls():
+        return json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
+
+    def queue_attributes():
+        return sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+
+    def queue_empty(attrs):
+        return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
     try:
         # 1. kube-apiserver-fake and tokens with the RBAC verbs of deploy/.
-        fake = subprocess.Popen([os.path.join(bin_dir, "kube-apiserver-fake"), "--dir", work + "/fake"],
-                                stdout=subprocess.PIPE, stderr=open(work + "/fake.log", "wb"))
-        procs.append(fake)
-        ready = json.loads(fake.stdout.readline())
-        kube = Kube(ready["url"], ready["ca_file"], open(ready["token_file"]).read().strip())
+        kube = kl.FakeServer(bin_dir, work + "/fake", state=False)
         roles = allow_lists(rbac)
         for role, token in (("node-lifecycle-drain", "drain-token"), ("node-lifecycle-ready", "ready-token")):
-            req = urllib.request.Request(ready["url"] + "/fake/tokens", method="POST",
-                                         data=json.dumps({"token": token, "user": role, "allow": roles[role]}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            urllib.request.urlopen(req, context=kube.ctx, timeout=10).read()
-            with open(f"{work}/{token}", "w") as f:
-                f.write(token + "\n")
+            kube.write_token(f"{work}/{token}", token, role, roles[role])
         print("allow lists:", json.dumps(roles))
 
         kube.call("POST", "/api/v1/nodes", node("n1", "i-aaa"))
@@ -104,43 +94,30 @@ def main():
         kube.call("POST", "/api/v1/namespaces/kube-system/pods", pod("kube-system", "agent-n1", "n1", "DaemonSet"))
 
         # 2. moto (SQS) and the Query double (Auto Scaling), same credentials.
-        moto = json.loads(subprocess.check_output([sys.executable, HERE + "/moto_harness.py", "start", work]))
-        procs.append(("moto", moto["pid"]))
-        double = json.loads(subprocess.check_output([sys.executable, HERE + "/query_double.py", "start", work,
-                                                     moto["access_key"], moto["secret_key"]]))
-        procs.append(("double", double["pid"]))
-        sqs = boto3.client("sqs", endpoint_url=moto["url"], region_name="us-east-1",
-                           aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
+        moto = kl.start_moto(work)
+        double = kl.start_query_double(work, moto["access_key"], moto["secret_key"])
+        sqs = sqs_client(moto)
         sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
             "Origin": "AutoScalingGroup", "LifecycleHookName": "drain", "Destination": "EC2",
             "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "AutoScalingGroupName": "nodes",
             "Service": "AWS Auto Scaling", "EC2InstanceId": "i-aaa", "LifecycleActionToken": "tok-aaa"}))
 
         # 3. The drain binary.
-        env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": moto["access_key"], "AWS_SECRET_ACCESS_KEY": moto["secret_key"],
-               "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": moto["url"], "AWS_ENDPOINT_URL_AUTO_SCALING": double["url"],
-               "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
-        kube_flags = ["--api-server", ready["url"], "--ca-file", ready["ca_file"]]
-        drain_log = open(work + "/drain.log", "wb")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            metrics_port = s.getsockname()[1]
-        drain = subprocess.Popen([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
-                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms",
-                                  "--metrics-addr", f"127.0.0.1:{metrics_port}"],
-                                 env=env, stdout=drain_log, stderr=subprocess.STDOUT)
-        procs.append(drain)
-        deadline = time.time() + 60
-        calls = []
-        while time.time() < deadline:
-            calls = json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
+        env = kl.node_lifecycle_env(moto, double["url"])
+        kube_flags = kube.kube_flags()
+        metrics_port = kl.free_port()
+        drain = kl.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
+                                 "--heartbeat-interval", "1s", "--poll-interval", "200ms",
+                                 "--metrics-addr", f"127.0.0.1:{metrics_port}"], work + "/drain.log", env)
+
+        def completed():
+            calls = double_calls()
             if any(c["action"] == "CompleteLifecycleAction" for c in calls):
-                break
+                return calls
             if drain.poll() is not None:
-                fail("drain exited early:\n" + open(work + "/drain.log").read())
-            time.sleep(0.2)
-        else:
-            fail("no CompleteLifecycleAction within 60 s:\n" + open(work + "/drain.log").read())
+                fail("drain exited early:\n" + drain_log())
+            return None
+        calls = kl.wait_until(completed, 60, 0.2) or fail("no CompleteLifecycleAction within 60 s:\n" + drain_log())
         completes = [c for c in calls if c["action"] == "CompleteLifecycleAction"]
         if len(completes) != 1 or completes[0]["params"]["LifecycleActionResult"] != "CONTINUE":
             fail(f"expected one CONTINUE, got {completes}")
@@ -150,14 +127,9 @@ def main():
         left = sorted(p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")["items"])
         if left != ["agent-n1"]:
             fail(f"pods left on n1: {left}")
-        for _ in range(50):
-            attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
-            if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
-                break
-            time.sleep(0.1)
-        else:
-            fail(f"message not deleted: {attrs}")
-        log = open(work + "/drain.log").read()
+        if not kl.wait_until(lambda: queue_empty(queue_attributes()), 10, 0.1):
+            fail(f"message not deleted: {queue_attributes()}")
+        log = drain_log()
         if '"level":"error"' in log or "forbidden" in log.lower():
             fail("drain logged errors (RBAC too narrow?):\n" + log)
         print("drain: node n1 drained with the RBAC of deploy/, CONTINUE sent once, message deleted")
@@ -219,26 +191,26 @@ def main():
             "version": "0", "id": "spot-1", "detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2",
             "time": "2026-11-28T10:00:00Z", "region": "us-east-1",
             "detail": {"instance-id": "i-bbb", "instance-action": "terminate"}}))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            left = [p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")["items"]]
-            attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
-            if not left and attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
-                break
-            time.sleep(0.2)
-        else:
-            fail(f"spot interruption not handled: pods {left}, queue {attrs}:\n" + open(work + "/drain.log").read())
-        calls = json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read())
-        if any(c["params"].get("InstanceId") == "i-bbb" for c in calls):
+        seen = {}
+
+        def spot_handled():
+            seen["left"] = [p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")["items"]]
+            seen["attrs"] = queue_attributes()
+            return not seen["left"] and queue_empty(seen["attrs"])
+        if not kl.wait_until(spot_handled, 30, 0.2):
+            fail(f"spot interruption not handled: pods {seen['left']}, queue {seen['attrs']}:\n" + drain_log())
+        if any(c["params"].get("InstanceId") == "i-bbb" for c in double_calls()):
             fail("a spot interruption has no lifecycle action, yet Auto Scaling was called for i-bbb")
         if not kube.call("GET", "/api/v1/nodes/n2")["spec"].get("unschedulable"):
             fail("n2 not cordoned after its spot interruption warning")
         print("drain: EventBridge spot interruption drained n2 without lifecycle calls, message deleted")
 
         # 4. The ready binary with the ready role's verbs.
-        r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
-                            "--node", "n3", "--timeout", "20s", "--poll-interval", "200ms"],
-                           env=env, capture_output=True, text=True, timeout=60)
+        def ready(node_name, flags, environment):
+            return subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
+                                   "--node", node_name, "--timeout", "20s", "--poll-interval", "200ms", *flags],
+                                  env=environment, capture_output=True, text=True, timeout=60)
+        r = ready("n3", [], env)
         if r.returncode != 0:
             fail(f"ready exited {r.returncode}:\n{r.stderr}")
         n3 = kube.call("GET", "/api/v1/nodes/n3")
@@ -251,14 +223,11 @@ def main():
         kube.call("POST", "/api/v1/nodes", node("n5", "i-eee", [{"key": "node-lifecycle/booting", "value": "true", "effect": "NoSchedule"}]))
         env_cfn = dict(env, AWS_ENDPOINT_URL_CLOUDFORMATION=double["url"])
         for name, instance in (("n5", "i-eee"), ("n5", "i-eee"), ("n1", "i-aaa")):
-            r = subprocess.run([os.path.join(bin_dir, "node-lifecycle"), "ready", *kube_flags, "--token-file", work + "/ready-token",
-                                "--node", name, "--timeout", "20s", "--poll-interval", "200ms", "--stack", "nodes-stack",
-                                "--resource", "NodeGroup", "--instance-id", instance],
-                               env=env_cfn, capture_output=True, text=True, timeout=60)
+            r = ready(name, ["--stack", "nodes-stack", "--resource", "NodeGroup", "--instance-id", instance], env_cfn)
             if r.returncode != 0:
                 fail(f"ready on {name} exited {r.returncode}:\n{r.stderr}")
         signals = [(c["params"]["UniqueId"], c["params"]["Status"])
-                   for c in json.loads(urllib.request.urlopen(double["url"] + "/calls", timeout=5).read()) if c["action"] == "SignalResource"]
+                   for c in double_calls() if c["action"] == "SignalResource"]
         if signals != [("i-eee", "SUCCESS")]:
             fail(f"expected exactly one SUCCESS for i-eee and nothing for the old node n1, got {signals}")
         annotations = kube.call("GET", "/api/v1/nodes/n5")["metadata"].get("annotations", {})
@@ -277,32 +246,24 @@ def main():
         sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
             "LifecycleHookName": "drain", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
             "AutoScalingGroupName": "nodes", "EC2InstanceId": "i-ddd", "LifecycleActionToken": "tok-ddd"}))
-        deadline = time.time() + 30
-        while "eviction blocked by a PodDisruptionBudget" not in open(work + "/drain.log").read():
-            if time.time() > deadline:
-                fail("the blocked drain did not start:\n" + open(work + "/drain.log").read())
-            time.sleep(0.1)
+        if not kl.wait_until(lambda: "eviction blocked by a PodDisruptionBudget" in drain_log(), 30, 0.1):
+            fail("the blocked drain did not start:\n" + drain_log())
         drain.terminate()
         if drain.wait(timeout=10) != 0:
             fail(f"drain exited {drain.returncode} on SIGTERM")
-        attrs = sqs.get_queue_attributes(QueueUrl=moto["queue_url"], AttributeNames=["All"])["Attributes"]
+        attrs = queue_attributes()
         if attrs["ApproximateNumberOfMessages"] != "1":
             fail(f"the message of the interrupted drain is not visible again: {attrs}")
-        if "drains in progress handed back to the queue" not in open(work + "/drain.log").read():
+        if "drains in progress handed back to the queue" not in drain_log():
             fail("no shutdown log line")
         print("drain: SIGTERM hands the drain in progress back to the queue at once")
     finally:
-        for p in procs:
-            if isinstance(p, tuple):
-                script = "moto_harness.py" if p[0] == "moto" else "query_double.py"
-                subprocess.run([sys.executable, f"{HERE}/{script}", "stop", str(p[1])])
-            elif p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-
+        for helper in (moto, double):
+            if helper:
+                kl.kill_group(helper["pid"])
+        kl.stop_process(drain)
+        if kube:
+            kube.stop()
 
 if __name__ == "__main__":
     main()

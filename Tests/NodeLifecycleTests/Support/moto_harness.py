@@ -72,6 +72,13 @@ def start(directory):
                       "secret_key": key["SecretAccessKey"], "queue_url": queue_url, "role_arn": role["Arn"]}))
 
 
+def sqs_client(moto):
+    """A boto3 SQS client for the server `start` printed, with its test user's keys."""
+    import boto3
+    return boto3.client("sqs", endpoint_url=moto["url"], region_name="us-east-1",
+                        aws_access_key_id=moto["access_key"], aws_secret_access_key=moto["secret_key"])
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "start":
