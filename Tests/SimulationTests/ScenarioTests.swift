@@ -20,18 +20,15 @@ import Testing
             """)
     }
 
-    @Test func row1_lockDeletedWhileChildRuns() { check("row1") }
-    @Test func row2_firstReadOlderThanWatchHistory() { check("row2") }
-    @Test func row3_childLeavesBackgroundProcess() { check("row3") }
-    @Test func row4_twoRenewsInOneSecondOnConfigMap() { check("row4") }
-    @Test func row5_electionThreadBlocked() { check("row5") }
-    @Test func row6_sigtermWhileAcquireInFlight() { check("row6") }
-    @Test func row7_releaseAnswered5xxOr409() { check("row7") }
-    @Test func row8_createAnswers404() { check("row8") }
-    @Test func row9_leaderForLifeLock() { check("row9") }
-    @Test func row10_leaseDurationNearInt64Limits() { check("row10") }
-    /// Random seed 100490 (docs/simulation.md, finding 2).
-    @Test func lostRaceThenDeleted_waitsOutTheWinnersHold() { check("lost-race-then-deleted") }
-    /// Random seeds 100022 and 1013 (docs/simulation.md, request budget).
-    @Test func watchOpenAtDeadline_pacesTheNextWatch() { check("watch-open-at-deadline") }
+    /// Every named scenario: rows 1-10 of issue 10, `lost-race-then-deleted`
+    /// (random seed 100490) and `watch-open-at-deadline` (seeds 1013 and
+    /// 100022); docs/simulation.md describes each.
+    @Test(arguments: Scenarios.all.map(\.name))
+    func scenario(_ name: String) { check(name) }
+
+    @Test func everyRowOfTheIssueHasAScenario() {
+        let names = Set(Scenarios.all.map(\.name))
+        for row in 1...10 { #expect(names.contains("row\(row)")) }
+        #expect(names.contains("lost-race-then-deleted") && names.contains("watch-open-at-deadline"))
+    }
 }

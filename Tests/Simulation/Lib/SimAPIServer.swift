@@ -102,10 +102,8 @@ final class WatchConnection {
     var serverAlive = true
     /// The client has closed it.
     var clientClosed = false
-    var inTransit: [WatchItem] = []
-    var inTransitHead = 0
-    var arrived: [WatchItem] = []
-    var arrivedHead = 0
+    var inTransit = FIFO<WatchItem>()
+    var arrived = FIFO<WatchItem>()
     var lastArrival: SimTime = 0
 
     init(id: Int, replica: Int, incarnation: Int) {
@@ -114,25 +112,9 @@ final class WatchConnection {
         self.incarnation = incarnation
     }
 
-    func popArrived() -> WatchItem? {
-        guard arrivedHead < arrived.count else { return nil }
-        let item = arrived[arrivedHead]
-        arrivedHead += 1
-        if arrivedHead > 64 && arrivedHead * 2 > arrived.count {
-            arrived.removeFirst(arrivedHead); arrivedHead = 0
-        }
-        return item
-    }
+    func popArrived() -> WatchItem? { arrived.popFirst() }
 
-    func popInTransit() -> WatchItem? {
-        guard inTransitHead < inTransit.count else { return nil }
-        let item = inTransit[inTransitHead]
-        inTransitHead += 1
-        if inTransitHead > 64 && inTransitHead * 2 > inTransit.count {
-            inTransit.removeFirst(inTransitHead); inTransitHead = 0
-        }
-        return item
-    }
+    func popInTransit() -> WatchItem? { inTransit.popFirst() }
 }
 
 /// The API server with the semantics that matter to leader election, as the
@@ -312,5 +294,24 @@ public final class SimAPIServer {
             w.serverAlive = false
         }
         watchers.removeAll()
+    }
+}
+
+/// A first-in first-out queue with amortised O(1) pops (an array and a head
+/// index; the consumed front is dropped once it is most of the array).
+struct FIFO<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    mutating func append(_ item: Element) { items.append(item) }
+
+    mutating func popFirst() -> Element? {
+        guard head < items.count else { return nil }
+        let item = items[head]
+        head += 1
+        if head > 64 && head * 2 > items.count {
+            items.removeFirst(head); head = 0
+        }
+        return item
     }
 }
