@@ -83,7 +83,7 @@ final class SeamHost: ElectionHost {
         host.stopAfter = 1
         let lock = ScriptedLock(host: host.clock, [
             .get(.success(.absent)),
-            .create(.failure(LockError(.transient, "timeout"))),
+            .create(.failure(KubeError(.timedOut, "timeout"))),
             .watch(after: nil, nil),
         ])
         #expect(run(host, lock) == .released)

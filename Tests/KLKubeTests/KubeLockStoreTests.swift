@@ -67,8 +67,8 @@ struct KubeLockStoreTests {
         let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(lines) : Self.list() }
         let s = try store(server)
         _ = try s.get(timeout: .seconds(5))
-        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
-        #expect(error?.code == .transient, "\(name): \(String(describing: error))")
+        let error = #expect(throws: KubeError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        #expect(error?.disposition == .transient, "\(name): \(String(describing: error))")
         #expect(server.seen.filter { $0.path.contains("watch=1") }.count == 1, "\(name): \(server.seen.map(\.path))")
     }
 
@@ -78,15 +78,15 @@ struct KubeLockStoreTests {
         let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(Array(repeating: bookmark, count: 50)) : Self.list() }
         let s = try store(server)
         _ = try s.get(timeout: .seconds(5))
-        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        let error = #expect(throws: KubeError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
         #expect(error?.message.contains("faster than 10 per retry period") == true, "\(String(describing: error))")
     }
 
     @Test func create404_isAConfigurationErrorNamingTheNamespace() throws {
         let server = CannedAPIServer { _ in statusResponse(404, reason: "NotFound", message: #"namespaces \"ns\" not found"#) }
         let record = LeaderElectionRecord(holderIdentity: "me", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0)
-        let error = #expect(throws: LockError.self) { _ = try store(server).create(record, timeout: .seconds(5)) }
-        #expect(error?.code == .configuration)
+        let error = #expect(throws: KubeError.self) { _ = try store(server).create(record, timeout: .seconds(5)) }
+        #expect(error?.code == .namespaceMissing && error?.disposition == .configuration)
         #expect(error?.message.contains("namespace 'ns'") == true, "\(String(describing: error))")
     }
 
@@ -127,23 +127,29 @@ struct KubeLockStoreTests {
 /// What the election does with a transport failure is decided by the HTTP
 /// layer's code, never by the English message: rewording a message must not
 /// turn "exit 2" into endless retries, nor a network blip into an exit.
-@Suite("KubeLockStore.classify")
-struct KubeLockStoreClassifyTests {
-    static func transport(_ code: HTTPError.Code?, _ message: String) -> KubeError {
-        var e = KubeError(code: .transport, message: message, verb: "update", resource: "configmaps", name: "lock", namespace: "ns")
-        e.transportCode = code
-        return e
+@Suite("KubeError.disposition")
+struct KubeErrorDispositionTests {
+    static func transport(_ code: KubeError.Code, _ message: String) -> KubeError {
+        KubeError(code: code, message: message, verb: "update", resource: "configmaps", name: "lock", namespace: "ns")
     }
 
     @Test func certificateFailures_areConfiguration_whateverTheMessageSays() {
-        #expect(KubeLockStore.classify(Self.transport(.certificateRejected, "reworded")).code == .configuration)
-        #expect(KubeLockStore.classify(Self.transport(.caUnusable, "reworded")).code == .configuration)
+        #expect(Self.transport(.certificateRejected, "reworded").disposition == .configuration)
+        #expect(Self.transport(.caUnusable, "reworded").disposition == .configuration)
     }
 
     @Test func otherTransportFailures_areTransient_evenWhenTheMessageMentionsCertificates() {
         let words = "TLS certificate verification failed; check the CA file (PEM certificate)"
-        for code: HTTPError.Code? in [.tls, .connectFailed, .connectionClosed, .protocolError, nil] {
-            #expect(KubeLockStore.classify(Self.transport(code, words)).code == .transient)
+        for code: KubeError.Code in [.tls, .connectFailed, .connectionClosed, .protocolError, .timedOut, .tooLarge, .invalidURL] {
+            #expect(Self.transport(code, words).disposition == .transient)
         }
+    }
+
+    /// The lock store's own findings: a create's 404 (no such namespace) ends
+    /// a standby; a watch that misbehaves is retried, whatever the words say.
+    @Test func lockStoreFindings_areDecidedByTheirCode() {
+        #expect(KubeError(.namespaceMissing, "reworded").disposition == .configuration)
+        #expect(KubeError(.watchFailed, "Forbidden: check the Role").disposition == .transient)
+        #expect(KubeError(.conflict, "reworded").disposition == .lostRace)
     }
 }

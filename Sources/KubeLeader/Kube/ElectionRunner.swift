@@ -1,41 +1,20 @@
 import KLCore
 import KLSupport
 
-/// A failed lock operation, classified by what the election does next.
-public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
-        /// AlreadyExists on create, Conflict on update: another writer won.
-        case lostRace
-        /// Timeout, 5xx, connection trouble: retry after the retry period.
-        case transient
-        /// Wrong credentials, missing RBAC permission, untrusted certificate:
-        /// retrying cannot help; kube-leader exits with code 2.
-        case configuration
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
-}
-
 /// The lock object in the API server (client-go's `resourcelock.Interface`):
 /// a ConfigMap or a Lease. Implementations do the I/O; the election decides.
+/// Failures are `KubeError`s; what the runner does next is the error's
+/// `disposition`, derived from its code.
 public protocol LockStore: AnyObject {
     /// "configmap default/my-lock", for logs.
     var describe: String { get }
-    func get(timeout: Duration) throws(LockError) -> Election.Observation
-    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot
-    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot
+    func get(timeout: Duration) throws(KubeError) -> Election.Observation
+    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot
+    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot
     /// Standbys: blocks until the lock changes (a watch event) or `deadline`
     /// passes. `known` is what we saw last (its resourceVersion is where a
     /// watch resumes). Throws when the watch fails.
-    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange
     /// Ends any open watch (a leader does not watch).
     func stopWatching()
 }
@@ -171,19 +150,19 @@ public final class ElectionRunner: @unchecked Sendable {
                     action = step(.observed(observation))
                 } catch {
                     if let outcome = readFailed(error) { return outcome }
-                    action = step(.requestFailed(error.message))
+                    action = step(.requestFailed(error.description))
                 }
 
             case .create(let record):
                 // Not sent: as if it failed; the next wait sees the release request.
                 guard host.beginAcquire() else { action = step(.requestFailed("kube-leader is stopping")); continue }
-                action = write("create") { (t) throws(LockError) in try store.create(record, timeout: t) }
+                action = write("create") { (t) throws(KubeError) in try store.create(record, timeout: t) }
                 host.endAcquire(won: election.role == .leading)
 
             case .update(let record, let base):
                 let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
                 if what == "acquire", !host.beginAcquire() { action = step(.requestFailed("kube-leader is stopping")); continue }
-                action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
+                action = write(what) { (t) throws(KubeError) in try store.update(record, base: base, timeout: t) }
                 if what == "acquire" { host.endAcquire(won: election.role == .leading) }
                 if what == "release", election.role == .released {
                     if lastWriteSucceeded {
@@ -213,7 +192,7 @@ public final class ElectionRunner: @unchecked Sendable {
         return max(.milliseconds(1), min(requestTimeout, left))
     }
 
-    private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
+    private func write(_ what: String, _ body: (Duration) throws(KubeError) -> LockSnapshot) -> Election.Action {
         lastWriteSucceeded = false
         do {
             let snapshot = try body(timeout())
@@ -238,29 +217,29 @@ public final class ElectionRunner: @unchecked Sendable {
             }
             return action
         } catch {
-            switch error.code {
+            switch error.disposition {
             case .lostRace:
                 // Losing a race to another replica is normal; the same
                 // conflict again and again (a lock nobody else holds) is not.
                 racesInARow += 1
                 if racesInARow == 3 {
                     logger.warning("lock writes keep conflicting; retrying every retry period",
-                                   ("op", .string(what)), ("error", .string(error.message)))
+                                   ("op", .string(what)), ("error", .string(error.description)))
                 } else {
-                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.message)))
+                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.description)))
                 }
                 return step(.lostRace)
             case .configuration where election.role == .standby:
-                fatalOutcome = .configurationError(error.message)
+                fatalOutcome = .configurationError(error.description)
                 return .done
             case .configuration, .transient:
                 failuresInARow += 1
                 // One warning per run of failures, not one per retry.
                 if failuresInARow == 1 || election.role == .leading {
                     logger.warning("lock request failed",
-                                   ("op", .string(what)), ("error", .string(error.message)))
+                                   ("op", .string(what)), ("error", .string(error.description)))
                 }
-                return step(.requestFailed(error.message))
+                return step(.requestFailed(error.description))
             }
         }
     }
@@ -268,11 +247,11 @@ public final class ElectionRunner: @unchecked Sendable {
     /// A failed GET. Configuration errors end a standby at once (nothing is
     /// held); anything else is logged once per run of failures and retried
     /// (a leader keeps retrying until its renew deadline).
-    private func readFailed(_ error: LockError) -> Outcome? {
-        if error.code == .configuration, election.role == .standby { return .configurationError(error.message) }
+    private func readFailed(_ error: KubeError) -> Outcome? {
+        if error.disposition == .configuration, election.role == .standby { return .configurationError(error.description) }
         failuresInARow += 1
         if failuresInARow == 1 {
-            logger.warning("cannot read lock", ("error", .string(error.message)))
+            logger.warning("cannot read lock", ("error", .string(error.description)))
         }
         return nil
     }
@@ -327,12 +306,12 @@ public final class ElectionRunner: @unchecked Sendable {
                 return step(.observed(observation))
             }
         } catch {
-            if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
+            if error.disposition == .configuration { fatalOutcome = .configurationError(error.description); return .done }
             // Counted apart from reads: the paced read after each failure
             // succeeds, and must not turn every failure into a new warning.
             watchFailuresInARow += 1
             if watchFailuresInARow == 1 {
-                logger.warning("watch failed; retrying", ("error", .string(error.message)))
+                logger.warning("watch failed; retrying", ("error", .string(error.description)))
             }
             // Read again (and watch from there) after the retry period: at
             // most one read and one watch per retry period after any error.
