@@ -13,7 +13,7 @@ import KLCore
 /// - A sentence of its own (`init(_:_:)`, what the HTTP/TLS layer and the
 ///   lock store throw): `description` is `message`, a full sentence that names
 ///   the server (`host:port`) or the lock and what to do.
-public struct KubeError: Error, Sendable, CustomStringConvertible {
+public struct KubeError: CodedError {
     public enum Code: Sendable, Equatable {
         // The API server answered with an error status.
         /// 404.
