@@ -4,27 +4,35 @@ import KLSupport
 import KLTestSupport
 import Testing
 
-/// A virtual clock: pauses and watches advance it instead of sleeping.
+/// The election's host on a virtual clock: pauses and watches advance it
+/// instead of sleeping. The runner reads the same clock (`monotonic`).
 final class VirtualHost: ElectionHost {
-    let t0 = MonotonicClock.now
-    var now: MonotonicClock.Instant
-    var wall: WallTime { WallTime(seconds: 1_795_859_505 + Int64(t0.duration(to: now).seconds)) }
+    let monotonic = VirtualMonotonicClock()
+    /// Only dates the record, which these tests do not read.
+    let wall = VirtualWallClock(start: WallTime(seconds: 1_795_859_505, nanoseconds: 0))
+    let t0: MonotonicClock.Instant
+    var now: MonotonicClock.Instant { monotonic.now }
     var releaseRequested = false
     var events: [String] = []
     /// Asks for release once the virtual time passes this point.
     var releaseAt: MonotonicClock.Instant?
 
-    init() { now = t0 }
+    init() { t0 = monotonic.now }
 
     func seconds(_ s: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
 
+    /// Moves the virtual time to `instant` (never backwards): a request's latency, a watch.
+    func advance(to instant: MonotonicClock.Instant) {
+        if instant > now { monotonic.advance(by: now.duration(to: instant)) }
+    }
+
     func pause(until: MonotonicClock.Instant) -> Bool {
         if let r = releaseAt, !releaseRequested, r <= until {
-            now = max(now, r)
+            advance(to: r)
             releaseRequested = true
             return true
         }
-        now = max(now, until)
+        advance(to: until)
         return false
     }
 
@@ -83,7 +91,7 @@ final class ScriptedLock: LockStore {
             Issue.record("expected \(call.description), got \(name); calls: \(calls)")
             return nil
         }
-        host.now = host.now + latency
+        host.advance(to: host.now + latency)
         return call
     }
 
@@ -107,15 +115,15 @@ final class ScriptedLock: LockStore {
         let call = next("watch")
         if case .watchFails(let error)? = call { throw error }
         if case .watchOpenTimesOut? = call {
-            host.now = max(host.now, deadline)
+            host.advance(to: deadline)
             return .deadlineWhileOpening
         }
         guard case .watch(let after, let observation)? = call else { throw KubeError(.forbidden, "script") }
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
-            host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))
+            host.advance(to: host.t0 + .milliseconds(Int64(after * 1000)))
             return .observed(observation)
         }
-        host.now = max(host.now, deadline)
+        host.advance(to: deadline)
         return .deadline
     }
 
@@ -136,7 +144,8 @@ final class ScriptedLock: LockStore {
     }
 
     func run(_ host: VirtualHost, _ lock: ScriptedLock) -> ElectionRunner.Outcome {
-        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: logger).run()
+        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: logger,
+                       clock: host.monotonic, wallClock: host.wall).run()
     }
 
     @Test func standby_watchesWithoutPolling_thenTakesReleasedLock_renewsAndReleases() {
@@ -333,7 +342,7 @@ final class ScriptedLock: LockStore {
         ])
         let logs = MemorySink()
         let outcome = ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host,
-                                     logger: Logger(level: .info, sink: logs)).run()
+                                     logger: Logger(level: .info, sink: logs), clock: host.monotonic, wallClock: host.wall).run()
         #expect(outcome == .released)
         #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
         // The first watch's open was in flight until the expiry at 15.05.

@@ -12,7 +12,7 @@ public protocol LockStore: AnyObject {
     func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot
     func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot
     /// Standbys: blocks until the lock changes (a watch event) or `deadline`
-    /// passes. `known` is what we saw last (its resourceVersion is where a
+    /// (on the runner's clock) passes. `known` is what we saw last (its resourceVersion is where a
     /// watch resumes). Throws when the watch fails.
     func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange
     /// Ends any open watch (a leader does not watch).
@@ -32,12 +32,15 @@ public enum LockChange: Sendable, Equatable {
     case deadlineWhileOpening
 }
 
-/// What the election loop needs from the rest of the process.
+/// What the election loop needs from the rest of the process, besides the
+/// time (the runner's injected clocks): a pause that a release request
+/// ends, and the callbacks to the supervisor.
 public protocol ElectionHost: AnyObject {
-    var now: MonotonicClock.Instant { get }
-    var wall: WallTime { get }
     /// A leader's pause until its next renew. Returns early, with true, when
     /// the supervisor asks to release (the child has exited).
+    /// - Important: `until` is on the runner's clock; the host waits on the
+    ///   same clock (the real host: the real monotonic clock, in a `poll` on
+    ///   its wake-up pipe; tests: the virtual clock they give the runner).
     func pause(until: MonotonicClock.Instant) -> Bool
     /// Whether the supervisor wants the lock released (child exited, or
     /// kube-leader is shutting down).
@@ -83,6 +86,10 @@ public final class ElectionRunner: @unchecked Sendable {
     let logger: Logger
     /// Upper bound of one request when no deadline is closer.
     let requestTimeout: Duration
+    /// The election's time: expiry, renew deadlines, pacing.
+    let clock: any BlockingClock<MonotonicInstant>
+    /// Written into the record (`acquireTime`, `renewTime`) for humans only.
+    let wallClock: any BlockingClock<WallTime>
     private var loggedHolder: String?
     private var failuresInARow = 0
     /// Conflicts in a row not explained by another holder (see `write`).
@@ -98,13 +105,21 @@ public final class ElectionRunner: @unchecked Sendable {
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
+    /// `clock`: where the election reads the time (default: the real
+    /// monotonic clock; tests pass a `VirtualClock`). The store's and the
+    /// host's waits must run on the same clock. `wallClock` only dates the
+    /// record.
     public init(election: Election, store: any LockStore, host: any ElectionHost, logger: Logger,
-                requestTimeout: Duration = .seconds(10)) {
+                requestTimeout: Duration = .seconds(10),
+                clock: any BlockingClock<MonotonicInstant> = MonotonicClock(),
+                wallClock: any BlockingClock<WallTime> = WallClock()) {
         self.election = election
         self.store = store
         self.host = host
         self.logger = logger
         self.requestTimeout = requestTimeout
+        self.clock = clock
+        self.wallClock = wallClock
     }
 
     /// The loop. Returns when the election is over.
@@ -142,7 +157,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
             case .get:
                 let timeout = self.timeout()
-                lastReadAt = host.now
+                lastReadAt = clock.now
                 do {
                     let observation = try store.get(timeout: timeout)
                     failuresInARow = 0
@@ -177,7 +192,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
     private func step(_ event: Election.Event) -> Election.Action {
         let before = election.lastRenew
-        let action = election.step(event, now: host.now, wall: host.wall)
+        let action = election.step(event, now: clock.now, wall: wallClock.now)
         // The supervisor keeps its own renew deadline from these send times.
         if election.role == .leading, let sentAt = election.lastRenew, sentAt != before {
             host.renewed(sentAt: sentAt)
@@ -188,7 +203,7 @@ public final class ElectionRunner: @unchecked Sendable {
     /// A request's timeout: the usual bound, cut to the renew deadline.
     private func timeout() -> Duration {
         guard let deadline = election.renewDeadline else { return requestTimeout }
-        let left = host.now.duration(to: deadline)
+        let left = clock.now.duration(to: deadline)
         return max(.milliseconds(1), min(requestTimeout, left))
     }
 
@@ -283,12 +298,12 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
-        if let notBefore = watchNotBefore, host.now < notBefore {
+        if let notBefore = watchNotBefore, clock.now < notBefore {
             // Within a retry period of a failed watch: no new one yet. The
             // standby's own deadline may come first; then it decides on what
             // it saw (an acquiring write at expiry is in its budget).
             if host.pause(until: min(until, notBefore)) { return step(.releaseRequested) }
-            if host.now < notBefore { return step(.timer) }
+            if clock.now < notBefore { return step(.timer) }
         }
         do {
             switch try store.waitForChange(known: election.observed, deadline: until) {
@@ -298,7 +313,7 @@ public final class ElectionRunner: @unchecked Sendable {
             case .deadlineWhileOpening:
                 // Not a failure, but the next watch is paced like one: one
                 // watch per retry period while standing by.
-                watchNotBefore = host.now + election.timing.retryPeriod
+                watchNotBefore = clock.now + election.timing.retryPeriod
                 return step(.timer)
             case .observed(let observation):
                 watchFailuresInARow = 0
@@ -318,8 +333,8 @@ public final class ElectionRunner: @unchecked Sendable {
             // The standby's own deadline (`until`) may come sooner, but not
             // the next read and watch: never within a retry period of the
             // previous ones (the acquiring write at expiry follows that read).
-            watchNotBefore = host.now + election.timing.retryPeriod
-            if host.pause(until: Self.afterWatchFailure(until: until, now: host.now, retryPeriod: election.timing.retryPeriod,
+            watchNotBefore = clock.now + election.timing.retryPeriod
+            if host.pause(until: Self.afterWatchFailure(until: until, now: clock.now, retryPeriod: election.timing.retryPeriod,
                                                        lastRead: lastReadAt)) {
                 return step(.releaseRequested)
             }

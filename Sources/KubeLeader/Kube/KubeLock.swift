@@ -13,6 +13,13 @@ import KLSupport
 /// falls back to GET and watches without a version (the server starts with
 /// the current object), with one warning.
 ///
+/// Time: the watch's bookkeeping (the standby's deadline, when the watch
+/// opened, its expiry, events per retry period) is on the injected `clock`,
+/// the runner's; tests pass a `VirtualClock`. Request timeouts and socket
+/// deadlines stay on the real monotonic clock (`MonotonicClock`): the
+/// kernel's `poll` waits in real time. A deadline on `clock` is handed to
+/// the socket layer as the same time left on the real clock (`realDeadline`).
+///
 /// Pacing: every watch failure (410, an answer that ends at once, junk or
 /// unknown events, events for other objects, too many events) is thrown to
 /// the `ElectionRunner`, which waits a retry period before the next read and
@@ -41,9 +48,13 @@ public final class KubeLockStore: LockStore {
     private var listAllowed = true
     /// Pods whose lookup failed with something other than 404 (warned once).
     private var podWarned = false
+    /// The watch's time (see the type's comment). Default: the real monotonic clock.
+    let clock: any BlockingClock<MonotonicInstant>
 
     public init(client: KubeClient, kind: LockKind, namespace: String, name: String, logger: Logger,
-                retryPeriod: Duration = .seconds(2), watchSeconds: Int = 300) {
+                retryPeriod: Duration = .seconds(2), watchSeconds: Int = 300,
+                clock: any BlockingClock<MonotonicInstant> = MonotonicClock()) {
+        self.clock = clock
         self.client = client
         self.kind = kind
         self.namespace = namespace
@@ -63,6 +74,7 @@ public final class KubeLockStore: LockStore {
         // A read means the election needs a fresh view (start, lost race,
         // failed watch): the next watch starts from what this read returns.
         stopWatching()
+        // The requests' budget: on the real clock, like their sockets.
         let deadline = MonotonicClock.now + timeout
         if listAllowed {
             var list: JSON?
@@ -159,47 +171,51 @@ public final class KubeLockStore: LockStore {
     /// runner paces the next read and watch). An open that times out at the
     /// deadline is `.deadlineWhileOpening`, so the runner paces the next one.
     public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
-        while MonotonicClock.now < deadline {
-            if let expiry = watchExpiry, MonotonicClock.now >= expiry {
+        while clock.now < deadline {
+            if let expiry = watchExpiry, clock.now >= expiry {
                 logger.debug("watch outlived its server timeout; reopening")
                 stopWatching(keepingVersion: true)
             }
             if watch == nil {
                 // The open is cut to the deadline; a server that does not
                 // answer it in 10 s before then is a failure.
-                let openTimeout = min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
+                let openTimeout = min(.seconds(10), max(.milliseconds(1), clock.now.duration(to: deadline)))
                 do {
                     watch = try client.watch(resource, namespace: namespace, fieldSelector: selector,
                                              resourceVersion: watchResourceVersion, timeoutSeconds: watchSeconds,
                                              timeout: openTimeout)
-                    watchOpenedAt = MonotonicClock.now
+                    watchOpenedAt = clock.now
                     watchEvents = 0
-                    watchExpiry = MonotonicClock.now + .seconds(watchSeconds + 30)
+                    watchExpiry = clock.now + .seconds(watchSeconds + 30)
                 } catch {
                     if error.code == .timedOut, openTimeout < .seconds(10) { return .deadlineWhileOpening }
                     throw error
                 }
             }
             let next: KubeWatch.Next
+            let waitUntil = min(deadline, watchExpiry ?? deadline)
             do {
-                next = try watch!.next(deadline: min(deadline, watchExpiry ?? deadline))
+                next = try watch!.next(deadline: realDeadline(waitUntil))
             } catch {
                 stopWatching()
                 throw error
             }
             switch next {
             case .timedOut:
-                if MonotonicClock.now >= deadline { return .deadline }  // else the watch expired: reopen
+                // The socket waited until then in real time; a virtual clock
+                // is moved there too (on the real clock it has passed: no-op).
+                clock.sleep(until: waitUntil)
+                if clock.now >= deadline { return .deadline }  // else the watch expired: reopen
             case .ended:
                 // The server closed the watch (timeoutSeconds): reopen from where
                 // we were. One that ends at once (an empty answer) is a failure.
-                let early = watchOpenedAt.map { $0.duration(to: MonotonicClock.now) < retryPeriod } ?? true
+                let early = watchOpenedAt.map { $0.duration(to: clock.now) < retryPeriod } ?? true
                 stopWatching(keepingVersion: true)
                 if early { throw KubeError(.watchFailed, "the watch of \(describe) ended right after it started") }
             case .event(let event):
                 watchEvents += 1
                 if let opened = watchOpenedAt {
-                    let periods = Int(opened.duration(to: MonotonicClock.now) / max(retryPeriod, .milliseconds(1)))
+                    let periods = Int(opened.duration(to: clock.now) / max(retryPeriod, .milliseconds(1)))
                     if watchEvents > 10 * (periods + 1) {
                         stopWatching()
                         throw KubeError(.watchFailed, "the watch of \(describe) sends events faster than 10 per retry period")
@@ -238,6 +254,14 @@ public final class KubeLockStore: LockStore {
         default:
             throw fail("unknown event type \(quoteForMessage(String(event.type.prefix(40))))")
         }
+    }
+
+    /// `deadline` (on `clock`) for the socket layer, which waits on the real
+    /// monotonic clock: the same instant when `clock` is the real one, else
+    /// the same time left from now.
+    private func realDeadline(_ deadline: MonotonicInstant) -> MonotonicInstant {
+        if clock is MonotonicClock { return deadline }
+        return MonotonicClock.now + clock.now.duration(to: deadline)
     }
 
     public func stopWatching() { stopWatching(keepingVersion: false) }

@@ -9,7 +9,12 @@ import Synchronization
 import CShims
 
 /// A byte stream to one server: plain TCP or TLS. Every call is bounded by
-/// `deadline`; `read` returns 0 at end of stream. Used by one thread at a
+/// `deadline`; `read` returns 0 at end of stream.
+///
+/// Deadlines here, and everywhere in the HTTP layer, are on the real
+/// monotonic clock (`MonotonicClock`), never an injected one: the kernel's
+/// `poll` waits in real time. Callers with their own clock (the lock store)
+/// convert their deadline into the same time left on the real clock. Used by one thread at a
 /// time (the pool hands a channel to exactly one request).
 protocol HTTPChannel: AnyObject, Sendable {
     /// `host:port` for messages.
