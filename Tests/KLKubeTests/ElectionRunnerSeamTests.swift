@@ -7,8 +7,6 @@ import Testing
 /// seam of issue 10 rows 5 and 6), on `VirtualHost`'s virtual time.
 final class SeamHost: ElectionHost {
     let clock = VirtualHost()
-    var now: MonotonicClock.Instant { clock.now }
-    var wall: WallTime { clock.wall }
     var releaseRequested = false
     /// kube-leader is stopping: refuse acquiring writes from the start.
     var stopping = false
@@ -41,7 +39,8 @@ final class SeamHost: ElectionHost {
     }
 
     func run(_ host: SeamHost, _ lock: ScriptedLock) -> ElectionRunner.Outcome {
-        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: Logger(level: .critical)).run()
+        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: Logger(level: .critical),
+                       clock: host.clock.monotonic, wallClock: host.clock.wall).run()
     }
 
     /// Row 5: the supervisor's own deadline needs each renew's SEND time:
@@ -83,7 +82,7 @@ final class SeamHost: ElectionHost {
         host.stopAfter = 1
         let lock = ScriptedLock(host: host.clock, [
             .get(.success(.absent)),
-            .create(.failure(LockError(.transient, "timeout"))),
+            .create(.failure(KubeError(.timedOut, "timeout"))),
             .watch(after: nil, nil),
         ])
         #expect(run(host, lock) == .released)

@@ -4,27 +4,35 @@ import KLSupport
 import KLTestSupport
 import Testing
 
-/// A virtual clock: pauses and watches advance it instead of sleeping.
+/// The election's host on a virtual clock: pauses and watches advance it
+/// instead of sleeping. The runner reads the same clock (`monotonic`).
 final class VirtualHost: ElectionHost {
-    let t0 = MonotonicClock.now
-    var now: MonotonicClock.Instant
-    var wall: WallTime { WallTime(seconds: 1_795_859_505 + Int64(t0.duration(to: now).seconds)) }
+    let monotonic = VirtualMonotonicClock()
+    /// Only dates the record, which these tests do not read.
+    let wall = VirtualWallClock(start: WallTime(seconds: 1_795_859_505, nanoseconds: 0))
+    let t0: MonotonicClock.Instant
+    var now: MonotonicClock.Instant { monotonic.now }
     var releaseRequested = false
     var events: [String] = []
     /// Asks for release once the virtual time passes this point.
     var releaseAt: MonotonicClock.Instant?
 
-    init() { now = t0 }
+    init() { t0 = monotonic.now }
 
     func seconds(_ s: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64(s * 1000)) }
 
+    /// Moves the virtual time to `instant` (never backwards): a request's latency, a watch.
+    func advance(to instant: MonotonicClock.Instant) {
+        if instant > now { monotonic.advance(by: now.duration(to: instant)) }
+    }
+
     func pause(until: MonotonicClock.Instant) -> Bool {
         if let r = releaseAt, !releaseRequested, r <= until {
-            now = max(now, r)
+            advance(to: r)
             releaseRequested = true
             return true
         }
-        now = max(now, until)
+        advance(to: until)
         return false
     }
 
@@ -36,13 +44,13 @@ final class VirtualHost: ElectionHost {
 /// call must match the next scripted expectation, anything else fails the test.
 final class ScriptedLock: LockStore {
     enum Call: CustomStringConvertible {
-        case get(Result<Election.Observation, LockError>)
-        case create(Result<LockSnapshot, LockError>)
-        case update(check: (LeaderElectionRecord, LockSnapshot) -> Void, Result<LockSnapshot, LockError>)
+        case get(Result<Election.Observation, KubeError>)
+        case create(Result<LockSnapshot, KubeError>)
+        case update(check: (LeaderElectionRecord, LockSnapshot) -> Void, Result<LockSnapshot, KubeError>)
         /// A watch that sees `observation` after `after` seconds (nil: nothing until the deadline).
         case watch(after: Double?, Election.Observation?)
         /// A watch that fails at once (410 Expired, junk, a stream that ends).
-        case watchFails(LockError)
+        case watchFails(KubeError)
         /// A watch whose opening is still in flight when the deadline comes.
         case watchOpenTimesOut
 
@@ -83,39 +91,39 @@ final class ScriptedLock: LockStore {
             Issue.record("expected \(call.description), got \(name); calls: \(calls)")
             return nil
         }
-        host.now = host.now + latency
+        host.advance(to: host.now + latency)
         return call
     }
 
-    func get(timeout: Duration) throws(LockError) -> Election.Observation {
-        guard case .get(let result)? = next("get") else { throw LockError(.configuration, "script") }
+    func get(timeout: Duration) throws(KubeError) -> Election.Observation {
+        guard case .get(let result)? = next("get") else { throw KubeError(.forbidden, "script") }
         return try result.get()
     }
 
-    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot {
-        guard case .create(let result)? = next("create") else { throw LockError(.configuration, "script") }
+    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot {
+        guard case .create(let result)? = next("create") else { throw KubeError(.forbidden, "script") }
         return try result.get()
     }
 
-    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
-        guard case .update(let check, let result)? = next("update") else { throw LockError(.configuration, "script") }
+    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
+        guard case .update(let check, let result)? = next("update") else { throw KubeError(.forbidden, "script") }
         check(record, base)
         return try result.get()
     }
 
-    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
         let call = next("watch")
         if case .watchFails(let error)? = call { throw error }
         if case .watchOpenTimesOut? = call {
-            host.now = max(host.now, deadline)
+            host.advance(to: deadline)
             return .deadlineWhileOpening
         }
-        guard case .watch(let after, let observation)? = call else { throw LockError(.configuration, "script") }
+        guard case .watch(let after, let observation)? = call else { throw KubeError(.forbidden, "script") }
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
-            host.now = max(host.now, host.t0 + .milliseconds(Int64(after * 1000)))
+            host.advance(to: host.t0 + .milliseconds(Int64(after * 1000)))
             return .observed(observation)
         }
-        host.now = max(host.now, deadline)
+        host.advance(to: deadline)
         return .deadline
     }
 
@@ -136,7 +144,8 @@ final class ScriptedLock: LockStore {
     }
 
     func run(_ host: VirtualHost, _ lock: ScriptedLock) -> ElectionRunner.Outcome {
-        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: logger).run()
+        ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host, logger: logger,
+                       clock: host.monotonic, wallClock: host.wall).run()
     }
 
     @Test func standby_watchesWithoutPolling_thenTakesReleasedLock_renewsAndReleases() {
@@ -166,7 +175,7 @@ final class ScriptedLock: LockStore {
 
     @Test func leader_losesAfterRenewDeadline_withTimeoutsBoundedByIt() {
         let host = VirtualHost()
-        let failing = ScriptedLock.Call.update(check: { _, _ in }, .failure(LockError(.transient, "timeout")))
+        let failing = ScriptedLock.Call.update(check: { _, _ in }, .failure(KubeError(.timedOut, "timeout")))
         let lock = ScriptedLock(host: host, [
             .get(.success(.absent)),
             .create(.success(snapshot("me", rv: "1"))),
@@ -187,7 +196,7 @@ final class ScriptedLock: LockStore {
         let host = VirtualHost()
         let lock = ScriptedLock(host: host, [
             .get(.success(.absent)),
-            .create(.failure(LockError(.configuration, "forbidden: create configmaps"))),
+            .create(.failure(KubeError(.forbidden, "forbidden: create configmaps"))),
         ])
         #expect(run(host, lock) == .configurationError("forbidden: create configmaps"))
         #expect(host.events.isEmpty)
@@ -198,7 +207,7 @@ final class ScriptedLock: LockStore {
         host.releaseAt = host.seconds(99)
         let lock = ScriptedLock(host: host, [
             .get(.success(.absent)),
-            .create(.failure(LockError(.lostRace, "already exists"))),
+            .create(.failure(KubeError(.alreadyExists, "already exists"))),
             .get(.success(.present(snapshot("fast", rv: "1")))),
             .watch(after: nil, nil),  // the holder died: silence until expiry
             .update(check: { r, b in #expect(r.leaderTransitions == 1); #expect(b.resourceVersion == "1") },
@@ -218,7 +227,7 @@ final class ScriptedLock: LockStore {
         let host = VirtualHost()
         host.releaseAt = host.seconds(1)
         let failing = ScriptedLock.Call.update(check: { r, _ in #expect(r.holderIdentity == "") },
-                                               .failure(LockError(.transient, "503 Service Unavailable")))
+                                               .failure(KubeError(.serverError, "503 Service Unavailable")))
         let lock = ScriptedLock(host: host, [
             .get(.success(.absent)),
             .create(.success(snapshot("me", rv: "1"))),
@@ -238,7 +247,7 @@ final class ScriptedLock: LockStore {
         let lock = ScriptedLock(host: host, [
             .get(.success(.absent)),
             .create(.success(snapshot("me", rv: "1"))),
-            .update(check: { _, b in #expect(b.resourceVersion == "1") }, .failure(LockError(.lostRace, "409 Conflict"))),
+            .update(check: { _, b in #expect(b.resourceVersion == "1") }, .failure(KubeError(.conflict, "409 Conflict"))),
             .get(.success(.present(snapshot("me", rv: "7")))),
             .update(check: { r, b in #expect(r.holderIdentity == ""); #expect(b.resourceVersion == "7") }, .success(snapshot("", rv: "8"))),
         ])
@@ -252,7 +261,7 @@ final class ScriptedLock: LockStore {
     @Test func row2_watchFailures_arePacedByTheRetryPeriod() {
         let host = VirtualHost()
         host.releaseAt = host.seconds(11.5)
-        let expired = LockError(.transient, "watch: error 410: too old resource version")
+        let expired = KubeError(.watchFailed, "watch: error 410: too old resource version")
         var script: [ScriptedLock.Call] = []
         for i in 0..<6 {
             script.append(.get(.success(.present(snapshot("other", rv: String(1 + i))))))
@@ -274,7 +283,7 @@ final class ScriptedLock: LockStore {
     @Test func watchFailureNearTheDeadline_stillPacesReadsAndWatches() {
         let host = VirtualHost()
         host.releaseAt = host.seconds(16.5)
-        let expired = LockError(.transient, "watch: error 410: too old resource version")
+        let expired = KubeError(.watchFailed, "watch: error 410: too old resource version")
         let lock = ScriptedLock(host: host, [
             .get(.success(.present(snapshot("other", rv: "1")))),          // 0: seen at 0.05, expires at 15.05
             .watch(after: 11.5, .present(snapshot("other", rv: "2"))),     // same record: expiry unchanged
@@ -305,7 +314,7 @@ final class ScriptedLock: LockStore {
         let lock = ScriptedLock(host: host, [
             .get(.success(.present(snapshot("other", rv: "1")))),          // 0: expires at 15.05
             .watch(after: 14.5, .present(snapshot("other", rv: "2"))),     // same record
-            .watchFails(LockError(.transient, "watch: connection reset")), // 14.5
+            .watchFails(KubeError(.connectionClosed, "watch: connection reset")), // 14.5
             .get(.success(.present(snapshot("other2", rv: "3")))),         // 15.05 (the deadline): a new holder
             // No watch before 16.55: the pause ends with the release request at 16.
         ])
@@ -326,14 +335,14 @@ final class ScriptedLock: LockStore {
             .get(.success(.present(snapshot("other", rv: "1")))),          // 0: expires at 15.05
             .watchOpenTimesOut,                                            // opened ~0.1, times out at 15.05
             .update(check: { r, _ in #expect(r.holderIdentity == "me") },
-                    .failure(LockError(.transient, "500 InternalError"))), // the acquire at expiry fails
+                    .failure(KubeError(.serverError, "500 InternalError"))), // the acquire at expiry fails
             .watch(after: nil, nil),                                       // not before 17.05
             .update(check: { r, _ in #expect(r.holderIdentity == "me") }, .success(snapshot("me", rv: "2"))),
             .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "3"))),
         ])
         let logs = MemorySink()
         let outcome = ElectionRunner(election: Election(identity: "me", timing: timing), store: lock, host: host,
-                                     logger: Logger(level: .info, sink: logs)).run()
+                                     logger: Logger(level: .info, sink: logs), clock: host.monotonic, wallClock: host.wall).run()
         #expect(outcome == .released)
         #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
         // The first watch's open was in flight until the expiry at 15.05.

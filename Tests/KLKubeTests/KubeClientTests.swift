@@ -325,7 +325,7 @@ struct KubeClientTests {
         let kube = try KubeClient(config: KubeConfig(server: server.url))
         let watch = try kube.watch(.leases, namespace: "ns", resourceVersion: nil)
         let e = #expect(throws: KubeError.self) { try watch.next(deadline: .now + .seconds(5)) }
-        #expect(e?.code == .transport && e?.verb == "watch" && e?.resource == "leases")
+        #expect(e?.code == .connectionClosed && e?.verb == "watch" && e?.resource == "leases")
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -345,7 +345,7 @@ struct KubeClientTests {
 
     @Test func badCAFile_failsAtInitNamingTheFile() {
         let e = #expect(throws: KubeError.self) { try KubeClient(config: KubeConfig(server: "https://127.0.0.1:6443", caFile: "/nonexistent/ca.crt")) }
-        #expect(e?.code == .transport)
+        #expect(e?.code == .caUnusable)
         #expect(e?.description.contains("/nonexistent/ca.crt") == true)
         let url = #expect(throws: KubeError.self) { try KubeClient(config: KubeConfig(server: "127.0.0.1:6443")) }
         #expect(url?.description.contains("https://") == true)
@@ -362,7 +362,7 @@ struct KubeClientTests {
         #expect(e?.code == .badResponse)
         let wrong = try KubeClient(config: KubeConfig(server: "https://127.0.0.1:\(server.port)", caFile: certs.otherCAFile))
         let tls = #expect(throws: KubeError.self) { try wrong.get(.configMaps, namespace: "ns", name: "x") }
-        #expect(tls?.code == .transport)
+        #expect(tls?.code == .certificateRejected)
         #expect(tls?.description.contains("unknown CA") == true)
     }
 }

@@ -1,5 +1,7 @@
 import KLCore
 import KLSupport
+import KLTestSupport
+import Synchronization
 import Testing
 @testable import KLKube
 
@@ -24,9 +26,14 @@ struct KubeLockStoreTests {
         return out + "0\r\n\r\n"
     }
 
-    func store(_ server: CannedAPIServer, retry: Duration = .seconds(2)) throws -> KubeLockStore {
+    static func store(_ server: CannedAPIServer, retry: Duration = .seconds(2),
+                      clock: any BlockingClock<MonotonicInstant> = MonotonicClock()) throws -> KubeLockStore {
         KubeLockStore(client: try client(server), kind: .configMap, namespace: "ns", name: "lock",
-                      logger: Logger(level: .critical), retryPeriod: retry)
+                      logger: Logger(level: .critical), retryPeriod: retry, clock: clock)
+    }
+
+    func store(_ server: CannedAPIServer, retry: Duration = .seconds(2)) throws -> KubeLockStore {
+        try Self.store(server, retry: retry)
     }
 
     @Test func read_isAList_andTheWatchStartsFromTheListVersion() throws {
@@ -67,8 +74,8 @@ struct KubeLockStoreTests {
         let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(lines) : Self.list() }
         let s = try store(server)
         _ = try s.get(timeout: .seconds(5))
-        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
-        #expect(error?.code == .transient, "\(name): \(String(describing: error))")
+        let error = #expect(throws: KubeError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        #expect(error?.disposition == .transient, "\(name): \(String(describing: error))")
         #expect(server.seen.filter { $0.path.contains("watch=1") }.count == 1, "\(name): \(server.seen.map(\.path))")
     }
 
@@ -78,15 +85,15 @@ struct KubeLockStoreTests {
         let server = CannedAPIServer { req in req.path.contains("watch=1") ? Self.chunked(Array(repeating: bookmark, count: 50)) : Self.list() }
         let s = try store(server)
         _ = try s.get(timeout: .seconds(5))
-        let error = #expect(throws: LockError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
+        let error = #expect(throws: KubeError.self) { _ = try s.waitForChange(known: nil, deadline: .now + .seconds(5)) }
         #expect(error?.message.contains("faster than 10 per retry period") == true, "\(String(describing: error))")
     }
 
     @Test func create404_isAConfigurationErrorNamingTheNamespace() throws {
         let server = CannedAPIServer { _ in statusResponse(404, reason: "NotFound", message: #"namespaces \"ns\" not found"#) }
         let record = LeaderElectionRecord(holderIdentity: "me", leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0)
-        let error = #expect(throws: LockError.self) { _ = try store(server).create(record, timeout: .seconds(5)) }
-        #expect(error?.code == .configuration)
+        let error = #expect(throws: KubeError.self) { _ = try store(server).create(record, timeout: .seconds(5)) }
+        #expect(error?.code == .namespaceMissing && error?.disposition == .configuration)
         #expect(error?.message.contains("namespace 'ns'") == true, "\(String(describing: error))")
     }
 
@@ -127,23 +134,101 @@ struct KubeLockStoreTests {
 /// What the election does with a transport failure is decided by the HTTP
 /// layer's code, never by the English message: rewording a message must not
 /// turn "exit 2" into endless retries, nor a network blip into an exit.
-@Suite("KubeLockStore.classify")
-struct KubeLockStoreClassifyTests {
-    static func transport(_ code: HTTPError.Code?, _ message: String) -> KubeError {
-        var e = KubeError(code: .transport, message: message, verb: "update", resource: "configmaps", name: "lock", namespace: "ns")
-        e.transportCode = code
-        return e
+@Suite("KubeError.disposition")
+struct KubeErrorDispositionTests {
+    static func transport(_ code: KubeError.Code, _ message: String) -> KubeError {
+        KubeError(code: code, message: message, verb: "update", resource: "configmaps", name: "lock", namespace: "ns")
     }
 
     @Test func certificateFailures_areConfiguration_whateverTheMessageSays() {
-        #expect(KubeLockStore.classify(Self.transport(.certificateRejected, "reworded")).code == .configuration)
-        #expect(KubeLockStore.classify(Self.transport(.caUnusable, "reworded")).code == .configuration)
+        #expect(Self.transport(.certificateRejected, "reworded").disposition == .configuration)
+        #expect(Self.transport(.caUnusable, "reworded").disposition == .configuration)
     }
 
     @Test func otherTransportFailures_areTransient_evenWhenTheMessageMentionsCertificates() {
         let words = "TLS certificate verification failed; check the CA file (PEM certificate)"
-        for code: HTTPError.Code? in [.tls, .connectFailed, .connectionClosed, .protocolError, nil] {
-            #expect(KubeLockStore.classify(Self.transport(code, words)).code == .transient)
+        for code: KubeError.Code in [.tls, .connectFailed, .connectionClosed, .protocolError, .timedOut, .tooLarge, .invalidURL] {
+            #expect(Self.transport(code, words).disposition == .transient)
         }
+    }
+
+    /// The lock store's own findings: a create's 404 (no such namespace) ends
+    /// a standby; a watch that misbehaves is retried, whatever the words say.
+    @Test func lockStoreFindings_areDecidedByTheirCode() {
+        #expect(KubeError(.namespaceMissing, "reworded").disposition == .configuration)
+        #expect(KubeError(.watchFailed, "Forbidden: check the Role").disposition == .transient)
+        #expect(KubeError(.conflict, "reworded").disposition == .lostRace)
+    }
+}
+
+/// The watch's bookkeeping runs on the store's injected clock (the runner's),
+/// not on the real one: answers that are failures on the real clock (an
+/// empty 200, 50 events at once) are fine when the store's clock says they
+/// were spread out, and a silent watch ends at the deadline on that clock.
+@Suite("KubeLockStore on a virtual clock", .timeLimit(.minutes(1)))
+struct KubeLockStoreClockTests {
+    /// A virtual clock that moves `step` forward at each reading.
+    final class SteppingClock: BlockingClock {
+        let base = VirtualMonotonicClock()
+        let step: Duration
+        init(step: Duration) { self.step = step }
+        var now: MonotonicInstant {
+            base.advance(by: step)
+            return base.now
+        }
+        func sleep(until deadline: MonotonicInstant) { base.sleep(until: deadline) }
+    }
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    }
+
+    static let modified = #"{"type":"MODIFIED","object":{"metadata":{"name":"lock","resourceVersion":"601","annotations":{"control-plane.alpha.kubernetes.io/leader":"{\"holderIdentity\":\"b\"}"}}}}"#
+
+    func holder(_ change: LockChange) -> String? {
+        guard case .observed(.present(let snapshot)) = change else { return nil }
+        return snapshot.record?.holderIdentity
+    }
+
+    @Test func eventsSpreadOutOnTheStoresClock_areNotTooFast() throws {
+        let bookmark = #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"600"}}}"#
+        let server = CannedAPIServer { req in
+            req.path.contains("watch=1") ? KubeLockStoreTests.chunked(Array(repeating: bookmark, count: 50) + [Self.modified]) : KubeLockStoreTests.list()
+        }
+        let clock = SteppingClock(step: .seconds(1))
+        let s = try KubeLockStoreTests.store(server, clock: clock)
+        _ = try s.get(timeout: .seconds(5))
+        let change = try s.waitForChange(known: nil, deadline: clock.now + .seconds(3600))
+        #expect(holder(change) == "b", "\(change)")
+    }
+
+    @Test func watchEndingARetryPeriodAfterItOpened_onTheStoresClock_isReopened() throws {
+        let watches = Counter()
+        let server = CannedAPIServer { req in
+            guard req.path.contains("watch=1") else { return KubeLockStoreTests.list() }
+            return KubeLockStoreTests.chunked(watches.next() == 1 ? [] : [Self.modified])
+        }
+        let clock = SteppingClock(step: .seconds(5))
+        let s = try KubeLockStoreTests.store(server, clock: clock)
+        _ = try s.get(timeout: .seconds(5))
+        let change = try s.waitForChange(known: nil, deadline: clock.now + .seconds(3600))
+        #expect(holder(change) == "b", "\(change)")
+        #expect(server.seen.filter { $0.path.contains("watch=1") }.count == 2, "\(server.seen.map(\.path))")
+    }
+
+    /// The socket waits in real time (the same time left); then the store's
+    /// clock is at the deadline too, so a silent watch ends there.
+    @Test func silentWatch_endsAtTheDeadlineOnTheStoresClock() throws {
+        let server = CannedAPIServer { req in
+            req.path.contains("watch=1") ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" : KubeLockStoreTests.list()
+        }
+        let clock = VirtualMonotonicClock()
+        let s = try KubeLockStoreTests.store(server, clock: clock)
+        _ = try s.get(timeout: .seconds(5))
+        let deadline = clock.now + .milliseconds(200)
+        #expect(try s.waitForChange(known: nil, deadline: deadline) == .deadline)
+        #expect(clock.now == deadline)
+        s.stopWatching()
     }
 }

@@ -7,22 +7,22 @@ import Testing
 @Suite struct ObservedLockStoreTests {
     /// Answers from a list; records what was asked.
     final class Canned: LockStore {
-        var answers: [Result<LockSnapshot?, LockError>]
+        var answers: [Result<LockSnapshot?, KubeError>]
         var calls: [String] = []
-        init(_ answers: [Result<LockSnapshot?, LockError>]) { self.answers = answers }
+        init(_ answers: [Result<LockSnapshot?, KubeError>]) { self.answers = answers }
         var describe: String { "lease ns/l" }
-        func next(_ name: String) throws(LockError) -> LockSnapshot? {
+        func next(_ name: String) throws(KubeError) -> LockSnapshot? {
             calls.append(name)
             return try answers.removeFirst().get()
         }
-        func get(timeout: Duration) throws(LockError) -> Election.Observation {
+        func get(timeout: Duration) throws(KubeError) -> Election.Observation {
             try next("get").map { .present($0) } ?? .absent
         }
-        func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot { try next("create")! }
-        func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
+        func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot { try next("create")! }
+        func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
             try next("update")!
         }
-        func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
+        func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
             try next("watch").map { .observed(.present($0)) } ?? .deadline
         }
         func stopWatching() { calls.append("stop") }
@@ -42,10 +42,10 @@ import Testing
         }
         let inner = Canned([
             .success(lease("other", rv: "3")),                 // watch
-            .failure(LockError(.transient, "watch broke")),     // watch
+            .failure(KubeError(.watchFailed, "watch broke")),     // watch
             .success(lease("me", rv: "9")),                     // update: acquire
             .success(lease("me", rv: "10")),                    // update: renew
-            .failure(LockError(.lostRace, "conflict")),         // update: renew fails
+            .failure(KubeError(.conflict, "conflict")),         // update: renew fails
             .success(lease("me", rv: "11")),                    // get (slow path)
             .success(lease("", rv: "12")),                      // update: release
         ])
@@ -53,11 +53,11 @@ import Testing
         let base = lease("other", rv: "3")
         let record = base.record!
         #expect(try store.waitForChange(known: nil, deadline: .now) == .observed(.present(base)))
-        #expect(throws: LockError.self) { _ = try store.waitForChange(known: nil, deadline: .now) }
+        #expect(throws: KubeError.self) { _ = try store.waitForChange(known: nil, deadline: .now) }
         #expect(try store.update(record, base: base, timeout: .seconds(1)).resourceVersion == "9")
         #expect(board.snapshot.fencingToken == "9" && board.snapshot.childEnvironment["KUBE_LEADER_FENCING_TOKEN"] == "9")
         _ = try store.update(record, base: base, timeout: .seconds(1))
-        #expect(throws: LockError.self) { _ = try store.update(record, base: base, timeout: .seconds(1)) }
+        #expect(throws: KubeError.self) { _ = try store.update(record, base: base, timeout: .seconds(1)) }
         #expect(try store.get(timeout: .seconds(1)) == .present(lease("me", rv: "11")))
         _ = try store.update(record, base: base, timeout: .seconds(1))
         store.stopWatching()

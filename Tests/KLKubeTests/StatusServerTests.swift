@@ -115,7 +115,7 @@ final class Raw {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard rc == 0 else { throw HTTPError(.connectFailed, "connect: \(errno)") }
+        guard rc == 0 else { throw KubeError(.connectFailed, "connect: \(errno)") }
     }
 
     deinit { close(fd) }
@@ -141,9 +141,9 @@ final class Raw {
     }
 
     func exchange(_ request: String, timeout: Duration = .seconds(10)) throws -> String {
-        guard send(request) else { throw HTTPError(.connectionClosed, "send failed") }
+        guard send(request) else { throw KubeError(.connectionClosed, "send failed") }
         let r = readAll(timeout: timeout)
-        guard r.closed else { throw HTTPError(.timedOut, "no complete answer: \(r.text)") }
+        guard r.closed else { throw KubeError(.timedOut, "no complete answer: \(r.text)") }
         return r.text
     }
 }

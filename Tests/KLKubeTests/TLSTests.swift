@@ -25,13 +25,13 @@ let rejectedCertificates = [
 struct TLSTests {
     let certs = CertFixture.shared
 
-    func get(port: Int, host: String = "127.0.0.1", tls: TLSOptions) throws(HTTPError) -> HTTPResponse {
+    func get(port: Int, host: String = "127.0.0.1", tls: TLSOptions) throws(KubeError) -> HTTPResponse {
         let client = try HTTPClient(baseURL: "https://\(host):\(port)", tls: tls)
         return try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(10))
     }
 
-    func failure(port: Int, host: String = "127.0.0.1", tls: TLSOptions) -> HTTPError? {
-        #expect(throws: HTTPError.self) { try get(port: port, host: host, tls: tls) }
+    func failure(port: Int, host: String = "127.0.0.1", tls: TLSOptions) -> KubeError? {
+        #expect(throws: KubeError.self) { try get(port: port, host: host, tls: tls) }
     }
 
     @Test func goodCA_connectsByIPAndByName() throws {
@@ -99,16 +99,16 @@ struct TLSTests {
     }
 
     @Test func missingOrBadCAFile_failsNamingTheFile() {
-        let missing = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
+        let missing = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
         #expect(missing?.description.contains("/nonexistent/ca.crt") == true)
         #expect(missing?.code == .caUnusable)
         let garbage = certs.dir + "/garbage.crt"
         writeTextFile(garbage, "not a certificate\n")
-        let bad = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
+        let bad = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
         #expect(bad?.description.contains(garbage) == true)
         #expect(bad?.description.contains("PEM") == true)
         #expect(bad?.code == .caUnusable)
-        let badPEM = #expect(throws: HTTPError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
+        let badPEM = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
         #expect(badPEM?.code == .caUnusable)
     }
 }

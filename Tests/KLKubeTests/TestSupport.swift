@@ -166,7 +166,7 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
     let endpoint = "scripted:0"
     private var pieces: [[UInt8]]
     init(_ pieces: [[UInt8]]) { self.pieces = pieces }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int {
         guard !pieces.isEmpty else { return 0 }
         var piece = pieces.removeFirst()
         if piece.count > buffer.count {
@@ -176,7 +176,7 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
         buffer.copyBytes(from: piece)
         return piece.count
     }
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) { written += bytes.count }
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError) { written += bytes.count }
     func isIdleUsable() -> Bool { true }
     func close() {}
 }

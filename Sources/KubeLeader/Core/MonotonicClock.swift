@@ -26,8 +26,10 @@ public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConv
     public var description: String { "\(Double(nanoseconds) / 1e9)s (monotonic)" }
 }
 
-/// The monotonic clock. Spelled like the standard library's `ContinuousClock`
-/// (`.now`, `MonotonicClock.Instant`) so code reads the same.
+/// The real monotonic clock: a `BlockingClock<MonotonicInstant>` (the
+/// conformance and `MonotonicClock.now` are in KLSupport), the default clock
+/// of every loop that takes one. Spelled like the standard library's
+/// `ContinuousClock` (`.now`, `MonotonicClock.Instant`) so code reads the same.
 public struct MonotonicClock: Sendable {
     public typealias Instant = MonotonicInstant
     public init() {}

@@ -1,41 +1,20 @@
 import KLCore
 import KLSupport
 
-/// A failed lock operation, classified by what the election does next.
-public struct LockError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
-        /// AlreadyExists on create, Conflict on update: another writer won.
-        case lostRace
-        /// Timeout, 5xx, connection trouble: retry after the retry period.
-        case transient
-        /// Wrong credentials, missing RBAC permission, untrusted certificate:
-        /// retrying cannot help; kube-leader exits with code 2.
-        case configuration
-    }
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
-}
-
 /// The lock object in the API server (client-go's `resourcelock.Interface`):
 /// a ConfigMap or a Lease. Implementations do the I/O; the election decides.
+/// Failures are `KubeError`s; what the runner does next is the error's
+/// `disposition`, derived from its code.
 public protocol LockStore: AnyObject {
     /// "configmap default/my-lock", for logs.
     var describe: String { get }
-    func get(timeout: Duration) throws(LockError) -> Election.Observation
-    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot
-    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot
+    func get(timeout: Duration) throws(KubeError) -> Election.Observation
+    func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot
+    func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot
     /// Standbys: blocks until the lock changes (a watch event) or `deadline`
-    /// passes. `known` is what we saw last (its resourceVersion is where a
+    /// (on the runner's clock) passes. `known` is what we saw last (its resourceVersion is where a
     /// watch resumes). Throws when the watch fails.
-    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange
+    func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange
     /// Ends any open watch (a leader does not watch).
     func stopWatching()
 }
@@ -53,12 +32,15 @@ public enum LockChange: Sendable, Equatable {
     case deadlineWhileOpening
 }
 
-/// What the election loop needs from the rest of the process.
+/// What the election loop needs from the rest of the process, besides the
+/// time (the runner's injected clocks): a pause that a release request
+/// ends, and the callbacks to the supervisor.
 public protocol ElectionHost: AnyObject {
-    var now: MonotonicClock.Instant { get }
-    var wall: WallTime { get }
     /// A leader's pause until its next renew. Returns early, with true, when
     /// the supervisor asks to release (the child has exited).
+    /// - Important: `until` is on the runner's clock; the host waits on the
+    ///   same clock (the real host: the real monotonic clock, in a `poll` on
+    ///   its wake-up pipe; tests: the virtual clock they give the runner).
     func pause(until: MonotonicClock.Instant) -> Bool
     /// Whether the supervisor wants the lock released (child exited, or
     /// kube-leader is shutting down).
@@ -104,6 +86,10 @@ public final class ElectionRunner: @unchecked Sendable {
     let logger: Logger
     /// Upper bound of one request when no deadline is closer.
     let requestTimeout: Duration
+    /// The election's time: expiry, renew deadlines, pacing.
+    let clock: any BlockingClock<MonotonicInstant>
+    /// Written into the record (`acquireTime`, `renewTime`) for humans only.
+    let wallClock: any BlockingClock<WallTime>
     private var loggedHolder: String?
     private var failuresInARow = 0
     /// Conflicts in a row not explained by another holder (see `write`).
@@ -119,13 +105,21 @@ public final class ElectionRunner: @unchecked Sendable {
     /// Set when a standby meets an error retrying cannot fix; `run` returns it.
     private var fatalOutcome: Outcome?
 
+    /// `clock`: where the election reads the time (default: the real
+    /// monotonic clock; tests pass a `VirtualClock`). The store's and the
+    /// host's waits must run on the same clock. `wallClock` only dates the
+    /// record.
     public init(election: Election, store: any LockStore, host: any ElectionHost, logger: Logger,
-                requestTimeout: Duration = .seconds(10)) {
+                requestTimeout: Duration = .seconds(10),
+                clock: any BlockingClock<MonotonicInstant> = MonotonicClock(),
+                wallClock: any BlockingClock<WallTime> = WallClock()) {
         self.election = election
         self.store = store
         self.host = host
         self.logger = logger
         self.requestTimeout = requestTimeout
+        self.clock = clock
+        self.wallClock = wallClock
     }
 
     /// The loop. Returns when the election is over.
@@ -163,7 +157,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
             case .get:
                 let timeout = self.timeout()
-                lastReadAt = host.now
+                lastReadAt = clock.now
                 do {
                     let observation = try store.get(timeout: timeout)
                     failuresInARow = 0
@@ -171,19 +165,19 @@ public final class ElectionRunner: @unchecked Sendable {
                     action = step(.observed(observation))
                 } catch {
                     if let outcome = readFailed(error) { return outcome }
-                    action = step(.requestFailed(error.message))
+                    action = step(.requestFailed(error.description))
                 }
 
             case .create(let record):
                 // Not sent: as if it failed; the next wait sees the release request.
                 guard host.beginAcquire() else { action = step(.requestFailed("kube-leader is stopping")); continue }
-                action = write("create") { (t) throws(LockError) in try store.create(record, timeout: t) }
+                action = write("create") { (t) throws(KubeError) in try store.create(record, timeout: t) }
                 host.endAcquire(won: election.role == .leading)
 
             case .update(let record, let base):
                 let what = record.isReleased ? "release" : (election.role == .leading ? "renew" : "acquire")
                 if what == "acquire", !host.beginAcquire() { action = step(.requestFailed("kube-leader is stopping")); continue }
-                action = write(what) { (t) throws(LockError) in try store.update(record, base: base, timeout: t) }
+                action = write(what) { (t) throws(KubeError) in try store.update(record, base: base, timeout: t) }
                 if what == "acquire" { host.endAcquire(won: election.role == .leading) }
                 if what == "release", election.role == .released {
                     if lastWriteSucceeded {
@@ -198,7 +192,7 @@ public final class ElectionRunner: @unchecked Sendable {
 
     private func step(_ event: Election.Event) -> Election.Action {
         let before = election.lastRenew
-        let action = election.step(event, now: host.now, wall: host.wall)
+        let action = election.step(event, now: clock.now, wall: wallClock.now)
         // The supervisor keeps its own renew deadline from these send times.
         if election.role == .leading, let sentAt = election.lastRenew, sentAt != before {
             host.renewed(sentAt: sentAt)
@@ -209,11 +203,11 @@ public final class ElectionRunner: @unchecked Sendable {
     /// A request's timeout: the usual bound, cut to the renew deadline.
     private func timeout() -> Duration {
         guard let deadline = election.renewDeadline else { return requestTimeout }
-        let left = host.now.duration(to: deadline)
+        let left = clock.now.duration(to: deadline)
         return max(.milliseconds(1), min(requestTimeout, left))
     }
 
-    private func write(_ what: String, _ body: (Duration) throws(LockError) -> LockSnapshot) -> Election.Action {
+    private func write(_ what: String, _ body: (Duration) throws(KubeError) -> LockSnapshot) -> Election.Action {
         lastWriteSucceeded = false
         do {
             let snapshot = try body(timeout())
@@ -238,29 +232,29 @@ public final class ElectionRunner: @unchecked Sendable {
             }
             return action
         } catch {
-            switch error.code {
+            switch error.disposition {
             case .lostRace:
                 // Losing a race to another replica is normal; the same
                 // conflict again and again (a lock nobody else holds) is not.
                 racesInARow += 1
                 if racesInARow == 3 {
                     logger.warning("lock writes keep conflicting; retrying every retry period",
-                                   ("op", .string(what)), ("error", .string(error.message)))
+                                   ("op", .string(what)), ("error", .string(error.description)))
                 } else {
-                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.message)))
+                    logger.debug("lost a write race", ("op", .string(what)), ("error", .string(error.description)))
                 }
                 return step(.lostRace)
             case .configuration where election.role == .standby:
-                fatalOutcome = .configurationError(error.message)
+                fatalOutcome = .configurationError(error.description)
                 return .done
             case .configuration, .transient:
                 failuresInARow += 1
                 // One warning per run of failures, not one per retry.
                 if failuresInARow == 1 || election.role == .leading {
                     logger.warning("lock request failed",
-                                   ("op", .string(what)), ("error", .string(error.message)))
+                                   ("op", .string(what)), ("error", .string(error.description)))
                 }
-                return step(.requestFailed(error.message))
+                return step(.requestFailed(error.description))
             }
         }
     }
@@ -268,11 +262,11 @@ public final class ElectionRunner: @unchecked Sendable {
     /// A failed GET. Configuration errors end a standby at once (nothing is
     /// held); anything else is logged once per run of failures and retried
     /// (a leader keeps retrying until its renew deadline).
-    private func readFailed(_ error: LockError) -> Outcome? {
-        if error.code == .configuration, election.role == .standby { return .configurationError(error.message) }
+    private func readFailed(_ error: KubeError) -> Outcome? {
+        if error.disposition == .configuration, election.role == .standby { return .configurationError(error.description) }
         failuresInARow += 1
         if failuresInARow == 1 {
-            logger.warning("cannot read lock", ("error", .string(error.message)))
+            logger.warning("cannot read lock", ("error", .string(error.description)))
         }
         return nil
     }
@@ -304,12 +298,12 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
-        if let notBefore = watchNotBefore, host.now < notBefore {
+        if let notBefore = watchNotBefore, clock.now < notBefore {
             // Within a retry period of a failed watch: no new one yet. The
             // standby's own deadline may come first; then it decides on what
             // it saw (an acquiring write at expiry is in its budget).
             if host.pause(until: min(until, notBefore)) { return step(.releaseRequested) }
-            if host.now < notBefore { return step(.timer) }
+            if clock.now < notBefore { return step(.timer) }
         }
         do {
             switch try store.waitForChange(known: election.observed, deadline: until) {
@@ -319,7 +313,7 @@ public final class ElectionRunner: @unchecked Sendable {
             case .deadlineWhileOpening:
                 // Not a failure, but the next watch is paced like one: one
                 // watch per retry period while standing by.
-                watchNotBefore = host.now + election.timing.retryPeriod
+                watchNotBefore = clock.now + election.timing.retryPeriod
                 return step(.timer)
             case .observed(let observation):
                 watchFailuresInARow = 0
@@ -327,20 +321,20 @@ public final class ElectionRunner: @unchecked Sendable {
                 return step(.observed(observation))
             }
         } catch {
-            if error.code == .configuration { fatalOutcome = .configurationError(error.message); return .done }
+            if error.disposition == .configuration { fatalOutcome = .configurationError(error.description); return .done }
             // Counted apart from reads: the paced read after each failure
             // succeeds, and must not turn every failure into a new warning.
             watchFailuresInARow += 1
             if watchFailuresInARow == 1 {
-                logger.warning("watch failed; retrying", ("error", .string(error.message)))
+                logger.warning("watch failed; retrying", ("error", .string(error.description)))
             }
             // Read again (and watch from there) after the retry period: at
             // most one read and one watch per retry period after any error.
             // The standby's own deadline (`until`) may come sooner, but not
             // the next read and watch: never within a retry period of the
             // previous ones (the acquiring write at expiry follows that read).
-            watchNotBefore = host.now + election.timing.retryPeriod
-            if host.pause(until: Self.afterWatchFailure(until: until, now: host.now, retryPeriod: election.timing.retryPeriod,
+            watchNotBefore = clock.now + election.timing.retryPeriod
+            if host.pause(until: Self.afterWatchFailure(until: until, now: clock.now, retryPeriod: election.timing.retryPeriod,
                                                        lastRead: lastReadAt)) {
                 return step(.releaseRequested)
             }

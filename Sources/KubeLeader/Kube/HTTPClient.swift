@@ -32,11 +32,11 @@ public final class HTTPClient: @unchecked Sendable {
     ///     handshake of one connection (also bounded by each call's own timeout).
     ///   - limits: caps on response heads, bodies and streamed lines.
     public convenience init(baseURL: String, tls: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(5),
-                            limits: HTTPLimits = HTTPLimits()) throws(HTTPError) {
+                            limits: HTTPLimits = HTTPLimits()) throws(KubeError) {
         try self.init(baseURL: baseURL, tls: tls, connectTimeout: connectTimeout, limits: limits, resolver: .shared)
     }
 
-    init(baseURL: String, tls: TLSOptions, connectTimeout: Duration, limits: HTTPLimits, resolver: HostResolver) throws(HTTPError) {
+    init(baseURL: String, tls: TLSOptions, connectTimeout: Duration, limits: HTTPLimits, resolver: HostResolver) throws(KubeError) {
         self.limits = limits
         self.resolver = resolver
         let url = try ParsedURL(baseURL)
@@ -65,7 +65,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// A reused idle connection that turns out closed before any byte of the
     /// response arrives is retried once on a new connection, for GET/HEAD or
     /// when nothing of the request had been sent.
-    public func send(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPResponse {
+    public func send(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPResponse {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
@@ -84,7 +84,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// Sends a request and returns once the response headers are in; the body
     /// is then read from the stream (watch). `timeout` bounds connect, send
     /// and headers only.
-    public func openStream(_ request: HTTPRequest, timeout: Duration) throws(HTTPError) -> HTTPStream {
+    public func openStream(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPStream {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
@@ -103,7 +103,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     // MARK: internals
 
-    private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(HTTPError) -> (WireReader, ResponseHead) {
+    private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(KubeError) -> (WireReader, ResponseHead) {
         let bytes = try encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
         let idempotent = request.method == "GET" || request.method == "HEAD"
         var allowRetry = true
@@ -111,9 +111,9 @@ public final class HTTPClient: @unchecked Sendable {
             let (channel, reused) = try checkout(deadline: deadline, timeout: timeout)
             let reader = WireReader(channel: channel)
             var written = 0
-            do throws(HTTPError) {
-                let sent = bytes.withUnsafeBytes { (raw) -> Result<Void, HTTPError> in
-                    do throws(HTTPError) {
+            do throws(KubeError) {
+                let sent = bytes.withUnsafeBytes { (raw) -> Result<Void, KubeError> in
+                    do throws(KubeError) {
                         try channel.write(raw, deadline: deadline, written: &written)
                         return .success(())
                     } catch {
@@ -124,7 +124,7 @@ public final class HTTPClient: @unchecked Sendable {
                 if let head = try readResponseHead(reader, deadline: deadline, maxBytes: limits.maxHeadBytes) {
                     return (reader, head)
                 }
-                throw HTTPError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
+                throw KubeError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
             } catch {
                 channel.close()
                 let nothingBack = reader.received == 0 && error.code == .connectionClosed
@@ -138,7 +138,7 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// An idle connection that still looks alive, or a new one.
-    private func checkout(deadline: MonotonicClock.Instant, timeout: Duration) throws(HTTPError) -> (any HTTPChannel, Bool) {
+    private func checkout(deadline: MonotonicClock.Instant, timeout: Duration) throws(KubeError) -> (any HTTPChannel, Bool) {
         while let c = idle.withLock({ $0.popLast() }) {
             if c.isIdleUsable() { return (c, true) }
             c.close()
@@ -173,7 +173,7 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// Adds the configured timeout to a timeout message.
-    private func withTimeout(_ error: HTTPError, _ timeout: Duration) -> HTTPError {
+    private func withTimeout(_ error: KubeError, _ timeout: Duration) -> KubeError {
         guard error.code == .timedOut else { return error }
         var e = error
         let prefix = "Timed out "
@@ -192,9 +192,9 @@ struct ParsedURL: Sendable {
     /// Path prefix without a trailing slash ("" for none).
     var path: String
 
-    init(_ url: String) throws(HTTPError) {
-        func bad(_ why: String) -> HTTPError {
-            HTTPError(.invalidURL, "The server URL \(quoteForMessage(url)) is invalid: \(why); use https://HOST:PORT or http://HOST:PORT.")
+    init(_ url: String) throws(KubeError) {
+        func bad(_ why: String) -> KubeError {
+            KubeError(.invalidURL, "The server URL \(quoteForMessage(url)) is invalid: \(why); use https://HOST:PORT or http://HOST:PORT.")
         }
         var rest: Substring
         if url.hasPrefix("https://") {

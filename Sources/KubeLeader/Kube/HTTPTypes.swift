@@ -14,34 +14,9 @@
 // helper thread that the caller waits for only until its deadline (see
 // `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
 
-/// A failure of the HTTP/TLS layer. `message` is a full sentence that names
-/// the server (`host:port`) and what to do.
-public struct HTTPError: Error, Sendable, CustomStringConvertible {
-    public enum Code: Sendable, Equatable {
-        case invalidURL, connectFailed, timedOut, connectionClosed, protocolError
-        /// TLS failed for another reason (handshake, context, a TLS read or write).
-        case tls
-        /// The server's certificate failed verification (unknown CA, host
-        /// mismatch, expired or not yet valid): configuration, not the network.
-        case certificateRejected
-        /// The CA file, system CA bundle or CA text cannot be read or holds no
-        /// usable PEM certificate.
-        case caUnusable
-        /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
-        case tooLarge
-        /// The request cannot be sent as it is (a control character in a header or the path).
-        case invalidRequest
-    }
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    public var description: String { message }
-}
+// Failures are `KubeError`s with the HTTP/TLS layer's codes (`.timedOut`,
+// `.certificateRejected`, `.tooLarge`, ...) and a full sentence that names
+// the server (`host:port`) and what to do.
 
 /// Caps on what a server can make the client hold. A response over a cap is
 /// an error (`.tooLarge`) naming the cap; the connection is closed.

@@ -31,8 +31,8 @@ public final class KubeClient: @unchecked Sendable {
     private let tokens: TokenSource
     private let requests = Atomic<Int>(0)
 
-    /// - Throws: `KubeError` (`.transport`) when the server URL is invalid or
-    ///   the CA file cannot be used; the message names the file.
+    /// - Throws: `KubeError` (`.invalidURL`, `.caUnusable`) when the server URL
+    ///   is invalid or the CA file cannot be used; the message names the file.
     public convenience init(config: KubeConfig, requestTimeout: Duration = .seconds(10)) throws(KubeError) {
         try self.init(config: config, requestTimeout: requestTimeout, tokenReloadInterval: .seconds(10))
     }
@@ -45,10 +45,9 @@ public final class KubeClient: @unchecked Sendable {
         do {
             http = try HTTPClient(baseURL: config.server, tls: TLSOptions(caFile: config.caFile))
         } catch {
-            var e = KubeError(code: .transport, message: error.message, verb: "", resource: "")
-            e.transportCode = error.code
-            e.server = config.server
-            throw e
+            var call = KubeError(code: error.code, message: "", verb: "", resource: "")
+            call.server = config.server
+            throw error.inCall(call)
         }
         tokens = TokenSource(file: config.tokenFile, fixed: config.token, reloadInterval: tokenReloadInterval)
     }
@@ -193,10 +192,10 @@ public final class KubeClient: @unchecked Sendable {
         while true {
             let token = try currentToken(call)
             let response: HTTPResponse
-            do throws(HTTPError) {
+            do throws(KubeError) {
                 requests.add(1, ordering: .relaxed)
                 let left = deadline - .now
-                guard left > .zero else { throw HTTPError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
+                guard left > .zero else { throw KubeError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
                 response = try http.send(request(call, token: token), timeout: left)
             } catch {
                 throw transportError(error, call)
@@ -216,7 +215,7 @@ public final class KubeClient: @unchecked Sendable {
         } catch {
             var e = baseError(call)
             e.code = .unauthorized
-            e.message = "cannot use the token file \(config.tokenFile ?? ""): \(error.text)"
+            e.message = "cannot use the token file \(config.tokenFile ?? ""): \(error.message)"
             throw e
         }
     }
@@ -232,8 +231,9 @@ public final class KubeClient: @unchecked Sendable {
         }
     }
 
+    /// The call's context for its errors (the code is set by each failure).
     func baseError(_ call: Call) -> KubeError {
-        var e = KubeError(code: .transport, message: "", verb: call.verb, resource: call.rbacResource,
+        var e = KubeError(code: .connectFailed, message: "", verb: call.verb, resource: call.rbacResource,
                           name: call.name ?? call.objectName, namespace: call.namespace)
         e.group = call.resource.group
         e.server = config.server
@@ -241,12 +241,8 @@ public final class KubeClient: @unchecked Sendable {
         return e
     }
 
-    private func transportError(_ error: HTTPError, _ call: Call) -> KubeError {
-        var e = baseError(call)
-        e.code = error.code == .timedOut ? .timedOut : .transport
-        e.transportCode = error.code
-        e.message = error.message
-        return e
+    private func transportError(_ error: KubeError, _ call: Call) -> KubeError {
+        error.inCall(baseError(call))
     }
 
     private func statusError(_ response: HTTPResponse, _ call: Call) -> KubeError {
@@ -267,13 +263,9 @@ func tokenFileProblem(_ path: String) -> String? {
         _ = try TokenSource.token(fromFileText: text)
         return nil
     } catch {
-        return error.text
+        return error.message
     }
 }
-
-/// Why the token file cannot be used: the errno text of a failed read, or
-/// what is wrong with the token in it (a fragment for a sentence).
-struct TokenFileError: Error, Sendable { var text: String }
 
 /// The bearer token: fixed, or read from a file and re-read every
 /// `reloadInterval` and after a 401 (projected tokens rotate about hourly).
@@ -293,7 +285,10 @@ final class TokenSource: @unchecked Sendable {
         self.reloadInterval = reloadInterval
     }
 
-    func current() throws(TokenFileError) -> String? {
+    /// - Throws: `KubeError` (`.unauthorized`) whose message is a fragment for
+    ///   a sentence: the errno text of a failed read, or what is wrong with
+    ///   the token in the file.
+    func current() throws(KubeError) -> String? {
         guard let file else { return fixed }
         let now = MonotonicClock.now
         if let cached = state.withLock({ s -> String? in
@@ -308,7 +303,7 @@ final class TokenSource: @unchecked Sendable {
         case .failure(let error):
             // Keep using the last good token while the file is being replaced.
             if let last = state.withLock({ $0.token }) { return last }
-            throw TokenFileError(text: error.description)
+            throw KubeError(.unauthorized, error.description)
         }
     }
 
@@ -316,13 +311,13 @@ final class TokenSource: @unchecked Sendable {
     /// LF or Windows CRLF, spaces, tabs) trimmed. A control character left
     /// inside would end the request's headers early (header injection) and
     /// is refused.
-    static func token(fromFileText text: String) throws(TokenFileError) -> String {
+    static func token(fromFileText text: String) throws(KubeError) -> String {
         var bytes = Substring(text).utf8[...]
         func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 || b == 11 || b == 12 }
         while let f = bytes.first, isSpace(f) { bytes = bytes.dropFirst() }
         while let l = bytes.last, isSpace(l) { bytes = bytes.dropLast() }
         if let bad = bytes.first(where: { $0 < 32 || $0 == 127 }) {
-            throw TokenFileError(text: "the token in it contains \(controlText(bad)); the file must hold the token alone on one line (a trailing line break is fine)")
+            throw KubeError(.unauthorized, "the token in it contains \(controlText(bad)); the file must hold the token alone on one line (a trailing line break is fine)")
         }
         return String(decoding: bytes, as: UTF8.self)
     }

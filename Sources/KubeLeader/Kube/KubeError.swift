@@ -1,19 +1,85 @@
 import KLCore
 
-/// A failed Kubernetes API call: the server's `Status` (code, reason,
-/// message) or a transport failure, with the verb, resource, name and
-/// namespace of the call, so the message can say what to fix.
-public struct KubeError: Error, Sendable, CustomStringConvertible {
+/// The one error of KLKube: a failed Kubernetes API call, a failure of the
+/// HTTP/TLS layer under it, or a lock store finding. `code` says which, and
+/// everything that decides what happens next reads the code (see
+/// `disposition`), never the message text.
+///
+/// Two shapes share the type:
+/// - About one API call (`init(code:message:verb:resource:...)`, what
+///   `KubeClient` throws): the verb, resource, name and namespace of the call
+///   and the server, so `description` can say what to fix around `message`
+///   (the server's `Status.message`, or the HTTP/TLS layer's sentence).
+/// - A sentence of its own (`init(_:_:)`, what the HTTP/TLS layer and the
+///   lock store throw): `description` is `message`, a full sentence that names
+///   the server (`host:port`) or the lock and what to do.
+public struct KubeError: CodedError {
     public enum Code: Sendable, Equatable {
-        case notFound, alreadyExists, conflict, invalid, tooManyRequests, unauthorized, forbidden, gone
-        case serverError, timedOut, transport, badResponse
+        // The API server answered with an error status.
+        /// 404.
+        case notFound
+        /// 409 with reason `AlreadyExists` (a create lost a race).
+        case alreadyExists
+        /// 409 otherwise (a stale resourceVersion on update).
+        case conflict
+        /// 400 or 422.
+        case invalid
+        /// 429 (`retryAfter` says how long the server asked to wait).
+        case tooManyRequests
+        /// 401, or a token file that cannot be read or used (`httpStatus` nil:
+        /// nothing was sent).
+        case unauthorized
+        /// 403: a missing RBAC permission.
+        case forbidden
+        /// 410 (`Expired`: a resourceVersion too old to watch from).
+        case gone
+        /// 5xx.
+        case serverError
+        /// Another status, a body that is not JSON, a watch line that is not
+        /// an event, or a lock object that is not the one asked for.
+        case badResponse
+
+        // The HTTP/TLS layer failed before (or while) an answer came.
+        /// The server URL cannot be used.
+        case invalidURL
+        /// The host cannot be resolved or connected to.
+        case connectFailed
+        /// The deadline passed (connect, TLS handshake, request or response).
+        case timedOut
+        /// The connection ended or failed in the middle of an exchange.
+        case connectionClosed
+        /// The server does not speak HTTP/1.1 as expected.
+        case protocolError
+        /// TLS failed for another reason (handshake, context, a TLS read or write).
+        case tls
+        /// The server's certificate failed verification (unknown CA, host
+        /// mismatch, expired or not yet valid): configuration, not the network.
+        case certificateRejected
+        /// The CA file, system CA bundle or CA text cannot be read or holds no
+        /// usable PEM certificate.
+        case caUnusable
+        /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
+        case tooLarge
+        /// The request cannot be sent as it is (a control character in a header or the path).
+        case invalidRequest
+
+        // The lock store.
+        /// A create answered 404: the namespace does not exist, or the API
+        /// URL's path is wrong (a create cannot lose a race with 404).
+        case namespaceMissing
+        /// A standby's watch of the lock failed: it ended right after it
+        /// opened, sent events too fast, or sent an event that cannot be right
+        /// (an ERROR such as 410 Expired, another object, an unknown type).
+        case watchFailed
     }
+
     public var code: Code
-    /// The HTTP status (nil for transport failures).
+    /// The HTTP status (nil when no answer came).
     public var httpStatus: Int?
     /// `Status.reason` (`NotFound`, `AlreadyExists`, `Conflict`, `Expired`, ...).
     public var reason: String?
-    /// The server's `Status.message`, or the transport failure text.
+    /// The server's `Status.message`, the HTTP/TLS layer's sentence, or (for
+    /// an error of its own) the whole sentence.
     public var message: String
     /// The RBAC verb: get list watch create update patch delete
     /// (an eviction is `create` on `pods/eviction`).
@@ -28,14 +94,15 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     public var status: JSON?
     /// The API group of the resource ("" for core), for RBAC hints.
     public var group: String = ""
-    /// For `.transport` and `.timedOut`: what the HTTP/TLS layer reported
-    /// (decisions use this code, never the message text).
-    public var transportCode: HTTPError.Code?
     /// The API server URL, for transport and TLS messages.
     public var server: String = ""
     /// The token file in use, for the 401 hint.
     public var tokenFile: String?
+    /// False for an error that is a sentence of its own (`init(_:_:)`):
+    /// then `description` is `message`.
+    public private(set) var isAboutACall = true
 
+    /// An error about one API call; `description` builds the sentence.
     public init(code: Code, httpStatus: Int? = nil, reason: String? = nil, message: String, verb: String, resource: String,
                 name: String? = nil, namespace: String? = nil, retryAfter: Duration? = nil, status: JSON? = nil) {
         self.code = code
@@ -48,6 +115,22 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         self.namespace = namespace
         self.retryAfter = retryAfter
         self.status = status
+    }
+
+    /// An error whose `message` is the whole sentence (the HTTP/TLS layer's,
+    /// the lock store's; a test double's).
+    public init(_ code: Code, _ message: String) {
+        self.init(code: code, message: message, verb: "", resource: "")
+        isAboutACall = false
+    }
+
+    /// The same failure as part of an API call (`base` names the call):
+    /// the HTTP/TLS layer's sentence becomes the `message` of the call's error.
+    func inCall(_ base: KubeError) -> KubeError {
+        var e = base
+        e.code = code
+        e.message = message
+        return e
     }
 
     /// `configmaps "x" in namespace "ns"`.
@@ -66,6 +149,7 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
+        guard isAboutACall else { return message }
         let said = message.isEmpty ? "" : ": \(message)"
         switch code {
         case .unauthorized where httpStatus == nil:
@@ -82,7 +166,8 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case .timedOut:
             return "Could not \(verb) \(target) on the Kubernetes API server \(server)\(said)"
                 + (message.hasSuffix(".") ? "" : ".")
-        case .transport:
+        case .invalidURL, .connectFailed, .connectionClosed, .protocolError, .tls, .certificateRejected, .caUnusable,
+             .tooLarge, .invalidRequest:
             return "Cannot \(verb.isEmpty ? "use" : verb) \(target) on the Kubernetes API server \(server)\(said)"
                 + (message.hasSuffix(".") ? "" : ".")
         case .badResponse:
@@ -90,7 +175,7 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         case .tooManyRequests:
             let wait = retryAfter.map { "; retry after \(DurationText.format($0))" } ?? "; retry later"
             return "The Kubernetes API server refused to \(verb) \(target) for now\(statusText)\(said)\(wait)."
-        case .notFound, .alreadyExists, .conflict, .invalid, .gone, .serverError:
+        case .notFound, .alreadyExists, .conflict, .invalid, .gone, .serverError, .namespaceMissing, .watchFailed:
             return "Cannot \(verb) \(target)\(statusText)\(said)."
         }
     }
@@ -126,5 +211,34 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
         }
         return KubeError(code: code, httpStatus: response.status, reason: reason, message: message, verb: verb,
                          resource: resource, name: name, namespace: namespace, retryAfter: retryAfter, status: status)
+    }
+}
+
+extension KubeError {
+    /// What the election does after a lock operation failed with this error.
+    public enum Disposition: Sendable, Equatable {
+        /// Another writer won (AlreadyExists on create, Conflict or NotFound
+        /// on update): read again at once.
+        case lostRace
+        /// Timeout, 5xx, connection or watch trouble: retry after the retry period.
+        case transient
+        /// Wrong credentials, a missing RBAC permission, an untrusted
+        /// certificate or unusable CA, a missing namespace: retrying cannot
+        /// help; a standby ends and kube-leader exits with code 2.
+        case configuration
+    }
+
+    /// Derived from `code` alone: rewording a message can never turn
+    /// "exit 2" into endless retries, nor a network blip into an exit.
+    public var disposition: Disposition {
+        switch code {
+        case .conflict, .alreadyExists, .notFound:
+            return .lostRace
+        case .unauthorized, .forbidden, .certificateRejected, .caUnusable, .namespaceMissing:
+            return .configuration
+        case .invalid, .tooManyRequests, .gone, .serverError, .badResponse, .invalidURL, .connectFailed, .timedOut,
+             .connectionClosed, .protocolError, .tls, .tooLarge, .invalidRequest, .watchFailed:
+            return .transient
+        }
     }
 }

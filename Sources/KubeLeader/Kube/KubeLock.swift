@@ -13,6 +13,13 @@ import KLSupport
 /// falls back to GET and watches without a version (the server starts with
 /// the current object), with one warning.
 ///
+/// Time: the watch's bookkeeping (the standby's deadline, when the watch
+/// opened, its expiry, events per retry period) is on the injected `clock`,
+/// the runner's; tests pass a `VirtualClock`. Request timeouts and socket
+/// deadlines stay on the real monotonic clock (`MonotonicClock`): the
+/// kernel's `poll` waits in real time. A deadline on `clock` is handed to
+/// the socket layer as the same time left on the real clock (`realDeadline`).
+///
 /// Pacing: every watch failure (410, an answer that ends at once, junk or
 /// unknown events, events for other objects, too many events) is thrown to
 /// the `ElectionRunner`, which waits a retry period before the next read and
@@ -41,9 +48,13 @@ public final class KubeLockStore: LockStore {
     private var listAllowed = true
     /// Pods whose lookup failed with something other than 404 (warned once).
     private var podWarned = false
+    /// The watch's time (see the type's comment). Default: the real monotonic clock.
+    let clock: any BlockingClock<MonotonicInstant>
 
     public init(client: KubeClient, kind: LockKind, namespace: String, name: String, logger: Logger,
-                retryPeriod: Duration = .seconds(2), watchSeconds: Int = 300) {
+                retryPeriod: Duration = .seconds(2), watchSeconds: Int = 300,
+                clock: any BlockingClock<MonotonicInstant> = MonotonicClock()) {
+        self.clock = clock
         self.client = client
         self.kind = kind
         self.namespace = namespace
@@ -59,17 +70,18 @@ public final class KubeLockStore: LockStore {
 
     var selector: String { "metadata.name=\(name)" }
 
-    public func get(timeout: Duration) throws(LockError) -> Election.Observation {
+    public func get(timeout: Duration) throws(KubeError) -> Election.Observation {
         // A read means the election needs a fresh view (start, lost race,
         // failed watch): the next watch starts from what this read returns.
         stopWatching()
+        // The requests' budget: on the real clock, like their sockets.
         let deadline = MonotonicClock.now + timeout
         if listAllowed {
             var list: JSON?
             do {
                 list = try client.list(resource, namespace: namespace, fieldSelector: selector, timeout: timeout)
             } catch {
-                guard error.code == .forbidden else { throw Self.classify(error) }
+                guard error.code == .forbidden else { throw error }
                 listAllowed = false
                 logger.warning("cannot list the lock; reading it with GET instead (add \"list\" next to \"watch\" in the Role so watches can resume)",
                                ("error", .string(error.description)))
@@ -85,23 +97,23 @@ public final class KubeLockStore: LockStore {
             object = try client.get(resource, namespace: namespace, name: name, timeout: max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
         } catch {
             if error.code == .notFound { return .absent }
-            throw Self.classify(error)
+            throw error
         }
         guard object.objectValue != nil, object[path: "metadata", "name"]?.stringValue == name else {
-            throw LockError(.transient, "the API server answered the GET of \(describe) with something that is not that object")
+            throw KubeError(.badResponse, "the API server answered the GET of \(describe) with something that is not that object")
         }
         watchResourceVersion = nil  // watch from the current state (no version): never 410
         return try checkOwner(.present(LockCodec.decode(kind, object: object)), deadline: deadline)
     }
 
     /// The lock from a LIST answer, and the list's resourceVersion.
-    private func parseList(_ list: JSON) throws(LockError) -> (Election.Observation, String) {
+    private func parseList(_ list: JSON) throws(KubeError) -> (Election.Observation, String) {
         guard let items = list["items"]?.arrayValue, let rv = list[path: "metadata", "resourceVersion"]?.stringValue, !rv.isEmpty else {
-            throw LockError(.transient, "the API server answered the LIST of \(describe) without items or resourceVersion")
+            throw KubeError(.badResponse, "the API server answered the LIST of \(describe) without items or resourceVersion")
         }
         let mine = items.filter { $0[path: "metadata", "name"]?.stringValue == name }
         guard mine.count <= 1, mine.count == items.count else {
-            throw LockError(.transient, "the API server answered the LIST of \(describe) with other objects (its fieldSelector was ignored)")
+            throw KubeError(.badResponse, "the API server answered the LIST of \(describe) with other objects (its fieldSelector was ignored)")
         }
         guard let object = mine.first else { return (.absent, rv) }
         return (.present(LockCodec.decode(kind, object: object)), rv)
@@ -109,7 +121,7 @@ public final class KubeLockStore: LockStore {
 
     /// An original kube-leader's lock is held while its owner Pod exists:
     /// GET the Pod; 404 frees the lock, any other answer keeps it held.
-    private func checkOwner(_ observation: Election.Observation, deadline: MonotonicClock.Instant) throws(LockError) -> Election.Observation {
+    private func checkOwner(_ observation: Election.Observation, deadline: MonotonicClock.Instant) throws(KubeError) -> Election.Observation {
         guard case .present(var snapshot) = observation, case .ownerPod(let pod, _) = snapshot.state else { return observation }
         do {
             _ = try client.get(.pods, namespace: namespace, name: pod, timeout: max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
@@ -129,7 +141,7 @@ public final class KubeLockStore: LockStore {
         return observation
     }
 
-    public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot {
+    public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot {
         let object = LockCodec.newObject(kind, namespace: namespace, name: name, record: record)
         do {
             return LockCodec.decode(kind, object: try client.create(resource, namespace: namespace, body: object, timeout: timeout))
@@ -137,19 +149,19 @@ public final class KubeLockStore: LockStore {
             if error.code == .notFound {
                 // A create cannot lose a race with 404: the namespace does not
                 // exist, or the API URL's path is wrong. Retrying cannot help.
-                throw LockError(.configuration, "cannot create \(describe): the API server answered 404 Not Found (\(error.message)). "
+                throw KubeError(.namespaceMissing, "cannot create \(describe): the API server answered 404 Not Found (\(error.message)). "
                     + "Does namespace '\(namespace)' exist? Check --namespace / POD_NAMESPACE, and that --api-server has no extra path.")
             }
-            throw Self.classify(error)
+            throw error
         }
     }
 
-    public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
+    public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
         let object = LockCodec.updatedObject(kind, base: base, record: record)
         do {
             return LockCodec.decode(kind, object: try client.update(resource, namespace: namespace, name: name, body: object, timeout: timeout))
         } catch {
-            throw Self.classify(error)
+            throw error
         }
     }
 
@@ -158,51 +170,55 @@ public final class KubeLockStore: LockStore {
     /// reopened from the last resourceVersion; every failure is thrown (the
     /// runner paces the next read and watch). An open that times out at the
     /// deadline is `.deadlineWhileOpening`, so the runner paces the next one.
-    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
-        while MonotonicClock.now < deadline {
-            if let expiry = watchExpiry, MonotonicClock.now >= expiry {
+    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
+        while clock.now < deadline {
+            if let expiry = watchExpiry, clock.now >= expiry {
                 logger.debug("watch outlived its server timeout; reopening")
                 stopWatching(keepingVersion: true)
             }
             if watch == nil {
                 // The open is cut to the deadline; a server that does not
                 // answer it in 10 s before then is a failure.
-                let openTimeout = min(.seconds(10), max(.milliseconds(1), MonotonicClock.now.duration(to: deadline)))
+                let openTimeout = min(.seconds(10), max(.milliseconds(1), clock.now.duration(to: deadline)))
                 do {
                     watch = try client.watch(resource, namespace: namespace, fieldSelector: selector,
                                              resourceVersion: watchResourceVersion, timeoutSeconds: watchSeconds,
                                              timeout: openTimeout)
-                    watchOpenedAt = MonotonicClock.now
+                    watchOpenedAt = clock.now
                     watchEvents = 0
-                    watchExpiry = MonotonicClock.now + .seconds(watchSeconds + 30)
+                    watchExpiry = clock.now + .seconds(watchSeconds + 30)
                 } catch {
                     if error.code == .timedOut, openTimeout < .seconds(10) { return .deadlineWhileOpening }
-                    throw Self.classify(error)
+                    throw error
                 }
             }
             let next: KubeWatch.Next
+            let waitUntil = min(deadline, watchExpiry ?? deadline)
             do {
-                next = try watch!.next(deadline: min(deadline, watchExpiry ?? deadline))
+                next = try watch!.next(deadline: realDeadline(waitUntil))
             } catch {
                 stopWatching()
-                throw Self.classify(error)
+                throw error
             }
             switch next {
             case .timedOut:
-                if MonotonicClock.now >= deadline { return .deadline }  // else the watch expired: reopen
+                // The socket waited until then in real time; a virtual clock
+                // is moved there too (on the real clock it has passed: no-op).
+                clock.sleep(until: waitUntil)
+                if clock.now >= deadline { return .deadline }  // else the watch expired: reopen
             case .ended:
                 // The server closed the watch (timeoutSeconds): reopen from where
                 // we were. One that ends at once (an empty answer) is a failure.
-                let early = watchOpenedAt.map { $0.duration(to: MonotonicClock.now) < retryPeriod } ?? true
+                let early = watchOpenedAt.map { $0.duration(to: clock.now) < retryPeriod } ?? true
                 stopWatching(keepingVersion: true)
-                if early { throw LockError(.transient, "the watch of \(describe) ended right after it started") }
+                if early { throw KubeError(.watchFailed, "the watch of \(describe) ended right after it started") }
             case .event(let event):
                 watchEvents += 1
                 if let opened = watchOpenedAt {
-                    let periods = Int(opened.duration(to: MonotonicClock.now) / max(retryPeriod, .milliseconds(1)))
+                    let periods = Int(opened.duration(to: clock.now) / max(retryPeriod, .milliseconds(1)))
                     if watchEvents > 10 * (periods + 1) {
                         stopWatching()
-                        throw LockError(.transient, "the watch of \(describe) sends events faster than 10 per retry period")
+                        throw KubeError(.watchFailed, "the watch of \(describe) sends events faster than 10 per retry period")
                     }
                 }
                 if let observation = try handle(event) { return .observed(observation) }
@@ -213,10 +229,10 @@ public final class KubeLockStore: LockStore {
 
     /// One watch event: an observation, nil for a bookmark, thrown when it
     /// cannot be right (the watch is closed then).
-    private func handle(_ event: KubeWatchEvent) throws(LockError) -> Election.Observation? {
-        func fail(_ why: String) -> LockError {
+    private func handle(_ event: KubeWatchEvent) throws(KubeError) -> Election.Observation? {
+        func fail(_ why: String) -> KubeError {
             stopWatching()
-            return LockError(.transient, "watch of \(describe): \(why)")
+            return KubeError(.watchFailed, "watch of \(describe): \(why)")
         }
         switch event.type {
         case "ADDED", "MODIFIED", "DELETED":
@@ -240,6 +256,14 @@ public final class KubeLockStore: LockStore {
         }
     }
 
+    /// `deadline` (on `clock`) for the socket layer, which waits on the real
+    /// monotonic clock: the same instant when `clock` is the real one, else
+    /// the same time left from now.
+    private func realDeadline(_ deadline: MonotonicInstant) -> MonotonicInstant {
+        if clock is MonotonicClock { return deadline }
+        return MonotonicClock.now + clock.now.duration(to: deadline)
+    }
+
     public func stopWatching() { stopWatching(keepingVersion: false) }
 
     private func stopWatching(keepingVersion: Bool) {
@@ -248,27 +272,5 @@ public final class KubeLockStore: LockStore {
         watchExpiry = nil
         watchOpenedAt = nil
         if !keepingVersion { watchResourceVersion = nil }
-    }
-
-    /// Maps API errors to what the election does next.
-    static func classify(_ error: KubeError) -> LockError {
-        switch error.code {
-        case .conflict, .alreadyExists, .notFound:
-            return LockError(.lostRace, error.description)
-        case .unauthorized, .forbidden:
-            return LockError(.configuration, error.description)
-        case .transport where error.isCertificateProblem:
-            return LockError(.configuration, error.description)
-        default:
-            return LockError(.transient, error.description)
-        }
-    }
-}
-
-extension KubeError {
-    /// A TLS verification failure (unknown CA, host mismatch, expired) or an
-    /// unusable CA file: configuration, not a passing network problem.
-    var isCertificateProblem: Bool {
-        code == .transport && (transportCode == .certificateRejected || transportCode == .caUnusable)
     }
 }

@@ -46,11 +46,7 @@ public final class KubeWatch: @unchecked Sendable {
                 line = try stream.readLine(deadline: deadline)
             } catch {
                 if error.code == .timedOut { return .timedOut }
-                var e = context
-                e.code = .transport
-                e.transportCode = error.code
-                e.message = error.message
-                throw e
+                throw error.inCall(context)
             }
             guard let line else { return .ended }
             // The API server writes one event per line and never a blank one.

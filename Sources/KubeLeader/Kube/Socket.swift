@@ -9,15 +9,20 @@ import Synchronization
 import CShims
 
 /// A byte stream to one server: plain TCP or TLS. Every call is bounded by
-/// `deadline`; `read` returns 0 at end of stream. Used by one thread at a
+/// `deadline`; `read` returns 0 at end of stream.
+///
+/// Deadlines here, and everywhere in the HTTP layer, are on the real
+/// monotonic clock (`MonotonicClock`), never an injected one: the kernel's
+/// `poll` waits in real time. Callers with their own clock (the lock store)
+/// convert their deadline into the same time left on the real clock. Used by one thread at a
 /// time (the pool hands a channel to exactly one request).
 protocol HTTPChannel: AnyObject, Sendable {
     /// `host:port` for messages.
     var endpoint: String { get }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int
     /// Writes all bytes. `written` counts what the kernel accepted, so a
     /// caller can tell "nothing was sent" from "partly sent".
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError)
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError)
     /// True when an idle kept-alive connection still looks usable: the peer
     /// has not closed it and sent nothing unexpected.
     func isIdleUsable() -> Bool
@@ -27,15 +32,15 @@ protocol HTTPChannel: AnyObject, Sendable {
 /// Throws `.timedOut` once `deadline` has passed. Called before every read and
 /// write: a socket that always has a byte ready never reaches `poll`, so the
 /// clock, not the socket, must end a request whatever the peer sends.
-func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
+func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(KubeError) {
     if MonotonicClock.now >= deadline {
-        throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+        throw KubeError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
     }
 }
 
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
 /// passes (then throws `.timedOut` naming `what`).
-func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(HTTPError) {
+func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(KubeError) {
     try checkDeadline(deadline, endpoint: endpoint, what: what())
     while true {
         var p = pollfd(fd: fd, events: events, revents: 0)
@@ -45,10 +50,10 @@ func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpo
         if r < 0 {
             let e = errno
             if e == EINTR { continue }
-            throw HTTPError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
+            throw KubeError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
         }
         if ms == 0 || MonotonicClock.now >= deadline {
-            throw HTTPError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+            throw KubeError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
         }
     }
 }
@@ -69,7 +74,7 @@ func isIPAddress(_ host: String) -> Bool {
 /// Opens a non-blocking TCP connection, trying each address of `host` in
 /// turn until one connects or the deadline passes. The name is resolved by
 /// `resolver`, waiting no longer than the deadline.
-func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(HTTPError) -> Int32 {
+func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(KubeError) -> Int32 {
     let addresses = try resolver.resolve(ep, deadline: deadline)
     var lastError = "no address"
     for address in addresses {
@@ -103,7 +108,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         lastError = errnoMessage(soError)
         Glibc.close(fd)
     }
-    throw HTTPError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
+    throw KubeError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
 }
 
 /// Plain TCP (`http://`).
@@ -121,25 +126,25 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     /// After `recv` or `send` failed with `e`: true to call it again (EINTR,
     /// or EAGAIN once the socket is ready for `events`), false for a real error.
-    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(HTTPError) -> Bool {
+    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(KubeError) -> Bool {
         if e == EINTR { return true }
         guard e == EAGAIN || e == EWOULDBLOCK else { return false }
         try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
         return true
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(HTTPError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
             let e = errno
             if try shouldRetry(e, events: Int16(POLLIN), deadline: deadline, what: "waiting for a response from") { continue }
-            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
+            throw KubeError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
         }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(HTTPError) {
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError) {
         var offset = 0
         while offset < bytes.count {
             try checkDeadline(deadline, endpoint: endpoint, what: "sending a request to")
@@ -151,7 +156,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
             }
             let e = errno
             if try shouldRetry(e, events: Int16(POLLOUT), deadline: deadline, what: "sending a request to") { continue }
-            throw HTTPError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
+            throw KubeError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
         }
     }
 
@@ -190,7 +195,7 @@ struct ResolvedAddress: @unchecked Sendable {
 /// Connections are kept alive, so a renew normally resolves nothing; this
 /// bounds the rare new connection.
 final class HostResolver: Sendable {
-    typealias Lookup = @Sendable (Endpoint) -> Result<[ResolvedAddress], HTTPError>
+    typealias Lookup = @Sendable (Endpoint) -> Result<[ResolvedAddress], KubeError>
 
     /// The process-wide resolver over `getaddrinfo`.
     static let shared = HostResolver(lookup: systemLookup)
@@ -209,10 +214,10 @@ final class HostResolver: Sendable {
     var lookupsStarted: Int { started.load(ordering: .relaxed) }
 
     /// The addresses of `ep`, or `.timedOut` at the deadline, or `.connectFailed`.
-    func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(HTTPError) -> [ResolvedAddress] {
+    func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(KubeError) -> [ResolvedAddress] {
         if isIPAddress(ep.host) { return try systemLookup(ep).get() }  // AI_NUMERICHOST: never blocks
         let now = MonotonicClock.now
-        let job = try pending.withLock { (map) throws(HTTPError) -> PendingLookup in
+        let job = try pending.withLock { (map) throws(KubeError) -> PendingLookup in
             if let job = map[ep], !job.isStale(now: now, reuseFor: reuseFor) { return job }
             let job = try PendingLookup()
             map[ep] = job
@@ -228,7 +233,7 @@ final class HostResolver: Sendable {
             if r > 0 { break }
             if r < 0 && errno == EINTR { continue }
             if r < 0 || ms == 0 || MonotonicClock.now >= deadline {
-                throw HTTPError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
+                throw KubeError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
             }
         }
         // Done: the result is used once; the next caller looks the name up again.
@@ -242,12 +247,12 @@ final class HostResolver: Sendable {
 final class PendingLookup: Sendable {
     let readFD: Int32
     private let writeFD: Int32
-    private let state = Mutex<(Result<[ResolvedAddress], HTTPError>?, MonotonicClock.Instant?)>((nil, nil))
+    private let state = Mutex<(Result<[ResolvedAddress], KubeError>?, MonotonicClock.Instant?)>((nil, nil))
 
-    init() throws(HTTPError) {
+    init() throws(KubeError) {
         var fds: [Int32] = [-1, -1]
         let rc = fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
-        if rc != 0 { throw HTTPError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
+        if rc != 0 { throw KubeError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
         readFD = fds[0]
         writeFD = fds[1]
     }
@@ -257,14 +262,14 @@ final class PendingLookup: Sendable {
         Glibc.close(writeFD)
     }
 
-    func finish(_ result: Result<[ResolvedAddress], HTTPError>) {
+    func finish(_ result: Result<[ResolvedAddress], KubeError>) {
         state.withLock { $0 = (result, MonotonicClock.now) }
         var byte: UInt8 = 1
         _ = Glibc.write(writeFD, &byte, 1)
     }
 
-    func result() -> Result<[ResolvedAddress], HTTPError> {
-        state.withLock { $0.0 } ?? .failure(HTTPError(.connectFailed, "A host name look-up ended without a result."))
+    func result() -> Result<[ResolvedAddress], KubeError> {
+        state.withLock { $0.0 } ?? .failure(KubeError(.connectFailed, "A host name look-up ended without a result."))
     }
 
     /// A finished look-up older than `reuseFor` is not handed out again.
@@ -275,15 +280,15 @@ final class PendingLookup: Sendable {
 }
 
 /// Runs `body` on a new detached thread (it inherits the caller's signal mask).
-private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(HTTPError) {
+private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(KubeError) {
     let rc = KLSupport.startDetachedThread(body)
     if rc != 0 {
-        throw HTTPError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
+        throw KubeError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
     }
 }
 
 /// `getaddrinfo` for a TCP connection, addresses copied out.
-func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], HTTPError> {
+func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], KubeError> {
     var hints = addrinfo()
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     hints.ai_family = AF_UNSPEC
@@ -291,7 +296,7 @@ func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], HTTPError> {
     var list: UnsafeMutablePointer<addrinfo>?
     let rc = getaddrinfo(ep.host, String(ep.port), &hints, &list)
     if rc != 0 {
-        return .failure(HTTPError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf)."))
+        return .failure(KubeError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf)."))
     }
     defer { freeaddrinfo(list) }
     var out: [ResolvedAddress] = []
@@ -306,7 +311,7 @@ func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], HTTPError> {
         out.append(ResolvedAddress(family: ai.pointee.ai_family, storage: storage, length: ai.pointee.ai_addrlen))
     }
     if out.isEmpty {
-        return .failure(HTTPError(.connectFailed, "Cannot resolve the host of \(ep.text): no address; check the server URL."))
+        return .failure(KubeError(.connectFailed, "Cannot resolve the host of \(ep.text): no address; check the server URL."))
     }
     return .success(out)
 }

@@ -48,21 +48,21 @@ public final class ObservedLockStore: LockStore {
 
     public var describe: String { inner.describe }
 
-    public func get(timeout: Duration) throws(LockError) -> Election.Observation {
+    public func get(timeout: Duration) throws(KubeError) -> Election.Observation {
         let observation = try inner.get(timeout: timeout)
         board.update { $0.observed(observation.snapshot, duringLeadership: true) }
         return observation
     }
 
-    public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(LockError) -> LockSnapshot {
-        try written(MonotonicClock.now) { () throws(LockError) in try inner.create(record, timeout: timeout) }
+    public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot {
+        try written(MonotonicClock.now) { () throws(KubeError) in try inner.create(record, timeout: timeout) }
     }
 
-    public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(LockError) -> LockSnapshot {
-        try written(MonotonicClock.now) { () throws(LockError) in try inner.update(record, base: base, timeout: timeout) }
+    public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
+        try written(MonotonicClock.now) { () throws(KubeError) in try inner.update(record, base: base, timeout: timeout) }
     }
 
-    private func written(_ sentAt: MonotonicInstant, _ body: () throws(LockError) -> LockSnapshot) throws(LockError) -> LockSnapshot {
+    private func written(_ sentAt: MonotonicInstant, _ body: () throws(KubeError) -> LockSnapshot) throws(KubeError) -> LockSnapshot {
         do {
             let snapshot = try body()
             let now = MonotonicClock.now
@@ -74,7 +74,7 @@ public final class ObservedLockStore: LockStore {
         }
     }
 
-    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(LockError) -> LockChange {
+    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
         do {
             let change = try inner.waitForChange(known: known, deadline: deadline)
             if case .observed(let observation) = change { board.update { $0.observed(observation.snapshot) } }

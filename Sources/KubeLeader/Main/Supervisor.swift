@@ -271,10 +271,10 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         inbox.wake()
     }
 
-    var now: MonotonicClock.Instant { .now }
-    var wall: WallTime { wallNow() }
     var releaseRequested: Bool { state.withLock { $0.releaseRequested } }
 
+    /// Waits on the real monotonic clock (the runner's default clock): the
+    /// kernel's `poll` on the wake-up pipe needs real time.
     func pause(until: MonotonicClock.Instant) -> Bool {
         while true {
             let left = MonotonicClock.now.duration(to: until)

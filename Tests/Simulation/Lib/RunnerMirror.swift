@@ -16,14 +16,15 @@ enum RunnerInput {
     case wake
 }
 
-/// A failed lock operation (mirror of `LockError` + `KubeLockStore.classify`).
+/// A failed lock operation (mirror of `KubeError` and its `disposition`).
 struct SimLockError: Error {
     enum Code { case lostRace, transient, configuration, timedOut }
     var code: Code
     var message: String
 
-    /// `KubeLockStore.classify`: Conflict, AlreadyExists and NotFound are a
-    /// lost race; 401/403 configuration; anything else transient.
+    /// `KubeError.disposition`: Conflict, AlreadyExists and NotFound are a
+    /// lost race; 401/403 configuration; anything else transient. (A create's
+    /// 404 is `.namespaceMissing` there, configuration; see `write`.)
     static func classify(_ r: SimResponse) -> SimLockError {
         switch r {
         case .status(let code, let reason):
@@ -38,7 +39,7 @@ struct SimLockError: Error {
         }
     }
 
-    /// `LockError.code` as the runner sees it (timeouts are transient there).
+    /// `KubeError.disposition` as the runner sees it (timeouts are transient there).
     var runnerCode: Code { code == .timedOut ? .transient : code }
 }
 
@@ -348,7 +349,7 @@ final class RunnerMirror {
     }
 
     /// ElectionRunner.write, after the request (KubeLockStore.create maps 404
-    /// to a configuration error: the namespace does not exist).
+    /// to `.namespaceMissing`, a configuration error: the namespace does not exist).
     private func write(_ response: SimResponse, create: Bool) -> Election.Action {
         if case .object(let snapshot) = response {
             return step(.written(snapshot))

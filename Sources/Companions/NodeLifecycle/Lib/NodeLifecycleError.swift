@@ -1,6 +1,8 @@
+import KLCore
+
 /// The one error type of node-lifecycle: a code callers can switch on and a
 /// full-sentence description (what failed, on which object, what to do).
-public struct NodeLifecycleError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct NodeLifecycleError: CodedError, Equatable {
     public enum Code: Sendable, Equatable {
         /// Bad flags or environment (exit code 2).
         case usage
@@ -34,6 +36,4 @@ public struct NodeLifecycleError: Error, Sendable, Equatable, CustomStringConver
         self.awsCode = awsCode
         self.httpStatus = httpStatus
     }
-
-    public var description: String { message }
 }

@@ -74,7 +74,7 @@ public enum PagerTesterMain {
     /// The production transport: `KLKube.HTTPClient` for `PAGERDUTY_API_URL`
     /// (system CA bundle).
     public static func httpTransport(_ settings: PagerSettings) throws(PagerError) -> any PagerTransport {
-        do throws(HTTPError) {
+        do throws(KubeError) {
             return try HTTPClient(baseURL: settings.apiURL)
         } catch {
             throw PagerError(.invalidConfig, "PAGERDUTY_API_URL '\(settings.apiURL)': \(error.message)")

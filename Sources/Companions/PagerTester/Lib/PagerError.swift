@@ -1,6 +1,8 @@
+import KLCore
+
 /// The one error type of pager-tester: a code, the object it concerns and a
 /// full-sentence description (what failed, on which object, what to do).
-public struct PagerError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct PagerError: CodedError, Equatable {
     public enum Code: Sendable, Equatable {
         /// A cron expression is malformed (exit 2).
         case invalidCron
@@ -39,8 +41,6 @@ public struct PagerError: Error, Sendable, Equatable, CustomStringConvertible {
         self.body = body
         self.retryAfter = retryAfter
     }
-
-    public var description: String { message }
 
     /// Configuration and usage problems exit 2; everything else 1.
     public var isUsage: Bool {

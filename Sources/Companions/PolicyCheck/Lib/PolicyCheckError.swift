@@ -1,6 +1,8 @@
+import KLCore
+
 /// The one error type of policy-check: a code that decides the exit status
 /// and a full-sentence message (what failed, on which input, what to do).
-public struct PolicyCheckError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct PolicyCheckError: CodedError, Equatable {
     /// Kinds of failure. A struct over an internal enum so new codes do not
     /// break callers that switch over them.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -28,8 +30,6 @@ public struct PolicyCheckError: Error, Sendable, Equatable, CustomStringConverti
         self.code = code
         self.message = message
     }
-
-    public var description: String { message }
 
     /// The documented exit status: 127 when `opa` is missing (as a shell
     /// reports a command not found), 2 for everything else that stops a
