@@ -95,7 +95,14 @@ final class ScriptedLock: LockStore {
         return call
     }
 
+    /// As `KubeLockStore`: a watch stays open across waits until a read,
+    /// a failure or `stopWatching` ends it.
+    private(set) var isWatching = false
+    /// Virtual time (seconds since t0) of each wait that opened a watch.
+    var watchOpens: [Double] = []
+
     func get(timeout: Duration) throws(KubeError) -> Election.Observation {
+        isWatching = false
         guard case .get(let result)? = next("get") else { throw KubeError(.forbidden, "script") }
         return try result.get()
     }
@@ -112,13 +119,16 @@ final class ScriptedLock: LockStore {
     }
 
     func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
+        if !isWatching { watchOpens.append(Double(host.t0.duration(to: host.now).milliseconds) / 1000) }
         let call = next("watch")
+        isWatching = false
         if case .watchFails(let error)? = call { throw error }
         if case .watchOpenTimesOut? = call {
             host.advance(to: deadline)
             return .deadlineWhileOpening
         }
         guard case .watch(let after, let observation)? = call else { throw KubeError(.forbidden, "script") }
+        isWatching = true
         if let after, let observation, host.t0 + .milliseconds(Int64(after * 1000)) < deadline {
             host.advance(to: host.t0 + .milliseconds(Int64(after * 1000)))
             return .observed(observation)
@@ -127,7 +137,7 @@ final class ScriptedLock: LockStore {
         return .deadline
     }
 
-    func stopWatching() {}
+    func stopWatching() { isWatching = false }
 }
 
 @Suite struct ElectionRunnerTests {
@@ -350,6 +360,33 @@ final class ScriptedLock: LockStore {
         #expect(watches.count == 2 && watches[1] >= 15.05 + 2, "watches at \(watches)")
         #expect(host.events.count == 1 && host.events[0].hasPrefix("leader@17."), "\(host.events)")
         #expect(!logs.text.contains("watch failed"), "a slow open is not a failure: \(logs.text)")
+    }
+
+    /// Random seed 106187: a watch opened late in the wait before a retried
+    /// read (paced after an open that was still in flight at a deadline) was
+    /// ended by that read, and the wait after the read opened the next watch
+    /// 39 ms later. Now no watch opens within a retry period of the last
+    /// one, whatever ended it.
+    @Test func aReadEndingAFreshWatch_doesNotOpenTheNextWithinARetryPeriod() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(20)
+        let failed = KubeError(.serverError, "503 ServiceUnavailable")
+        let lock = ScriptedLock(host: host, [
+            .get(.failure(failed)),                                        // 0
+            .watchOpenTimesOut,                                            // until the read's retry at 2.05
+            .get(.failure(failed)),                                        // 2.05
+            .watch(after: nil, nil),                                       // opened at 4.05 (paced), until 4.1
+            .get(.success(.present(snapshot("other", rv: "1")))),          // 4.1: the retried read ends that watch
+            .watch(after: nil, nil),                                       // not before 6.05; until the expiry
+            .update(check: { r, _ in #expect(r.holderIdentity == "me") }, .success(snapshot("me", rv: "2"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "3"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
+        #expect(lock.watchOpens.count == 3, "\(lock.watchOpens)")
+        for (a, b) in zip(lock.watchOpens, lock.watchOpens.dropFirst()) {
+            #expect(b - a >= 2, "watches opened at \(lock.watchOpens)")
+        }
     }
 
     /// Row 4: a renew answered with the same resourceVersion does not count:

@@ -26,6 +26,7 @@ import Testing
             try next("watch").map { .observed(.present($0)) } ?? .deadline
         }
         func stopWatching() { calls.append("stop") }
+        var isWatching: Bool { false }
     }
 
     func lease(_ holder: String, rv: String) -> LockSnapshot {

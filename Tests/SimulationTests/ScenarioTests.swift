@@ -21,14 +21,16 @@ import Testing
     }
 
     /// Every named scenario: rows 1-10 of issue 10, `lost-race-then-deleted`
-    /// (random seed 100490) and `watch-open-at-deadline` (seeds 1013 and
-    /// 100022); docs/simulation.md describes each.
+    /// (random seed 100490), `watch-open-at-deadline` (seeds 1013 and
+    /// 100022) and `read-ends-fresh-watch` (seed 106187); docs/simulation.md
+    /// describes each.
     @Test(arguments: Scenarios.all.map(\.name))
     func scenario(_ name: String) { check(name) }
 
     @Test func everyRowOfTheIssueHasAScenario() {
         let names = Set(Scenarios.all.map(\.name))
         for row in 1...10 { #expect(names.contains("row\(row)")) }
-        #expect(names.contains("lost-race-then-deleted") && names.contains("watch-open-at-deadline"))
+        #expect(names.contains("lost-race-then-deleted") && names.contains("watch-open-at-deadline")
+                && names.contains("read-ends-fresh-watch"))
     }
 }

@@ -107,6 +107,7 @@ def cases():
         out.append(Case(m + "-lease", m, kind="lease"))
     for kind in ("configmap", "lease"):
         out.append(Case("watch-open-late-" + kind, "watch-open-late", kind=kind, watch_gap=True))
+        out.append(Case("read-retry-watch-" + kind, "read-retry-watch", kind=kind, watch_gap=True))
     for m in ("renew-409", "renew-404", "renew-500", "renew-trickle", "renew-endless"):
         # A renew answered by a flood is read until its deadline: CPU then is
         # the price of the bounded read, not a busy wait.

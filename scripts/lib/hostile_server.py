@@ -71,6 +71,8 @@ MODES = {
     # a watch still being opened when the standby's deadline comes
     "watch-open-late": "a holder that died (lease 5 s); the first watch ends with 410 after 3.5 s, later watches never answer, "
                        "reads after the first take 300 ms, updates answer 500",
+    "read-retry-watch": "a holder that died (lease 30 s); the first read answers 500, the second 500 after 300 ms, later ones "
+                        "take 300 ms; the first watch never answers, later ones send their first event after 500 ms",
     # slow and endless bodies
     "renew-trickle": "kube-leader acquires; after 2.5 s renews are answered in 1-byte writes, as fast as they go, and not applied",
     "renew-endless": "kube-leader acquires; after 2.5 s renews are answered with an endless body, as fast as it goes, and not applied",
@@ -85,7 +87,8 @@ MODES = {
 }
 
 HELD_BY_OTHER = {m for m in MODES if m.startswith(("record-", "annotation-", "lease-spec-", "watch-", "body-", "get-trickle",
-                                                   "get-endless", "get-500")) and m != "watch-open-late"}
+                                                   "get-endless", "get-500"))
+                 and m not in ("watch-open-late", "read-retry-watch")}
 
 
 def now_micro():
@@ -351,12 +354,15 @@ class Handler(BaseHTTPRequestHandler):
             self.watch(q)
             return
         st, m = self.st, self.st.mode
-        if m == "watch-open-late":
+        if m in ("watch-open-late", "read-retry-watch"):
             with st.lock:
                 st.reads += 1
-                late = st.reads > 1
-            if late:
+                n = st.reads
+            if n > 1:
                 time.sleep(0.3)
+            if m == "read-retry-watch" and n in (1, 2):
+                self.send_status(500, "InternalError", "etcdserver: request timed out")
+                return
         if m == "get-500":
             self.send_status(500, "InternalError", "etcdserver: request timed out")
             return
@@ -391,11 +397,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def watch(self, q):
         st, m = self.st, self.st.mode
-        if m == "watch-open-late":
+        if m in ("watch-open-late", "read-retry-watch"):
             with st.lock:
                 st.watches += 1
-                first = st.watches == 1
-            if not first:  # never answered: kube-leader gives up at its own deadline
+                n = st.watches
+            if (n == 1 and m == "read-retry-watch") or (n > 1 and m == "watch-open-late"):  # never answered
                 end = time.monotonic() + 30
                 while not st.stopping and time.monotonic() < end:
                     time.sleep(0.05)
@@ -419,9 +425,12 @@ class Handler(BaseHTTPRequestHandler):
             def event(t, obj):
                 chunk(json.dumps({"type": t, "object": obj}).encode() + b"\n")
 
-            if m == "watch-open-late":
+            first = m == "watch-open-late" and st.watches == 1
+            if first:
                 time.sleep(3.5)
-            if m in ("watch-410", "watch-open-late"):
+            if m == "read-retry-watch":
+                time.sleep(0.5)  # the initial ADDED event comes late (a slow watch cache)
+            if m == "watch-410" or first:
                 event("ERROR", {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
                                 "reason": "Expired", "message": "too old resource version"})
                 chunk(b"")
@@ -615,9 +624,10 @@ def initial_state(st):
     m = st.mode
     if m in HELD_BY_OTHER:
         threading.Thread(target=other_holder, args=(st,), daemon=True).start()
-    elif m == "watch-open-late":
+    elif m in ("watch-open-late", "read-retry-watch"):
+        lease = 5 if m == "watch-open-late" else 30
         with st.lock:
-            st.store(st.make_object(st.record("gone", lease=5, transitions=2)), "ADDED")  # never renewed
+            st.store(st.make_object(st.record("gone", lease=lease, transitions=2)), "ADDED")  # never renewed
     elif m in ("update-409", "update-404", "update-500"):
         with st.lock:
             st.store(st.make_object(st.record("", lease=5, transitions=1)), "ADDED")  # released

@@ -17,6 +17,9 @@ public protocol LockStore: AnyObject {
     func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange
     /// Ends any open watch (a leader does not watch).
     func stopWatching()
+    /// Whether a watch is open: the next `waitForChange` continues it rather
+    /// than opening one. (A read ends the watch: it restarts from the read.)
+    var isWatching: Bool { get }
 }
 
 /// How a standby's wait for a change of the lock ended (`LockStore.waitForChange`).
@@ -298,21 +301,27 @@ public final class ElectionRunner: @unchecked Sendable {
 
     /// Standby: watch the lock until `until`; log each change of holder once.
     private func watch(until: MonotonicClock.Instant) -> Election.Action {
-        if let notBefore = watchNotBefore, clock.now < notBefore {
-            // Within a retry period of a failed watch: no new one yet. The
-            // standby's own deadline may come first; then it decides on what
-            // it saw (an acquiring write at expiry is in its budget).
+        let opens = !store.isWatching
+        if opens, let notBefore = watchNotBefore, clock.now < notBefore {
+            // Within a retry period of the last watch opened (or of a failed
+            // one): no new one yet. The standby's own deadline may come first;
+            // then it decides on what it saw (an acquiring write at expiry is
+            // in its budget).
             if host.pause(until: min(until, notBefore)) { return step(.releaseRequested) }
             if clock.now < notBefore { return step(.timer) }
         }
+        // One watch opened per retry period while standing by, whatever ends
+        // it: a read (which restarts the watch from its version), a failure,
+        // or an open still in flight at the deadline.
+        if opens { watchNotBefore = clock.now + election.timing.retryPeriod }
         do {
             switch try store.waitForChange(known: election.observed, deadline: until) {
             case .deadline:
                 watchFailuresInARow = 0
                 return step(.timer)
             case .deadlineWhileOpening:
-                // Not a failure, but the next watch is paced like one: one
-                // watch per retry period while standing by.
+                // Not a failure, but the next watch is paced like one (from
+                // now, not from when this one was sent).
                 watchNotBefore = clock.now + election.timing.retryPeriod
                 return step(.timer)
             case .observed(let observation):

@@ -266,6 +266,8 @@ public final class KubeLockStore: LockStore {
 
     public func stopWatching() { stopWatching(keepingVersion: false) }
 
+    public var isWatching: Bool { watch != nil }
+
     private func stopWatching(keepingVersion: Bool) {
         watch?.close()
         watch = nil

@@ -86,6 +86,8 @@ public final class ObservedLockStore: LockStore {
     }
 
     public func stopWatching() { inner.stopWatching() }
+
+    public var isWatching: Bool { inner.isWatching }
 }
 
 extension Election.Observation {

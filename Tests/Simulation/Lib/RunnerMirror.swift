@@ -152,12 +152,13 @@ final class RunnerMirror {
                 // watch(until:) -> store.waitForChange(known:deadline:)
                 watchUntil = until
                 wfcDeadline = until
-                // ElectionRunner.watch: within a retry period of a failed watch, pause first.
-                if let notBefore = watchNotBefore, now < notBefore {
+                // ElectionRunner.watch: a watch to open within a retry period of
+                // the last one opened (or of a failed one): pause first.
+                if watch == nil, let notBefore = watchNotBefore, now < notBefore {
                     if let next = hostPause(until: min(until, notBefore), then: .beforeWatch) { action = next; continue }
                     return
                 }
-                if let next = waitForChangeLoop() { action = next; continue }
+                if let next = openingWatch() { action = next; continue }
                 return
             case .get:
                 // store.get(timeout:)
@@ -238,8 +239,15 @@ final class RunnerMirror {
         case .beforeWatch:
             if released { return step(.releaseRequested) }
             if let notBefore = watchNotBefore, now < notBefore { return step(.timer) }
-            return waitForChangeLoop()  // nil: blocked in the watch
+            return openingWatch()  // nil: blocked in the watch
         }
+    }
+
+    /// ElectionRunner.watch: one watch opened per retry period while standing
+    /// by (`watchNotBefore` from each open), then `store.waitForChange`.
+    private func openingWatch() -> Election.Action? {
+        if watch == nil { watchNotBefore = now + election.timing.retryPeriod }
+        return waitForChangeLoop()
     }
 
     // MARK: Inputs
