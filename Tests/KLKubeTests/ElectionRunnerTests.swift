@@ -389,6 +389,32 @@ final class ScriptedLock: LockStore {
         }
     }
 
+    /// The watch pacing never delays a take-over: after a lost race the
+    /// re-watch waits a retry period from the previous watch, which was
+    /// opened before the lost write, so it is open again before the election
+    /// may write again (a retry period after the lost write), and a release
+    /// by the winner meanwhile is seen from the read's version.
+    @Test func afterALostRace_watchPacingDoesNotDelayTheTakeOver() {
+        let host = VirtualHost()
+        host.releaseAt = host.seconds(4)
+        let lock = ScriptedLock(host: host, [
+            .get(.success(.present(snapshot("other", rv: "1")))),          // 0
+            .watch(after: 1.0, .present(snapshot("", rv: "2"))),           // opened at 0.05; the release at 1.0
+            .update(check: { r, _ in #expect(r.holderIdentity == "me") },
+                    .failure(KubeError(.conflict, "409 Conflict"))),       // another standby won
+            .get(.success(.present(snapshot("other2", rv: "3")))),         // 1.1: the winner
+            .watch(after: 2.05, .present(snapshot("", rv: "4"))),          // opened at 2.05, from the read: the winner has released
+            .watch(after: nil, nil),                                       // writes wait until 3.0 (the lost write + retry)
+            .update(check: { r, b in #expect(r.holderIdentity == "me"); #expect(b.resourceVersion == "4") },
+                    .success(snapshot("me", rv: "5"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "6"))),
+        ])
+        #expect(run(host, lock) == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
+        #expect(lock.watchOpens.count == 2 && lock.watchOpens[1] >= 2.05, "watches opened at \(lock.watchOpens)")
+        #expect(host.events.first?.hasPrefix("leader@3.") == true, "\(host.events) \(lock.calls) at \(lock.times)")
+    }
+
     /// Row 4: a renew answered with the same resourceVersion does not count:
     /// with nothing but no-ops the leader loses at the renew deadline.
     @Test func row4_noOpRenews_loseAtTheDeadline() {
