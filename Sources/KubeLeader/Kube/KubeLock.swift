@@ -158,11 +158,7 @@ public final class KubeLockStore: LockStore {
 
     public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
         let object = LockCodec.updatedObject(kind, base: base, record: record)
-        do {
-            return LockCodec.decode(kind, object: try client.update(resource, namespace: namespace, name: name, body: object, timeout: timeout))
-        } catch {
-            throw error
-        }
+        return LockCodec.decode(kind, object: try client.update(resource, namespace: namespace, name: name, body: object, timeout: timeout))
     }
 
     /// Standby wait: the next change of the lock from a watch, or the
