@@ -41,7 +41,8 @@ def main():
         ident = "%s" % name
         replicas[name] = kl.Replica(bins, server, ident, LOCK, work, timing=TIMING, log_format="text",
                                     worker_log=workers, worker_lock=os.path.join(work, "workers.lock"),
-                                    worker_args=["--say", "child of %s: KUBE_LEADER_FENCING_TOKEN=$KUBE_LEADER_FENCING_TOKEN" % name],
+                                    worker_args=["--say", "child of %s (run %d): KUBE_LEADER_FENCING_TOKEN=$KUBE_LEADER_FENCING_TOKEN"
+                                                 % (name, generation[name])],
                                     extra=SURFACES)
 
     def labelled():
@@ -53,8 +54,11 @@ def main():
         say("Pods with role=leader (a Service selecting it reaches only these): %s" % ", ".join(labelled()))
 
     def show_token(name):
+        # The line of the child running now: a restarted replica's log may
+        # still hold an earlier run's child and its (older, smaller) token.
+        mine = "child of %s (run %d):" % (name, generation[name])
         line = kl.wait_until(lambda: next((l for l in open(replicas[name].log_path, errors="replace")
-                                           if l.startswith("child of %s" % name)), None), 10)
+                                           if l.startswith(mine)), None), 10)
         say("the child printed: %s" % (line or "").strip())
 
     def status(name, path):
