@@ -185,13 +185,14 @@ struct KubeClientTests {
 
     @Test func unauthorized_pointsAtTheTokenFile() throws {
         let dir = makeTempDir("kl-tok")
-        writeTextFile(dir + "/token", "bad")
+        // A token no temp path or port can contain (mkdtemp uses no '-').
+        writeTextFile(dir + "/token", "wrong-token-value")
         let server = CannedAPIServer { _ in statusResponse(401, reason: "Unauthorized", message: "Unauthorized") }
         let kube = try client(server, token: nil, tokenFile: dir + "/token")
         let e = #expect(throws: KubeError.self) { try kube.get(.configMaps, namespace: "ns", name: "x") }
         #expect(e?.code == .unauthorized)
         #expect(e?.description.contains("token file \(dir)/token") == true)
-        #expect(e?.description.contains("bad") == false)  // never the token itself
+        #expect(e?.description.contains("wrong-token-value") == false)  // never the token itself
         #expect(server.seen.count == 1)  // the file did not change: no second try
     }
 
