@@ -357,6 +357,15 @@ class Chaos:
         self.server.clear_faults()
         self.note("faults cleared")
 
+    def pick_fault(self):
+        """A fault from --faults; with --netns the network ones (cut,
+        dead-conns) are half of all picks, else they would be rare."""
+        net = [f for f in self.a.faults if f in NETNS_FAULTS]
+        rest = [f for f in self.a.faults if f not in NETNS_FAULTS]
+        if net and (not rest or self.rng.random() < 0.5):
+            return self.rng.choice(net)
+        return self.rng.choice(rest)
+
     def other_writer(self, fault, holder):
         """Another writer edits the lock record (kubectl edit, an operator
         tool, a mutating webhook): a made-up holder with a 1 s lease, or the
@@ -424,7 +433,7 @@ class Chaos:
             self.wait(min(self.rng.uniform(0.5, 2.5), max(0.0, end - time.monotonic())))
             if time.monotonic() >= end:
                 break
-            self.inject(self.rng.choice(a.faults))
+            self.inject(self.pick_fault())
         self.server.clear_faults()
         if self.topo:
             self.topo.heal_all()

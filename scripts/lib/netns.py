@@ -169,7 +169,8 @@ class Topology:
         if self.slots > 250:
             raise ValueError("--netns supports at most 250 candidates")
         self._ns(self.rt_ns)
-        subprocess.run(["ip", "netns", "exec", self.rt_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        # /proc/sys/net shows the writer's own namespace: the root's stays as it is.
+        subprocess.run(["ip", "netns", "exec", self.rt_ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"], check=True)
         self._ns(self.api_ns)
         self._veth(self.api_ns, self.dev("a"), API_IP, self.rt_ns, self.dev("ax"), "10.200.0.1")
         ip("-n", self.api_ns, "route", "add", "default", "via", "10.200.0.1")
