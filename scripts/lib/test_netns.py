@@ -57,6 +57,10 @@ class Server:
             threading.Thread(target=self.echo, args=(c,), daemon=True).start()
 
     def echo(self, c):
+        with c:
+            self._echo(c)
+
+    def _echo(self, c):
         while True:
             try:
                 data = c.recv(4096)
