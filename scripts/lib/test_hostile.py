@@ -99,6 +99,8 @@ class JudgeTests(unittest.TestCase):
         f = judge(case, self.quiet(rc=3, child_pid=7, child_seen=1.0, child_dead=6.0, report=rep))
         self.assertTrue(any("died 6.00s into the case" in x for x in f), f)
         self.assertTrue(any(x.startswith("exit: 3") for x in f), f)
+        # Stopped with kube-leader by the runner after the case's end: fine.
+        self.assertEqual(judge(case, self.quiet(child_pid=7, child_seen=1.0, child_dead=12.2, report=rep)), [])
 
     def test_aFaultThatNeverHappened_failsTheCase(self):
         case = Case("c", "silent-keepalive", child="starts", keeps=True, report_min={"silenced": 0.0})
