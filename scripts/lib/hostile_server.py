@@ -405,6 +405,10 @@ class Handler(BaseHTTPRequestHandler):
         if silence:
             self.go_silent()
             return False
+        if deny is not None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)  # the request's body, so the connection stays usable
         if deny == 401:
             self.send_status(401, "Unauthorized", "Unauthorized")
             return False
