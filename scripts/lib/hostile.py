@@ -42,13 +42,24 @@ CASE_SECONDS = 12.0
 CPU_MAX = 0.15          # fraction of one core while waiting (a busy loop is ~1.0)
 RSS_MAX_MIB = 96        # caps are 8 MiB per body and 4 MiB per watch line
 BURST_MAX = 8           # requests in any 1 s (hot loops sent thousands)
+# What kube-leader assumes of the API server's watch bookmarks (kube-apiserver's
+# watch cache sends one about every minute); a standby whose watch sends
+# nothing at all, not even a bookmark, must notice within about two intervals.
+BOOKMARK_INTERVAL = 60.0
+# Issue 20: cases that need the election machine's fixes (a renew retried on
+# a fresh connection within its deadline; 401/403 after a success retried; a
+# silent watch given up after about two bookmark intervals). They fail on
+# purpose until those are merged, so the default run leaves them out; run
+# them with --only. The coordinator empties this after merging.
+NOT_YET_DEFAULT = {"silent-keepalive-configmap", "silent-keepalive-lease", "authz-outage-configmap",
+                   "authz-outage-lease", "watch-silent-configmap", "watch-silent-lease"}
 CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
 
 
 class Case:
     def __init__(self, name, mode, kind="configmap", child="never", exit=None, message=None,
                  token_text="tok-1\n", extra_args=(), lost=False, rate=True, dns=None, api_path="", cpu=True,
-                 watch_gap=False):
+                 watch_gap=False, keeps=False, log_has=None, report_min=None, seconds=None, child_by=None):
         self.name = name
         self.mode = mode
         self.kind = kind
@@ -63,6 +74,11 @@ class Case:
         self.dns = dns            # IP of the case's own DNS server: kube-leader reaches the API by name
         self.api_path = api_path  # appended to the API URL (a wrong path prefix)
         self.watch_gap = watch_gap  # no two watch requests within a retry period, from the start
+        self.keeps = keeps        # a leader that must keep its lock: the child, once started, runs to the end
+        self.log_has = log_has    # text kube-leader's log must contain (a warning it must give)
+        self.report_min = dict(report_min or {})  # server report fields proving the fault happened
+        self.seconds = seconds or CASE_SECONDS    # how long the case runs
+        self.child_by = child_by  # the child must have started within this many seconds of the start
 
 
 def cases():
@@ -115,6 +131,25 @@ def cases():
                         cpu=m not in ("renew-trickle", "renew-endless")))
     for m in ("renew-409", "renew-404"):
         out.append(Case(m + "-lease", m, kind="lease", child="starts", exit=3, message="", lost=True))
+    for kind in ("configmap", "lease"):
+        # A leader keeps its renew-deadline rule under 403 (issue 20, row 5):
+        # it retries until the deadline, then loses; it does not exit 2.
+        out.append(Case("renew-403-" + kind, "renew-403", kind=kind, child="starts", exit=3, message="", lost=True))
+        # Row 4: the renew's kept-alive connection goes silent; a second
+        # attempt on a fresh connection renews in time and the child runs on.
+        out.append(Case("silent-keepalive-" + kind, "silent-keepalive", kind=kind, child="starts", keeps=True,
+                        report_min={"silenced": 0.0}))
+        # Row 5: a short authorization outage after reads worked: the standby
+        # retries with a warning, recovers and acquires once the holder is
+        # gone; as leader one renew answered 403 costs it nothing.
+        out.append(Case("authz-outage-" + kind, "authz-outage", kind=kind, child="starts", keeps=True, log_has="Forbidden",
+                        report_min={"outage_answers": 2, "leader_denied": 1}, seconds=16.0))
+        # Row 4, standby side: a watch that sends nothing, not even bookmarks,
+        # is noticed within about two bookmark intervals; the release it hid
+        # is then read and the lock taken.
+        out.append(Case("watch-silent-" + kind, "watch-silent", kind=kind, child="starts", keeps=True,
+                        report_min={"released_at": 0.0}, seconds=3.0 + 2 * BOOKMARK_INTERVAL + 10.0,
+                        child_by=3.0 + 2 * BOOKMARK_INTERVAL + 6.0))
     out.append(Case("renew-trickle-lease", "renew-trickle", kind="lease", child="starts", exit=3, message="", lost=True,
                     cpu=False))
     out.append(Case("dns-down", "dns-down", child="starts", exit=3, message="resolving", lost=True, dns="127.0.77.53"))
@@ -210,6 +245,20 @@ def judge(case, obs):
             if child_dead is None or child_dead > dead_by:
                 failures.append("lock: the child was still alive %.2fs after the last applied renew (lease %.0fs)"
                                 % ((child_dead or end) - last, LEASE))
+    if case.keeps and child_pid is not None and child_dead is not None and child_dead < end:
+        # (a child that dies once the runner stops kube-leader at the end is fine)
+        failures.append("lock: the leader's child died %.2fs into the case (the leader lost its lock)" % (child_dead - start))
+    if case.child_by is not None and child_pid is not None and child_seen is not None and child_seen - start > case.child_by:
+        failures.append("child: started %.1fs into the case (must be within %.0fs)" % (child_seen - start, case.child_by))
+    if case.log_has and case.log_has not in stderr:
+        failures.append("log: kube-leader's log does not mention %r" % case.log_has)
+    for key, least in sorted(case.report_min.items()):
+        value = report.get(key)
+        if value is None or value < least:
+            failures.append("harness: the fault did not happen (server report %s=%r, at least %r)" % (key, value, least))
+    if report.get("after_silence_bytes"):
+        failures.append("reuse: kube-leader sent %d bytes on the connection after it went silent"
+                        % report["after_silence_bytes"])
     if report.get("injected"):
         failures.append("injection: the server saw %r" % report["injected"][:3])
     if case.mode == "token-crlf" and report.get("bad_auth"):
@@ -288,7 +337,7 @@ def run_case(case, kube_leader, workdir):
     cpu0 = t_cpu0 = None
     cpu_last = t_cpu_last = None
     rss_max = 0.0
-    while time.monotonic() - start < CASE_SECONDS:
+    while time.monotonic() - start < case.seconds:
         t = time.monotonic()
         if child_pid is None and os.path.exists(marker):
             try:
@@ -351,12 +400,13 @@ def main():
     all_cases = cases()
     if args.list:
         for c in all_cases:
-            print("%-42s mode=%s kind=%s child=%s exit=%s" % (c.name, c.mode, c.kind, c.child, c.exit))
+            print("%-42s mode=%s kind=%s child=%s exit=%s%s" % (c.name, c.mode, c.kind, c.child, c.exit,
+                                                                "  [not in the default run yet]" if c.name in NOT_YET_DEFAULT else ""))
         return 0
-    chosen = all_cases
+    chosen = sorted((c for c in all_cases if c.name not in NOT_YET_DEFAULT), key=lambda c: -c.seconds)  # long ones first
     if args.only:
         names = set(args.only.split(","))
-        chosen = [c for c in all_cases if c.name in names]
+        chosen = sorted((c for c in all_cases if c.name in names), key=lambda c: -c.seconds)
         missing = names - {c.name for c in chosen}
         if missing:
             print("unknown case(s): %s (see --list)" % ", ".join(sorted(missing)), file=sys.stderr)

@@ -59,6 +59,15 @@ MODES = {
     "renew-409": "kube-leader acquires; after 2.5 s every renew answers 409",
     "renew-404": "kube-leader acquires; after 2.5 s every renew answers 404",
     "renew-500": "kube-leader acquires; after 2.5 s every renew answers 500",
+    "renew-403": "kube-leader acquires; after 2.5 s every renew answers 403 Forbidden",
+    # dead connections and outages (issue 20, rows 4 and 5)
+    "silent-keepalive": "kube-leader acquires; after 2.5 s the kept-alive connection of the next request goes silent "
+                        "(no answer, no FIN, not applied) while new connections are answered",
+    "authz-outage": "held by another (lease 2 s) while reads work; then for 3.5 s every request is answered 403 "
+                    "(the second 401) and open watches end; then the holder stops and kube-leader may acquire; after "
+                    "2.5 s as leader its next renew is answered 403",
+    "watch-silent": "held by another (lease 3600 s, renewing every second); every watch answers its headers and then "
+                    "nothing (no events, no bookmarks); after 3 s the holder releases the lock",
     # watch streams (the lock is held by another replica that renews)
     "watch-blank-lines": "watches stream blank lines without end",
     "watch-unknown-type": "watches stream events of an unknown type without end",
@@ -118,6 +127,31 @@ class State:
         self.stopping = False
         self.watches = 0
         self.reads = 0
+        self.first_request = None   # monotonic time of kube-leader's first request
+        self.silenced = None        # silent-keepalive: when a connection went silent
+        self.after_silence_bytes = 0
+        self.outage_answers = 0     # authz-outage: requests answered 401/403 in the outage
+        self.leader_denied = 0      # authz-outage: renews answered 403 while leading
+        self.released_at = None     # watch-silent: when the holder released
+
+    # -- timed phases (from kube-leader's first request) ---------------
+    def since_first(self):
+        return None if self.first_request is None else time.monotonic() - self.first_request
+
+    def outage(self):
+        """authz-outage: inside the 3.5 s outage window (2.5 s to 6 s)."""
+        t = self.since_first()
+        return self.mode == "authz-outage" and t is not None and 2.5 <= t < 6.0
+
+    def other_stops(self):
+        """When the other holder stops renewing (authz-outage: at the outage's
+        end) or releases (watch-silent: 3 s in)."""
+        t = self.since_first()
+        if self.mode == "authz-outage":
+            return t is not None and t >= 6.0
+        if self.mode == "watch-silent":
+            return t is not None and t >= 3.0
+        return False
 
     # -- object shapes -------------------------------------------------
     def record(self, holder, lease=5, transitions=0):
@@ -141,7 +175,7 @@ class State:
     def other_object(self, n):
         """The lock as held by 'other' at its n-th renew, as the mode wants it."""
         m = self.mode
-        rec = self.record("other", transitions=3)
+        rec = self.record("other", lease={"authz-outage": 2, "watch-silent": 3600}.get(m, 5), transitions=3)
         rec["renewTime"] = now_micro()
         raw_spec = raw_annotation = None
         if m == "record-transitions-huge":
@@ -218,14 +252,25 @@ class State:
         return {"mode": self.mode, "kind": self.kind, "requests": self.requests,
                 "kl_holder_since": self.kl_holder_since, "kl_last_applied": self.kl_last_applied,
                 "kl_acquires": self.kl_acquires, "bad_auth": self.bad_auth, "injected": self.injected,
-                "other_renews": self.other_renews, "dns_queries": self.dns_queries, "dns_dropped": self.dns_dropped, "holder": self.holder_of(self.obj) if self.obj else None}
+                "other_renews": self.other_renews, "dns_queries": self.dns_queries, "dns_dropped": self.dns_dropped,
+                "holder": self.holder_of(self.obj) if self.obj else None,
+                "silenced": self.silenced, "after_silence_bytes": self.after_silence_bytes,
+                "outage_answers": self.outage_answers, "leader_denied": self.leader_denied,
+                "released_at": self.released_at}
 
 
 def other_holder(state):
-    """Another replica holding the lock and renewing every second."""
+    """Another replica holding the lock and renewing every second (until the
+    mode makes it stop: it dies, or releases the lock)."""
     n = 0
     while not state.stopping:
         with state.lock:
+            if state.other_stops():
+                if state.mode == "watch-silent":
+                    rec = state.record("", lease=1, transitions=3)  # a release, as client-go writes it
+                    state.store(state.make_object(rec), "MODIFIED")
+                    state.released_at = time.monotonic()
+                return
             state.store(state.other_object(n), "ADDED" if state.obj is None else "MODIFIED")
             state.other_renews += 1
         n += 1
@@ -317,10 +362,62 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
+    def go_silent(self):
+        """silent-keepalive: read the request's body, never answer, keep the
+        connection open; count what kube-leader still sends on it (nothing
+        may come: a timed-out connection is never reused)."""
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        self.close_connection = True
+        self.connection.settimeout(0.2)
+        while not self.st.stopping:
+            try:
+                data = self.connection.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return  # kube-leader closed it
+            with self.st.lock:
+                self.st.after_silence_bytes += len(data)
+
     def check_request(self, verb):
         st = self.st
+        served = getattr(self, "served", 0)  # earlier requests on this connection
+        self.served = served + 1
         with st.lock:
             st.requests.append((time.monotonic(), verb))
+            if st.first_request is None:
+                st.first_request = time.monotonic()
+            silence = (st.mode == "silent-keepalive" and verb == "update" and st.armed() and st.silenced is None
+                       and served >= 1)
+            if silence:
+                st.silenced = time.monotonic()
+            deny = None
+            if st.outage():
+                st.outage_answers += 1
+                deny = 401 if st.outage_answers == 2 else 403
+            elif st.mode == "authz-outage" and verb == "update" and st.armed() and st.leader_denied == 0:
+                st.leader_denied += 1
+                deny = 403
+        if silence:
+            self.go_silent()
+            return False
+        if deny is not None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)  # the request's body, so the connection stays usable
+        if deny == 401:
+            self.send_status(401, "Unauthorized", "Unauthorized")
+            return False
+        if deny == 403:
+            res = "configmaps" if st.kind == "configmap" else "leases.coordination.k8s.io"
+            self.send_status(403, "Forbidden", '%s "%s" is forbidden: User "system:serviceaccount:hostile:kl" cannot %s '
+                             'resource in the namespace "%s": authorizer webhook timed out'
+                             % (res, st.args.name, verb, st.args.namespace))
+            return False
         auth = self.headers.get("Authorization")
         if st.args.token and auth != "Bearer " + st.args.token:
             st.bad_auth += 1
@@ -407,6 +504,23 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.05)
                 self.close_connection = True
                 return
+        if m == "watch-silent":
+            # Headers, then nothing at all until the server stops (or the
+            # client closes): no events, no bookmarks, no end.
+            self.close_connection = True
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                self.wfile.flush()
+                self.connection.settimeout(0.2)
+                while not st.stopping:
+                    try:
+                        if not self.connection.recv(1024):
+                            return
+                    except socket.timeout:
+                        continue
+            except OSError:
+                pass
+            return
         if m == "watch-http-410":
             self.send_status(410, "Expired", "too old resource version")
             return
@@ -473,6 +587,8 @@ class Handler(BaseHTTPRequestHandler):
                         chunk(b"")
                         return
                 while not st.stopping and time.monotonic() < deadline:
+                    if st.outage():
+                        break  # an API server restart ends every watch
                     pending = [(rv, t, o) for rv, t, o in st.history if rv > last]
                     for rv, t, o in pending:
                         event(t, o)
@@ -535,6 +651,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if m in ("update-409", "renew-409") and (m == "update-409" or st.armed()):
             self.send_status(409, "Conflict", "Operation cannot be fulfilled: the object has been modified")
+            return
+        if m == "renew-403" and st.armed():
+            self.send_status(403, "Forbidden", 'the service account may not update %s "%s"' % (st.kind, name))
             return
         if m in ("update-404", "renew-404") and (m == "update-404" or st.armed()):
             self.send_status(404, "NotFound", '%s "%s" not found' % (st.kind, name))
@@ -622,7 +741,7 @@ class Server(ThreadingHTTPServer):
 
 def initial_state(st):
     m = st.mode
-    if m in HELD_BY_OTHER:
+    if m in HELD_BY_OTHER or m in ("authz-outage", "watch-silent"):
         threading.Thread(target=other_holder, args=(st,), daemon=True).start()
     elif m in ("watch-open-late", "read-retry-watch"):
         lease = 5 if m == "watch-open-late" else 30

@@ -129,13 +129,30 @@ def lock_record(kind, obj):
     return json.loads(raw) if raw else {}
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """Connects from inside the network namespace `netns` (None: this one)."""
+    netns = None
+
+    def connect(self):
+        if not self.netns:
+            return super().connect()
+        import netns as _netns  # scripts/lib/netns.py; only --netns runs need it
+        with _netns.InNetns(self.netns):
+            return super().connect()
+
+
 class FakeServer:
     """kube-apiserver-fake in a temp dir; restartable with its state kept."""
 
-    def __init__(self, bins, workdir=None, port=0, extra=(), state=True):
+    def __init__(self, bins, workdir=None, port=0, extra=(), state=True, netns=None, host=None):
         """state=False: no --state-file (no restart with state; saves
-        writing the whole store after every change, which matters at scale)."""
+        writing the whole store after every change, which matters at scale).
+        netns: run it inside that network namespace, listening on `host`
+        (scripts/chaos --netns); the harness's own requests are made from
+        inside it too."""
         self.bins = bins
+        self.netns = netns
+        self.host = host
         self.state = state
         self.dir = workdir or tempfile.mkdtemp(prefix="kl-fake-")
         os.makedirs(self.dir, exist_ok=True)
@@ -147,6 +164,10 @@ class FakeServer:
     def start(self):
         argv = ([os.path.join(self.bins, "kube-apiserver-fake"), "--dir", self.dir, "--port", str(self.port)]
                 + (["--state-file", os.path.join(self.dir, "state.json")] if self.state else []) + self.extra)
+        if self.host:
+            argv += ["--host", self.host]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
         self.proc, ready = start_ready(argv, os.path.join(self.dir, "fake.log"))
         self.url = ready["url"]
         self.ca_file = ready["ca_file"]
@@ -164,7 +185,8 @@ class FakeServer:
 
     def request(self, method, path, body=None, token=None, timeout=5):
         host = urllib.parse.urlparse(self.url)
-        conn = http.client.HTTPSConnection(host.hostname, host.port, context=self._ctx, timeout=timeout)
+        conn = _HTTPSConnection(host.hostname, host.port, context=self._ctx, timeout=timeout)
+        conn.netns = self.netns
         headers = {"Accept": "application/json"}
         if not path.startswith("/fake/"):
             headers["Authorization"] = "Bearer " + (token or self.token)
@@ -250,7 +272,9 @@ class Replica:
 
     def __init__(self, bins, server, name, lock, workdir, kind="configmap", timing=(), token=None,
                  worker_args=(), log_format="json", log_level="info", worker_log=None, worker_lock=None, child=None,
-                 extra=()):
+                 extra=(), prefix=()):
+        """prefix: argv run before kube-leader (`ip netns exec NS`: it
+        execs, so the pid is kube-leader's)."""
         self.name = name
         self.log_path = os.path.join(workdir, "%s.log" % name)
         env = {
@@ -268,7 +292,7 @@ class Replica:
         if child is None:
             child = ["python3", WORKER, worker_log or os.path.join(workdir, "workers.log"),
                      worker_lock or os.path.join(workdir, "workers.lock"), name] + list(worker_args)
-        args = [os.path.join(bins, "kube-leader"), "--lock-kind", kind] + list(timing) + list(extra) + [lock, "--"] + child
+        args = list(prefix) + [os.path.join(bins, "kube-leader"), "--lock-kind", kind] + list(timing) + list(extra) + [lock, "--"] + child
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=self.log, start_new_session=True)
         self.started = time.monotonic()

@@ -44,5 +44,27 @@ class GapTests(unittest.TestCase):
         self.assertAlmostEqual(chaos.longest_gap(runs, 10.0, 25.0), 10.0)
 
 
+class FaultSelectionTests(unittest.TestCase):
+    def test_default_leavesOutWhatAwaitsTheElectionFixes_andNetnsFaultsWithoutNetns(self):
+        a = chaos.parse_args([])
+        self.assertEqual(a.faults, [f for f in chaos.FAULTS if f not in chaos.NOT_YET_DEFAULT])
+        n = chaos.parse_args(["--netns"])
+        self.assertIn("cut", n.faults)
+        for f in chaos.NOT_YET_DEFAULT:
+            self.assertNotIn(f, a.faults + n.faults)
+
+    def test_namedFaults_areUsedAsGiven(self):
+        a = chaos.parse_args(["--netns", "--faults", "dead-conns,other-holder,short-lease"])
+        self.assertEqual(a.faults, ["dead-conns", "other-holder", "short-lease"])
+
+    def test_unknownFaults_orNetnsFaultsWithoutNetns_areRefused(self):
+        for argv in (["--faults", "nope"], ["--faults", "cut"], ["--faults", ""]):
+            with self.assertRaises(SystemExit, msg=argv):
+                chaos.parse_args(argv)
+
+    def test_everyFaultHasHelp(self):
+        self.assertEqual(sorted(chaos.FAULT_HELP), sorted(chaos.ALL_FAULTS))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -92,6 +92,42 @@ class JudgeTests(unittest.TestCase):
         f = judge(Case("c", "x"), self.quiet(rss_max=500.0))
         self.assertTrue(any(x.startswith("rss:") for x in f), f)
 
+    def test_aLeaderThatMustKeepItsLock_failsWhenItsChildDies(self):
+        case = Case("c", "silent-keepalive", child="starts", keeps=True, report_min={"silenced": 0.0})
+        rep = {"requests": [], "kl_acquires": 1, "kl_last_applied": 9.0, "silenced": 4.0}
+        self.assertEqual(judge(case, self.quiet(child_pid=7, child_seen=1.0, report=rep)), [])
+        f = judge(case, self.quiet(rc=3, child_pid=7, child_seen=1.0, child_dead=6.0, report=rep))
+        self.assertTrue(any("died 6.00s into the case" in x for x in f), f)
+        self.assertTrue(any(x.startswith("exit: 3") for x in f), f)
+        # Stopped with kube-leader by the runner after the case's end: fine.
+        self.assertEqual(judge(case, self.quiet(child_pid=7, child_seen=1.0, child_dead=12.2, report=rep)), [])
+
+    def test_aFaultThatNeverHappened_failsTheCase(self):
+        case = Case("c", "silent-keepalive", child="starts", keeps=True, report_min={"silenced": 0.0})
+        f = judge(case, self.quiet(child_pid=7, child_seen=1.0, report={"requests": [], "kl_acquires": 1, "silenced": None}))
+        self.assertTrue(any(x.startswith("harness: the fault did not happen") for x in f), f)
+        case = Case("c", "authz-outage", child="starts", report_min={"outage_answers": 2})
+        f = judge(case, self.quiet(child_pid=7, child_seen=1.0, report={"requests": [], "kl_acquires": 1, "outage_answers": 1}))
+        self.assertTrue(any("outage_answers=1" in x for x in f), f)
+
+    def test_bytesOnTheSilentConnection_fail(self):
+        rep = {"requests": [], "kl_acquires": 1, "silenced": 4.0, "after_silence_bytes": 312}
+        f = judge(Case("c", "silent-keepalive", child="starts"), self.quiet(child_pid=7, child_seen=1.0, report=rep))
+        self.assertTrue(any(x.startswith("reuse: kube-leader sent 312 bytes") for x in f), f)
+
+    def test_aMissingWarningOrALateChild_fail(self):
+        rep = {"requests": [], "kl_acquires": 1}
+        case = Case("c", "authz-outage", child="starts", log_has="Forbidden")
+        f = judge(case, self.quiet(child_pid=7, child_seen=9.0, report=rep, stderr="lock request failed: HTTP 500"))
+        self.assertTrue(any(x.startswith("log:") for x in f), f)
+        self.assertEqual(judge(case, self.quiet(child_pid=7, child_seen=9.0, report=rep, stderr="Forbidden: the service")), [])
+        late = Case("c", "watch-silent", child="starts", child_by=5.0)
+        f = judge(late, self.quiet(child_pid=7, child_seen=8.0, report=rep))
+        self.assertTrue(any(x.startswith("child: started 8.0s") for x in f), f)
+        self.assertEqual(judge(late, self.quiet(child_pid=7, child_seen=4.0, report=rep)), [])
+        f = judge(late, self.quiet(report=rep))
+        self.assertTrue(any(x.startswith("child: never started") for x in f), f)
+
     def test_injectionAndWrongToken_fail(self):
         f = judge(Case("c", "x"), self.quiet(report={"requests": [], "injected": ["GET /injected HTTP/1.1"]}))
         self.assertTrue(any(x.startswith("injection:") for x in f), f)

@@ -3,7 +3,7 @@
 # (scripts/lib/hostile_server.py), one case per hostile mode, 8 at a time:
 # exit code and message, no child without the lock, request rate within the
 # retry period, CPU near zero while waiting, no crash, bounded memory.
-# About 90 s. One case: python3 scripts/lib/hostile.py --only NAME (--list).
+# About 140 s (watch-silent-* run ~133 s beside the rest). One case: python3 scripts/lib/hostile.py --only NAME (--list).
 # See docs/hostile-server.md.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"

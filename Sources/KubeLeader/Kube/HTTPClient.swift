@@ -65,6 +65,10 @@ public final class HTTPClient: @unchecked Sendable {
     /// A reused idle connection that turns out closed before any byte of the
     /// response arrives is retried once on a new connection, for GET/HEAD or
     /// when nothing of the request had been sent.
+    ///
+    /// A call that times out closes its connection and every idle one: the
+    /// caller's next attempt (a renew retried within its renew deadline) goes
+    /// out on a fresh connection, never on one that may be just as dead.
     public func send(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPResponse {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
@@ -75,6 +79,7 @@ public final class HTTPClient: @unchecked Sendable {
             while let piece = try body.next(reader, deadline: deadline) { bytes.append(contentsOf: piece) }
         } catch {
             reader.channel.close()
+            if error.code == .timedOut { closeIdleConnections() }
             throw withTimeout(error, timeout)
         }
         finish(reader, head: head, framing: framing)
@@ -127,6 +132,11 @@ public final class HTTPClient: @unchecked Sendable {
                 throw KubeError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
             } catch {
                 channel.close()
+                // A connection that went silent may not be the only one: the
+                // idle ones were opened to the same place (one API server
+                // behind a ClusterIP that died without a RST). The next
+                // attempt goes out on a fresh connection, never on one of them.
+                if error.code == .timedOut { closeIdleConnections() }
                 let nothingBack = reader.received == 0 && error.code == .connectionClosed
                 if reused && allowRetry && nothingBack && (idempotent || written == 0) {
                     allowRetry = false

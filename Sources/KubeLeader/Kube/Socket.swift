@@ -71,9 +71,57 @@ func isIPAddress(_ host: String) -> Bool {
     return inet_pton(AF_INET, host, &buf) == 1 || inet_pton(AF_INET6, host, &buf) == 1
 }
 
+/// The socket options of every connection kube-leader opens (docs/kube-client.md,
+/// "Dead connections"). A kept-alive connection can die without a FIN or RST
+/// (the API server behind a ClusterIP was killed, conntrack still sends its
+/// packets there): then nothing on the socket ever says so. These options let
+/// the kernel end such a connection by itself; the per-request deadline ends
+/// the request that is waiting on it, and the pool never hands the connection
+/// out again.
+///
+/// - `TCP_NODELAY`: requests are written whole; no Nagle delay.
+/// - `SO_KEEPALIVE` after 5 s idle, probes 2 s apart, 3 of them: an idle
+///   connection (a pooled one, a standby's watch between events) whose peer is
+///   gone is found out about 9 s after its last byte, not after the kernel's
+///   2 h default. A live peer's kernel answers the probes: a slow or silent
+///   API *process* is not a dead connection (the watch's own bookmark rule
+///   covers that).
+/// - `TCP_USER_TIMEOUT` 8 s: bytes we sent that stay unacknowledged for 8 s
+///   end the connection (`ETIMEDOUT`); it also bounds the keep-alive probing
+///   above. 8 s lets about five retransmissions go out (the retransmission
+///   timer starts at 200 ms and doubles: 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s), so
+///   a lossy but working path is not cut; a request is a few KiB, which the
+///   kernel takes into its send buffer at once, so no slow write waits on the
+///   peer's window that long. The per-attempt deadline of a renew (at most half
+///   the time left to the renew deadline, 10 s by default) usually ends a
+///   stuck request first; this catches what no deadline watches.
+enum TCPTuning {
+    static let keepAliveIdleSeconds: Int32 = 5
+    static let keepAliveIntervalSeconds: Int32 = 2
+    static let keepAliveProbes: Int32 = 3
+    static let userTimeoutMilliseconds: Int32 = 8000
+
+    /// Sets the options on a new TCP socket. Failures are ignored: a kernel
+    /// without one of them still connects (the deadlines keep every request bounded).
+    static func apply(_ fd: Int32) {
+        func set(_ level: Int32, _ name: Int32, _ value: Int32) {
+            var v = value
+            _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let tcp = Int32(IPPROTO_TCP)
+        set(tcp, TCP_NODELAY, 1)
+        set(SOL_SOCKET, SO_KEEPALIVE, 1)
+        set(tcp, TCP_KEEPIDLE, keepAliveIdleSeconds)
+        set(tcp, TCP_KEEPINTVL, keepAliveIntervalSeconds)
+        set(tcp, TCP_KEEPCNT, keepAliveProbes)
+        set(tcp, TCP_USER_TIMEOUT, userTimeoutMilliseconds)
+    }
+}
+
 /// Opens a non-blocking TCP connection, trying each address of `host` in
 /// turn until one connects or the deadline passes. The name is resolved by
-/// `resolver`, waiting no longer than the deadline.
+/// `resolver`, waiting no longer than the deadline. Every socket gets
+/// `TCPTuning`'s options.
 func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(KubeError) -> Int32 {
     let addresses = try resolver.resolve(ep, deadline: deadline)
     var lastError = "no address"
@@ -81,8 +129,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         try checkDeadline(deadline, endpoint: ep.text, what: "connecting to")
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { lastError = errnoMessage(errno); continue }
-        var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        TCPTuning.apply(fd)
         var storage = address.storage
         var r = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, address.length) }

@@ -68,7 +68,7 @@ static int exists(const char *dir, const char *file) {
     return access(path, R_OK) == 0;
 }
 
-int cfakecerts_ensure(const char *dir, char *err, size_t errlen) {
+int cfakecerts_ensure(const char *dir, const char *extra_ip, char *err, size_t errlen) {
     if (exists(dir, "ca.crt") && exists(dir, "ca.key") && exists(dir, "server.crt") && exists(dir, "server.key"))
         return 0;
     int rc = -1;
@@ -86,6 +86,9 @@ int cfakecerts_ensure(const char *dir, char *err, size_t errlen) {
         !add_ext(ca, ca, NID_subject_key_identifier, "hash")) { fail(err, errlen, "adding CA extensions failed"); goto out; }
     if (!X509_sign(ca, ca_key, EVP_sha256())) { fail(err, errlen, "signing the CA certificate failed"); goto out; }
 
+    char san[128] = "IP:127.0.0.1,IP:::1,DNS:localhost";
+    if (extra_ip && *extra_ip && strlen(extra_ip) < 64 && strcmp(extra_ip, "127.0.0.1") != 0)
+        snprintf(san, sizeof san, "IP:127.0.0.1,IP:::1,DNS:localhost,IP:%s", extra_ip);
     srv = new_cert(srv_key, "kube-apiserver-fake", 365);
     if (!srv) { fail(err, errlen, "allocating the server certificate failed"); goto out; }
     X509_set_issuer_name(srv, X509_get_subject_name(ca));
@@ -94,7 +97,7 @@ int cfakecerts_ensure(const char *dir, char *err, size_t errlen) {
         !add_ext(srv, ca, NID_ext_key_usage, "serverAuth") ||
         !add_ext(srv, ca, NID_subject_key_identifier, "hash") ||
         !add_ext(srv, ca, NID_authority_key_identifier, "keyid:always") ||
-        !add_ext(srv, ca, NID_subject_alt_name, "IP:127.0.0.1,IP:::1,DNS:localhost")) {
+        !add_ext(srv, ca, NID_subject_alt_name, san)) {
         fail(err, errlen, "adding server certificate extensions failed"); goto out;
     }
     if (!X509_sign(srv, ca_key, EVP_sha256())) { fail(err, errlen, "signing the server certificate failed"); goto out; }

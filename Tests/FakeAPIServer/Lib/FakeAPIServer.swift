@@ -5,7 +5,9 @@ import KLSupport
 
 /// How to start a fake API server (the `kube-apiserver-fake` flags).
 public struct FakeAPIServerOptions: Sendable {
-    /// IPv4 address to listen on. Default 127.0.0.1.
+    /// IPv4 address to listen on. Default 127.0.0.1. Any other address is
+    /// added to the server certificate's names when the certificates are made
+    /// (e.g. an address inside a network namespace of `scripts/chaos --netns`).
     public var host = "127.0.0.1"
     /// 0 picks a free port; a fixed port lets a restarted fake keep its URL.
     public var port = 0
@@ -56,7 +58,7 @@ public final class FakeAPIServer: @unchecked Sendable {
         let dir = options.dir.hasSuffix("/") && options.dir.count > 1 ? String(options.dir.dropLast()) : options.dir
         try makeDirectories(dir)
         var err = [CChar](repeating: 0, count: 512)
-        if cfakecerts_ensure(dir, &err, err.count) != 0 {
+        if cfakecerts_ensure(dir, options.host, &err, err.count) != 0 {
             throw FakeServerError(.certificates, "creating certificates in \(dir) failed: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         let tokenFile = "\(dir)/token"

@@ -6,7 +6,7 @@ import KLCore
 import KLSupport
 
 let parser = OptionParser([
-    OptionSpec("host", value: "IP", default: "127.0.0.1", help: "IPv4 address to listen on."),
+    OptionSpec("host", value: "IP", default: "127.0.0.1", help: "IPv4 address to listen on (also a name of the server certificate when DIR has none yet)."),
     OptionSpec("port", value: "PORT", default: "0", help: "TCP port; 0 picks a free one. Reuse a port to restart in place."),
     OptionSpec("dir", value: "DIR", help: "Directory for ca.crt, ca.key, server.crt, server.key and token (created or reused). Required."),
     OptionSpec("state-file", value: "PATH", help: "Load objects from and save them to this file after every change."),

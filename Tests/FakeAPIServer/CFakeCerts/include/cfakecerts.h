@@ -10,8 +10,9 @@
 /// Existing files are kept (a restarted fake keeps its CA, so clients that
 /// trusted it keep working). Otherwise writes an EC P-256 CA (basicConstraints
 /// CA:TRUE, 10 years) and a server certificate signed by it (1 year, SAN
-/// IP:127.0.0.1, IP:::1, DNS:localhost, serverAuth), all SHA-256.
+/// IP:127.0.0.1, IP:::1, DNS:localhost, plus IP:EXTRA_IP when it is given
+/// and not 127.0.0.1 (the --host address), serverAuth), all SHA-256.
 /// Returns 0 on success; otherwise -1 and a message in err.
-int cfakecerts_ensure(const char *dir, char *err, size_t errlen);
+int cfakecerts_ensure(const char *dir, const char *extra_ip, char *err, size_t errlen);
 
 #endif
