@@ -1,0 +1,103 @@
+import KLCore
+import Synchronization
+
+extension AWSService {
+    public static let ec2 = AWSService(signingName: "ec2", endpointEnvID: "EC2", hostPrefix: "ec2")
+}
+
+/// EC2 (Query protocol, `Version=2016-11-15`): only `DescribeTags`.
+public struct EC2Client: Sendable {
+    public var aws: AWSClient
+    public var baseURL: String
+
+    public init(aws: AWSClient, baseURL: String) {
+        self.aws = aws
+        self.baseURL = baseURL
+    }
+
+    /// The value of tag `key` on `instanceID`, or nil when the instance has
+    /// no such tag. `DescribeTags` filtered by `resource-id` and `key`.
+    public func tagValue(instanceID: String, key: String) throws(NodeLifecycleError) -> String? {
+        let xml = try QueryCall.send(aws, .ec2, baseURL: baseURL, action: "DescribeTags", version: "2016-11-15", [
+            ("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", instanceID),
+            ("Filter.2.Name", "key"), ("Filter.2.Value.1", key),
+        ])
+        return Self.tagValue(in: xml, instanceID: instanceID, key: key)
+    }
+
+    /// Reads `<tagSet><item><resourceId/><key/><value/></item>…` item by item
+    /// (an `item` starts again at each `resourceId`).
+    static func tagValue(in xml: XMLLeaves, instanceID: String, key: String) -> String? {
+        var resource: String?, k: String?, v: String?
+        var found: String?
+        func flush() {
+            if found == nil, resource == instanceID, k == key { found = v ?? "" }
+            resource = nil; k = nil; v = nil
+        }
+        for (path, text) in xml.leaves where path.count >= 2 && path[path.count - 2] == "item" {
+            switch path.last! {
+            case "resourceId": flush(); resource = text
+            case "key": k = text
+            case "value": v = text
+            default: break
+            }
+        }
+        flush()
+        return found
+    }
+}
+
+/// What answers "is this instance ours?" (`--managed-tag`).
+public protocol InstanceTagsAPI: Sendable {
+    func tagValue(instanceID: String, key: String) throws(NodeLifecycleError) -> String?
+}
+extension EC2Client: InstanceTagsAPI {}
+
+/// `--managed-tag KEY[=VALUE]`: aws-node-termination-handler's
+/// `CHECK_TAG_BEFORE_DRAINING` + `MANAGED_TAG`. An instance without the tag
+/// (or with another value) belongs to another cluster sharing the queue.
+/// Answers are cached per instance (an instance's tags do not move it to
+/// another cluster); failures are not cached.
+public final class ManagedTag: Sendable {
+    public let key: String
+    public let value: String?
+    let tags: any InstanceTagsAPI
+    let cache = Mutex<[String: Bool]>([:])
+    let calls = Mutex(0)
+    /// Bound on the cache; beyond it, the cache starts again empty.
+    let maxCached: Int
+
+    public init(key: String, value: String?, tags: any InstanceTagsAPI, maxCached: Int = 10_000) {
+        self.key = key
+        self.value = value
+        self.tags = tags
+        self.maxCached = max(1, maxCached)
+    }
+
+    /// Parses `KEY[=VALUE]`; nil for an empty key.
+    public static func parse(_ text: String) -> (key: String, value: String?)? {
+        let trimmed = text.trimmingWhitespace
+        if let eq = trimmed.firstIndex(of: "=") {
+            let key = String(trimmed[..<eq])
+            return key.isEmpty ? nil : (key, String(trimmed[trimmed.index(after: eq)...]))
+        }
+        return trimmed.isEmpty ? nil : (trimmed, nil)
+    }
+
+    /// DescribeTags calls made (cache misses).
+    public var lookups: Int { calls.withLock { $0 } }
+
+    public func isManaged(_ instanceID: String) throws(NodeLifecycleError) -> Bool {
+        if let known = cache.withLock({ $0[instanceID] }) { return known }
+        calls.withLock { $0 += 1 }
+        let found = try tags.tagValue(instanceID: instanceID, key: key)
+        let managed = found != nil && (value == nil || found == value)
+        cache.withLock { c in
+            if c.count >= maxCached { c.removeAll() }
+            c[instanceID] = managed
+        }
+        return managed
+    }
+
+    public var description: String { value.map { "\(key)=\($0)" } ?? key }
+}
