@@ -110,10 +110,13 @@ struct NTHMessageTests {
         let xml = try #require(XMLLeaves("""
             <DescribeTagsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><tagSet>
             <item><resourceId>i-2</resourceId><resourceType>instance</resourceType><key>cluster</key><value>other</value></item>
-            <item><resourceId>i-1</resourceId><resourceType>instance</resourceType><key>cluster</key><value>prod</value></item>
+            <item><key>cluster</key><resourceId>i-1</resourceId><resourceType>instance</resourceType><value>prod</value></item>
+            <item><key>cluster</key><resourceId>i-4</resourceId><resourceType>instance</resourceType><value/></item>
             </tagSet></DescribeTagsResponse>
             """))
         #expect(EC2Client.tagValue(in: xml, instanceID: "i-1", key: "cluster") == "prod")
+        #expect(EC2Client.tagValue(in: xml, instanceID: "i-2", key: "cluster") == "other")
+        #expect(EC2Client.tagValue(in: xml, instanceID: "i-4", key: "cluster") == "")
         #expect(EC2Client.tagValue(in: xml, instanceID: "i-3", key: "cluster") == nil)
         #expect(ManagedTag.parse("cluster=prod")! == ("cluster", "prod"))
         #expect(ManagedTag.parse("aws-node-termination-handler/managed")! == ("aws-node-termination-handler/managed", nil))

@@ -25,22 +25,21 @@ public struct EC2Client: Sendable {
         return Self.tagValue(in: xml, instanceID: instanceID, key: key)
     }
 
-    /// Reads `<tagSet><item><resourceId/><key/><value/></item>…` item by item
-    /// (an `item` starts again at each `resourceId`).
+    /// Reads `<tagSet><item><resourceId/><key/><value/></item>…` item by
+    /// item, whatever the order of the fields inside an item (AWS and moto
+    /// differ): a field seen twice starts the next item.
     static func tagValue(in xml: XMLLeaves, instanceID: String, key: String) -> String? {
-        var resource: String?, k: String?, v: String?
+        var item: [String: String] = [:]
         var found: String?
         func flush() {
-            if found == nil, resource == instanceID, k == key { found = v ?? "" }
-            resource = nil; k = nil; v = nil
+            if found == nil, item["resourceId"] == instanceID, item["key"] == key { found = item["value"] ?? "" }
+            item = [:]
         }
         for (path, text) in xml.leaves where path.count >= 2 && path[path.count - 2] == "item" {
-            switch path.last! {
-            case "resourceId": flush(); resource = text
-            case "key": k = text
-            case "value": v = text
-            default: break
-            }
+            let field = path[path.count - 1]
+            guard ["resourceId", "resourceType", "key", "value"].contains(field) else { continue }
+            if item[field] != nil { flush() }
+            item[field] = text
         }
         flush()
         return found
