@@ -13,7 +13,7 @@ struct Moto {
     var queueURL: String
     var roleARN: String
     var dir: String
-    /// Two EC2 instances: the first tagged cluster=prod, the second cluster=staging.
+    /// Three EC2 instances: the first and third tagged cluster=prod, the second cluster=staging.
     var instances: [String]
 
     static func start() throws -> Moto {
@@ -120,7 +120,7 @@ struct MotoTests {
     @Test func describeTags_managedTag_againstMotoEC2() throws {
         let moto = try Moto.start()
         defer { moto.stop() }
-        try #require(moto.instances.count == 2)
+        try #require(moto.instances.count == 3)
         let ec2 = EC2Client(aws: moto.client(), baseURL: moto.url)
         #expect(try ec2.tagValue(instanceID: moto.instances[0], key: "cluster") == "prod")
         #expect(try ec2.tagValue(instanceID: moto.instances[1], key: "cluster") == "staging")
