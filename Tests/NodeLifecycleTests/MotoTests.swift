@@ -131,6 +131,14 @@ struct MotoTests {
         #expect(try managed.isManaged(moto.instances[0]))
         #expect(managed.lookups == 2)
         #expect(try ManagedTag(key: "cluster", value: nil, tags: ec2).isManaged(moto.instances[1]))
+        // One call for a receive batch: every instance's value, the untagged absent.
+        #expect(try ec2.tagValues(instanceIDs: moto.instances + ["i-0000000000000000f"], key: "cluster")
+                == [moto.instances[0]: "prod", moto.instances[1]: "staging", moto.instances[2]: "prod"])
+        let batch = ManagedTag(key: "cluster", value: "prod", tags: ec2)
+        batch.prefetch(moto.instances)
+        #expect(batch.lookups == 1)
+        #expect(try batch.isManaged(moto.instances[0]) && !batch.isManaged(moto.instances[1]) && batch.isManaged(moto.instances[2]))
+        #expect(batch.lookups == 1)
         // A wrong secret is refused by moto's signature check, and surfaced.
         do {
             _ = try EC2Client(aws: moto.client(secret: "wrong"), baseURL: moto.url).tagValue(instanceID: moto.instances[0], key: "cluster")

@@ -25,6 +25,18 @@ public struct EC2Client: Sendable {
         return Self.tagValue(in: xml, instanceID: instanceID, key: key)
     }
 
+    /// Tag `key` of several instances in one call (`resource-id` values
+    /// 1…N): instance id → value; instances without the tag are absent.
+    public func tagValues(instanceIDs: [String], key: String) throws(NodeLifecycleError) -> [String: String] {
+        var params = [("Filter.1.Name", "resource-id")]
+        for (i, id) in instanceIDs.enumerated() { params.append(("Filter.1.Value.\(i + 1)", id)) }
+        params += [("Filter.2.Name", "key"), ("Filter.2.Value.1", key), ("MaxResults", "1000")]
+        let xml = try QueryCall.send(aws, .ec2, baseURL: baseURL, action: "DescribeTags", version: "2016-11-15", params)
+        var out: [String: String] = [:]
+        for id in instanceIDs { if let v = Self.tagValue(in: xml, instanceID: id, key: key) { out[id] = v } }
+        return out
+    }
+
     /// Reads `<tagSet><item><resourceId/><key/><value/></item>…` item by
     /// item, whatever the order of the fields inside an item (AWS and moto
     /// differ): a field seen twice starts the next item.
@@ -49,6 +61,16 @@ public struct EC2Client: Sendable {
 /// What answers "is this instance ours?" (`--managed-tag`).
 public protocol InstanceTagsAPI: Sendable {
     func tagValue(instanceID: String, key: String) throws(NodeLifecycleError) -> String?
+    /// Several at once; instances without the tag are absent from the answer.
+    func tagValues(instanceIDs: [String], key: String) throws(NodeLifecycleError) -> [String: String]
+}
+
+extension InstanceTagsAPI {
+    public func tagValues(instanceIDs: [String], key: String) throws(NodeLifecycleError) -> [String: String] {
+        var out: [String: String] = [:]
+        for id in instanceIDs { if let v = try tagValue(instanceID: id, key: key) { out[id] = v } }
+        return out
+    }
 }
 extension EC2Client: InstanceTagsAPI {}
 
@@ -85,6 +107,20 @@ public final class ManagedTag: Sendable {
 
     /// DescribeTags calls made (cache misses).
     public var lookups: Int { calls.withLock { $0 } }
+
+    /// Reads the tags of every instance of a receive batch not cached yet,
+    /// in one DescribeTags (at most 200 ids). A failure is left to
+    /// `isManaged`, which asks again per instance.
+    public func prefetch(_ instanceIDs: [String]) {
+        let missing = Array(Set(instanceIDs.filter { id in cache.withLock { $0[id] == nil } }).sorted().prefix(200))
+        guard missing.count > 1 else { return }
+        calls.withLock { $0 += 1 }
+        guard let found = try? tags.tagValues(instanceIDs: missing, key: key) else { return }
+        cache.withLock { c in
+            if c.count + missing.count > maxCached { c.removeAll() }
+            for id in missing { c[id] = found[id].map { value == nil || $0 == value } ?? false }
+        }
+    }
 
     public func isManaged(_ instanceID: String) throws(NodeLifecycleError) -> Bool {
         if let known = cache.withLock({ $0[instanceID] }) { return known }

@@ -83,6 +83,16 @@ public final class DrainService: Sendable {
         let messages = try queue.receive(max: min(10, room), waitSeconds: waitSeconds,
                                          visibilitySeconds: drainer.visibilitySeconds)
         var nodes: [JSON]? = nil   // listed once per batch, when needed
+        if let managedTag, messages.count > 1 {
+            // One DescribeTags for the batch instead of one per instance.
+            managedTag.prefetch(messages.flatMap { m -> [String] in
+                switch try? LifecycleMessage.parse(m.body) {
+                case .action(let a)?: [a.instanceID]
+                case .actions(let list)?: list.map(\.instanceID)
+                default: []
+                }
+            })
+        }
         for message in messages { accept(message, nodes: &nodes) }
         startWaiting(inline: inline)
         return messages.count
@@ -125,6 +135,22 @@ public final class DrainService: Sendable {
         }
         let shared = actions.count > 1 ? SharedMessage(count: actions.count) : nil
         for action in actions { accept(action, message, shared: shared, log: log, nodes: &nodes) }
+    }
+
+    /// The node list of the last receive that needed one: a node found there
+    /// needs no new list (under a busy token bucket every list waits its
+    /// turn, and a scale-in of 200 receives 20+ batches). A node not found
+    /// there is looked up in a fresh list, at most once per batch.
+    private let knownNodes = Mutex<[JSON]>([])
+
+    func lookupNode(_ instanceID: String, nodes: inout [JSON]?) throws(NodeLifecycleError) -> JSON? {
+        if let known = NodeDrainer.node(for: instanceID, in: knownNodes.withLock { $0 }) { return known }
+        if nodes == nil {
+            let fresh = try drainer.cluster.listNodes()
+            nodes = fresh
+            knownNodes.withLock { $0 = fresh }
+        }
+        return NodeDrainer.node(for: instanceID, in: nodes ?? [])
     }
 
     /// The ticket held for `instanceID`, whatever its source.
@@ -183,8 +209,7 @@ public final class DrainService: Sendable {
         // Not our node (another cluster sharing the queue): decide now, so
         // its message is not held hidden while it waits for a slot.
         do {
-            if nodes == nil { nodes = try drainer.cluster.listNodes() }
-            if NodeDrainer.node(for: action.instanceID, in: nodes ?? []) == nil {
+            if try lookupNode(action.instanceID, nodes: &nodes) == nil {
                 report(drainer.unknownNode(ticket, log: alog))
                 return
             }
