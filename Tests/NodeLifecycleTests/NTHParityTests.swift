@@ -466,3 +466,15 @@ struct NTHDrainTests {
         #expect(metrics.render().contains("node_lifecycle_webhooks_total{outcome=\"failed\"} 2\n"))
     }
 }
+
+@Suite("aws-node-termination-handler parity: --help")
+struct NTHHelpTests {
+    @Test func drainHelp_listsTheNewOptions() {
+        let r = runCommand("'\(TestPaths.binary("node-lifecycle"))' drain --help 2>&1")
+        for flag in ["--managed-tag", "--cordon-only", "--exclude-from-load-balancers", "--out-of-service-taint",
+                     "--kube-api-qps", "--kube-api-burst", "--heartbeat-until", "--complete-lifecycle-action-delay",
+                     "--webhook-url", "--webhook-template", "--webhook-headers", "NODE_LIFECYCLE_MANAGED_TAG"] {
+            #expect(r.output.contains(flag), "\(flag) missing from drain --help")
+        }
+    }
+}
