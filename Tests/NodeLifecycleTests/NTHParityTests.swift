@@ -3,6 +3,9 @@ import KLSupport
 import KLTestSupport
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import NodeLifecycleKit
 
 /// EventBridge envelopes as aws-node-termination-handler's fixtures write them.
@@ -476,5 +479,38 @@ struct NTHHelpTests {
                      "--webhook-url", "--webhook-template", "--webhook-headers", "NODE_LIFECYCLE_MANAGED_TAG"] {
             #expect(r.output.contains(flag), "\(flag) missing from drain --help")
         }
+    }
+}
+
+@Suite("webhooks against local receivers", .timeLimit(.minutes(1)))
+struct WebhookReceiverTests {
+    /// A receiver that accepts the connection and never answers: the post
+    /// gives up after its timeout and counts as failed; queuing it never
+    /// waited. (Loopback socket made and closed by the test.)
+    @Test func silentReceiver_postIsBoundedAndCounted() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(bound == 0 && listen(fd, 8) == 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let metrics = DrainMetrics()
+        let notifier = WebhookNotifier(url: try #require(AWSURL("http://127.0.0.1:\(port)/hook")), template: try WebhookTemplate(WebhookTemplate.nthDefault),
+                                       headers: [], transport: HTTPTransport(connectTimeout: .seconds(1)), timeout: .seconds(1),
+                                       logger: Logger(sink: MemorySink()), metrics: metrics)
+        let t0 = MonotonicClock.now
+        #expect(notifier.notify(WebhookEvent(eventID: "e", kind: "SPOT_ITN", instanceID: "i-1", nodeName: "n1", description: "d", startTime: "")))
+        #expect(MonotonicClock.now - t0 < .milliseconds(200))   // queued, not sent
+        notifier.drain()
+        let took = MonotonicClock.now - t0
+        #expect(took >= .milliseconds(900) && took < .seconds(5), "\(took)")
+        #expect(metrics.render().contains("node_lifecycle_webhooks_total{outcome=\"failed\"} 1\n"))
+        #expect(metrics.render().contains("node_lifecycle_webhooks_total{outcome=\"sent\"} 0\n"))
     }
 }
