@@ -1,5 +1,8 @@
 import FakeAPIServerKit
+import Glibc
 import KLCore
+import KLSupport
+import Synchronization
 import Testing
 
 private let pods = "/api/v1/namespaces/default/pods"
@@ -117,5 +120,43 @@ struct EvictionTests {
         #expect(gone["type"] == "DELETED")
         #expect(monotonicNow() - start >= 0.9)
         #expect(h.server.object("\(pods)/slow") == nil)
+    }
+
+    /// Regression guard (found by scripts/node-scale --nodes 200 --mix, two
+    /// evictions of one budget 8 ms apart both accepted): the decision and
+    /// the delete were two steps, so concurrent evictions could both take
+    /// the last disruption. 40 evictions at once, ten rounds: exactly one
+    /// accepted per round (without the fix, rounds saw 2 to 37 accepted).
+    @Test func concurrentEvictions_takeTheLastDisruptionOnce() throws {
+        let h = try Harness()
+        nonisolated(unsafe) let harness = h   // each request opens its own connection
+        let n = 40
+        for round in 0..<10 {
+            let app = "race\(round)"
+            for i in 1...n { h.server.put("\(pods)/\(app)-\(i)", readyPod("\(app)-\(i)", app: app)) }
+            h.server.put("\(pdbs)/\(app)", ["apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                            "metadata": ["name": .string(app), "namespace": "default"],
+                                            "spec": ["minAvailable": JSON(n - 1), "selector": ["matchLabels": ["app": .string(app)]]]])
+            let statuses = Mutex<[Int]>([])
+            let mc = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+            let cc = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+            pthread_mutex_init(mc, nil); pthread_cond_init(cc, nil)
+            defer { mc.deallocate(); cc.deallocate() }
+            nonisolated(unsafe) let m = mc, c = cc
+            for i in 1...n {
+                runOnNewThread {
+                    let status = (try? harness.request("POST", "\(pods)/\(app)-\(i)/eviction", body: eviction("\(app)-\(i)")).status) ?? -1
+                    pthread_mutex_lock(m); statuses.withLock { $0.append(status) }; pthread_cond_broadcast(c); pthread_mutex_unlock(m)
+                }
+            }
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_sec += 30
+            pthread_mutex_lock(m)
+            while statuses.withLock({ $0.count }) < n { if pthread_cond_timedwait(c, m, &deadline) == ETIMEDOUT { break } }
+            pthread_mutex_unlock(m)
+            let got = statuses.withLock { $0 }
+            #expect(got.filter { $0 == 201 }.count == 1 && got.filter { $0 == 429 }.count == n - 1, "round \(round): \(got.sorted())")
+        }
     }
 }

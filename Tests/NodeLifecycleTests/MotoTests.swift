@@ -13,6 +13,8 @@ struct Moto {
     var queueURL: String
     var roleARN: String
     var dir: String
+    /// Three EC2 instances: the first and third tagged cluster=prod, the second cluster=staging.
+    var instances: [String]
 
     static func start() throws -> Moto {
         let dir = makeTemporaryDirectory(prefix: "nodelifecycle-test")
@@ -21,7 +23,8 @@ struct Moto {
         let j = try JSON.parse(run.output)
         return Moto(url: j["url"]!.stringValue!, pid: j["pid"]!.intValue!, accessKey: j["access_key"]!.stringValue!,
                     secretKey: j["secret_key"]!.stringValue!, queueURL: j["queue_url"]!.stringValue!,
-                    roleARN: j["role_arn"]!.stringValue!, dir: dir)
+                    roleARN: j["role_arn"]!.stringValue!, dir: dir,
+                    instances: (j["instances"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 
     func stop() { _ = runCommand("python3 '\(testsDirectory)/Support/moto_harness.py' stop \(pid)") }
@@ -110,5 +113,38 @@ struct MotoTests {
         #expect(creds.sessionToken == "test-session-token")
         #expect(creds.expiration != nil)
         #expect(try IMDS(baseURL: moto.url, transport: HTTPTransport()).instanceID() == "i-fake")
+    }
+
+    /// `--managed-tag` reads tags with DescribeTags (Query API, SigV4
+    /// checked by moto) and caches the answer per instance.
+    @Test func describeTags_managedTag_againstMotoEC2() throws {
+        let moto = try Moto.start()
+        defer { moto.stop() }
+        try #require(moto.instances.count == 3)
+        let ec2 = EC2Client(aws: moto.client(), baseURL: moto.url)
+        #expect(try ec2.tagValue(instanceID: moto.instances[0], key: "cluster") == "prod")
+        #expect(try ec2.tagValue(instanceID: moto.instances[1], key: "cluster") == "staging")
+        #expect(try ec2.tagValue(instanceID: moto.instances[0], key: "absent") == nil)
+        let managed = ManagedTag(key: "cluster", value: "prod", tags: ec2)
+        #expect(try managed.isManaged(moto.instances[0]))
+        #expect(try !managed.isManaged(moto.instances[1]))
+        #expect(try managed.isManaged(moto.instances[0]))
+        #expect(managed.lookups == 2)
+        #expect(try ManagedTag(key: "cluster", value: nil, tags: ec2).isManaged(moto.instances[1]))
+        // One call for a receive batch: every instance's value, the untagged absent.
+        #expect(try ec2.tagValues(instanceIDs: moto.instances + ["i-0000000000000000f"], key: "cluster")
+                == [moto.instances[0]: "prod", moto.instances[1]: "staging", moto.instances[2]: "prod"])
+        let batch = ManagedTag(key: "cluster", value: "prod", tags: ec2)
+        batch.prefetch(moto.instances)
+        #expect(batch.lookups == 1)
+        #expect(try batch.isManaged(moto.instances[0]) && !batch.isManaged(moto.instances[1]) && batch.isManaged(moto.instances[2]))
+        #expect(batch.lookups == 1)
+        // A wrong secret is refused by moto's signature check, and surfaced.
+        do {
+            _ = try EC2Client(aws: moto.client(secret: "wrong"), baseURL: moto.url).tagValue(instanceID: moto.instances[0], key: "cluster")
+            Issue.record("a wrong secret was accepted")
+        } catch {
+            #expect(error.httpStatus == 401 || error.httpStatus == 403, "\(error)")
+        }
     }
 }

@@ -74,3 +74,15 @@ echo "$line"
 [[ $line == *"undrained_terminations=0 "* ]] && { log "node-scale did not notice missing heartbeats: $line"; exit 1; }
 [[ $line == nodes=3* ]] || { log "node-scale negative control printed no result (status $status)"; exit 1; }
 (( status == 1 )) || { log "node-scale exited $status, not 1, with undrained terminations"; exit 1; }
+
+log "node-lifecycle: aws-node-termination-handler event mix on a shared queue (scripts/node-scale --mix, small case)"
+# Hooks, spot warnings, scheduled changes, a state change, rebalance
+# recommendations and another cluster's instances on the same queue, with
+# --managed-tag (moto's EC2), the Kubernetes token bucket and webhooks.
+line=$(KL_BIN_DIR="$bin" scripts/node-scale --nodes 12 --concurrency 4 --heartbeat-timeout 6 --drain-seconds 1 --seed 3 --mix 2>&1 | tail -1)
+echo "$line"
+for want in "completed=12 " " undrained_terminations=0 " " pdb_violations=0 " " foreign_touched=0 "; do
+  [[ $line == *"$want"* ]] || { log "node-scale --mix: expected '$want' in: $line"; exit 1; }
+done
+[[ $line =~ webhook_sent=([0-9]+)\ webhook_failed=([0-9]+) ]] && (( BASH_REMATCH[1] >= 10 && BASH_REMATCH[2] >= 1 )) \
+  || { log "node-scale --mix: webhook posts not sent and failed as the receiver answered: $line"; exit 1; }

@@ -321,8 +321,18 @@ final class Store: Sendable {
         }
     }
 
+    /// Serializes evictions: the decision and the delete are one step, as
+    /// the real API server makes them one (it decrements the budget's
+    /// `disruptionsAllowed` with optimistic concurrency before deleting), so
+    /// two concurrent evictions can never both take the last disruption.
+    let evictionGate = Mutex(0)
+
     /// POST pods/NAME/eviction: deletes the pod unless a PodDisruptionBudget forbids it.
     func evict(namespace: String, name: String) -> APIResult {
+        evictionGate.withLock { _ in evictLocked(namespace: namespace, name: name) }
+    }
+
+    private func evictLocked(namespace: String, name: String) -> APIResult {
         let decision: APIResult? = state.withLock { s in
             let key = "\(namespace)/\(name)"
             guard let pod = s.objects[ResourceType.pods.qualified]?[key] else { return .error(Status.notFound(.pods, name)) }

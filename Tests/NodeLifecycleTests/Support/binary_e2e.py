@@ -6,8 +6,10 @@ lists), moto_server (SQS, signature checking on) and the Query double
 
   binary_e2e.py BIN_DIR RBAC_YAML
 """
+import http.server
 import json
 import os
+import threading
 import socket
 import subprocess
 import sys
@@ -257,6 +259,94 @@ def main():
         if "drains in progress handed back to the queue" not in drain_log():
             fail("no shutdown log line")
         print("drain: SIGTERM hands the drain in progress back to the queue at once")
+
+        # 6. aws-node-termination-handler's options, end to end: a shared
+        #    queue (--managed-tag cluster=prod read from moto's EC2), an AWS
+        #    Health scheduled change naming one of ours and one foreign
+        #    instance, a terminate hook for another of ours; labels, the
+        #    out-of-service taint and webhooks to a local receiver.
+        posts = []
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                posts.append((self.path, self.headers.get("X-Token"), body.decode()))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        ours, foreign, ours2 = moto["instances"]
+        kube.call("POST", "/api/v1/nodes", node("n6", ours))
+        kube.call("POST", "/api/v1/nodes", node("n7", foreign))
+        kube.call("POST", "/api/v1/nodes", node("n8", ours2))
+        for n in ("n6", "n7", "n8"):
+            kube.call("POST", "/api/v1/namespaces/shop/pods", pod("shop", "web-" + n, n, "ReplicaSet", {"app": "web-" + n}))
+        # The interrupted drain's message (n4, PDB forever) is still on the queue: drop it.
+        sqs.purge_queue(QueueUrl=moto["queue_url"])
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "version": "0", "id": "health-1", "detail-type": "AWS Health Event", "source": "aws.health",
+            "account": "123456789012", "time": "2026-12-06T21:00:00Z", "region": "us-east-1", "resources": [ours, foreign],
+            "detail": {"eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/x", "service": "EC2",
+                       "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", "eventTypeCategory": "scheduledChange",
+                       "startTime": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 3600)),
+                       "eventDescription": [{"language": "en_US", "latestDescription": "retirement"}],
+                       "affectedEntities": [{"entityValue": ours}, {"entityValue": foreign}]}}))
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "LifecycleHookName": "drain", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            "AutoScalingGroupName": "nodes", "EC2InstanceId": ours2, "LifecycleActionToken": "tok-ours2"}))
+        sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
+            "version": "0", "id": "other", "detail-type": "", "source": "", "detail": {}}))
+        env_ec2 = dict(env, AWS_ENDPOINT_URL_EC2=moto["url"])
+        open(work + "/drain.log", "w").close()
+        drain = kl.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
+                                 "--heartbeat-interval", "1s", "--poll-interval", "200ms", "--managed-tag", "cluster=prod",
+                                 "--exclude-from-load-balancers", "--out-of-service-taint", "--kube-api-qps", "50",
+                                 "--webhook-url", f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+                                 "--webhook-headers", '{"Content-Type":"application/json","X-Token":"t0ken"}',
+                                 "--webhook-template", '{"instance":"{{ .InstanceID }}","kind":"{{ .Kind }}","node":"{{ .NodeName }}"}'],
+                                work + "/drain.log", env_ec2)
+
+        def pods_on(n):
+            return [p["metadata"]["name"] for p in kube.call("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{n}")["items"]]
+
+        def nth_done():
+            if drain.poll() is not None:
+                fail("drain exited early:\n" + drain_log())
+            return not pods_on("n6") and not pods_on("n8") and len(posts) >= 2 and \
+                any(c["action"] == "CompleteLifecycleAction" and c["params"]["InstanceId"] == ours2 for c in double_calls())
+        if not kl.wait_until(nth_done, 60, 0.2):
+            fail(f"scheduled change / hook not handled (posts {posts}):\n" + drain_log())
+        n6, n7, n8 = (kube.call("GET", f"/api/v1/nodes/{n}") for n in ("n6", "n7", "n8"))
+        exclude = "node.kubernetes.io/exclude-from-external-load-balancers"
+        for n in (n6, n8):
+            if n["metadata"].get("labels", {}).get(exclude) != "true" or not n["spec"].get("unschedulable"):
+                fail(f"{n['metadata']['name']} not labelled {exclude} and cordoned: {n['metadata']} {n['spec']}")
+        oos = lambda n: [t for t in n["spec"].get("taints", []) if t["key"] == "node.kubernetes.io/out-of-service"]
+        if oos(n8) != [{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]:
+            fail(f"n8 (terminating hook) lacks the out-of-service taint: {n8['spec']}")
+        if oos(n6):
+            fail(f"n6 (scheduled change, not a termination) got the out-of-service taint: {n6['spec']}")
+        if n7["spec"].get("unschedulable") or pods_on("n7") != ["web-n7"] or exclude in n7["metadata"].get("labels", {}):
+            fail(f"the foreign instance's node n7 was touched: {n7}")
+        if any(c["params"].get("InstanceId") == foreign for c in double_calls()):
+            fail("Auto Scaling was called for the foreign instance")
+        # The health event stays on the queue for the cluster that owns the foreign instance.
+        attrs = queue_attributes()
+        if int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) != 1:
+            fail(f"expected only the shared health event left on the queue: {attrs}")
+        got = sorted((json.loads(b)["kind"], json.loads(b)["instance"], json.loads(b)["node"], path, token) for path, token, b in posts)
+        if got != sorted([("SCHEDULED_EVENT", ours, "n6", "/hook", "t0ken"), ("ASG_LIFECYCLE", ours2, "n8", "/hook", "t0ken")]):
+            fail(f"webhook posts: {got}")
+        log = drain_log()
+        if "is not one node-lifecycle handles" not in log or "does not carry the managed tag" not in log:
+            fail("the unknown-source and foreign-instance log lines are missing:\n" + log)
+        print("drain: NTH options end to end: scheduled change drained n6 (labelled, no out-of-service taint), "
+              "hook drained n8 (out-of-service taint), foreign n7 untouched with --managed-tag (moto EC2 DescribeTags), "
+              "2 webhook posts, unknown source deleted")
+        receiver.shutdown()
     finally:
         for helper in (moto, double):
             if helper:

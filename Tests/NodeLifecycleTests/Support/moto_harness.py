@@ -67,9 +67,16 @@ def start(directory):
     role = iam.create_role(RoleName="drainer", AssumeRolePolicyDocument=TRUST)["Role"]
     iam.put_role_policy(RoleName="drainer", PolicyName="all", PolicyDocument=POLICY)
     queue_url = boto3.client("sqs", **kw).create_queue(QueueName="node-drain")["QueueUrl"]
+    # Three instances for --managed-tag: the first and third carry
+    # cluster=prod, the second cluster=staging (another cluster sharing the queue).
+    ec2 = boto3.client("ec2", **kw)
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId="ami-12345678", MinCount=3, MaxCount=3)["Instances"]]
+    ec2.create_tags(Resources=[ids[0], ids[2]], Tags=[{"Key": "cluster", "Value": "prod"}])
+    ec2.create_tags(Resources=[ids[1]], Tags=[{"Key": "cluster", "Value": "staging"}])
     reset_auth(url, 0)
     print(json.dumps({"url": url, "pid": proc.pid, "access_key": key["AccessKeyId"],
-                      "secret_key": key["SecretAccessKey"], "queue_url": queue_url, "role_arn": role["Arn"]}))
+                      "secret_key": key["SecretAccessKey"], "queue_url": queue_url, "role_arn": role["Arn"],
+                      "instances": ids}))
 
 
 def sqs_client(moto):

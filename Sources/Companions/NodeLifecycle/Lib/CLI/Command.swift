@@ -112,10 +112,24 @@ public enum NodeLifecycleCommand {
             let asg = AutoScalingClient(aws: aws, baseURL: AWSService.autoScaling.endpoint(region: config.region, environment: env))
             let queue = SQSQueue(client: sqs, queueURL: config.queueURL)
             let metrics = DrainMetrics()
-            let drainer = NodeDrainer(cluster: try kubeCluster(config.common, instance: env["HOSTNAME"] ?? "node-lifecycle"),
+            let clock = MonotonicClock()
+            let cluster = RateLimitedCluster(try kubeCluster(config.common, instance: env["HOSTNAME"] ?? "node-lifecycle"),
+                                             qps: config.kubeQPS, burst: config.kubeBurst, clock: clock, metrics: metrics)
+            var drainer = NodeDrainer(cluster: cluster,
                                       lifecycle: asg, queue: queue, settings: config.settings,
-                                      taint: config.taint, clock: MonotonicClock(), logger: logger,
+                                      taint: config.taint, clock: clock, logger: logger,
                                       onUnknownNode: config.onUnknownNode, metrics: metrics)
+            drainer.options = config.options
+            var webhook: WebhookNotifier?
+            if let w = config.webhook {
+                webhook = WebhookNotifier(url: w.url, template: w.template, headers: w.headers, transport: HTTPTransport(),
+                                          logger: logger, metrics: metrics)
+                drainer.options.webhook = webhook
+            }
+            let managedTag = config.managedTag.map { tag in
+                ManagedTag(key: tag.key, value: tag.value,
+                           tags: EC2Client(aws: aws, baseURL: AWSService.ec2.endpoint(region: config.region, environment: env)))
+            }
             // Bound now (a bad address fails at start); served after the
             // signal mask is set, since threads inherit it.
             let metricsServer = try config.metricsAddress.map { address throws(NodeLifecycleError) in
@@ -127,8 +141,16 @@ public enum NodeLifecycleCommand {
                           ("heartbeat.interval", .string(DurationText.format(config.settings.heartbeatInterval))),
                           ("pod_selector", config.settings.podSelector.map { .string($0) } ?? .null),
                           ("delete_emptydir_data", .bool(config.settings.deleteEmptyDirData)), ("force", .bool(config.settings.force)),
-                          ("ignore_daemonsets", .bool(config.settings.ignoreDaemonSets)))
-            let service = DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency, logger: logger)
+                          ("ignore_daemonsets", .bool(config.settings.ignoreDaemonSets)),
+                          ("managed_tag", managedTag.map { JSON.string($0.description) } ?? .null),
+                          ("cordon_only", .bool(config.options.cordonOnly)),
+                          ("exclude_from_load_balancers", .bool(config.options.excludeFromLoadBalancers)),
+                          ("out_of_service_taint", .bool(config.options.outOfServiceTaint)),
+                          ("kube_api_qps", .number(String(config.kubeQPS))), ("kube_api_burst", JSON(config.kubeBurst)),
+                          ("heartbeat_until", .string(DurationText.format(config.options.heartbeatUntil))),
+                          ("webhook", .bool(webhook != nil)))
+            let service = DrainService(queue: queue, drainer: drainer, concurrency: config.concurrency,
+                                       managedTag: managedTag, logger: logger)
             // SIGTERM (this pod evicted, a rollout): hand drains in progress to
             // another replica at once instead of after the visibility timeout.
             onTerminationSignal { signal in
@@ -137,6 +159,7 @@ public enum NodeLifecycleCommand {
                               ("messages.released", JSON(released)))
                 exit(0)
             }
+            webhook?.start()
             if let metricsServer, let address = config.metricsAddress {
                 metricsServer.start()
                 logger.notice("serving metrics", ("metrics.addr", .string(address)), ("metrics.port", JSON(metricsServer.port)))

@@ -85,6 +85,28 @@ public struct DrainConfig: Sendable {
                    help: "kubectl drain --grace-period: seconds each pod gets to stop; always capped to the drain time left."),
         OptionSpec("metrics-addr", env: "NODE_LIFECYCLE_METRICS_ADDR", value: "HOST:PORT", default: "off",
                    help: "Serve Prometheus metrics on http://HOST:PORT/metrics (and /healthz), e.g. :9100."),
+        OptionSpec("managed-tag", env: "NODE_LIFECYCLE_MANAGED_TAG", value: "KEY[=VALUE]", default: "off (every instance)",
+                   help: "Only handle instances carrying this EC2 tag (DescribeTags, cached per instance); others are left on the queue for the cluster that owns them."),
+        OptionSpec("cordon-only", env: "NODE_LIFECYCLE_CORDON_ONLY", value: nil, default: "off",
+                   help: "Cordon and taint, never evict (the lifecycle action is still completed)."),
+        OptionSpec("exclude-from-load-balancers", env: "NODE_LIFECYCLE_EXCLUDE_FROM_LOAD_BALANCERS", value: nil, default: "off",
+                   help: "Label node.kubernetes.io/exclude-from-external-load-balancers=true with the cordon, before any eviction."),
+        OptionSpec("out-of-service-taint", env: "NODE_LIFECYCLE_OUT_OF_SERVICE_TAINT", value: nil, default: "off",
+                   help: "After the drain of an instance that terminates, taint node.kubernetes.io/out-of-service=nodeshutdown:NoExecute (volumes detach at once)."),
+        OptionSpec("kube-api-qps", env: "NODE_LIFECYCLE_KUBE_API_QPS", value: "N", default: "20",
+                   help: "Kubernetes API requests per second (token bucket over every request)."),
+        OptionSpec("kube-api-burst", env: "NODE_LIFECYCLE_KUBE_API_BURST", value: "N", default: "40",
+                   help: "Kubernetes API requests allowed at once above --kube-api-qps."),
+        OptionSpec("heartbeat-until", env: "NODE_LIFECYCLE_HEARTBEAT_UNTIL", value: "DURATION", default: "48h",
+                   help: "Stop heartbeating an action this long after it was received (1m to 48h); the hook's HeartbeatTimeout then applies."),
+        OptionSpec("complete-lifecycle-action-delay", env: "NODE_LIFECYCLE_COMPLETE_LIFECYCLE_ACTION_DELAY", value: "DURATION|-1", default: "-1 (none)",
+                   help: "Wait this long after a drain before CompleteLifecycleAction (heartbeats go on)."),
+        OptionSpec("webhook-url", env: "NODE_LIFECYCLE_WEBHOOK_URL", value: "URL", default: "off",
+                   help: "POST one message per event here (Slack, Teams, any receiver), from its own thread: never delays a drain."),
+        OptionSpec("webhook-template", env: "NODE_LIFECYCLE_WEBHOOK_TEMPLATE", value: "TEMPLATE", default: "aws-node-termination-handler's",
+                   help: "Body with {{ .EventID }} {{ .Kind }} {{ .InstanceID }} {{ .NodeName }} {{ .Description }} {{ .StartTime }} {{ .State }} {{ .AutoScalingGroupName }}."),
+        OptionSpec("webhook-headers", env: "NODE_LIFECYCLE_WEBHOOK_HEADERS", value: "JSON", default: #"{"Content-Type":"application/json"}"#,
+                   help: "Headers of each post, a JSON object of strings."),
     ] + CommonOptions.specs
 
     public var queueURL: String
@@ -95,6 +117,11 @@ public struct DrainConfig: Sendable {
     public var onUnknownNode: UnknownNodePolicy
     public var metricsAddress: String?
     public var common: CommonConfig
+    public var options = DrainOptions()
+    public var managedTag: (key: String, value: String?)?
+    public var kubeQPS: Double = 20
+    public var kubeBurst: Int = 40
+    public var webhook: (url: AWSURL, template: WebhookTemplate, headers: [AWSHeader])?
 
     public static func load(arguments: [String], environment env: [String: String]) throws(NodeLifecycleError) -> DrainConfig {
         let o = try parse(specs, arguments, env)
@@ -137,8 +164,48 @@ public struct DrainConfig: Sendable {
         }
         let metrics = o["metrics-addr"].flatMap { $0.isEmpty ? nil : $0 }
         if let metrics { _ = try MetricsServer.parse(address: metrics) }
-        return DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint,
-                           onUnknownNode: onUnknownNode, metricsAddress: metrics, common: common)
+        var config = DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint,
+                                 onUnknownNode: onUnknownNode, metricsAddress: metrics, common: common)
+        if let text = o["managed-tag"] {
+            guard let tag = ManagedTag.parse(text) else {
+                throw NodeLifecycleError(.usage, "\(o.source(of: "managed-tag")) must be KEY or KEY=VALUE (got \"\(text)\").")
+            }
+            config.managedTag = tag
+        }
+        config.options.cordonOnly = o.isSet("cordon-only")
+        config.options.excludeFromLoadBalancers = o.isSet("exclude-from-load-balancers")
+        config.options.outOfServiceTaint = o.isSet("out-of-service-taint")
+        guard let qps = Double(o["kube-api-qps"] ?? "20"), qps.isFinite, qps >= 0.1, qps <= 10_000 else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "kube-api-qps")) must be a number from 0.1 to 10000 (got \"\(o["kube-api-qps"]!)\").")
+        }
+        guard let burst = Int(o["kube-api-burst"] ?? "40"), burst >= 1, burst <= 10_000 else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "kube-api-burst")) must be a whole number from 1 to 10000 (got \"\(o["kube-api-burst"]!)\").")
+        }
+        (config.kubeQPS, config.kubeBurst) = (qps, burst)
+        let until = try duration(o, "heartbeat-until", default: .seconds(172_800), minimum: .seconds(60))
+        guard until <= .seconds(172_800) else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "heartbeat-until")) must be at most 48h, Auto Scaling's global timeout (got \(o["heartbeat-until"]!)).")
+        }
+        guard until >= settings.heartbeatInterval else {
+            throw NodeLifecycleError(.usage, "\(o.source(of: "heartbeat-until")) must be at least --heartbeat-interval.")
+        }
+        config.options.heartbeatUntil = until
+        if let text = o["complete-lifecycle-action-delay"], text != "-1" {
+            let delay = try duration(o, "complete-lifecycle-action-delay", default: .zero, minimum: .zero)
+            guard delay <= .seconds(7200) else {
+                throw NodeLifecycleError(.usage, "\(o.source(of: "complete-lifecycle-action-delay")) must be at most 2h (got \(text)).")
+            }
+            config.options.completeDelay = delay
+        }
+        if let text = o["webhook-url"], !text.isEmpty {
+            guard let url = AWSURL(text) else {
+                throw NodeLifecycleError(.usage, "\(o.source(of: "webhook-url")) is not an http(s):// URL.")
+            }
+            let template = try WebhookTemplate(o["webhook-template"] ?? WebhookTemplate.nthDefault)
+            let headers = try WebhookNotifier.parseHeaders(o["webhook-headers"] ?? #"{"Content-Type":"application/json"}"#)
+            config.webhook = (url, template, headers)
+        }
+        return config
     }
 }
 

@@ -20,11 +20,19 @@ public final class ActionTicket: Sendable {
         /// The drain is completing it: no more heartbeats.
         var done = false
         var heartbeats = 0
+        /// `--heartbeat-until` passed: heartbeats stopped (logged once).
+        var heartbeatsStopped = false
+        var deleted = false
     }
     private let state: Mutex<State>
 
-    public init(action: LifecycleAction, message: SQSMessage, now: MonotonicClock.Instant) {
+    /// Set when the message carries several actions (an AWS Health event
+    /// naming several instances): it is deleted when the last one is done.
+    public let shared: SharedMessage?
+
+    public init(action: LifecycleAction, message: SQSMessage, now: MonotonicClock.Instant, shared: SharedMessage? = nil) {
         self.action = action
+        self.shared = shared
         receivedAt = now
         state = Mutex(State(messages: [message]))
     }
@@ -50,6 +58,10 @@ public final class ActionTicket: Sendable {
     public var lastHeartbeat: MonotonicClock.Instant? { state.withLock { $0.lastHeartbeat } }
     public var heartbeatCount: Int { state.withLock { $0.heartbeats } }
 
+    /// True the first time only: the action's messages are deleted once.
+    func markDeleted() -> Bool { state.withLock { s in defer { s.deleted = true }; return !s.deleted } }
+    /// True the first time only (for the log line).
+    func stopHeartbeats() -> Bool { state.withLock { s in defer { s.heartbeatsStopped = true }; return !s.heartbeatsStopped } }
     func markGone() { state.withLock { $0.gone = true } }
     func markDone() { state.withLock { $0.done = true } }
     func heartbeatSent(now: MonotonicClock.Instant) {
@@ -60,4 +72,12 @@ public final class ActionTicket: Sendable {
     public func nextHeartbeat(interval: Duration, now: MonotonicClock.Instant) -> MonotonicClock.Instant {
         state.withLock { s in s.lastHeartbeat.map { $0 + interval } ?? now }
     }
+}
+
+/// A queue message shared by several actions: the last one done deletes it.
+public final class SharedMessage: Sendable {
+    let remaining: Mutex<Int>
+    public init(count: Int) { remaining = Mutex(count) }
+    /// One action is done; true when it was the last.
+    func release() -> Bool { remaining.withLock { $0 -= 1; return $0 == 0 } }
 }

@@ -74,8 +74,10 @@ public enum EvictionResult: Sendable, Equatable {
     case accepted
     /// 404: the pod is already gone.
     case notFound
-    /// 429: a PodDisruptionBudget forbids it now; retry (after `retryAfter` if the server said so).
-    case blocked(retryAfter: Duration?)
+    /// 429: a PodDisruptionBudget forbids it now; retry (after `retryAfter`
+    /// if the server said so). `budget` is the PDB's name when the answer
+    /// named it ("The disruption budget NAME needs …").
+    case blocked(retryAfter: Duration?, budget: String? = nil)
     /// Anything else (500 for several PDBs, network errors): retry later.
     case failed(String)
 }
@@ -251,7 +253,7 @@ public struct DrainPlan: Sendable {
             progress[pod.key] = .evicted
         case .notFound:
             progress[pod.key] = .gone
-        case .blocked(let retryAfter):
+        case .blocked(let retryAfter, _):
             // kubectl waits 5 s; honour a longer Retry-After from the server.
             let wait = max(settings.evictionRetry, retryAfter ?? .zero)
             progress[pod.key] = .pending(now + wait)

@@ -25,6 +25,8 @@ public final class DrainService: Sendable {
     /// Long-poll wait per ReceiveMessage (SQS maximum 20 s).
     public let waitSeconds: Int
     public let maxTracked: Int
+    /// `--managed-tag`: only instances carrying the tag are handled.
+    public let managedTag: ManagedTag?
 
     struct Book {
         var tickets: [String: ActionTicket] = [:]
@@ -36,7 +38,8 @@ public final class DrainService: Sendable {
     private let reports = Mutex<[DrainReport]>([])
 
     public init(queue: any QueueAPI, drainer: NodeDrainer, concurrency: Int = 4, waitSeconds: Int = 20,
-                maxTracked: Int = 1000, logger: Logger) {
+                maxTracked: Int = 1000, managedTag: ManagedTag? = nil, logger: Logger) {
+        self.managedTag = managedTag
         self.queue = queue
         self.drainer = drainer
         self.concurrency = max(1, concurrency)
@@ -80,6 +83,16 @@ public final class DrainService: Sendable {
         let messages = try queue.receive(max: min(10, room), waitSeconds: waitSeconds,
                                          visibilitySeconds: drainer.visibilitySeconds)
         var nodes: [JSON]? = nil   // listed once per batch, when needed
+        if let managedTag, messages.count > 1 {
+            // One DescribeTags for the batch instead of one per instance.
+            managedTag.prefetch(messages.flatMap { m -> [String] in
+                switch try? LifecycleMessage.parse(m.body) {
+                case .action(let a)?: [a.instanceID]
+                case .actions(let list)?: list.map(\.instanceID)
+                default: []
+                }
+            })
+        }
         for message in messages { accept(message, nodes: &nodes) }
         startWaiting(inline: inline)
         return messages.count
@@ -109,14 +122,57 @@ public final class DrainService: Sendable {
             }
             return
         }
-        guard case .action(let action) = parsed else {
+        let actions: [LifecycleAction]
+        switch parsed {
+        case .action(let a): actions = [a]
+        case .actions(let list): actions = list
+        default:
             log.info("test notification deleted")
             do { try queue.delete(message) } catch {
                 log.warning("cannot delete the test notification", ("error", .string(error.description)))
             }
             return
         }
+        let shared = actions.count > 1 ? SharedMessage(count: actions.count) : nil
+        for action in actions { accept(action, message, shared: shared, log: log, nodes: &nodes) }
+    }
+
+    /// The node list of the last receive that needed one: a node found there
+    /// needs no new list (under a busy token bucket every list waits its
+    /// turn, and a scale-in of 200 receives 20+ batches). A node not found
+    /// there is looked up in a fresh list, at most once per batch.
+    private let knownNodes = Mutex<[JSON]>([])
+
+    func lookupNode(_ instanceID: String, nodes: inout [JSON]?) throws(NodeLifecycleError) -> JSON? {
+        if let known = NodeDrainer.node(for: instanceID, in: knownNodes.withLock { $0 }) { return known }
+        if nodes == nil {
+            let fresh = try drainer.cluster.listNodes()
+            nodes = fresh
+            knownNodes.withLock { $0 = fresh }
+        }
+        return NodeDrainer.node(for: instanceID, in: nodes ?? [])
+    }
+
+    /// The ticket held for `instanceID`, whatever its source.
+    func held(instance instanceID: String) -> ActionTicket? {
+        book.withLock { b in b.tickets.values.first { $0.action.instanceID == instanceID } }
+    }
+
+    func accept(_ action: LifecycleAction, _ message: SQSMessage, shared: SharedMessage?, log: Logger, nodes: inout [JSON]?) {
         let alog = log.with(("instance.id", .string(action.instanceID)), ("source", .string(action.source.rawValue)))
+        if action.source == .stateChange {
+            // The instance is stopping or going while we hold an action for
+            // it (terminated from the console or the API: no hook waits).
+            if let drain = held(instance: action.instanceID), drain.token != action.lifecycleActionToken, !drain.isDone {
+                instanceLost(drain, notice: action, message: message, log: alog, nodes: &nodes)
+                return
+            }
+            if action.ec2State == "stopped" || action.ec2State == "terminated" {
+                alog.info("EC2 event needs nothing; deleted", ("state", .string(action.ec2State ?? "")))
+                drainer.deleteMessages(ActionTicket(action: action, message: message, now: drainer.clock.now, shared: shared), log: alog)
+                return
+            }
+        }
         // Received again (visibility ran out, or a duplicate message): keep
         // the newest receipt handle and hide it like the others.
         if let known = book.withLock({ $0.tickets[action.lifecycleActionToken] }) {
@@ -128,7 +184,24 @@ public final class DrainService: Sendable {
             return
         }
         metrics?.received(action)
-        let ticket = ActionTicket(action: action, message: message, now: drainer.clock.now)
+        let ticket = ActionTicket(action: action, message: message, now: drainer.clock.now, shared: shared)
+        if let managedTag {
+            do {
+                if try !managedTag.isManaged(action.instanceID) {
+                    alog.info("instance does not carry the managed tag; message left on the queue for the cluster that owns it",
+                              ("managed_tag", .string(managedTag.description)))
+                    ticket.markDone()
+                    report(.notManaged)
+                    return
+                }
+            } catch {
+                alog.warning("cannot read the instance's tags; message left on the queue and retried when it comes back",
+                             ("error", .string(error.description)))
+                ticket.markDone()
+                report(.leftOnQueue(reason: error.description))
+                return
+            }
+        }
         if action.transition == .launching {
             report(drainer.handle(ticket, selfHeartbeat: true))
             return
@@ -136,8 +209,7 @@ public final class DrainService: Sendable {
         // Not our node (another cluster sharing the queue): decide now, so
         // its message is not held hidden while it waits for a slot.
         do {
-            if nodes == nil { nodes = try drainer.cluster.listNodes() }
-            if NodeDrainer.node(for: action.instanceID, in: nodes ?? []) == nil {
+            if try lookupNode(action.instanceID, nodes: &nodes) == nil {
                 report(drainer.unknownNode(ticket, log: alog))
                 return
             }
@@ -158,6 +230,28 @@ public final class DrainService: Sendable {
         }
         updateGauges()
         alog.info("lifecycle action received; heartbeated until it is completed", ("queue.position", JSON(position)))
+    }
+
+    /// A state change (stopping, shutting-down, stopped, terminated) for an
+    /// instance whose action is held: someone terminated it from the console
+    /// or the API while it drained or waited. Told: a Warning Event on the
+    /// node, a log line, the metric, the webhook. The notice is deleted; the
+    /// held action goes on (its completion is answered or found gone).
+    func instanceLost(_ drain: ActionTicket, notice: LifecycleAction, message: SQSMessage, log: Logger, nodes: inout [JSON]?) {
+        let state = notice.ec2State ?? "?"
+        let running = book.withLock { $0.running.contains(drain.token) }
+        metrics?.instanceLost()
+        log.error("instance is going while its drain \(running ? "runs" : "waits"); pods not yet evicted go down with it",
+                  ("state", .string(state)), ("held_source", .string(drain.action.source.rawValue)))
+        if nodes == nil { nodes = try? drainer.cluster.listNodes() }
+        if let node = NodeDrainer.node(for: notice.instanceID, in: nodes ?? []), let name = node[path: "metadata", "name"]?.stringValue {
+            drainer.event(NodeEvent(node: name, nodeUID: node[path: "metadata", "uid"]?.stringValue, reason: "InstanceLostDuringDrain",
+                                    message: "Instance \(notice.instanceID) is \(state) (EC2 state change, no lifecycle hook) while its drain \(running ? "runs" : "waits for a slot"); pods not yet evicted go down with it.",
+                                    kind: .warning), log: log)
+            drainer.notify(ActionTicket(action: notice, message: message, now: drainer.clock.now), node: name,
+                           description: "instance \(state) while its drain \(running ? "runs" : "waits")")
+        }
+        drainer.deleteMessages(ActionTicket(action: notice, message: message, now: drainer.clock.now), log: log)
     }
 
     /// Starts drains while slots are free, oldest action first. A spot

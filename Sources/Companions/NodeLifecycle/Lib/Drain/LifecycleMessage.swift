@@ -22,6 +22,10 @@ public enum ActionSource: String, Sendable, Equatable {
     /// `stopping` or `shutting-down`: drained like a lifecycle action (the
     /// instance is going; nothing to complete).
     case stateChange = "state_change"
+    /// AWS Health "AWS Health Event", `service` EC2, `eventTypeCategory`
+    /// `scheduledChange` (retirement, maintenance): drained in turn, within
+    /// `--concurrency`; the event's `startTime` bounds the drain.
+    case scheduledChange = "scheduled_change"
 }
 
 /// One pending Auto Scaling lifecycle action: what `CompleteLifecycleAction`
@@ -40,14 +44,35 @@ public struct LifecycleAction: Sendable, Equatable {
     /// `NotificationMetadata` of the hook, as sent.
     public var notificationMetadata: String?
     public var source: ActionSource
+    /// `detail.state` of a state-change notification (`stopping`,
+    /// `shutting-down`, `stopped`, `terminated`).
+    public var ec2State: String?
+    /// `detail.startTime` of a scheduled change: the drain must be over by then.
+    public var startTime: WallTime?
+
+    /// True when the instance goes away at the end (the out-of-service
+    /// taint is only for these): a terminating hook, a spot interruption, a
+    /// state change to `shutting-down`/`terminated`. Not a stop, a
+    /// rebalance recommendation or a scheduled change (often a reboot).
+    public var endsInTermination: Bool {
+        switch source {
+        case .lifecycleHook: transition == .terminating
+        case .spotInterruption: true
+        case .stateChange: ec2State == "shutting-down" || ec2State == "terminated"
+        case .rebalanceRecommendation, .scheduledChange: false
+        }
+    }
 
     /// True when Auto Scaling waits for this action (heartbeat, complete).
     public var isLifecycleHook: Bool { source == .lifecycleHook }
 
     public init(autoScalingGroupName: String, lifecycleHookName: String, lifecycleActionToken: String,
                 instanceID: String, transition: LifecycleTransition, time: String? = nil,
-                notificationMetadata: String? = nil, source: ActionSource = .lifecycleHook) {
+                notificationMetadata: String? = nil, source: ActionSource = .lifecycleHook,
+                ec2State: String? = nil, startTime: WallTime? = nil) {
         self.source = source
+        self.ec2State = ec2State
+        self.startTime = startTime
         self.autoScalingGroupName = autoScalingGroupName
         self.lifecycleHookName = lifecycleHookName
         self.lifecycleActionToken = lifecycleActionToken
@@ -61,6 +86,9 @@ public struct LifecycleAction: Sendable, Equatable {
 /// A queue message body, understood.
 public enum LifecycleMessage: Sendable, Equatable {
     case action(LifecycleAction)
+    /// An AWS Health scheduled change names several instances: one action
+    /// each, all carried by the same message (deleted once every one is done).
+    case actions([LifecycleAction])
     /// `autoscaling:TEST_NOTIFICATION`, sent when the hook is created: delete it.
     case testNotification
     /// An EC2 event that needs nothing (a state change to `running`,
@@ -91,8 +119,18 @@ public enum LifecycleMessage: Sendable, Equatable {
             guard let detail = json["detail"], detail.objectValue != nil else {
                 throw NodeLifecycleError(.malformedMessage, "The EventBridge message of type \"\(detailType)\" has no \"detail\" object; it is left on the queue for its dead-letter policy.")
             }
+            if json["source"]?.stringValue == "aws.health" {
+                return try parseHealthEvent(detailType: detailType, detail: detail, time: json["time"]?.stringValue)
+            }
             if let event = try parseEC2Event(detailType: detailType, detail: detail, time: json["time"]?.stringValue) {
                 return event
+            }
+            guard detailType == "EC2 Instance-terminate Lifecycle Action" || detailType == "EC2 Instance-launch Lifecycle Action" else {
+                // Another rule on the same queue, an empty or unknown source:
+                // nothing of ours. Deleted (a dead-letter queue would only
+                // collect it), logged with what it was.
+                let source = json["source"]?.stringValue ?? ""
+                return .ignoredEvent("EventBridge event of source \"\(source)\" and detail-type \"\(detailType)\" is not one node-lifecycle handles")
             }
             return try parseAction(detail, shape: "EventBridge \"\(detailType)\"")
         }
@@ -115,14 +153,40 @@ public enum LifecycleMessage: Sendable, Equatable {
         guard let instance = detail["instance-id"]?.stringValue, instance.hasPrefix("i-") else {
             throw NodeLifecycleError(.malformedMessage, "The EventBridge \"\(detailType)\" message has no \"instance-id\" in its detail; it is left on the queue for its dead-letter policy.")
         }
+        var state: String? = nil
         if source == .stateChange {
-            let state = detail["state"]?.stringValue ?? ""
-            guard state == "stopping" || state == "shutting-down" else {
-                return .ignoredEvent("EC2 instance \(instance) state \(state.isEmpty ? "(none)" : state): nothing to drain")
+            let s = detail["state"]?.stringValue ?? ""
+            // `stopped` and `terminated` are kept: if a drain of the
+            // instance is running, someone must be told it went.
+            guard ["stopping", "shutting-down", "stopped", "terminated"].contains(s) else {
+                return .ignoredEvent("EC2 instance \(instance) state \(s.isEmpty ? "(none)" : s): nothing to drain")
             }
+            state = s
         }
         return .action(LifecycleAction(autoScalingGroupName: "", lifecycleHookName: "", lifecycleActionToken: "instance:" + instance,
-                                       instanceID: instance, transition: .terminating, time: time, source: source))
+                                       instanceID: instance, transition: .terminating, time: time, source: source, ec2State: state))
+    }
+
+    /// AWS Health (`source` `aws.health`): an EC2 `scheduledChange` gives one
+    /// action per affected instance; any other health event is deleted.
+    static func parseHealthEvent(detailType: String, detail: JSON, time: String?) throws(NodeLifecycleError) -> LifecycleMessage {
+        let service = detail["service"]?.stringValue ?? ""
+        let category = detail["eventTypeCategory"]?.stringValue ?? ""
+        guard service == "EC2", category == "scheduledChange" else {
+            return .ignoredEvent("AWS Health event of service \"\(service)\" and category \"\(category)\": nothing to drain")
+        }
+        let instances = (detail["affectedEntities"]?.arrayValue ?? []).compactMap { $0["entityValue"]?.stringValue }
+            .filter { $0.hasPrefix("i-") }
+        guard !instances.isEmpty else {
+            throw NodeLifecycleError(.malformedMessage, "The AWS Health scheduled change names no instance in \"affectedEntities\"; it is left on the queue for its dead-letter policy.")
+        }
+        let start = detail["startTime"]?.stringValue.flatMap(HTTPDate.parse)
+        var seen = Set<String>()
+        let actions = instances.filter { seen.insert($0).inserted }.prefix(1000).map {
+            LifecycleAction(autoScalingGroupName: "", lifecycleHookName: "", lifecycleActionToken: "instance:" + $0,
+                            instanceID: $0, transition: .terminating, time: time, source: .scheduledChange, startTime: start)
+        }
+        return actions.count == 1 ? .action(actions[0]) : .actions(Array(actions))
     }
 
     static func parseAction(_ json: JSON, shape: String) throws(NodeLifecycleError) -> LifecycleMessage {
@@ -166,5 +230,24 @@ public enum ProviderID {
             }
         }
         return nil
+    }
+}
+
+/// The times AWS Health writes: RFC 1123 (`Sat, 05 Jun 2016 15:10:09 GMT`,
+/// as in its EventBridge events) or RFC 3339.
+public enum HTTPDate {
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    public static func parse(_ text: String) -> WallTime? {
+        if let t = RFC3339.parse(text) { return t }
+        // "Sat, 05 Jun 2016 15:10:09 GMT"
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT" || parts[5] == "UTC",
+              let day = Int(parts[1]), (1...31).contains(day),
+              let monthIndex = months.firstIndex(of: String(parts[2])),
+              let year = Int(parts[3]), (1970...9999).contains(year) else { return nil }
+        let hms = parts[4].split(separator: ":").compactMap { Int($0) }
+        guard hms.count == 3, (0...23).contains(hms[0]), (0...59).contains(hms[1]), (0...60).contains(hms[2]) else { return nil }
+        return CivilTime(year: year, month: monthIndex + 1, day: day, hour: hms[0], minute: hms[1], second: hms[2]).wallTime
     }
 }

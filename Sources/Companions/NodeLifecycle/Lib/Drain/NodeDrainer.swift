@@ -21,9 +21,13 @@ public enum DrainReport: Sendable, Hashable {
     case alreadyCompleted(node: String?)
     /// A launching instance: completed with CONTINUE and deleted.
     case launchCompleted
-    /// A rebalance recommendation: the node was cordoned and tainted (not
-    /// drained); message deleted.
+    /// A rebalance recommendation, or `--cordon-only`: the node was cordoned
+    /// and tainted (not drained); completed when a hook waits; message deleted.
     case cordoned(node: String)
+    /// `--managed-tag`: the instance does not carry the tag (another
+    /// cluster's, on a shared queue): left on the queue like
+    /// `--on-unknown-node leave`.
+    case notManaged
     /// The message stays on the queue (it comes back after its visibility
     /// timeout): Kubernetes or AWS failed in a way worth retrying.
     case leftOnQueue(reason: String)
@@ -37,6 +41,38 @@ public enum UnknownNodePolicy: String, Sendable, Equatable {
     case leave
     /// Complete the action with CONTINUE and delete the message.
     case `continue`
+}
+
+/// What aws-node-termination-handler can be told to do besides draining
+/// (`--cordon-only`, `--exclude-from-load-balancers`,
+/// `--out-of-service-taint`, `--heartbeat-until`,
+/// `--complete-lifecycle-action-delay`, `--webhook-*`).
+public struct DrainOptions: Sendable {
+    /// Cordon and taint, no eviction (NTH `CORDON_ONLY`).
+    public var cordonOnly = false
+    /// Label `node.kubernetes.io/exclude-from-external-load-balancers` with
+    /// the cordon, before any eviction (NTH `EXCLUDE_FROM_LOAD_BALANCERS`).
+    public var excludeFromLoadBalancers = false
+    /// After the drain, taint `node.kubernetes.io/out-of-service=nodeshutdown:NoExecute`
+    /// when the event ends in termination (NTH `ENABLE_OUT_OF_SERVICE_TAINT`).
+    public var outOfServiceTaint = false
+    /// Stop heartbeating an action this long after it was received (NTH
+    /// `HEARTBEAT_UNTIL`, default 172800 s = 48 h, Auto Scaling's global timeout).
+    public var heartbeatUntil: Duration = .seconds(172_800)
+    /// Wait this long after the drain before `CompleteLifecycleAction` (NTH
+    /// `COMPLETE_LIFECYCLE_ACTION_DELAY_SECONDS`, default -1: none).
+    public var completeDelay: Duration? = nil
+    /// A pod whose eviction a PodDisruptionBudget refuses for this long gets
+    /// a Warning Event naming the budget (and the stuck-evictions metric).
+    public var stuckEvictionWarning: Duration = .seconds(60)
+    public var webhook: WebhookNotifier? = nil
+    /// Wall clock, for a scheduled change's `startTime`.
+    public var wallClock: @Sendable () -> WallTime = { wallNow() }
+
+    public static let excludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+    public static let outOfService = Taint(key: "node.kubernetes.io/out-of-service", value: "nodeshutdown", effect: "NoExecute")
+
+    public init() {}
 }
 
 /// Drains the node of one terminating instance and answers its lifecycle
@@ -58,6 +94,7 @@ public struct NodeDrainer: Sendable {
     public var logger: Logger
     public var onUnknownNode: UnknownNodePolicy
     public var metrics: DrainMetrics?
+    public var options = DrainOptions()
 
     public init(cluster: any ClusterAPI, lifecycle: any LifecycleAPI, queue: any QueueAPI, settings: DrainSettings,
                 taint: Taint, clock: any BlockingClock<MonotonicInstant>, logger: Logger, onUnknownNode: UnknownNodePolicy = .leave,
@@ -120,11 +157,28 @@ public struct NodeDrainer: Sendable {
             event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "RebalanceRecommendation",
                             message: "EC2 recommends rebalancing instance \(action.instanceID): cordoned and tainted, pods stay until it is terminated."),
                   log: nlog)
+            notify(ticket, node: nodeName, description: "rebalance recommendation: cordoned")
+            return finish(ticket, node: nodeName, log: nlog, report: .cordoned(node: nodeName))
+        }
+        if options.cordonOnly {
+            nlog.notice("node cordoned, not drained (--cordon-only)")
+            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "Cordoned",
+                            message: "Instance \(action.instanceID) is going (\(action.source.rawValue)): cordoned and tainted, not drained (--cordon-only)."),
+                  log: nlog)
+            notify(ticket, node: nodeName, description: "cordoned, not drained (--cordon-only)")
             return finish(ticket, node: nodeName, log: nlog, report: .cordoned(node: nodeName))
         }
         // A spot instance goes two minutes after its warning.
         var settings = settings
         if action.source == .spotInterruption { settings.timeout = min(settings.timeout, .seconds(120)) }
+        // A scheduled change must be drained before it starts.
+        if let start = action.startTime {
+            let left = start.duration(since: options.wallClock())
+            settings.timeout = left > .seconds(1) ? min(settings.timeout, left) : min(settings.timeout, .seconds(120))
+            if left <= .seconds(1) {
+                nlog.warning("the scheduled change has started already; draining within 2 minutes", ("start_time", .string(RFC3339.format(start))))
+            }
+        }
         // 3. Drain.
         let pods: [JSON]
         do {
@@ -147,6 +201,10 @@ public struct NodeDrainer: Sendable {
         event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "DrainStarted",
                         message: "Instance \(action.instanceID) is terminating (\(action.source.rawValue)): draining \(plan.remaining.count) pods (timeout \(DurationText.format(settings.timeout)))."),
               log: nlog)
+        notify(ticket, node: nodeName, description: "draining \(plan.remaining.count) pods (timeout \(DurationText.format(settings.timeout)))")
+        var firstBlocked: [String: MonotonicClock.Instant] = [:]
+        var warnedStuck: Set<String> = []
+        var budgets: [String: String] = [:]   // pod key -> PDB
         while true {
             for step in plan.next(now: clock.now) {
                 switch step {
@@ -158,10 +216,26 @@ public struct NodeDrainer: Sendable {
                         metrics?.podEvicted()
                         nlog.info("pod evicted", ("pod", .string(pod.key)), ("grace_period_seconds", grace.map { JSON($0) } ?? .null))
                     case .notFound: nlog.info("pod already gone", ("pod", .string(pod.key)))
-                    case .blocked:
+                    case .blocked(_, let budget):
                         metrics?.evictionBlocked()
-                        nlog.info("eviction blocked by a PodDisruptionBudget; retrying", ("pod", .string(pod.key)))
-                    case .failed(let why): nlog.warning("eviction failed; retrying", ("pod", .string(pod.key)), ("error", .string(why)))
+                        if let budget { budgets[pod.key] = budget }
+                        nlog.info("eviction blocked by a PodDisruptionBudget; retrying", ("pod", .string(pod.key)),
+                                  ("pdb", budget.map { .string($0) } ?? .null))
+                        let since = firstBlocked[pod.key] ?? clock.now
+                        firstBlocked[pod.key] = since
+                        if clock.now - since >= options.stuckEvictionWarning, warnedStuck.insert(pod.key).inserted {
+                            let pdb = budget ?? "(not named by the API server)"
+                            metrics?.evictionStuck()
+                            nlog.warning("a PodDisruptionBudget keeps refusing an eviction", ("pod", .string(pod.key)), ("pdb", .string(pdb)),
+                                         ("blocked_for", .string(DurationText.format(clock.now - since))))
+                            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "EvictionBlocked",
+                                            message: "PodDisruptionBudget \(pdb) has refused evicting \(pod.key) for \(DurationText.format(clock.now - since)); the drain gives up at its timeout (\(DurationText.format(settings.timeout))).",
+                                            kind: .warning),
+                                  log: nlog)
+                        }
+                    case .failed(let why):
+                        firstBlocked[pod.key] = nil
+                        nlog.warning("eviction failed; retrying", ("pod", .string(pod.key)), ("error", .string(why)))
                     }
                     plan.record(result, for: pod, now: clock.now)
                 case .heartbeat:
@@ -195,16 +269,20 @@ public struct NodeDrainer: Sendable {
                                     message: "Drained in \(DurationText.format(took)); completing the lifecycle action of \(action.instanceID) with CONTINUE."),
                           log: nlog)
                     metrics?.drainDuration(took)
+                    outOfService(ticket, nodeName, log: nlog)
                     return finish(ticket, node: nodeName, log: nlog, report: .drained(node: nodeName))
                 case .finish(.timedOut(let remaining)):
                     let left = remaining.map(\.key)
+                    let blockers = Set(remaining.compactMap { budgets[$0.key] }).sorted()
+                    let because = blockers.isEmpty ? "" : "; blocked by PodDisruptionBudget \(blockers.prefix(5).joined(separator: ", "))"
                     nlog.error("drain timeout reached; completing with pods left on the node",
                                ("pods.left", .array(left.map { .string($0) })))
                     event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "DrainTimedOut",
-                                    message: "Drain timeout \(DurationText.format(settings.timeout)) reached with \(left.count) pods left (\(left.prefix(10).joined(separator: ", "))); completing with CONTINUE.",
+                                    message: "Drain timeout \(DurationText.format(settings.timeout)) reached with \(left.count) pods left (\(left.prefix(10).joined(separator: ", ")))\(because); completing with CONTINUE.",
                                     kind: .warning),
                           log: nlog)
                     metrics?.drainDuration(clock.now - started)
+                    outOfService(ticket, nodeName, log: nlog)
                     return finish(ticket, node: nodeName, log: nlog, report: .timedOut(node: nodeName, remaining: left))
                 }
             }
@@ -243,7 +321,12 @@ public struct NodeDrainer: Sendable {
     public func keepAlive(_ ticket: ActionTicket, log: Logger) -> Bool {
         if ticket.isDone { return true }
         ticket.heartbeatSent(now: clock.now)
-        if ticket.action.isLifecycleHook { do {
+        let stopped = clock.now - ticket.receivedAt >= options.heartbeatUntil
+        if stopped, ticket.action.isLifecycleHook, ticket.stopHeartbeats() {
+            log.warning("heartbeats stopped (--heartbeat-until); the hook's HeartbeatTimeout now applies",
+                        ("heartbeat_until", .string(DurationText.format(options.heartbeatUntil))))
+        }
+        if ticket.action.isLifecycleHook && !stopped { do {
             try lifecycle.heartbeat(ticket.action)
             metrics?.heartbeat(ok: true)
             log.debug("lifecycle heartbeat sent")
@@ -269,7 +352,8 @@ public struct NodeDrainer: Sendable {
             guard let node = try cluster.getNode(name) else {
                 throw NodeLifecycleError(.kube, "The node \(name) disappeared while cordoning it.")
             }
-            guard let edited = NodeEdits.cordonAndTaint(node, taint: taint) else {
+            let labels = options.excludeFromLoadBalancers ? [(DrainOptions.excludeLabel, "true")] : []
+            guard let edited = NodeEdits.cordonAndTaint(node, taint: taint, labels: labels) else {
                 log.info("node already cordoned and tainted")
                 return
             }
@@ -284,6 +368,15 @@ public struct NodeDrainer: Sendable {
     /// Completes with CONTINUE (once) and deletes the messages. A "no active
     /// lifecycle action" answer means it was done before: delete anyway.
     func finish(_ ticket: ActionTicket, node: String?, log: Logger, report: DrainReport) -> DrainReport {
+        if node != nil, ticket.action.isLifecycleHook, ticket.action.transition == .terminating, let delay = options.completeDelay, delay > .zero {
+            // Heartbeats go on meanwhile (the ticket is not done yet).
+            log.info("waiting before completing the lifecycle action (--complete-lifecycle-action-delay)",
+                     ("delay", .string(DurationText.format(delay))))
+            // In steps of at most one heartbeat interval, so the heartbeat
+            // loop (a thread of its own, or a virtual clock's sleep hook) runs.
+            let end = clock.now + delay
+            while clock.now < end { clock.sleep(until: min(end, clock.now + settings.heartbeatInterval)) }
+        }
         ticket.markDone()
         guard ticket.action.isLifecycleHook else {
             // An EC2 event: no lifecycle action waits for an answer.
@@ -310,6 +403,11 @@ public struct NodeDrainer: Sendable {
     /// Deletes every message of the action with its newest receipt handle.
     func deleteMessages(_ ticket: ActionTicket, log: Logger) {
         ticket.markDone()
+        guard ticket.markDeleted() else { return }
+        if let shared = ticket.shared, !shared.release() {
+            log.debug("message shared with other instances' actions; deleted when the last is done")
+            return
+        }
         for message in ticket.messages {
             do {
                 try queue.delete(message)
@@ -321,9 +419,51 @@ public struct NodeDrainer: Sendable {
         }
     }
 
+    /// `--out-of-service-taint`: after the drain, only for events that end
+    /// in termination. Best effort (the action is completed either way).
+    func outOfService(_ ticket: ActionTicket, _ name: String, log: Logger) {
+        guard options.outOfServiceTaint, ticket.action.endsInTermination else { return }
+        for _ in 0..<5 {
+            do {
+                guard let node = try cluster.getNode(name) else { return }
+                guard let edited = NodeEdits.addTaint(node, taint: DrainOptions.outOfService) else { return }
+                if try cluster.updateNode(edited) {
+                    log.info("out-of-service taint added", ("taint", .string(DrainOptions.outOfService.key)))
+                    return
+                }
+            } catch {
+                log.warning("cannot add the out-of-service taint", ("error", .string(error.description)))
+                return
+            }
+        }
+    }
+
+    /// `--webhook-url`: one post per event, queued (never blocks the drain).
+    func notify(_ ticket: ActionTicket, node: String, description: String) {
+        guard let webhook = options.webhook else { return }
+        let a = ticket.action
+        webhook.notify(WebhookEvent(eventID: ticket.messages.first?.messageID ?? a.lifecycleActionToken, kind: a.nthKind,
+                                    instanceID: a.instanceID, nodeName: node, description: description,
+                                    startTime: a.startTime.map(RFC3339.format) ?? a.time ?? "", state: a.ec2State ?? "",
+                                    autoScalingGroupName: a.autoScalingGroupName))
+    }
+
     func event(_ e: NodeEvent, log: Logger) {
         do { try cluster.recordEvent(e) } catch {
             log.warning("cannot record an Event on the node", ("reason", .string(e.reason)), ("error", .string(error.description)))
+        }
+    }
+}
+
+extension LifecycleAction {
+    /// aws-node-termination-handler's event kind, for webhook templates.
+    public var nthKind: String {
+        switch source {
+        case .lifecycleHook: "ASG_LIFECYCLE"
+        case .spotInterruption: "SPOT_ITN"
+        case .rebalanceRecommendation: "REBALANCE_RECOMMENDATION"
+        case .stateChange: "STATE_CHANGE"
+        case .scheduledChange: "SCHEDULED_EVENT"
         }
     }
 }

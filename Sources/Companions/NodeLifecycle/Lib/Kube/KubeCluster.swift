@@ -54,6 +54,19 @@ public struct KubeCluster: ClusterAPI {
         } catch { throw Self.wrap(error) }
     }
 
+    /// The PodDisruptionBudget named in a refused eviction's `Status`
+    /// (`details.causes[].message` "The disruption budget NAME needs …", as
+    /// the API server writes it).
+    static func budgetName(_ status: JSON?) -> String? {
+        for cause in status?[path: "details", "causes"]?.arrayValue ?? [] {
+            guard let m = cause["message"]?.stringValue, m.hasPrefix("The disruption budget ") else { continue }
+            let rest = m.dropFirst("The disruption budget ".count)
+            let name = rest.prefix { $0 != " " }
+            if !name.isEmpty { return String(name.prefix(253)) }
+        }
+        return nil
+    }
+
     public func evict(namespace: String, name: String, gracePeriodSeconds: Int?) -> EvictionResult {
         var body: JSON = ["apiVersion": "policy/v1", "kind": "Eviction",
                           "metadata": ["name": .string(name), "namespace": .string(namespace)]]
@@ -64,7 +77,7 @@ public struct KubeCluster: ClusterAPI {
         } catch {
             switch error.code {
             case .notFound: return .notFound
-            case .tooManyRequests: return .blocked(retryAfter: error.retryAfter)
+            case .tooManyRequests: return .blocked(retryAfter: error.retryAfter, budget: Self.budgetName(error.status))
             default: return .failed(error.description)
             }
         }

@@ -18,6 +18,11 @@ public final class DrainMetrics: Sendable {
         var bucketCounts = [Int](repeating: 0, count: DrainMetrics.durationBuckets.count)
         var durationSum = 0.0
         var durationCount = 0
+        var kubeRequests = 0
+        var kubeThrottled = 0
+        var webhooks: [String: Int] = [:]     // outcome
+        var evictionsStuck = 0
+        var instancesLost = 0
     }
     private let state = Mutex(State())
 
@@ -35,6 +40,13 @@ public final class DrainMetrics: Sendable {
     }
     public func podEvicted() { state.withLock { $0.podsEvicted += 1 } }
     public func evictionBlocked() { state.withLock { $0.evictionsBlocked += 1 } }
+    public func kubeRequest() { state.withLock { $0.kubeRequests += 1 } }
+    public func kubeRequestThrottled() { state.withLock { $0.kubeThrottled += 1 } }
+    public func webhook(ok: Bool) { state.withLock { $0.webhooks[ok ? "sent" : "failed", default: 0] += 1 } }
+    /// A pod whose eviction a PodDisruptionBudget kept refusing past the warning threshold.
+    public func evictionStuck() { state.withLock { $0.evictionsStuck += 1 } }
+    /// An instance that stopped or terminated while its drain ran.
+    public func instanceLost() { state.withLock { $0.instancesLost += 1 } }
     public func heartbeat(ok: Bool) { state.withLock { $0.heartbeats[ok ? "ok" : "failed", default: 0] += 1 } }
     public func drainDuration(_ d: Duration) {
         let (s, atto) = d.components
@@ -68,6 +80,16 @@ public final class DrainMetrics: Sendable {
         out += "node_lifecycle_pods_evicted_total \(s.podsEvicted)\n"
         family("node_lifecycle_evictions_blocked_total", "counter", "Evictions refused by a PodDisruptionBudget (HTTP 429), retried.")
         out += "node_lifecycle_evictions_blocked_total \(s.evictionsBlocked)\n"
+        family("node_lifecycle_kube_requests_total", "counter", "Kubernetes API requests sent (after the --kube-api-qps token bucket).")
+        out += "node_lifecycle_kube_requests_total \(s.kubeRequests)\n"
+        family("node_lifecycle_kube_requests_throttled_total", "counter", "Kubernetes API requests that waited for the token bucket.")
+        out += "node_lifecycle_kube_requests_throttled_total \(s.kubeThrottled)\n"
+        family("node_lifecycle_webhooks_total", "counter", "Webhook posts, by outcome (sent, failed).")
+        labelled("node_lifecycle_webhooks_total", "outcome", s.webhooks, always: ["failed", "sent"])
+        family("node_lifecycle_evictions_stuck_total", "counter", "Pods whose eviction a PodDisruptionBudget refused for longer than the warning threshold (a Warning Event names the budget).")
+        out += "node_lifecycle_evictions_stuck_total \(s.evictionsStuck)\n"
+        family("node_lifecycle_instances_lost_during_drain_total", "counter", "Instances stopped or terminated (EC2 state change) while their drain was running.")
+        out += "node_lifecycle_instances_lost_during_drain_total \(s.instancesLost)\n"
         family("node_lifecycle_heartbeats_total", "counter", "RecordLifecycleActionHeartbeat calls, by outcome.")
         labelled("node_lifecycle_heartbeats_total", "outcome", s.heartbeats, always: ["failed", "ok"])
         family("node_lifecycle_drain_duration_seconds", "histogram", "Time from drain start to completing the lifecycle action.")
@@ -97,6 +119,7 @@ extension DrainReport {
         case .launchCompleted: "launch_continue"
         case .leftOnQueue: "left_on_queue"
         case .cordoned: "cordoned"
+        case .notManaged: "not_managed_left"
         }
     }
 }

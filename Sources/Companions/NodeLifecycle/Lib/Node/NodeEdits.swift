@@ -47,9 +47,17 @@ public struct Taint: Sendable, Equatable {
 public enum NodeEdits {
     /// `spec.unschedulable: true` plus `taint` (what `kubectl cordon` does, and
     /// a taint that names why).
-    public static func cordonAndTaint(_ node: JSON, taint: Taint) -> JSON? {
+    public static func cordonAndTaint(_ node: JSON, taint: Taint, labels: [(String, String)] = []) -> JSON? {
         var node = node
         var changed = false
+        // Labels first (`node.kubernetes.io/exclude-from-external-load-balancers`):
+        // in the same update as the cordon, so load balancers stop sending
+        // traffic before any pod is evicted.
+        for (key, value) in labels where node[path: "metadata", "labels", key]?.stringValue != value {
+            if node[path: "metadata", "labels"]?.objectValue == nil { node[path: "metadata", "labels"] = .object(JSONObject()) }
+            node[path: "metadata", "labels", key] = .string(value)
+            changed = true
+        }
         if node[path: "spec", "unschedulable"]?.boolValue != true {
             node[path: "spec", "unschedulable"] = .bool(true)
             changed = true
@@ -64,6 +72,16 @@ public enum NodeEdits {
         // would return `.some(.null)`.
         if changed { return .some(node) }
         return .none
+    }
+
+    /// Adds `taint` (same key and effect: left as it is).
+    public static func addTaint(_ node: JSON, taint: Taint) -> JSON? {
+        var taints = node[path: "spec", "taints"]?.arrayValue ?? []
+        if taints.contains(where: { $0["key"]?.stringValue == taint.key && $0["effect"]?.stringValue == taint.effect }) { return .none }
+        taints.append(taint.json)
+        var node = node
+        node[path: "spec", "taints"] = .array(taints)
+        return .some(node)
     }
 
     /// Removes every taint with `key` (any effect).
