@@ -13,9 +13,18 @@ let strict: [SwiftSetting] = [
 ///   1.25 MB): regex literals and its string algorithms are unavailable here;
 /// - no implicit `_Concurrency` (its runtime and libdispatch: about 0.6 MB):
 ///   no async/await or Task; use `MonotonicClock`, not `ContinuousClock`.
+/// - no reflection metadata (field names and case names for Mirror: 33 KB,
+///   issue 24): interpolating a type without `CustomStringConvertible`
+///   prints `Kind(rawValue: 1)` or `Kind()` instead of its fields or case
+///   name, so every type that reaches a log, help or error text spells
+///   itself out (`description`); scripts/test.d/23-reflection-free.sh runs
+///   the static binaries (help, errors, logs, the demo) and guards it.
+/// scripts/build-static adds the release-only size flags (-Osize, lld with
+/// --icf=all) on its command line; see docs/release.md.
 let lean: [SwiftSetting] = strict + [
     .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import",
-                  "-Xfrontend", "-disable-implicit-concurrency-module-import"]),
+                  "-Xfrontend", "-disable-implicit-concurrency-module-import",
+                  "-Xfrontend", "-disable-reflection-metadata"]),
 ]
 
 let package = Package(

@@ -449,6 +449,15 @@ class Bench:
                            lambda v: v <= 250, "%d locks, one at a time" % a.scale_handovers)
 
         log("size"); self.size(size)
+        if a.footprint:
+            # Issue 24: what the size flags change, the binary and its memory;
+            # the same steady-state runs as below, nothing else.
+            for kind in KINDS:
+                log("%s: steady state (requests per minute, RSS)" % kind)
+                self.stop_all(self.steady(kind, rss, anon, rpm_l, rpm_s)[0])
+                log("%s: leader label, Events, status endpoint on: steady state, /metrics" % kind)
+                self.surfaces(kind, rss_s, anon_s, rpm_ls, rpm_ss, m50, m99)
+            return
         log("start-up overhead"); self.startup(st_direct, st_tini)
         log("test child start-up"); self.python_start(py)
         for kind in KINDS:
@@ -510,6 +519,8 @@ class Bench:
         lines = ["| figure | configmap median | spread | lease median | spread | budget | verdict | how |",
                  "|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
+            if self.a.footprint and not any(r.values.values()):
+                continue
             c, cs = r.cell("configmap")
             l, ls = r.cell("lease")
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -550,6 +561,11 @@ def main(argv):
     p.add_argument("--scrapes", type=int, default=1000, help="GET /metrics per lock kind for the p50/p99 rows")
     p.add_argument("--no-scale", action="store_true", help="skip the 50-candidate and 200-lock runs")
     p.add_argument("--quick", action="store_true", help="few repetitions, short windows (for checking the script)")
+    p.add_argument("--footprint", action="store_true",
+                   help="only the binary's size and the steady-state rows (VmRSS, RssAnon, requests, /metrics): "
+                        "about 3 minutes; for comparing builds (issue 24)")
+    p.add_argument("--binary", metavar="FILE",
+                   help="measure this kube-leader instead of building one (scripts/bench; e.g. an older build)")
     p.add_argument("--write", metavar="FILE", help="also write the table and the machine into FILE (Markdown)")
     a = p.parse_args(argv)
     if a.quick:
@@ -627,7 +643,11 @@ Notes:
   `_StringProcessing` and `_Concurrency` imports (see `lean` in
   Package.swift); what remains is mostly the Swift runtime (about 5 MB),
   OpenSSL's libcrypto (2.9 MB) and glibc (0.9 MB); kube-leader's own code is
-  under 0.5 MB. `scripts/test` fails above 12,000,000 bytes.
+  under 0.5 MB. `scripts/test` fails above 12,000,000 bytes. Since issue 24
+  the release build uses `-Osize`, lld with `--icf=all` and no reflection
+  metadata in kube-leader's modules (docs/release.md, "Size flags"); compare
+  two builds with `scripts/bench --footprint --binary FILE` (size and the
+  steady-state rows only, about 4 minutes each).
 - Resident memory: only about 0.75 MiB of VmRSS is private (RssAnon: heap,
   stacks, data). The rest is the binary's own code and read-only data mapped
   from the page cache; this kernel maps file pages in large folios, so most

@@ -1,11 +1,15 @@
 import KLCore
 import KLSupport
+import KLKube
 
 /// `kube-leader --help`: usage, every option with its env var and default,
 /// exit codes and signals, so the help answers the questions people ask.
 enum HelpText {
-    /// `kube-leader --version`.
-    static var versionLine: String { "kube-leader \(kubeLeaderVersion) (source commit \(kubeLeaderSourceCommit))\n" }
+    /// `kube-leader --version`: version and commit, then Swift, libc and the
+    /// OpenSSL linked in (BuildInfo.versionText).
+    static var versionLine: String {
+        BuildInfo.versionText(program: "kube-leader", version: kubeLeaderVersion, openSSL: OpenSSLInfo.versionText)
+    }
 
     static var text: String {
         """

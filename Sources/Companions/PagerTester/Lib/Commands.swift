@@ -24,6 +24,12 @@ public enum PagerTesterCommand {
                pager-tester cron 'EXPR' [--from RFC3339] [--count N]
         """
 
+    /// `pager-tester --version`: version and commit, Swift, libc and the
+    /// OpenSSL linked in (it talks TLS to PagerDuty through KLKube).
+    public static var versionText: String {
+        BuildInfo.versionText(program: "pager-tester", version: kubeLeaderVersion, openSSL: OpenSSLInfo.versionText)
+    }
+
     /// `cron EXPR [--from T] [--count N]`: prints the next N fire times as
     /// RFC 3339 UTC, one per line.
     public static func cron(_ options: ParsedOptions, environment: [String: String], now: WallTime,

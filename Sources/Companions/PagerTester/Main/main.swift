@@ -26,7 +26,7 @@ do {
         writeAll(fd: 1, PagerTesterCommand.usage + "\n\noptions:\n" + parser.helpText() + "\n")
         code = 0
     } else if options.version {
-        writeAll(fd: 1, "pager-tester \(kubeLeaderVersion)\n")
+        writeAll(fd: 1, PagerTesterCommand.versionText)
         code = 0
     } else {
         code = PagerTesterMain.run(options, environment: environment, io: io)

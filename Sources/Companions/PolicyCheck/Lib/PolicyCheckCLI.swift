@@ -1,4 +1,5 @@
 import KLCore
+import KLSupport
 
 /// The `policy-check` command line: subcommands `istio-ports`, `pdb` and `coverage`.
 ///
@@ -59,7 +60,8 @@ public enum PolicyCheckCLI {
             io.writeOut(usage)
             return 0
         case "--version":
-            io.writeOut("policy-check \(kubeLeaderVersion)\n")
+            // policy-check does not link OpenSSL.
+            io.writeOut(BuildInfo.versionText(program: "policy-check", version: kubeLeaderVersion, openSSL: nil))
             return 0
         case "istio-ports":
             return guarded(io) { () throws(PolicyCheckError) -> Int32 in try istioPorts(rest, environment, io) }

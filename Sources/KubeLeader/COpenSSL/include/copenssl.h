@@ -55,4 +55,12 @@ static inline void copenssl_SSL_CTX_allow_moving_write_buffer(SSL_CTX *ctx) {
     SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
+/// The OpenSSL linked in, as the library itself reports it (libcrypto's
+/// OpenSSL_version, not the header's OPENSSL_VERSION_TEXT): "OpenSSL 3.0.22
+/// 25 Aug 2026". For a static binary this is the copy inside it.
+static inline const char *copenssl_version_text(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
+/// OpenSSL_version_num() of the library linked in: 0xMNN00PP0L (3.0.22: 0x30000160).
+static inline unsigned long copenssl_version_num(void) { return OpenSSL_version_num(); }
+
 #endif

@@ -73,4 +73,16 @@ int cshims_execve_clean(const char *path, char *const argv[], char *const envp[]
 #endif
 static inline const char *cshims_source_commit(void) { return KL_SOURCE_COMMIT; }
 
+/// The C library the binary runs on, asked at run time (for a static binary:
+/// the one linked into it): "glibc" and gnu_get_libc_version() ("2.36");
+/// musl has no version call, so "musl" and "".
+#if defined(__GLIBC__)
+#include <gnu/libc-version.h>
+static inline const char *cshims_libc_name(void) { return "glibc"; }
+static inline const char *cshims_libc_version(void) { return gnu_get_libc_version(); }
+#else
+static inline const char *cshims_libc_name(void) { return "musl"; }
+static inline const char *cshims_libc_version(void) { return ""; }
+#endif
+
 #endif

@@ -35,7 +35,8 @@ public enum NodeLifecycleCommand {
         let rest = Array(arguments.dropFirst())
         switch sub {
         case "--version", "version":
-            writeAll(fd: 1, "node-lifecycle \(kubeLeaderVersion)\n")
+            writeAll(fd: 1, BuildInfo.versionText(program: "node-lifecycle", version: kubeLeaderVersion,
+                                                  openSSL: OpenSSLInfo.versionText))
             return 0
         case "-h", "--help", "help":
             writeAll(fd: 1, usage + "\n")
