@@ -187,9 +187,27 @@ import Testing
 
     // MARK: Signals
 
+    /// Issue 20 row 6: tini's list. Every catchable signal but SIGCHLD,
+    /// SIGPIPE, SIGTTIN/SIGTTOU and the synchronous ones, real-time included.
+    @Test func forwardedSignals_areTinisList() {
+        #expect(Signal.forwarded.map(\.name) == [
+            "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+            "SIGCONT", "SIGTSTP", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
+            "SIGIO", "SIGPWR",
+        ])
+        let all = Signal.forwarded(realtime: 34...64).map(\.rawValue)
+        #expect(all.count == 18 + 31)
+        #expect(all.suffix(31) == Array(34...64))
+        for excluded: Int32 in [4, 5, 6, 7, 8, 9, 11, 13, 17, 19, 21, 22, 31, 32, 33] {
+            #expect(!all.contains(excluded), "signal \(excluded)")
+        }
+    }
+
+    /// Row 6: while the child runs, each of them (SIGPWR, SIGALRM,
+    /// SIGRTMIN+3, ...) goes to its group, and none stops the child or us.
     @Test func signalsWhileRunning_areForwardedToTheGroup() {
         var s = running()
-        for signal in Signal.forwarded {
+        for signal in Signal.forwarded(realtime: 34...64) {
             #expect(acts(s.step(.signal(signal), now: at(0.5))) == [.signalGroup(signal)])
         }
         #expect(s.phase == .running(pid: 100), "SIGTERM is the child's to act on")
@@ -203,8 +221,10 @@ import Testing
 
     @Test func nonTerminatingSignalWhileStandingBy_isIgnored() {
         var s = Supervision(timing: timing)
-        #expect(acts(s.step(.signal(.user1), now: at(0))) == [])
-        #expect(s.phase == .standby)
+        for signal in Signal.forwarded(realtime: 34...64) where !Supervision.terminating.contains(signal) {
+            #expect(acts(s.step(.signal(signal), now: at(0))) == [], "\(signal)")
+            #expect(s.phase == .standby)
+        }
     }
 
     // MARK: Row 6: SIGTERM before leading

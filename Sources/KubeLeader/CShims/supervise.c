@@ -60,3 +60,6 @@ int cshims_spawn_supervised(pid_t *pid, const char *path, char *const argv[], ch
     *pid = child;
     return 0;
 }
+
+int cshims_sigrtmin(void) { return SIGRTMIN; }
+int cshims_sigrtmax(void) { return SIGRTMAX; }

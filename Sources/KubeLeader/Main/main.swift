@@ -68,13 +68,16 @@ func runKubeLeader() -> Never {
     // inherits the mask and they arrive only through the signalfd.
     let inbox: SignalInbox
     do {
-        inbox = try SignalInbox(signals: Signal.forwarded + [.child])
+        inbox = try SignalInbox(signals: Signal.forwardedHere + [.child])
     } catch {
         logger.critical("cannot set up signal handling", ("error", .string(error.description)))
         exit(ExitCode.failure)
     }
     // Writes to a closed API connection must fail with EPIPE, not kill us.
     signal(SIGPIPE, SIG_IGN)
+    // A background kube-leader must not stop on a terminal access (as tini).
+    signal(SIGTTIN, SIG_IGN)
+    signal(SIGTTOU, SIG_IGN)
     // Orphans of the child become ours to reap and to kill (docs/supervision.md).
     if getpid() != 1, !Reaper.becomeSubreaper() {
         logger.warning("cannot become a child subreaper: processes the child orphans are neither reaped nor killed by kube-leader")

@@ -145,3 +145,11 @@ public final class SignalInbox: @unchecked Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 }
+
+extension Signal {
+    /// Every signal kube-leader forwards to its child's group, with this C
+    /// library's real-time range (`Signal.forwarded(realtime:)`).
+    public static var forwardedHere: [Signal] {
+        forwarded(realtime: Int32(cshims_sigrtmin())...Int32(cshims_sigrtmax()))
+    }
+}

@@ -17,4 +17,9 @@
 ///   (kube-leader's main thread).
 int cshims_spawn_supervised(pid_t *pid, const char *path, char *const argv[], char *const envp[]);
 
+/// The C library's real-time signal range (SIGRTMIN, SIGRTMAX: glibc keeps
+/// 32 and 33 for itself, musl 32 to 34).
+int cshims_sigrtmin(void);
+int cshims_sigrtmax(void);
+
 #endif
