@@ -43,4 +43,68 @@ struct KubeLeaderIssue20Tests {
         #expect(a.wait()?.exitCode == 0, "\(a.log)")
         #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
     }
+
+    /// Row 7: the command is a binary on a FUSE mount that stopped answering
+    /// (scripts/lib/hung_fuse.py; the hang is killable, as an NFS hard
+    /// mount's). The exec hangs; the main thread does not wait for it, so
+    /// when the renews fail the renew deadline still stops the hung child,
+    /// and kube-leader exits 3 within renew deadline + kill grace.
+    @Test func execHangingOnADeadMount_theRenewDeadlineStillStopsIt() throws {
+        let mount = try HungMount()
+        defer { mount.stop() }
+        let cluster = try Cluster()
+        try cluster.server.registerToken("token-a")
+        let args = ["--lock-kind", cluster.kind.rawValue] + cluster.timing + [cluster.lockName, "--", mount.path + "/server"]
+        let a = try Replica(identity: "a", arguments: args, environment: cluster.environment(identity: "a", token: "token-a"), dir: cluster.dir)
+        cluster.replicas.append(a)
+        #expect(eventually { a.log.contains("started child") }, "\(a.log)")
+        #expect(a.wait(.seconds(1)) == nil, "still leading while the exec hangs: \(a.log)")
+        let clock = MonotonicClock()
+        let cut = clock.now
+        try cluster.server.setFaults(["partitionedTokens": ["token-a"], "partitionMode": "reset"])
+        #expect(a.wait(.seconds(15))?.exitCode == 3, "\(a.log)")
+        // Renew deadline 2 s + kill grace 1 s, counted from the last renew (before the cut).
+        #expect(clock.now - cut < .seconds(5), "stopped at the deadline: \(a.log)")
+        #expect(a.log.contains("stopping child: leadership lost"), "\(a.log)")
+    }
+
+    /// Row 7: SIGTERM while the exec hangs is forwarded to the child's
+    /// group at once (the main loop is not stuck in the exec): kube-leader
+    /// exits with the child's 143 and releases the lock.
+    @Test func sigtermWhileTheExecHangs_isForwarded_andTheLockReleased() throws {
+        let mount = try HungMount()
+        defer { mount.stop() }
+        let cluster = try Cluster()
+        let args = ["--lock-kind", cluster.kind.rawValue] + cluster.timing + [cluster.lockName, "--", mount.path + "/server"]
+        let a = try Replica(identity: "a", arguments: args, environment: cluster.environment(identity: "a"), dir: cluster.dir)
+        cluster.replicas.append(a)
+        #expect(eventually { a.log.contains("started child") }, "\(a.log)")
+        a.signal(.terminate)
+        #expect(a.wait(.seconds(5))?.exitCode == 143, "\(a.log)")
+        #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
+    }
+}
+
+/// A FUSE mount whose files can be looked up but never opened
+/// (scripts/lib/hung_fuse.py). Needs root (CI is).
+final class HungMount {
+    let dir = TempDir()   // removed after the unmount (stop)
+    let path: String
+    let server: ChildProcess
+
+    init() throws {
+        path = dir.file("mnt")
+        mkdir(path, 0o755)
+        let ready = dir.file("ready")
+        server = try ChildProcess.spawn(["python3", Paths.root + "/scripts/lib/hung_fuse.py", path, ready])
+        #expect(eventually(.seconds(20)) { fileExists(ready) }, "hung_fuse.py mounted \(path) (root needed)")
+    }
+
+    func stop() {
+        server.signal(.terminate)
+        if (try? server.waitForExit(timeout: .seconds(10))) == nil {
+            server.signal(.kill)
+            _ = try? server.waitForExit()
+        }
+    }
 }

@@ -78,6 +78,28 @@ import Testing
         #expect(Supervision.Exit.spawnFailed(code: code, message: message).code == code)
     }
 
+    /// Issue 20 row 7: the exec of a forked child fails later: the child
+    /// exits 127 by itself; what it left is killed, the lock released, and
+    /// the exit code is the spawn failure's (126 here), not the child's 127.
+    @Test func execFailingAfterTheFork_drainsReleasesAndExitsWithTheSpawnCode() {
+        var s = running()
+        #expect(acts(s.step(.spawnFailed(code: 126, message: "no x bit"), now: at(0.2))) == [.killAll])
+        #expect(acts(s.step(.childExited(.exited(127)), now: at(0.2))) == [])
+        #expect(acts(s.step(.survivors(0), now: at(0.2))) == [.requestRelease])
+        #expect(s.step(.electionEnded(.released), now: at(0.3)) == [.exit(.spawnFailed(code: 126, message: "no x bit"))])
+    }
+
+    /// Row 7: an exec that hangs (a binary on a dead mount) is a running
+    /// child to the machine: its renew deadline stops it like any other.
+    @Test func execStillPendingAtTheRenewDeadline_isStopped() {
+        var s = running()   // `.spawned` came at the fork; no exec report since
+        #expect(s.wakeAt == at(2))
+        #expect(acts(s.step(.tick, now: at(2))) == [.signalGroup(.terminate)])
+        #expect(acts(s.step(.tick, now: at(3))) == [.killAll])
+        #expect(acts(s.step(.childExited(.signaled(.kill)), now: at(3.01))) == [.killAll])
+        #expect(s.step(.survivors(0), now: at(3.02)) == [.exit(.leadershipLost)])
+    }
+
     // MARK: Row 3: nothing of the child outlives the lock
 
     @Test func childExit_killsWhatItLeft_andReleasesOnlyWhenAllIsReaped() {

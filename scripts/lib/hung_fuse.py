@@ -3,6 +3,12 @@
 opening one never returns (the daemon never answers FUSE_OPEN), like a
 binary on a FUSE or NFS mount whose server stopped answering.
 
+The hang is killable, as on an NFS hard mount (TASK_KILLABLE): when the
+kernel interrupts a pending open (the opener got a fatal signal), the open
+is answered EINTR. (A FUSE daemon that ignores interrupts leaves the opener
+in D state, unkillable, until it answers; kube-leader then gives up on it
+after its drain timeout and does not release the lock.)
+
 Speaks the raw /dev/fuse protocol (no libfuse needed); needs root.
 
     hung_fuse.py MOUNTPOINT READY_FILE
@@ -55,8 +61,11 @@ def main():
             reply(fd, unique, body=struct.pack("<QII", 60, 0, 0) + attr(nodeid, mode))
         elif opcode == FUSE_OPEN:
             pass  # never answered: the opener hangs (until killed or unmounted)
-        elif opcode in (FUSE_FORGET, FUSE_BATCH_FORGET, FUSE_INTERRUPT):
-            pass  # no reply expected / ignored
+        elif opcode == FUSE_INTERRUPT:
+            (interrupted,) = struct.unpack_from("<Q", data, 40)
+            reply(fd, interrupted, errno.EINTR)
+        elif opcode in (FUSE_FORGET, FUSE_BATCH_FORGET):
+            pass  # no reply expected
         else:
             reply(fd, unique, errno.ENOSYS)
     libc.umount2(mountpoint.encode(), MNT_DETACH)

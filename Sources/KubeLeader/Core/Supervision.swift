@@ -146,9 +146,13 @@ public struct Supervision: Sendable {
         case lost(reason: String)
         /// The election thread is done (see `ElectionEnd`).
         case electionEnded(ElectionEnd)
-        /// Answer to `.spawn`: the child runs, leading its own process group.
+        /// Answer to `.spawn`: the child is forked, leading its own process
+        /// group; its exec may still be pending (a binary on a hung mount),
+        /// and it is stopped like any child when the deadline passes.
         case spawned(pid: Int32)
-        /// Answer to `.spawn`: it could not start (126/127, message says why).
+        /// The command could not be started (126/127, message says why):
+        /// answer to `.spawn`, or later, once the exec of a spawned child
+        /// failed (that child then exits 127 and `.childExited` follows).
         case spawnFailed(code: Int32, message: String)
         /// The child itself has exited and was reaped.
         case childExited(TerminationStatus)
@@ -322,6 +326,10 @@ public struct Supervision: Sendable {
                 out.append(.log(Note(.info, "child exited",
                                      Self.exitFields(pid, status) + [.init("child.status", .string(status.description))])))
                 beginDraining(.childExited(status), release: true, now: now, into: &out)
+            case .spawnFailed(let code, let message):
+                // Its exec failed after the fork: the child exits 127 by itself.
+                out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
+                beginDraining(.spawnFailed(code: code, message: message), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
             case .electionEnded(let end):

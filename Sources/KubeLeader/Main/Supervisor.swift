@@ -41,6 +41,9 @@ final class Supervisor {
     var machine: Supervision
     /// The child, once spawned; its pid is also its process group.
     var child: ChildProcess?
+    /// The child's start while its exec has not been reported (it may hang
+    /// on a dead mount: the loop never waits for it).
+    var start: SupervisedStart?
     /// What of the host's state has been turned into events already.
     var seen = LeaderHost.State()
     /// The optional surfaces (docs/surfaces.md): the child's environment
@@ -74,6 +77,7 @@ final class Supervisor {
         while true {
             var events: [Supervision.Event] = []
             for event in inbox.wait(timeout: waitTimeout()) {
+                if case .readable = event { events += execReported() }
                 guard case .signal(let signal, _) = event else { continue }
                 if signal == .child {
                     events += reap()
@@ -121,11 +125,14 @@ final class Supervisor {
                 environment = merged
             }
             do {
-                let spawned = try ChildProcess.spawnSupervised(config.command, environment: environment)
-                child = spawned
+                // Returns once forked: the exec is reported through `start`.
+                let started = try ChildProcess.startSupervised(config.command, environment: environment)
+                child = started.child
+                start = started
+                inbox.watchReadable(started.execReport)
                 // Its exit is reported through a pidfd even if a SIGCHLD were lost.
-                inbox.watchExit(of: spawned)
-                return [.spawned(pid: spawned.pid)]
+                inbox.watchExit(of: started.child)
+                return [.spawned(pid: started.child.pid)]
             } catch {
                 return [.spawnFailed(code: error.exitCode, message: error.description)]
             }
@@ -197,6 +204,18 @@ final class Supervisor {
         return events
     }
 
+    /// How the child's exec went, once known: `.spawnFailed` when it failed.
+    func execReported() -> [Supervision.Event] {
+        guard let result = start?.checkExec() else { return [] }
+        start = nil
+        switch result {
+        case .success:
+            return []
+        case .failure(let error):
+            return [.spawnFailed(code: error.exitCode, message: error.description)]
+        }
+    }
+
     /// Reaps every zombie (we are PID 1 or a child subreaper).
     func reap() -> [Supervision.Event] { reaped(Reaper.reapAll()) }
 
@@ -205,6 +224,9 @@ final class Supervisor {
         var events: [Supervision.Event] = []
         for (pid, status) in list {
             if pid == child?.pid {
+                // Once the child is gone its exec report is complete: a
+                // failed exec is a spawn failure (126/127), not an exit.
+                events += execReported()
                 surfaces?.board.childExited(code: status.exitCode)
                 events.append(.childExited(status))
             } else {
