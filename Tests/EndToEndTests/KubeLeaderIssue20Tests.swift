@@ -83,6 +83,41 @@ struct KubeLeaderIssue20Tests {
         #expect(a.wait(.seconds(5))?.exitCode == 143, "\(a.log)")
         #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
     }
+
+    /// Row 8: kube-leader exits (SIGTERM while standing by: 143 at once,
+    /// nothing held) while its election thread is inside OpenSSL: the API
+    /// server's bytes come through a proxy one at a time, so that thread
+    /// spends the whole handshake and read in OpenSSL's code. exit() would
+    /// run OpenSSL's atexit clean-up under it (freeing what it uses);
+    /// kube-leader ends with `_exit` after its last log line. The exit code
+    /// must be 143 every time, never a crash.
+    @Test func exitWhileTheElectionThreadIsInsideOpenSSL_alwaysHasTheRightCode() throws {
+        let cluster = try Cluster()
+        let portFile = cluster.dir.file("proxy.json")
+        let out = openForOutput(portFile)
+        let proxy = try ChildProcess.spawn(["python3", Paths.root + "/scripts/lib/dribble_proxy.py", "127.0.0.1", "\(cluster.server.port)", "1"],
+                                           standardOutput: out)
+        close(out)
+        defer { proxy.signal(.kill); _ = try? proxy.waitForExit(timeout: .seconds(5)) }
+        #expect(eventually { readFile(portFile).contains("port") })
+        let port = try #require(try? JSON.parse(readFile(portFile))["port"]?.intValue)
+        var environment = cluster.environment(identity: "a")
+        environment["KUBE_LEADER_API_SERVER"] = "https://127.0.0.1:\(port)"
+        var rng = SystemRandomNumberGenerator()
+        for run in 0..<20 {
+            let r = try Replica(identity: "a\(run)", arguments: ["--lock-kind", cluster.kind.rawValue] + cluster.timing + [cluster.lockName, "--", "true"],
+                                environment: environment, dir: cluster.dir)
+            // Somewhere in the first request's handshake or answer (about 2-3 s of dribbled bytes).
+            let clock = MonotonicClock()
+            let until = clock.now + .milliseconds(Int64.random(in: 100...1500, using: &rng))
+            while clock.now < until { _ = r.wait(.milliseconds(20)) }
+            r.signal(.terminate)
+            let status = r.wait(.seconds(10))
+            #expect(status == .exited(143), "run \(run): \(String(describing: status)) \(r.log)")
+            if status != .exited(143) { break }
+        }
+        #expect(cluster.log.starts.isEmpty)
+    }
 }
 
 /// A FUSE mount whose files can be looked up but never opened

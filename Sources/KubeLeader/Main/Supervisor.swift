@@ -354,6 +354,6 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
     let rc = startDetachedThread(body)
     if rc != 0 {
         writeAll(fd: 2, "kube-leader: cannot start the election thread (error \(rc))\n")
-        exit(ExitCode.failure)
+        exitNow(ExitCode.failure)
     }
 }
