@@ -24,8 +24,10 @@ enum HelpText {
         Options (flag, then env var, then default):
         \(LeaderConfig.parser.helpText())
 
-        Durations: 500ms, 15s, 2m, 1m30s. Rules: lease-duration > renew-deadline +
-        kill-grace, and renew-deadline > 1.2 × retry-period.
+        Durations: 500ms, 15s, 2m, 1m30s. Rules: lease-duration - renew-deadline -
+        kill-grace >= max(1s, 1% of lease-duration) (this margin tolerates clocks
+        of two replicas running up to 1% apart at leases >= 100s), and
+        renew-deadline > 1.2 × retry-period.
 
         Exit codes:
           N        the child's exit code; 128+N when the child died of signal N
