@@ -54,7 +54,10 @@
 /// - Processes that are not our descendants (started through another
 ///   process's API: a container runtime, `systemd-run`, a remote shell) are
 ///   out of reach; stop them from the command's own SIGTERM handler.
-/// - A frozen kube-leader (SIGSTOP, a VM pause) checks no deadline: no fencing.
+/// - A frozen kube-leader (SIGSTOP) checks no deadline while frozen: no
+///   fencing. After a suspend or VM pause it does, at once: production feeds
+///   instants of the boot clock (`BootClock`, CLOCK_BOOTTIME, which counts
+///   time suspended), with the renew send times carried over by `BootTimeline`.
 public struct Supervision: Sendable {
     public typealias Instant = MonotonicClock.Instant
 

@@ -95,7 +95,7 @@ final class Supervisor {
     /// one second (as tini's sigtimedwait).
     func waitTimeout() -> Duration {
         guard let wakeAt = machine.wakeAt else { return .seconds(1) }
-        return max(.zero, min(.seconds(1), MonotonicClock.now.duration(to: wakeAt)))
+        return max(.zero, min(.seconds(1), BootClock.now.duration(to: wakeAt)))
     }
 
     /// Steps the machine through `events` and the answers of its actions;
@@ -106,7 +106,8 @@ final class Supervisor {
         while next < queue.count {
             let event = queue[next]
             next += 1
-            for action in machine.step(event, now: MonotonicClock.now) {
+            // The boot clock: the leader's own deadlines count time suspended.
+            for action in machine.step(event, now: BootClock.now) {
                 if case .exit(let exit) = action { return exit }
                 queue += perform(action)
             }
@@ -183,7 +184,7 @@ final class Supervisor {
     func electionEvents() -> [Supervision.Event] {
         let state = host.snapshot()
         var events: [Supervision.Event] = []
-        if let sentAt = state.lastRenewSentAt, sentAt != seen.lastRenewSentAt {
+        if let sentAt = state.lastRenewBootSentAt, sentAt != seen.lastRenewBootSentAt {
             events.append(.renewed(sentAt: sentAt))
         }
         if state.leading, !seen.leading {
@@ -244,8 +245,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         var lostReason: String?
         var releaseRequested = false
         var outcome: ElectionRunner.Outcome?
-        /// Send time of the last write that held the lock (acquire or renew).
-        var lastRenewSentAt: MonotonicClock.Instant?
+        /// Send time of the last write that held the lock (acquire or renew),
+        /// on the boot clock (`BootTimeline`: never later than the truth).
+        var lastRenewBootSentAt: BootClock.Instant?
+        /// Carries the election thread's monotonic send times to the boot clock.
+        var timeline = BootTimeline()
         /// An acquiring write is in flight.
         var acquiring = false
         /// An acquire succeeded: the lock is ours until the election ends.
@@ -298,6 +302,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     /// Waits on the real monotonic clock (the runner's default clock): the
     /// kernel's `poll` on the wake-up pipe needs real time.
     func pause(until: MonotonicClock.Instant) -> Bool {
+        // What the election sends next comes after this: sample the clocks' offset.
+        defer {
+            let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
+        }
         while true {
             let left = MonotonicClock.now.duration(to: until)
             if left <= .zero { return releaseRequested }
@@ -323,9 +332,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 
     func beginAcquire() -> Bool {
-        state.withLock { s -> Bool in
+        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+        return state.withLock { s -> Bool in
             if s.releaseRequested { return false }
             s.acquiring = true
+            s.timeline.beforeSend(monotonic: monotonic, boot: boot)
             return true
         }
     }
@@ -338,7 +349,10 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 
     func renewed(sentAt: MonotonicClock.Instant) {
-        state.withLock { $0.lastRenewSentAt = sentAt }
+        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+        state.withLock { s in
+            s.lastRenewBootSentAt = s.timeline.boot(sentAt, monotonicNow: monotonic, bootNow: boot)
+        }
         inbox.wake()
     }
 }
