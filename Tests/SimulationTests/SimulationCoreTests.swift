@@ -82,18 +82,6 @@ import Testing
     }
 }
 
-/// The scenarios can fail: the model of the supervisor before the phase
-/// machine (no own deadline, no kill of what the child leaves, exit at once
-/// on SIGTERM) breaks rows 3, 5 and 6, which the phase machine fixes.
-@Suite struct LegacySupervisorTests {
-    @Test(arguments: ["row3", "row5", "row6"])
-    func legacySupervisor_failsTheRowsThePhaseMachineFixes(row: String) throws {
-        let scenario = try #require(Scenarios.named(row))
-        let legacy = scenario.run(trace: false, supervisor: .legacy)
-        #expect(!legacy.passed, "\(row) must fail with the legacy supervisor")
-    }
-}
-
 /// What the guarantees leave out overlaps today, as docs/simulation.md says.
 /// If one of these stops overlapping, the guarantee got stronger: update the
 /// docs, move the fault kind into the default mix, and turn the test around.

@@ -30,7 +30,7 @@ public struct Scenario {
         let check: (World) -> [String]
     }
 
-    public func run(trace: Bool = true, supervisor: SupervisorKind = .phaseMachine) -> ScenarioResult {
+    public func run(trace: Bool = true) -> ScenarioResult {
         var failures: [String] = []
         var overlap: SimTime = 0
         var violations: [String] = []
@@ -39,9 +39,7 @@ public struct Scenario {
         var firstTrace: [String]?
         var anyTrace: [String]?
         for v in variants {
-            var config = v.config
-            config.supervisor = supervisor
-            let world = World(config: config)
+            let world = World(config: v.config)
             v.setup(world)
             world.run(until: v.duration)
             var own = world.violations.filter { $0.kind != .liveness }.map { "[\(v.label)] \($0)" }

@@ -32,9 +32,6 @@ public struct SimConfig {
     /// runs, and fresh starts within a lease after a deletion or clear.
     public var crashWithOrphans = false
     public var freshStartAfterDelete = false
-    /// Which main thread: the phase machine (`Core/Supervision.swift`, what
-    /// kube-leader runs) or a model of the rules before it (`legacy`).
-    public var supervisor: SupervisorKind = .phaseMachine
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -44,15 +41,6 @@ public struct SimConfig {
         self.killGrace = killGrace
         self.pid1 = pid1 ?? Array(repeating: true, count: replicas)
     }
-}
-
-/// The main thread a simulated kube-leader runs.
-public enum SupervisorKind: String, Sendable, CaseIterable {
-    /// `Core/Supervision.swift` driven as `Main/Supervisor.swift` drives it.
-    case phaseMachine = "phase-machine"
-    /// A model of `Main/Supervisor.swift` before the phase machine (no own
-    /// deadline, no kill of what the child leaves, exit at once on SIGTERM).
-    case legacy
 }
 
 /// How children behave.
@@ -102,7 +90,7 @@ struct SimProcess {
 final class ReplicaProcess {
     let incarnation: Int
     var runner: RunnerMirror!
-    var supervisor: (any SimSupervisor)!
+    var supervisor: SimSupervisor!
     // LeaderHost.State
     var leading = false
     var lostReason: String?
@@ -382,15 +370,8 @@ public final class World {
         let election = Election(identity: replica.identity, timing: config.timing)
         p.runner = RunnerMirror(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline)
-        switch config.supervisor {
-        case .phaseMachine:
-            p.supervisor = PhaseMachineSupervisor(world: self, replica: r, incarnation: p.incarnation,
-                                                  timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline,
-                                                                             killGrace: config.killGrace))
-        case .legacy:
-            p.supervisor = LegacySupervisorMirror(world: self, replica: r, incarnation: p.incarnation,
-                                                  killGrace: config.killGrace, renewDeadline: config.timing.renewDeadline)
-        }
+        p.supervisor = SimSupervisor(world: self, replica: r, incarnation: p.incarnation,
+                                     timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline, killGrace: config.killGrace))
         trace(r, "kube-leader starts")
         p.runner.start()
     }
@@ -503,11 +484,11 @@ public final class World {
         if won { p.holding = true }
     }
 
-    /// LeaderHost.renewed (the legacy host had no such report).
+    /// LeaderHost.renewed
     func hostRenewed(_ r: Int, _ inc: Int, sentAt: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
         p.lastRenewSentAt = sentAt
-        if config.supervisor == .phaseMachine { wakeMain(r, inc) }
+        wakeMain(r, inc)
     }
 
     /// `inbox.wake()`: the main thread runs a turn a moment later.
