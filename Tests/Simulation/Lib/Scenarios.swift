@@ -135,7 +135,7 @@ public enum Scenarios {
 
     static let kinds: [LockKind] = [.configMap, .lease]
 
-    nonisolated(unsafe) public static let all: [Scenario] = [row1, row2, row3, row4, row5, row6, row7, row8, row9, row10, lostRaceThenDeleted, watchOpenAtDeadline, readEndsFreshWatch]
+    nonisolated(unsafe) public static let all: [Scenario] = [row1, row2, row3, row4, row5, row6, row7, row8, row9, row10, lostRaceThenDeleted, watchOpenAtDeadline, readEndsFreshWatch, clockRates]
 
     /// What the guarantees leave out, as scenarios that DO overlap today
     /// (docs/simulation.md, README "safety argument").
@@ -171,6 +171,43 @@ public enum Scenarios {
                 w.schedule(10 * s + 510 * ms, .start(1))
             }, check: { _ in [] })
         }(),
+    ])
+
+    // MARK: Issue 20 row 2: clock rates and long leases
+
+    /// Two replicas whose clocks run `ppm` apart in the bad direction: the
+    /// leader's clock slow (its deadline + kill grace come late in true time),
+    /// the standby's fast (the lease it waits out ends early). The leader is
+    /// cut off from the API server; its child ignores SIGTERM, so only the
+    /// SIGKILL at renew deadline + kill grace ends it. With the default kill
+    /// grace (margin max(1s, 1 % of the lease)) a rate difference of 1 %
+    /// (-5000/+5000 ppm) must never overlap, from 100 s to 24 h leases.
+    static func clockRateVariant(_ kind: LockKind, lease: Duration, ppm: Int64) -> Scenario.Variant {
+        let renew = Duration.seconds(10)
+        var c = base(kind, replicas: 2)
+        c.timing = Election.Timing(leaseDuration: lease, renewDeadline: renew, retryPeriod: .seconds(2))
+        c.killGrace = lease - renew - LeaderConfig.minimumMargin(lease: lease)
+        c.clockPPM = [-ppm / 2, ppm / 2]
+        c.child.ignoresTermProbability = 1
+        c.trace = false
+        let leaseTime = SimTime(lease.nanoseconds)
+        let cut = 10 * s
+        return Scenario.Variant(label: "\(kind.rawValue)-lease-\(DurationText.format(lease))-\(ppm)ppm", config: c,
+                                duration: cut + leaseTime + leaseTime / 20 + 20 * s, setup: { w in
+            startAll(w)
+            w.schedule(cut, .partition(0, for: leaseTime * 2))
+        }, check: { w in
+            let accepted = Simulation.accepted(c.timing, c.killGrace, kind)
+            return (accepted ? [] : ["kube-leader would refuse this timing"])
+                + expectLeader(w, by: cut + leaseTime + leaseTime / 20 + 10 * s, after: cut, "the standby takes over after the lease")
+        })
+    }
+
+    nonisolated(unsafe) static let clockRates = Scenario(name: "clock-rates", title: "clocks 1 % apart, leases 100 s to 24 h, leader cut off, child ignores SIGTERM", variants: [
+        clockRateVariant(.configMap, lease: .seconds(100), ppm: 10_000),
+        clockRateVariant(.lease, lease: .seconds(3600), ppm: 10_000),
+        clockRateVariant(.configMap, lease: .seconds(24 * 3600), ppm: 10_000),
+        clockRateVariant(.lease, lease: .seconds(24 * 3600), ppm: 10_000),
     ])
 
     // MARK: Row 1

@@ -32,6 +32,9 @@ public struct SimConfig {
     /// runs, and fresh starts within a lease after a deletion or clear.
     public var crashWithOrphans = false
     public var freshStartAfterDelete = false
+    /// Clock rates of the replicas in ppm (replica i gets `[i % count]`);
+    /// nil: each drawn from ±1000 ppm.
+    public var clockPPM: [Int64]?
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -226,7 +229,8 @@ public final class World {
         self.server = SimAPIServer(kind: config.kind, noisePerSecond: config.noisePerSecond,
                                    historyCapacity: config.historyCapacity)
         for i in 0..<config.replicas {
-            let ppm = rng.int(Int64(-1000)...1000)
+            let drawn = rng.int(Int64(-1000)...1000)
+            let ppm = config.clockPPM.map { $0[i % $0.count] } ?? drawn
             let offset = rng.int(Int64(1_000_000_000)...1_000_000_000_000_000)
             let wall = Int64(1_795_000_000) * SimTime.second + rng.int(Int64(-2_000)...2_000) * SimTime.ms
             replicas.append(Replica(index: i, identity: "replica-\(i)",
