@@ -14,7 +14,7 @@ Speaks the raw /dev/fuse protocol (no libfuse needed); needs root.
     hung_fuse.py MOUNTPOINT READY_FILE
 
 Mounts at MOUNTPOINT, writes READY_FILE, serves until SIGTERM, then
-unmounts (MNT_DETACH): a pending open then fails with ENOTCONN.
+unmounts (MNT_DETACH) and exits: a pending open then fails with ENOTCONN.
 """
 import ctypes, errno, os, signal, struct, sys
 
@@ -38,10 +38,14 @@ def main():
     if libc.mount(b"hung", mountpoint.encode(), b"fuse", 0, options) != 0:
         e = ctypes.get_errno()
         sys.exit(f"hung_fuse: mount: {os.strerror(e)}")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1) or libc.umount2(mountpoint.encode(), MNT_DETACH))
+    def stop(*_):
+        # Unmount and leave at once (a read of /dev/fuse may never return):
+        # the kernel then fails what is still pending with ENOTCONN.
+        libc.umount2(mountpoint.encode(), MNT_DETACH)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, stop)
     open(ready, "w").write("ready\n")
-    while not stopping:
+    while True:
         try:
             data = os.read(fd, 1 << 20)
         except OSError as e:
