@@ -86,7 +86,7 @@ import Testing
 /// If one of these stops overlapping, the guarantee got stronger: update the
 /// docs, move the fault kind into the default mix, and turn the test around.
 @Suite struct OutsideGuaranteesTests {
-    @Test(arguments: ["outside-orphans", "outside-fresh-start"])
+    @Test(arguments: ["outside-orphans", "outside-fresh-start", "outside-suspend-leader"])
     func outsideTheGuarantees_childrenOverlap(name: String) throws {
         let scenario = try #require(Scenarios.named(name))
         let result = scenario.run(trace: false)
@@ -116,5 +116,40 @@ import Testing
         #expect(world.overlapCount == 0)
         let margin = world.minSafetyMargin ?? -1
         #expect(margin > 4 * SimTime.second && margin < 5 * SimTime.second, "\(margin)")
+    }
+}
+
+/// Issue 20 row 3 in the simulation: the leader's host is suspended 30 s
+/// (its monotonic clock stops, its processes freeze, the boot clock runs on).
+@Suite struct SuspendSimTests {
+    /// The leader's first child and when it died.
+    func oldChild(_ w: World) -> SimProcess? { w.processes.first { $0.replica == 0 && !$0.isGrandchild } }
+
+    @Test(arguments: [LockKind.configMap, .lease])
+    func resumedLeader_stopsItsChildAtTheResume(kind: LockKind) throws {
+        let v = Scenarios.suspendVariant(kind)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        let child = try #require(oldChild(world))
+        let resume: SimTime = 40 * SimTime.second
+        #expect(!child.alive)
+        #expect(child.diedAt >= resume && child.diedAt - resume <= SimTime.ms, "died at \(child.diedAt.traceText)")
+        #expect(world.replicas[0].exits.first?.code == 3, "\(world.replicas[0].exits)")
+        // The standby's child started after the lease on its own (running) clock.
+        let next = try #require(world.firstChildStart(after: 10 * SimTime.second))
+        #expect(next.at > 14 * SimTime.second && next.at < 20 * SimTime.second, "\(next.at.traceText)")
+    }
+
+    /// The same suspend with the supervisor on CLOCK_MONOTONIC (before the
+    /// fix): the resumed child keeps running until the renew deadline and
+    /// kill grace pass on the stopped clock, seconds after the resume.
+    @Test func onTheMonotonicClock_theResumedChildRunsOnForSeconds() throws {
+        let v = Scenarios.suspendVariant(.configMap, bootClock: false)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        let child = try #require(oldChild(world))
+        #expect(child.diedAt - 40 * SimTime.second > 500 * SimTime.ms, "died at \(child.diedAt.traceText)")
     }
 }

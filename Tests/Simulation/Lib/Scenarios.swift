@@ -139,7 +139,7 @@ public enum Scenarios {
 
     /// What the guarantees leave out, as scenarios that DO overlap today
     /// (docs/simulation.md, README "safety argument").
-    nonisolated(unsafe) public static let outsideGuarantees: [Scenario] = [orphans, freshStart]
+    nonisolated(unsafe) public static let outsideGuarantees: [Scenario] = [orphans, freshStart, suspendLeader]
 
     public static func named(_ name: String) -> Scenario? { (all + outsideGuarantees).first { $0.name == name } }
 
@@ -171,6 +171,28 @@ public enum Scenarios {
                 w.schedule(10 * s + 510 * ms, .start(1))
             }, check: { _ in [] })
         }(),
+    ])
+
+    // MARK: Issue 20 row 3: suspend and resume
+
+    /// The leader's host is suspended for 30 s (lease 4 s). Its processes are
+    /// frozen, so they overlap with the standby's child, which starts after
+    /// the lease (outside the guarantees: fencing tokens cover it). What the
+    /// boot clock guarantees: at the resume the old child is stopped at once
+    /// (SIGTERM and, the kill grace long past, SIGKILL in the same turn),
+    /// before the election thread could learn anything. `SuspendSimTests`.
+    static func suspendVariant(_ kind: LockKind, bootClock: Bool = true) -> Scenario.Variant {
+        var c = base(kind, replicas: 2)
+        c.supervisorOnBootClock = bootClock
+        c.child.ignoresTermProbability = 1
+        return Scenario.Variant(label: "\(kind.rawValue)", config: c, duration: 60 * s, setup: { w in
+            startAll(w)
+            w.schedule(10 * s, .suspend(0, for: 30 * s))
+        }, check: { _ in [] })
+    }
+
+    nonisolated(unsafe) static let suspendLeader = Scenario(name: "outside-suspend-leader", title: "the leader's host is suspended for 30 s (lease 4 s)", variants: [
+        suspendVariant(.configMap), suspendVariant(.lease),
     ])
 
     // MARK: Issue 20 row 2: clock rates and long leases

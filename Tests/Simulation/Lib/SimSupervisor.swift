@@ -77,7 +77,9 @@ final class SimSupervisor: SupervisorPorts {
 
     // MARK: SupervisorPorts
 
-    var now: MonotonicInstant { world.localNow(replica) }
+    /// CLOCK_BOOTTIME, as in production (`Supervisor.now`): the leader's own
+    /// deadlines count time suspended.
+    var now: MonotonicInstant { world.config.supervisorOnBootClock ? world.bootNow(replica) : world.localNow(replica) }
 
     func spawn(environment: [String: String]) -> Supervision.Event {
         .spawned(pid: Int32(world.spawnChild(replica, incarnation) + Self.pidBase))
@@ -100,7 +102,10 @@ final class SimSupervisor: SupervisorPorts {
 
     func readMailbox() -> ElectionReport {
         let state = host
-        var report = ElectionReport(leading: state.leading, lostReason: state.lostReason, lastRenewSentAt: state.lastRenewSentAt)
+        var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
+                                    lastRenewSentAt: state.lastRenewSentAt.map {
+                                        world.config.supervisorOnBootClock ? world.bootInstant(replica, ofMonotonic: $0) : $0
+                                    })
         switch state.outcome {
         case .released?: report.ended = .released
         case .lost(let reason)?: report.ended = .lost(reason: reason)

@@ -35,6 +35,9 @@ public struct SimConfig {
     /// Clock rates of the replicas in ppm (replica i gets `[i % count]`);
     /// nil: each drawn from ±1000 ppm.
     public var clockPPM: [Int64]?
+    /// The supervisor's clock: CLOCK_BOOTTIME as kube-leader runs it (true),
+    /// or CLOCK_MONOTONIC as before issue 20 row 3 (to show the difference).
+    public var supervisorOnBootClock = true
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -159,6 +162,8 @@ final class Replica {
     var net = NetState()
     var exits: [SimExit] = []
     var starts = 0
+    /// Times its host was (or is) suspended (`Suspend.swift`).
+    var suspensions: [(from: SimTime, until: SimTime)] = []
 
     init(index: Int, identity: String, clock: ReplicaClock, pid1: Bool) {
         self.index = index
@@ -295,13 +300,16 @@ public final class World {
                 queue.push(wanted.at, .runnerTimer(replica: r, incarnation: inc, token: 0))
             }
         case .mainWake(let r, let inc):
+            if let resume = resumeTime(r) { return queue.push(resume, event) }
             guard let p = process(r, inc) else { return }
             p.mainWakeScheduled = false
             p.supervisor.wake()
         case .mainTimer(let r, let inc, let token):
+            if let resume = resumeTime(r) { return queue.push(resume, event) }
             guard let p = process(r, inc), token == p.mainTimerToken else { return }
             p.supervisor.wake()
         case .processExit(let id, let token):
+            if processes[id].replica >= 0, let resume = resumeTime(processes[id].replica) { return queue.push(resume, event) }
             guard processes[id].alive, processes[id].exitToken == token else { return }
             processDied(id, code: processes[id].exitCode)
         case .fault(let index):
@@ -328,7 +336,10 @@ public final class World {
 
     // MARK: Clocks
 
-    func localNow(_ r: Int) -> MonotonicInstant { MonotonicInstant(nanoseconds: replicas[r].clock.local(now)) }
+    /// CLOCK_MONOTONIC of replica `r`: stops while its host is suspended.
+    func localNow(_ r: Int) -> MonotonicInstant {
+        MonotonicInstant(nanoseconds: replicas[r].clock.local(now - suspended(r, before: now)))
+    }
 
     func wallNow(_ r: Int) -> WallTime {
         let ns = replicas[r].clock.wallNanos(now)
@@ -340,7 +351,7 @@ public final class World {
         let clock = replicas[r].clock
         let l = instant.nanoseconds
         if l &- clock.offset > (1 << 60) { return SimTime.max / 4 }
-        return max(now, clock.trueTime(atLocal: l))
+        return max(now, activeToTrue(r, clock.trueTime(atLocal: l)))
     }
 
     // MARK: Tracing
@@ -505,7 +516,8 @@ public final class World {
     func mainTimer(_ r: Int, _ inc: Int, at instant: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
         p.mainTimerToken += 1
-        queue.push(trueTime(r, instant), .mainTimer(replica: r, incarnation: inc, token: p.mainTimerToken))
+        let at = config.supervisorOnBootClock ? bootTrueTime(r, instant) : trueTime(r, instant)
+        queue.push(at, .mainTimer(replica: r, incarnation: inc, token: p.mainTimerToken))
     }
 
     func runnerTimer(_ r: Int, _ inc: Int, at instant: MonotonicInstant) -> Int {
