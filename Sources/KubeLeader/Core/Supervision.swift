@@ -3,11 +3,12 @@
 /// What the main thread of kube-leader decides (start the child once we lead,
 /// forward signals, stop the child when the lock is lost or cannot be proven,
 /// kill what the child leaves behind, release the lock, exit with which code)
-/// without doing any of it. The thin loop in `Main/Supervisor.swift` carries
-/// out each `Action` (spawn, kill, reap, ask the election thread to release,
-/// log, exit) and reports what happened as the next `Event`, passing the time;
-/// the simulation and the unit tests drive it with made-up instants, in the
-/// style of `Election.step`.
+/// without doing any of it. The loop `SupervisorDriver` carries out each
+/// `Action` (spawn, kill, reap, ask the election thread to release, log,
+/// exit) through its ports (production: `Main/Supervisor.swift`; the
+/// simulation: its simulated processes) and reports what happened as the
+/// next `Event`, passing the time; the unit tests drive it with made-up
+/// instants, in the style of `Election.step`.
 ///
 /// ## Phases (docs/supervision.md has the full table)
 /// ```
