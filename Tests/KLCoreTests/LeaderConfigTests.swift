@@ -65,6 +65,39 @@ import Testing
         #expect(try load(["--api-server", "http://127.0.0.1:8001", "--token-file", "/t", "l", "c"]).tokenFile == "/t")
     }
 
+    /// Issue 20 row 2: lease − renew deadline − kill grace ≥ max(1 s, 1 % of
+    /// the lease), so replicas whose clock rates differ by up to 1 % never
+    /// overlap; the default kill grace keeps exactly that margin.
+    @Test(arguments: [
+        // lease, renew, default kill grace
+        ("4s", "2s", Duration.seconds(1)),          // margin 1 s (1 % is 40 ms)
+        ("15s", "10s", .seconds(4)),
+        ("100s", "60s", .seconds(39)),              // 1 % = 1 s
+        ("1h", "50m", .seconds(600 - 36)),          // 1 % = 36 s
+        ("24h", "20h", .seconds(4 * 3600 - 864)),   // 1 % = 14 m 24 s
+    ])
+    func defaultKillGrace_keepsTheMargin(lease: String, renew: String, grace: Duration) throws {
+        let c = try load(["--lease-duration", lease, "--renew-deadline", renew, "--retry-period", "500ms", "l", "c"])
+        #expect(c.killGrace == grace)
+        #expect(c.leaseDuration - c.renewDeadline - c.killGrace == LeaderConfig.minimumMargin(lease: c.leaseDuration))
+    }
+
+    @Test(arguments: [
+        (["--lease-duration", "1h", "--renew-deadline", "50m", "--kill-grace", "9m30s"], "= 36s"),  // margin 30 s
+        (["--lease-duration", "24h", "--renew-deadline", "23h", "--kill-grace", "50m"], "= 14m24s"), // margin 10 m
+        (["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms", "--kill-grace", "1001ms"], "= 1s"),
+    ] as [([String], String)])
+    func killGraceEatingTheMargin_isRejected_namingTheRule(args: [String], fragment: String) {
+        let m = message(args + ["l", "c"])
+        #expect(m.contains("must be at least max(1s, 1% of lease-duration) \(fragment)"), "\(m)")
+        #expect(m.contains("clock-rate difference"), "\(m)")
+    }
+
+    @Test func killGraceLeavingExactlyTheMargin_isAccepted() throws {
+        let c = try load(["--lease-duration", "1h", "--renew-deadline", "50m", "--kill-grace", "9m24s", "l", "c"])
+        #expect(c.killGrace == .seconds(564))
+    }
+
     @Test func helpAndVersion() throws {
         #expect(try LeaderConfig.load(arguments: ["--help"], environment: [:], readFile: { _ in nil }, hostName: "h") == .help)
         #expect(try LeaderConfig.load(arguments: ["--version"], environment: [:], readFile: { _ in nil }, hostName: "h") == .version)

@@ -78,6 +78,28 @@ import Testing
         #expect(Supervision.Exit.spawnFailed(code: code, message: message).code == code)
     }
 
+    /// Issue 20 row 7: the exec of a forked child fails later: the child
+    /// exits 127 by itself; what it left is killed, the lock released, and
+    /// the exit code is the spawn failure's (126 here), not the child's 127.
+    @Test func execFailingAfterTheFork_drainsReleasesAndExitsWithTheSpawnCode() {
+        var s = running()
+        #expect(acts(s.step(.spawnFailed(code: 126, message: "no x bit"), now: at(0.2))) == [.killAll])
+        #expect(acts(s.step(.childExited(.exited(127)), now: at(0.2))) == [])
+        #expect(acts(s.step(.survivors(0), now: at(0.2))) == [.requestRelease])
+        #expect(s.step(.electionEnded(.released), now: at(0.3)) == [.exit(.spawnFailed(code: 126, message: "no x bit"))])
+    }
+
+    /// Row 7: an exec that hangs (a binary on a dead mount) is a running
+    /// child to the machine: its renew deadline stops it like any other.
+    @Test func execStillPendingAtTheRenewDeadline_isStopped() {
+        var s = running()   // `.spawned` came at the fork; no exec report since
+        #expect(s.wakeAt == at(2))
+        #expect(acts(s.step(.tick, now: at(2))) == [.signalGroup(.terminate)])
+        #expect(acts(s.step(.tick, now: at(3))) == [.killAll])
+        #expect(acts(s.step(.childExited(.signaled(.kill)), now: at(3.01))) == [.killAll])
+        #expect(s.step(.survivors(0), now: at(3.02)) == [.exit(.leadershipLost)])
+    }
+
     // MARK: Row 3: nothing of the child outlives the lock
 
     @Test func childExit_killsWhatItLeft_andReleasesOnlyWhenAllIsReaped() {
@@ -187,9 +209,27 @@ import Testing
 
     // MARK: Signals
 
+    /// Issue 20 row 6: tini's list. Every catchable signal but SIGCHLD,
+    /// SIGPIPE, SIGTTIN/SIGTTOU and the synchronous ones, real-time included.
+    @Test func forwardedSignals_areTinisList() {
+        #expect(Signal.forwarded.map(\.name) == [
+            "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+            "SIGCONT", "SIGTSTP", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
+            "SIGIO", "SIGPWR",
+        ])
+        let all = Signal.forwarded(realtime: 34...64).map(\.rawValue)
+        #expect(all.count == 18 + 31)
+        #expect(all.suffix(31) == Array(34...64))
+        for excluded: Int32 in [4, 5, 6, 7, 8, 9, 11, 13, 17, 19, 21, 22, 31, 32, 33] {
+            #expect(!all.contains(excluded), "signal \(excluded)")
+        }
+    }
+
+    /// Row 6: while the child runs, each of them (SIGPWR, SIGALRM,
+    /// SIGRTMIN+3, ...) goes to its group, and none stops the child or us.
     @Test func signalsWhileRunning_areForwardedToTheGroup() {
         var s = running()
-        for signal in Signal.forwarded {
+        for signal in Signal.forwarded(realtime: 34...64) {
             #expect(acts(s.step(.signal(signal), now: at(0.5))) == [.signalGroup(signal)])
         }
         #expect(s.phase == .running(pid: 100), "SIGTERM is the child's to act on")
@@ -203,8 +243,10 @@ import Testing
 
     @Test func nonTerminatingSignalWhileStandingBy_isIgnored() {
         var s = Supervision(timing: timing)
-        #expect(acts(s.step(.signal(.user1), now: at(0))) == [])
-        #expect(s.phase == .standby)
+        for signal in Signal.forwarded(realtime: 34...64) where !Supervision.terminating.contains(signal) {
+            #expect(acts(s.step(.signal(signal), now: at(0))) == [], "\(signal)")
+            #expect(s.phase == .standby)
+        }
     }
 
     // MARK: Row 6: SIGTERM before leading

@@ -21,4 +21,11 @@ import KLCore
         #expect(Signal(rawValue: SIGTSTP).name == "SIGTSTP")
         #expect(Signal(rawValue: SIGSYS).name == "SIGSYS")
     }
+
+    /// The forwarded standard signals, against the C library's numbers.
+    @Test func forwardedSignals_matchTheCLibrary() {
+        let expected: [Int32] = [SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGSTKFLT, SIGCONT, SIGTSTP,
+                                 SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR]
+        #expect(Signal.forwarded.map(\.rawValue) == expected)
+    }
 }

@@ -45,4 +45,26 @@ import KLSupport
             exit(status?.exitCode ?? 106)
         }
     }
+
+    /// Issue 20 row 6: with the inbox kube-leader opens (every forwarded
+    /// signal, real-time ones included), none of them ends the process; each
+    /// arrives through the signalfd. (Thread-directed: the test runner's own
+    /// threads do not block them.)
+    @Test(.timeLimit(.minutes(1)))
+    func everyForwardedSignal_arrivesThroughTheInbox_andNoneEndsTheProcess() async {
+        await #expect(processExitsWith: .exitCode(0)) {
+            guard let inbox = try? SignalInbox(signals: Signal.forwardedHere + [.child]) else { exit(100) }
+            for signal in Signal.forwardedHere {
+                pthread_kill(pthread_self(), signal.rawValue)
+                var got = false
+                for _ in 0..<10 where !got {
+                    got = inbox.wait(timeout: .seconds(1)).contains { event in
+                        if case .signal(signal, _) = event { return true } else { return false }
+                    }
+                }
+                guard got else { exit(signal.rawValue) }
+            }
+            exit(0)
+        }
+    }
 }

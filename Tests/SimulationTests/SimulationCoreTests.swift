@@ -82,26 +82,74 @@ import Testing
     }
 }
 
-/// The scenarios can fail: the model of the supervisor before the phase
-/// machine (no own deadline, no kill of what the child leaves, exit at once
-/// on SIGTERM) breaks rows 3, 5 and 6, which the phase machine fixes.
-@Suite struct LegacySupervisorTests {
-    @Test(arguments: ["row3", "row5", "row6"])
-    func legacySupervisor_failsTheRowsThePhaseMachineFixes(row: String) throws {
-        let scenario = try #require(Scenarios.named(row))
-        let legacy = scenario.run(trace: false, supervisor: .legacy)
-        #expect(!legacy.passed, "\(row) must fail with the legacy supervisor")
-    }
-}
-
 /// What the guarantees leave out overlaps today, as docs/simulation.md says.
 /// If one of these stops overlapping, the guarantee got stronger: update the
 /// docs, move the fault kind into the default mix, and turn the test around.
 @Suite struct OutsideGuaranteesTests {
-    @Test(arguments: ["outside-orphans", "outside-fresh-start"])
+    @Test(arguments: ["outside-orphans", "outside-fresh-start", "outside-suspend-leader"])
     func outsideTheGuarantees_childrenOverlap(name: String) throws {
         let scenario = try #require(Scenarios.named(name))
         let result = scenario.run(trace: false)
         #expect(result.overlaps > 0, "\(name) no longer overlaps: \(result.failures)")
+    }
+}
+
+/// Issue 20 row 2: the clock-rate scenario can fail. Clocks 1.2 % apart
+/// (beyond the 1 % the margin covers at a 24 h lease) overlap by minutes;
+/// 1 % apart they do not (scenario `clock-rates`), with the margin the
+/// arithmetic predicts (about 4.3 s at 24 h).
+@Suite struct ClockRateTests {
+    @Test func beyondTheMargin_clocks1point2PercentApart_overlap() {
+        let v = Scenarios.clockRateVariant(.configMap, lease: .seconds(24 * 3600), ppm: 12_000)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        #expect(world.overlapCount > 0)
+        #expect(world.overlapTotal > 60 * SimTime.second, "\(world.overlapTotal.traceText)")
+    }
+
+    @Test func withinTheMargin_clocks1PercentApart_keepAbout4sAt24h() {
+        let v = Scenarios.clockRateVariant(.lease, lease: .seconds(24 * 3600), ppm: 10_000)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        #expect(world.overlapCount == 0)
+        let margin = world.minSafetyMargin ?? -1
+        #expect(margin > 4 * SimTime.second && margin < 5 * SimTime.second, "\(margin)")
+    }
+}
+
+/// Issue 20 row 3 in the simulation: the leader's host is suspended 30 s
+/// (its monotonic clock stops, its processes freeze, the boot clock runs on).
+@Suite struct SuspendSimTests {
+    /// The leader's first child and when it died.
+    func oldChild(_ w: World) -> SimProcess? { w.processes.first { $0.replica == 0 && !$0.isGrandchild } }
+
+    @Test(arguments: [LockKind.configMap, .lease])
+    func resumedLeader_stopsItsChildAtTheResume(kind: LockKind) throws {
+        let v = Scenarios.suspendVariant(kind)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        let child = try #require(oldChild(world))
+        let resume: SimTime = 40 * SimTime.second
+        #expect(!child.alive)
+        #expect(child.diedAt >= resume && child.diedAt - resume <= SimTime.ms, "died at \(child.diedAt.traceText)")
+        #expect(world.replicas[0].exits.first?.code == 3, "\(world.replicas[0].exits)")
+        // The standby's child started after the lease on its own (running) clock.
+        let next = try #require(world.firstChildStart(after: 10 * SimTime.second))
+        #expect(next.at > 14 * SimTime.second && next.at < 20 * SimTime.second, "\(next.at.traceText)")
+    }
+
+    /// The same suspend with the supervisor on CLOCK_MONOTONIC (before the
+    /// fix): the resumed child keeps running until the renew deadline and
+    /// kill grace pass on the stopped clock, seconds after the resume.
+    @Test func onTheMonotonicClock_theResumedChildRunsOnForSeconds() throws {
+        let v = Scenarios.suspendVariant(.configMap, bootClock: false)
+        let world = World(config: v.config)
+        v.setup(world)
+        world.run(until: v.duration)
+        let child = try #require(oldChild(world))
+        #expect(child.diedAt - 40 * SimTime.second > 500 * SimTime.ms, "died at \(child.diedAt.traceText)")
     }
 }

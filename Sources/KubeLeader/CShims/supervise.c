@@ -7,9 +7,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-int cshims_spawn_supervised(pid_t *pid, const char *path, char *const argv[], char *const envp[]) {
+int cshims_spawn_supervised(pid_t *pid, const char *const files[], char *const argv[], char *const envp[],
+                            int *exec_report) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) { return errno; }
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) { return errno; }
     pid_t parent = getpid();
 
     /* Block everything across fork so no handler runs in the child before
@@ -35,9 +36,24 @@ int cshims_spawn_supervised(pid_t *pid, const char *path, char *const argv[], ch
         sigset_t empty;
         sigemptyset(&empty);
         sigprocmask(SIG_SETMASK, &empty, NULL);
-        execve(path, argv, envp);
-        int error = errno;
-        ssize_t ignored = write(fds[1], &error, sizeof error);
+        /* The PATH search of execvp(3), here in the child: a stat of a
+           directory on a hung mount blocks this process, never the parent. */
+        int report[2] = {ENOENT, 0};
+        int denied = -1;
+        for (int i = 0; files[i] != NULL; i++) {
+            execve(files[i], argv, envp);
+            report[0] = errno;
+            report[1] = i;
+            if (errno == EACCES) { if (denied < 0) { denied = i; } continue; }
+            if (errno == ENOENT || errno == ENOTDIR || errno == ESTALE || errno == ENODEV || errno == ETIMEDOUT) { continue; }
+            break;
+        }
+        if (denied >= 0 && (report[0] == ENOENT || report[0] == ENOTDIR || report[0] == ESTALE
+                            || report[0] == ENODEV || report[0] == ETIMEDOUT)) {
+            report[0] = EACCES;
+            report[1] = denied;
+        }
+        ssize_t ignored = write(fds[1], report, sizeof report);
         (void)ignored;
         _exit(127);
     }
@@ -48,15 +64,21 @@ int cshims_spawn_supervised(pid_t *pid, const char *path, char *const argv[], ch
     /* Also set the group from the parent side: no race with a signal sent
        to the group right after we return. */
     (void)setpgid(child, child);
-
-    int exec_errno = 0;
-    ssize_t n;
-    do { n = read(fds[0], &exec_errno, sizeof exec_errno); } while (n < 0 && errno == EINTR);
-    close(fds[0]);
-    if (n == (ssize_t)sizeof exec_errno) {
-        /* exec failed: the child has _exit'ed; the caller's reaper collects it. */
-        return exec_errno ? exec_errno : ENOEXEC;
-    }
     *pid = child;
+    *exec_report = fds[0];
     return 0;
 }
+
+int cshims_exec_report_read(int fd, int *error, int *index) {
+    int report[2] = {0, 0};
+    ssize_t n;
+    do { n = read(fd, report, sizeof report); } while (n < 0 && errno == EINTR);
+    if (n < 0) { return errno == EAGAIN ? 0 : -1; }
+    if (n == 0) { return 1; }
+    *error = report[0];
+    *index = report[1];
+    return 2;
+}
+
+int cshims_sigrtmin(void) { return SIGRTMIN; }
+int cshims_sigrtmax(void) { return SIGRTMAX; }

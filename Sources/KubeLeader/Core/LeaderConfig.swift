@@ -20,7 +20,7 @@ public struct LeaderConfig: Sendable, Equatable {
     /// Time between renews (leader) and between retries. Default 2s.
     public var retryPeriod: Duration
     /// Time between SIGTERM and SIGKILL of a child whose leader lost the lock.
-    /// Default `leaseDuration − renewDeadline − 1s`.
+    /// Default `leaseDuration − renewDeadline − minimumMargin(leaseDuration)`.
     public var killGrace: Duration
     /// nil: not in a cluster and no `--api-server`: just run the command.
     public var apiServer: String?
@@ -57,8 +57,8 @@ public struct LeaderConfig: Sendable, Equatable {
                    help: "The leader stops its child when it could not renew for this long."),
         OptionSpec("retry-period", env: "KUBE_LEADER_RETRY_PERIOD", value: "DURATION", default: "2s",
                    help: "Time between renews, and the least time between retries after any error (at least 100ms; with configmap locks renew-deadline must exceed it by 1s)."),
-        OptionSpec("kill-grace", env: "KUBE_LEADER_KILL_GRACE", value: "DURATION", default: "lease-duration - renew-deadline - 1s",
-                   help: "Time between SIGTERM and SIGKILL when leadership is lost."),
+        OptionSpec("kill-grace", env: "KUBE_LEADER_KILL_GRACE", value: "DURATION", default: "lease-duration - renew-deadline - max(1s, 1% of lease-duration)",
+                   help: "Time between SIGTERM and SIGKILL when leadership is lost. lease-duration - renew-deadline - kill-grace must be at least max(1s, 1% of lease-duration)."),
         OptionSpec("api-server", env: "KUBE_LEADER_API_SERVER", value: "URL",
                    default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT",
                    help: "Kubernetes API URL; http:// works too (kubectl proxy). Without it and outside a cluster the command just runs."),
@@ -123,7 +123,7 @@ public struct LeaderConfig: Sendable, Equatable {
         let lease = try duration("lease-duration", .seconds(15))
         let renew = try duration("renew-deadline", .seconds(10))
         let retry = try duration("retry-period", .seconds(2))
-        let grace = try duration("kill-grace", lease - renew - .seconds(1))
+        let grace = try duration("kill-grace", lease - renew - Self.minimumMargin(lease: lease))
 
         let kind: LockKind
         switch (o["lock-kind"] ?? "configmap").lowercased() {
@@ -199,6 +199,17 @@ public struct LeaderConfig: Sendable, Equatable {
 
     /// The safety inequalities (DESIGN.md): the child is dead before any other
     /// candidate can see the lease expire, and renews have time to retry.
+    /// The least time that must remain between the leader's last moment with
+    /// a child (renew deadline + kill grace after its last renew was sent) and
+    /// the moment a standby may take over (one lease after it saw that renew):
+    /// max(1 s, 1 % of the lease). Each replica measures these durations on its
+    /// own clock; the margin absorbs a difference of their rates up to
+    /// margin / lease: 1 % (10,000 ppm) for leases of 100 s and longer, more
+    /// for shorter ones (6.7 % at the default 15 s), far above NTP's 500 ppm.
+    public static func minimumMargin(lease: Duration) -> Duration {
+        max(.seconds(1), lease / 100)
+    }
+
     public func validate(sources o: ParsedOptions = ParsedOptions()) throws(UsageError) {
         func name(_ n: String) -> String { o.sources[n]?.description ?? n }
         for (n, d) in [("lease-duration", leaseDuration), ("renew-deadline", renewDeadline), ("retry-period", retryPeriod)] where d <= .zero {
@@ -211,10 +222,11 @@ public struct LeaderConfig: Sendable, Equatable {
             throw UsageError("renew-deadline (\(DurationText.format(renewDeadline))) must be greater than 1.2 × retry-period (\(DurationText.format(retryPeriod))) so a renew can be retried before the deadline")
         }
         if killGrace < .zero {
-            throw UsageError("kill-grace is negative (\(DurationText.format(killGrace))): with lease-duration \(DurationText.format(leaseDuration)) and renew-deadline \(DurationText.format(renewDeadline)) there is no time left; make lease-duration longer than renew-deadline + 1s or set --kill-grace")
+            throw UsageError("kill-grace is negative (\(DurationText.format(killGrace))): with lease-duration \(DurationText.format(leaseDuration)) and renew-deadline \(DurationText.format(renewDeadline)) there is no time left; make lease-duration longer than renew-deadline + max(1s, 1% of lease-duration) or set --kill-grace")
         }
-        if leaseDuration <= renewDeadline + killGrace {
-            throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) must be greater than renew-deadline (\(DurationText.format(renewDeadline))) + kill-grace (\(DurationText.format(killGrace))): otherwise another replica could start before this one's child is killed")
+        let margin = Self.minimumMargin(lease: leaseDuration)
+        if leaseDuration - renewDeadline - killGrace < margin {
+            throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) - renew-deadline (\(DurationText.format(renewDeadline))) - kill-grace (\(DurationText.format(killGrace))) must be at least max(1s, 1% of lease-duration) = \(DurationText.format(margin)): this margin is what absorbs a clock-rate difference between replicas (up to 1% of the lease); otherwise another replica could start before this one's child is killed")
         }
         if leaseDuration < .seconds(1) {
             throw UsageError("lease-duration (\(DurationText.format(leaseDuration))) must be at least 1s: the lock record counts whole seconds")

@@ -36,12 +36,41 @@ public struct Signal: Sendable, Hashable, CustomStringConvertible {
     /// SIGSTOP (cannot be caught, blocked or ignored)
     public static let stop = Signal(rawValue: 19)
 
-    /// The signals a supervisor passes on to its child's process group, as
-    /// tini forwards everything it does not handle itself: SIGTERM, SIGINT,
-    /// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH.
-    public static let forwarded: [Signal] = [
-        .terminate, .interrupt, .hangup, .quit, .user1, .user2, .windowChange,
+    /// The standard signals (1...31) kube-leader passes on to its child's
+    /// process group, as tini does: tini blocks every signal except the
+    /// synchronous ones and forwards whatever it does not handle itself
+    /// (`tini.c`, `configure_signals` and `wait_and_forward_signal`). So:
+    /// every catchable signal except
+    /// - SIGCHLD (reaping), SIGKILL and SIGSTOP (cannot be caught);
+    /// - the synchronous ones, which report a fault of kube-leader itself
+    ///   and must keep their default action: SIGILL, SIGTRAP, SIGABRT,
+    ///   SIGBUS, SIGFPE, SIGSEGV, SIGSYS;
+    /// - SIGTTIN and SIGTTOU, which tini ignores (a background kube-leader
+    ///   must not stop on a terminal access);
+    /// - SIGPIPE: ignored, so a write to a closed connection or log pipe fails
+    ///   with EPIPE; the kernel sends it to kube-leader's own writing thread,
+    ///   and forwarding it would kill the child for our broken pipe.
+    ///
+    /// The real-time signals (SIGRTMIN...SIGRTMAX, numbers of the C library)
+    /// are forwarded too: see `forwarded(realtime:)`.
+    public static let forwarded: [Signal] = (Int32(1)...31)
+        .filter { !notForwarded.contains($0) }
+        .map { Signal(rawValue: $0) }
+
+    /// Standard signals that are never forwarded (see `forwarded`).
+    public static let notForwarded: Set<Int32> = [
+        9, 19, 17,                  // SIGKILL, SIGSTOP, SIGCHLD
+        4, 5, 6, 7, 8, 11, 31,      // SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV SIGSYS
+        21, 22,                     // SIGTTIN, SIGTTOU (ignored, as in tini)
+        13,                         // SIGPIPE (ignored)
     ]
+
+    /// Every signal kube-leader forwards: `forwarded` plus the real-time
+    /// signals `realtime` (the C library's SIGRTMIN...SIGRTMAX: glibc keeps
+    /// 32 and 33 for itself, musl 32 to 34).
+    public static func forwarded(realtime: ClosedRange<Int32>) -> [Signal] {
+        forwarded + realtime.map { Signal(rawValue: $0) }
+    }
 
     private static let names: [Int32: String] = [
         1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL",

@@ -3,11 +3,12 @@
 /// What the main thread of kube-leader decides (start the child once we lead,
 /// forward signals, stop the child when the lock is lost or cannot be proven,
 /// kill what the child leaves behind, release the lock, exit with which code)
-/// without doing any of it. The thin loop in `Main/Supervisor.swift` carries
-/// out each `Action` (spawn, kill, reap, ask the election thread to release,
-/// log, exit) and reports what happened as the next `Event`, passing the time;
-/// the simulation and the unit tests drive it with made-up instants, in the
-/// style of `Election.step`.
+/// without doing any of it. The loop `SupervisorDriver` carries out each
+/// `Action` (spawn, kill, reap, ask the election thread to release, log,
+/// exit) through its ports (production: `Main/Supervisor.swift`; the
+/// simulation: its simulated processes) and reports what happened as the
+/// next `Event`, passing the time; the unit tests drive it with made-up
+/// instants, in the style of `Election.step`.
 ///
 /// ## Phases (docs/supervision.md has the full table)
 /// ```
@@ -54,7 +55,10 @@
 /// - Processes that are not our descendants (started through another
 ///   process's API: a container runtime, `systemd-run`, a remote shell) are
 ///   out of reach; stop them from the command's own SIGTERM handler.
-/// - A frozen kube-leader (SIGSTOP, a VM pause) checks no deadline: no fencing.
+/// - A frozen kube-leader (SIGSTOP) checks no deadline while frozen: no
+///   fencing. After a suspend or VM pause it does, at once: production feeds
+///   instants of the boot clock (`BootClock`, CLOCK_BOOTTIME, which counts
+///   time suspended), with the renew send times carried over by `BootTimeline`.
 public struct Supervision: Sendable {
     public typealias Instant = MonotonicClock.Instant
 
@@ -146,9 +150,13 @@ public struct Supervision: Sendable {
         case lost(reason: String)
         /// The election thread is done (see `ElectionEnd`).
         case electionEnded(ElectionEnd)
-        /// Answer to `.spawn`: the child runs, leading its own process group.
+        /// Answer to `.spawn`: the child is forked, leading its own process
+        /// group; its exec may still be pending (a binary on a hung mount),
+        /// and it is stopped like any child when the deadline passes.
         case spawned(pid: Int32)
-        /// Answer to `.spawn`: it could not start (126/127, message says why).
+        /// The command could not be started (126/127, message says why):
+        /// answer to `.spawn`, or later, once the exec of a spawned child
+        /// failed (that child then exits 127 and `.childExited` follows).
         case spawnFailed(code: Int32, message: String)
         /// The child itself has exited and was reaped.
         case childExited(TerminationStatus)
@@ -322,6 +330,10 @@ public struct Supervision: Sendable {
                 out.append(.log(Note(.info, "child exited",
                                      Self.exitFields(pid, status) + [.init("child.status", .string(status.description))])))
                 beginDraining(.childExited(status), release: true, now: now, into: &out)
+            case .spawnFailed(let code, let message):
+                // Its exec failed after the fork: the child exits 127 by itself.
+                out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
+                beginDraining(.spawnFailed(code: code, message: message), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
             case .electionEnded(let end):

@@ -28,8 +28,10 @@ enum HelpText {
         Options (flag, then env var, then default):
         \(LeaderConfig.parser.helpText())
 
-        Durations: 500ms, 15s, 2m, 1m30s. Rules: lease-duration > renew-deadline +
-        kill-grace, and renew-deadline > 1.2 × retry-period.
+        Durations: 500ms, 15s, 2m, 1m30s. Rules: lease-duration - renew-deadline -
+        kill-grace >= max(1s, 1% of lease-duration) (this margin tolerates clocks
+        of two replicas running up to 1% apart at leases >= 100s), and
+        renew-deadline > 1.2 × retry-period.
 
         Exit codes:
           N        the child's exit code; 128+N when the child died of signal N
@@ -42,10 +44,12 @@ enum HelpText {
           128+N    signal N arrived before we became leader (nothing was started)
           1        any other failure of kube-leader itself (the log says what)
 
-        Signals: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH are
-        forwarded to the child's process group. Before the child starts, SIGTERM,
-        SIGINT, SIGHUP and SIGQUIT end kube-leader (a lock taken meanwhile is
-        released first). When the child exits, what it left running is killed
+        Signals: every signal tini forwards goes to the child's process group
+        (all but SIGCHLD, SIGKILL, SIGSTOP, SIGPIPE, SIGTTIN, SIGTTOU and the
+        synchronous SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS;
+        real-time signals included); none of them ends kube-leader. Before the
+        child starts, SIGTERM, SIGINT, SIGHUP and SIGQUIT end kube-leader (a lock
+        taken meanwhile is released first); the others are dropped. When the child exits, what it left running is killed
         before the lock is released.
 
         The child's environment adds KUBE_LEADER_IDENTITY, KUBE_LEADER_LOCK

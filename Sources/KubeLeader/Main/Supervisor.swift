@@ -10,22 +10,24 @@ import KLProcess
 import KLSupport
 import Synchronization
 
-/// The supervisor: the main thread's loop, in the shape of tini's, around the
-/// pure phase machine `Supervision` (Core/Supervision.swift), which decides.
+/// The supervisor: the main thread, in the shape of tini's loop. The loop
+/// and its decisions are in KLCore (`SupervisorDriver` around the phase
+/// machine `Supervision`); this class is its ports: fork/exec, signals,
+/// kill, reap (Process/), the mailbox of the election thread (`LeaderHost`),
+/// the log, the boot clock.
 ///
 /// Two threads, one job each:
 /// - the **election thread** runs `ElectionRunner` (blocking HTTP calls with
 ///   deadlines) and reports through `LeaderHost`: renewed(sentAt:), became
 ///   leader, lost, done;
-/// - the **main thread** (this loop) owns the child: it waits on a signalfd
-///   for signals, child exits and wake-ups from the election thread, turns
-///   them into `Supervision.Event`s and carries out the actions: spawn,
-///   signal or SIGKILL the child's group and descendants, reap, ask for the
-///   release, log, exit. It never waits for the election thread: the machine
-///   keeps its own renew deadline and wakes the loop for it.
+/// - the **main thread** (`run`) owns the child: it waits on a signalfd for
+///   signals, child exits, the exec report and wake-ups from the election
+///   thread, and lets the driver take a turn. It never waits for the
+///   election thread, nor for the exec: the machine keeps its own renew
+///   deadline and wakes the loop for it.
 ///
 /// Every way out is one of `Exit`'s cases, each with its exit code.
-final class Supervisor {
+final class Supervisor: SupervisorPorts {
     /// How kube-leader ends (`Supervision.Exit`: childExited,
     /// signalWhileWaiting, leadershipLost, configuration, spawnFailed,
     /// internalError).
@@ -38,11 +40,9 @@ final class Supervisor {
     let electionLogger: Logger
     let inbox: SignalInbox
     let host: LeaderHost
-    var machine: Supervision
-    /// The child, once spawned; its pid is also its process group.
-    var child: ChildProcess?
-    /// What of the host's state has been turned into events already.
-    var seen = LeaderHost.State()
+    /// The child's start while its exec has not been reported (it may hang
+    /// on a dead mount: the loop never waits for it).
+    var start: SupervisedStart?
     /// The optional surfaces (docs/surfaces.md): the child's environment
     /// comes from their board, which also hears of loss and the child's exit.
     var surfaces: Surfaces?
@@ -56,8 +56,6 @@ final class Supervisor {
         electionLogger = logger
         self.inbox = inbox
         self.host = try LeaderHost(inbox: inbox)
-        machine = Supervision(timing: Supervision.Timing(renewDeadline: config.renewDeadline, killGrace: config.killGrace),
-                              command: config.command.first ?? "")
     }
 
     /// Starts the election thread and runs the main loop until an exit.
@@ -71,93 +69,103 @@ final class Supervisor {
             let outcome = runner.run()
             host.finished(outcome)
         }
+        let machine = Supervision(timing: Supervision.Timing(renewDeadline: config.renewDeadline, killGrace: config.killGrace),
+                                  command: config.command.first ?? "")
+        let driver = SupervisorDriver(machine: machine, ports: self)
         while true {
-            var events: [Supervision.Event] = []
-            for event in inbox.wait(timeout: waitTimeout()) {
-                guard case .signal(let signal, _) = event else { continue }
-                if signal == .child {
-                    events += reap()
-                } else {
-                    events.append(.signal(signal))
+            // Until the next event, but no later than the machine's next
+            // deadline, and at most one second (as tini's sigtimedwait).
+            let timeout = driver.wakeAt.map { max(.zero, min(.seconds(1), now.duration(to: $0))) } ?? .seconds(1)
+            var signals: [Signal] = []
+            var execReported = false
+            for event in inbox.wait(timeout: timeout) {
+                switch event {
+                case .signal(let signal, _): signals.append(signal)
+                case .readable: execReported = true
+                case .wake: break
                 }
             }
-            events += electionEvents()
-            events.append(.tick)
-            if let exit = feed(events) { return exit }
+            if let exit = driver.turn(signals: signals, execReported: execReported) { return exit }
         }
     }
 
-    /// How long the loop may sleep: until the machine's next deadline, at most
-    /// one second (as tini's sigtimedwait).
-    func waitTimeout() -> Duration {
-        guard let wakeAt = machine.wakeAt else { return .seconds(1) }
-        return max(.zero, min(.seconds(1), MonotonicClock.now.duration(to: wakeAt)))
+    // MARK: SupervisorPorts
+
+    /// The boot clock: the leader's own deadlines count time suspended.
+    var now: MonotonicInstant { BootClock.now }
+
+    func spawn(environment additions: [String: String]) -> Supervision.Event {
+        var environment: [String: String]?
+        if !additions.isEmpty {
+            var merged = ProcessEnvironment.current()
+            for (key, value) in additions { merged[key] = value }
+            environment = merged
+        }
+        do {
+            // Returns once forked: the exec is reported through `start`.
+            let started = try ChildProcess.startSupervised(config.command, environment: environment)
+            start = started
+            inbox.watchReadable(started.execReport)
+            // Its exit is reported through a pidfd even if a SIGCHLD were lost.
+            inbox.watchExit(of: started.child)
+            return .spawned(pid: started.child.pid)
+        } catch {
+            return .spawnFailed(code: error.exitCode, message: error.description)
+        }
     }
 
-    /// Steps the machine through `events` and the answers of its actions;
-    /// returns the exit once the machine decides one.
-    func feed(_ events: [Supervision.Event]) -> Exit? {
-        var queue = events
-        var next = 0
-        while next < queue.count {
-            let event = queue[next]
-            next += 1
-            for action in machine.step(event, now: MonotonicClock.now) {
-                if case .exit(let exit) = action { return exit }
-                queue += perform(action)
+    func signalGroup(_ group: Int32, _ signal: Signal) {
+        do {
+            if try !ChildProcess(pid: group).signalGroup(signal) {
+                logger.warning("child already gone; signal not delivered", ("signal", .string(signal.name)), ("child.pid", JSON(Int(group))))
             }
+        } catch {
+            logger.warning("cannot signal child", ("signal", .string(signal.name)), ("error", .string(error.description)))
         }
+    }
+
+    func killAll(group: Int32) -> (reaped: [(pid: Int32, status: TerminationStatus)], survivors: Int) {
+        let round = ProcessTree.killAll(group: group)
+        if !round.signalled.isEmpty {
+            logger.notice("killed the remaining processes of the child", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
+        }
+        return (round.reaped, round.survivors)
+    }
+
+    func reapAll() -> [(pid: Int32, status: TerminationStatus)] { Reaper.reapAll() }
+
+    func requestRelease() -> Bool { host.requestRelease() }
+
+    func readMailbox() -> ElectionReport {
+        let state = host.snapshot()
+        var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
+                                    lastRenewSentAt: state.lastRenewBootSentAt,
+                                    childEnvironment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment)
+        switch state.outcome {
+        case .released?: report.ended = .released
+        case .lost(let reason)?: report.ended = .lost(reason: reason)
+        case .configurationError(let message)?: report.ended = .configuration(message)
+        case nil: break
+        }
+        return report
+    }
+
+    func execOutcome() -> Supervision.Event? {
+        guard let result = start?.checkExec() else { return nil }
+        start = nil
+        if case .failure(let error) = result { return .spawnFailed(code: error.exitCode, message: error.description) }
         return nil
     }
 
-    /// Carries out one action; returns the events that answer it.
-    func perform(_ action: Supervision.Action) -> [Supervision.Event] {
-        switch action {
-        case .spawn(let additions):
-            var environment: [String: String]?
-            if !additions.isEmpty {
-                var merged = ProcessEnvironment.current()
-                for (key, value) in additions { merged[key] = value }
-                environment = merged
-            }
-            do {
-                let spawned = try ChildProcess.spawnSupervised(config.command, environment: environment)
-                child = spawned
-                // Its exit is reported through a pidfd even if a SIGCHLD were lost.
-                inbox.watchExit(of: spawned)
-                return [.spawned(pid: spawned.pid)]
-            } catch {
-                return [.spawnFailed(code: error.exitCode, message: error.description)]
-            }
-        case .signalGroup(let signal):
-            guard let child else { return [] }
-            do {
-                if try !child.signalGroup(signal) {
-                    logger.warning("child already gone; signal not delivered", ("signal", .string(signal.name)), ("child.pid", JSON(Int(child.pid))))
-                }
-            } catch {
-                logger.warning("cannot signal child", ("signal", .string(signal.name)), ("error", .string(error.description)))
-            }
-            return []
-        case .killAll:
-            guard let child else { return [.survivors(0)] }
-            let round = ProcessTree.killAll(group: child.pid)
-            var events = reaped(round.reaped)
-            if !round.signalled.isEmpty {
-                logger.notice("killed the remaining processes of the child", ("pids", .array(round.signalled.map { JSON(Int($0)) })))
-            }
-            events.append(.survivors(round.survivors))
-            return events
-        case .requestRelease:
-            let busy = host.requestRelease()
-            var events = electionEvents()
-            if !busy, seen.outcome == nil { events.append(.electionEnded(.released)) }
-            return events
-        case .log(let note):
-            logger.log(Self.level(note.level), note.message, note.fields.map { ($0.key, $0.value) })
-            return []
-        case .exit:
-            return []
+    func log(_ note: Supervision.Note) {
+        logger.log(Self.level(note.level), note.message, note.fields.map { ($0.key, $0.value) })
+    }
+
+    func observed(_ event: Supervision.Event) {
+        switch event {
+        case .lost: surfaces?.board.lost()
+        case .childExited(let status): surfaces?.board.childExited(code: status.exitCode)
+        default: break
         }
     }
 
@@ -170,49 +178,6 @@ final class Supervisor {
         case .error: .error
         }
     }
-
-    /// What the election thread reported since the last look, as events:
-    /// renews before "became leader", losses before the end.
-    func electionEvents() -> [Supervision.Event] {
-        let state = host.snapshot()
-        var events: [Supervision.Event] = []
-        if let sentAt = state.lastRenewSentAt, sentAt != seen.lastRenewSentAt {
-            events.append(.renewed(sentAt: sentAt))
-        }
-        if state.leading, !seen.leading {
-            events.append(.becameLeader(environment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment))
-        }
-        if let reason = state.lostReason, seen.lostReason == nil {
-            events.append(.lost(reason: reason))
-            surfaces?.board.lost()
-        }
-        if let outcome = state.outcome, seen.outcome == nil {
-            switch outcome {
-            case .released: events.append(.electionEnded(.released))
-            case .lost(let reason): events.append(.electionEnded(.lost(reason: reason)))
-            case .configurationError(let message): events.append(.electionEnded(.configuration(message)))
-            }
-        }
-        seen = state
-        return events
-    }
-
-    /// Reaps every zombie (we are PID 1 or a child subreaper).
-    func reap() -> [Supervision.Event] { reaped(Reaper.reapAll()) }
-
-    /// The child's exit as an event; other reaped processes are only logged.
-    func reaped(_ list: [(pid: Int32, status: TerminationStatus)]) -> [Supervision.Event] {
-        var events: [Supervision.Event] = []
-        for (pid, status) in list {
-            if pid == child?.pid {
-                surfaces?.board.childExited(code: status.exitCode)
-                events.append(.childExited(status))
-            } else {
-                logger.debug("reaped zombie", ("pid", JSON(Int(pid))), ("status", .string(status.description)))
-            }
-        }
-        return events
-    }
 }
 
 /// What the election thread and the main thread share.
@@ -222,8 +187,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         var lostReason: String?
         var releaseRequested = false
         var outcome: ElectionRunner.Outcome?
-        /// Send time of the last write that held the lock (acquire or renew).
-        var lastRenewSentAt: MonotonicClock.Instant?
+        /// Send time of the last write that held the lock (acquire or renew),
+        /// on the boot clock (`BootTimeline`: never later than the truth).
+        var lastRenewBootSentAt: BootClock.Instant?
+        /// Carries the election thread's monotonic send times to the boot clock.
+        var timeline = BootTimeline()
         /// An acquiring write is in flight.
         var acquiring = false
         /// An acquire succeeded: the lock is ours until the election ends.
@@ -276,6 +244,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     /// Waits on the real monotonic clock (the runner's default clock): the
     /// kernel's `poll` on the wake-up pipe needs real time.
     func pause(until: MonotonicClock.Instant) -> Bool {
+        // What the election sends next comes after this: sample the clocks' offset.
+        defer {
+            let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
+        }
         while true {
             let left = MonotonicClock.now.duration(to: until)
             if left <= .zero { return releaseRequested }
@@ -301,9 +274,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 
     func beginAcquire() -> Bool {
-        state.withLock { s -> Bool in
+        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+        return state.withLock { s -> Bool in
             if s.releaseRequested { return false }
             s.acquiring = true
+            s.timeline.beforeSend(monotonic: monotonic, boot: boot)
             return true
         }
     }
@@ -316,7 +291,10 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 
     func renewed(sentAt: MonotonicClock.Instant) {
-        state.withLock { $0.lastRenewSentAt = sentAt }
+        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+        state.withLock { s in
+            s.lastRenewBootSentAt = s.timeline.boot(sentAt, monotonicNow: monotonic, bootNow: boot)
+        }
         inbox.wake()
     }
 }
@@ -332,6 +310,6 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
     let rc = startDetachedThread(body)
     if rc != 0 {
         writeAll(fd: 2, "kube-leader: cannot start the election thread (error \(rc))\n")
-        exit(ExitCode.failure)
+        exitNow(ExitCode.failure)
     }
 }

@@ -14,10 +14,21 @@ import KLKube
 import KLProcess
 import KLSupport
 
+/// Ends kube-leader with `code` at once (issue 20 row 8): `_exit`, never
+/// `exit`. exit() runs the atexit handlers, among them OpenSSL's
+/// `OPENSSL_cleanup` (registered by OPENSSL_init_crypto), which frees the
+/// library's global state (default library context, providers, thread-local
+/// keys, error tables) while the election thread or a surfaces thread may be
+/// inside a handshake or SSL_read: a use after free there crashes the process
+/// during its exit, and the container reports a signal instead of our code.
+/// Nothing is lost: every log line is written with write(2) (no stdio buffer),
+/// and the child is gone or was never started.
+func exitNow(_ code: Int32) -> Never { _exit(code) }
+
 /// Exits with a usage/configuration error (code 2), the message on stderr.
 func usageExit(_ message: String) -> Never {
     writeAll(fd: 2, "kube-leader: \(message)\n")
-    exit(ExitCode.usage)
+    exitNow(ExitCode.usage)
 }
 
 /// The whole program, as one function so every value is a local (top-level
@@ -53,7 +64,7 @@ func runKubeLeader() -> Never {
                     ("child.command", .string(config.command[0])))
         let error = execReplacingProcess(config.command)
         logger.error("cannot run the command", ("child.command", .string(config.command[0])), ("error", .string(error.description)))
-        exit(error.exitCode)
+        exitNow(error.exitCode)
     }
 
     // Credentials must be readable before anything starts.
@@ -68,13 +79,16 @@ func runKubeLeader() -> Never {
     // inherits the mask and they arrive only through the signalfd.
     let inbox: SignalInbox
     do {
-        inbox = try SignalInbox(signals: Signal.forwarded + [.child])
+        inbox = try SignalInbox(signals: Signal.forwardedHere + [.child])
     } catch {
         logger.critical("cannot set up signal handling", ("error", .string(error.description)))
-        exit(ExitCode.failure)
+        exitNow(ExitCode.failure)
     }
     // Writes to a closed API connection must fail with EPIPE, not kill us.
     signal(SIGPIPE, SIG_IGN)
+    // A background kube-leader must not stop on a terminal access (as tini).
+    signal(SIGTTIN, SIG_IGN)
+    signal(SIGTTOU, SIG_IGN)
     // Orphans of the child become ours to reap and to kill (docs/supervision.md).
     if getpid() != 1, !Reaper.becomeSubreaper() {
         logger.warning("cannot become a child subreaper: processes the child orphans are neither reaped nor killed by kube-leader")
@@ -99,7 +113,7 @@ func runKubeLeader() -> Never {
         supervisor.surfaces = surfaces
     } catch {
         logger.critical("cannot start", ("error", .string(error.description)))
-        exit(ExitCode.failure)
+        exitNow(ExitCode.failure)
     }
     let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
     // The last lines must not keep a stopped kube-leader from exiting either.
@@ -116,7 +130,7 @@ func runKubeLeader() -> Never {
         logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
     }
     surfaces.finish()
-    exit(outcome.code)
+    exitNow(outcome.code)
 }
 
 runKubeLeader()

@@ -30,6 +30,8 @@ public final class SignalInbox: @unchecked Sendable {
         case signal(Signal, senderPID: Int32)
         /// `wake()` was called since the last `wait`.
         case wake
+        /// A descriptor given to `watchReadable` turned readable (reported once).
+        case readable(Int32)
     }
 
     /// The signals this inbox blocked and reports (SIGCHLD included).
@@ -39,6 +41,8 @@ public final class SignalInbox: @unchecked Sendable {
     private let wakeWrite: Int32
     /// pid -> pidfd of children whose exit `wait` reports.
     private let watched = Mutex<[Int32: Int32]>([:])
+    /// Descriptors whose readability `wait` reports (once each).
+    private let readables = Mutex<Set<Int32>>([])
 
     /// Blocks `signals` and SIGCHLD in the calling thread (pthread_sigmask)
     /// and opens the signalfd and the wake pipe.
@@ -92,6 +96,13 @@ public final class SignalInbox: @unchecked Sendable {
         return true
     }
 
+    /// Reports `.readable(fd)` once `fd` is readable (data, EOF or error),
+    /// then forgets it; the caller keeps and closes the descriptor.
+    public func watchReadable(_ fd: Int32) {
+        readables.withLock { _ = $0.insert(fd) }
+        wake()
+    }
+
     /// Waits until a signal arrives, a watched child exits, `wake()` is
     /// called, or `timeout` passes (nil: no limit). Returns everything
     /// available at that moment, signals first; [] on timeout.
@@ -104,6 +115,8 @@ public final class SignalInbox: @unchecked Sendable {
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         for fd in children.values { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        let readable = readables.withLock { $0 }
+        for fd in readable { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         while true {
             let wait = deadline.map { pollTimeoutMilliseconds($0 - clock.now) } ?? -1
             let n = poll(&fds, nfds_t(fds.count), wait)
@@ -120,7 +133,7 @@ public final class SignalInbox: @unchecked Sendable {
             events.append(.signal(Signal(rawValue: number), senderPID: sender))
         }
         // 2. Watched children that exited: reported once, then forgotten.
-        for entry in fds.dropFirst(2) where entry.revents != 0 {
+        for entry in fds.dropFirst(2).prefix(children.count) where entry.revents != 0 {
             let pid = watched.withLock { map -> Int32? in
                 guard let (pid, fd) = map.first(where: { $0.value == entry.fd }) else { return nil }
                 closeQuietly(fd)
@@ -129,7 +142,12 @@ public final class SignalInbox: @unchecked Sendable {
             }
             if let pid { events.append(.signal(.child, senderPID: pid)) }
         }
-        // 3. The wake pipe, drained: any number of wake() calls is one event.
+        // 3. Watched descriptors that turned readable: reported once.
+        for entry in fds.dropFirst(2 + children.count) where entry.revents != 0 {
+            readables.withLock { _ = $0.remove(entry.fd) }
+            events.append(.readable(entry.fd))
+        }
+        // 4. The wake pipe, drained: any number of wake() calls is one event.
         var byte: UInt8 = 0
         var woke = false
         while read(wakeRead, &byte, 1) == 1 { woke = true }
@@ -143,5 +161,13 @@ public final class SignalInbox: @unchecked Sendable {
     public func wake() {
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
+    }
+}
+
+extension Signal {
+    /// Every signal kube-leader forwards to its child's group, with this C
+    /// library's real-time range (`Signal.forwarded(realtime:)`).
+    public static var forwardedHere: [Signal] {
+        forwarded(realtime: Int32(cshims_sigrtmin())...Int32(cshims_sigrtmax()))
     }
 }

@@ -29,6 +29,15 @@ extension MonotonicClock: BlockingClock {
     }
 }
 
+extension BootClock {
+    /// Now, on CLOCK_BOOTTIME (counts time suspended; see `BootClock`).
+    public static var now: MonotonicInstant {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+    }
+}
+
 extension MonotonicInstant {
     /// Now, on CLOCK_MONOTONIC.
     public static var now: MonotonicInstant { MonotonicClock.now }

@@ -77,10 +77,9 @@ public enum Simulation {
 
     /// Runs one seed for `hours` of simulated time.
     public static func run(seed: UInt64, replicas: Int?, hours: Double, trace: Bool = false,
-                           kinds: [FaultKind] = FaultKind.guaranteed, supervisor: SupervisorKind = .phaseMachine) -> SeedResult {
+                           kinds: [FaultKind] = FaultKind.guaranteed) -> SeedResult {
         var config = Self.config(seed: seed, replicas: replicas, kinds: kinds)
         config.trace = trace
-        config.supervisor = supervisor
         let world = World(config: config)
         let duration = SimTime(hours * 3.6e12)
         RandomPlan(kinds: kinds).schedule(on: world, duration: duration)
@@ -98,10 +97,8 @@ public enum Simulation {
     }
 
     /// The command that replays one seed with its event log.
-    public static func replayCommand(seed: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind],
-                                     supervisor: SupervisorKind = .phaseMachine) -> String {
+    public static func replayCommand(seed: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind]) -> String {
         var c = "scripts/sim --seeds 1 --from \(seed) --hours \(hours) --trace"
-        if supervisor != .phaseMachine { c += " --supervisor \(supervisor.rawValue)" }
         if let replicas { c += " --replicas \(replicas)" }
         if kinds != FaultKind.guaranteed { c += " --faults \(kinds.isEmpty ? "none" : kinds.map(\.rawValue).joined(separator: ","))" }
         return c

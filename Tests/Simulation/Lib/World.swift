@@ -32,9 +32,12 @@ public struct SimConfig {
     /// runs, and fresh starts within a lease after a deletion or clear.
     public var crashWithOrphans = false
     public var freshStartAfterDelete = false
-    /// Which main thread: the phase machine (`Core/Supervision.swift`, what
-    /// kube-leader runs) or a model of the rules before it (`legacy`).
-    public var supervisor: SupervisorKind = .phaseMachine
+    /// Clock rates of the replicas in ppm (replica i gets `[i % count]`);
+    /// nil: each drawn from ±1000 ppm.
+    public var clockPPM: [Int64]?
+    /// The supervisor's clock: CLOCK_BOOTTIME as kube-leader runs it (true),
+    /// or CLOCK_MONOTONIC as before issue 20 row 3 (to show the difference).
+    public var supervisorOnBootClock = true
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -44,15 +47,6 @@ public struct SimConfig {
         self.killGrace = killGrace
         self.pid1 = pid1 ?? Array(repeating: true, count: replicas)
     }
-}
-
-/// The main thread a simulated kube-leader runs.
-public enum SupervisorKind: String, Sendable, CaseIterable {
-    /// `Core/Supervision.swift` driven as `Main/Supervisor.swift` drives it.
-    case phaseMachine = "phase-machine"
-    /// A model of `Main/Supervisor.swift` before the phase machine (no own
-    /// deadline, no kill of what the child leaves, exit at once on SIGTERM).
-    case legacy
 }
 
 /// How children behave.
@@ -102,7 +96,7 @@ struct SimProcess {
 final class ReplicaProcess {
     let incarnation: Int
     var runner: RunnerMirror!
-    var supervisor: (any SimSupervisor)!
+    var supervisor: SimSupervisor!
     // LeaderHost.State
     var leading = false
     var lostReason: String?
@@ -168,6 +162,8 @@ final class Replica {
     var net = NetState()
     var exits: [SimExit] = []
     var starts = 0
+    /// Times its host was (or is) suspended (`Suspend.swift`).
+    var suspensions: [(from: SimTime, until: SimTime)] = []
 
     init(index: Int, identity: String, clock: ReplicaClock, pid1: Bool) {
         self.index = index
@@ -238,7 +234,8 @@ public final class World {
         self.server = SimAPIServer(kind: config.kind, noisePerSecond: config.noisePerSecond,
                                    historyCapacity: config.historyCapacity)
         for i in 0..<config.replicas {
-            let ppm = rng.int(Int64(-1000)...1000)
+            let drawn = rng.int(Int64(-1000)...1000)
+            let ppm = config.clockPPM.map { $0[i % $0.count] } ?? drawn
             let offset = rng.int(Int64(1_000_000_000)...1_000_000_000_000_000)
             let wall = Int64(1_795_000_000) * SimTime.second + rng.int(Int64(-2_000)...2_000) * SimTime.ms
             replicas.append(Replica(index: i, identity: "replica-\(i)",
@@ -303,13 +300,16 @@ public final class World {
                 queue.push(wanted.at, .runnerTimer(replica: r, incarnation: inc, token: 0))
             }
         case .mainWake(let r, let inc):
+            if let resume = resumeTime(r) { return queue.push(resume, event) }
             guard let p = process(r, inc) else { return }
             p.mainWakeScheduled = false
             p.supervisor.wake()
         case .mainTimer(let r, let inc, let token):
+            if let resume = resumeTime(r) { return queue.push(resume, event) }
             guard let p = process(r, inc), token == p.mainTimerToken else { return }
             p.supervisor.wake()
         case .processExit(let id, let token):
+            if processes[id].replica >= 0, let resume = resumeTime(processes[id].replica) { return queue.push(resume, event) }
             guard processes[id].alive, processes[id].exitToken == token else { return }
             processDied(id, code: processes[id].exitCode)
         case .fault(let index):
@@ -336,7 +336,10 @@ public final class World {
 
     // MARK: Clocks
 
-    func localNow(_ r: Int) -> MonotonicInstant { MonotonicInstant(nanoseconds: replicas[r].clock.local(now)) }
+    /// CLOCK_MONOTONIC of replica `r`: stops while its host is suspended.
+    func localNow(_ r: Int) -> MonotonicInstant {
+        MonotonicInstant(nanoseconds: replicas[r].clock.local(now - suspended(r, before: now)))
+    }
 
     func wallNow(_ r: Int) -> WallTime {
         let ns = replicas[r].clock.wallNanos(now)
@@ -348,7 +351,7 @@ public final class World {
         let clock = replicas[r].clock
         let l = instant.nanoseconds
         if l &- clock.offset > (1 << 60) { return SimTime.max / 4 }
-        return max(now, clock.trueTime(atLocal: l))
+        return max(now, activeToTrue(r, clock.trueTime(atLocal: l)))
     }
 
     // MARK: Tracing
@@ -382,15 +385,8 @@ public final class World {
         let election = Election(identity: replica.identity, timing: config.timing)
         p.runner = RunnerMirror(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline)
-        switch config.supervisor {
-        case .phaseMachine:
-            p.supervisor = PhaseMachineSupervisor(world: self, replica: r, incarnation: p.incarnation,
-                                                  timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline,
-                                                                             killGrace: config.killGrace))
-        case .legacy:
-            p.supervisor = LegacySupervisorMirror(world: self, replica: r, incarnation: p.incarnation,
-                                                  killGrace: config.killGrace, renewDeadline: config.timing.renewDeadline)
-        }
+        p.supervisor = SimSupervisor(world: self, replica: r, incarnation: p.incarnation,
+                                     timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline, killGrace: config.killGrace))
         trace(r, "kube-leader starts")
         p.runner.start()
     }
@@ -503,11 +499,11 @@ public final class World {
         if won { p.holding = true }
     }
 
-    /// LeaderHost.renewed (the legacy host had no such report).
+    /// LeaderHost.renewed
     func hostRenewed(_ r: Int, _ inc: Int, sentAt: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
         p.lastRenewSentAt = sentAt
-        if config.supervisor == .phaseMachine { wakeMain(r, inc) }
+        wakeMain(r, inc)
     }
 
     /// `inbox.wake()`: the main thread runs a turn a moment later.
@@ -520,7 +516,8 @@ public final class World {
     func mainTimer(_ r: Int, _ inc: Int, at instant: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
         p.mainTimerToken += 1
-        queue.push(trueTime(r, instant), .mainTimer(replica: r, incarnation: inc, token: p.mainTimerToken))
+        let at = config.supervisorOnBootClock ? bootTrueTime(r, instant) : trueTime(r, instant)
+        queue.push(at, .mainTimer(replica: r, incarnation: inc, token: p.mainTimerToken))
     }
 
     func runnerTimer(_ r: Int, _ inc: Int, at instant: MonotonicInstant) -> Int {

@@ -14,7 +14,8 @@ import Musl
 
 let help = """
 kube-leader-sim: deterministic simulation of kube-leader replicas (the real
-Election state machine, a mirror of ElectionRunner, a model of the supervisor)
+Election state machine, a mirror of ElectionRunner, the production supervisor
+driver and phase machine)
 against a simulated API server, on simulated time, with faults drawn from a seed.
 
 Options:
@@ -26,8 +27,6 @@ Options:
                      the documented guarantees cover), all, none, or a list of
                      \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))
   --threads T        seeds run in parallel (default 1)
-  --supervisor S     phase-machine (default: Core/Supervision.swift, what
-                     kube-leader runs) or legacy (the rules before it)
   --trace            print the event log of every failing seed (and of a single seed)
   --trace-lines N    how many lines, up to 50 after the first violation (default 2000)
   --scenario NAME    run a named scenario (row1 ... row10, or all of them) and print its result
@@ -52,7 +51,6 @@ var kinds = FaultKind.guaranteed
 var threads = 1
 var trace = false
 var scenario: String?
-var supervisor = SupervisorKind.phaseMachine
 var traceLines = 2000
 
 var args = Array(CommandLine.arguments.dropFirst())
@@ -77,9 +75,6 @@ while !args.isEmpty {
     case "--threads": threads = max(1, Int(value()) ?? 1)
     case "--trace": trace = true
     case "--trace-lines": trace = true; traceLines = Int(value()) ?? 2000
-    case "--supervisor":
-        let v = value()
-        supervisor = SupervisorKind(rawValue: v) ?? { fail("--supervisor takes phase-machine or legacy, not \(v)") }()
     case "--scenario": scenario = value()
     case "--list-scenarios":
         for s in Scenarios.all { print("\(s.name)\t\(s.title)") }
@@ -97,7 +92,7 @@ if let scenario {
     if chosen.isEmpty { fail("no scenario \(scenario); --list-scenarios names them") }
     var failed = 0
     for s in chosen {
-        let r = s.run(trace: trace, supervisor: supervisor)
+        let r = s.run(trace: trace)
         print("scenario=\(s.name) result=\(r.passed ? "PASS" : "FAIL") overlap_ms=\(r.overlapMs) overlaps=\(r.overlaps) budget=\(r.budget) \(r.notes)")
         for f in r.failures { print("  - \(f)") }
         if trace { for line in r.trace { print("  \(line)") } }
@@ -124,10 +119,9 @@ struct Totals {
 }
 
 struct RunOptions: Sendable {
-    var seeds: Int, from: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind], trace: Bool, supervisor: SupervisorKind
+    var seeds: Int, from: UInt64, replicas: Int?, hours: Double, kinds: [FaultKind], trace: Bool
 }
-let options = RunOptions(seeds: seeds, from: from, replicas: replicas, hours: hours, kinds: kinds, trace: trace,
-                         supervisor: supervisor)
+let options = RunOptions(seeds: seeds, from: from, replicas: replicas, hours: hours, kinds: kinds, trace: trace)
 let started = DispatchTime.now()
 let totals = Mutex(Totals())
 let next = Mutex(0)
@@ -139,7 +133,7 @@ DispatchQueue.concurrentPerform(iterations: threads) { _ in
         if i >= options.seeds { return }
         let seed = options.from + UInt64(i)
         let r = Simulation.run(seed: seed, replicas: options.replicas, hours: options.hours,
-                               trace: single && options.trace, kinds: options.kinds, supervisor: options.supervisor)
+                               trace: single && options.trace, kinds: options.kinds)
         totals.withLock { t in
             t.replicaHours += r.replicaHours
             t.events += r.events
@@ -162,15 +156,14 @@ let t = totals.withLock { $0 }
 for r in t.failingSeeds.sorted(by: { $0.seed < $1.seed }) {
     print("FAIL seed=\(r.seed) overlaps=\(r.overlaps) budget=\(r.budget) liveness=\(r.liveness) \(r.summary)")
     for v in r.violations.prefix(3) { print("  \(v)") }
-    print("  replay: \(Simulation.replayCommand(seed: r.seed, replicas: replicas, hours: hours, kinds: kinds, supervisor: supervisor))")
+    print("  replay: \(Simulation.replayCommand(seed: r.seed, replicas: replicas, hours: hours, kinds: kinds))")
     if trace {
-        let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds,
-                                                 supervisor: supervisor)
+        let traced = single ? r : Simulation.run(seed: r.seed, replicas: replicas, hours: hours, trace: true, kinds: kinds)
         for line in window(traced.trace, traceLines) { print("  | \(line)") }
     }
 }
 if single && trace && t.failingSeeds.isEmpty {
-    let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds, supervisor: supervisor)
+    let r = Simulation.run(seed: from, replicas: replicas, hours: hours, trace: true, kinds: kinds)
     print("seed=\(r.seed) \(r.summary)")
     for line in window(r.trace, traceLines) { print("  | \(line)") }
 }

@@ -25,9 +25,12 @@ static inline long copenssl_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int vers
     return SSL_CTX_set_min_proto_version(ctx, version);
 }
 
-/// Stops OpenSSL looking for openssl.cnf (there is none in an empty root).
+/// Stops OpenSSL looking for openssl.cnf (there is none in an empty root),
+/// and registering OPENSSL_cleanup with atexit: run by exit() while another
+/// thread is inside SSL_read, it frees what that thread uses (issue 20 row 8;
+/// kube-leader also ends with _exit).
 static inline int copenssl_init(void) {
-    return OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+    return OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
 }
 
 static inline int copenssl_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
