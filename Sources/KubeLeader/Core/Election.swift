@@ -126,6 +126,8 @@ public struct Election: Sendable {
     struct Hold: Sendable, Equatable {
         var lease: Duration
         var transitions: Int
+        /// Who held it (nil: unknown, e.g. an unreadable record or a lost race).
+        var holder: String? = nil
     }
 
     public let identity: String
@@ -231,8 +233,12 @@ public struct Election: Sendable {
     }
 
     /// Whether a write's answer holds our record under a usable version.
+    /// Our identity, a usable version, and at least the lease we wrote: an
+    /// answer with a shorter lease (a webhook, another writer) is not ours,
+    /// since standbys would count that shorter lease.
     private func isOurs(_ snapshot: LockSnapshot) -> Bool {
-        snapshot.record?.holderIdentity == identity && !snapshot.resourceVersion.isEmpty
+        guard let record = snapshot.record else { return false }
+        return record.holderIdentity == identity && !snapshot.resourceVersion.isEmpty && record.leaseDurationSeconds >= leaseSeconds
     }
 
     /// The lease a held record claims (ours when it names none), bounded.
@@ -246,6 +252,8 @@ public struct Election: Sendable {
     /// `heldUntil` wait (row 1 of issue 10: deletion while held).
     private mutating func note(_ observation: Observation, now: Instant) {
         let previous = lastHold
+        // When the hold we saw would expire by our clock (for row 1 below).
+        let previousExpiry = previous.flatMap { p in observedAt.map { $0 + p.lease } }
         var hold: Hold?
         var isRelease = false
         switch observation {
@@ -264,17 +272,28 @@ public struct Election: Sendable {
                 if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0) } else { isRelease = true }
             case .readable(let record):
                 if !record.isReleased {
-                    hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions)
+                    hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions, holder: record.holderIdentity)
                 } else if let previous {
                     // client-go's release: empty holder, a one-second lease, transitions kept.
                     isRelease = record.leaseDurationSeconds == 1 && record.leaderTransitions >= previous.transitions
                 }
             }
         }
-        if hold != nil {
-            heldUntil = nil
+        if let hold {
+            // Issue 20, row 1: a change that is not the holder's own renew
+            // (another holder, or a shorter lease: `kubectl edit`, an
+            // operator tool, a mutating webhook) never shortens our wait: the
+            // hold we saw is waited out for its lease, counted from the
+            // change. (A takeover after that hold expired by our clock
+            // shortens nothing.)
+            if let previous, let previousExpiry, now < previousExpiry,
+               hold.holder == nil || hold.holder != previous.holder || hold.lease < previous.lease {
+                heldUntil = max(heldUntil ?? now, now + previous.lease)
+            }
+            // A wait the new hold's own lease covers is no longer needed.
+            if let until = heldUntil, until <= (observedAt ?? now) + hold.lease { heldUntil = nil }
         } else if let previous, !isRelease {
-            heldUntil = now + previous.lease
+            heldUntil = max(heldUntil ?? now, now + previous.lease)
         }
         lastHold = hold
     }
@@ -375,6 +394,12 @@ public struct Election: Sendable {
             guard case .renew(let sentAt) = was else { return .wait(until: min(now + timing.retryPeriod, deadline)) }
             guard isOurs(snapshot) else {
                 let holder = snapshot.holderDescription
+                if snapshot.record?.holderIdentity == identity, !snapshot.resourceVersion.isEmpty {
+                    // Someone (a mutating webhook, an operator tool) rewrote
+                    // our lease shorter: standbys may take the lock sooner
+                    // than our renew deadline allows for. Stop at once.
+                    return lose("the API server answered our renew with a lease of \(snapshot.record?.leaseDurationSeconds ?? 0)s, shorter than the \(leaseSeconds)s we wrote (something rewrites the lock)")
+                }
                 return lose("the API server answered our renew with a record held by \(holder.isEmpty ? "nobody" : holder)")
             }
             let counted = snapshot.resourceVersion != base?.resourceVersion

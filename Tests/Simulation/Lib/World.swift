@@ -101,7 +101,7 @@ struct SimProcess {
 /// thread, the main thread, and what they share (`LeaderHost`).
 final class ReplicaProcess {
     let incarnation: Int
-    var runner: RunnerMirror!
+    var runner: ElectionThread!
     var supervisor: (any SimSupervisor)!
     // LeaderHost.State
     var leading = false
@@ -290,6 +290,10 @@ public final class World {
             guard let conn = watches[id], conn.serverAlive, !conn.clientClosed else { return }
             deliver(conn, .ended)
             conn.serverAlive = false
+        case .watchBookmark(let id):
+            guard let conn = watches[id], conn.serverAlive, !conn.clientClosed else { return }
+            deliver(conn, .bookmark(resourceVersion: String(server.currentRV(now))))
+            queue.push(now + server.bookmarkInterval, .watchBookmark(watch: id))
         case .runnerTimer(let r, let inc, let token):
             if token == -1 { notifyRunner(r, inc, .timer(token: -1)); return }
             guard let p = process(r, inc) else { return }
@@ -380,7 +384,7 @@ public final class World {
         let p = ReplicaProcess(incarnation: replica.incarnations)
         replica.process = p
         let election = Election(identity: replica.identity, timing: config.timing)
-        p.runner = RunnerMirror(world: self, replica: r, incarnation: p.incarnation, election: election,
+        p.runner = ElectionThread(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline)
         switch config.supervisor {
         case .phaseMachine:
@@ -408,7 +412,7 @@ public final class World {
         } else {
             trace(r, "kube-leader killed")
         }
-        p.runner.stopWatching()
+        p.runner.closeWatch()
         for id in aliveProcesses where processes[id].replica == r && processes[id].incarnation == inc {
             let pdeathsig = !processes[id].isGrandchild && processes[id].id == p.child
             if pdeathsig || replica.pid1 {
@@ -656,7 +660,8 @@ public final class World {
         nextWatch += 1
         let conn = WatchConnection(id: nextWatch, replica: r, incarnation: inc)
         watches[conn.id] = conn
-        queue.push(now + 300 * SimTime.second, .watchServerTimeout(watch: conn.id))
+        queue.push(now + SimTime(server.watchSeconds) * SimTime.second, .watchServerTimeout(watch: conn.id))
+        queue.push(now + server.bookmarkInterval, .watchBookmark(watch: conn.id))
         return conn
     }
 
