@@ -46,6 +46,10 @@ final class SessionHarness {
     var logs: [String] = []
     var commands: [LockSession.Command] = []
     var latency: Duration = .milliseconds(50)
+    /// A scripted timeout takes the request's whole timeout (else `latency`).
+    var hangs = false
+    /// The timeout of each update.
+    var timeouts: [Duration] = []
     var releaseAt: MonotonicInstant?
     var releaseRequested = false
     /// Host: refuse acquiring writes (kube-leader stopping); after `stopAfter` allowed ones.
@@ -160,9 +164,13 @@ final class SessionHarness {
             guard case .update(let check, let result)? = next("update") else { return .failed(.init(.status(403), "script")) }
             let sent = LockCodec.decode(.configMap, object: object)
             check(sent.record!, sent.resourceVersion)
+            timeouts.append(timeout)
             switch result {
             case .success(let s): return .ok(s.object)
-            case .failure(let f): return .failed(f)
+            case .failure(let f):
+                // A request that hangs takes its whole timeout.
+                if f.kind == .timedOut, hangs { advance(to: now + timeout - latency) }
+                return .failed(f)
             }
         case .watch:
             if case .watchOpenTimesOut? = script.first {

@@ -38,8 +38,8 @@ import Testing
         #expect(lock.calls.filter { $0 == "get" }.count == 1)
     }
 
-    @Test func leader_losesAfterRenewDeadline_withTimeoutsBoundedByIt() {
-                let failing = SessionHarness.Call.update(check: { _, _ in }, .failure(LockSession.Failure(.timedOut, "timeout")))
+    @Test func leader_losesAfterRenewDeadline_withFailuresPacedByTheRetryPeriod() {
+        let failing = SessionHarness.Call.update(check: { _, _ in }, .failure(.status(503, "503 Service Unavailable")))
         let lock = SessionHarness(timing, [
             .get(.success(.absent)),
             .create(.success(snapshot("me", rv: "1"))),
@@ -47,13 +47,34 @@ import Testing
         ])
         lock.latency = .seconds(1)  // every request takes a second and then fails
         let outcome = lock.run()
-        guard case .lost(let reason) = outcome else { Issue.record("got \(outcome)"); return }
+        guard case .lost(let reason) = outcome else { Issue.record("got \(String(describing: outcome))"); return }
         #expect(reason.contains("could not renew within 10s"))
         #expect(lock.events.last?.hasPrefix("lost:") == true)
         // Acquire sent at 1 s, so the deadline is 11 s; renews at 3, 6 and 9 s
         // failed; at 11 s it gives up without another request.
         #expect(lock.t0.duration(to: lock.now) == .seconds(11))
         #expect(lock.calls == ["get", "create", "update", "update", "update"])
+    }
+
+    /// Issue 20, row 4: a renew stuck on a dead kept-alive connection times
+    /// out after half of what is left of the renew deadline, and is tried
+    /// again at once (on a fresh connection): the leader keeps the lock.
+    /// Before, its one attempt waited until the deadline and the leader lost.
+    @Test func row4_renewStuckOnADeadConnection_isRetriedWithinTheDeadline() {
+        let lock = SessionHarness(timing, releaseAt: 7, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),                                     // sent 0.05: deadline 10.05
+            .update(check: { _, _ in }, .failure(LockSession.Failure(.timedOut, "timed out"))), // 2.05: hangs 4 s
+            .update(check: { _, _ in }, .success(snapshot("me", rv: "2"))),                 // 6.05: at once
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "3"))),
+        ])
+        lock.hangs = true
+        #expect(lock.run() == .released)
+        #expect(lock.script.isEmpty, "\(lock.calls) at \(lock.times)")
+        #expect(!lock.events.contains { $0.hasPrefix("lost") }, "\(lock.events)")
+        #expect(lock.timeouts.first == .seconds(4), "half of the 8 s left: \(lock.timeouts)")
+        let updates = zip(lock.calls, lock.times).filter { $0.0 == "update" }.map(\.1)
+        #expect(updates.prefix(2) == [2.05, 6.05], "\(updates)")
     }
 
     @Test func forbiddenWhileStandby_endsWithConfigurationError() {

@@ -195,37 +195,47 @@ import Testing
         }
     }
 
-    /// Two reads answered 403 after reads had worked: retried every retry
-    /// period with a warning, LIST again after the GET fallback; no exit.
-    @Test func row5_forbiddenAfterReadsWorked_isRetried_andListIsTriedAgainLater() {
+    /// Reads answered 403 after reads had worked: retried every retry
+    /// period with a warning (LIST again, no switch to GET for good); no exit.
+    @Test func row5_forbiddenAfterReadsWorked_isRetried_withLISTAgain() {
         var s = Stepper()
         Self.watching(&s)
-        // The watch fails; the paced read is answered 403 on LIST and GET.
+        // The watch fails; the paced read is answered 403.
         var out = s.step(.watch(.failed(.init(.transport, "reset"))), after: .seconds(1))
         guard let until = Self.sleepUntil(out) else { Issue.record("\(out)"); return }
         out = s.step(.woke, after: s.now.duration(to: until))
         #expect(Self.requests(out) == [.list])
+        let readAt = s.now
         out = s.step(.answer(.failed(.init(.status(403), "forbidden: list"))))
-        #expect(Self.requests(out) == [.get])
-        out = s.step(.answer(.failed(.init(.status(403), "forbidden: get"))))
         if case .done? = out.last { Issue.record("an outage after reads worked must not end the standby: \(out)"); return }
         #expect(Self.logged(out, "retrying"), "a warning: \(out)")
-        // The wait after the failed read: its watch is refused too (paced),
-        // then the read is retried with GET a retry period later; it works again.
-        let readAt = s.now
-        #expect(Self.watchOpen(out) != nil, "\(out)")
-        out = s.step(.answer(.failed(.init(.status(403), "forbidden: watch"))))
+        #expect(!Self.requests(out).contains(.get), "no GET fallback: LIST has worked: \(out)")
+        // Its watch is refused too (paced), then LIST again a retry period later; it works again.
+        if Self.watchOpen(out) != nil { out = s.step(.answer(.failed(.init(.status(403), "forbidden: watch")))) }
         if case .done? = out.last { Issue.record("\(out)"); return }
         guard let next = Self.sleepUntil(out) else { Issue.record("\(out)"); return }
         #expect(next >= readAt + .seconds(2), "paced")
         out = s.step(.woke, after: s.now.duration(to: next))
-        #expect(Self.requests(out) == [.get], "\(out)")
-        out = s.step(.answer(.ok(Self.object("a", rv: "9"))))
+        #expect(Self.requests(out) == [.list], "\(out)")
+        out = s.step(Self.list([Self.object("a", rv: "9")]))
         #expect(Self.watchOpen(out) != nil, "\(out)")
-        // LIST is tried again once its retry interval (5 min) has passed.
+    }
+
+    /// A Role without "list" falls back to GET; a GET outage later is
+    /// retried too, and LIST is tried again after its retry interval.
+    @Test func row5_getFallback_triesListAgainLater() {
+        var s = Stepper()
+        _ = s.step(.start)
+        _ = s.step(.answer(.failed(.init(.status(403), "cannot list"))))
+        var out = s.step(.answer(.ok(Self.object("a", rv: "7"))))
+        #expect(Self.watchOpen(out) == .some(nil))
         out = s.step(.answer(.failed(.init(.transport, "reset"))), after: .seconds(301))
         let reads = Self.sleepUntil(out).map { Self.requests(s.step(.woke, after: s.now.duration(to: $0))) } ?? Self.requests(out)
         #expect(reads == [.list], "\(out)")
+        out = s.step(.answer(.failed(.init(.status(403), "cannot list"))))
+        #expect(Self.requests(out) == [.get])
+        out = s.step(.answer(.failed(.init(.status(403), "outage"))))
+        if case .done? = out.last { Issue.record("GET had worked: \(out)") }
     }
 
     /// A Role without "create": exit 2 even though reads work.

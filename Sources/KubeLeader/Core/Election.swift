@@ -87,6 +87,11 @@ public struct Election: Sendable {
         case lostRace
         /// The request failed for another reason (timeout, 5xx, connection).
         case requestFailed(String)
+        /// The request got no answer within its timeout (a dead kept-alive
+        /// connection, a server that hangs). A leader's renew is tried again
+        /// at once, on a fresh connection (its timeout left room for it);
+        /// anything else is paced like `requestFailed`.
+        case timedOut(String)
         /// The time of the last `.wait(until:)` has come.
         case timer
         /// The child has exited: give the lock up.
@@ -119,6 +124,17 @@ public struct Election: Sendable {
         case acquire(sentAt: Instant)
         case renew(sentAt: Instant)
         case release
+    }
+
+    /// While leading: the time a renew attempt may take. Half of what is
+    /// left of the renew deadline (at least a quarter of a second, never
+    /// past the deadline), so an attempt that hangs on a dead connection
+    /// leaves room for another on a fresh one.
+    public func attemptTimeout(now: Instant, cap: Duration) -> Duration {
+        guard let deadline = renewDeadline else { return cap }
+        let left = now.duration(to: deadline)
+        if isReleasing { return max(.milliseconds(1), min(cap, left)) }
+        return max(.milliseconds(1), min(cap, left, max(left / 2, .milliseconds(250))))
     }
 
     /// A hold this process saw: what a clear must wait out, and what a
@@ -207,7 +223,7 @@ public struct Election: Sendable {
             if releaseAfterWrite { role = .released; return .done }
             noteLostRace()
             return .get
-        case .requestFailed:
+        case .requestFailed, .timedOut:
             pending = nil
             notBefore = now + timing.retryPeriod
             if releaseAfterWrite { role = .released; return .done }
@@ -419,7 +435,11 @@ public struct Election: Sendable {
             notBefore = now + timing.retryPeriod
             if wasRelease { return now >= deadline ? released() : .get }  // re-read, then release on the new version
             return now >= deadline ? lose("renew deadline passed") : .get
-        case .requestFailed(let reason):
+        case .timedOut(let reason) where pending.isRenew && !isReleasing:
+            pending = nil
+            if now >= deadline { return lose("could not renew within \(DurationText.format(timing.renewDeadline)): \(reason)") }
+            return renew(now: now, wall: wall)
+        case .requestFailed(let reason), .timedOut(let reason):
             let wasRelease = pending == .release
             pending = nil
             notBefore = now + timing.retryPeriod
@@ -489,4 +509,8 @@ public struct Election: Sendable {
         pending = nil
         return .lostLeadership(reason: reason)
     }
+}
+
+extension Optional where Wrapped == Election.Pending {
+    var isRenew: Bool { if case .renew? = self { return true }; return false }
 }

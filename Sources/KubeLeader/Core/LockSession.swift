@@ -255,6 +255,8 @@ public struct LockSession: Sendable {
     /// Pods whose lookup failed with something other than 404 (warned once).
     private var podWarned = false
     private var listForbiddenWarned = false
+    /// A LIST was answered 2xx once.
+    private var listWorked = false
 
     // The watch of a standby.
     public private(set) var watchOpen = false
@@ -442,11 +444,11 @@ public struct LockSession: Sendable {
         }
     }
 
-    /// A request's timeout: the usual bound, cut to the renew deadline.
+    /// A request's timeout: the usual bound; while leading, at most half of
+    /// what is left of the renew deadline (`Election.attemptTimeout`), so a
+    /// renew stuck on a dead connection leaves room for another attempt.
     public func timeout() -> Duration {
-        guard let deadline = election.renewDeadline else { return config.requestTimeout }
-        let left = now.duration(to: deadline)
-        return max(.milliseconds(1), min(config.requestTimeout, left))
+        election.attemptTimeout(now: now, cap: config.requestTimeout)
     }
 
     // MARK: Pauses
@@ -511,6 +513,7 @@ public struct LockSession: Sendable {
         switch (read.step, answer) {
         case (.list, .ok(let list)):
             authorized.insert(.read)
+            listWorked = true
             switch parseList(list) {
             case .failure(let failure): readDone(read, .failure(failure))
             case .success(let (observation, rv)):
@@ -518,7 +521,10 @@ public struct LockSession: Sendable {
                 checkOwner(read, observation)
             }
         case (.list, .failed(let failure)):
-            guard failure.kind == .status(403) else { readDone(read, .failure(failure)); return }
+            // A LIST that worked before and is now forbidden is an outage:
+            // a failed read (retried after a retry period), not a Role
+            // without "list".
+            guard failure.kind == .status(403), !listWorked else { readDone(read, .failure(failure)); return }
             listAllowed = false
             listRetryAt = now + config.listRetryInterval
             if !listForbiddenWarned {
@@ -713,6 +719,7 @@ public struct LockSession: Sendable {
             if failuresInARow == 1 || election.role == .leading || isAuthorization(failure) {
                 log(.warning, "lock request failed", LogField("op", .string(what)), LogField("error", .string(failure.message)))
             }
+            if failure.kind == .timedOut { return electionStep(.timedOut(failure.message)) }
             return electionStep(.requestFailed(failure.message))
         }
     }

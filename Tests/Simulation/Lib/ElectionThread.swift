@@ -44,7 +44,7 @@ final class ElectionThread {
 
     private enum Blocked {
         case none
-        case request(id: Int, write: Bool)
+        case request(id: Int, write: Bool, list: Bool)
         case sleep(token: Int)
         case watchRead(token: Int)
     }
@@ -81,7 +81,7 @@ final class ElectionThread {
                     if case .watch = request { closeWatch() }
                     let id = world.send(simRequest, from: replica, incarnation, timeout: timeout,
                                         standby: session.election.role == .standby)
-                    blocked = .request(id: id, write: simRequest.isWrite)
+                    blocked = .request(id: id, write: simRequest.isWrite, list: request == .list)
                     return
                 case .readWatch(let until):
                     if let item = watch?.popArrived() {
@@ -128,7 +128,7 @@ final class ElectionThread {
     func receive(_ input: RunnerInput) {
         guard !finished else { return }
         switch (blocked, input) {
-        case (.request(let id, let write), .response(let rid, let response)) where id == rid:
+        case (.request(let id, let write, let list), .response(let rid, let response)) where id == rid:
             blocked = .none
             if case .watchOpened(let w) = response {
                 guard let conn = world.watchConnection(w) else {
@@ -141,6 +141,7 @@ final class ElectionThread {
             }
             // The request budget allows one read and one watch after a lost write.
             if write, case .status(let code, _) = response, code == 409 || code == 404 { world.noteLostWrite(replica, incarnation) }
+            if list, case .status(403, _) = response { world.noteListForbidden(replica, incarnation) }
             run(.answer(response.answer))
         case (.sleep(let token), .timer(let t)) where token == t:
             blocked = .none

@@ -220,6 +220,9 @@ public final class SimAPIServer {
     /// Recent events of the lock, for watches that start in the past.
     private var events: [(rv: Int64, item: WatchItem)] = []
     var namespaceExists = true
+    /// A mutating webhook that rewrites every write of the lock to this
+    /// `leaseDurationSeconds` (nil: none).
+    var webhookLeaseSeconds: Int?
     var pods: [String] = []
     private var uids = 0
     /// Open watches (server side).
@@ -256,7 +259,7 @@ public final class SimAPIServer {
         case .create(let body):
             guard namespaceExists else { return .status(404, "NotFound") }
             if object != nil { return .status(409, "AlreadyExists") }
-            var o = body
+            var o = rewritten(body)
             uids += 1
             o[path: "metadata", "uid"] = .string("uid-\(uids)")
             return .object(store(o, type: .added, at: t, deliver: deliver))
@@ -266,7 +269,7 @@ public final class SimAPIServer {
                 conflicts += 1
                 return .status(409, "Conflict")
             }
-            var o = body
+            var o = rewritten(body)
             o[path: "metadata", "uid"] = current[path: "metadata", "uid"]
             if recordPart(o) == recordPart(current) && o == current {
                 noOps += 1
@@ -289,6 +292,15 @@ public final class SimAPIServer {
             watchers.append(conn)
             return .watchOpened(conn.id)
         }
+    }
+
+    /// What a mutating webhook makes of a write.
+    private func rewritten(_ body: JSON) -> JSON {
+        guard let lease = webhookLeaseSeconds else { return body }
+        let s = LockCodec.decode(kind, object: body)
+        guard var record = s.record, !record.isReleased else { return body }
+        record.leaseDurationSeconds = lease
+        return LockCodec.updatedObject(kind, base: s, record: record)
     }
 
     /// The part a renew changes (compared first: the whole-object comparison

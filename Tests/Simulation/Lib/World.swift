@@ -134,6 +134,9 @@ final class ReplicaProcess {
     /// The last write lost a race: one read and one watch at once are
     /// allowed (who won? follow them).
     var lostWriteRead = false
+    /// The last LIST was forbidden: the GET that falls back for it is part
+    /// of the same read (a Role without "list").
+    var fallbackRead = false
     var lostWriteWatch = false
     var child: Int?
 
@@ -156,6 +159,11 @@ struct NetState {
     var errorProbability = 0.0
     var errorProcessedProbability = 0.0
     var errorCode = 500
+    /// The kept-alive connection died without a FIN or RST (the API server
+    /// behind the ClusterIP is gone; conntrack still sends there): the next
+    /// request on it gets no answer at all. The client closes a connection
+    /// whose request timed out, so the one after goes on a fresh connection.
+    var deadConnection = false
 }
 
 final class Replica {
@@ -575,6 +583,13 @@ public final class World {
         trace(r, "send \(request.name)#\(id)")
         if standby, let p = process(r, inc) { checkBudget(r, p, request) }
         requests[id].deadline = trueTime(r, localNow(r) + timeout)
+        if replicas[r].net.deadConnection {
+            replicas[r].net.deadConnection = false
+            trace(r, "\(request.name)#\(id) sent on a dead connection: no answer")
+            requests[id].request = nil
+            queueDeadline(id, unlessBefore: nil)
+            return id
+        }
         let net = replicas[r].net
         if net.partitionUntil > now {
             if net.refuse {
@@ -723,6 +738,10 @@ public final class World {
         case .get, .list, .getPod:
             standbyReads[r] += 1
             if case .getPod = request { return }  // part of the read it follows
+            if p.fallbackRead {
+                p.fallbackRead = false
+                if case .get = request { return }
+            }
             if p.lostWriteRead {
                 // One per lost write; lost writes are paced as acquiring
                 // writes. Timing these against each other measured the
@@ -743,6 +762,11 @@ public final class World {
             p.lostWriteWatch = false
             check(&p.lastWriteAt, "acquiring writes")
         }
+    }
+
+    /// A LIST was answered 403.
+    func noteListForbidden(_ r: Int, _ inc: Int) {
+        process(r, inc)?.fallbackRead = true
     }
 
     /// The runner saw a write lose a race (409, 404).
