@@ -20,6 +20,12 @@ extension ScriptStep {
                 o = LockCodec.updatedObject(kind, base: s, record: record)
             }
             if changed { w.holdEndedByOthersAt = w.now }
+            if changed, let leaseSeconds, SimTime(leaseSeconds) * SimTime.second > w.config.timing.leaseDuration.nanoseconds {
+                // Waited out from the change, or from the holder's next renew.
+                let settle = SimTime(leaseSeconds) * SimTime.second + w.config.timing.leaseDuration.nanoseconds
+                    + 2 * w.config.timing.retryPeriod.nanoseconds + RandomPlan.maxAftermath
+                w.longLeaseUntil = max(w.longLeaseUntil, w.now + settle)
+            }
         }
     }
 
