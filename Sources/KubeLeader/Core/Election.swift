@@ -268,15 +268,15 @@ public struct Election: Sendable {
     /// `heldUntil` wait (row 1 of issue 10: deletion while held).
     private mutating func note(_ observation: Observation, now: Instant) {
         let previous = lastHold
-        // When the hold we saw would expire by our clock (for row 1 below).
-        let previousExpiry = previous.flatMap { p in observedAt.map { $0 + p.lease } }
         var hold: Hold?
         var isRelease = false
+        var changed = true
         switch observation {
         case .absent:
             observed = nil
             observedAt = now
         case .present(let snapshot):
+            changed = observed?.fingerprint != snapshot.fingerprint
             if observed?.fingerprint != snapshot.fingerprint || observedAt == nil || observed == nil {
                 observedAt = now
             }
@@ -284,8 +284,8 @@ public struct Election: Sendable {
             switch snapshot.state {
             case .none: break
             case .unreadable: hold = Hold(lease: timing.leaseDuration, transitions: previous?.transitions ?? 0)
-            case .ownerPod(_, let alive):
-                if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0) } else { isRelease = true }
+            case .ownerPod(let pod, let alive):
+                if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0, holder: "pod/" + pod) } else { isRelease = true }
             case .readable(let record):
                 if !record.isReleased {
                     hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions, holder: record.holderIdentity)
@@ -300,10 +300,10 @@ public struct Election: Sendable {
             // (another holder, or a shorter lease: `kubectl edit`, an
             // operator tool, a mutating webhook) never shortens our wait: the
             // hold we saw is waited out for its lease, counted from the
-            // change. (A takeover after that hold expired by our clock
-            // shortens nothing.)
-            if let previous, let previousExpiry, now < previousExpiry,
-               hold.holder == nil || hold.holder != previous.holder || hold.lease < previous.lease {
+            // change, even when it had expired by our clock: a standby that
+            // could not read for a while (a partition) has not seen the
+            // holder's renews (simulation seed 1663).
+            if let previous, changed, hold.holder == nil || hold.holder != previous.holder || hold.lease < previous.lease {
                 heldUntil = max(heldUntil ?? now, now + previous.lease)
             }
             // A wait the new hold's own lease covers is no longer needed.
@@ -328,7 +328,7 @@ public struct Election: Sendable {
         // A winner takes over with the record's transitions + 1 (0 on create):
         // its release keeps that count.
         let seen = observed?.record.map { min($0.leaderTransitions, LockBounds.maxTransitions - 1) + 1 } ?? 0
-        lastHold = Hold(lease: lease, transitions: min(seen, lastHold?.transitions ?? seen))
+        lastHold = Hold(lease: lease, transitions: min(seen, lastHold?.transitions ?? seen), holder: nil)
     }
 
     /// client-go `tryAcquireOrRenew` steps 1–3 for a standby.

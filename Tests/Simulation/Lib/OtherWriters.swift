@@ -20,12 +20,7 @@ extension ScriptStep {
                 o = LockCodec.updatedObject(kind, base: s, record: record)
             }
             if changed { w.holdEndedByOthersAt = w.now }
-            if changed, let leaseSeconds, SimTime(leaseSeconds) * SimTime.second > w.config.timing.leaseDuration.nanoseconds {
-                // Waited out from the change, or from the holder's next renew.
-                let settle = SimTime(leaseSeconds) * SimTime.second + w.config.timing.leaseDuration.nanoseconds
-                    + 2 * w.config.timing.retryPeriod.nanoseconds + RandomPlan.maxAftermath
-                w.longLeaseUntil = max(w.longLeaseUntil, w.now + settle)
-            }
+            if changed, let leaseSeconds { w.noteForeignLease(seconds: leaseSeconds) }
         }
     }
 
@@ -65,6 +60,7 @@ extension ScriptStep {
                                               acquireTime: w.wallNow(0), renewTime: w.wallNow(0), leaderTransitions: 0)
             w.server.put(LockCodec.newObject(kind, namespace: w.server.namespace, name: w.server.name, record: record),
                          at: w.now, deliver: { c, i in w.deliver(c, i) })
+            w.noteForeignLease(seconds: leaseSeconds)
         }
     }
 
@@ -151,4 +147,17 @@ extension Scenarios {
                     : ["leadership changed hands: starts \(w.leaderStarts.map { "replica-\($0.replica)@\($0.at.traceText)" }), ends \(w.leaderEnds.map { "replica-\($0.replica)@\($0.at.traceText)" })"]
             })
         })
+}
+
+extension World {
+    /// Another writer put a lease of `seconds` into the lock. Longer than the
+    /// replicas' own, it is waited out (from the change, or from the
+    /// holder's next renew, or from a deletion after it), so liveness
+    /// checkpoints within it and a settle time are skipped.
+    func noteForeignLease(seconds: Int) {
+        let lease = SimTime(seconds) * SimTime.second
+        guard lease > config.timing.leaseDuration.nanoseconds else { return }
+        let settle = 2 * lease + config.timing.leaseDuration.nanoseconds + 2 * config.timing.retryPeriod.nanoseconds + RandomPlan.maxAftermath
+        longLeaseUntil = max(longLeaseUntil, now + settle)
+    }
 }
