@@ -17,6 +17,14 @@
 ///   until one lease (the held record's) after this process saw that change.
 ///   The old leader may still run its child that long: it learns of the
 ///   change only at its next renew.
+/// - **Another writer never shortens a wait** (issue 20, row 1). A change
+///   of the record that names another holder, or a shorter lease for the same
+///   holder (`kubectl edit`, an operator tool, a mutating webhook), counts as
+///   held until the lease of the hold this process saw before it, counted
+///   from the change (`heldUntil`), even when that hold had expired by our
+///   clock (we may have been cut off from its renews) or was a lost race. A
+///   leader whose write is answered with another holder or a shorter lease
+///   than it wrote has lost (stop the child at once).
 /// - An unreadable or absurd record (lease beyond `LockBounds`, a holder or
 ///   spec of the wrong type) is held, never free; counters are clamped.
 /// - A lock of the original kube-leader (ConfigMap owned by its leader Pod,
