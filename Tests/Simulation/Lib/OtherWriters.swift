@@ -43,6 +43,9 @@ extension ScriptStep {
     /// A mutating webhook rewrites every write's lease to `leaseSeconds` for `duration`.
     public static func webhook(leaseSeconds: Int, for duration: SimTime) -> ScriptStep {
         ScriptStep("a webhook rewrites every write to a \(leaseSeconds)s lease for \(duration.traceText)") { w in
+            // A standby that has not read the hold yet sees only the rewritten
+            // lease (seed 20401): outside the guarantees, like a fresh start.
+            guard w.holdEndMayHappen() else { return }
             w.server.webhookLeaseSeconds = leaseSeconds
             w.holdEndedByOthersAt = w.now + duration
             w.schedule(w.now + duration, ScriptStep("the webhook is gone") { w in w.server.webhookLeaseSeconds = nil })
