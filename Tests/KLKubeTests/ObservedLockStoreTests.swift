@@ -3,30 +3,18 @@ import KLKube
 import Synchronization
 import Testing
 
-/// The lock store wrapper passes everything through and tells the board.
+/// The lock store wrapper passes the I/O through and tells the board what
+/// the session reports.
 @Suite struct ObservedLockStoreTests {
-    /// Answers from a list; records what was asked.
     final class Canned: LockStore {
-        var answers: [Result<LockSnapshot?, KubeError>]
         var calls: [String] = []
-        init(_ answers: [Result<LockSnapshot?, KubeError>]) { self.answers = answers }
-        var describe: String { "lease ns/l" }
-        func next(_ name: String) throws(KubeError) -> LockSnapshot? {
-            calls.append(name)
-            return try answers.removeFirst().get()
+        var lockConfig: LockSession.Config { LockSession.Config(kind: .lease, namespace: "ns", name: "l") }
+        func send(_ request: LockSession.Request, timeout: Duration) -> LockSession.Answer {
+            calls.append("send")
+            return .ok(.null)
         }
-        func get(timeout: Duration) throws(KubeError) -> Election.Observation {
-            try next("get").map { .present($0) } ?? .absent
-        }
-        func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot { try next("create")! }
-        func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
-            try next("update")!
-        }
-        func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
-            try next("watch").map { .observed(.present($0)) } ?? .deadline
-        }
-        func stopWatching() { calls.append("stop") }
-        var isWatching: Bool { false }
+        func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead { calls.append("read"); return .timedOut }
+        func closeWatch() { calls.append("close") }
     }
 
     func lease(_ holder: String, rv: String) -> LockSnapshot {
@@ -41,29 +29,22 @@ import Testing
         let board = StatusBoard(LeaderStatus(identity: "me", namespace: "ns", lockName: "l", kind: .lease)) { change, _ in
             changes.withLock { $0.append(change) }
         }
-        let inner = Canned([
-            .success(lease("other", rv: "3")),                 // watch
-            .failure(KubeError(.watchFailed, "watch broke")),     // watch
-            .success(lease("me", rv: "9")),                     // update: acquire
-            .success(lease("me", rv: "10")),                    // update: renew
-            .failure(KubeError(.conflict, "conflict")),         // update: renew fails
-            .success(lease("me", rv: "11")),                    // get (slow path)
-            .success(lease("", rv: "12")),                      // update: release
-        ])
+        let inner = Canned()
         let store = ObservedLockStore(inner, board: board)
-        let base = lease("other", rv: "3")
-        let record = base.record!
-        #expect(try store.waitForChange(known: nil, deadline: .now) == .observed(.present(base)))
-        #expect(throws: KubeError.self) { _ = try store.waitForChange(known: nil, deadline: .now) }
-        #expect(try store.update(record, base: base, timeout: .seconds(1)).resourceVersion == "9")
+        let t = MonotonicClock.now
+        #expect(store.send(.list, timeout: .seconds(1)) == .ok(.null))
+        #expect(store.readWatch(until: t) == .timedOut)
+        store.report(.watched(lease("other", rv: "3")), now: t)
+        store.report(.watchFailed, now: t)
+        store.report(.wrote(lease("me", rv: "9"), sentAt: t), now: t)
         #expect(board.snapshot.fencingToken == "9" && board.snapshot.childEnvironment["KUBE_LEADER_FENCING_TOKEN"] == "9")
-        _ = try store.update(record, base: base, timeout: .seconds(1))
-        #expect(throws: KubeError.self) { _ = try store.update(record, base: base, timeout: .seconds(1)) }
-        #expect(try store.get(timeout: .seconds(1)) == .present(lease("me", rv: "11")))
-        _ = try store.update(record, base: base, timeout: .seconds(1))
-        store.stopWatching()
+        store.report(.wrote(lease("me", rv: "10"), sentAt: t), now: t + .milliseconds(3))
+        store.report(.writeFailed, now: t)
+        store.report(.read(lease("me", rv: "11")), now: t)
+        store.report(.wrote(lease("", rv: "12"), sentAt: t), now: t)
+        store.closeWatch()
 
-        #expect(inner.calls == ["watch", "watch", "update", "update", "update", "get", "update", "stop"])
+        #expect(inner.calls == ["send", "read", "close"])
         let s = board.snapshot
         #expect(changes.withLock { $0 } == [.acquired, .stopped])
         #expect(!s.leading && s.fencingToken == nil)

@@ -17,6 +17,14 @@
 ///   until one lease (the held record's) after this process saw that change.
 ///   The old leader may still run its child that long: it learns of the
 ///   change only at its next renew.
+/// - **Another writer never shortens a wait** (issue 20, row 1). A change
+///   of the record that names another holder, or a shorter lease for the same
+///   holder (`kubectl edit`, an operator tool, a mutating webhook), counts as
+///   held until the lease of the hold this process saw before it, counted
+///   from the change (`heldUntil`), even when that hold had expired by our
+///   clock (we may have been cut off from its renews) or was a lost race. A
+///   leader whose write is answered with another holder or a shorter lease
+///   than it wrote has lost (stop the child at once).
 /// - An unreadable or absurd record (lease beyond `LockBounds`, a holder or
 ///   spec of the wrong type) is held, never free; counters are clamped.
 /// - A lock of the original kube-leader (ConfigMap owned by its leader Pod,
@@ -87,6 +95,11 @@ public struct Election: Sendable {
         case lostRace
         /// The request failed for another reason (timeout, 5xx, connection).
         case requestFailed(String)
+        /// The request got no answer within its timeout (a dead kept-alive
+        /// connection, a server that hangs). A leader's renew is tried again
+        /// at once, on a fresh connection (its timeout left room for it);
+        /// anything else is paced like `requestFailed`.
+        case timedOut(String)
         /// The time of the last `.wait(until:)` has come.
         case timer
         /// The child has exited: give the lock up.
@@ -121,11 +134,24 @@ public struct Election: Sendable {
         case release
     }
 
+    /// While leading: the time a renew attempt may take. Half of what is
+    /// left of the renew deadline (at least a quarter of a second, never
+    /// past the deadline), so an attempt that hangs on a dead connection
+    /// leaves room for another on a fresh one.
+    public func attemptTimeout(now: Instant, cap: Duration) -> Duration {
+        guard let deadline = renewDeadline else { return cap }
+        let left = now.duration(to: deadline)
+        if isReleasing { return max(.milliseconds(1), min(cap, left)) }
+        return max(.milliseconds(1), min(cap, left, max(left / 2, .milliseconds(250))))
+    }
+
     /// A hold this process saw: what a clear must wait out, and what a
     /// holder's release must look like.
     struct Hold: Sendable, Equatable {
         var lease: Duration
         var transitions: Int
+        /// Who held it (nil: unknown, e.g. an unreadable record or a lost race).
+        var holder: String? = nil
     }
 
     public let identity: String
@@ -205,7 +231,7 @@ public struct Election: Sendable {
             if releaseAfterWrite { role = .released; return .done }
             noteLostRace()
             return .get
-        case .requestFailed:
+        case .requestFailed, .timedOut:
             pending = nil
             notBefore = now + timing.retryPeriod
             if releaseAfterWrite { role = .released; return .done }
@@ -231,8 +257,12 @@ public struct Election: Sendable {
     }
 
     /// Whether a write's answer holds our record under a usable version.
+    /// Our identity, a usable version, and at least the lease we wrote: an
+    /// answer with a shorter lease (a webhook, another writer) is not ours,
+    /// since standbys would count that shorter lease.
     private func isOurs(_ snapshot: LockSnapshot) -> Bool {
-        snapshot.record?.holderIdentity == identity && !snapshot.resourceVersion.isEmpty
+        guard let record = snapshot.record else { return false }
+        return record.holderIdentity == identity && !snapshot.resourceVersion.isEmpty && record.leaseDurationSeconds >= leaseSeconds
     }
 
     /// The lease a held record claims (ours when it names none), bounded.
@@ -248,11 +278,13 @@ public struct Election: Sendable {
         let previous = lastHold
         var hold: Hold?
         var isRelease = false
+        var changed = true
         switch observation {
         case .absent:
             observed = nil
             observedAt = now
         case .present(let snapshot):
+            changed = observed?.fingerprint != snapshot.fingerprint
             if observed?.fingerprint != snapshot.fingerprint || observedAt == nil || observed == nil {
                 observedAt = now
             }
@@ -260,21 +292,32 @@ public struct Election: Sendable {
             switch snapshot.state {
             case .none: break
             case .unreadable: hold = Hold(lease: timing.leaseDuration, transitions: previous?.transitions ?? 0)
-            case .ownerPod(_, let alive):
-                if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0) } else { isRelease = true }
+            case .ownerPod(let pod, let alive):
+                if alive { hold = Hold(lease: timing.leaseDuration, transitions: 0, holder: "pod/" + pod) } else { isRelease = true }
             case .readable(let record):
                 if !record.isReleased {
-                    hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions)
+                    hold = Hold(lease: lease(of: record), transitions: record.leaderTransitions, holder: record.holderIdentity)
                 } else if let previous {
                     // client-go's release: empty holder, a one-second lease, transitions kept.
                     isRelease = record.leaseDurationSeconds == 1 && record.leaderTransitions >= previous.transitions
                 }
             }
         }
-        if hold != nil {
-            heldUntil = nil
+        if let hold {
+            // Issue 20, row 1: a change that is not the holder's own renew
+            // (another holder, or a shorter lease: `kubectl edit`, an
+            // operator tool, a mutating webhook) never shortens our wait: the
+            // hold we saw is waited out for its lease, counted from the
+            // change, even when it had expired by our clock: a standby that
+            // could not read for a while (a partition) has not seen the
+            // holder's renews (simulation seed 1663).
+            if let previous, changed, hold.holder == nil || hold.holder != previous.holder || hold.lease < previous.lease {
+                heldUntil = max(heldUntil ?? now, now + previous.lease)
+            }
+            // A wait the new hold's own lease covers is no longer needed.
+            if let until = heldUntil, until <= (observedAt ?? now) + hold.lease { heldUntil = nil }
         } else if let previous, !isRelease {
-            heldUntil = now + previous.lease
+            heldUntil = max(heldUntil ?? now, now + previous.lease)
         }
         lastHold = hold
     }
@@ -293,7 +336,7 @@ public struct Election: Sendable {
         // A winner takes over with the record's transitions + 1 (0 on create):
         // its release keeps that count.
         let seen = observed?.record.map { min($0.leaderTransitions, LockBounds.maxTransitions - 1) + 1 } ?? 0
-        lastHold = Hold(lease: lease, transitions: min(seen, lastHold?.transitions ?? seen))
+        lastHold = Hold(lease: lease, transitions: min(seen, lastHold?.transitions ?? seen), holder: nil)
     }
 
     /// client-go `tryAcquireOrRenew` steps 1–3 for a standby.
@@ -375,6 +418,12 @@ public struct Election: Sendable {
             guard case .renew(let sentAt) = was else { return .wait(until: min(now + timing.retryPeriod, deadline)) }
             guard isOurs(snapshot) else {
                 let holder = snapshot.holderDescription
+                if snapshot.record?.holderIdentity == identity, !snapshot.resourceVersion.isEmpty {
+                    // Someone (a mutating webhook, an operator tool) rewrote
+                    // our lease shorter: standbys may take the lock sooner
+                    // than our renew deadline allows for. Stop at once.
+                    return lose("the API server answered our renew with a lease of \(snapshot.record?.leaseDurationSeconds ?? 0)s, shorter than the \(leaseSeconds)s we wrote (something rewrites the lock)")
+                }
                 return lose("the API server answered our renew with a record held by \(holder.isEmpty ? "nobody" : holder)")
             }
             let counted = snapshot.resourceVersion != base?.resourceVersion
@@ -394,7 +443,11 @@ public struct Election: Sendable {
             notBefore = now + timing.retryPeriod
             if wasRelease { return now >= deadline ? released() : .get }  // re-read, then release on the new version
             return now >= deadline ? lose("renew deadline passed") : .get
-        case .requestFailed(let reason):
+        case .timedOut(let reason) where pending.isRenew && !isReleasing:
+            pending = nil
+            if now >= deadline { return lose("could not renew within \(DurationText.format(timing.renewDeadline)): \(reason)") }
+            return renew(now: now, wall: wall)
+        case .requestFailed(let reason), .timedOut(let reason):
             let wasRelease = pending == .release
             pending = nil
             notBefore = now + timing.retryPeriod
@@ -464,4 +517,8 @@ public struct Election: Sendable {
         pending = nil
         return .lostLeadership(reason: reason)
     }
+}
+
+extension Optional where Wrapped == Election.Pending {
+    var isRenew: Bool { if case .renew? = self { return true }; return false }
 }

@@ -37,6 +37,24 @@ public final class KubeWatch: @unchecked Sendable {
 
     deinit { stream.close() }
 
+    /// One line of the stream as it came (the election's `LockSession`
+    /// checks it), `.timedOut` at the deadline, `.ended` at the end.
+    public enum Line: Sendable, Equatable {
+        case line(String)
+        case timedOut
+        case ended
+    }
+
+    public func nextLine(deadline: MonotonicClock.Instant) throws(KubeError) -> Line {
+        do {
+            guard let line = try stream.readLine(deadline: deadline) else { return .ended }
+            return .line(line)
+        } catch {
+            if error.code == .timedOut { return .timedOut }
+            throw error.inCall(context)
+        }
+    }
+
     /// The next event, `.timedOut` at the deadline, `.ended` at the end.
     /// ERROR events (e.g. 410 Expired) are returned as events.
     public func next(deadline: MonotonicClock.Instant) throws(KubeError) -> Next {

@@ -46,54 +46,24 @@ public final class ObservedLockStore: LockStore {
         self.board = board
     }
 
-    public var describe: String { inner.describe }
+    public var lockConfig: LockSession.Config { inner.lockConfig }
 
-    public func get(timeout: Duration) throws(KubeError) -> Election.Observation {
-        let observation = try inner.get(timeout: timeout)
-        board.update { $0.observed(observation.snapshot, duringLeadership: true) }
-        return observation
+    public func send(_ request: LockSession.Request, timeout: Duration) -> LockSession.Answer {
+        inner.send(request, timeout: timeout)
     }
 
-    public func create(_ record: LeaderElectionRecord, timeout: Duration) throws(KubeError) -> LockSnapshot {
-        try written(MonotonicClock.now) { () throws(KubeError) in try inner.create(record, timeout: timeout) }
-    }
+    public func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead { inner.readWatch(until: until) }
 
-    public func update(_ record: LeaderElectionRecord, base: LockSnapshot, timeout: Duration) throws(KubeError) -> LockSnapshot {
-        try written(MonotonicClock.now) { () throws(KubeError) in try inner.update(record, base: base, timeout: timeout) }
-    }
+    public func closeWatch() { inner.closeWatch() }
 
-    private func written(_ sentAt: MonotonicInstant, _ body: () throws(KubeError) -> LockSnapshot) throws(KubeError) -> LockSnapshot {
-        do {
-            let snapshot = try body()
-            let now = MonotonicClock.now
-            board.update { $0.wrote(snapshot, sentAt: sentAt, now: now) }
-            return snapshot
-        } catch {
-            board.update { $0.writeFailed(); return nil }
-            throw error
+    public func report(_ report: LockSession.Report, now: MonotonicClock.Instant) {
+        switch report {
+        case .read(let snapshot): board.update { $0.observed(snapshot, duringLeadership: true) }
+        case .watched(let snapshot): board.update { $0.observed(snapshot) }
+        case .wrote(let snapshot, let sentAt): board.update { $0.wrote(snapshot, sentAt: sentAt, now: now) }
+        case .writeFailed: board.update { $0.writeFailed(); return nil }
+        case .watchFailed: board.update { $0.watchRestarted(); return nil }
         }
-    }
-
-    public func waitForChange(known: LockSnapshot?, deadline: MonotonicClock.Instant) throws(KubeError) -> LockChange {
-        do {
-            let change = try inner.waitForChange(known: known, deadline: deadline)
-            if case .observed(let observation) = change { board.update { $0.observed(observation.snapshot) } }
-            return change
-        } catch {
-            board.update { $0.watchRestarted(); return nil }
-            throw error
-        }
-    }
-
-    public func stopWatching() { inner.stopWatching() }
-
-    public var isWatching: Bool { inner.isWatching }
-}
-
-extension Election.Observation {
-    /// The object, nil when the lock is absent.
-    var snapshot: LockSnapshot? {
-        if case .present(let s) = self { return s }
-        return nil
+        inner.report(report, now: now)
     }
 }

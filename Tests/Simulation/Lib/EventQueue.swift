@@ -27,6 +27,8 @@ enum SimEvent {
     case watchArrival(watch: Int)
     /// The server ends a watch at its `timeoutSeconds`.
     case watchServerTimeout(watch: Int)
+    /// The server sends a BOOKMARK on a watch (about once a minute).
+    case watchBookmark(watch: Int)
     /// A sleep of the election thread ends (pause, watch deadline).
     case runnerTimer(replica: Int, incarnation: Int, token: Int)
     /// The main thread wakes up (a report from the election thread, a signal, SIGCHLD).

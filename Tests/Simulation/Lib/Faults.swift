@@ -20,6 +20,13 @@ public struct ScriptStep {
 public enum FaultKind: String, CaseIterable, Sendable {
     case partition, refuse, slow, errors, dropWatch = "drop-watch", flakyWatch = "flaky-watch", crash, sigterm
     case childExit = "child-exit", hang, delete, annotate, clearHolder = "clear-holder", apiRestart = "api-restart"
+    /// Issue 20: another writer changes the holder or the lease (also A→B→A,
+    /// the lock recreated with another record, a mutating webhook).
+    case otherWriter = "other-writer"
+    /// Issue 20: every request answered 403 for a while (after reads worked).
+    case authOutage = "auth-outage"
+    /// Issue 20: a replica's kept-alive connection goes silent.
+    case silentConnection = "silent-connection"
     /// Not a storm fault: children that leave a background process in their
     /// process group (`sh -c 'worker & exit 0'`), one in ten.
     case backgroundChild = "background-child"
@@ -186,6 +193,7 @@ public struct RandomPlan {
     static let weights: [FaultKind: Int] = [
         .partition: 10, .refuse: 5, .slow: 8, .errors: 8, .dropWatch: 6, .flakyWatch: 3, .crash: 8, .sigterm: 5,
         .childExit: 6, .hang: 3, .delete: 3, .annotate: 4, .clearHolder: 2, .apiRestart: 3,
+        .otherWriter: 3, .authOutage: 3, .silentConnection: 4,
     ]
 
     /// The longest a fault's effect outlasts its storm (kubelet grace 30 s +
@@ -264,6 +272,19 @@ public struct RandomPlan {
             return [(0, .clearHolder())]
         case .apiRestart:
             return [(0, .apiServerRestart())]
+        case .otherWriter:
+            let lease = rng.chance(0.5) ? 1 : Int(rng.int(Int64(1)...Int64(60)))
+            switch rng.int(0...4) {
+            case 0: return [(0, .otherWriter(holder: "operator", leaseSeconds: lease))]
+            case 1: return [(0, .otherWriter(holder: nil, leaseSeconds: lease))]
+            case 2: return [(0, .handAwayAndBack(holder: "operator", after: rng.millis(10...3_000)))]
+            case 3: return [(0, .recreate(holder: "operator", leaseSeconds: lease))]
+            default: return [(0, .webhook(leaseSeconds: 1, for: upTo(rng.millis(1_000...20_000))))]
+            }
+        case .authOutage:
+            return [(0, .authOutage(someone, for: upTo(rng.millis(500...20_000))))]
+        case .silentConnection:
+            return [(0, .silentConnection(r))]
         case .backgroundChild, .crashWithOrphans, .freshStartAfterDelete:
             return []
         }

@@ -17,6 +17,22 @@ enum SimRequest {
     /// GET a Pod (owner of an operator-sdk "leader for life" lock).
     case getPod(String)
 
+    /// The request the election's `LockSession` asked for.
+    init(_ request: LockSession.Request) {
+        switch request {
+        case .list: self = .list
+        case .get: self = .get
+        case .getPod(let pod): self = .getPod(pod)
+        case .create(let o): self = .create(o)
+        case .update(let o): self = .update(o)
+        case .watch(let rv, _): self = .watch(from: rv)
+        }
+    }
+
+    var isWrite: Bool {
+        switch self { case .create, .update: true; default: false }
+    }
+
     var isRead: Bool {
         switch self { case .get, .list, .getPod: true; default: false }
     }
@@ -47,6 +63,24 @@ enum SimResponse {
     /// The connection failed (reset, refused).
     case transport(String)
 
+    /// The answer as the client sees it: the JSON body of a 2xx, or the
+    /// failure (`.watchOpened` is handled by the caller).
+    var answer: LockSession.Answer {
+        switch self {
+        case .object(let s): .ok(s.object)
+        case .list(let s, let rv):
+            .ok(.object(["kind": .string("List"), "apiVersion": .string("v1"),
+                         "metadata": .object(["resourceVersion": .string(rv)]),
+                         "items": .array(s.map { [$0.object] } ?? [])]))
+        case .podExists: .ok(.object(["kind": .string("Pod"), "metadata": .object(["name": .string("pod")])]))
+        case .status(let code, let reason):
+            .failed(LockSession.Failure(.status(code), "\(code) \(reason)"))
+        case .timedOut: .failed(LockSession.Failure(.timedOut, "timed out"))
+        case .transport(let m): .failed(LockSession.Failure(.transport, m))
+        case .watchOpened: .failed(LockSession.Failure(.transport, "unexpected watch"))
+        }
+    }
+
     var traceText: String {
         switch self {
         case .object(let s): "\(s.resourceVersion) holder=\(s.record?.holderIdentity ?? "-")"
@@ -65,13 +99,30 @@ enum SimResponse {
 final class SnapshotBox {
     let snapshot: LockSnapshot
     init(_ snapshot: LockSnapshot) { self.snapshot = snapshot }
+    private var added: String?
+    private var modified: String?
+    private var deleted: String?
+
+    /// The watch line of an event of `type` with this object, as the API
+    /// server writes it (serialized once per version, shared by every watcher).
+    func line(_ type: String) -> String {
+        func make() -> String { JSON.object(["type": .string(type), "object": snapshot.object]).serialized() }
+        switch type {
+        case "ADDED": if added == nil { added = make() }; return added!
+        case "MODIFIED": if modified == nil { modified = make() }; return modified!
+        default: if deleted == nil { deleted = make() }; return deleted!
+        }
+    }
 }
 
 /// One item on a watch stream, as the client reads it.
 enum WatchItem {
     case added(SnapshotBox)
     case modified(SnapshotBox)
-    case deleted(resourceVersion: String)
+    /// The last state of the object, under the deletion's resourceVersion.
+    case deleted(SnapshotBox)
+    /// `{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":...}}}`.
+    case bookmark(resourceVersion: String)
     /// `{"type":"ERROR","object":{"code":410,"reason":"Expired"}}`: the
     /// requested resourceVersion is older than the server's history.
     case expired
@@ -80,11 +131,27 @@ enum WatchItem {
     /// The connection broke (reset): the client's read fails.
     case broken
 
+    /// What the client's read of the stream returns.
+    var read: LockSession.WatchRead {
+        switch self {
+        case .added(let b): .line(b.line("ADDED"))
+        case .modified(let b): .line(b.line("MODIFIED"))
+        case .deleted(let b): .line(b.line("DELETED"))
+        case .bookmark(let rv):
+            .line(#"{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"\#(rv)"}}}"#)
+        case .expired:
+            .line(#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#)
+        case .ended: .ended
+        case .broken: .failed(LockSession.Failure(.transport, "connection reset by peer"))
+        }
+    }
+
     var traceText: String {
         switch self {
         case .added(let b): "ADDED rv=\(b.snapshot.resourceVersion) holder=\(b.snapshot.record?.holderIdentity ?? "-")"
         case .modified(let b): "MODIFIED rv=\(b.snapshot.resourceVersion) holder=\(b.snapshot.record?.holderIdentity ?? "-")"
-        case .deleted(let rv): "DELETED rv=\(rv)"
+        case .deleted(let b): "DELETED rv=\(b.snapshot.resourceVersion)"
+        case .bookmark(let rv): "BOOKMARK rv=\(rv)"
         case .expired: "ERROR 410 Expired"
         case .ended: "end of stream"
         case .broken: "connection reset"
@@ -139,6 +206,10 @@ public final class SimAPIServer {
     public let kind: LockKind
     let namespace = "sim"
     let name = "lock"
+    /// The server ends a watch after this many seconds (`timeoutSeconds`).
+    let watchSeconds = 300
+    /// A BOOKMARK goes to every watch this often (true time, ns).
+    let bookmarkInterval: SimTime = 60 * SimTime.second
     var noisePerSecond: Double
     var historyCapacity: Int64
     /// Watches from before this resourceVersion are expired (API server restart).
@@ -149,6 +220,9 @@ public final class SimAPIServer {
     /// Recent events of the lock, for watches that start in the past.
     private var events: [(rv: Int64, item: WatchItem)] = []
     var namespaceExists = true
+    /// A mutating webhook that rewrites every write of the lock to this
+    /// `leaseDurationSeconds` (nil: none).
+    var webhookLeaseSeconds: Int?
     var pods: [String] = []
     private var uids = 0
     /// Open watches (server side).
@@ -185,7 +259,7 @@ public final class SimAPIServer {
         case .create(let body):
             guard namespaceExists else { return .status(404, "NotFound") }
             if object != nil { return .status(409, "AlreadyExists") }
-            var o = body
+            var o = rewritten(body)
             uids += 1
             o[path: "metadata", "uid"] = .string("uid-\(uids)")
             return .object(store(o, type: .added, at: t, deliver: deliver))
@@ -195,7 +269,7 @@ public final class SimAPIServer {
                 conflicts += 1
                 return .status(409, "Conflict")
             }
-            var o = body
+            var o = rewritten(body)
             o[path: "metadata", "uid"] = current[path: "metadata", "uid"]
             if recordPart(o) == recordPart(current) && o == current {
                 noOps += 1
@@ -218,6 +292,15 @@ public final class SimAPIServer {
             watchers.append(conn)
             return .watchOpened(conn.id)
         }
+    }
+
+    /// What a mutating webhook makes of a write.
+    private func rewritten(_ body: JSON) -> JSON {
+        guard let lease = webhookLeaseSeconds else { return body }
+        let s = LockCodec.decode(kind, object: body)
+        guard var record = s.record, !record.isReleased else { return body }
+        record.leaseDurationSeconds = lease
+        return LockCodec.updatedObject(kind, base: s, record: record)
     }
 
     /// The part a renew changes (compared first: the whole-object comparison
@@ -259,13 +342,14 @@ public final class SimAPIServer {
 
     /// `kubectl delete`: the object is gone (a DELETED event).
     func delete(at t: SimTime, deliver: (WatchConnection, WatchItem) -> Void) -> Bool {
-        guard object != nil else { return false }
+        guard var last = object else { return false }
         lockWrites += 1
         writes += 1
         let rv = currentRV(t)
+        last[path: "metadata", "resourceVersion"] = .string(String(rv))
         object = nil
         snapshot = nil
-        publish(rv, .deleted(resourceVersion: String(rv)), at: t, deliver: deliver)
+        publish(rv, .deleted(SnapshotBox(LockCodec.decode(kind, object: last))), at: t, deliver: deliver)
         return true
     }
 

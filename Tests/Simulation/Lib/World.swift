@@ -95,7 +95,7 @@ struct SimProcess {
 /// thread, the main thread, and what they share (`LeaderHost`).
 final class ReplicaProcess {
     let incarnation: Int
-    var runner: RunnerMirror!
+    var runner: ElectionThread!
     var supervisor: SimSupervisor!
     // LeaderHost.State
     var leading = false
@@ -128,6 +128,9 @@ final class ReplicaProcess {
     /// The last write lost a race: one read and one watch at once are
     /// allowed (who won? follow them).
     var lostWriteRead = false
+    /// The last LIST was forbidden: the GET that falls back for it is part
+    /// of the same read (a Role without "list").
+    var fallbackRead = false
     var lostWriteWatch = false
     var child: Int?
 
@@ -150,6 +153,11 @@ struct NetState {
     var errorProbability = 0.0
     var errorProcessedProbability = 0.0
     var errorCode = 500
+    /// The kept-alive connection died without a FIN or RST (the API server
+    /// behind the ClusterIP is gone; conntrack still sends there): the next
+    /// request on it gets no answer at all. The client closes a connection
+    /// whose request timed out, so the one after goes on a fresh connection.
+    var deadConnection = false
 }
 
 final class Replica {
@@ -287,6 +295,10 @@ public final class World {
             guard let conn = watches[id], conn.serverAlive, !conn.clientClosed else { return }
             deliver(conn, .ended)
             conn.serverAlive = false
+        case .watchBookmark(let id):
+            guard let conn = watches[id], conn.serverAlive, !conn.clientClosed else { return }
+            deliver(conn, .bookmark(resourceVersion: String(server.currentRV(now))))
+            queue.push(now + server.bookmarkInterval, .watchBookmark(watch: id))
         case .runnerTimer(let r, let inc, let token):
             if token == -1 { notifyRunner(r, inc, .timer(token: -1)); return }
             guard let p = process(r, inc) else { return }
@@ -383,7 +395,7 @@ public final class World {
         let p = ReplicaProcess(incarnation: replica.incarnations)
         replica.process = p
         let election = Election(identity: replica.identity, timing: config.timing)
-        p.runner = RunnerMirror(world: self, replica: r, incarnation: p.incarnation, election: election,
+        p.runner = ElectionThread(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline)
         p.supervisor = SimSupervisor(world: self, replica: r, incarnation: p.incarnation,
                                      timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline, killGrace: config.killGrace))
@@ -404,7 +416,7 @@ public final class World {
         } else {
             trace(r, "kube-leader killed")
         }
-        p.runner.stopWatching()
+        p.runner.closeWatch()
         for id in aliveProcesses where processes[id].replica == r && processes[id].incarnation == inc {
             let pdeathsig = !processes[id].isGrandchild && processes[id].id == p.child
             if pdeathsig || replica.pid1 {
@@ -568,6 +580,13 @@ public final class World {
         trace(r, "send \(request.name)#\(id)")
         if standby, let p = process(r, inc) { checkBudget(r, p, request) }
         requests[id].deadline = trueTime(r, localNow(r) + timeout)
+        if replicas[r].net.deadConnection {
+            replicas[r].net.deadConnection = false
+            trace(r, "\(request.name)#\(id) sent on a dead connection: no answer")
+            requests[id].request = nil
+            queueDeadline(id, unlessBefore: nil)
+            return id
+        }
         let net = replicas[r].net
         if net.partitionUntil > now {
             if net.refuse {
@@ -653,7 +672,8 @@ public final class World {
         nextWatch += 1
         let conn = WatchConnection(id: nextWatch, replica: r, incarnation: inc)
         watches[conn.id] = conn
-        queue.push(now + 300 * SimTime.second, .watchServerTimeout(watch: conn.id))
+        queue.push(now + SimTime(server.watchSeconds) * SimTime.second, .watchServerTimeout(watch: conn.id))
+        queue.push(now + server.bookmarkInterval, .watchBookmark(watch: conn.id))
         return conn
     }
 
@@ -715,6 +735,10 @@ public final class World {
         case .get, .list, .getPod:
             standbyReads[r] += 1
             if case .getPod = request { return }  // part of the read it follows
+            if p.fallbackRead {
+                p.fallbackRead = false
+                if case .get = request { return }
+            }
             if p.lostWriteRead {
                 // One per lost write; lost writes are paced as acquiring
                 // writes. Timing these against each other measured the
@@ -735,6 +759,11 @@ public final class World {
             p.lostWriteWatch = false
             check(&p.lastWriteAt, "acquiring writes")
         }
+    }
+
+    /// A LIST was answered 403.
+    func noteListForbidden(_ r: Int, _ inc: Int) {
+        process(r, inc)?.fallbackRead = true
     }
 
     /// The runner saw a write lose a race (409, 404).
@@ -909,7 +938,16 @@ public final class World {
         if kind != .budget || budgetCount <= 20 { trace("VIOLATION \(kind.rawValue): \(message)") }
     }
 
+    /// Another writer set a lease longer than the replicas' own: until then
+    /// a standby may rightly wait that longer lease (a liveness checkpoint
+    /// counts only the replicas' lease), so checkpoints before it are skipped.
+    var longLeaseUntil: SimTime = 0
+
     private func checkLiveness(_ index: Int) {
+        if now < longLeaseUntil {
+            trace("liveness checkpoint \(index) skipped: another writer set a longer lease (until \(longLeaseUntil.traceText))")
+            return
+        }
         if leaderChild() == nil {
             violate(.liveness, "no leader's child running at checkpoint \(index) (faults stopped \((now - checkpoints[index]) / SimTime.ms) ms before)")
         }
