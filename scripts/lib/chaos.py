@@ -52,12 +52,6 @@ FAULTS = ["sigkill", "sigterm", "child-exit", "latency", "5xx", "drop", "partiti
 NETNS_FAULTS = ["cut", "dead-conns"]
 WRITER_FAULTS = ["other-holder", "short-lease"]
 ALL_FAULTS = FAULTS + NETNS_FAULTS + WRITER_FAULTS
-# Issue 20: these need the election machine's fixes (rows 1 and 4: a change
-# by another writer never shortens a standby's wait; a renew is retried on a
-# fresh connection within its renew deadline). Until they are merged they
-# break the run on purpose, so the default leaves them out; name them with
-# --faults. The coordinator empties this after merging.
-NOT_YET_DEFAULT = {"dead-conns", "other-holder", "short-lease"}
 FAULT_HELP = {
     "sigkill": "SIGKILL of the leader", "sigterm": "SIGTERM of the leader",
     "child-exit": "the leader's child exits by itself", "latency": "API latency longer than the renew deadline",
@@ -97,18 +91,17 @@ def parse_args(argv):
     p.add_argument("--netns", action="store_true",
                    help="each replica in its own network namespace (needs root); adds the faults cut and dead-conns")
     p.add_argument("--faults", default=None, metavar="A,B",
-                   help="the faults to inject (default: all but %s; with --netns also cut and dead-conns is not)"
-                   % ", ".join(sorted(NOT_YET_DEFAULT)))
+                   help="the faults to inject (default: all; cut and dead-conns only with --netns)")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     p.add_argument("--workdir", default=None, help="where logs go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure or with --workdir)")
     a = p.parse_args(argv)
     if a.list_faults:
         for f in ALL_FAULTS:
-            print("%-13s %s%s" % (f, FAULT_HELP[f], "  [not in the default set yet]" if f in NOT_YET_DEFAULT else ""))
+            print("%-13s %s" % (f, FAULT_HELP[f]))
         sys.exit(0)
     if a.faults is None:
-        a.faults = [f for f in FAULTS + (NETNS_FAULTS if a.netns else []) if f not in NOT_YET_DEFAULT]
+        a.faults = FAULTS + WRITER_FAULTS + (NETNS_FAULTS if a.netns else [])
     else:
         a.faults = [f for f in a.faults.split(",") if f]
         unknown = [f for f in a.faults if f not in ALL_FAULTS]

@@ -46,13 +46,6 @@ BURST_MAX = 8           # requests in any 1 s (hot loops sent thousands)
 # watch cache sends one about every minute); a standby whose watch sends
 # nothing at all, not even a bookmark, must notice within about two intervals.
 BOOKMARK_INTERVAL = 60.0
-# Issue 20: cases that need the election machine's fixes (a renew retried on
-# a fresh connection within its deadline; 401/403 after a success retried; a
-# silent watch given up after about two bookmark intervals). They fail on
-# purpose until those are merged, so the default run leaves them out; run
-# them with --only. The coordinator empties this after merging.
-NOT_YET_DEFAULT = {"silent-keepalive-configmap", "silent-keepalive-lease", "authz-outage-configmap",
-                   "authz-outage-lease", "watch-silent-configmap", "watch-silent-lease"}
 CRASH_SIGNALS = {signal.SIGILL, signal.SIGSEGV, signal.SIGTRAP, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
 
 
@@ -400,10 +393,9 @@ def main():
     all_cases = cases()
     if args.list:
         for c in all_cases:
-            print("%-42s mode=%s kind=%s child=%s exit=%s%s" % (c.name, c.mode, c.kind, c.child, c.exit,
-                                                                "  [not in the default run yet]" if c.name in NOT_YET_DEFAULT else ""))
+            print("%-42s mode=%s kind=%s child=%s exit=%s%s" % (c.name, c.mode, c.kind, c.child, c.exit, ""))
         return 0
-    chosen = sorted((c for c in all_cases if c.name not in NOT_YET_DEFAULT), key=lambda c: -c.seconds)  # long ones first
+    chosen = sorted(all_cases, key=lambda c: -c.seconds)  # long ones first
     if args.only:
         names = set(args.only.split(","))
         chosen = sorted((c for c in all_cases if c.name in names), key=lambda c: -c.seconds)

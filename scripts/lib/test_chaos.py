@@ -45,13 +45,14 @@ class GapTests(unittest.TestCase):
 
 
 class FaultSelectionTests(unittest.TestCase):
-    def test_default_leavesOutWhatAwaitsTheElectionFixes_andNetnsFaultsWithoutNetns(self):
+    def test_default_isEveryFault_andNetnsFaultsOnlyWithNetns(self):
         a = chaos.parse_args([])
-        self.assertEqual(a.faults, [f for f in chaos.FAULTS if f not in chaos.NOT_YET_DEFAULT])
+        self.assertEqual(a.faults, chaos.FAULTS + chaos.WRITER_FAULTS)
         n = chaos.parse_args(["--netns"])
+        self.assertIn("dead-conns", n.faults)
+        self.assertNotIn("dead-conns", a.faults)
         self.assertIn("cut", n.faults)
-        for f in chaos.NOT_YET_DEFAULT:
-            self.assertNotIn(f, a.faults + n.faults)
+        self.assertNotIn("cut", a.faults)
 
     def test_namedFaults_areUsedAsGiven(self):
         a = chaos.parse_args(["--netns", "--faults", "dead-conns,other-holder,short-lease"])
