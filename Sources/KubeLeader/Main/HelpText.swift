@@ -63,10 +63,12 @@ enum HelpText {
         renew for renew-deadline), /leader (JSON) and /metrics (Prometheus, with
         client-go's leader_election_master_status and leader_election_slowpath_total).
 
-        RBAC: get, create, update, watch on configmaps (or leases in the group
-        coordination.k8s.io) in the lock's namespace; with --leader-label also list
-        and patch on pods, with --events create on events. See deploy/ in the
-        repository and docs/surfaces.md.
+        RBAC: get, list, watch, create, update on configmaps (or leases in the
+        group coordination.k8s.io) in the lock's namespace (without list it reads
+        with GET and warns); get on pods for a lock left by the original
+        kube-leader; with --leader-label also list and patch on pods, with
+        --events create on events. See deploy/ in the repository and
+        docs/surfaces.md.
 
         Example:
           ENTRYPOINT ["/kube-leader", "my-lock", "--"]

@@ -138,7 +138,7 @@ public enum Scenarios {
     nonisolated(unsafe) public static let all: [Scenario] = [row1, row2, row3, row4, row5, row6, row7, row8, row9, row10, lostRaceThenDeleted, watchOpenAtDeadline, readEndsFreshWatch, clockRates] + issue20
 
     /// What the guarantees leave out, as scenarios that DO overlap today
-    /// (docs/simulation.md, README "safety argument").
+    /// (docs/simulation.md, docs/safety.md).
     nonisolated(unsafe) public static let outsideGuarantees: [Scenario] = [orphans, freshStart, suspendLeader]
 
     public static func named(_ name: String) -> Scenario? { (all + outsideGuarantees).first { $0.name == name } }
