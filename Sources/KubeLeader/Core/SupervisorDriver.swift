@@ -166,3 +166,15 @@ public protocol SupervisorPorts: AnyObject {
     /// Every event the machine is fed (for status surfaces); may do nothing.
     func observed(_ event: Supervision.Event)
 }
+
+extension Supervision.ElectionEnd {
+    /// What the main thread hears when the election thread's session ends
+    /// (production's `LeaderHost` and the simulation's mailbox both use it).
+    public init(_ outcome: LockSession.Outcome) {
+        switch outcome {
+        case .released: self = .released
+        case .lost(let reason): self = .lost(reason: reason)
+        case .configurationError(let message): self = .configuration(message)
+        }
+    }
+}

@@ -141,12 +141,7 @@ final class Supervisor: SupervisorPorts {
         var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
                                     lastRenewSentAt: state.lastRenewBootSentAt,
                                     childEnvironment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment)
-        switch state.outcome {
-        case .released?: report.ended = .released
-        case .lost(let reason)?: report.ended = .lost(reason: reason)
-        case .configurationError(let message)?: report.ended = .configuration(message)
-        case nil: break
-        }
+        report.ended = state.outcome.map(Supervision.ElectionEnd.init)
         return report
     }
 

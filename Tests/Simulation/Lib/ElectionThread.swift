@@ -1,21 +1,5 @@
 import KLCore
 
-/// How an election thread ended (`LockSession.Outcome`, named for the
-/// supervisor models).
-enum RunnerOutcome: Equatable {
-    case released
-    case lost(String)
-    case configurationError(String)
-
-    init(_ outcome: LockSession.Outcome) {
-        switch outcome {
-        case .released: self = .released
-        case .lost(let reason): self = .lost(reason)
-        case .configurationError(let message): self = .configurationError(message)
-        }
-    }
-}
-
 /// What wakes the election thread.
 enum RunnerInput {
     case response(request: Int, SimResponse)
@@ -107,7 +91,7 @@ final class ElectionThread {
                     closeWatch()
                     finished = true
                     blocked = .none
-                    world.hostFinished(replica, incarnation, RunnerOutcome(outcome))
+                    world.hostFinished(replica, incarnation, outcome)
                     return
                 case .closeWatch: closeWatch()
                 case .endAcquire(let won): world.hostEndAcquire(replica, incarnation, won: won)

@@ -106,12 +106,7 @@ final class SimSupervisor: SupervisorPorts {
                                     lastRenewSentAt: state.lastRenewSentAt.map {
                                         world.config.supervisorOnBootClock ? world.bootInstant(replica, ofMonotonic: $0) : $0
                                     })
-        switch state.outcome {
-        case .released?: report.ended = .released
-        case .lost(let reason)?: report.ended = .lost(reason: reason)
-        case .configurationError(let message)?: report.ended = .configuration(message)
-        case nil: break
-        }
+        report.ended = state.outcome.map(Supervision.ElectionEnd.init)
         return report
     }
 

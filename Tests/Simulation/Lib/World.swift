@@ -101,7 +101,7 @@ final class ReplicaProcess {
     var leading = false
     var lostReason: String?
     var releaseRequested = false
-    var outcome: RunnerOutcome?
+    var outcome: LockSession.Outcome?
     var lastRenewSentAt: MonotonicInstant?
     /// The election thread's wake-up pipe holds a byte (LeaderHost).
     var wakePipe = false
@@ -477,7 +477,7 @@ public final class World {
         wakeMain(r, inc)
     }
 
-    func hostFinished(_ r: Int, _ inc: Int, _ outcome: RunnerOutcome) {
+    func hostFinished(_ r: Int, _ inc: Int, _ outcome: LockSession.Outcome) {
         guard let p = process(r, inc) else { return }
         p.outcome = outcome
         trace(r, "election thread finished: \(outcome)")
