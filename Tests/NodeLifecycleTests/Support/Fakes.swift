@@ -147,35 +147,10 @@ func drainService(_ cluster: any ClusterAPI, _ lifecycle: any LifecycleAPI, _ qu
     return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: sink))
 }
 
-/// A one-shot gate threads block on until it opens (pthread condition: the
-/// test waits for an event, it never sleeps for time).
-final class Gate: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var count = 0
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
-    }
-    /// Adds one event and wakes waiters.
-    func signal() {
-        pthread_mutex_lock(&mutex); count += 1; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
-    }
-    /// Blocks until at least `n` events happened (or `seconds` passed); returns the count.
-    @discardableResult
-    func wait(for n: Int, seconds: Int = 20) -> Int {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        deadline.tv_sec += seconds
-        pthread_mutex_lock(&mutex)
-        while count < n {
-            if pthread_cond_timedwait(&cond, &mutex, &deadline) == ETIMEDOUT { break }
-        }
-        let c = count
-        pthread_mutex_unlock(&mutex)
-        return c
-    }
-}
+/// A counting gate threads block on until it has been signalled (the
+/// webhook sender's `WakeSignal`: the test waits for an event, it never
+/// sleeps for time).
+typealias Gate = WakeSignal
 
 /// A cluster whose node reads (the drain's cordon) block until `open` has
 /// been signalled, and that reports each drain start on `started`.

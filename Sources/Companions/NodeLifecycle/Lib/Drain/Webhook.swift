@@ -188,7 +188,7 @@ public final class WebhookNotifier: Sendable {
 }
 
 /// A counting signal the sender thread blocks on (pthread condition with a
-/// deadline: no busy wait, no sleep).
+/// deadline: no busy wait, no sleep). The tests wait on it too (`Gate`).
 final class WakeSignal: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
@@ -201,7 +201,8 @@ final class WakeSignal: @unchecked Sendable {
         pthread_mutex_lock(&mutex); count += 1; pthread_cond_broadcast(&cond); pthread_mutex_unlock(&mutex)
     }
     /// Blocks until at least `n` signals happened or `seconds` passed; returns the count.
-    func wait(for n: Int, seconds: Int) -> Int {
+    @discardableResult
+    func wait(for n: Int, seconds: Int = 20) -> Int {
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
         deadline.tv_sec += seconds
