@@ -129,6 +129,17 @@ import Testing
         #expect(RFC3339.format(WallTime(seconds: 951_782_400)) == "2000-02-29T00:00:00Z")
     }
 
+    @Test func formats_everyFractionWidth_andParsesItBack() {
+        let t = WallTime(seconds: 1_795_859_505, nanoseconds: 7_050_009)
+        let expected = ["", ".0", ".00", ".007", ".0070", ".00705", ".007050", ".0070500", ".00705000", ".007050009", ".007050009"]
+        for (digits, fraction) in expected.enumerated() {
+            #expect(RFC3339.format(t, fractionDigits: digits) == "2026-11-28T09:51:45\(fraction)Z")
+        }
+        #expect(RFC3339.parse(RFC3339.format(t, fractionDigits: 9)) == t)
+        #expect(RFC3339.format(WallTime(seconds: 253_402_300_799)) == "9999-12-31T23:59:59Z")
+        #expect(RFC3339.format(WallTime(seconds: 253_402_300_800)) == "10000-01-01T00:00:00Z")
+    }
+
     @Test(arguments: [
         ("2026-11-28T09:51:45Z", 1_795_859_505, 0), ("2026-11-28T09:51:45.5Z", 1_795_859_505, 500_000_000),
         ("2026-11-28T10:51:45+01:00", 1_795_859_505, 0), ("2026-11-28 09:51:45.706271", 1_795_859_505, 706_271_000),

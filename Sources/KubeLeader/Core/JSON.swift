@@ -5,7 +5,7 @@
 /// server's field, another controller's annotation). Objects keep their key
 /// order and numbers keep their exact text, so `parse` then `serialized()`
 /// round-trips byte for byte apart from white space.
-public indirect enum JSON: Sendable, Hashable {
+public enum JSON: Sendable, Hashable {
     case null
     case bool(Bool)
     /// The number's literal text, e.g. `15`, `-1.5e3`: never rounded.
@@ -94,6 +94,12 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
+
+    /// Room for `n` members without regrowing (the parser's objects).
+    mutating func reserveCapacity(_ n: Int) {
+        keys.reserveCapacity(n)
+        values.reserveCapacity(n)
+    }
 
     private func position(of key: String) -> Int? {
         if let index { return index[key] }
@@ -274,6 +280,7 @@ struct JSONParser {
         var object = JSONObject()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+        object.reserveCapacity(8)
         while true {
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in object") }
