@@ -56,6 +56,28 @@ public enum JSON: Sendable, Hashable {
         set { setValue(newValue, at: keys[...]) }
     }
 
+    /// `json[path: a, b]` without the variadic array (the common case).
+    public subscript(path a: String, _ b: String) -> JSON? {
+        get { self[a]?[b] }
+        set { setValue(newValue, at: a) { $0[b] = newValue } }
+    }
+
+    /// `json[path: a, b, c]` without the variadic array.
+    public subscript(path a: String, _ b: String, _ c: String) -> JSON? {
+        get { self[a]?[b]?[c] }
+        set { setValue(newValue, at: a) { $0[path: b, c] = newValue } }
+    }
+
+    /// Sets inside member `key` (created as an object when missing), as
+    /// `setValue(_:at:)` does. The member is set to null while `change` runs,
+    /// so the child is uniquely referenced and not copied.
+    private mutating func setValue(_ newValue: JSON?, at key: String, _ change: (inout JSON) -> Void) {
+        var child = self[key] ?? .object(JSONObject())
+        if self[key] != nil { self[key] = .null }
+        change(&child)
+        self[key] = child
+    }
+
     private func value(at keys: ArraySlice<String>) -> JSON? {
         guard let first = keys.first else { return self }
         return self[first]?.value(at: keys.dropFirst())
@@ -64,9 +86,7 @@ public enum JSON: Sendable, Hashable {
     private mutating func setValue(_ newValue: JSON?, at keys: ArraySlice<String>) {
         guard let first = keys.first else { if let newValue { self = newValue }; return }
         if keys.count == 1 { self[first] = newValue; return }
-        var child = self[first] ?? .object(JSONObject())
-        child.setValue(newValue, at: keys.dropFirst())
-        self[first] = child
+        setValue(newValue, at: first) { $0.setValue(newValue, at: keys.dropFirst()) }
     }
 }
 
@@ -405,8 +425,13 @@ struct JSONParser {
             case 0x00..<0x20:
                 throw error("control character in string")
             default:
-                out.append(b)
+                // A run of plain bytes, copied at once.
+                let run = index
                 index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+                    index += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<index]))
             }
         }
     }
