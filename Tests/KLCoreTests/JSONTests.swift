@@ -49,6 +49,55 @@ import Testing
     }
 }
 
+@Suite struct JSONFastPathTests {
+    @Test func writer_escapesEveryCharacterJSONRequires() throws {
+        let s = "plain \" \\ \n \r \t \u{08} \u{0C} \u{01} \u{1F} \u{7F} \u{2028} \u{2029} é€😀 \u{2027}"
+        let quoted = JSON.quoted(s)
+        #expect(quoted == #""plain \" \\ \n \r \t \b \f \u0001 \u001f \u007f \u2028 \u2029 é€😀 \#u{2027}""#)
+        #expect(try JSON.parse(quoted).stringValue == s)
+        #expect(JSON.quoted("ascii only") == #""ascii only""#)
+        var out = "x"
+        JSON.writeString("a\"b", to: &out)
+        #expect(out == #"x"a\"b""#)
+    }
+
+    @Test func parser_stringsWithAndWithoutEscapes_andInvalidUTF8() throws {
+        #expect(try JSON.parse(#"["abc","é😀","a\nb","\u00e9x"]"#) == ["abc", "é😀", "a\nb", "éx"])
+        #expect(throws: JSONParseError.self) { try JSON.parse(bytes: [0x22, 0xFF, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSON.parse(bytes: [0x22, 0x61, 0x01, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSON.parse(#""abc"#) }
+        #expect(try JSON.parse(bytes: Array(#"{"k":"v"}"#.utf8)[...])["k"] == "v")
+    }
+
+    @Test func largeObjects_keepOrder_lookup_remove_andEquality() throws {
+        let n = 40
+        let text = "{" + (0..<n).map { #""k\#($0)":\#($0)"# }.joined(separator: ",") + "}"
+        var json = try JSON.parse(text)
+        #expect(json.serialized() == text)
+        #expect(json.objectValue?.keys == (0..<n).map { "k\($0)" })
+        for i in 0..<n { #expect(json["k\(i)"]?.intValue == i) }
+        json["k5"] = nil
+        json["k6"] = "six"
+        json["new"] = true
+        #expect(json["k5"] == nil && json["k6"] == "six" && json["k7"]?.intValue == 7 && json["new"] == true)
+        #expect(json.objectValue?.count == n)
+        let reversed = JSON.object(JSONObject(json.objectValue!.map { ($0.key, $0.value) }.reversed()))
+        #expect(reversed == json)
+        #expect(reversed.hashValue == json.hashValue)
+        var shrunk = json.objectValue!
+        for k in shrunk.keys.dropFirst(3) { shrunk[k] = nil }
+        #expect(shrunk.keys == ["k0", "k1", "k2"] && shrunk["k2"] == 2 && shrunk["k3"] == nil)
+        #expect(JSON.object(shrunk) != json)
+        // A duplicate key keeps its first position and the last value.
+        #expect(try JSON.parse(#"{"a":1,"b":2,"a":3}"#).serialized() == #"{"a":3,"b":2}"#)
+    }
+
+    @Test func prettyPrinted_indentsTwoSpaces() throws {
+        let json = try JSON.parse(#"{"a":[1,{}],"b":{"c":null}}"#)
+        #expect(json.prettyPrinted() == "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": {\n    \"c\": null\n  }\n}")
+    }
+}
+
 @Suite struct DurationTextTests {
     @Test(arguments: [("500ms", 500_000_000), ("15s", 15_000_000_000), ("2m", 120_000_000_000), ("1m30s", 90_000_000_000),
                       ("1.5s", 1_500_000_000), ("1h", 3_600_000_000_000)] as [(String, Int64)])
@@ -78,6 +127,17 @@ import Testing
         #expect(RFC3339.formatMillis(t) == "2026-11-28T09:51:45.123Z")
         #expect(RFC3339.format(WallTime(seconds: 0)) == "1970-01-01T00:00:00Z")
         #expect(RFC3339.format(WallTime(seconds: 951_782_400)) == "2000-02-29T00:00:00Z")
+    }
+
+    @Test func formats_everyFractionWidth_andParsesItBack() {
+        let t = WallTime(seconds: 1_795_859_505, nanoseconds: 7_050_009)
+        let expected = ["", ".0", ".00", ".007", ".0070", ".00705", ".007050", ".0070500", ".00705000", ".007050009", ".007050009"]
+        for (digits, fraction) in expected.enumerated() {
+            #expect(RFC3339.format(t, fractionDigits: digits) == "2026-11-28T09:51:45\(fraction)Z")
+        }
+        #expect(RFC3339.parse(RFC3339.format(t, fractionDigits: 9)) == t)
+        #expect(RFC3339.format(WallTime(seconds: 253_402_300_799)) == "9999-12-31T23:59:59Z")
+        #expect(RFC3339.format(WallTime(seconds: 253_402_300_800)) == "10000-01-01T00:00:00Z")
     }
 
     @Test(arguments: [

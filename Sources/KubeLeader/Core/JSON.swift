@@ -5,7 +5,7 @@
 /// server's field, another controller's annotation). Objects keep their key
 /// order and numbers keep their exact text, so `parse` then `serialized()`
 /// round-trips byte for byte apart from white space.
-public indirect enum JSON: Sendable, Hashable {
+public enum JSON: Sendable, Hashable {
     case null
     case bool(Bool)
     /// The number's literal text, e.g. `15`, `-1.5e3`: never rounded.
@@ -56,6 +56,28 @@ public indirect enum JSON: Sendable, Hashable {
         set { setValue(newValue, at: keys[...]) }
     }
 
+    /// `json[path: a, b]` without the variadic array (the common case).
+    public subscript(path a: String, _ b: String) -> JSON? {
+        get { self[a]?[b] }
+        set { setValue(newValue, at: a) { $0[b] = newValue } }
+    }
+
+    /// `json[path: a, b, c]` without the variadic array.
+    public subscript(path a: String, _ b: String, _ c: String) -> JSON? {
+        get { self[a]?[b]?[c] }
+        set { setValue(newValue, at: a) { $0[path: b, c] = newValue } }
+    }
+
+    /// Sets inside member `key` (created as an object when missing), as
+    /// `setValue(_:at:)` does. The member is set to null while `change` runs,
+    /// so the child is uniquely referenced and not copied.
+    private mutating func setValue(_ newValue: JSON?, at key: String, _ change: (inout JSON) -> Void) {
+        var child = self[key] ?? .object(JSONObject())
+        if self[key] != nil { self[key] = .null }
+        change(&child)
+        self[key] = child
+    }
+
     private func value(at keys: ArraySlice<String>) -> JSON? {
         guard let first = keys.first else { return self }
         return self[first]?.value(at: keys.dropFirst())
@@ -64,16 +86,23 @@ public indirect enum JSON: Sendable, Hashable {
     private mutating func setValue(_ newValue: JSON?, at keys: ArraySlice<String>) {
         guard let first = keys.first else { if let newValue { self = newValue }; return }
         if keys.count == 1 { self[first] = newValue; return }
-        var child = self[first] ?? .object(JSONObject())
-        child.setValue(newValue, at: keys.dropFirst())
-        self[first] = child
+        setValue(newValue, at: first) { $0.setValue(newValue, at: keys.dropFirst()) }
     }
 }
 
 /// A JSON object: keys in the order they were read or first set.
+///
+/// Members are kept in two parallel arrays (keys, values). Small objects (all
+/// of a lock object's) are searched in order, which is cheaper than hashing;
+/// an object with more than `indexThreshold` members also keeps a key→position
+/// index, so lookups and parsing stay linear in the object's size.
 public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var keys: [String] = []
-    private var storage: [String: JSON] = [:]
+    private var values: [JSON] = []
+    /// Key → position in `keys`/`values`, only when there are more than
+    /// `indexThreshold` members.
+    private var index: [String: Int]?
+    static let indexThreshold = 16
 
     public init() {}
     public init(dictionaryLiteral elements: (String, JSON)...) {
@@ -86,30 +115,81 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     public var count: Int { keys.count }
     public var isEmpty: Bool { keys.isEmpty }
 
+    /// Room for `n` members without regrowing (the parser's objects).
+    mutating func reserveCapacity(_ n: Int) {
+        keys.reserveCapacity(n)
+        values.reserveCapacity(n)
+    }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return keys.firstIndex(of: key)
+    }
+
+    private mutating func rebuildIndex() {
+        guard keys.count > JSONObject.indexThreshold else { index = nil; return }
+        var map = [String: Int](minimumCapacity: keys.count)
+        for (i, k) in keys.enumerated() { map[k] = i }
+        index = map
+    }
+
     public subscript(key: String) -> JSON? {
-        get { storage[key] }
+        get { position(of: key).map { values[$0] } }
         set {
             if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if let p = position(of: key) {
+                    values[p] = newValue
+                } else {
+                    keys.append(key)
+                    values.append(newValue)
+                    if index != nil {
+                        index![key] = keys.count - 1
+                    } else if keys.count > JSONObject.indexThreshold {
+                        rebuildIndex()
+                    }
+                }
+            } else if let p = position(of: key) {
+                keys.remove(at: p)
+                values.remove(at: p)
+                if index != nil { rebuildIndex() }
             }
         }
     }
 
-    public func makeIterator() -> some IteratorProtocol<(key: String, value: JSON)> {
-        var index = 0
-        let keys = self.keys, storage = self.storage
-        return AnyIterator {
-            guard index < keys.count else { return nil }
-            defer { index += 1 }
-            return (keys[index], storage[keys[index]]!)
+    public struct Iterator: IteratorProtocol {
+        let keys: [String]
+        let values: [JSON]
+        var position = 0
+        public mutating func next() -> (key: String, value: JSON)? {
+            guard position < keys.count else { return nil }
+            defer { position += 1 }
+            return (keys[position], values[position])
         }
     }
 
+    public func makeIterator() -> Iterator { Iterator(keys: keys, values: values) }
+
     /// Equality ignores key order, as JSON does.
-    public static func == (a: JSONObject, b: JSONObject) -> Bool { a.storage == b.storage }
-    public func hash(into hasher: inout Hasher) { hasher.combine(storage) }
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        guard a.keys.count == b.keys.count else { return false }
+        for i in a.keys.indices {
+            guard let v = b[a.keys[i]], v == a.values[i] else { return false }
+        }
+        return true
+    }
+
+    /// Independent of key order (each member hashed alone, combined with xor).
+    public func hash(into hasher: inout Hasher) {
+        var combined = 0
+        for i in keys.indices {
+            var h = Hasher()
+            h.combine(keys[i])
+            h.combine(values[i])
+            combined ^= h.finalize()
+        }
+        hasher.combine(keys.count)
+        hasher.combine(combined)
+    }
 }
 
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
@@ -137,15 +217,18 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 extension JSON {
     /// Parses one JSON document; trailing content other than white space is an error.
     public static func parse(_ text: String) throws(JSONParseError) -> JSON {
-        try parse(bytes: Array(text.utf8))
+        var text = text
+        return try text.withUTF8 { parse(buffer: $0) }.get()
     }
 
     public static func parse(bytes: some Collection<UInt8>) throws(JSONParseError) -> JSON {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { (buffer) throws(JSONParseError) -> JSON in
-            var parser = JSONParser(bytes: buffer)
-            return try parser.parseDocument()
-        }
+        if let result = bytes.withContiguousStorageIfAvailable({ parse(buffer: $0) }) { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer { parse(buffer: $0) }.get()
+    }
+
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>) -> Result<JSON, JSONParseError> {
+        var parser = JSONParser(bytes: buffer)
+        do throws(JSONParseError) { return .success(try parser.parseDocument()) } catch { return .failure(error) }
     }
 }
 
@@ -217,6 +300,7 @@ struct JSONParser {
         var object = JSONObject()
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+        object.reserveCapacity(8)
         while true {
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in object") }
@@ -280,7 +364,25 @@ struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
-        var out: [UInt8] = []
+        // Fast path: no escape before the closing quote (almost every string).
+        let start = index
+        var high: UInt8 = 0
+        while index < bytes.count {
+            let b = bytes[index]
+            if b == UInt8(ascii: "\"") {
+                index += 1
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<(index - 1)])
+                // ASCII needs no validation.
+                if high < 0x80 { return String(decoding: text, as: UTF8.self) }
+                // Validate UTF-8: invalid sequences are an error, not silent replacement.
+                guard let s = String(validating: text, as: UTF8.self) else { throw error("string is not valid UTF-8") }
+                return s
+            }
+            high |= b
+            if b == UInt8(ascii: "\\") || b < 0x20 { break }
+            index += 1
+        }
+        var out = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let b = bytes[index]
@@ -323,8 +425,13 @@ struct JSONParser {
             case 0x00..<0x20:
                 throw error("control character in string")
             default:
-                out.append(b)
+                // A run of plain bytes, copied at once.
+                let run = index
                 index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+                    index += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<index]))
             }
         }
     }
@@ -353,83 +460,121 @@ struct JSONParser {
 extension JSON {
     /// Compact JSON text (no white space), as the API server and our logs want it.
     public func serialized() -> String {
-        var out = ""
+        var out: [UInt8] = []
         write(to: &out, indent: nil, level: 0)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Indented JSON text for people (two spaces, as `kubectl -o json`).
     public func prettyPrinted() -> String {
-        var out = ""
+        var out: [UInt8] = []
         write(to: &out, indent: "  ", level: 0)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    func write(to out: inout String, indent: String?, level: Int) {
+    /// Writes UTF-8 into a byte buffer (cheaper than appending to a String).
+    func write(to out: inout [UInt8], indent: StaticString?, level: Int) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
+        case .null: JSON.append("null", to: &out)
+        case .bool(let b): JSON.append(b ? "true" : "false", to: &out)
+        case .number(let n): out.append(contentsOf: n.utf8)
         case .string(let s): JSON.writeString(s, to: &out)
         case .array(let a):
-            if a.isEmpty { out += "[]"; return }
-            out += "["
+            if a.isEmpty { JSON.append("[]", to: &out); return }
+            out.append(UInt8(ascii: "["))
             for (i, element) in a.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSON.newline(&out, indent, level + 1)
                 element.write(to: &out, indent: indent, level: level + 1)
             }
             JSON.newline(&out, indent, level)
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let o):
-            if o.isEmpty { out += "{}"; return }
-            out += "{"
+            if o.isEmpty { JSON.append("{}", to: &out); return }
+            out.append(UInt8(ascii: "{"))
             var first = true
             for (key, value) in o {
-                if !first { out += "," }
+                if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 JSON.newline(&out, indent, level + 1)
                 JSON.writeString(key, to: &out)
-                out += indent == nil ? ":" : ": "
+                out.append(UInt8(ascii: ":"))
+                if indent != nil { out.append(UInt8(ascii: " ")) }
                 value.write(to: &out, indent: indent, level: level + 1)
             }
             JSON.newline(&out, indent, level)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func newline(_ out: inout String, _ indent: String?, _ level: Int) {
+    static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    static func newline(_ out: inout [UInt8], _ indent: StaticString?, _ level: Int) {
         guard let indent else { return }
-        out += "\n"
-        for _ in 0..<level { out += indent }
+        out.append(UInt8(ascii: "\n"))
+        for _ in 0..<level { append(indent, to: &out) }
     }
 
     /// Writes a string literal with the escapes JSON requires.
     public static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{00}"..."\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}":
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+        var bytes: [UInt8] = []
+        writeString(s, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes a string literal with the escapes JSON requires, as UTF-8:
+    /// `"` and `\` escaped, the control characters, DEL, U+2028 and U+2029 as
+    /// `\n`-style or `\u00xx` escapes (lower-case hex).
+    static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { utf8 in
+            var runStart = 0
+            var i = 0
+            func flush() { if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<i])) } }
+            while i < utf8.count {
+                let b = utf8[i]
+                let escape: StaticString?
+                var hexValue: UInt32? = nil
+                var width = 1
+                switch b {
+                case 0x22: escape = "\\\""
+                case 0x5C: escape = "\\\\"
+                case 0x0A: escape = "\\n"
+                case 0x0D: escape = "\\r"
+                case 0x09: escape = "\\t"
+                case 0x08: escape = "\\b"
+                case 0x0C: escape = "\\f"
+                case 0x00..<0x20, 0x7F: escape = nil; hexValue = UInt32(b)
+                case 0xE2 where i + 2 < utf8.count && utf8[i + 1] == 0x80 && (utf8[i + 2] == 0xA8 || utf8[i + 2] == 0xA9):
+                    escape = nil; hexValue = utf8[i + 2] == 0xA8 ? 0x2028 : 0x2029; width = 3
+                default: i += 1; continue
+                }
+                flush()
+                if let escape {
+                    append(escape, to: &out)
+                } else if let hexValue {
+                    append("\\u", to: &out)
+                    for shift in stride(from: 12, through: 0, by: -4) {
+                        let digit = UInt8((hexValue >> UInt32(shift)) & 0xF)
+                        out.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                    }
+                }
+                i += width
+                runStart = i
             }
+            flush()
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 
     /// `s` as a JSON string literal, quotes included.
     public static func quoted(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         writeString(s, to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -111,6 +111,28 @@ public enum RFC3339 {
 
     public static func format(_ t: WallTime, fractionDigits: Int) -> String {
         let c = CivilTime(t)
+        if (0...9999).contains(c.year), (0..<1_000_000_000).contains(c.nanosecond) {
+            // Fast path: fixed-width digits into one buffer.
+            let digits = min(9, max(0, fractionDigits))
+            var b = [UInt8](repeating: 0, count: 20 + (digits > 0 ? digits + 1 : 0))
+            func put(_ v: Int, _ width: Int, at start: Int) {
+                var v = v
+                for k in stride(from: start + width - 1, through: start, by: -1) { b[k] = UInt8(48 + v % 10); v /= 10 }
+            }
+            put(c.year, 4, at: 0); b[4] = UInt8(ascii: "-"); put(c.month, 2, at: 5); b[7] = UInt8(ascii: "-")
+            put(c.day, 2, at: 8); b[10] = UInt8(ascii: "T"); put(c.hour, 2, at: 11); b[13] = UInt8(ascii: ":")
+            put(c.minute, 2, at: 14); b[16] = UInt8(ascii: ":"); put(c.second, 2, at: 17)
+            var end = 19
+            if digits > 0 {
+                b[19] = UInt8(ascii: ".")
+                var frac = c.nanosecond
+                for _ in digits..<9 { frac /= 10 }
+                put(frac, digits, at: 20)
+                end = 20 + digits
+            }
+            b[end] = UInt8(ascii: "Z")
+            return String(decoding: b, as: UTF8.self)
+        }
         var s = pad(c.year, 4) + "-" + pad(c.month, 2) + "-" + pad(c.day, 2) + "T"
         s += pad(c.hour, 2) + ":" + pad(c.minute, 2) + ":" + pad(c.second, 2)
         if fractionDigits > 0 {
@@ -130,7 +152,11 @@ public enum RFC3339 {
     /// number of fraction digits, `Z`, `±hh:mm`, `±hhmm`, or no zone (taken as
     /// UTC, as the Python client writes `2026-11-28 05:27:02.706271`).
     public static func parse(_ text: String) -> WallTime? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parse(utf8: $0) }
+    }
+
+    static func parse(utf8 b: UnsafeBufferPointer<UInt8>) -> WallTime? {
         var i = 0
         func number(_ width: Int) -> Int? {
             guard i + width <= b.count else { return nil }
