@@ -277,6 +277,17 @@ class Chaos:
             self.server.restart()
             self.restarts += 1
             return
+        if fault in ("delete", "clear", "other-holder", "short-lease"):
+            # Outside the guarantees: a replica that has not seen the current
+            # hold (just started, or cut off since it started) cannot know the
+            # lease another writer's change ends or shortens (docs/safety.md).
+            # The simulation draws these faults under the same condition.
+            unseen = self.standbys_without_hold(holder)
+            if unseen:
+                self.note("%s skipped: %s %s not seen the hold of %r yet (outside the guarantees)"
+                          % (fault, ", ".join(unseen), "has" if len(unseen) == 1 else "have", holder))
+                self.counts[fault] -= 1
+                return
         if fault in ("delete", "clear"):
             # Another writer: `kubectl delete` of the lock, or its holder
             # cleared by hand (not a release record). Standbys that saw it held
@@ -358,6 +369,27 @@ class Chaos:
         if net and (not rest or self.rng.random() < 0.5):
             return self.rng.choice(net)
         return self.rng.choice(rest)
+
+    def standbys_without_hold(self, holder):
+        """Live replicas other than `holder` whose last logged view of the
+        lock does not name `holder` (they have not read its hold)."""
+        unseen = []
+        for r in self.replicas:
+            if r is None or not r.alive() or r.name == holder:
+                continue
+            seen = None
+            try:
+                for line in open(r.log_path, errors="replace"):
+                    if "lock is held by another replica" in line or "lock is free" in line:
+                        try:
+                            seen = json.loads(line).get("lock.holder")
+                        except ValueError:
+                            pass
+            except OSError:
+                pass
+            if seen != holder:
+                unseen.append(r.name)
+        return unseen
 
     def other_writer(self, fault, holder):
         """Another writer edits the lock record (kubectl edit, an operator
