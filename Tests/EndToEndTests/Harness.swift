@@ -5,6 +5,7 @@ import Musl
 #endif
 import KLCore
 import KLKube
+import KLTransport
 import KLProcess
 import KLSupport
 import KLTestSupport

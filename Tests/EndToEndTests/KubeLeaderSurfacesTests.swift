@@ -3,6 +3,7 @@ import Glibc
 #endif
 import KLCore
 import KLKube
+import KLTransport
 import KLProcess
 import Testing
 

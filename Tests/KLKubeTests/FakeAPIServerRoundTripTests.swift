@@ -2,6 +2,7 @@ import FakeAPIServerKit
 import KLCore
 import Testing
 @testable import KLKube
+@testable import KLTransport
 
 /// The client against kube-apiserver-fake (real TLS with its own CA, bearer
 /// tokens, resourceVersions, Status bodies, watch): the same round trips the

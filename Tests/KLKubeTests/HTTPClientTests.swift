@@ -8,6 +8,7 @@ import Synchronization
 import KLCore
 import KLSupport
 @testable import KLKube
+@testable import KLTransport
 
 /// A chunked body with a chunk extension and a trailer.
 let chunkedResponse = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n"
@@ -15,9 +16,9 @@ let chunkedResponse = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r
 let chunkedBody = "Wikipedia in\r\n\r\nchunks.0123456789abcdef"
 
 /// Decodes one response from the given pieces as `send` does.
-func decode(_ pieces: [[UInt8]], method: String = "GET") throws(KubeError) -> (ResponseHead, [UInt8], WireReader) {
+func decode(_ pieces: [[UInt8]], method: String = "GET") throws(TransportError) -> (ResponseHead, [UInt8], WireReader) {
     let reader = WireReader(channel: ScriptedChannel(pieces))
-    guard let head = try readResponseHead(reader, deadline: farDeadline) else { throw KubeError(.connectionClosed, "no response") }
+    guard let head = try readResponseHead(reader, deadline: farDeadline) else { throw TransportError(.connectionClosed, "no response") }
     let body = BodyReader(framing: try bodyFraming(method: method, head: head, endpoint: "x"))
     var out: [UInt8] = []
     while let p = try body.next(reader, deadline: farDeadline) { out += p }
@@ -52,7 +53,7 @@ struct HTTPFramingTests {
         for full in [chunkedResponse, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world"] {
             let bytes = Array(full.utf8)
             for i in 1..<bytes.count {
-                #expect(throws: KubeError.self, "cut at \(i)") { try decode([Array(bytes[..<i])]) }
+                #expect(throws: TransportError.self, "cut at \(i)") { try decode([Array(bytes[..<i])]) }
             }
         }
     }
@@ -73,7 +74,7 @@ struct HTTPFramingTests {
                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                     "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
                     "HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx"] {
-            #expect(throws: KubeError.self, "\(bad)") { try decode([Array(bad.utf8)]) }
+            #expect(throws: TransportError.self, "\(bad)") { try decode([Array(bad.utf8)]) }
             do { _ = try decode([Array(bad.utf8)]) } catch { #expect(error.code == .protocolError, "\(bad): \(error)") }
         }
     }
@@ -96,7 +97,7 @@ struct HTTPFramingTests {
         let c = try ParsedURL("https://kubernetes.default.svc:6443")
         #expect(c.host == "kubernetes.default.svc" && c.port == 6443)
         for bad in ["ftp://x", "https://", "https://host:0", "https://host:99999", "http://fd00::1:80", "https://[fd00::1", "https://u:p@host"] {
-            #expect(throws: KubeError.self, "\(bad)") { try ParsedURL(bad) }
+            #expect(throws: TransportError.self, "\(bad)") { try ParsedURL(bad) }
             do { _ = try ParsedURL(bad) } catch {
                 #expect(error.code == .invalidURL)
                 #expect(error.description.contains("https://HOST:PORT"))
@@ -129,7 +130,7 @@ struct HTTPClientTests {
         defer { server.stop(); release.open() }
         let client = try HTTPClient(baseURL: server.url)
         let start = MonotonicClock.now
-        let error = #expect(throws: KubeError.self) {
+        let error = #expect(throws: TransportError.self) {
             try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .milliseconds(300))
         }
         let elapsed = MonotonicClock.now - start
@@ -148,7 +149,7 @@ struct HTTPClientTests {
         defer { server.stop(); release.open() }
         let client = try HTTPClient(baseURL: server.url)
         let start = MonotonicClock.now
-        let error = #expect(throws: KubeError.self) {
+        let error = #expect(throws: TransportError.self) {
             try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .milliseconds(300))
         }
         #expect(error?.code == .timedOut)
@@ -165,7 +166,7 @@ struct HTTPClientTests {
         let server = oneResponseServer(response)
         defer { server.stop() }
         let client = try HTTPClient(baseURL: server.url)
-        let error = #expect(throws: KubeError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
+        let error = #expect(throws: TransportError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
         #expect(error?.code == .connectionClosed)
         if let mentions { #expect(error?.description.contains(mentions) == true) }
     }
@@ -224,7 +225,7 @@ struct HTTPClientTests {
         #expect(try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)).bodyText == "0")
         #expect(try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)).bodyText == "1")
         #expect(server.connections == 2)
-        let error = #expect(throws: KubeError.self) {
+        let error = #expect(throws: TransportError.self) {
             try client.send(HTTPRequest(method: "POST", path: "/", body: Array("{}".utf8)), timeout: .seconds(5))
         }
         #expect(error?.code == .connectionClosed)
@@ -275,7 +276,7 @@ struct HTTPClientTests {
             usleep(20_000)
         }
         let client = try HTTPClient(baseURL: "http://127.0.0.1:\(port)")
-        let error = #expect(throws: KubeError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
+        let error = #expect(throws: TransportError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(5)) }
         #expect(error?.code == .connectFailed)
         #expect(error?.description.contains("127.0.0.1:\(port)") == true)
         #expect(error?.description.contains("refused") == true)
@@ -297,7 +298,7 @@ struct HTTPClientTests {
         #expect(stream.status == 200)
         #expect(try stream.readLine(deadline: .now + .seconds(5)) == "{\"a\":1")
         let start = MonotonicClock.now
-        let error = #expect(throws: KubeError.self) { try stream.readLine(deadline: .now + .milliseconds(200)) }
+        let error = #expect(throws: TransportError.self) { try stream.readLine(deadline: .now + .milliseconds(200)) }
         #expect(error?.code == .timedOut)
         #expect(MonotonicClock.now - start < .milliseconds(200) + timingSlack)
         gate.open()
@@ -376,7 +377,7 @@ extension HTTPClientTests {
         }
         let client = try HTTPClient(baseURL: "http://127.0.0.1:\(port)", connectTimeout: .milliseconds(300))
         let start = MonotonicClock.now
-        let error = #expect(throws: KubeError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(20)) }
+        let error = #expect(throws: TransportError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(20)) }
         let elapsed = MonotonicClock.now - start
         #expect(error?.code == .timedOut)
         #expect(error?.description.contains("connecting to 127.0.0.1:\(port)") == true, "\(String(describing: error))")

@@ -8,6 +8,7 @@ import Synchronization
 import KLCore
 import KLSupport
 @testable import KLKube
+@testable import KLTransport
 
 /// How much later than its deadline a call against a hostile peer may end.
 /// Generous: the machine is shared; without the fixes these calls never end
@@ -46,7 +47,7 @@ struct HostilePeer: Sendable, CustomStringConvertible {
     var tail: Tail
     var limits = HTTPLimits()
     var timeout: Duration
-    var code: KubeError.Code
+    var code: TransportError.Code
     /// The error message starts with this.
     var prefix = ""
     /// Texts the error message contains; `{port}` is the server's port.
@@ -116,7 +117,7 @@ struct HTTPHostilePeerTests {
         defer { server.stop() }
         let client = try HTTPClient(baseURL: server.url, limits: peer.limits)
         let start = MonotonicClock.now
-        let error = #expect(throws: KubeError.self) {
+        let error = #expect(throws: TransportError.self) {
             try client.send(HTTPRequest(method: "GET", path: "/"), timeout: peer.timeout)
         }
         let elapsed = MonotonicClock.now - start
@@ -138,7 +139,7 @@ struct HTTPHostilePeerTests {
         defer { server.stop() }
         let stream = try openWatch(server, limits: HTTPLimits(maxLineBytes: 128 * 1024))
         #expect(try stream.readLine(deadline: .now + .seconds(5)) == "first")
-        let e = #expect(throws: KubeError.self) { try stream.readLine(deadline: .now + .seconds(20)) }
+        let e = #expect(throws: TransportError.self) { try stream.readLine(deadline: .now + .seconds(20)) }
         #expect(e?.code == .tooLarge)
         #expect(e?.message.contains("longer than the cap of 128 KiB") == true, "\(String(describing: e))")
         // The stream is closed: nothing more is read.
@@ -181,7 +182,7 @@ struct HTTPHostilePeerTests {
         let stream = try openWatch(server)
         for _ in 0..<2 {
             let start = MonotonicClock.now
-            let e = #expect(throws: KubeError.self) { try stream.readLine(deadline: start + .milliseconds(300)) }
+            let e = #expect(throws: TransportError.self) { try stream.readLine(deadline: start + .milliseconds(300)) }
             #expect(e?.code == .timedOut)
             #expect(MonotonicClock.now - start < .milliseconds(300) + hostileSlack)
         }
@@ -195,7 +196,7 @@ struct HTTPHostilePeerTests {
         }
         defer { server.stop() }
         let stream = try openWatch(server, limits: HTTPLimits(maxBodyBytes: 64 * 1024))
-        let e = #expect(throws: KubeError.self) { try stream.readAll(deadline: .now + .seconds(20)) }
+        let e = #expect(throws: TransportError.self) { try stream.readAll(deadline: .now + .seconds(20)) }
         #expect(e?.code == .tooLarge)
     }
 }
@@ -206,7 +207,7 @@ struct HTTPHostilePeerTests {
 struct HeaderInjectionTests {
     @Test func controlCharactersInHeaderValues_areRefusedNamingTheHeader() {
         for bad in ["abc\r\nX-Injected: 1", "abc\n", "abc\r", "a\u{0}b", "a\u{7f}"] {
-            let e = #expect(throws: KubeError.self) {
+            let e = #expect(throws: TransportError.self) {
                 try encodeRequest(HTTPRequest(method: "GET", path: "/", headers: [("Authorization", "Bearer " + bad)]), hostHeader: "h", pathPrefix: "")
             }
             #expect(e?.code == .invalidRequest)
@@ -219,11 +220,11 @@ struct HeaderInjectionTests {
 
     @Test func controlCharactersOrSpacesInThePathOrHeaderName_areRefused() {
         for path in ["/a b", "/a\r\nHost: evil", "/a\u{0}"] {
-            let e = #expect(throws: KubeError.self) { try encodeRequest(HTTPRequest(method: "GET", path: path), hostHeader: "h", pathPrefix: "") }
+            let e = #expect(throws: TransportError.self) { try encodeRequest(HTTPRequest(method: "GET", path: path), hostHeader: "h", pathPrefix: "") }
             #expect(e?.code == .invalidRequest)
         }
         for name in ["X-A\r\nX-B", "X A", "X:A", ""] {
-            let e = #expect(throws: KubeError.self) { try encodeRequest(HTTPRequest(method: "GET", path: "/", headers: [(name, "v")]), hostHeader: "h", pathPrefix: "") }
+            let e = #expect(throws: TransportError.self) { try encodeRequest(HTTPRequest(method: "GET", path: "/", headers: [(name, "v")]), hostHeader: "h", pathPrefix: "") }
             #expect(e?.code == .invalidRequest)
         }
     }
@@ -303,7 +304,7 @@ struct HostResolverTests {
         let ep = Endpoint(host: "api.example.invalid", port: 443)
         for _ in 0..<3 {
             let start = MonotonicClock.now
-            let e = #expect(throws: KubeError.self) { try resolver.resolve(ep, deadline: start + .milliseconds(200)) }
+            let e = #expect(throws: TransportError.self) { try resolver.resolve(ep, deadline: start + .milliseconds(200)) }
             #expect(e?.code == .timedOut)
             #expect(e?.message == "Timed out resolving the host name of api.example.invalid:443: DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
             #expect(MonotonicClock.now - start < .milliseconds(200) + hostileSlack)
@@ -329,8 +330,8 @@ struct HostResolverTests {
     }
 
     @Test func failedLookup_isConnectFailedNamingTheHost() {
-        let resolver = HostResolver(lookup: { ep in .failure(KubeError(.connectFailed, "Cannot resolve the host of \(ep.text): no such host.")) })
-        let e = #expect(throws: KubeError.self) { try resolver.resolve(Endpoint(host: "nope.invalid", port: 1), deadline: .now + .seconds(5)) }
+        let resolver = HostResolver(lookup: { ep in .failure(TransportError(.connectFailed, "Cannot resolve the host of \(ep.text): no such host.")) })
+        let e = #expect(throws: TransportError.self) { try resolver.resolve(Endpoint(host: "nope.invalid", port: 1), deadline: .now + .seconds(5)) }
         #expect(e?.code == .connectFailed)
         #expect(e?.message.contains("nope.invalid:1") == true)
     }
@@ -344,7 +345,7 @@ struct HostResolverTests {
         let client = try HTTPClient(baseURL: "http://api.example.invalid:\(server.port)", tls: TLSOptions(),
                                     connectTimeout: .seconds(5), limits: HTTPLimits(), resolver: blockedResolver(gate, calls: calls))
         let start = MonotonicClock.now
-        let e = #expect(throws: KubeError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .milliseconds(300)) }
+        let e = #expect(throws: TransportError.self) { try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .milliseconds(300)) }
         #expect(e?.code == .timedOut)
         #expect(e?.message.hasPrefix("Timed out after 300ms resolving the host name of api.example.invalid:") == true, "\(String(describing: e))")
         #expect(MonotonicClock.now - start < .milliseconds(300) + hostileSlack)

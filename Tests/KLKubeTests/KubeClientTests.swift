@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 import KLSupport
 @testable import KLKube
+@testable import KLTransport
 
 /// One request as the canned API server saw it.
 struct SeenRequest: Sendable {

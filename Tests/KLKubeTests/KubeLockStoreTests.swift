@@ -3,6 +3,7 @@ import KLSupport
 import KLTestSupport
 import Testing
 @testable import KLKube
+@testable import KLTransport
 
 /// `KubeLockStore` is the session's I/O: it sends what it is told, over real
 /// sockets to a canned API server, and describes failures by status code.

@@ -8,6 +8,7 @@ import Synchronization
 import KLCore
 import KLSupport
 @testable import KLKube
+@testable import KLTransport
 
 /// Issue 20, row 4: a kept-alive connection goes silent (the API server
 /// behind the ClusterIP died without a RST; conntrack still sends there)
@@ -78,7 +79,7 @@ struct SilentConnectionTests {
         // The kept-alive connection is reused and does not answer: the call
         // ends at its own timeout, not later.
         let started = MonotonicClock.now
-        #expect(throws: KubeError.self) { try client.send(get, timeout: .milliseconds(300)) }
+        #expect(throws: TransportError.self) { try client.send(get, timeout: .milliseconds(300)) }
         #expect(started.duration(to: .now) < .milliseconds(300) + timingSlack + .milliseconds(50))
 
         // The retry goes on a new connection and is answered.

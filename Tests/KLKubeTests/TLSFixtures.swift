@@ -6,6 +6,7 @@ import Musl
 import COpenSSL
 import Synchronization
 @testable import KLKube
+@testable import KLTransport
 
 /// Certificates made once per test process with the `openssl` CLI:
 /// a CA, a server certificate for IP:127.0.0.1 and DNS:localhost, the same

@@ -1,5 +1,6 @@
 import Testing
 @testable import KLKube
+@testable import KLTransport
 
 /// A server certificate the client must refuse (from `CertFixture`), the
 /// server name it asks for, and what the error names; `{port}` is the server's port.
@@ -25,13 +26,13 @@ let rejectedCertificates = [
 struct TLSTests {
     let certs = CertFixture.shared
 
-    func get(port: Int, host: String = "127.0.0.1", tls: TLSOptions) throws(KubeError) -> HTTPResponse {
+    func get(port: Int, host: String = "127.0.0.1", tls: TLSOptions) throws(TransportError) -> HTTPResponse {
         let client = try HTTPClient(baseURL: "https://\(host):\(port)", tls: tls)
         return try client.send(HTTPRequest(method: "GET", path: "/"), timeout: .seconds(10))
     }
 
-    func failure(port: Int, host: String = "127.0.0.1", tls: TLSOptions) -> KubeError? {
-        #expect(throws: KubeError.self) { try get(port: port, host: host, tls: tls) }
+    func failure(port: Int, host: String = "127.0.0.1", tls: TLSOptions) -> TransportError? {
+        #expect(throws: TransportError.self) { try get(port: port, host: host, tls: tls) }
     }
 
     @Test func goodCA_connectsByIPAndByName() throws {
@@ -99,16 +100,16 @@ struct TLSTests {
     }
 
     @Test func missingOrBadCAFile_failsNamingTheFile() {
-        let missing = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
+        let missing = #expect(throws: TransportError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: "/nonexistent/ca.crt")) }
         #expect(missing?.description.contains("/nonexistent/ca.crt") == true)
         #expect(missing?.code == .caUnusable)
         let garbage = certs.dir + "/garbage.crt"
         writeTextFile(garbage, "not a certificate\n")
-        let bad = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
+        let bad = #expect(throws: TransportError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caFile: garbage)) }
         #expect(bad?.description.contains(garbage) == true)
         #expect(bad?.description.contains("PEM") == true)
         #expect(bad?.code == .caUnusable)
-        let badPEM = #expect(throws: KubeError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
+        let badPEM = #expect(throws: TransportError.self) { try HTTPClient(baseURL: "https://127.0.0.1:1", tls: TLSOptions(caPEM: "junk")) }
         #expect(badPEM?.code == .caUnusable)
     }
 }

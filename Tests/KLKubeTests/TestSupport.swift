@@ -9,6 +9,7 @@ import KLCore
 import KLSupport
 import KLTestSupport
 @testable import KLKube
+@testable import KLTransport
 
 /// Runs `body` on a new detached pthread (test servers must not block the
 /// Swift concurrency pool, which has only as many threads as cores).
@@ -166,7 +167,7 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
     let endpoint = "scripted:0"
     private var pieces: [[UInt8]]
     init(_ pieces: [[UInt8]]) { self.pieces = pieces }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int {
         guard !pieces.isEmpty else { return 0 }
         var piece = pieces.removeFirst()
         if piece.count > buffer.count {
@@ -176,7 +177,7 @@ final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
         buffer.copyBytes(from: piece)
         return piece.count
     }
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError) { written += bytes.count }
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(TransportError) { written += bytes.count }
     func isIdleUsable() -> Bool { true }
     func close() {}
 }

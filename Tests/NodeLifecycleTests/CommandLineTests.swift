@@ -28,7 +28,7 @@ struct CommandLineTests {
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --on-unknown-node delete", "must be leave or continue"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --grace-period soon", "--grace-period must be whole seconds"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --metrics-addr 9100", "is not HOST:PORT"),
-        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --metrics-addr localhost:9100", "is not an IPv4 address"),
+        ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --metrics-addr localhost:9100", "is not a numeric IP address"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --force=maybe", "is a switch"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --managed-tag =x", "must be KEY or KEY=VALUE"),
         ("drain --queue-url https://sqs.eu-west-1.amazonaws.com/1/q --api-server http://127.0.0.1:9 --kube-api-qps 0", "--kube-api-qps must be a number"),

@@ -1,6 +1,6 @@
 import Foundation
 import KLCore
-import KLKube
+import KLTransport
 import Testing
 
 /// Black-box tests of the pager-tester binary.

@@ -1,6 +1,6 @@
 import Foundation
 import KLCore
-import KLKube
+import KLTransport
 import KLSupport
 import KLTestSupport
 import Testing

@@ -1,6 +1,6 @@
 import Foundation
 import KLCore
-import KLKube
+import KLTransport
 import KLSupport
 import KLTestSupport
 import Synchronization
@@ -97,7 +97,7 @@ func time(_ text: String) -> WallTime { RFC3339.parse(text)! }
 struct VirtualTimeTransport: PagerTransport {
     var inner: HTTPClient
     var clock: VirtualWallClock
-    func send(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPResponse {
+    func send(_ request: HTTPRequest, timeout: Duration) throws(TransportError) -> HTTPResponse {
         var r = request
         r.headers.append(("X-Fake-Now", String(clock.now.seconds)))
         return try inner.send(r, timeout: timeout)

@@ -153,43 +153,26 @@ public struct LeaderStatus: Sendable {
     /// The body of `GET /metrics`: Prometheus text format 0.0.4. The first two
     /// families carry client-go's names and help so existing dashboards work.
     public var metricsText: String {
-        let l = "{name=\(Self.labelValue(lockName))}"
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (suffix, value) in samples { out += "\(name)\(suffix) \(value)\n" }
-        }
-        family("leader_election_master_status", "gauge",
-               "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
-               [(l, leading ? "1" : "0")])
-        family("leader_election_slowpath_total", "counter",
-               "Total number of slow path exercised in renewing leader leases. 'name' is the string used to identify the lease. Please make sure to group by name.",
-               [(l, String(slowPaths))])
-        family("kube_leader_transitions_total", "counter", "Changes of the lock's holder seen by this replica.",
-               [(l, String(holderChanges))])
-        family("kube_leader_renew_duration_seconds", "histogram", "Duration of successful renew requests.",
-               renewDurations.samples(labels: "name=\(Self.labelValue(lockName))"))
-        family("kube_leader_renew_failures_total", "counter", "Renew requests that failed while leading.",
-               [(l, String(renewFailures))])
-        family("kube_leader_child_exit_code", "gauge", "Exit code of the child (128+N for signal N); absent until it exits.",
-               childExitCode.map { [(l, String($0))] } ?? [])
-        family("kube_leader_standby_watch_restarts_total", "counter", "Times a standby's watch of the lock failed and was re-established.",
-               [(l, String(watchRestarts))])
-        return out
-    }
-
-    /// A quoted label value with the escapes the text format requires.
-    static func labelValue(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
+        let l: [PrometheusText.Label] = [("name", lockName)]
+        var out = PrometheusText()
+        out.family("leader_election_master_status", .gauge,
+                   help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.")
+        out.sample("leader_election_master_status", l, leading ? 1 : 0)
+        out.family("leader_election_slowpath_total", .counter,
+                   help: "Total number of slow path exercised in renewing leader leases. 'name' is the string used to identify the lease. Please make sure to group by name.")
+        out.sample("leader_election_slowpath_total", l, slowPaths)
+        out.family("kube_leader_transitions_total", .counter, help: "Changes of the lock's holder seen by this replica.")
+        out.sample("kube_leader_transitions_total", l, holderChanges)
+        out.family("kube_leader_renew_duration_seconds", .histogram, help: "Duration of successful renew requests.")
+        renewDurations.write("kube_leader_renew_duration_seconds", l, to: &out)
+        out.family("kube_leader_renew_failures_total", .counter, help: "Renew requests that failed while leading.")
+        out.sample("kube_leader_renew_failures_total", l, renewFailures)
+        out.family("kube_leader_child_exit_code", .gauge, help: "Exit code of the child (128+N for signal N); absent until it exits.")
+        if let childExitCode { out.sample("kube_leader_child_exit_code", l, Int(childExitCode)) }
+        out.family("kube_leader_standby_watch_restarts_total", .counter,
+                   help: "Times a standby's watch of the lock failed and was re-established.")
+        out.sample("kube_leader_standby_watch_restarts_total", l, watchRestarts)
+        return out.text
     }
 }
 
@@ -212,17 +195,14 @@ public struct Histogram: Sendable {
         count += 1
     }
 
-    /// Suffix and value of each sample: cumulative buckets, `_sum`, `_count`.
-    func samples(labels: String) -> [(String, String)] {
-        var out: [(String, String)] = []
+    /// Its samples: cumulative buckets, `_sum`, `_count`.
+    func write(_ name: String, _ labels: [PrometheusText.Label], to out: inout PrometheusText) {
         var cumulative = 0
-        for (i, text) in (Self.boundTexts + ["+Inf"]).enumerated() {
+        let buckets = Self.boundTexts.enumerated().map { i, text in
             cumulative += counts[i]
-            out.append(("_bucket{\(labels),le=\"\(text)\"}", String(cumulative)))
+            return (le: text, cumulative: cumulative)
         }
-        out.append(("_sum{\(labels)}", String(sum)))
-        out.append(("_count{\(labels)}", String(count)))
-        return out
+        out.histogram(name, labels, buckets: buckets, sum: sum, count: count)
     }
 }
 

@@ -16,7 +16,7 @@
 /// Each call returns zero or more non-blocking commands (logs, callbacks,
 /// closing the watch) followed by exactly one *blocking* command (a request,
 /// a watch read, a sleep, `beginAcquire`) whose result is the next input,
-/// or by `.done`. Production runs it with `ElectionRunner` (KLKube: blocking
+/// or by `.done`. Production runs it with `ElectionRunner` (KLLeader: blocking
 /// sockets, one thread); the simulation runs the same machine on simulated
 /// time (`Tests/Simulation/Lib/ElectionThread.swift`).
 public struct LockSession: Sendable {

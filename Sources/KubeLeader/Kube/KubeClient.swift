@@ -1,4 +1,5 @@
 import KLCore
+import KLTransport
 import Synchronization
 import KLSupport
 
@@ -45,7 +46,7 @@ public final class KubeClient: @unchecked Sendable {
         do {
             http = try HTTPClient(baseURL: config.server, tls: TLSOptions(caFile: config.caFile))
         } catch {
-            var call = KubeError(code: error.code, message: "", verb: "", resource: "")
+            var call = KubeError(code: KubeError.Code(error.code), message: "", verb: "", resource: "")
             call.server = config.server
             throw error.inCall(call)
         }
@@ -192,10 +193,10 @@ public final class KubeClient: @unchecked Sendable {
         while true {
             let token = try currentToken(call)
             let response: HTTPResponse
-            do throws(KubeError) {
+            do throws(TransportError) {
                 requests.add(1, ordering: .relaxed)
                 let left = deadline - .now
-                guard left > .zero else { throw KubeError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
+                guard left > .zero else { throw TransportError(.timedOut, "Timed out after \(DurationText.format(limit)) talking to \(http.serverText).") }
                 response = try http.send(request(call, token: token), timeout: left)
             } catch {
                 throw transportError(error, call)
@@ -241,7 +242,7 @@ public final class KubeClient: @unchecked Sendable {
         return e
     }
 
-    private func transportError(_ error: KubeError, _ call: Call) -> KubeError {
+    private func transportError(_ error: TransportError, _ call: Call) -> KubeError {
         error.inCall(baseError(call))
     }
 

@@ -1,7 +1,9 @@
 import KLCore
+import KLTransport
 
 /// The one error of KLKube: a failed Kubernetes API call, a failure of the
-/// HTTP/TLS layer under it, or a lock store finding. `code` says which, and
+/// HTTP/TLS layer under it (a `TransportError`, mapped code for code), or a
+/// lock store finding. `code` says which, and
 /// everything that decides what happens next reads the code (see
 /// `disposition`), never the message text.
 ///
@@ -39,29 +41,11 @@ public struct KubeError: CodedError {
         /// an event, or a lock object that is not the one asked for.
         case badResponse
 
-        // The HTTP/TLS layer failed before (or while) an answer came.
-        /// The server URL cannot be used.
-        case invalidURL
-        /// The host cannot be resolved or connected to.
-        case connectFailed
-        /// The deadline passed (connect, TLS handshake, request or response).
-        case timedOut
-        /// The connection ended or failed in the middle of an exchange.
-        case connectionClosed
-        /// The server does not speak HTTP/1.1 as expected.
-        case protocolError
-        /// TLS failed for another reason (handshake, context, a TLS read or write).
-        case tls
-        /// The server's certificate failed verification (unknown CA, host
-        /// mismatch, expired or not yet valid): configuration, not the network.
-        case certificateRejected
-        /// The CA file, system CA bundle or CA text cannot be read or holds no
-        /// usable PEM certificate.
-        case caUnusable
-        /// The response (head, body or a streamed line) passed its cap in `HTTPLimits`.
-        case tooLarge
-        /// The request cannot be sent as it is (a control character in a header or the path).
-        case invalidRequest
+        /// The HTTP/TLS layer (KLTransport) failed before (or while) an
+        /// answer came: `TransportError.Code`'s cases, one to one
+        /// (`init(_: TransportError.Code)`), documented there.
+        case invalidURL, connectFailed, timedOut, connectionClosed, protocolError, tls, certificateRejected, caUnusable,
+             tooLarge, invalidRequest
 
         // The lock store.
         /// A create answered 404: the namespace does not exist, or the API
@@ -124,14 +108,6 @@ public struct KubeError: CodedError {
         isAboutACall = false
     }
 
-    /// The same failure as part of an API call (`base` names the call):
-    /// the HTTP/TLS layer's sentence becomes the `message` of the call's error.
-    func inCall(_ base: KubeError) -> KubeError {
-        var e = base
-        e.code = code
-        e.message = message
-        return e
-    }
 
     /// `configmaps "x" in namespace "ns"`.
     var target: String {
@@ -240,5 +216,41 @@ extension KubeError {
              .connectionClosed, .protocolError, .tls, .tooLarge, .invalidRequest, .watchFailed:
             return .transient
         }
+    }
+}
+
+extension KubeError.Code {
+    /// The transport's code, one to one.
+    public init(_ code: TransportError.Code) {
+        switch code {
+        case .invalidURL: self = .invalidURL
+        case .connectFailed: self = .connectFailed
+        case .timedOut: self = .timedOut
+        case .connectionClosed: self = .connectionClosed
+        case .protocolError: self = .protocolError
+        case .tls: self = .tls
+        case .certificateRejected: self = .certificateRejected
+        case .caUnusable: self = .caUnusable
+        case .tooLarge: self = .tooLarge
+        case .invalidRequest: self = .invalidRequest
+        }
+    }
+}
+
+extension KubeError {
+    /// A failure of the HTTP/TLS layer on its own (its sentence is the description).
+    public init(_ error: TransportError) {
+        self.init(Code(error.code), error.message)
+    }
+}
+
+extension TransportError {
+    /// The same failure as part of an API call (`base` names the call):
+    /// the HTTP/TLS layer's sentence becomes the `message` of the call's error.
+    func inCall(_ base: KubeError) -> KubeError {
+        var e = base
+        e.code = KubeError.Code(code)
+        e.message = message
+        return e
     }
 }

@@ -1,4 +1,5 @@
 import KLCore
+import KLTransport
 import KLSupport
 
 /// The lock's I/O for the election thread: performs the requests of a

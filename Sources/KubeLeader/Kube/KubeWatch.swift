@@ -1,4 +1,5 @@
 import KLCore
+import KLTransport
 import KLSupport
 
 /// One event of a watch stream.

@@ -1,6 +1,6 @@
 import KLCore
 import KLSupport
-import KLKube
+import KLTransport
 
 /// `kube-leader --help`: usage, every option with its env var and default,
 /// exit codes and signals, so the help answers the questions people ask.

@@ -44,11 +44,8 @@ final class MainThreadLogSink: LogSink, @unchecked Sendable {
         let complete = text.withUTF8 { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {
-                let n = rawWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
+                let (n, _) = retryingEINTR { rawWrite(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+                if n < 0 { return false }
                 offset += n
             }
             return true

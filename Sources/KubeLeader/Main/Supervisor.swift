@@ -6,6 +6,7 @@ import Musl
 import CShims
 import KLCore
 import KLKube
+import KLLeader
 import KLProcess
 import KLSupport
 import Synchronization
@@ -198,17 +199,15 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     private let state = Mutex(State())
     private let inbox: SignalInbox
     /// Wakes the election thread's pause between renews (release requests).
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wake: WakePipe
 
     init(inbox: SignalInbox) throws(ProcessError) {
         self.inbox = inbox
-        var fds: [Int32] = [0, 0]
-        guard cshimsPipe(&fds) == 0 else {
-            throw ProcessError(.ioFailed, errno: errno, context: "Cannot create the election wake-up pipe")
+        do {
+            wake = try WakePipe()
+        } catch {
+            throw ProcessError(.ioFailed, errno: error.errno, context: "Cannot create the election wake-up pipe")
         }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
     }
 
     func snapshot() -> State { state.withLock { $0 } }
@@ -223,8 +222,7 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
             s.releaseRequested = true
             return s.outcome == nil && (s.acquiring || s.holding || s.leading)
         }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        wake.wake()
         return busy
     }
 
@@ -247,14 +245,7 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         while true {
             let left = MonotonicClock.now.duration(to: until)
             if left <= .zero { return releaseRequested }
-            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            let ms = Int32(min(Int64(Int32.max), max(1, (left.nanoseconds + 999_999) / 1_000_000)))
-            let n = poll(&fds, 1, ms)
-            if n > 0 {
-                var buffer = [UInt8](repeating: 0, count: 64)
-                _ = read(wakeRead, &buffer, buffer.count)
-                if releaseRequested { return true }
-            }
+            if wake.wait(until: until), releaseRequested { return true }
         }
     }
 
@@ -294,10 +285,6 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
     }
 }
 
-
-func cshimsPipe(_ fds: inout [Int32]) -> Int32 {
-    fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
-}
 
 /// Runs `body` on a new POSIX thread (it inherits the caller's signal mask,
 /// so signals stay blocked there and reach only the signalfd).

@@ -1,5 +1,6 @@
 import KLCore
 import KLKube
+import KLLeader
 import KLSupport
 
 /// The optional surfaces around the election (all off by default except the

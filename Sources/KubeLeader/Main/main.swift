@@ -11,6 +11,7 @@ import Musl
 #endif
 import KLCore
 import KLKube
+import KLLeader
 import KLProcess
 import KLSupport
 

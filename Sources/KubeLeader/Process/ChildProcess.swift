@@ -126,16 +126,10 @@ func waitUntilExited(pid: Int32, timeout: Duration) throws(ProcessError) -> Bool
     let pidfd = cshims_pidfd_open(pid)
     if pidfd >= 0 {
         defer { closeQuietly(pidfd) }
-        while true {
-            var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 1, pollTimeoutMilliseconds(deadline - clock.now))
-            if n > 0 { return true }
-            if n == 0 { return false }
-            let error = errno
-            if error != EINTR {
-                throw ProcessError(.waitFailed, errno: error, context: "Cannot poll for the exit of process \(pid)")
-            }
-        }
+        var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        let (n, error) = pollUntil(&fds, deadline: deadline)
+        if n < 0 { throw ProcessError(.waitFailed, errno: error, context: "Cannot poll for the exit of process \(pid)") }
+        return n > 0
     }
     while true {
         let exited = cshims_has_exited(pid)

@@ -5,6 +5,7 @@ import Musl
 #endif
 import CShims
 import KLCore
+import KLSupport
 
 /// Zombie reaping, as an init does (tini `reap_zombies`, `tini.c:563-611`).
 ///

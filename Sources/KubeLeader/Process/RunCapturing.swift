@@ -116,11 +116,8 @@ public func runCapturing(
         if stdinFD >= 0 { pollSet.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
         if stdoutFD >= 0 { pollSet.append(pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)) }
         if stderrFD >= 0 { pollSet.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)) }
-        let wait = deadline.map { pollTimeoutMilliseconds($0 - clock.now) } ?? -1
-        let n = poll(&pollSet, nfds_t(pollSet.count), wait)
+        let (n, error) = pollUntil(&pollSet, deadline: deadline)
         if n < 0 {
-            let error = errno
-            if error == EINTR { continue }
             killAndReap()
             throw ProcessError(.ioFailed, errno: error, context: "Cannot poll the pipes of \"\(command)\"")
         }

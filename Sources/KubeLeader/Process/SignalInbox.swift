@@ -37,8 +37,7 @@ public final class SignalInbox: @unchecked Sendable {
     /// The signals this inbox blocked and reports (SIGCHLD included).
     public let signals: [Signal]
     private let signalFD: Int32
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakePipe: WakePipe
     /// pid -> pidfd of children whose exit `wait` reports.
     private let watched = Mutex<[Int32: Int32]>([:])
     /// Descriptors whose readability `wait` reports (once each).
@@ -62,21 +61,17 @@ public final class SignalInbox: @unchecked Sendable {
             let error = errno
             throw ProcessError(.ioFailed, errno: error, context: "Cannot open a signalfd for \(all.map(\.name))")
         }
-        var pair: [Int32] = [-1, -1]
-        if cshims_pipe_cloexec_nonblock(&pair) != 0 {
-            let error = errno
+        do {
+            wakePipe = try WakePipe()
+        } catch {
             closeQuietly(fd)
-            throw ProcessError(.ioFailed, errno: error, context: "Cannot create the wake pipe of the signal inbox")
+            throw ProcessError(.ioFailed, errno: error.errno, context: "Cannot create the wake pipe of the signal inbox")
         }
         signalFD = fd
-        wakeRead = pair[0]
-        wakeWrite = pair[1]
     }
 
     deinit {
         closeQuietly(signalFD)
-        closeQuietly(wakeRead)
-        closeQuietly(wakeWrite)
         watched.withLock { for fd in $0.values { closeQuietly(fd) } }
     }
 
@@ -109,21 +104,14 @@ public final class SignalInbox: @unchecked Sendable {
     ///
     /// Call from one thread at a time (the supervisor's loop).
     public func wait(timeout: Duration?) -> [Event] {
-        let clock = MonotonicClock()
-        let deadline = timeout.map { clock.now + $0 }
+        let deadline = timeout.map { MonotonicClock.now + $0 }
         let children = watched.withLock { $0 }
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+                   pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0)]
         for fd in children.values { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         let readable = readables.withLock { $0 }
         for fd in readable { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        while true {
-            let wait = deadline.map { pollTimeoutMilliseconds($0 - clock.now) } ?? -1
-            let n = poll(&fds, nfds_t(fds.count), wait)
-            if n > 0 { break }
-            if n == 0 { return [] }
-            if errno != EINTR { return [] }
-        }
+        guard pollUntil(&fds, deadline: deadline).ready > 0 else { return [] }
         var events: [Event] = []
         // 1. Every pending signal (standard signals coalesce: at most one each).
         while true {
@@ -148,20 +136,14 @@ public final class SignalInbox: @unchecked Sendable {
             events.append(.readable(entry.fd))
         }
         // 4. The wake pipe, drained: any number of wake() calls is one event.
-        var byte: UInt8 = 0
-        var woke = false
-        while read(wakeRead, &byte, 1) == 1 { woke = true }
-        if woke { events.append(.wake) }
+        if wakePipe.drain() { events.append(.wake) }
         return events
     }
 
     /// Interrupts a `wait` in another thread (or the next one). Thread-safe
     /// and async-signal-safe: one non-blocking write(2); a full pipe already
     /// means "wake".
-    public func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
-    }
+    public func wake() { wakePipe.wake() }
 }
 
 extension Signal {

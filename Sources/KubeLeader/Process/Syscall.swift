@@ -4,22 +4,6 @@ import Glibc
 import Musl
 #endif
 
-/// Calls `body` until it does not fail with EINTR (swift-system
-/// `valueOrErrno`/`nothingOrErrno` retry loop). Returns the result and the
-/// errno read on the line right after the failing call (0 on success).
-@inline(__always)
-func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> (result: T, errno: Int32) {
-    while true {
-        let result = body()
-        if result == -1 {
-            let error = errno
-            if error == EINTR { continue }
-            return (result, error)
-        }
-        return (result, 0)
-    }
-}
-
 /// Sets O_NONBLOCK on a descriptor (our end of a child's pipe).
 func setNonBlocking(_ fd: Int32) {
     let flags = fcntl(fd, F_GETFL)

@@ -40,7 +40,7 @@ public enum BuildInfo {
     /// (source commit abc…)"; scripts and the release workflow read it),
     /// then one `component: version` line each for Swift, the C library and,
     /// for binaries that link it, OpenSSL as the library itself reports it
-    /// (`openSSL`: `OpenSSLInfo.versionText` from KLKube; nil when the binary
+    /// (`openSSL`: `OpenSSLInfo.versionText` from KLTransport; nil when the binary
     /// does not link OpenSSL).
     public static func versionText(program: String, version: String, openSSL: String?) -> String {
         var text = "\(program) \(version) (source commit \(kubeLeaderSourceCommit))\n"

@@ -42,11 +42,8 @@ public func writeAll(fd: Int32, _ text: String) {
     text.withUTF8 { buffer in
         var offset = 0
         while offset < buffer.count {
-            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            let (n, _) = retryingEINTR { write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            if n < 0 { return }
             offset += n
         }
     }

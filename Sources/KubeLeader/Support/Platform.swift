@@ -15,6 +15,20 @@ public func errnoMessage(_ code: Int32) -> String {
     strerror(code).map { String(cString: $0) } ?? "errno \(code)"
 }
 
+/// socket(2) type flags, which Glibc imports as enum values and Musl as plain
+/// integers: callers write `SocketType.stream | SocketType.cloexec` on both.
+public enum SocketType {
+    #if canImport(Glibc)
+    public static let stream = Int32(SOCK_STREAM.rawValue)
+    public static let cloexec = Int32(SOCK_CLOEXEC.rawValue)
+    public static let nonBlockingCloexec = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+    #else
+    public static let stream = Int32(SOCK_STREAM)
+    public static let cloexec = Int32(SOCK_CLOEXEC)
+    public static let nonBlockingCloexec = Int32(SOCK_NONBLOCK) | Int32(SOCK_CLOEXEC)
+    #endif
+}
+
 /// Milliseconds for poll(2): -1 for no timeout, 0 when the time is up, else
 /// the remainder rounded up (at least 1, so a caller never spins), clamped
 /// to Int32.max.
@@ -135,12 +149,8 @@ public func readToEnd(fd: Int32, path: String, limit: Int = 1 << 20) -> Result<[
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            let code = errno
-            if code == EINTR { continue }
-            return .failure(FileReadFailure(path: path, reason: .cannotRead(errno: code)))
-        }
+        let (n, code) = retryingEINTR { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+        if n < 0 { return .failure(FileReadFailure(path: path, reason: .cannotRead(errno: code))) }
         if n == 0 { return .success(bytes) }
         if n > limit - bytes.count { return .failure(FileReadFailure(path: path, reason: .tooLarge(limit: limit))) }
         bytes += chunk[0..<n]

@@ -1,5 +1,6 @@
 import Glibc
 import KLCore
+import KLSupport
 
 /// Watch streams: chunked, one JSON event per chunk.
 extension Server {
@@ -69,10 +70,9 @@ extension Server {
             }
             var wait = min(deadline - now, 1000)   // re-check partitions every second
             if bookmarks { wait = min(wait, max(1, lastSent + bookmarkEvery - now)) }
-            var fds = [pollfd(fd: watcher.wakeRead, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: watcher.wake.readFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: transport.fd, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, 2, Int32(wait))
-            if n < 0 && errno != EINTR { return .close }
+            if pollUntil(&fds, deadline: MonotonicClock.now + .milliseconds(wait)).ready < 0 { return .close }
             if fds[1].revents != 0 { return .close }   // the client went away
             if fds[0].revents != 0 {
                 if partition(request.bearerToken) != nil { continue }

@@ -28,7 +28,7 @@ final class Server: Sendable {
         self.log = log
         self.logRequests = logRequests
         tlsContext = try tls.map { pair throws(FakeServerError) in try makeServerTLSContext(certFile: pair.cert, keyFile: pair.key) }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, SocketType.stream | SocketType.cloexec, 0)
         guard fd >= 0 else { throw FakeServerError(.listen, "creating a socket failed (errno \(errno))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

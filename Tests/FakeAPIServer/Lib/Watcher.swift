@@ -1,6 +1,5 @@
-import CShims
-import Glibc
 import KLCore
+import KLSupport
 import Synchronization
 
 /// One change, kept in the bounded history so a watch can resume from an RV.
@@ -17,22 +16,15 @@ struct StoredEvent: Sendable {
 final class Watcher: Sendable {
     let resource: ResourceType
     let filter: ObjectFilter
-    /// Read end (polled by the connection thread) and write end of the wake-up pipe.
-    let wakeRead: Int32, wakeWrite: Int32
+    /// Wakes the connection thread (which polls `wake.readFD`).
+    let wake: WakePipe
     private let queue = Mutex<[String]>([])
 
     init?(resource: ResourceType, filter: ObjectFilter) {
-        var fds: [Int32] = [0, 0]
-        guard cshims_pipe_cloexec_nonblock(&fds) == 0 else { return nil }
+        guard let wake = try? WakePipe() else { return nil }
         self.resource = resource
         self.filter = filter
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
-    }
-
-    deinit {
-        close(wakeRead)
-        close(wakeWrite)
+        self.wake = wake
     }
 
     /// The event type this watcher sees for a stored change, if any: an
@@ -63,14 +55,12 @@ final class Watcher: Sendable {
 
     func push(_ line: String) {
         queue.withLock { $0.append(line) }
-        var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
+        wake.wake()
     }
 
     /// Takes every queued line and clears the wake-up pipe.
     func drain() -> [String] {
-        var scratch = [UInt8](repeating: 0, count: 256)
-        while scratch.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, 256) }) > 0 {}
+        wake.drain()
         return queue.withLock { q in defer { q.removeAll() }; return q }
     }
 }

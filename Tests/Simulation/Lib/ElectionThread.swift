@@ -11,7 +11,7 @@ enum RunnerInput {
 
 /// The election thread of one simulated kube-leader process: the REAL
 /// `LockSession` (KLCore: `Election` and every decision around it), driven
-/// like `Kube/ElectionRunner.swift` drives it, with the simulated world as
+/// like `Leader/ElectionRunner.swift` drives it, with the simulated world as
 /// its I/O. This file decides nothing: it performs each command (a request
 /// on the simulated network, a watch read, a sleep on the replica's clock, a
 /// host callback) and feeds the result back. Where the real driver blocks,

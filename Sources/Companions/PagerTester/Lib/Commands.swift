@@ -1,6 +1,6 @@
 import KLCore
 import KLSupport
-import KLKube
+import KLTransport
 
 /// Where a command writes: standard output for results, the logger for
 /// events. Tests capture both.
@@ -25,7 +25,7 @@ public enum PagerTesterCommand {
         """
 
     /// `pager-tester --version`: version and commit, Swift, libc and the
-    /// OpenSSL linked in (it talks TLS to PagerDuty through KLKube).
+    /// OpenSSL linked in (it talks TLS to PagerDuty through KLTransport).
     public static var versionText: String {
         BuildInfo.versionText(program: "pager-tester", version: kubeLeaderVersion, openSSL: OpenSSLInfo.versionText)
     }

@@ -92,51 +92,34 @@ public final class PagerMetrics: Sendable {
     /// The exposition text served at `/metrics`.
     public func exposition() -> String {
         let s = state.withLock { $0 }
-        var out = ""
-        func header(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        }
-        func labels(_ p: Person) -> String { "person_id=\"\(escape(p.id))\",name=\"\(escape(p.name))\"" }
-        header("pager_tester_last_verdict", "gauge",
-               "1 for the verdict of the person's last verified test page, 0 for the other verdicts (all 0 before the first).")
+        var out = PrometheusText()
+        func labels(_ p: Person) -> [PrometheusText.Label] { [("person_id", p.id), ("name", p.name)] }
+        out.family("pager_tester_last_verdict", .gauge,
+                   help: "1 for the verdict of the person's last verified test page, 0 for the other verdicts (all 0 before the first).")
         for p in s.people {
             for v in PageVerdict.allCases {
-                out += "pager_tester_last_verdict{\(labels(p)),verdict=\"\(v.rawValue)\"} \(p.verdict == v ? 1 : 0)\n"
+                out.sample("pager_tester_last_verdict", labels(p) + [("verdict", v.rawValue)], p.verdict == v ? 1 : 0)
             }
         }
-        header("pager_tester_last_verdict_timestamp_seconds", "gauge", "When the person's last verdict was reached (Unix seconds).")
+        out.family("pager_tester_last_verdict_timestamp_seconds", .gauge, help: "When the person's last verdict was reached (Unix seconds).")
         for p in s.people {
             guard let t = p.verdictTime else { continue }
-            out += "pager_tester_last_verdict_timestamp_seconds{\(labels(p))} \(t.seconds)\n"
+            out.sample("pager_tester_last_verdict_timestamp_seconds", labels(p), "\(t.seconds)")
         }
-        header("pager_tester_pages_sent_total", "counter", "Test incidents created.")
-        out += "pager_tester_pages_sent_total \(s.sent)\n"
-        header("pager_tester_pages_failed_total", "counter", "Test pages PagerDuty did not accept (after retries).")
-        out += "pager_tester_pages_failed_total \(s.failed)\n"
-        header("pager_tester_pages_deduplicated_total", "counter",
-               "Test pages not sent because PagerDuty already had an incident with the same incident_key.")
-        out += "pager_tester_pages_deduplicated_total \(s.deduplicated)\n"
-        header("pager_tester_pages_skipped_total", "counter", "Fire times skipped without a page, per person and reason.")
+        out.family("pager_tester_pages_sent_total", .counter, help: "Test incidents created.")
+        out.sample("pager_tester_pages_sent_total", s.sent)
+        out.family("pager_tester_pages_failed_total", .counter, help: "Test pages PagerDuty did not accept (after retries).")
+        out.sample("pager_tester_pages_failed_total", s.failed)
+        out.family("pager_tester_pages_deduplicated_total", .counter,
+                   help: "Test pages not sent because PagerDuty already had an incident with the same incident_key.")
+        out.sample("pager_tester_pages_deduplicated_total", s.deduplicated)
+        out.family("pager_tester_pages_skipped_total", .counter, help: "Fire times skipped without a page, per person and reason.")
         for p in s.people {
-            out += "pager_tester_pages_skipped_total{\(labels(p)),reason=\"late\"} \(p.skippedLate)\n"
-            out += "pager_tester_pages_skipped_total{\(labels(p)),reason=\"coalesced\"} \(p.skippedCoalesced)\n"
+            out.sample("pager_tester_pages_skipped_total", labels(p) + [("reason", "late")], p.skippedLate)
+            out.sample("pager_tester_pages_skipped_total", labels(p) + [("reason", "coalesced")], p.skippedCoalesced)
         }
-        header("pager_tester_rate_limit_waits_total", "counter", "429 (rate limited) answers from PagerDuty that were waited out.")
-        out += "pager_tester_rate_limit_waits_total \(s.rateLimitWaits)\n"
-        return out
-    }
-
-    /// Label value escaping of the text format: backslash, quote, newline.
-    func escape(_ value: String) -> String {
-        var out = ""
-        for c in value {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
+        out.family("pager_tester_rate_limit_waits_total", .counter, help: "429 (rate limited) answers from PagerDuty that were waited out.")
+        out.sample("pager_tester_rate_limit_waits_total", s.rateLimitWaits)
+        return out.text
     }
 }

@@ -1,5 +1,5 @@
 import KLCore
-import KLKube
+import KLTransport
 import KLSupport
 
 /// The command-line options of pager-tester (flag, env var, default).
@@ -71,10 +71,10 @@ public enum PagerTesterMain {
         }
     }
 
-    /// The production transport: `KLKube.HTTPClient` for `PAGERDUTY_API_URL`
+    /// The production transport: `KLTransport.HTTPClient` for `PAGERDUTY_API_URL`
     /// (system CA bundle).
     public static func httpTransport(_ settings: PagerSettings) throws(PagerError) -> any PagerTransport {
-        do throws(KubeError) {
+        do throws(TransportError) {
             return try HTTPClient(baseURL: settings.apiURL)
         } catch {
             throw PagerError(.invalidConfig, "PAGERDUTY_API_URL '\(settings.apiURL)': \(error.message)")

@@ -1,11 +1,11 @@
 import KLCore
-import KLKube
+import KLTransport
 import KLSupport
 
-/// Sends one HTTP request; `KLKube.HTTPClient` in production, the same
+/// Sends one HTTP request; `KLTransport.HTTPClient` in production, the same
 /// client against a local fake server in tests.
 public protocol PagerTransport: Sendable {
-    func send(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPResponse
+    func send(_ request: HTTPRequest, timeout: Duration) throws(TransportError) -> HTTPResponse
 }
 
 extension HTTPClient: PagerTransport {}
@@ -192,7 +192,7 @@ public struct PagerDutyClient: Sendable {
         var retries = 0
         while true {
             let response: HTTPResponse
-            do throws(KubeError) {
+            do throws(TransportError) {
                 response = try transport.send(HTTPRequest(method: method, path: path, headers: headers(withBody: body != nil), body: bytes),
                                               timeout: requestTimeout)
             } catch {

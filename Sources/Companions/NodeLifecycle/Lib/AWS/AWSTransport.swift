@@ -22,7 +22,7 @@ public struct AWSResponse: Sendable {
 
 /// Sends one request to one base URL (`https://host[:port]`). The only I/O
 /// the AWS clients do goes through this, so unit tests swap in a fake and the
-/// binary uses `HTTPTransport` (KLKube's HTTP/1.1 + TLS client).
+/// binary uses `HTTPTransport` (KLTransport's HTTP/1.1 + TLS client).
 public protocol AWSTransport: Sendable {
     func send(baseURL: String, _ request: AWSRequest, timeout: Duration) throws(NodeLifecycleError) -> AWSResponse
 }

@@ -1,7 +1,7 @@
-import KLKube
+import KLTransport
 import Synchronization
 
-/// The real transport: KLKube's HTTP/1.1 client (TLS via OpenSSL, system CA
+/// The real transport: KLTransport's HTTP/1.1 client (TLS via OpenSSL, system CA
 /// bundle), one kept-alive client per base URL.
 public final class HTTPTransport: AWSTransport {
     private let clients = Mutex<[String: HTTPClient]>([:])

@@ -5,6 +5,7 @@ import Musl
 #endif
 import KLCore
 import KLKube
+import KLTransport
 import KLSupport
 
 /// `node-lifecycle drain|ready`: parses, wires, runs. Returns the exit code:

@@ -61,45 +61,39 @@ public final class DrainMetrics: Sendable {
     /// The exposition text (`text/plain; version=0.0.4`).
     public func render() -> String {
         let s = state.withLock { $0 }
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        var out = PrometheusText()
+        func counter(_ name: String, _ help: String, _ value: Int) {
+            out.family(name, .counter, help: help)
+            out.sample(name, value)
         }
-        func labelled(_ name: String, _ label: String, _ values: [String: Int], always: [String]) {
-            for key in Set(values.keys).union(always).sorted() { out += "\(name){\(label)=\"\(key)\"} \(values[key] ?? 0)\n" }
+        func labelled(_ name: String, _ help: String, _ label: String, _ values: [String: Int], always: [String]) {
+            out.family(name, .counter, help: help)
+            for key in Set(values.keys).union(always).sorted() { out.sample(name, [(label, key)], values[key] ?? 0) }
         }
-        family("node_lifecycle_actions_received_total", "counter", "Lifecycle actions and EC2 events received from the queue (redeliveries not counted).")
-        labelled("node_lifecycle_actions_received_total", "transition", s.received, always: ["launching", "terminating"])
-        family("node_lifecycle_actions_completed_total", "counter", "Lifecycle actions finished, by result.")
-        labelled("node_lifecycle_actions_completed_total", "result", s.completed, always: ["drained", "timed_out"])
-        family("node_lifecycle_drains_in_progress", "gauge", "Drains running now.")
-        out += "node_lifecycle_drains_in_progress \(s.drainsInProgress)\n"
-        family("node_lifecycle_actions_waiting", "gauge", "Lifecycle actions received and heartbeated, waiting for a drain slot.")
-        out += "node_lifecycle_actions_waiting \(s.actionsWaiting)\n"
-        family("node_lifecycle_pods_evicted_total", "counter", "Evictions accepted by the API server.")
-        out += "node_lifecycle_pods_evicted_total \(s.podsEvicted)\n"
-        family("node_lifecycle_evictions_blocked_total", "counter", "Evictions refused by a PodDisruptionBudget (HTTP 429), retried.")
-        out += "node_lifecycle_evictions_blocked_total \(s.evictionsBlocked)\n"
-        family("node_lifecycle_kube_requests_total", "counter", "Kubernetes API requests sent (after the --kube-api-qps token bucket).")
-        out += "node_lifecycle_kube_requests_total \(s.kubeRequests)\n"
-        family("node_lifecycle_kube_requests_throttled_total", "counter", "Kubernetes API requests that waited for the token bucket.")
-        out += "node_lifecycle_kube_requests_throttled_total \(s.kubeThrottled)\n"
-        family("node_lifecycle_webhooks_total", "counter", "Webhook posts, by outcome (sent, failed).")
-        labelled("node_lifecycle_webhooks_total", "outcome", s.webhooks, always: ["failed", "sent"])
-        family("node_lifecycle_evictions_stuck_total", "counter", "Pods whose eviction a PodDisruptionBudget refused for longer than the warning threshold (a Warning Event names the budget).")
-        out += "node_lifecycle_evictions_stuck_total \(s.evictionsStuck)\n"
-        family("node_lifecycle_instances_lost_during_drain_total", "counter", "Instances stopped or terminated (EC2 state change) while their drain was running.")
-        out += "node_lifecycle_instances_lost_during_drain_total \(s.instancesLost)\n"
-        family("node_lifecycle_heartbeats_total", "counter", "RecordLifecycleActionHeartbeat calls, by outcome.")
-        labelled("node_lifecycle_heartbeats_total", "outcome", s.heartbeats, always: ["failed", "ok"])
-        family("node_lifecycle_drain_duration_seconds", "histogram", "Time from drain start to completing the lifecycle action.")
-        for (i, bound) in Self.durationBuckets.enumerated() {
-            out += "node_lifecycle_drain_duration_seconds_bucket{le=\"\(Self.formatBound(bound))\"} \(s.bucketCounts[i])\n"
-        }
-        out += "node_lifecycle_drain_duration_seconds_bucket{le=\"+Inf\"} \(s.durationCount)\n"
-        out += "node_lifecycle_drain_duration_seconds_sum \(s.durationSum)\n"
-        out += "node_lifecycle_drain_duration_seconds_count \(s.durationCount)\n"
-        return out
+        labelled("node_lifecycle_actions_received_total", "Lifecycle actions and EC2 events received from the queue (redeliveries not counted).",
+                 "transition", s.received, always: ["launching", "terminating"])
+        labelled("node_lifecycle_actions_completed_total", "Lifecycle actions finished, by result.",
+                 "result", s.completed, always: ["drained", "timed_out"])
+        out.family("node_lifecycle_drains_in_progress", .gauge, help: "Drains running now.")
+        out.sample("node_lifecycle_drains_in_progress", s.drainsInProgress)
+        out.family("node_lifecycle_actions_waiting", .gauge, help: "Lifecycle actions received and heartbeated, waiting for a drain slot.")
+        out.sample("node_lifecycle_actions_waiting", s.actionsWaiting)
+        counter("node_lifecycle_pods_evicted_total", "Evictions accepted by the API server.", s.podsEvicted)
+        counter("node_lifecycle_evictions_blocked_total", "Evictions refused by a PodDisruptionBudget (HTTP 429), retried.", s.evictionsBlocked)
+        counter("node_lifecycle_kube_requests_total", "Kubernetes API requests sent (after the --kube-api-qps token bucket).", s.kubeRequests)
+        counter("node_lifecycle_kube_requests_throttled_total", "Kubernetes API requests that waited for the token bucket.", s.kubeThrottled)
+        labelled("node_lifecycle_webhooks_total", "Webhook posts, by outcome (sent, failed).", "outcome", s.webhooks, always: ["failed", "sent"])
+        counter("node_lifecycle_evictions_stuck_total",
+                "Pods whose eviction a PodDisruptionBudget refused for longer than the warning threshold (a Warning Event names the budget).",
+                s.evictionsStuck)
+        counter("node_lifecycle_instances_lost_during_drain_total",
+                "Instances stopped or terminated (EC2 state change) while their drain was running.", s.instancesLost)
+        labelled("node_lifecycle_heartbeats_total", "RecordLifecycleActionHeartbeat calls, by outcome.", "outcome", s.heartbeats, always: ["failed", "ok"])
+        out.family("node_lifecycle_drain_duration_seconds", .histogram, help: "Time from drain start to completing the lifecycle action.")
+        out.histogram("node_lifecycle_drain_duration_seconds",
+                      buckets: Self.durationBuckets.enumerated().map { (le: Self.formatBound($1), cumulative: s.bucketCounts[$0]) },
+                      sum: s.durationSum, count: s.durationCount)
+        return out.text
     }
 
     static func formatBound(_ b: Double) -> String {

@@ -1,24 +1,21 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import CompanionSupport
+import KLCore
 import KLSupport
+import KLTransport
 
 /// `--metrics-addr HOST:PORT`: `GET /metrics` (Prometheus text) and
-/// `GET /healthz` on KLSupport's `MetricsHTTPServer` (HTTP/1.0, one request
+/// `GET /healthz` on KLTransport's `HTTPServer` (its own thread, one request
 /// per connection, 5 s for the request head, at most 8 KiB read).
 public final class MetricsServer: Sendable {
-    let server: MetricsHTTPServer
+    let server: HTTPServer
     /// The port bound (useful with port 0).
-    public var port: Int { server.port }
+    public var port: Int { Int(server.boundAddress.port) }
 
     /// Checks `HOST:PORT` without binding (configuration validation):
-    /// `:9100` or `0.0.0.0:9100` for every interface, IPv4 literals only.
-    public static func parse(address: String) throws(NodeLifecycleError) -> sockaddr_in {
+    /// `:9100` or `0.0.0.0:9100` for every interface, numeric IPs only.
+    @discardableResult
+    public static func parse(address: String) throws(NodeLifecycleError) -> StatusAddress {
         do {
-            return try MetricsHTTPServer.parse(address: address).get()
+            return try HTTPServer.address(address).get()
         } catch {
             throw problem(error, address: address)
         }
@@ -26,14 +23,13 @@ public final class MetricsServer: Sendable {
 
     /// Listens on `address`; `start()` begins answering.
     public init(address: String, render: @escaping @Sendable () -> String) throws(NodeLifecycleError) {
+        let parsed = try Self.parse(address: address)
         do {
-            server = try MetricsHTTPServer(address: address, version: "HTTP/1.0", requestTimeout: .seconds(5),
-                                           sendTimeoutSeconds: 5) { method, path in
-                if method != "GET" { return .init(status: "405 Method Not Allowed", body: "only GET\n") }
+            server = try HTTPServer(address: parsed, headTimeout: .seconds(5)) { path in
                 switch path {
-                case "/metrics": return .metrics(render())
-                case "/healthz": return .init(status: "200 OK", body: "ok\n")
-                default: return .init(status: "404 Not Found", body: "try /metrics\n")
+                case "/metrics": .metrics(render())
+                case "/healthz": .init(200, "ok\n")
+                default: .init(404, "try /metrics\n")
                 }
             }
         } catch {
@@ -44,12 +40,12 @@ public final class MetricsServer: Sendable {
     /// Serves forever on a thread of its own.
     public func start() { server.start() }
 
-    static func problem(_ error: MetricsHTTPServer.ListenError, address: String) -> NodeLifecycleError {
+    static func problem(_ error: HTTPServer.ListenError, address: String) -> NodeLifecycleError {
         switch error {
         case .notHostPort:
             NodeLifecycleError(.usage, "--metrics-addr \"\(address)\" is not HOST:PORT; use e.g. :9100 or 127.0.0.1:9100.")
-        case .notIPv4(let host):
-            NodeLifecycleError(.usage, "--metrics-addr host \"\(host)\" is not an IPv4 address; use e.g. 0.0.0.0 or 127.0.0.1.")
+        case .notNumericHost(let host):
+            NodeLifecycleError(.usage, "--metrics-addr host \"\(host)\" is not a numeric IP address; use e.g. 0.0.0.0 or 127.0.0.1.")
         case .socket(let code):
             NodeLifecycleError(.file, "Cannot open a socket for --metrics-addr: \(errnoMessage(code)).")
         case .listen(let code):

@@ -1,4 +1,5 @@
 import KLCore
+import KLKube
 import KLSupport
 import Synchronization
 

@@ -1,4 +1,6 @@
-// TLS, HTTP/1.1 and the Kubernetes API client: the only network code.
+// KLTransport: sockets, TLS, the HTTP/1.1 client and the one small HTTP
+// server (`HTTPServer`): the only network code. The Kubernetes API client
+// (KLKube) and the companions' PagerDuty and AWS clients sit on top of it.
 //
 // Everything here is blocking I/O with hard deadlines: sockets are
 // non-blocking, the monotonic clock is checked before every read and write
@@ -14,7 +16,7 @@
 // helper thread that the caller waits for only until its deadline (see
 // `HostResolver`); numeric IPs (the in-cluster case) never look anything up.
 
-// Failures are `KubeError`s with the HTTP/TLS layer's codes (`.timedOut`,
+// Failures are `TransportError`s with the HTTP/TLS layer's codes (`.timedOut`,
 // `.certificateRejected`, `.tooLarge`, ...) and a full sentence that names
 // the server (`host:port`) and what to do.
 

@@ -32,11 +32,11 @@ public final class HTTPClient: @unchecked Sendable {
     ///     handshake of one connection (also bounded by each call's own timeout).
     ///   - limits: caps on response heads, bodies and streamed lines.
     public convenience init(baseURL: String, tls: TLSOptions = TLSOptions(), connectTimeout: Duration = .seconds(5),
-                            limits: HTTPLimits = HTTPLimits()) throws(KubeError) {
+                            limits: HTTPLimits = HTTPLimits()) throws(TransportError) {
         try self.init(baseURL: baseURL, tls: tls, connectTimeout: connectTimeout, limits: limits, resolver: .shared)
     }
 
-    init(baseURL: String, tls: TLSOptions, connectTimeout: Duration, limits: HTTPLimits, resolver: HostResolver) throws(KubeError) {
+    init(baseURL: String, tls: TLSOptions, connectTimeout: Duration, limits: HTTPLimits, resolver: HostResolver) throws(TransportError) {
         self.limits = limits
         self.resolver = resolver
         let url = try ParsedURL(baseURL)
@@ -69,7 +69,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// A call that times out closes its connection and every idle one: the
     /// caller's next attempt (a renew retried within its renew deadline) goes
     /// out on a fresh connection, never on one that may be just as dead.
-    public func send(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPResponse {
+    public func send(_ request: HTTPRequest, timeout: Duration) throws(TransportError) -> HTTPResponse {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
@@ -89,7 +89,7 @@ public final class HTTPClient: @unchecked Sendable {
     /// Sends a request and returns once the response headers are in; the body
     /// is then read from the stream (watch). `timeout` bounds connect, send
     /// and headers only.
-    public func openStream(_ request: HTTPRequest, timeout: Duration) throws(KubeError) -> HTTPStream {
+    public func openStream(_ request: HTTPRequest, timeout: Duration) throws(TransportError) -> HTTPStream {
         let deadline = MonotonicClock.now + timeout
         let (reader, head) = try exchange(request, deadline: deadline, timeout: timeout)
         let framing = try bodyFraming(method: request.method, head: head, endpoint: endpoint.text)
@@ -108,7 +108,7 @@ public final class HTTPClient: @unchecked Sendable {
 
     // MARK: internals
 
-    private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(KubeError) -> (WireReader, ResponseHead) {
+    private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(TransportError) -> (WireReader, ResponseHead) {
         let bytes = try encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
         let idempotent = request.method == "GET" || request.method == "HEAD"
         var allowRetry = true
@@ -116,9 +116,9 @@ public final class HTTPClient: @unchecked Sendable {
             let (channel, reused) = try checkout(deadline: deadline, timeout: timeout)
             let reader = WireReader(channel: channel)
             var written = 0
-            do throws(KubeError) {
-                let sent = bytes.withUnsafeBytes { (raw) -> Result<Void, KubeError> in
-                    do throws(KubeError) {
+            do throws(TransportError) {
+                let sent = bytes.withUnsafeBytes { (raw) -> Result<Void, TransportError> in
+                    do throws(TransportError) {
                         try channel.write(raw, deadline: deadline, written: &written)
                         return .success(())
                     } catch {
@@ -129,7 +129,7 @@ public final class HTTPClient: @unchecked Sendable {
                 if let head = try readResponseHead(reader, deadline: deadline, maxBytes: limits.maxHeadBytes) {
                     return (reader, head)
                 }
-                throw KubeError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
+                throw TransportError(.connectionClosed, "The server \(endpoint.text) closed the connection without answering the request.")
             } catch {
                 channel.close()
                 // A connection that went silent may not be the only one: the
@@ -148,7 +148,7 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// An idle connection that still looks alive, or a new one.
-    private func checkout(deadline: MonotonicClock.Instant, timeout: Duration) throws(KubeError) -> (any HTTPChannel, Bool) {
+    private func checkout(deadline: MonotonicClock.Instant, timeout: Duration) throws(TransportError) -> (any HTTPChannel, Bool) {
         while let c = idle.withLock({ $0.popLast() }) {
             if c.isIdleUsable() { return (c, true) }
             c.close()
@@ -183,7 +183,7 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     /// Adds the configured timeout to a timeout message.
-    private func withTimeout(_ error: KubeError, _ timeout: Duration) -> KubeError {
+    private func withTimeout(_ error: TransportError, _ timeout: Duration) -> TransportError {
         guard error.code == .timedOut else { return error }
         var e = error
         let prefix = "Timed out "
@@ -202,9 +202,9 @@ struct ParsedURL: Sendable {
     /// Path prefix without a trailing slash ("" for none).
     var path: String
 
-    init(_ url: String) throws(KubeError) {
-        func bad(_ why: String) -> KubeError {
-            KubeError(.invalidURL, "The server URL \(quoteForMessage(url)) is invalid: \(why); use https://HOST:PORT or http://HOST:PORT.")
+    init(_ url: String) throws(TransportError) {
+        func bad(_ why: String) -> TransportError {
+            TransportError(.invalidURL, "The server URL \(quoteForMessage(url)) is invalid: \(why); use https://HOST:PORT or http://HOST:PORT.")
         }
         var rest: Substring
         if url.hasPrefix("https://") {

@@ -32,10 +32,10 @@ func openSSLErrorText() -> String {
 final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
 
-    init(_ options: TLSOptions) throws(KubeError) {
+    init(_ options: TLSOptions) throws(TransportError) {
         _ = openSSLReady
         guard let ctx = SSL_CTX_new(TLS_client_method()) else {
-            throw KubeError(.tls, "Cannot create a TLS context: \(openSSLErrorText()).")
+            throw TransportError(.tls, "Cannot create a TLS context: \(openSSLErrorText()).")
         }
         self.ctx = ctx
         _ = copenssl_SSL_CTX_set_min_proto_version(ctx, copenssl_TLS1_2_VERSION())
@@ -51,19 +51,19 @@ final class TLSContext: @unchecked Sendable {
 
     deinit { SSL_CTX_free(ctx) }
 
-    private func loadFile(_ path: String, explicit: Bool) throws(KubeError) {
+    private func loadFile(_ path: String, explicit: Bool) throws(TransportError) {
         let what = explicit ? "CA file" : "system CA bundle"
         if access(path, R_OK) != 0 {
             let e = errno
-            throw KubeError(.caUnusable, "Cannot read the \(what) \(path): \(errnoMessage(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
+            throw TransportError(.caUnusable, "Cannot read the \(what) \(path): \(errnoMessage(e)); \(explicit ? "check the CA file option" : "install ca-certificates or set SSL_CERT_FILE").")
         }
         ERR_clear_error()
         if SSL_CTX_load_verify_locations(ctx, path, nil) != 1 {
-            throw KubeError(.caUnusable, "The \(what) \(path) holds no usable PEM certificate (\(openSSLErrorText())); it must contain the CA certificate(s) in PEM form.")
+            throw TransportError(.caUnusable, "The \(what) \(path) holds no usable PEM certificate (\(openSSLErrorText())); it must contain the CA certificate(s) in PEM form.")
         }
     }
 
-    private func loadPEM(_ pem: String) throws(KubeError) {
+    private func loadPEM(_ pem: String) throws(TransportError) {
         ERR_clear_error()
         var bytes = Array(pem.utf8)
         let count = bytes.count
@@ -80,7 +80,7 @@ final class TLSContext: @unchecked Sendable {
         }
         ERR_clear_error()
         if added == 0 {
-            throw KubeError(.caUnusable, "The CA certificate text holds no usable PEM certificate; it must contain the CA certificate(s) in PEM form.")
+            throw TransportError(.caUnusable, "The CA certificate text holds no usable PEM certificate; it must contain the CA certificate(s) in PEM form.")
         }
     }
 }
@@ -95,10 +95,10 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     /// Connects TLS on `fd` (taking ownership of it) and verifies the server
     /// for `serverName` (a DNS name or an IP address).
-    init(fd: Int32, context: TLSContext, serverName: String, endpoint: String, deadline: MonotonicClock.Instant) throws(KubeError) {
+    init(fd: Int32, context: TLSContext, serverName: String, endpoint: String, deadline: MonotonicClock.Instant) throws(TransportError) {
         guard let ssl = SSL_new(context.ctx), let bio = copenssl_nosigpipe_socket_bio(fd) else {
             Glibc.close(fd)
-            throw KubeError(.tls, "Cannot create a TLS connection to \(endpoint): \(openSSLErrorText()).")
+            throw TransportError(.tls, "Cannot create a TLS connection to \(endpoint): \(openSSLErrorText()).")
         }
         self.fd = fd
         self.ssl = ssl
@@ -126,7 +126,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     /// Waits until the socket is readable (SSL_ERROR_WANT_READ) or writable
     /// (SSL_ERROR_WANT_WRITE) when OpenSSL asks for it; false for any other error.
-    private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(KubeError) -> Bool {
+    private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(TransportError) -> Bool {
         let events: Int16
         switch err {
         case SSL_ERROR_WANT_READ: events = Int16(POLLIN)
@@ -137,7 +137,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
         return true
     }
 
-    private func handshake(serverName: String, deadline: MonotonicClock.Instant) throws(KubeError) {
+    private func handshake(serverName: String, deadline: MonotonicClock.Instant) throws(TransportError) {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "during the TLS handshake with")
             ERR_clear_error()
@@ -147,16 +147,16 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             if try waitIfWanted(err, deadline: deadline, what: "during the TLS handshake with") { continue }
             let verify = SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
-                throw KubeError(.certificateRejected, verifyFailureMessage(Int32(verify), serverName: serverName, endpoint: endpoint))
+                throw TransportError(.certificateRejected, verifyFailureMessage(Int32(verify), serverName: serverName, endpoint: endpoint))
             }
             let detail = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN
                 ? "the server closed the connection during the handshake (is it really a TLS server?)"
                 : openSSLErrorText()
-            throw KubeError(.tls, "The TLS handshake with \(endpoint) failed: \(detail).")
+            throw TransportError(.tls, "The TLS handshake with \(endpoint) failed: \(detail).")
         }
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             ERR_clear_error()
@@ -170,14 +170,14 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             case SSL_ERROR_SYSCALL:
                 let e = errno
                 if e == 0 { return 0 }
-                throw KubeError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
+                throw TransportError(.connectionClosed, "The TLS connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
             default:
-                throw KubeError(.tls, "The TLS connection to \(endpoint) failed while reading: \(openSSLErrorText()).")
+                throw TransportError(.tls, "The TLS connection to \(endpoint) failed while reading: \(openSSLErrorText()).")
             }
         }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError) {
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(TransportError) {
         var offset = 0
         while offset < bytes.count {
             try checkDeadline(deadline, endpoint: endpoint, what: "sending a request to")
@@ -193,9 +193,9 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
             switch err {
             case SSL_ERROR_SYSCALL, SSL_ERROR_ZERO_RETURN:
                 let e = errno
-                throw KubeError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoMessage(e)).")
+                throw TransportError(.connectionClosed, "The TLS connection to \(endpoint) failed while sending: \(e == 0 ? "closed by the server" : errnoMessage(e)).")
             default:
-                throw KubeError(.tls, "The TLS connection to \(endpoint) failed while sending: \(openSSLErrorText()).")
+                throw TransportError(.tls, "The TLS connection to \(endpoint) failed while sending: \(openSSLErrorText()).")
             }
         }
     }

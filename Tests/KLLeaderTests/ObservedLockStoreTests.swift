@@ -1,4 +1,5 @@
 import KLCore
+import KLLeader
 import KLKube
 import Synchronization
 import Testing

@@ -1,9 +1,12 @@
 import FakeAPIServerKit
 import KLCore
 import KLSupport
+import KLTestSupport
 import Synchronization
 import Testing
-@testable import KLKube
+@testable import KLLeader
+import KLKube
+import KLTransport
 
 /// The leader label and Events against kube-apiserver-fake, with full and
 /// with missing RBAC.
@@ -19,7 +22,7 @@ struct LeaderSurfacesTests {
     let label = LeaderLabel(key: "example.com/role", value: "leader")
 
     func start(token: String? = nil) throws -> (FakeAPIServer, admin: KubeClient, KubeClient) {
-        var options = FakeAPIServerOptions(dir: makeTempDir("kl-surfaces"))
+        var options = FakeAPIServerOptions(dir: makeTemporaryDirectory(prefix: "kl-surfaces"))
         options.logger.level = .error
         let fake = try FakeAPIServer.start(options)
         let admin = try KubeClient(config: KubeConfig(server: fake.url, caFile: fake.caFile, tokenFile: fake.tokenFile))

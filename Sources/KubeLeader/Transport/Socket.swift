@@ -19,10 +19,10 @@ import CShims
 protocol HTTPChannel: AnyObject, Sendable {
     /// `host:port` for messages.
     var endpoint: String { get }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int
     /// Writes all bytes. `written` counts what the kernel accepted, so a
     /// caller can tell "nothing was sent" from "partly sent".
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError)
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(TransportError)
     /// True when an idle kept-alive connection still looks usable: the peer
     /// has not closed it and sent nothing unexpected.
     func isIdleUsable() -> Bool
@@ -32,28 +32,25 @@ protocol HTTPChannel: AnyObject, Sendable {
 /// Throws `.timedOut` once `deadline` has passed. Called before every read and
 /// write: a socket that always has a byte ready never reaches `poll`, so the
 /// clock, not the socket, must end a request whatever the peer sends.
-func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(KubeError) {
+func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(TransportError) {
     if MonotonicClock.now >= deadline {
-        throw KubeError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+        throw TransportError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
     }
 }
 
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
 /// passes (then throws `.timedOut` naming `what`).
-func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(KubeError) {
+func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(TransportError) {
     try checkDeadline(deadline, endpoint: endpoint, what: what())
     while true {
-        var p = pollfd(fd: fd, events: events, revents: 0)
-        let ms = pollTimeoutMilliseconds(until: deadline)
-        let r = poll(&p, 1, ms)
+        var p = [pollfd(fd: fd, events: events, revents: 0)]
+        let (r, e) = pollUntil(&p, deadline: deadline)
         if r > 0 { return }  // ready, or an error/hang-up the next call reports
         if r < 0 {
-            let e = errno
-            if e == EINTR { continue }
-            throw KubeError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
+            throw TransportError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
         }
-        if ms == 0 || MonotonicClock.now >= deadline {
-            throw KubeError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+        if MonotonicClock.now >= deadline {
+            throw TransportError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
         }
     }
 }
@@ -122,12 +119,12 @@ enum TCPTuning {
 /// turn until one connects or the deadline passes. The name is resolved by
 /// `resolver`, waiting no longer than the deadline. Every socket gets
 /// `TCPTuning`'s options.
-func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(KubeError) -> Int32 {
+func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: HostResolver = .shared) throws(TransportError) -> Int32 {
     let addresses = try resolver.resolve(ep, deadline: deadline)
     var lastError = "no address"
     for address in addresses {
         try checkDeadline(deadline, endpoint: ep.text, what: "connecting to")
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(address.family, SocketType.stream | SocketType.nonBlockingCloexec, 0)
         if fd < 0 { lastError = errnoMessage(errno); continue }
         TCPTuning.apply(fd)
         var storage = address.storage
@@ -155,7 +152,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         lastError = errnoMessage(soError)
         Glibc.close(fd)
     }
-    throw KubeError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
+    throw TransportError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
 }
 
 /// Plain TCP (`http://`).
@@ -173,25 +170,25 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     /// After `recv` or `send` failed with `e`: true to call it again (EINTR,
     /// or EAGAIN once the socket is ready for `events`), false for a real error.
-    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(KubeError) -> Bool {
+    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(TransportError) -> Bool {
         if e == EINTR { return true }
         guard e == EAGAIN || e == EWOULDBLOCK else { return false }
         try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
         return true
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(KubeError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }
             let e = errno
             if try shouldRetry(e, events: Int16(POLLIN), deadline: deadline, what: "waiting for a response from") { continue }
-            throw KubeError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
+            throw TransportError(.connectionClosed, "The connection to \(endpoint) failed while reading: \(errnoMessage(e)).")
         }
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(KubeError) {
+    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(TransportError) {
         var offset = 0
         while offset < bytes.count {
             try checkDeadline(deadline, endpoint: endpoint, what: "sending a request to")
@@ -203,7 +200,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
             }
             let e = errno
             if try shouldRetry(e, events: Int16(POLLOUT), deadline: deadline, what: "sending a request to") { continue }
-            throw KubeError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
+            throw TransportError(.connectionClosed, "The connection to \(endpoint) failed while sending: \(errnoMessage(e)).")
         }
     }
 
@@ -242,7 +239,7 @@ struct ResolvedAddress: @unchecked Sendable {
 /// Connections are kept alive, so a renew normally resolves nothing; this
 /// bounds the rare new connection.
 final class HostResolver: Sendable {
-    typealias Lookup = @Sendable (Endpoint) -> Result<[ResolvedAddress], KubeError>
+    typealias Lookup = @Sendable (Endpoint) -> Result<[ResolvedAddress], TransportError>
 
     /// The process-wide resolver over `getaddrinfo`.
     static let shared = HostResolver(lookup: systemLookup)
@@ -261,10 +258,10 @@ final class HostResolver: Sendable {
     var lookupsStarted: Int { started.load(ordering: .relaxed) }
 
     /// The addresses of `ep`, or `.timedOut` at the deadline, or `.connectFailed`.
-    func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(KubeError) -> [ResolvedAddress] {
+    func resolve(_ ep: Endpoint, deadline: MonotonicClock.Instant) throws(TransportError) -> [ResolvedAddress] {
         if isIPAddress(ep.host) { return try systemLookup(ep).get() }  // AI_NUMERICHOST: never blocks
         let now = MonotonicClock.now
-        let job = try pending.withLock { (map) throws(KubeError) -> PendingLookup in
+        let job = try pending.withLock { (map) throws(TransportError) -> PendingLookup in
             if let job = map[ep], !job.isStale(now: now, reuseFor: reuseFor) { return job }
             let job = try PendingLookup()
             map[ep] = job
@@ -273,14 +270,12 @@ final class HostResolver: Sendable {
             try startHelperThread(ep) { job.finish(lookup(ep)) }
             return job
         }
-        var ready = pollfd(fd: job.readFD, events: Int16(POLLIN), revents: 0)
+        var ready = [pollfd(fd: job.readFD, events: Int16(POLLIN), revents: 0)]
         while true {
-            let ms = pollTimeoutMilliseconds(until: deadline)
-            let r = poll(&ready, 1, ms)
+            let (r, _) = pollUntil(&ready, deadline: deadline)
             if r > 0 { break }
-            if r < 0 && errno == EINTR { continue }
-            if r < 0 || ms == 0 || MonotonicClock.now >= deadline {
-                throw KubeError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
+            if r < 0 || MonotonicClock.now >= deadline {
+                throw TransportError(.timedOut, "Timed out resolving the host name of \(ep.text): DNS did not answer in time; check /etc/resolv.conf and the server URL (a numeric IP needs no DNS).")
             }
         }
         // Done: the result is used once; the next caller looks the name up again.
@@ -294,12 +289,12 @@ final class HostResolver: Sendable {
 final class PendingLookup: Sendable {
     let readFD: Int32
     private let writeFD: Int32
-    private let state = Mutex<(Result<[ResolvedAddress], KubeError>?, MonotonicClock.Instant?)>((nil, nil))
+    private let state = Mutex<(Result<[ResolvedAddress], TransportError>?, MonotonicClock.Instant?)>((nil, nil))
 
-    init() throws(KubeError) {
+    init() throws(TransportError) {
         var fds: [Int32] = [-1, -1]
         let rc = fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
-        if rc != 0 { throw KubeError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
+        if rc != 0 { throw TransportError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
         readFD = fds[0]
         writeFD = fds[1]
     }
@@ -309,14 +304,14 @@ final class PendingLookup: Sendable {
         Glibc.close(writeFD)
     }
 
-    func finish(_ result: Result<[ResolvedAddress], KubeError>) {
+    func finish(_ result: Result<[ResolvedAddress], TransportError>) {
         state.withLock { $0 = (result, MonotonicClock.now) }
         var byte: UInt8 = 1
         _ = Glibc.write(writeFD, &byte, 1)
     }
 
-    func result() -> Result<[ResolvedAddress], KubeError> {
-        state.withLock { $0.0 } ?? .failure(KubeError(.connectFailed, "A host name look-up ended without a result."))
+    func result() -> Result<[ResolvedAddress], TransportError> {
+        state.withLock { $0.0 } ?? .failure(TransportError(.connectFailed, "A host name look-up ended without a result."))
     }
 
     /// A finished look-up older than `reuseFor` is not handed out again.
@@ -327,23 +322,23 @@ final class PendingLookup: Sendable {
 }
 
 /// Runs `body` on a new detached thread (it inherits the caller's signal mask).
-private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(KubeError) {
+private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(TransportError) {
     let rc = KLSupport.startDetachedThread(body)
     if rc != 0 {
-        throw KubeError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
+        throw TransportError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
     }
 }
 
 /// `getaddrinfo` for a TCP connection, addresses copied out.
-func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], KubeError> {
+func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], TransportError> {
     var hints = addrinfo()
-    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    hints.ai_socktype = SocketType.stream
     hints.ai_family = AF_UNSPEC
     if isIPAddress(ep.host) { hints.ai_flags = AI_NUMERICHOST }
     var list: UnsafeMutablePointer<addrinfo>?
     let rc = getaddrinfo(ep.host, String(ep.port), &hints, &list)
     if rc != 0 {
-        return .failure(KubeError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf)."))
+        return .failure(TransportError(.connectFailed, "Cannot resolve the host of \(ep.text): \(String(cString: gai_strerror(rc))); check the server URL (DNS names need /etc/resolv.conf)."))
     }
     defer { freeaddrinfo(list) }
     var out: [ResolvedAddress] = []
@@ -358,7 +353,7 @@ func systemLookup(_ ep: Endpoint) -> Result<[ResolvedAddress], KubeError> {
         out.append(ResolvedAddress(family: ai.pointee.ai_family, storage: storage, length: ai.pointee.ai_addrlen))
     }
     if out.isEmpty {
-        return .failure(KubeError(.connectFailed, "Cannot resolve the host of \(ep.text): no address; check the server URL."))
+        return .failure(TransportError(.connectFailed, "Cannot resolve the host of \(ep.text): no address; check the server URL."))
     }
     return .success(out)
 }

@@ -5,7 +5,9 @@ import Musl
 #endif
 import KLCore
 import Testing
-@testable import KLKube
+@testable import KLLeader
+import KLKube
+import KLTransport
 
 /// The status endpoint over real sockets: routes, and clients that are slow,
 /// greedy or wrong never hold up anyone else.
@@ -73,7 +75,7 @@ struct StatusServerTests {
         #expect(silent.send("GET /healthz HTTP/1.1\r\n"))
         let trickle = try Raw(server)
         // Many idle connections, beyond the server's limit of open ones.
-        let idle = try (0..<(StatusServer.maxConnections + 8)).map { _ in try Raw(server) }
+        let idle = try (0..<(HTTPServer.maxConnections + 8)).map { _ in try Raw(server) }
 
         // Still served: the idle ones only take slots until their head timeout.
         let started = MonotonicClock.now
@@ -115,7 +117,7 @@ final class Raw {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard rc == 0 else { throw KubeError(.connectFailed, "connect: \(errno)") }
+        guard rc == 0 else { throw TransportError(.connectFailed, "connect: \(errno)") }
     }
 
     deinit { close(fd) }
@@ -141,9 +143,9 @@ final class Raw {
     }
 
     func exchange(_ request: String, timeout: Duration = .seconds(10)) throws -> String {
-        guard send(request) else { throw KubeError(.connectionClosed, "send failed") }
+        guard send(request) else { throw TransportError(.connectionClosed, "send failed") }
         let r = readAll(timeout: timeout)
-        guard r.closed else { throw KubeError(.timedOut, "no complete answer: \(r.text)") }
+        guard r.closed else { throw TransportError(.timedOut, "no complete answer: \(r.text)") }
         return r.text
     }
 }

@@ -27,7 +27,7 @@ final class WireReader: @unchecked Sendable {
 
     /// Reads more from the channel; false at end of stream.
     @discardableResult
-    func fill(deadline: MonotonicClock.Instant) throws(KubeError) -> Bool {
+    func fill(deadline: MonotonicClock.Instant) throws(TransportError) -> Bool {
         if atEOF { return false }
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start)
@@ -47,7 +47,7 @@ final class WireReader: @unchecked Sendable {
     /// of a line; a partial line at end of stream is an error.
     /// A line longer than `limit` throws `tooLong(limit)` (a protocol error by default).
     func readLine(limit: Int, deadline: MonotonicClock.Instant,
-                  tooLong: ((Int) -> KubeError)? = nil) throws(KubeError) -> [UInt8]? {
+                  tooLong: ((Int) -> TransportError)? = nil) throws(TransportError) -> [UInt8]? {
         var scannedPastStart = 0  // relative: fill() may move the buffered bytes
         while true {
             if let lf = buffer[(start + scannedPastStart)...].firstIndex(of: 10) {
@@ -60,17 +60,17 @@ final class WireReader: @unchecked Sendable {
             scannedPastStart = buffered
             if buffered > limit {
                 if let tooLong { throw tooLong(limit) }
-                throw KubeError(.protocolError, "The response from \(channel.endpoint) has a line longer than \(limit) bytes; the server does not speak HTTP/1.1 as expected.")
+                throw TransportError(.protocolError, "The response from \(channel.endpoint) has a line longer than \(limit) bytes; the server does not speak HTTP/1.1 as expected.")
             }
             if try !fill(deadline: deadline) {
                 if buffered == 0 { return nil }
-                throw KubeError(.connectionClosed, "The server \(channel.endpoint) closed the connection in the middle of a response line.")
+                throw TransportError(.connectionClosed, "The server \(channel.endpoint) closed the connection in the middle of a response line.")
             }
         }
     }
 
     /// Up to `max` bytes (at least one); empty at end of stream.
-    func readSome(max: Int, deadline: MonotonicClock.Instant) throws(KubeError) -> [UInt8] {
+    func readSome(max: Int, deadline: MonotonicClock.Instant) throws(TransportError) -> [UInt8] {
         if buffered == 0 {
             if try !fill(deadline: deadline) { return [] }
         }
@@ -108,7 +108,7 @@ struct ResponseHead: Sendable {
     }
 }
 
-func trimOWS(_ s: Substring) -> String {
+public func trimOWS(_ s: Substring) -> String {
     var s = s
     while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
     while let l = s.last, l == " " || l == "\t" { s.removeLast() }
@@ -122,13 +122,13 @@ let maxHeaders = 256
 /// responses. Returns nil when the server closed before sending any byte.
 /// The whole head, interim responses included, is capped at `maxBytes`.
 func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant,
-                      maxBytes: Int = HTTPLimits().maxHeadBytes) throws(KubeError) -> ResponseHead? {
+                      maxBytes: Int = HTTPLimits().maxHeadBytes) throws(TransportError) -> ResponseHead? {
     let ep = reader.channel.endpoint
     var used = 0
-    let tooLong = { (_: Int) -> KubeError in
-        KubeError(.tooLarge, "The response headers from \(ep) are larger than the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server.")
+    let tooLong = { (_: Int) -> TransportError in
+        TransportError(.tooLarge, "The response headers from \(ep) are larger than the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server.")
     }
-    func line() throws(KubeError) -> [UInt8]? {
+    func line() throws(TransportError) -> [UInt8]? {
         let l = try reader.readLine(limit: max(0, min(maxHeadLine, maxBytes - used)), deadline: deadline, tooLong: tooLong)
         if let l { used += l.count + 2 }
         if used > maxBytes { throw tooLong(maxBytes) }
@@ -137,26 +137,26 @@ func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant,
     while true {
         guard let statusLine = try line() else {
             if reader.received == 0 { return nil }
-            throw KubeError(.connectionClosed, "The server \(ep) closed the connection before sending a complete response.")
+            throw TransportError(.connectionClosed, "The server \(ep) closed the connection before sending a complete response.")
         }
         let text = String(decoding: statusLine, as: UTF8.self)
         let parts = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let status = Int(parts[1]), status >= 100 else {
-            throw KubeError(.protocolError, "The server \(ep) sent an invalid HTTP status line \(quoteForMessage(text)); check that the URL points at an HTTP server.")
+            throw TransportError(.protocolError, "The server \(ep) sent an invalid HTTP status line \(quoteForMessage(text)); check that the URL points at an HTTP server.")
         }
         var headers: [(String, String)] = []
         while true {
             guard let line = try line() else {
-                throw KubeError(.connectionClosed, "The server \(ep) closed the connection in the middle of the response headers.")
+                throw TransportError(.connectionClosed, "The server \(ep) closed the connection in the middle of the response headers.")
             }
             if line.isEmpty { break }
             let h = String(decoding: line, as: UTF8.self)
             guard let colon = h.firstIndex(of: ":"), colon != h.startIndex, h.first != " ", h.first != "\t" else {
-                throw KubeError(.protocolError, "The server \(ep) sent an invalid header line \(quoteForMessage(h)).")
+                throw TransportError(.protocolError, "The server \(ep) sent an invalid header line \(quoteForMessage(h)).")
             }
             headers.append((String(h[..<colon]), trimOWS(h[h.index(after: colon)...])))
             if headers.count > maxHeaders {
-                throw KubeError(.tooLarge, "The server \(ep) sent more than \(maxHeaders) headers; the server does not behave like a Kubernetes API server.")
+                throw TransportError(.tooLarge, "The server \(ep) sent more than \(maxHeaders) headers; the server does not behave like a Kubernetes API server.")
             }
         }
         // 1xx are interim (100 Continue, 103 Early Hints); 101 would switch protocols, which we never ask for.
@@ -165,7 +165,7 @@ func readResponseHead(_ reader: WireReader, deadline: MonotonicClock.Instant,
     }
 }
 
-func quoteForMessage(_ s: String) -> String {
+public func quoteForMessage(_ s: String) -> String {
     let cut = s.count > 80 ? String(s.prefix(80)) + "…" : s
     return "\"" + cut + "\""
 }
@@ -178,19 +178,19 @@ enum BodyFraming: Sendable, Equatable {
     case untilClose
 }
 
-func bodyFraming(method: String, head: ResponseHead, endpoint: String) throws(KubeError) -> BodyFraming {
+func bodyFraming(method: String, head: ResponseHead, endpoint: String) throws(TransportError) -> BodyFraming {
     if method == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200 { return .none }
     let te = head.tokens("Transfer-Encoding")
     if !te.isEmpty {
         guard te.last == "chunked" else {
-            throw KubeError(.protocolError, "The server \(endpoint) sent an unsupported Transfer-Encoding \(quoteForMessage(te.joined(separator: ", "))).")
+            throw TransportError(.protocolError, "The server \(endpoint) sent an unsupported Transfer-Encoding \(quoteForMessage(te.joined(separator: ", "))).")
         }
         return .chunked
     }
     let lengths = head.tokens("Content-Length")
     if let first = lengths.first {
         guard lengths.allSatisfy({ $0 == first }), let n = Int(first), n >= 0, first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
-            throw KubeError(.protocolError, "The server \(endpoint) sent an invalid Content-Length \(quoteForMessage(lengths.joined(separator: ", "))).")
+            throw TransportError(.protocolError, "The server \(endpoint) sent an invalid Content-Length \(quoteForMessage(lengths.joined(separator: ", "))).")
         }
         return .length(n)
     }
@@ -229,7 +229,7 @@ final class BodyReader: @unchecked Sendable {
     var isDone: Bool { if case .done = state { return true }; return false }
 
     /// The next piece of the body, or nil at its end.
-    func next(_ reader: WireReader, deadline: MonotonicClock.Instant) throws(KubeError) -> [UInt8]? {
+    func next(_ reader: WireReader, deadline: MonotonicClock.Instant) throws(TransportError) -> [UInt8]? {
         let ep = reader.channel.endpoint
         while true {
             switch state {
@@ -239,7 +239,7 @@ final class BodyReader: @unchecked Sendable {
                 if total + remaining > maxBytes { throw tooLarge(ep, declared: total + remaining) }
                 let piece = try reader.readSome(max: min(remaining, 64 * 1024), deadline: deadline)
                 if piece.isEmpty {
-                    throw KubeError(.connectionClosed, "The server \(ep) closed the connection after \(total) of \(total + remaining) body bytes; the response is incomplete.")
+                    throw TransportError(.connectionClosed, "The server \(ep) closed the connection after \(total) of \(total + remaining) body bytes; the response is incomplete.")
                 }
                 total += piece.count
                 state = remaining == piece.count ? .done : .length(remaining: remaining - piece.count)
@@ -258,7 +258,7 @@ final class BodyReader: @unchecked Sendable {
                     throw truncatedChunked(ep)
                 }
                 guard let size = parseChunkSize(line) else {
-                    throw KubeError(.protocolError, "The server \(ep) sent an invalid chunk size line \(quoteForMessage(String(decoding: line, as: UTF8.self))).")
+                    throw TransportError(.protocolError, "The server \(ep) sent an invalid chunk size line \(quoteForMessage(String(decoding: line, as: UTF8.self))).")
                 }
                 if size > maxBytes - total { throw tooLarge(ep, declared: nil) }
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
@@ -271,7 +271,7 @@ final class BodyReader: @unchecked Sendable {
             case .chunkEnd:
                 guard let line = try reader.readLine(limit: 4096, deadline: deadline) else { throw truncatedChunked(ep) }
                 guard line.isEmpty else {
-                    throw KubeError(.protocolError, "The server \(ep) sent chunk data longer than its declared size.")
+                    throw TransportError(.protocolError, "The server \(ep) sent chunk data longer than its declared size.")
                 }
                 state = .chunkSize
             case .trailers:
@@ -283,13 +283,13 @@ final class BodyReader: @unchecked Sendable {
         }
     }
 
-    private func tooLarge(_ ep: String, declared: Int?) -> KubeError {
+    private func tooLarge(_ ep: String, declared: Int?) -> TransportError {
         let what = declared.map { "declares \($0) bytes, more than" } ?? "is larger than"
-        return KubeError(.tooLarge, "The response body from \(ep) \(what) the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server (or the object is far too large).")
+        return TransportError(.tooLarge, "The response body from \(ep) \(what) the cap of \(byteSizeText(maxBytes)); the server does not behave like a Kubernetes API server (or the object is far too large).")
     }
 
-    private func truncatedChunked(_ ep: String) -> KubeError {
-        KubeError(.connectionClosed, "The server \(ep) closed the connection in the middle of a chunked body (after \(total) bytes); the response is incomplete.")
+    private func truncatedChunked(_ ep: String) -> TransportError {
+        TransportError(.connectionClosed, "The server \(ep) closed the connection in the middle of a chunked body (after \(total) bytes); the response is incomplete.")
     }
 }
 
@@ -324,17 +324,17 @@ func parseChunkSize(_ line: [UInt8]) -> Int? {
 /// the path) would end or split the head early and let the rest of a value
 /// be read as another header or request: refused, naming the header (never
 /// its value: it may be a token).
-func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: String) throws(KubeError) -> [UInt8] {
+func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: String) throws(TransportError) -> [UInt8] {
     let target = pathPrefix + request.path
     if let bad = target.utf8.first(where: { $0 <= 32 || $0 == 127 }) {
-        throw KubeError(.invalidRequest, "The request path contains \(controlText(bad)); refusing to send it.")
+        throw TransportError(.invalidRequest, "The request path contains \(controlText(bad)); refusing to send it.")
     }
     for (k, v) in request.headers {
         if k.isEmpty || k.utf8.contains(where: { $0 <= 32 || $0 == 127 || $0 == 58 }) {
-            throw KubeError(.invalidRequest, "The request header name \(quoteForMessage(String(decoding: k.utf8.filter { $0 > 32 && $0 != 127 }, as: UTF8.self))) is not a valid HTTP token; refusing to send it.")
+            throw TransportError(.invalidRequest, "The request header name \(quoteForMessage(String(decoding: k.utf8.filter { $0 > 32 && $0 != 127 }, as: UTF8.self))) is not a valid HTTP token; refusing to send it.")
         }
         if let bad = v.utf8.first(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
-            throw KubeError(.invalidRequest, "The value of the request header \"\(k)\" contains \(controlText(bad)); header values must be one line of text. Refusing to send it.")
+            throw TransportError(.invalidRequest, "The value of the request header \"\(k)\" contains \(controlText(bad)); header values must be one line of text. Refusing to send it.")
         }
     }
     var head = "\(request.method) \(pathPrefix)\(request.path) HTTP/1.1\r\n"
@@ -351,7 +351,7 @@ func encodeRequest(_ request: HTTPRequest, hostHeader: String, pathPrefix: Strin
 }
 
 /// "a control character (byte 0x0D, carriage return)" for messages.
-func controlText(_ b: UInt8) -> String {
+public func controlText(_ b: UInt8) -> String {
     let hex = "0123456789ABCDEF".utf8.map { $0 }
     let code = String(decoding: [48, 120, hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
     let name: String

@@ -1,4 +1,5 @@
 import KLCore
+import KLKube
 import KLSupport
 
 /// What the election loop needs from the rest of the process, besides the

@@ -41,7 +41,7 @@ public final class HTTPStream: @unchecked Sendable {
     /// body; throws `.timedOut` at the deadline, `.connectionClosed` when the
     /// server cut the body short, `.tooLarge` (and closes the stream) when a
     /// line passes `HTTPLimits.maxLineBytes` without ending.
-    public func readLine(deadline: MonotonicClock.Instant) throws(KubeError) -> String? {
+    public func readLine(deadline: MonotonicClock.Instant) throws(TransportError) -> String? {
         while true {
             if let lf = pending[scanned...].firstIndex(of: 10) {
                 var end = lf
@@ -56,7 +56,7 @@ public final class HTTPStream: @unchecked Sendable {
             if pending.count - lineStart > maxLineBytes {
                 resetPending()
                 close()
-                throw KubeError(.tooLarge, "A line of the streamed response from \(reader.channel.endpoint) is longer than the cap of \(byteSizeText(maxLineBytes)) and has not ended; the server does not behave like a Kubernetes API server (or the object is far too large).")
+                throw TransportError(.tooLarge, "A line of the streamed response from \(reader.channel.endpoint) is longer than the cap of \(byteSizeText(maxLineBytes)) and has not ended; the server does not behave like a Kubernetes API server (or the object is far too large).")
             }
             if lineStart > 0 {  // drop the lines already returned before reading more
                 pending.removeFirst(lineStart)
@@ -74,14 +74,14 @@ public final class HTTPStream: @unchecked Sendable {
     }
 
     /// The rest of the body (at most `HTTPLimits.maxBodyBytes`, else `.tooLarge`).
-    public func readAll(deadline: MonotonicClock.Instant) throws(KubeError) -> [UInt8] {
+    public func readAll(deadline: MonotonicClock.Instant) throws(TransportError) -> [UInt8] {
         var out = Array(pending[lineStart...])
         resetPending()
         while let piece = try nextPiece(deadline: deadline) {
             out.append(contentsOf: piece)
             if out.count > maxBodyBytes {
                 close()
-                throw KubeError(.tooLarge, "The response body from \(reader.channel.endpoint) is larger than the cap of \(byteSizeText(maxBodyBytes)).")
+                throw TransportError(.tooLarge, "The response body from \(reader.channel.endpoint) is larger than the cap of \(byteSizeText(maxBodyBytes)).")
             }
         }
         return out
@@ -105,7 +105,7 @@ public final class HTTPStream: @unchecked Sendable {
         }
     }
 
-    private func nextPiece(deadline: MonotonicClock.Instant) throws(KubeError) -> [UInt8]? {
+    private func nextPiece(deadline: MonotonicClock.Instant) throws(TransportError) -> [UInt8]? {
         if closed || ended { return nil }
         do {
             if let piece = try body.next(reader, deadline: deadline) { return piece }

@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import CShims
 import KLCore
+import KLKube
 import KLSupport
 import Synchronization
 
@@ -25,7 +20,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
     let podName: String
     let timeout: Duration
     private let queue = Mutex<(jobs: [(LeaderStatus.Change, LeaderStatus)], busy: Bool)>(([], false))
-    private let wakeRead: Int32, wakeWrite: Int32
+    private let wake: WakePipe
     // Touched only by the worker thread.
     private var warnedLabelRBAC = false
     private var warnedEventsRBAC = false
@@ -34,10 +29,8 @@ public final class LeaderSurfaces: @unchecked Sendable {
     public init?(client: KubeClient, logger: Logger, label: LeaderLabel?, events: Bool, podName: String,
                  timeout: Duration = .seconds(5)) {
         guard label != nil || events else { return nil }
-        var fds: [Int32] = [0, 0]
-        guard fds.withUnsafeMutableBufferPointer({ cshims_pipe_cloexec_nonblock($0.baseAddress!) }) == 0 else { return nil }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        guard let wake = try? WakePipe() else { return nil }
+        self.wake = wake
         self.client = client
         self.logger = logger
         self.label = label
@@ -50,8 +43,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
     /// Queues the writes for a change; returns at once.
     public func enqueue(_ change: LeaderStatus.Change, _ status: LeaderStatus) {
         queue.withLock { $0.jobs.append((change, status)) }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        wake.wake()
     }
 
     /// Waits until everything queued is done, at most `limit` (kube-leader
@@ -72,10 +64,7 @@ public final class LeaderSurfaces: @unchecked Sendable {
                 return q.jobs.removeFirst()
             }
             guard let (change, status) = job else {
-                var p = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-                _ = poll(&p, 1, 1000)
-                var buffer = [UInt8](repeating: 0, count: 64)
-                _ = read(wakeRead, &buffer, buffer.count)
+                wake.wait(until: MonotonicClock.now + .seconds(1))
                 continue
             }
             if let label { apply(label, change, status) }

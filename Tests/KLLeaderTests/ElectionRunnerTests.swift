@@ -1,9 +1,12 @@
 import FakeAPIServerKit
 import KLCore
 import KLSupport
+import KLTestSupport
 import Synchronization
 import Testing
-@testable import KLKube
+@testable import KLLeader
+import KLKube
+import KLTransport
 
 /// The thin driver over real sockets: `ElectionRunner` performs the
 /// session's commands against kube-apiserver-fake (TLS, tokens, watch).
@@ -25,7 +28,7 @@ struct ElectionRunnerTests {
     }
 
     func start() throws -> (FakeAPIServer, KubeClient) {
-        var options = FakeAPIServerOptions(dir: makeTempDir("kl-runner"))
+        var options = FakeAPIServerOptions(dir: makeTemporaryDirectory(prefix: "kl-runner"))
         options.logger.level = .error
         let fake = try FakeAPIServer.start(options)
         let kube = try KubeClient(config: KubeConfig(server: fake.url, caFile: fake.caFile, tokenFile: fake.tokenFile), requestTimeout: .seconds(5))
