@@ -103,7 +103,7 @@ let package = Package(
                     dependencies: ["KLLeader", "KLKube", "KLTransport", "KLCore", "KLSupport", "FakeAPIServerKit", "KLTestSupport"]),
         .testTarget(name: "FakeAPIServerTests",
                     dependencies: ["FakeAPIServerKit", "KLCore", "KLSupport", "KLTransport", "KLKube", "COpenSSL", "CShims", "KLTestSupport"]),
-        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess", "KLTestSupport"]),
+        .testTarget(name: "PolicyCheckTests", dependencies: ["PolicyCheckKit", "KLCore", "KLProcess", "KLSupport", "KLTestSupport"]),
         .testTarget(name: "PagerTesterTests", dependencies: ["PagerTesterKit", "KLCore", "KLSupport", "KLTransport", "KLTestSupport"],
                     exclude: ["fake_pagerduty.py"]),
         .testTarget(name: "NodeLifecycleTests",

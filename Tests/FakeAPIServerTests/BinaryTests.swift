@@ -1,5 +1,5 @@
 import FakeAPIServerKit
-import Glibc
+import KLSupport
 import KLCore
 import KLTestSupport
 import Testing

@@ -1,5 +1,4 @@
 import FakeAPIServerKit
-import Glibc
 import KLCore
 import KLSupport
 import Synchronization

@@ -1,5 +1,4 @@
 import CShims
-import Glibc
 import KLSupport
 import KLTestSupport
 

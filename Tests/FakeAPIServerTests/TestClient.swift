@@ -1,7 +1,6 @@
 import COpenSSL
 import FakeAPIServerKit
 import KLSupport
-import Glibc
 import KLCore
 import KLTestSupport
 
@@ -40,7 +39,7 @@ final class TestConnection {
         addr.sin_port = port.bigEndian
         inet_pton(AF_INET, String(parts[0]), &addr.sin_addr)
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { Glibc.close(fd); throw TestFailure("connect to \(url) failed: errno \(errno)") }
+        guard rc == 0 else { closeDescriptor(fd); throw TestFailure("connect to \(url) failed: errno \(errno)") }
         guard isTLS else { return }
         ctx = SSL_CTX_new(TLS_client_method())
         if let caFile { SSL_CTX_load_verify_locations(ctx, caFile, nil) }
@@ -60,7 +59,7 @@ final class TestConnection {
     func close() {
         if let ssl { SSL_free(ssl); self.ssl = nil }
         if let ctx { SSL_CTX_free(ctx); self.ctx = nil }
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 { closeDescriptor(fd) }
     }
 
     func write(_ text: String) throws {

@@ -1,4 +1,4 @@
-import Glibc
+import KLSupport
 import FakeAPIServerKit
 import KLCore
 import Testing

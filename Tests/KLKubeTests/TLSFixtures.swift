@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 import COpenSSL
 import Synchronization
 @testable import KLKube

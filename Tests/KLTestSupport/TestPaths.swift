@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 
 /// Where a test finds the package and the built binaries, written once for
 /// every test target (black-box tests run `kube-leader`, `pager-tester`,

@@ -3,9 +3,6 @@ import KLSupport
 import KLTestSupport
 import Synchronization
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 @testable import NodeLifecycleKit
 
 /// EventBridge envelopes as aws-node-termination-handler's fixtures write them.

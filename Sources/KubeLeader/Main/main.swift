@@ -4,11 +4,6 @@
 //                              └─ in a cluster ─► SignalInbox (block signals)
 //                                                 KubeClient + KubeLockStore
 //                                                 Supervisor.run ─► exit code
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import KLCore
 import KLKube
 import KLLeader

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 import CShims
 
 /// The PATH of an environment, or execvp's default when it has none.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 import CShims
 
 /// Replaces this process with the command, with execvp(3) semantics: the

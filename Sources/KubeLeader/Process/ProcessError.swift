@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import KLSupport
 
 /// The one error of KLProcess: what failed, on which command or pid, and what

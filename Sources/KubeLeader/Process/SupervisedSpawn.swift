@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 import CShims
 
 /// kube-leader's supervised command, forked but maybe not yet executed.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import KLSupport
 
 /// Sets O_NONBLOCK on a descriptor (our end of a child's pipe).
 func setNonBlocking(_ fd: Int32) {

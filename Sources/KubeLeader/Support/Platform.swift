@@ -1,7 +1,10 @@
+// The platform layer: the C library is chosen here, once, and re-exported,
+// so a module that imports KLSupport gets Glibc or Musl without naming
+// either; what differs between the two is spelled out here (`SocketType`).
 #if canImport(Glibc)
-import Glibc
+@_exported import Glibc
 #elseif canImport(Musl)
-import Musl
+@_exported import Musl
 #endif
 import KLCore
 
@@ -46,6 +49,12 @@ public func pollTimeoutMilliseconds(_ timeout: Duration?) -> Int32 {
 public func pollTimeoutMilliseconds(until deadline: MonotonicInstant,
                                     clock: MonotonicClock = MonotonicClock()) -> Int32 {
     pollTimeoutMilliseconds(clock.now.duration(to: deadline))
+}
+
+/// close(2), for code inside a type that has a `close()` of its own. EINTR
+/// is not retried: Linux has closed the descriptor anyway.
+public func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
 }
 
 /// Blocks the calling thread for `d` (nothing for zero or less); a signal

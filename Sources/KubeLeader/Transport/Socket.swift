@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import KLCore
 import KLSupport
 import Synchronization
@@ -136,13 +131,13 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         let e = errno
         if e != EINPROGRESS {
             lastError = errnoMessage(e)
-            Glibc.close(fd)
+            closeDescriptor(fd)
             continue
         }
         do {
             try waitReady(fd: fd, events: Int16(POLLOUT), deadline: deadline, endpoint: ep.text, what: "connecting to")
         } catch {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw error
         }
         var soError: Int32 = 0
@@ -150,7 +145,7 @@ func tcpConnect(_ ep: Endpoint, deadline: MonotonicClock.Instant, resolver: Host
         _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
         if soError == 0 { return fd }
         lastError = errnoMessage(soError)
-        Glibc.close(fd)
+        closeDescriptor(fd)
     }
     throw TransportError(.connectFailed, "Cannot connect to \(ep.text): \(lastError); check the server URL and that the server is running.")
 }
@@ -212,7 +207,7 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
     func close() {
         if closed { return }
         closed = true
-        Glibc.close(fd)
+        closeDescriptor(fd)
     }
 }
 
@@ -287,27 +282,22 @@ final class HostResolver: Sendable {
 /// A look-up running (or finished) on a helper thread; its pipe becomes
 /// readable when it is done, for every waiter (the byte is never consumed).
 final class PendingLookup: Sendable {
-    let readFD: Int32
-    private let writeFD: Int32
+    /// Readable once the result is in (never drained: every waiter sees it).
+    private let done: WakePipe
+    var readFD: Int32 { done.readFD }
     private let state = Mutex<(Result<[ResolvedAddress], TransportError>?, MonotonicClock.Instant?)>((nil, nil))
 
     init() throws(TransportError) {
-        var fds: [Int32] = [-1, -1]
-        let rc = fds.withUnsafeMutableBufferPointer { cshims_pipe_cloexec_nonblock($0.baseAddress!) }
-        if rc != 0 { throw TransportError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(errno)).") }
-        readFD = fds[0]
-        writeFD = fds[1]
-    }
-
-    deinit {
-        Glibc.close(readFD)
-        Glibc.close(writeFD)
+        do {
+            done = try WakePipe()
+        } catch {
+            throw TransportError(.connectFailed, "Cannot create a pipe for a host name look-up: \(errnoMessage(error.errno)).")
+        }
     }
 
     func finish(_ result: Result<[ResolvedAddress], TransportError>) {
         state.withLock { $0 = (result, MonotonicClock.now) }
-        var byte: UInt8 = 1
-        _ = Glibc.write(writeFD, &byte, 1)
+        done.wake()
     }
 
     func result() -> Result<[ResolvedAddress], TransportError> {

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import COpenSSL
 import KLCore
 import KLSupport
@@ -97,7 +92,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
     /// for `serverName` (a DNS name or an IP address).
     init(fd: Int32, context: TLSContext, serverName: String, endpoint: String, deadline: MonotonicClock.Instant) throws(TransportError) {
         guard let ssl = SSL_new(context.ctx), let bio = copenssl_nosigpipe_socket_bio(fd) else {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw TransportError(.tls, "Cannot create a TLS connection to \(endpoint): \(openSSLErrorText()).")
         }
         self.fd = fd
@@ -221,7 +216,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
         _ = SSL_shutdown(ssl)  // best effort close_notify; non-blocking
         SSL_free(ssl)  // frees the BIO too
         ERR_clear_error()
-        Glibc.close(fd)
+        closeDescriptor(fd)
     }
 }
 

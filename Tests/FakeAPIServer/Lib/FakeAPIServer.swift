@@ -1,5 +1,4 @@
 import CFakeCerts
-import Glibc
 import KLCore
 import KLSupport
 

@@ -1,4 +1,4 @@
-import Glibc
+import KLSupport
 import KLCore
 
 /// Routing an API request to the store.

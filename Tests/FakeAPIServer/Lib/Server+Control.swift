@@ -1,4 +1,4 @@
-import Glibc
+import KLSupport
 import KLCore
 
 /// The control API under /fake/ (no auth, never faulted).

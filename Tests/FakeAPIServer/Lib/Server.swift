@@ -1,6 +1,5 @@
 import CFakeCerts
 import COpenSSL
-import Glibc
 import KLCore
 import KLSupport
 import Synchronization

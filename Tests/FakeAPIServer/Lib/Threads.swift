@@ -1,4 +1,3 @@
-import Glibc
 import KLSupport
 
 /// Starts a detached POSIX thread running `body`.

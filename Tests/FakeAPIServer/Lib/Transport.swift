@@ -1,5 +1,5 @@
 import COpenSSL
-import Glibc
+import KLSupport
 
 /// One accepted connection, TLS or plain: a blocking byte pipe.
 final class Transport {
@@ -78,7 +78,7 @@ final class Transport {
             ERR_clear_error()
             SSL_free(ssl)
         }
-        Glibc.close(fd)
+        closeDescriptor(fd)
     }
 }
 

@@ -1,7 +1,6 @@
 // kube-apiserver-fake: parse flags, start the server, print the ready line,
 // wait for SIGTERM/SIGINT, exit 0.
 import FakeAPIServerKit
-import Glibc
 import KLCore
 import KLSupport
 

@@ -2,9 +2,6 @@ import KLCore
 import KLSupport
 import KLTestSupport
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
 @testable import NodeLifecycleKit
 

@@ -1,4 +1,3 @@
-import Glibc
 import KLCore
 import KLSupport
 import KLTestSupport

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import KLSupport
 
 /// Blocks SIGTERM and SIGINT in the calling thread (and the threads it starts
