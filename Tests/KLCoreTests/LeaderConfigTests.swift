@@ -65,7 +65,7 @@ import Testing
         #expect(try load(["--api-server", "http://127.0.0.1:8001", "--token-file", "/t", "l", "c"]).tokenFile == "/t")
     }
 
-    /// Issue 20 row 2: lease − renew deadline − kill grace ≥ max(1 s, 1 % of
+    /// Clock rates: lease − renew deadline − kill grace ≥ max(1 s, 1 % of
     /// the lease), so replicas whose clock rates differ by up to 1 % never
     /// overlap; the default kill grace keeps exactly that margin.
     @Test(arguments: [

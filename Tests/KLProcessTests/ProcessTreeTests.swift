@@ -2,7 +2,7 @@ import Testing
 import KLSupport
 @testable import KLProcess
 
-/// /proc parsing and the kill of everything below us (issue 10 row 3: what a
+/// /proc parsing and the kill of everything below us (what a
 /// child leaves behind is killed and reaped before the lock is released).
 @Suite struct ProcessTreeTests {
     @Test func parseStat_readsFieldsAfterTheLastParenthesis() {

@@ -35,7 +35,7 @@ final class HungMount {
     }
 }
 
-/// Issue 20 row 7: `startSupervised` returns at the fork; the exec and its
+/// `startSupervised` returns at the fork; the exec and its
 /// PATH search happen in the child; the outcome arrives on a pipe the
 /// caller polls. Nothing here waits on the exec.
 @Suite(.serialized, .timeLimit(.minutes(1)))

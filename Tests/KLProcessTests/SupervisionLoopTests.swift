@@ -41,7 +41,7 @@ import KLSupport
         }
     }
 
-    /// Issue 20 row 6: with the inbox kube-leader opens (every forwarded
+    /// With the inbox kube-leader opens (every forwarded
     /// signal, real-time ones included), none of them ends the process; each
     /// arrives through the signalfd. (Thread-directed: the test runner's own
     /// threads do not block them.)

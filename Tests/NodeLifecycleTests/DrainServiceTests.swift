@@ -102,7 +102,7 @@ final class HandleQueue: QueueAPI {
 
 @Suite("drain service: every received action is heartbeated (virtual clock)")
 struct DrainServiceTests {
-    /// Regression guard for issue 12: while `--concurrency` drains ran, no
+    /// Regression guard: while `--concurrency` drains ran, no
     /// message was received, so queued actions got no heartbeat and their
     /// instances terminated undrained after HeartbeatTimeout.
     @Test func scaleInBeyondConcurrency_everyActionHeartbeated_noneTimesOut() throws {

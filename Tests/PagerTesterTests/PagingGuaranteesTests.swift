@@ -6,7 +6,7 @@ import KLTestSupport
 import Testing
 @testable import PagerTesterKit
 
-/// The promises of issue 13 against the fake PagerDuty (which enforces 6
+/// pager-tester's paging promises against the fake PagerDuty (which enforces 6
 /// creations a minute per service on the test's virtual clock, refuses a
 /// duplicate open incident_key like PagerDuty, and logs realistic
 /// notify_log_entry outcomes): nobody skipped, nobody paged twice, and the

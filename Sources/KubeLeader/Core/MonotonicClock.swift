@@ -39,7 +39,7 @@ public struct MonotonicClock: Sendable {
 
 /// The boot clock (Linux CLOCK_BOOTTIME): like CLOCK_MONOTONIC, but it keeps
 /// counting while the system is suspended (or the VM is paused, when the
-/// hypervisor advances it). Issue 20 row 3: **the leader's own deadlines**
+/// hypervisor advances it). On a suspend, **the leader's own deadlines**
 /// (the supervisor's renew deadline, kill grace) run on it, so a leader
 /// resumed after a suspend longer than its deadline stops its child at once;
 /// **a standby's expiry** stays on CLOCK_MONOTONIC, which does not count a
@@ -54,7 +54,8 @@ public struct BootClock: Sendable {
 }
 
 /// Carries instants of the election thread's CLOCK_MONOTONIC over to
-/// CLOCK_BOOTTIME, never later than they were (issue 20 row 3).
+/// CLOCK_BOOTTIME, never later than they were (a suspend in between only
+/// makes them earlier).
 ///
 /// The two clocks differ by the time spent suspended, an offset that only
 /// grows. A renew's send time `sentAt` (monotonic) on the boot clock is

@@ -1,7 +1,8 @@
 import KLSupport
 import Synchronization
 
-/// The main thread's log lines: never blocking it (issue 10 row 5).
+/// The main thread's log lines: never blocking it, even when nobody reads
+/// stderr.
 ///
 /// A container's stderr is a pipe to the runtime; when nobody drains it, a
 /// blocking `write(2)` waits forever, and a main thread waiting there would

@@ -10,7 +10,7 @@ import KLLeader
 import KLProcess
 import KLSupport
 
-/// Ends kube-leader with `code` at once (issue 20 row 8): `_exit`, never
+/// Ends kube-leader with `code` at once: `_exit`, never
 /// `exit`. exit() runs the atexit handlers, among them OpenSSL's
 /// `OPENSSL_cleanup` (registered by OPENSSL_init_crypto), which frees the
 /// library's global state (default library context, providers, thread-local

@@ -54,6 +54,13 @@ struct ResourceType: Sendable, Hashable {
     }
 }
 
+/// The object with `kind` and `apiVersion` first (filled in when missing), as the real server writes it.
+func typeFirst(_ o: JSON, _ r: ResourceType) -> JSON {
+    var out = JSONObject([("kind", o["kind"] ?? .string(r.kind)), ("apiVersion", o["apiVersion"] ?? .string(r.apiVersion))])
+    for (k, v) in o.objectValue ?? JSONObject() where k != "kind" && k != "apiVersion" { out[k] = v }
+    return .object(out)
+}
+
 /// Builders for the real API server's `Status` error bodies.
 enum Status {
     static func failure(code: Int, reason: String, message: String, details: JSON? = nil) -> JSON {

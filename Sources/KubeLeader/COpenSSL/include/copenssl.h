@@ -27,8 +27,8 @@ static inline long copenssl_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int vers
 
 /// Stops OpenSSL looking for openssl.cnf (there is none in an empty root),
 /// and registering OPENSSL_cleanup with atexit: run by exit() while another
-/// thread is inside SSL_read, it frees what that thread uses (issue 20 row 8;
-/// kube-leader also ends with _exit).
+/// thread is inside SSL_read, it frees what that thread uses (a use after
+/// free; kube-leader also ends with _exit).
 static inline int copenssl_init(void) {
     return OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
 }

@@ -1,12 +1,8 @@
 import KLCore
 import KLSupport
 
-/// The object with `kind` and `apiVersion` first (filled in when missing), as the real server writes it.
-func typeFirst(_ o: JSON, _ r: ResourceType) -> JSON {
-    var out = JSONObject([("kind", o["kind"] ?? .string(r.kind)), ("apiVersion", o["apiVersion"] ?? .string(r.apiVersion))])
-    for (k, v) in o.objectValue ?? JSONObject() where k != "kind" && k != "apiVersion" { out[k] = v }
-    return .object(out)
-}
+// The fake's files on disk (the state file and the generated token file):
+// read whole, written atomically.
 
 /// The whole file as text; nil when it cannot be read.
 func readFile(_ path: String) -> String? {

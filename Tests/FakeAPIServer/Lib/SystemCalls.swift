@@ -1,5 +1,8 @@
 import KLSupport
 
+// The fake's few operating-system calls: threads, sleep, monotonic time and
+// random bytes.
+
 /// Starts a detached POSIX thread running `body`.
 ///
 /// The fake serves one connection per thread with blocking I/O: simple to

@@ -3,11 +3,12 @@ import KLProcess
 import Testing
 import KLSupport
 
-/// Issue 20, supervision rows, on the built binary against kube-apiserver-fake.
+/// Supervision hazards (forwarded signals, an exec that hangs, an exit while
+/// OpenSSL runs) on the built binary against kube-apiserver-fake.
 /// kube-leader is not PID 1 here (the test runner is its parent): the case
 /// of tini in front, `shareProcessNamespace`, or `kill` from a sidecar.
 @Suite(.serialized, .timeLimit(.minutes(2)))
-struct KubeLeaderIssue20Tests {
+struct KubeLeaderSupervisionHazardTests {
     func startShell(_ cluster: Cluster, _ identity: String, _ shell: String, extra: [String] = []) throws -> Replica {
         let args = ["--lock-kind", cluster.kind.rawValue] + cluster.timing + extra + [cluster.lockName, "--", "sh", "-c", shell]
         let r = try Replica(identity: identity, arguments: args, environment: cluster.environment(identity: identity), dir: cluster.dir)
@@ -15,7 +16,7 @@ struct KubeLeaderIssue20Tests {
         return r
     }
 
-    /// Row 6: signals kube-leader used to die of (default action) reach the
+    /// Signals kube-leader used to die of (default action) reach the
     /// child's group; kube-leader lives on and releases when the child exits.
     /// (SIGTSTP is forwarded too, but it stops the shell's `sleep`, and dash
     /// runs no trap for it: `SupervisionTests` and `SupervisionLoopTests` cover it.)
@@ -41,7 +42,7 @@ struct KubeLeaderIssue20Tests {
         #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
     }
 
-    /// Row 7: the command is a binary on a FUSE mount that stopped answering
+    /// The command is a binary on a FUSE mount that stopped answering
     /// (scripts/lib/hung_fuse.py; the hang is killable, as an NFS hard
     /// mount's). The exec hangs; the main thread does not wait for it, so
     /// when the renews fail the renew deadline still stops the hung child,
@@ -65,7 +66,7 @@ struct KubeLeaderIssue20Tests {
         #expect(a.log.contains("stopping child: leadership lost"), "\(a.log)")
     }
 
-    /// Row 7: SIGTERM while the exec hangs is forwarded to the child's
+    /// SIGTERM while the exec hangs is forwarded to the child's
     /// group at once (the main loop is not stuck in the exec): kube-leader
     /// exits with the child's 143 and releases the lock.
     @Test func sigtermWhileTheExecHangs_isForwarded_andTheLockReleased() throws {
@@ -81,7 +82,7 @@ struct KubeLeaderIssue20Tests {
         #expect(a.log.contains("\"msg\":\"released lock\""), "\(a.log)")
     }
 
-    /// Row 8: kube-leader exits (SIGTERM while standing by: 143 at once,
+    /// kube-leader exits (SIGTERM while standing by: 143 at once,
     /// nothing held) while its election thread is inside OpenSSL: the API
     /// server's bytes come through a proxy one at a time, so that thread
     /// spends the whole handshake and read in OpenSSL's code. exit() would
