@@ -6,14 +6,12 @@ pure parts (stale-namespace sweep by pid). Run by scripts/test.d/70-chaos.sh.
 Standard library only."""
 import os
 import socket
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import netns  # noqa: E402
+from klharness import netns
 
 
 class SweepTests(unittest.TestCase):

@@ -19,8 +19,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kl  # noqa: E402
+from klharness import cluster, processes, procfs, workerlog
 
 KINDS = ["configmap", "lease"]
 SHORT = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
@@ -58,7 +57,7 @@ class Row:
 class Bench:
     def __init__(self, args, bins, work):
         self.a, self.bins, self.work = args, bins, work
-        self.server = kl.FakeServer(bins, os.path.join(work, "api"), state=False)
+        self.server = cluster.FakeServer(bins, os.path.join(work, "api"), state=False)
         self.rows = []
         self.n = 0
         self.overlaps = 0
@@ -84,7 +83,7 @@ class Bench:
         leader label is put on the Pod named like the replica (POD_NAME)."""
         if extra:
             self.pod(ident)
-        return kl.Replica(self.bins, self.server, ident, lock, self.work, kind=kind, timing=list(timing), token=token,
+        return cluster.Replica(self.bins, self.server, ident, lock, self.work, kind=kind, timing=list(timing), token=token,
                           extra=list(extra),
                           worker_log=os.path.join(self.work, group + ".workers"),
                           worker_lock=os.path.join(self.work, group + ".lock"),
@@ -104,7 +103,7 @@ class Bench:
         return (body.get("metadata", {}).get("labels") or {}).get("role")
 
     def entries(self, group):
-        return kl.read_worker_log(os.path.join(self.work, group + ".workers"))
+        return workerlog.read_worker_log(os.path.join(self.work, group + ".workers"))
 
     def wait_start(self, group, after_ns, not_ident=None, timeout=30):
         """(ident, t_ns) of the first child start after after_ns."""
@@ -113,7 +112,7 @@ class Bench:
                 if k == "start" and t > after_ns and i != not_ident:
                     return i, t
             return None
-        got = kl.wait_until(found, timeout, 0.005)
+        got = processes.wait_until(found, timeout, 0.005)
         if not got:
             raise RuntimeError("no child started in %s within %ss" % (group, timeout))
         return got
@@ -124,10 +123,10 @@ class Bench:
                 if k == "stop" and i == ident:
                     return t
             return None
-        return kl.wait_until(found, timeout, 0.005)
+        return processes.wait_until(found, timeout, 0.005)
 
     def check_overlaps(self, group):
-        bad = kl.overlaps(self.entries(group))
+        bad = workerlog.overlaps(self.entries(group))
         if bad:
             log("OVERLAP in %s: %s" % (group, bad))
         self.overlaps += len(bad)
@@ -196,7 +195,7 @@ class Bench:
         group = "py"
         for i in range(self.a.reps):
             t0 = time.monotonic_ns()
-            p = subprocess.Popen(["python3", kl.WORKER, os.path.join(self.work, group + ".workers"),
+            p = subprocess.Popen(["python3", processes.WORKER, os.path.join(self.work, group + ".workers"),
                                   os.path.join(self.work, group + ".lock"), "py%d" % i, "--exit-after", "0"])
             _, t = self.wait_start(group, t0)
             p.wait()
@@ -309,7 +308,7 @@ class Bench:
         if roles.get(holder) != "leader" or any(v for n, v in roles.items() if n != holder):
             raise RuntimeError("leader label not where it belongs (holder %s): %s" % (holder, roles))
         leader = next(r for r in replicas if r.name == holder)
-        addr = kl.wait_until(lambda: leader.log_value("status endpoint listening", "status.address"), 10)
+        addr = processes.wait_until(lambda: leader.log_value("status endpoint listening", "status.address"), 10)
         if not addr:
             raise RuntimeError("no 'status endpoint listening' in %s" % leader.log_path)
         host, port = addr.rsplit(":", 1)
@@ -342,7 +341,7 @@ class Bench:
         """A new, empty kube-apiserver-fake for a scale run (the shared one
         keeps the objects of earlier runs)."""
         self.server.stop()
-        self.server = kl.FakeServer(self.bins, os.path.join(self.work, name), state=False)
+        self.server = cluster.FakeServer(self.bins, os.path.join(self.work, name), state=False)
 
     def scale(self, kind, locks, per_lock, rpm_row, standby_row, handover_row, handover_locks):
         """`locks` locks with `per_lock` candidates each, default durations:
@@ -393,7 +392,7 @@ class Bench:
         status, body = self.server.request("GET", path, timeout=30)
         out = {}
         for item in (body or {}).get("items", []):
-            out[item["metadata"]["name"]] = kl.lock_record(kind, item).get("holderIdentity")
+            out[item["metadata"]["name"]] = cluster.lock_record(kind, item).get("holderIdentity")
         return out
 
     # -- the run -------------------------------------------------------------
@@ -529,7 +528,7 @@ class Bench:
 
 
 def vm(pid, key):
-    return kl.proc_status_kib(pid, key) or 0
+    return procfs.status_kib(pid, key) or 0
 
 
 def machine():
@@ -571,7 +570,7 @@ def main(argv):
     if a.quick:
         a.reps, a.failover_reps, a.rounds, a.startup_runs = 3, 2, 2, 50
         a.windows, a.window, a.settle, a.scale_window, a.scale_handovers, a.scrapes = 1, 10.0, 2.0, 10.0, 2, 200
-    bins = kl.bin_dir()
+    bins = processes.bin_dir()
     work = tempfile.mkdtemp(prefix="kube-leader-bench-")
     started = time.monotonic()
     load_before = os.getloadavg()
