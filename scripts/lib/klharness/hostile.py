@@ -165,7 +165,7 @@ def markdown_table():
             extra = "; token file %s" % repr(c.token_text).replace("|", "\\|")
         if c.extra_args:
             extra += "; flags `%s`" % " ".join(c.extra_args)
-        rows.append("| `%s` | %s | %s%s | %s |" % (c.name, c.kind, hostile_server.MODES[c.mode], extra, "; ".join(exp)))
+        rows.append("| `%s` | %s | %s%s | %s |" % (c.name, c.kind, hostile_server.MODES[c.mode].doc, extra, "; ".join(exp)))
     return "\n".join(rows)
 
 
