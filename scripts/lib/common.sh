@@ -70,5 +70,13 @@ ensure_current_static_libs() {
   return $ok
 }
 
+# static_binary NAME: the path dist/NAME-linux-ARCH (relative to $ROOT), built
+# first by scripts/build-static NAME when it is missing.
+static_binary() {
+  local f="dist/$1-linux-$(uname -m)"
+  [[ -f $ROOT/$f ]] || (cd "$ROOT" && scripts/build-static "$1" >&2)
+  printf '%s\n' "$f"
+}
+
 # The folder holding debug binaries (kube-leader, kube-apiserver-fake, ...).
 bin_dir() { (cd "$ROOT" && swift build --show-bin-path "$@"); }

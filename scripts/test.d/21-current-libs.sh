@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 arch="$(uname -m)"
-[[ -f dist/kube-leader-linux-$arch ]] || scripts/build-static kube-leader
+static_binary kube-leader >/dev/null
 work="$(mktemp -d /tmp/kl-libs.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 fail=0

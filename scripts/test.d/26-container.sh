@@ -9,9 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-arch="$(uname -m)"
-kl="dist/kube-leader-linux-$arch"
-[[ -f $kl ]] || scripts/build-static kube-leader
+kl="$(static_binary kube-leader)"
 bins="${KL_BIN_DIR:-$(bin_dir)}"
 [[ -x $bins/kube-apiserver-fake ]] || { log "kube-apiserver-fake not built: run swift build first"; exit 1; }
 python3 -m klharness.container_contract "$kl" "$bins" Dockerfile.example

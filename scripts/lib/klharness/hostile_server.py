@@ -57,7 +57,7 @@ class Mode:
         self.on_request = on_request          # (handler, verb, served on this connection before)
         self.on_read = on_read                # (handler, name) for GET and LIST
         self.on_watch = on_watch              # (handler, query)
-        self.on_create = on_create            # (handler, body)
+        self.on_create = on_create            # (handler, None, body)
         self.on_update = on_update            # (handler, name, body)
         self.close_connections = close_connections  # every answer closes its connection
         self.dns_down = dns_down              # the DNS server drops every query once armed
@@ -431,17 +431,28 @@ class Handler(BaseHTTPRequestHandler):
         self.chunk(b"")
 
     def do_POST(self):
-        if not self.check_request("create"):
+        self.write("create", self.st.m.on_create, self.create)
+
+    def do_PUT(self):
+        self.write("update", self.st.m.on_update, self.update)
+
+    def write(self, verb, hook, apply):
+        """A create or an update: the request hook, the path, the body, then
+        the mode's hook for the verb, then the real semantics (`apply`)."""
+        if not self.check_request(verb):
             return
         q, name = self.route()
         body = self.body_json()
-        st = self.st
         if name is False:  # not a path of ours (a wrong path prefix): what the API server says
             return self.not_ours()
-        if name is not None or body is None:
-            return self.send_status(400, "BadRequest", "bad create")
-        if st.m.on_create and st.m.on_create(self, body):
+        if (name is not None if verb == "create" else not name) or body is None:
+            return self.send_status(400, "BadRequest", "bad " + verb)
+        if hook and hook(self, name, body):
             return
+        apply(name, body)
+
+    def create(self, name, body):
+        st = self.st
         with st.lock:
             if st.obj is not None:
                 return self.send_status(409, "AlreadyExists", '%s "%s" already exists' % (st.kind, st.args.name))
@@ -449,18 +460,8 @@ class Handler(BaseHTTPRequestHandler):
             st.note_write(obj)
             self.send_json(201, obj)
 
-    def do_PUT(self):
-        if not self.check_request("update"):
-            return
-        q, name = self.route()
-        body = self.body_json()
+    def update(self, name, body):
         st = self.st
-        if name is False:
-            return self.not_ours()
-        if not name or body is None:
-            return self.send_status(400, "BadRequest", "bad update")
-        if st.m.on_update and st.m.on_update(self, name, body):
-            return
         with st.lock:
             if st.obj is None:
                 return self.send_status(404, "NotFound", '%s "%s" not found' % (st.kind, name))
@@ -570,7 +571,7 @@ def endless_object(h, name):
     return True
 
 
-def create_for_other(h, body):
+def create_for_other(h, name, body):
     """The create "succeeds" but the stored record names another holder,
     which from then on renews it every second."""
     st = h.st

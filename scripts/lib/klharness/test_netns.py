@@ -101,6 +101,12 @@ class TopologyTests(unittest.TestCase):
         s.sendall(text)
         return s.recv(4096)
 
+    def unanswered(self, s, text):
+        """Sends text on s; no answer comes within the socket's timeout."""
+        s.sendall(text)
+        with self.assertRaises(socket.timeout):
+            s.recv(4096)
+
     def tearDown(self):
         self.topo.heal_all()
 
@@ -128,9 +134,7 @@ class TopologyTests(unittest.TestCase):
         s = self.connect(0)
         self.assertEqual(self.ask(s, b"one"), b"ok:one")
         self.topo.cut(0, "from-api")
-        s.sendall(b"two")
-        with self.assertRaises(socket.timeout):
-            s.recv(4096)
+        self.unanswered(s, b"two")
         self.assertTrue(any(b"two" in r for r in self.server.received), "the request did not arrive")
         self.topo.heal(0)
         # TCP retransmits the answer once the path is back.
@@ -142,9 +146,7 @@ class TopologyTests(unittest.TestCase):
         s = self.connect(0)
         self.assertEqual(self.ask(s, b"a"), b"ok:a")
         self.topo.cut(0, "to-api")
-        s.sendall(b"lost-request")
-        with self.assertRaises(socket.timeout):
-            s.recv(4096)
+        self.unanswered(s, b"lost-request")
         self.assertFalse(any(b"lost-request" in r for r in self.server.received))
         s.close()
 
