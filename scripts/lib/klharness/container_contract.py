@@ -39,15 +39,16 @@ POD = "contract-pod-7f9c"
 SA_DIR = "var/run/secrets/kubernetes.io/serviceaccount"
 APP_EXIT, APP_TERM = 42, 7
 
-# The application: busybox sh, doing what /app/scenario says. It records its
-# argv and PID, waits for the host's go-ahead (the host checks the lock in
-# between), then either makes orphans, checks none is left a zombie and exits
-# 42, or waits for SIGTERM and exits 7.
+# The application: busybox sh, doing what /app/scenario says. It records PID
+# 1's command line, then its own argv and PID (the file the host waits for,
+# so written last), waits for the host's go-ahead (the host checks the lock
+# in between), then either makes orphans, checks none is left a zombie and
+# exits 42, or waits for SIGTERM and exits 7.
 APP = r"""#!/bin/busybox sh
 B=/bin/busybox
 trap 'echo "$$" > /out/term; exit 7' TERM
-echo "$$ $*" > /out/started
 $B cat /proc/1/cmdline | $B tr '\0' ' ' > /out/pid1
+echo "$$ $*" > /out/started
 i=0; while [ ! -e /out/go ] && [ $i -lt 600 ]; do $B sleep 0.1; i=$((i+1)); done
 case "$($B cat /app/scenario)" in
 exit)
