@@ -562,18 +562,9 @@ def vm(pid, key):
 
 
 def machine():
-    cpu = "unknown CPU"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = 0
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) / 1048576
     return "%d CPUs (`nproc`), %s, %.0f GiB RAM, Linux %s, %s" % (
-        os.cpu_count(), cpu, mem, platform.release(), platform.freedesktop_os_release().get("PRETTY_NAME", "")
-        if hasattr(platform, "freedesktop_os_release") else "")
+        os.cpu_count(), procfs.cpu_model(), procfs.mem_total_gib(), platform.release(),
+        platform.freedesktop_os_release().get("PRETTY_NAME", "") if hasattr(platform, "freedesktop_os_release") else "")
 
 
 def main(argv):
