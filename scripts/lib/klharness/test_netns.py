@@ -130,11 +130,17 @@ class TopologyTests(unittest.TestCase):
         self.assertEqual(self.ask(s, b"back"), b"ok:back")
         s.close()
 
-    def test_cutFromAPI_isHalfOpen_theRequestArrivesTheAnswerDoesNot(self):
+    def answered_then_cut(self, direction, text):
+        """A connection of replica 0 that got one answer; then the cut, and
+        `text` sent on it goes unanswered. Returns the connection."""
         s = self.connect(0)
         self.assertEqual(self.ask(s, b"one"), b"ok:one")
-        self.topo.cut(0, "from-api")
-        self.unanswered(s, b"two")
+        self.topo.cut(0, direction)
+        self.unanswered(s, text)
+        return s
+
+    def test_cutFromAPI_isHalfOpen_theRequestArrivesTheAnswerDoesNot(self):
+        s = self.answered_then_cut("from-api", b"two")
         self.assertTrue(any(b"two" in r for r in self.server.received), "the request did not arrive")
         self.topo.heal(0)
         # TCP retransmits the answer once the path is back.
@@ -143,10 +149,7 @@ class TopologyTests(unittest.TestCase):
         s.close()
 
     def test_cutToAPI_losesTheRequest(self):
-        s = self.connect(0)
-        self.assertEqual(self.ask(s, b"a"), b"ok:a")
-        self.topo.cut(0, "to-api")
-        self.unanswered(s, b"lost-request")
+        s = self.answered_then_cut("to-api", b"lost-request")
         self.assertFalse(any(b"lost-request" in r for r in self.server.received))
         s.close()
 
