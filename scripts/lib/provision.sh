@@ -121,6 +121,9 @@ provision_pager() {
 # moto_server's own extras (flask, flask_cors, werkzeug) may be missing even
 # when moto itself is importable.
 provision_node() {
+  # All there already (one python3, not one per module: importing moto is slow).
+  command -v moto_server >/dev/null 2>&1 \
+    && python3 -c 'import botocore, boto3, flask_cors, yaml, prometheus_client' >/dev/null 2>&1 && return 0
   ensure_pip botocore botocore
   ensure_pip boto3 boto3
   ensure_pip moto "moto[server]"
