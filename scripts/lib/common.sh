@@ -1,39 +1,21 @@
-# Shared by scripts/*: repo root, dependency installation, build paths.
+# Shared by scripts/*: repo root, the Python harness's path, provisioning
+# (scripts/lib/provision.sh), the static build's library check, build paths.
 # shellcheck shell=bash
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export ROOT
 export PATH="/opt/swift/usr/bin:$PATH"
+# The Python harness is the package scripts/lib/klharness, its programs run as
+# `python3 -m klharness.NAME`; node-lifecycle's AWS doubles
+# (Tests/NodeLifecycleTests/Support) are imported by nodescale and binary_e2e.
+case ":${PYTHONPATH:-}:" in
+  *":$ROOT/scripts/lib:"*) ;;
+  *) export PYTHONPATH="$ROOT/scripts/lib:$ROOT/Tests/NodeLifecycleTests/Support${PYTHONPATH:+:$PYTHONPATH}";;
+esac
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-apt_updated=0
-# ensure_apt PACKAGE [COMMAND-OR-FILE]: install a Debian package when the
-# command (or file) it provides is missing.
-ensure_apt() {
-  local pkg=$1 probe=${2:-$1}
-  if [[ $probe == /* ]]; then [[ -e $probe ]] && return 0; else command -v "$probe" >/dev/null 2>&1 && return 0; fi
-  log "installing $pkg (apt-get)"
-  if [[ $apt_updated == 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
-}
-
-# ensure_pip MODULE PACKAGE [pip args...]: install a PyPI package when the
-# Python module is not importable.
-ensure_pip() {
-  local module=$1 pkg=$2; shift 2
-  python3 -c "import $module" >/dev/null 2>&1 && return 0
-  log "installing $pkg (pip)"
-  python3 -m pip install -q --disable-pip-version-check "$@" "$pkg" >/dev/null
-}
-
-ensure_build_deps() {
-  ensure_apt libssl-dev /usr/include/openssl/ssl.h
-  ensure_apt openssl openssl
-  ensure_apt file file
-}
+# shellcheck source=scripts/lib/provision.sh
+source "$ROOT/scripts/lib/provision.sh"
 
 # Current security fixes for what a static build links in (issue 24): a
 # static binary never gets the distribution's later updates, so it must be
@@ -86,6 +68,14 @@ ensure_current_static_libs() {
     check_newest "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null)" "$(newest_apt_version "$p")" || ok=1
   done
   return $ok
+}
+
+# static_binary NAME: the path dist/NAME-linux-ARCH (relative to $ROOT), built
+# first by scripts/build-static NAME when it is missing.
+static_binary() {
+  local f="dist/$1-linux-$(uname -m)"
+  [[ -f $ROOT/$f ]] || (cd "$ROOT" && scripts/build-static "$1" >&2)
+  printf '%s\n' "$f"
 }
 
 # The folder holding debug binaries (kube-leader, kube-apiserver-fake, ...).

@@ -5,7 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-source scripts/test.d/15-workflows.deps
 log "actionlint: $(actionlint -version | head -1)"
 actionlint -no-color .github/workflows/*.yml
 

@@ -7,7 +7,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-ensure_apt util-linux unshare
 
 scripts/build-static
 arch="$(uname -m)"

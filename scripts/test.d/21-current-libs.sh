@@ -6,13 +6,13 @@
 # - ensure_current_static_libs (scripts/build-static's first step) fails and
 #   names both versions; with the real archive it passes (the machine is
 #   current: build-static upgraded it);
-# - scripts/lib/sbom.py (its last step) refuses a binary whose OpenSSL is
+# - scripts/lib/klharness/sbom.py (its last step) refuses a binary whose OpenSSL is
 #   older than the newest offered, naming both, and accepts it otherwise.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 arch="$(uname -m)"
-[[ -f dist/kube-leader-linux-$arch ]] || scripts/build-static kube-leader
+static_binary kube-leader >/dev/null
 work="$(mktemp -d /tmp/kl-libs.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 fail=0
@@ -56,7 +56,7 @@ fi
 mkdir -p "$work/dist"
 cp "dist/kube-leader-linux-$arch" "$work/dist/"
 set +e
-msg=$(PATH="$work/bin:$PATH" python3 scripts/lib/sbom.py "$work/dist" "$arch" kube-leader 2>&1)
+msg=$(PATH="$work/bin:$PATH" python3 -m klharness.sbom "$work/dist" "$arch" kube-leader 2>&1)
 rc=$?
 set -e
 inside=$("dist/kube-leader-linux-$arch" --version | sed -n 's/^openssl: OpenSSL \([^ ]*\).*/\1/p')
@@ -67,7 +67,7 @@ elif [[ $msg != *"OpenSSL $inside, older than"*"($newer)"* ]]; then
 else
   log "ok: a binary with an older OpenSSL is refused: $msg"
 fi
-python3 scripts/lib/sbom.py "$work/dist" "$arch" kube-leader || bad "sbom.py refuses the binary with the real archive"
+python3 -m klharness.sbom "$work/dist" "$arch" kube-leader || bad "sbom.py refuses the binary with the real archive"
 [[ -f $work/dist/kube-leader-linux-$arch.cdx.json ]] || bad "sbom.py wrote no SBOM"
 [[ $fail == 0 ]] && log "ok: the static build's security-fix gate works before and after the build"
 exit $fail

@@ -15,7 +15,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-source scripts/test.d/22-sbom.deps
 arch="$(uname -m)"
 [[ -f dist/kube-leader-linux-$arch && -f dist/kube-leader-linux-$arch.cdx.json ]] || scripts/build-static
 fail=0

@@ -9,7 +9,7 @@
 # - bad usage of every binary (the error texts);
 # - kube-leader outside a cluster (debug logs, text and JSON), against an API
 #   server that refuses connections and with an unreadable token and CA file;
-# - scripts/lib/demo.py with the static kube-leader against kube-apiserver-fake
+# - the demo (klharness/demo.py) with the static kube-leader against kube-apiserver-fake
 #   (election, hand-over, failover, label, Events, /metrics: logs of 3+ replicas).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
@@ -85,7 +85,7 @@ debug_bins="${KL_BIN_DIR:-$(bin_dir)}"
 ln -s "$ROOT/$kl" "$bins/kube-leader"
 ln -s "$debug_bins/kube-apiserver-fake" "$bins/kube-apiserver-fake"
 demo_out="$work/demo.txt"
-if ! KL_BIN_DIR="$bins" TMPDIR="$work" timeout 180 python3 scripts/lib/demo.py >"$demo_out" 2>&1; then
+if ! KL_BIN_DIR="$bins" TMPDIR="$work" timeout 180 python3 -m klharness.demo >"$demo_out" 2>&1; then
   tail -20 "$demo_out"; log "FAIL: the demo with the static kube-leader failed"; exit 1
 fi
 { echo "### demo"; cat "$demo_out"; } >>"$out"

@@ -12,8 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 arch="$(uname -m)"
-ref="dist/kube-leader-linux-$arch"
-[[ -f $ref ]] || scripts/build-static kube-leader
+ref="$(static_binary kube-leader)"
 
 work="$(mktemp -d /tmp/kl-repro.XXXXXX)"
 trap 'rm -rf "$work"' EXIT

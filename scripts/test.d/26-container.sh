@@ -5,14 +5,11 @@
 # service-account files; ENTRYPOINT and CMD read from Dockerfile.example (both
 # forms). Leads in the namespace from the mounted file, reaps orphans, returns
 # the application's code, forwards SIGTERM from outside and releases the lock.
-# Details: scripts/lib/container_contract.py. About 10 s.
+# Details: scripts/lib/klharness/container_contract.py. About 10 s.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-source scripts/test.d/26-container.deps
-arch="$(uname -m)"
-kl="dist/kube-leader-linux-$arch"
-[[ -f $kl ]] || scripts/build-static kube-leader
+kl="$(static_binary kube-leader)"
 bins="${KL_BIN_DIR:-$(bin_dir)}"
 [[ -x $bins/kube-apiserver-fake ]] || { log "kube-apiserver-fake not built: run swift build first"; exit 1; }
-python3 scripts/lib/container_contract.py "$kl" "$bins" Dockerfile.example
+python3 -m klharness.container_contract "$kl" "$bins" Dockerfile.example

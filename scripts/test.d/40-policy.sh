@@ -14,7 +14,6 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 
-ensure_pip opa_bindings opa-golib-python-bindings --ignore-requires-python
 opa="$ROOT/policies/tools/opa_driver.py"
 policy_check="${KL_BIN_DIR:-$(bin_dir)}/policy-check"
 [[ -x $policy_check ]] || { log "policy-check not built: run swift build first"; exit 1; }

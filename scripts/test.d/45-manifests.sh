@@ -7,7 +7,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-source scripts/test.d/45-manifests.deps
 versions=1.25.0,1.37.0
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -31,9 +30,9 @@ kind: PodDisruptionBudget
 metadata: {name: x}
 spec: {maxUnavailable: 1, selector: {matchLabels: {app: x}}}
 YAML
-rc=0; python3 scripts/lib/validate_manifests.py --versions "$versions" "$work/bad" >"$work/out" 2>&1 || rc=$?
+rc=0; python3 -m klharness.validate_manifests --versions "$versions" "$work/bad" >"$work/out" 2>&1 || rc=$?
 if [[ $rc != 1 ]] || ! grep -q "restartPolicyy" "$work/out" || ! grep -q "has no policy/v1beta1 PodDisruptionBudget" "$work/out"; then
   log "the manifest check does not catch an unknown field or a removed API:"; cat "$work/out"; exit 1
 fi
 
-python3 scripts/lib/validate_manifests.py --versions "$versions" deploy policies
+python3 -m klharness.validate_manifests --versions "$versions" deploy policies

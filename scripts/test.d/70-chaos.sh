@@ -3,7 +3,7 @@
 # the calm check. Fails on any overlap of two leaders' children or on a
 # leaderless gap longer than lease + retry after the faults stop. First, the
 # detector itself must catch candidates that do overlap (each on its own lock).
-# Then the network-namespace checks (root): the cuts of scripts/lib/netns.py
+# Then the network-namespace checks (root): the cuts of klharness/netns.py
 # on the real kernel, and a 45 s soak with every replica in its own namespace
 # (silent cuts by blackhole routes among the faults), after which no
 # namespace of the run may be left. About 3 min in all.
@@ -11,9 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
-ensure_apt python3 python3
-ensure_apt iproute2 ip   # ip netns, veth, blackhole routes, ip rule; ss
-python3 scripts/lib/test_chaos.py   # the overlap and gap arithmetic, fault selection
+python3 -m unittest -q klharness.test_chaos   # the overlap and gap arithmetic, fault selection
 
 work="$(mktemp -d)"
 if scripts/chaos --seconds 3 --candidates 3 --calm 2 --split-locks --workdir "$work" >"$work.out" 2>&1; then
@@ -28,8 +26,8 @@ scripts/chaos --seconds 30 --seed 1 --lock-kind configmap
 scripts/chaos --seconds 30 --seed 2 --lock-kind lease
 
 # Network namespaces (CI runs as root): the cuts do what they claim, silently.
-python3 scripts/lib/test_netns.py
+python3 -m unittest -q klharness.test_netns
 scripts/chaos --netns --seconds 45 --seed 3 --candidates 3 --lock-kind lease
-left="$(python3 -c 'import sys; sys.path.insert(0, "scripts/lib"); import netns; print(" ".join(n for n, _, pid in netns.our_namespaces() if not netns._pid_alive(pid)))')"
+left="$(python3 -c 'from klharness import netns; print(" ".join(netns.stale_namespaces()))')"
 [[ -z $left ]] || { log "FAIL: network namespaces left behind: $left"; exit 1; }
 log "ok: no network namespace left behind"

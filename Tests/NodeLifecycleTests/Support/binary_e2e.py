@@ -2,7 +2,8 @@
 """Black-box run of the node-lifecycle binary with exactly the RBAC of
 deploy/node-lifecycle/rbac.yaml (kube-apiserver-fake enforces per-token verb
 lists), moto_server (SQS, signature checking on) and the Query double
-(Auto Scaling). Used by scripts/test.d/60-node.sh.
+(Auto Scaling). Used by scripts/test.d/60-node.sh; needs scripts/lib on
+PYTHONPATH (scripts/lib/common.sh sets it) for the klharness package.
 
   binary_e2e.py BIN_DIR RBAC_YAML
 """
@@ -20,10 +21,8 @@ import urllib.request
 
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "scripts", "lib"))
-import kl  # noqa: E402
-from moto_harness import sqs_client  # noqa: E402
+from klharness import aws, cluster, processes
+from moto_harness import sqs_client
 
 
 def fail(msg):
@@ -82,7 +81,7 @@ def main():
 
     try:
         # 1. kube-apiserver-fake and tokens with the RBAC verbs of deploy/.
-        kube = kl.FakeServer(bin_dir, work + "/fake", state=False)
+        kube = cluster.FakeServer(bin_dir, work + "/fake", state=False)
         roles = allow_lists(rbac)
         for role, token in (("node-lifecycle-drain", "drain-token"), ("node-lifecycle-ready", "ready-token")):
             kube.write_token(f"{work}/{token}", token, role, roles[role])
@@ -96,8 +95,8 @@ def main():
         kube.call("POST", "/api/v1/namespaces/kube-system/pods", pod("kube-system", "agent-n1", "n1", "DaemonSet"))
 
         # 2. moto (SQS) and the Query double (Auto Scaling), same credentials.
-        moto = kl.start_moto(work)
-        double = kl.start_query_double(work, moto["access_key"], moto["secret_key"])
+        moto = aws.start_moto(work)
+        double = aws.start_query_double(work, moto["access_key"], moto["secret_key"])
         sqs = sqs_client(moto)
         sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
             "Origin": "AutoScalingGroup", "LifecycleHookName": "drain", "Destination": "EC2",
@@ -105,10 +104,10 @@ def main():
             "Service": "AWS Auto Scaling", "EC2InstanceId": "i-aaa", "LifecycleActionToken": "tok-aaa"}))
 
         # 3. The drain binary.
-        env = kl.node_lifecycle_env(moto, double["url"])
+        env = aws.node_lifecycle_env(moto, double["url"])
         kube_flags = kube.kube_flags()
-        metrics_port = kl.free_port()
-        drain = kl.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
+        metrics_port = processes.free_port()
+        drain = processes.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms",
                                  "--metrics-addr", f"127.0.0.1:{metrics_port}"], work + "/drain.log", env)
 
@@ -119,7 +118,7 @@ def main():
             if drain.poll() is not None:
                 fail("drain exited early:\n" + drain_log())
             return None
-        calls = kl.wait_until(completed, 60, 0.2) or fail("no CompleteLifecycleAction within 60 s:\n" + drain_log())
+        calls = processes.wait_until(completed, 60, 0.2) or fail("no CompleteLifecycleAction within 60 s:\n" + drain_log())
         completes = [c for c in calls if c["action"] == "CompleteLifecycleAction"]
         if len(completes) != 1 or completes[0]["params"]["LifecycleActionResult"] != "CONTINUE":
             fail(f"expected one CONTINUE, got {completes}")
@@ -129,7 +128,7 @@ def main():
         left = sorted(p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")["items"])
         if left != ["agent-n1"]:
             fail(f"pods left on n1: {left}")
-        if not kl.wait_until(lambda: queue_empty(queue_attributes()), 10, 0.1):
+        if not processes.wait_until(lambda: queue_empty(queue_attributes()), 10, 0.1):
             fail(f"message not deleted: {queue_attributes()}")
         log = drain_log()
         if '"level":"error"' in log or "forbidden" in log.lower():
@@ -199,7 +198,7 @@ def main():
             seen["left"] = [p["metadata"]["name"] for p in kube.call("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn2")["items"]]
             seen["attrs"] = queue_attributes()
             return not seen["left"] and queue_empty(seen["attrs"])
-        if not kl.wait_until(spot_handled, 30, 0.2):
+        if not processes.wait_until(spot_handled, 30, 0.2):
             fail(f"spot interruption not handled: pods {seen['left']}, queue {seen['attrs']}:\n" + drain_log())
         if any(c["params"].get("InstanceId") == "i-bbb" for c in double_calls()):
             fail("a spot interruption has no lifecycle action, yet Auto Scaling was called for i-bbb")
@@ -248,7 +247,7 @@ def main():
         sqs.send_message(QueueUrl=moto["queue_url"], MessageBody=json.dumps({
             "LifecycleHookName": "drain", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
             "AutoScalingGroupName": "nodes", "EC2InstanceId": "i-ddd", "LifecycleActionToken": "tok-ddd"}))
-        if not kl.wait_until(lambda: "eviction blocked by a PodDisruptionBudget" in drain_log(), 30, 0.1):
+        if not processes.wait_until(lambda: "eviction blocked by a PodDisruptionBudget" in drain_log(), 30, 0.1):
             fail("the blocked drain did not start:\n" + drain_log())
         drain.terminate()
         if drain.wait(timeout=10) != 0:
@@ -301,7 +300,7 @@ def main():
             "version": "0", "id": "other", "detail-type": "", "source": "", "detail": {}}))
         env_ec2 = dict(env, AWS_ENDPOINT_URL_EC2=moto["url"])
         open(work + "/drain.log", "w").close()
-        drain = kl.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
+        drain = processes.spawn_logged([os.path.join(bin_dir, "node-lifecycle"), "drain", *kube_flags, "--token-file", work + "/drain-token",
                                  "--heartbeat-interval", "1s", "--poll-interval", "200ms", "--managed-tag", "cluster=prod",
                                  "--exclude-from-load-balancers", "--out-of-service-taint", "--kube-api-qps", "50",
                                  "--webhook-url", f"http://127.0.0.1:{receiver.server_address[1]}/hook",
@@ -317,7 +316,7 @@ def main():
                 fail("drain exited early:\n" + drain_log())
             return not pods_on("n6") and not pods_on("n8") and len(posts) >= 2 and \
                 any(c["action"] == "CompleteLifecycleAction" and c["params"]["InstanceId"] == ours2 for c in double_calls())
-        if not kl.wait_until(nth_done, 60, 0.2):
+        if not processes.wait_until(nth_done, 60, 0.2):
             fail(f"scheduled change / hook not handled (posts {posts}):\n" + drain_log())
         n6, n7, n8 = (kube.call("GET", f"/api/v1/nodes/{n}") for n in ("n6", "n7", "n8"))
         exclude = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -350,8 +349,8 @@ def main():
     finally:
         for helper in (moto, double):
             if helper:
-                kl.kill_group(helper["pid"])
-        kl.stop_process(drain)
+                processes.kill_group(helper["pid"])
+        processes.stop_process(drain)
         if kube:
             kube.stop()
 

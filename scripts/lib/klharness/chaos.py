@@ -10,7 +10,7 @@ lease), and stale watch history (every watch answered 410 Expired; the fake
 also keeps only 8 events of history).
 
 With --netns every replica runs in its own network namespace and the fake in
-another, joined by a router namespace (scripts/lib/netns.py); then real
+another, joined by a router namespace (netns.py); then real
 network faults join in, made by the kernel's own TCP: "cut" (a replica, most
 often the leader, silently cut from the API server both ways or one way, by
 blackhole routes: lost SYNs, half-open connections, retransmissions) and
@@ -44,8 +44,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kl  # noqa: E402
+from klharness import cluster, processes, workerlog
 
 FAULTS = ["sigkill", "sigterm", "child-exit", "latency", "5xx", "drop", "partition", "restart",
           "delete", "clear", "stale"]
@@ -145,7 +144,7 @@ class Chaos:
         os.makedirs(self.work, exist_ok=True)
         self.log_file = open(os.path.join(self.work, "chaos.log"), "a")
         self.t0 = time.monotonic()
-        self.bins = kl.bin_dir()
+        self.bins = processes.bin_dir()
         self.lock = "chaos-lock"
         self.timing = ["--lease-duration", "%dms" % round(args.lease_duration * 1000),
                        "--renew-deadline", "%dms" % round(args.renew_deadline * 1000),
@@ -156,7 +155,7 @@ class Chaos:
         self.workers = os.path.join(self.work, "workers.log")
         self.topo = None
         if args.netns:
-            import netns
+            from klharness import netns
             why = netns.available()
             if why:
                 raise SystemExit("scripts/chaos: " + why)
@@ -165,7 +164,7 @@ class Chaos:
                 self.note("removed %d namespaces left by an earlier run: %s" % (len(swept), " ".join(swept)))
             self.topo = netns.Topology(args.candidates, log=self.note)
             self.topo.up()
-        self.server = kl.FakeServer(self.bins, os.path.join(self.work, "api"),
+        self.server = cluster.FakeServer(self.bins, os.path.join(self.work, "api"),
                                     extra=["--tokens", ",".join(self.tokens), "--history", "8"],
                                     netns=self.topo.api_ns if self.topo else None,
                                     host="10.200.0.2" if self.topo else None)
@@ -192,7 +191,7 @@ class Chaos:
         self.generation[slot] += 1
         ident = "cand-%d.%d" % (slot, self.generation[slot])
         lock = "%s-%d" % (self.lock, slot) if self.a.split_locks else self.lock
-        self.replicas[slot] = kl.Replica(
+        self.replicas[slot] = cluster.Replica(
             self.bins, self.server, ident, lock, self.work, kind=self.a.lock_kind, timing=self.timing,
             token=self.tokens[slot], worker_log=self.workers, worker_lock=os.path.join(self.work, "workers.lock"),
             worker_args=["--exit-file", os.path.join(self.work, "exit-" + ident)],
@@ -302,7 +301,7 @@ class Chaos:
                         obj.setdefault("spec", {})["holderIdentity"] = ""
                     else:
                         obj.setdefault("metadata", {}).setdefault("annotations", {})[
-                            kl.LEADER_ANNOTATION] = json.dumps({"holderIdentity": ""})
+                            cluster.LEADER_ANNOTATION] = json.dumps({"holderIdentity": ""})
                     status, _ = self.server.request("PUT", path, obj)
             self.note("%s of the lock (holder %r): HTTP %s" % (fault, holder, status))
             self.wait(a.lease_duration + a.retry_period)
@@ -404,7 +403,7 @@ class Chaos:
             self.counts[fault] -= 1
             return
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
-        rec = kl.lock_record(a.lock_kind, obj)
+        rec = cluster.lock_record(a.lock_kind, obj)
         if fault == "other-holder":
             rec.update({"holderIdentity": "intruder-%d" % self.counts[fault], "leaseDurationSeconds": 1,
                         "acquireTime": now, "renewTime": now})
@@ -416,7 +415,7 @@ class Chaos:
                 if k in rec:
                     spec[k] = rec[k]
         else:
-            obj.setdefault("metadata", {}).setdefault("annotations", {})[kl.LEADER_ANNOTATION] = json.dumps(rec)
+            obj.setdefault("metadata", {}).setdefault("annotations", {})[cluster.LEADER_ANNOTATION] = json.dumps(rec)
         status, _ = self.server.request("PUT", path, obj)
         self.note("%s by another writer (holder was %r): HTTP %s" % (fault, holder, status))
         self.wait(a.lease_duration + a.retry_period)
@@ -442,7 +441,7 @@ class Chaos:
             self.note("dead-conns healed; leader %s %s" % (r.name, "kept its lock" if kept else "had no connection"))
 
     def child_stops(self, ident):
-        return sum(1 for k, i, _ in kl.read_worker_log(self.workers) if k == "stop" and i == ident)
+        return sum(1 for k, i, _ in workerlog.read_worker_log(self.workers) if k == "stop" and i == ident)
 
     # -- the run -------------------------------------------------------------
 
@@ -451,7 +450,7 @@ class Chaos:
         for slot in range(a.candidates):
             self.start(slot)
         if not a.split_locks:
-            kl.wait_until(lambda: self.leader_slot()[0] is not None, 15)
+            processes.wait_until(lambda: self.leader_slot()[0] is not None, 15)
         self.note("first leader: %s" % self.leader_slot()[1])
         end = time.monotonic() + a.seconds
         while time.monotonic() < end:
@@ -472,7 +471,7 @@ class Chaos:
         """(start_s, end_s, ident) of every child run, on the monotonic clock.
         A child that recorded no stop (SIGKILLed with its kube-leader) ended
         when its kube-leader was seen to exit."""
-        entries = kl.read_worker_log(self.workers)
+        entries = workerlog.read_worker_log(self.workers)
         starts = {i: t / 1e9 for k, i, t in entries if k == "start"}
         stops = {i: t / 1e9 for k, i, t in entries if k == "stop"}
         exited = {ident: t for _, ident, _, t in self.ended}
@@ -485,7 +484,7 @@ class Chaos:
     def figures(self, faults_stopped, finished):
         a = self.a
         runs, entries = self.intervals(finished)
-        bad = kl.overlaps(entries)
+        bad = workerlog.overlaps(entries)
         gap = longest_gap(runs, faults_stopped, finished)
         limit = a.lease_duration + a.retry_period
         exits = {}

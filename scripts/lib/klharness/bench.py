@@ -6,6 +6,11 @@ Every measurement runs real processes on this machine: the stripped static
 kube-leader from dist/, kube-apiserver-fake, and worker.py as the child
 (it records start/stop on CLOCK_MONOTONIC, so hand-over times are measured
 from the old child's last act to the new child's first).
+
+The figures come in measurement families (FAMILIES; --list-families):
+size, startup, election, steady, surfaces, scale. Each is one method
+(Bench.family_NAME) over its rows (rows()); --families picks some, e.g.
+`scripts/bench --quick --families startup`.
 """
 import argparse
 import os
@@ -19,10 +24,23 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kl  # noqa: E402
+from klharness import cluster, processes, procfs, workerlog
 
 KINDS = ["configmap", "lease"]
+# The measurement families in the order they run: name, what it measures,
+# once per lock kind?, in --footprint? (Bench.family_NAME measures it; rows()
+# names each row's family.)
+FAMILIES = [
+    ("size", "the stripped static binary's size", False, True),
+    ("startup", "start-up overhead outside a cluster against /bin/true and tini-static; the test child's own start-up",
+     False, False),
+    ("election", "start to leader, graceful hand-over (plain and with label and Events), crash failover", True, False),
+    ("steady", "steady state with default durations: requests per minute by role, the leader's VmRSS and RssAnon",
+     True, True),
+    ("surfaces", "steady state with label, Events and status endpoint: requests, memory, /metrics p50 and p99",
+     True, True),
+    ("scale", "50 candidates on one lock; 200 locks with 2 candidates each", True, False),
+]
 SHORT = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
 # Issue 11's surfaces, all on: the leader label, Events, the status endpoint.
 SURFACES = ["--leader-label", "role=leader", "--events", "--status-addr", "127.0.0.1:0"]
@@ -55,18 +73,67 @@ class Row:
         return "ok" if all(self.check(m) for m in meds) else "**over**"
 
 
+def rows(a):
+    """The table's rows in order: key -> (family, Row). Notes name the run's parameters."""
+    return {
+        "size": ("size", Row("stripped static binary", "bytes", "%.0f", "≤ 12,000,000 bytes", lambda v: v <= 12000000,
+                             "dist/kube-leader-linux-%s" % platform.machine())),
+        "st_direct": ("startup", Row("outside-cluster start-up overhead vs the command alone", "ms", "%.2f", "≤ 2 ms",
+                                     lambda v: v <= 2.0, "`kube-leader L -- /bin/true` − `/bin/true`; %d rounds × %d runs, interleaved; no API, so both kinds alike" % (a.rounds, a.startup_runs))),
+        "st_tini": ("startup", Row("outside-cluster start-up overhead vs tini-static", "ms", "%.2f", None, None,
+                                   "`kube-leader L -- /bin/true` − `tini-static -s -- /bin/true`")),
+        "rss": ("steady", Row("resident memory of a supervising leader (VmRSS)", "MiB", "%.2f", "≤ 10 MiB",
+                              lambda v: v <= 10.0, "default durations, after %gs of leading, one sample per window" % a.settle)),
+        "anon": ("steady", Row("  of which private (RssAnon: heap, stacks, data)", "MiB", "%.2f", None, None,
+                               "the rest of VmRSS is the binary's text mapped from the page cache (clean, shared)")),
+        "ho": ("election", Row("graceful hand-over (child exits → next child starts), 3 candidates", "ms", "%.0f", "≤ 250 ms",
+                               lambda v: v <= 250, "default durations (15s/10s/2s); %d hand-overs" % a.reps)),
+        "fo": ("election", Row("crash failover (SIGKILL of the leader → next child starts)", "s", "%.2f", "≤ lease + 1 s = 5 s",
+                               lambda v: v <= 5.0, "short durations: lease 4s, renew 2s, retry 500ms; %d kills" % a.failover_reps)),
+        "rpm_l": ("steady", Row("API requests per minute, leader", "/min", "%.1f", "30 at 2 s retry",
+                                lambda v: v <= 31.0, "default durations; %d windows of %gs" % (a.windows, a.window))),
+        "rpm_s": ("steady", Row("API requests per minute, each standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0,
+                                "2 standbys × %d windows" % a.windows)),
+        "ho_s": ("election", Row("graceful hand-over with `--leader-label` and `--events`, 3 candidates", "ms", "%.0f",
+                                 "≤ 250 ms", lambda v: v <= 250, "as above, %d hand-overs; each Pod exists, the label moves" % a.reps)),
+        "rpm_ls": ("surfaces", Row("API requests per minute, leader, with label, Events and status endpoint", "/min", "%.1f",
+                                   "30 at 2 s retry", lambda v: v <= 31.0,
+                                   "`%s`; steady state after the label and the Event are written; %d windows of %gs" % (
+                                       " ".join(SURFACES), a.windows, a.window))),
+        "rpm_ss": ("surfaces", Row("API requests per minute, each standby, with label, Events and status endpoint", "/min",
+                                   "%.2f", "≤ 2", lambda v: v <= 2.0, "2 standbys × %d windows" % a.windows)),
+        "m50": ("surfaces", Row("`/metrics` response time while leading, p50", "ms", "%.2f", None, None,
+                                "%d sequential GETs, each on a new connection (connect to end of answer), from Python" % a.scrapes)),
+        "m99": ("surfaces", Row("`/metrics` response time while leading, p99", "ms", "%.2f", "≤ 5 ms", lambda v: v <= 5.0,
+                                "the same %d GETs; the answer is checked (200, master_status 1)" % a.scrapes)),
+        "rss_s": ("surfaces", Row("resident memory of a supervising leader with label, Events, status endpoint (VmRSS)", "MiB",
+                                  "%.2f", "≤ 10 MiB", lambda v: v <= 10.0, "one sample per window, before the /metrics GETs")),
+        "anon_s": ("surfaces", Row("  of which private (RssAnon)", "MiB", "%.2f", None, None, "")),
+        "ttl": ("election", Row("start to leader's child running, lock free", "ms", "%.0f", None, None,
+                                "process spawn, TLS, GET 404, create, spawn child; %d starts" % a.reps)),
+        "py": ("startup", Row("  of which the test child's own start-up (python3 worker.py)", "ms", "%.0f", None, None,
+                              "reference: included in the hand-over and start rows")),
+        "s50_rpm": ("scale", Row("50 candidates, 1 lock: API requests per minute, all replicas", "/min", "%.0f", None, None,
+                                 "default durations; %gs window" % a.scale_window)),
+        "s50_sb": ("scale", Row("50 candidates, 1 lock: busiest standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0, "")),
+        "s50_ho": ("scale", Row("50 candidates, 1 lock: graceful hand-over", "ms", "%.0f", "≤ 250 ms", lambda v: v <= 250,
+                                "%d hand-overs; 49 standbys race" % a.scale_handovers)),
+        "s200_rpm": ("scale", Row("200 locks × 2 candidates: API requests per minute, all replicas", "/min", "%.0f",
+                                  None, None, "default durations; %gs window; 400 kube-leader processes" % a.scale_window)),
+        "s200_sb": ("scale", Row("200 locks × 2 candidates: busiest standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0, "")),
+        "s200_ho": ("scale", Row("200 locks × 2 candidates: graceful hand-over", "ms", "%.0f", "≤ 250 ms",
+                                 lambda v: v <= 250, "%d locks, one at a time" % a.scale_handovers)),
+    }
+
+
 class Bench:
-    def __init__(self, args, bins, work):
+    def __init__(self, args, bins, work, families):
         self.a, self.bins, self.work = args, bins, work
-        self.server = kl.FakeServer(bins, os.path.join(work, "api"), state=False)
-        self.rows = []
+        self.server = cluster.FakeServer(bins, os.path.join(work, "api"), state=False)
+        # Only the rows of the families that run.
+        self.r = {k: row for k, (family, row) in rows(args).items() if family in families}
         self.n = 0
         self.overlaps = 0
-
-    def row(self, *a, **kw):
-        r = Row(*a, **kw)
-        self.rows.append(r)
-        return r
 
     # -- helpers -------------------------------------------------------------
 
@@ -84,7 +151,7 @@ class Bench:
         leader label is put on the Pod named like the replica (POD_NAME)."""
         if extra:
             self.pod(ident)
-        return kl.Replica(self.bins, self.server, ident, lock, self.work, kind=kind, timing=list(timing), token=token,
+        return cluster.Replica(self.bins, self.server, ident, lock, self.work, kind=kind, timing=list(timing), token=token,
                           extra=list(extra),
                           worker_log=os.path.join(self.work, group + ".workers"),
                           worker_lock=os.path.join(self.work, group + ".lock"),
@@ -104,7 +171,7 @@ class Bench:
         return (body.get("metadata", {}).get("labels") or {}).get("role")
 
     def entries(self, group):
-        return kl.read_worker_log(os.path.join(self.work, group + ".workers"))
+        return workerlog.read_worker_log(os.path.join(self.work, group + ".workers"))
 
     def wait_start(self, group, after_ns, not_ident=None, timeout=30):
         """(ident, t_ns) of the first child start after after_ns."""
@@ -113,7 +180,7 @@ class Bench:
                 if k == "start" and t > after_ns and i != not_ident:
                     return i, t
             return None
-        got = kl.wait_until(found, timeout, 0.005)
+        got = processes.wait_until(found, timeout, 0.005)
         if not got:
             raise RuntimeError("no child started in %s within %ss" % (group, timeout))
         return got
@@ -124,10 +191,10 @@ class Bench:
                 if k == "stop" and i == ident:
                     return t
             return None
-        return kl.wait_until(found, timeout, 0.005)
+        return processes.wait_until(found, timeout, 0.005)
 
     def check_overlaps(self, group):
-        bad = kl.overlaps(self.entries(group))
+        bad = workerlog.overlaps(self.entries(group))
         if bad:
             log("OVERLAP in %s: %s" % (group, bad))
         self.overlaps += len(bad)
@@ -196,7 +263,7 @@ class Bench:
         group = "py"
         for i in range(self.a.reps):
             t0 = time.monotonic_ns()
-            p = subprocess.Popen(["python3", kl.WORKER, os.path.join(self.work, group + ".workers"),
+            p = subprocess.Popen(["python3", processes.WORKER, os.path.join(self.work, group + ".workers"),
                                   os.path.join(self.work, group + ".lock"), "py%d" % i, "--exit-after", "0"])
             _, t = self.wait_start(group, t0)
             p.wait()
@@ -309,7 +376,7 @@ class Bench:
         if roles.get(holder) != "leader" or any(v for n, v in roles.items() if n != holder):
             raise RuntimeError("leader label not where it belongs (holder %s): %s" % (holder, roles))
         leader = next(r for r in replicas if r.name == holder)
-        addr = kl.wait_until(lambda: leader.log_value("status endpoint listening", "status.address"), 10)
+        addr = processes.wait_until(lambda: leader.log_value("status endpoint listening", "status.address"), 10)
         if not addr:
             raise RuntimeError("no 'status endpoint listening' in %s" % leader.log_path)
         host, port = addr.rsplit(":", 1)
@@ -342,7 +409,7 @@ class Bench:
         """A new, empty kube-apiserver-fake for a scale run (the shared one
         keeps the objects of earlier runs)."""
         self.server.stop()
-        self.server = kl.FakeServer(self.bins, os.path.join(self.work, name), state=False)
+        self.server = cluster.FakeServer(self.bins, os.path.join(self.work, name), state=False)
 
     def scale(self, kind, locks, per_lock, rpm_row, standby_row, handover_row, handover_locks):
         """`locks` locks with `per_lock` candidates each, default durations:
@@ -393,91 +460,55 @@ class Bench:
         status, body = self.server.request("GET", path, timeout=30)
         out = {}
         for item in (body or {}).get("items", []):
-            out[item["metadata"]["name"]] = kl.lock_record(kind, item).get("holderIdentity")
+            out[item["metadata"]["name"]] = cluster.lock_record(kind, item).get("holderIdentity")
         return out
 
-    # -- the run -------------------------------------------------------------
+    # -- the families ----------------------------------------------------------
+    # Each family measures a few rows (defined in rows()); one method per
+    # family, called once or once per lock kind (FAMILIES).
 
-    def run(self):
-        a = self.a
-        size = self.row("stripped static binary", "bytes", "%.0f", "≤ 12,000,000 bytes", lambda v: v <= 12000000,
-                        "dist/kube-leader-linux-%s" % platform.machine())
-        st_direct = self.row("outside-cluster start-up overhead vs the command alone", "ms", "%.2f", "≤ 2 ms",
-                             lambda v: v <= 2.0, "`kube-leader L -- /bin/true` − `/bin/true`; %d rounds × %d runs, interleaved; no API, so both kinds alike" % (a.rounds, a.startup_runs))
-        st_tini = self.row("outside-cluster start-up overhead vs tini-static", "ms", "%.2f", None, None,
-                           "`kube-leader L -- /bin/true` − `tini-static -s -- /bin/true`")
-        rss = self.row("resident memory of a supervising leader (VmRSS)", "MiB", "%.2f", "≤ 10 MiB",
-                       lambda v: v <= 10.0, "default durations, after %gs of leading, one sample per window" % a.settle)
-        anon = self.row("  of which private (RssAnon: heap, stacks, data)", "MiB", "%.2f", None, None,
-                        "the rest of VmRSS is the binary's text mapped from the page cache (clean, shared)")
-        ho = self.row("graceful hand-over (child exits → next child starts), 3 candidates", "ms", "%.0f", "≤ 250 ms",
-                      lambda v: v <= 250, "default durations (15s/10s/2s); %d hand-overs" % a.reps)
-        fo = self.row("crash failover (SIGKILL of the leader → next child starts)", "s", "%.2f", "≤ lease + 1 s = 5 s",
-                      lambda v: v <= 5.0, "short durations: lease 4s, renew 2s, retry 500ms; %d kills" % a.failover_reps)
-        rpm_l = self.row("API requests per minute, leader", "/min", "%.1f", "30 at 2 s retry",
-                         lambda v: v <= 31.0, "default durations; %d windows of %gs" % (a.windows, a.window))
-        rpm_s = self.row("API requests per minute, each standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0,
-                         "2 standbys × %d windows" % a.windows)
-        ho_s = self.row("graceful hand-over with `--leader-label` and `--events`, 3 candidates", "ms", "%.0f",
-                        "≤ 250 ms", lambda v: v <= 250, "as above, %d hand-overs; each Pod exists, the label moves" % a.reps)
-        rpm_ls = self.row("API requests per minute, leader, with label, Events and status endpoint", "/min", "%.1f",
-                          "30 at 2 s retry", lambda v: v <= 31.0,
-                          "`%s`; steady state after the label and the Event are written; %d windows of %gs" % (
-                              " ".join(SURFACES), a.windows, a.window))
-        rpm_ss = self.row("API requests per minute, each standby, with label, Events and status endpoint", "/min",
-                          "%.2f", "≤ 2", lambda v: v <= 2.0, "2 standbys × %d windows" % a.windows)
-        m50 = self.row("`/metrics` response time while leading, p50", "ms", "%.2f", None, None,
-                       "%d sequential GETs, each on a new connection (connect to end of answer), from Python" % a.scrapes)
-        m99 = self.row("`/metrics` response time while leading, p99", "ms", "%.2f", "≤ 5 ms", lambda v: v <= 5.0,
-                       "the same %d GETs; the answer is checked (200, master_status 1)" % a.scrapes)
-        rss_s = self.row("resident memory of a supervising leader with label, Events, status endpoint (VmRSS)", "MiB",
-                         "%.2f", "≤ 10 MiB", lambda v: v <= 10.0, "one sample per window, before the /metrics GETs")
-        anon_s = self.row("  of which private (RssAnon)", "MiB", "%.2f", None, None, "")
-        ttl = self.row("start to leader's child running, lock free", "ms", "%.0f", None, None,
-                       "process spawn, TLS, GET 404, create, spawn child; %d starts" % a.reps)
-        py = self.row("  of which the test child's own start-up (python3 worker.py)", "ms", "%.0f", None, None,
-                      "reference: included in the hand-over and start rows")
-        s50_rpm = self.row("50 candidates, 1 lock: API requests per minute, all replicas", "/min", "%.0f", None, None,
-                           "default durations; %gs window" % a.scale_window)
-        s50_sb = self.row("50 candidates, 1 lock: busiest standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0, "")
-        s50_ho = self.row("50 candidates, 1 lock: graceful hand-over", "ms", "%.0f", "≤ 250 ms", lambda v: v <= 250,
-                          "%d hand-overs; 49 standbys race" % a.scale_handovers)
-        s200_rpm = self.row("200 locks × 2 candidates: API requests per minute, all replicas", "/min", "%.0f",
-                            None, None, "default durations; %gs window; 400 kube-leader processes" % a.scale_window)
-        s200_sb = self.row("200 locks × 2 candidates: busiest standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0, "")
-        s200_ho = self.row("200 locks × 2 candidates: graceful hand-over", "ms", "%.0f", "≤ 250 ms",
-                           lambda v: v <= 250, "%d locks, one at a time" % a.scale_handovers)
+    def family_size(self):
+        self.size(self.r["size"])
 
-        log("size"); self.size(size)
-        if a.footprint:
-            # Issue 24: what the size flags change, the binary and its memory;
-            # the same steady-state runs as below, nothing else.
-            for kind in KINDS:
-                log("%s: steady state (requests per minute, RSS)" % kind)
-                self.stop_all(self.steady(kind, rss, anon, rpm_l, rpm_s)[0])
-                log("%s: leader label, Events, status endpoint on: steady state, /metrics" % kind)
-                self.surfaces(kind, rss_s, anon_s, rpm_ls, rpm_ss, m50, m99)
-            return
-        log("start-up overhead"); self.startup(st_direct, st_tini)
-        log("test child start-up"); self.python_start(py)
-        for kind in KINDS:
-            log("%s: start to leader" % kind); self.start_to_leader(kind, ttl)
-            log("%s: graceful hand-over" % kind)
-            self.stop_all(self.handover(kind, ho, 3).values())
-            log("%s: crash failover" % kind); self.failover(kind, fo)
-            log("%s: steady state (requests per minute, RSS)" % kind)
-            self.stop_all(self.steady(kind, rss, anon, rpm_l, rpm_s)[0])
-            log("%s: leader label, Events, status endpoint on: hand-over" % kind)
-            self.stop_all(self.handover(kind, ho_s, 3, group="surfaces-handover-%s" % kind, extra=SURFACES[:3])
-                          .values())
-            log("%s: leader label, Events, status endpoint on: steady state, /metrics" % kind)
-            self.surfaces(kind, rss_s, anon_s, rpm_ls, rpm_ss, m50, m99)
-        if not a.no_scale:
-            for kind in KINDS:
-                log("%s: 50 candidates on one lock" % kind)
-                self.scale50(kind, s50_rpm, s50_sb, s50_ho)
-                log("%s: 200 locks x 2 candidates" % kind)
-                self.scale(kind, 200, 2, s200_rpm, s200_sb, s200_ho, a.scale_handovers)
+    def family_startup(self):
+        self.startup(self.r["st_direct"], self.r["st_tini"])
+        self.python_start(self.r["py"])
+
+    def family_election(self, kind):
+        r = self.r
+        log("%s: start to leader" % kind)
+        self.start_to_leader(kind, r["ttl"])
+        log("%s: graceful hand-over" % kind)
+        self.stop_all(self.handover(kind, r["ho"], 3).values())
+        log("%s: crash failover" % kind)
+        self.failover(kind, r["fo"])
+        log("%s: graceful hand-over with leader label and Events" % kind)
+        self.stop_all(self.handover(kind, r["ho_s"], 3, group="surfaces-handover-%s" % kind, extra=SURFACES[:3])
+                      .values())
+
+    def family_steady(self, kind):
+        r = self.r
+        self.stop_all(self.steady(kind, r["rss"], r["anon"], r["rpm_l"], r["rpm_s"])[0])
+
+    def family_surfaces(self, kind):
+        r = self.r
+        self.surfaces(kind, r["rss_s"], r["anon_s"], r["rpm_ls"], r["rpm_ss"], r["m50"], r["m99"])
+
+    def family_scale(self, kind):
+        r = self.r
+        log("%s: 50 candidates on one lock" % kind)
+        self.scale50(kind, r["s50_rpm"], r["s50_sb"], r["s50_ho"])
+        log("%s: 200 locks x 2 candidates" % kind)
+        self.scale(kind, 200, 2, r["s200_rpm"], r["s200_sb"], r["s200_ho"], self.a.scale_handovers)
+
+    def run(self, families):
+        for name, what, per_kind, _ in FAMILIES:
+            if name not in families:
+                continue
+            method = getattr(self, "family_" + name)
+            for kind in (KINDS if per_kind else [None]):
+                log("%s%s (%s)" % (name, ": " + kind if kind else "", what))
+                method(kind) if kind else method()
 
     def scale50(self, kind, rpm_row, standby_row, handover_row):
         """50 candidates on one lock: requests per minute over a window, then
@@ -518,9 +549,7 @@ class Bench:
     def table(self):
         lines = ["| figure | configmap median | spread | lease median | spread | budget | verdict | how |",
                  "|---|---|---|---|---|---|---|---|"]
-        for r in self.rows:
-            if self.a.footprint and not any(r.values.values()):
-                continue
+        for r in self.r.values():
             c, cs = r.cell("configmap")
             l, ls = r.cell("lease")
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -529,22 +558,13 @@ class Bench:
 
 
 def vm(pid, key):
-    return kl.proc_status_kib(pid, key) or 0
+    return procfs.status_kib(pid, key) or 0
 
 
 def machine():
-    cpu = "unknown CPU"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = 0
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) / 1048576
     return "%d CPUs (`nproc`), %s, %.0f GiB RAM, Linux %s, %s" % (
-        os.cpu_count(), cpu, mem, platform.release(), platform.freedesktop_os_release().get("PRETTY_NAME", "")
-        if hasattr(platform, "freedesktop_os_release") else "")
+        os.cpu_count(), procfs.cpu_model(), procfs.mem_total_gib(), platform.release(),
+        platform.freedesktop_os_release().get("PRETTY_NAME", "") if hasattr(platform, "freedesktop_os_release") else "")
 
 
 def main(argv):
@@ -559,25 +579,41 @@ def main(argv):
     p.add_argument("--scale-window", type=float, default=30.0, help="seconds measured in the scale runs")
     p.add_argument("--scale-handovers", type=int, default=5)
     p.add_argument("--scrapes", type=int, default=1000, help="GET /metrics per lock kind for the p50/p99 rows")
-    p.add_argument("--no-scale", action="store_true", help="skip the 50-candidate and 200-lock runs")
+    p.add_argument("--families", metavar="A,B", help="only these measurement families (default: all; --list-families)")
+    p.add_argument("--list-families", action="store_true", help="list the measurement families and exit")
+    p.add_argument("--no-scale", action="store_true", help="skip the scale family (50 candidates, 200 locks)")
     p.add_argument("--quick", action="store_true", help="few repetitions, short windows (for checking the script)")
     p.add_argument("--footprint", action="store_true",
-                   help="only the binary's size and the steady-state rows (VmRSS, RssAnon, requests, /metrics): "
+                   help="only the families size, steady and surfaces (VmRSS, RssAnon, requests, /metrics): "
                         "about 3 minutes; for comparing builds (issue 24)")
     p.add_argument("--binary", metavar="FILE",
                    help="measure this kube-leader instead of building one (scripts/bench; e.g. an older build)")
     p.add_argument("--write", metavar="FILE", help="also write the table and the machine into FILE (Markdown)")
     a = p.parse_args(argv)
+    if a.list_families:
+        for name, what, per_kind, footprint in FAMILIES:
+            print("%-9s %s%s%s" % (name, what, " (per lock kind)" if per_kind else "", "; in --footprint" if footprint else ""))
+        return 0
+    names = [f[0] for f in FAMILIES]
+    if a.families:
+        families = [f for f in a.families.split(",") if f]
+        unknown = [f for f in families if f not in names]
+        if unknown or not families:
+            p.error("unknown families %s; see --list-families" % ", ".join(unknown) if unknown else "--families is empty")
+    elif a.footprint:
+        families = [f[0] for f in FAMILIES if f[3]]
+    else:
+        families = [n for n in names if not (a.no_scale and n == "scale")]
     if a.quick:
         a.reps, a.failover_reps, a.rounds, a.startup_runs = 3, 2, 2, 50
         a.windows, a.window, a.settle, a.scale_window, a.scale_handovers, a.scrapes = 1, 10.0, 2.0, 10.0, 2, 200
-    bins = kl.bin_dir()
+    bins = processes.bin_dir()
     work = tempfile.mkdtemp(prefix="kube-leader-bench-")
     started = time.monotonic()
     load_before = os.getloadavg()
-    b = Bench(a, bins, work)
+    b = Bench(a, bins, work, families)
     try:
-        b.run()
+        b.run(families)
     finally:
         b.server.stop()
     took = time.monotonic() - started

@@ -1,13 +1,10 @@
-"""Self-test of the hostile runner's checks (scripts/lib/hostile.py judge):
+"""Self-test of the hostile runner's checks (hostile.py's judge):
 each check must fail on an observation that breaks it and pass on one that
 does not, so a green hostile run means something. Standard library only."""
-import os
 import signal
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile import Case, Observed, judge, LEASE  # noqa: E402
+from klharness.hostile import Case, Observed, judge, LEASE
 
 
 def requests(times):

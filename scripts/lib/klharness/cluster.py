@@ -1,113 +1,22 @@
-"""The Python test harness: kube-apiserver-fake, kube-leader replicas and
-the other test processes as real processes on this machine.
-
-Used by scripts/demo, scripts/chaos, scripts/bench, scripts/node-scale and
-the checks behind scripts/test.d (hostile.py, container_contract.py,
-Tests/NodeLifecycleTests/Support/binary_e2e.py). Only the Python standard
-library; talks to the fake over TLS with its CA. docs/test-harness.md.
+"""kube-apiserver-fake and kube-leader replicas as real processes on this
+machine: the fake in a temp dir (restartable with its state kept), a TLS
+client for its API and its /fake/ control API, the lock record, and
+kube-leader replicas running scripts/lib/worker.py as their child.
+Standard library only. docs/test-harness.md.
 """
+import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
-import http.client
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORKER = os.path.join(ROOT, "scripts", "lib", "worker.py")
-NODE_LIFECYCLE_SUPPORT = os.path.join(ROOT, "Tests", "NodeLifecycleTests", "Support")
+from klharness.processes import WORKER, start_ready, stop_process, kill_group
+
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
-
-
-# -- the built binaries and plain processes -----------------------------------
-
-def bin_dir(configuration="debug"):
-    """$KL_BIN_DIR, else `swift build -c CONFIGURATION --show-bin-path`."""
-    env = os.environ.get("KL_BIN_DIR")
-    if env:
-        return env
-    out = subprocess.run(["swift", "build", "-c", configuration, "--show-bin-path"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def missing_binaries(bins, names):
-    """The names in `names` that are not executables in `bins`."""
-    return [n for n in names if not os.access(os.path.join(bins, n), os.X_OK)]
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port nothing listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def start_ready(argv, log_path, name=None):
-    """Start a server that prints one JSON line when it is ready (its URL and
-    files) in its own session, stderr to `log_path`: (process, that line)."""
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError("%s did not start; see %s" % (name or os.path.basename(argv[0]), log_path))
-    return proc, json.loads(line)
-
-
-def spawn_logged(argv, log_path, env=None):
-    """A process whose stdout and stderr go to `log_path` (appended)."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_process(proc, sig=signal.SIGTERM, timeout=10):
-    """`sig` to a running process, SIGKILL if it has not exited `timeout` s later."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def kill_group(pid, sig=signal.SIGTERM):
-    """`sig` to the process group `pid` leads; gone already is fine."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def proc_status_kib(pid, key):
-    """A kB field of /proc/PID/status (VmRSS, RssAnon, ...), None when the
-    process or the field is not there."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def wait_until(cond, timeout, interval=0.02):
-    """cond()'s first true value within `timeout` s (polled every `interval`),
-    else its value at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(interval)
-    return cond()
 
 
 # -- kube-apiserver-fake ------------------------------------------------------
@@ -136,7 +45,7 @@ class _HTTPSConnection(http.client.HTTPSConnection):
     def connect(self):
         if not self.netns:
             return super().connect()
-        import netns as _netns  # scripts/lib/netns.py; only --netns runs need it
+        from klharness import netns as _netns  # only --netns runs need it
         with _netns.InNetns(self.netns):
             return super().connect()
 
@@ -341,60 +250,3 @@ class Replica:
         except subprocess.TimeoutExpired:
             pass
         self.log.close()
-
-
-# -- node-lifecycle's AWS doubles (Tests/NodeLifecycleTests/Support) ----------
-
-def start_moto(workdir):
-    """moto_server's SQS with signature checking (moto_harness.py): its JSON
-    (url, pid, access_key, secret_key, queue_url, role_arn). Stop it with
-    kill_group(pid)."""
-    return json.loads(subprocess.check_output([sys.executable, os.path.join(NODE_LIFECYCLE_SUPPORT, "moto_harness.py"),
-                                               "start", workdir]))
-
-
-def start_query_double(workdir, access_key, secret_key):
-    """The Auto Scaling / CloudFormation Query double (query_double.py): its
-    JSON (url, pid). Stop it with kill_group(pid)."""
-    return json.loads(subprocess.check_output([sys.executable, os.path.join(NODE_LIFECYCLE_SUPPORT, "query_double.py"),
-                                               "start", workdir, access_key, secret_key]))
-
-
-def node_lifecycle_env(moto, auto_scaling_url):
-    """The whole environment of a node-lifecycle process against moto's SQS
-    and an Auto Scaling endpoint, with moto's credentials."""
-    return {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": moto["access_key"], "AWS_SECRET_ACCESS_KEY": moto["secret_key"],
-            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": moto["url"], "AWS_ENDPOINT_URL_AUTO_SCALING": auto_scaling_url,
-            "AWS_EC2_METADATA_DISABLED": "true", "NODE_LIFECYCLE_QUEUE_URL": moto["queue_url"]}
-
-
-# -- worker.py's log ------------------------------------------------------------
-
-def read_worker_log(path):
-    """[(kind, id, t_ns)] from worker.py's log."""
-    out = []
-    try:
-        for line in open(path):
-            parts = line.split()
-            if len(parts) == 3:
-                out.append((parts[0], parts[1], int(parts[2])))
-    except OSError:
-        pass
-    return out
-
-
-def overlaps(entries):
-    """Worker runs that overlapped: flock conflicts, and starts inside a run
-    that later recorded its stop (a SIGKILLed worker records none; flock covers it)."""
-    found = [e for e in entries if e[0] == "overlap"]
-    stopped = {e[1] for e in entries if e[0] == "stop"}
-    running = None
-    for kind, ident, t in sorted(entries, key=lambda e: e[2]):
-        if kind == "start":
-            if running is not None and running in stopped:
-                found.append(("start-during-run", ident, t))
-            running = ident
-        elif kind == "stop" and ident == running:
-            running = None
-    return found
-

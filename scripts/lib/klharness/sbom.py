@@ -184,7 +184,7 @@ def main(argv):
             "specVersion": "1.6",
             "version": 1,
             "metadata": {
-                "tools": {"components": [{"type": "application", "name": "kube-leader scripts/lib/sbom.py"}]},
+                "tools": {"components": [{"type": "application", "name": "kube-leader scripts/lib/klharness/sbom.py"}]},
                 "component": ours,
             },
             "components": components,

@@ -1,30 +1,26 @@
 """Checks of the chaos/bench arithmetic: the overlap detector and the
-leaderless-gap computation. Run: python3 scripts/lib/test_chaos.py"""
-import os
-import sys
+leaderless-gap computation. Run: python3 -m klharness.test_chaos"""
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import chaos  # noqa: E402
-import kl  # noqa: E402
+from klharness import chaos, workerlog
 
 
 class OverlapTests(unittest.TestCase):
     def test_sequential_runs_do_not_overlap(self):
         log = [("start", "a.1", 1), ("stop", "a.1", 2), ("start", "b.1", 3), ("stop", "b.1", 4)]
-        self.assertEqual(kl.overlaps(log), [])
+        self.assertEqual(workerlog.overlaps(log), [])
 
     def test_start_inside_a_run_that_later_stopped_is_an_overlap(self):
         log = [("start", "a.1", 1), ("start", "b.1", 2), ("stop", "a.1", 3), ("stop", "b.1", 4)]
-        self.assertEqual(len(kl.overlaps(log)), 1)
+        self.assertEqual(len(workerlog.overlaps(log)), 1)
 
     def test_flock_conflict_is_an_overlap(self):
         log = [("start", "a.1", 1), ("overlap", "b.1", 2)]
-        self.assertEqual(len(kl.overlaps(log)), 1)
+        self.assertEqual(len(workerlog.overlaps(log)), 1)
 
     def test_start_after_a_sigkilled_run_is_not_an_overlap(self):
         log = [("start", "a.1", 1), ("start", "b.1", 5), ("stop", "b.1", 6)]
-        self.assertEqual(kl.overlaps(log), [])
+        self.assertEqual(workerlog.overlaps(log), [])
 
 
 class GapTests(unittest.TestCase):

@@ -7,6 +7,7 @@ are shown once.
 
 Run through scripts/demo (which builds the binaries first).
 """
+import json
 import os
 import signal
 import sys
@@ -14,8 +15,7 @@ import tempfile
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kl  # noqa: E402
+from klharness import cluster, processes, workerlog
 
 LOCK = "demo-lock"
 TIMING = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
@@ -28,9 +28,9 @@ def say(text):
 
 
 def main():
-    bins = kl.bin_dir()
+    bins = processes.bin_dir()
     work = tempfile.mkdtemp(prefix="kube-leader-demo-")
-    server = kl.FakeServer(bins, os.path.join(work, "api"))
+    server = cluster.FakeServer(bins, os.path.join(work, "api"))
     say("kube-apiserver-fake is up at %s (CA %s)" % (server.url, server.ca_file))
     workers = os.path.join(work, "workers.log")
     replicas = {}
@@ -39,7 +39,7 @@ def main():
     def start(name):
         generation[name] = generation.get(name, 0) + 1
         ident = "%s" % name
-        replicas[name] = kl.Replica(bins, server, ident, LOCK, work, timing=TIMING, log_format="text",
+        replicas[name] = cluster.Replica(bins, server, ident, LOCK, work, timing=TIMING, log_format="text",
                                     worker_log=workers, worker_lock=os.path.join(work, "workers.lock"),
                                     worker_args=["--say", "child of %s (run %d): KUBE_LEADER_FENCING_TOKEN=$KUBE_LEADER_FENCING_TOKEN"
                                                  % (name, generation[name])],
@@ -50,30 +50,40 @@ def main():
         return sorted(p["metadata"]["name"] for p in (pods or {}).get("items", []))
 
     def show_label(holder):
-        kl.wait_until(lambda: labelled() == [holder], 10)
+        processes.wait_until(lambda: labelled() == [holder], 10)
         say("Pods with role=leader (a Service selecting it reaches only these): %s" % ", ".join(labelled()))
+
+    tokens = []
 
     def show_token(name):
         # The line of the child running now: a restarted replica's log may
         # still hold an earlier run's child and its (older, smaller) token.
+        # It must be the token the leader's /leader reports, and larger than
+        # every token shown before: a fencing token never goes backwards.
         mine = "child of %s (run %d):" % (name, generation[name])
-        line = kl.wait_until(lambda: next((l for l in open(replicas[name].log_path, errors="replace")
-                                           if l.startswith(mine)), None), 10)
+        line = processes.wait_until(lambda: next((l for l in open(replicas[name].log_path, errors="replace")
+                                                  if l.startswith(mine)), None), 10)
         say("the child printed: %s" % (line or "").strip())
+        token = (line or "").strip().rpartition("KUBE_LEADER_FENCING_TOKEN=")[2]
+        reported = json.loads(status(name, "/leader")).get("fencing_token")
+        if not token.isdigit() or token != reported or (tokens and int(token) <= tokens[-1]):
+            raise SystemExit("demo: FAILED: %s's child printed token %r, its /leader says %r, earlier tokens %s"
+                             % (name, token, reported, tokens))
+        tokens.append(int(token))
 
     def status(name, path):
-        address = kl.wait_until(lambda: replicas[name].log_value("status endpoint listening", "status.address"), 10)
+        address = processes.wait_until(lambda: replicas[name].log_value("status endpoint listening", "status.address"), 10)
         with urllib.request.urlopen("http://%s%s" % (address, path), timeout=5) as r:
             return r.read().decode()
 
     def leader():
-        return kl.wait_until(lambda: server.holder("configmap", LOCK), 10)
+        return processes.wait_until(lambda: server.holder("configmap", LOCK), 10)
 
     def next_leader(old, timeout):
-        return kl.wait_until(lambda: (lambda h: h if h and h != old else None)(server.holder("configmap", LOCK)), timeout)
+        return processes.wait_until(lambda: (lambda h: h if h and h != old else None)(server.holder("configmap", LOCK)), timeout)
 
     def starts():
-        return [e for e in kl.read_worker_log(workers) if e[0] == "start"]
+        return [e for e in workerlog.read_worker_log(workers) if e[0] == "start"]
 
     try:
         for name in ("replica-a", "replica-b", "replica-c"):
@@ -83,7 +93,7 @@ def main():
             start(name)
         say("started 3 replicas of: kube-leader %s %s %s -- worker.py" % (" ".join(TIMING), " ".join(SURFACES), LOCK))
         first = leader()
-        kl.wait_until(lambda: len(starts()) >= 1, 10)
+        processes.wait_until(lambda: len(starts()) >= 1, 10)
         say("leader: %s (its child runs; the other two watch the lock)" % first)
         time.sleep(2)
         running = starts()
@@ -102,7 +112,7 @@ def main():
         ended = time.monotonic()
         os.kill(child, signal.SIGTERM)
         second = next_leader(first, 10)
-        kl.wait_until(lambda: len(starts()) >= 2, 10)
+        processes.wait_until(lambda: len(starts()) >= 2, 10)
         say("hand-over: %s leads after %.0f ms (released lock, no lease to wait out); %s exited with %s"
             % (second, (time.monotonic() - ended) * 1000, first, replicas[first].proc.wait(5)))
         show_token(second)
@@ -116,7 +126,7 @@ def main():
         killed = time.monotonic()
         replicas[second].signal(signal.SIGKILL)
         third = next_leader(second, 15)
-        kl.wait_until(lambda: len(starts()) >= 3, 10)
+        processes.wait_until(lambda: len(starts()) >= 3, 10)
         say("failover: %s leads after %.1f s (lease 4s, judged by each standby's own clock)"
             % (third, time.monotonic() - killed))
         show_token(third)
@@ -126,8 +136,8 @@ def main():
         say("Events on the lock (what kubectl get events lists): %s"
             % "; ".join(e["message"] for e in (events or {}).get("items", [])))
 
-        entries = kl.read_worker_log(workers)
-        bad = kl.overlaps(entries)
+        entries = workerlog.read_worker_log(workers)
+        bad = workerlog.overlaps(entries)
         say("children started: %d, overlaps: %d" % (len([e for e in entries if e[0] == "start"]), len(bad)))
         print("\nLog of the current leader (%s), text format:" % third)
         for line in open(replicas[third].log_path, errors="replace").read().splitlines()[-6:]:

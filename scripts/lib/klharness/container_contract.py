@@ -32,23 +32,23 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kl  # noqa: E402
+from klharness import cluster, processes, procfs
 
 NAMESPACE = "contract-space"
 POD = "contract-pod-7f9c"
 SA_DIR = "var/run/secrets/kubernetes.io/serviceaccount"
 APP_EXIT, APP_TERM = 42, 7
 
-# The application: busybox sh, doing what /app/scenario says. It records its
-# argv and PID, waits for the host's go-ahead (the host checks the lock in
-# between), then either makes orphans, checks none is left a zombie and exits
-# 42, or waits for SIGTERM and exits 7.
+# The application: busybox sh, doing what /app/scenario says. It records PID
+# 1's command line, then its own argv and PID (the file the host waits for,
+# so written last), waits for the host's go-ahead (the host checks the lock
+# in between), then either makes orphans, checks none is left a zombie and
+# exits 42, or waits for SIGTERM and exits 7.
 APP = r"""#!/bin/busybox sh
 B=/bin/busybox
 trap 'echo "$$" > /out/term; exit 7' TERM
-echo "$$ $*" > /out/started
 $B cat /proc/1/cmdline | $B tr '\0' ' ' > /out/pid1
+echo "$$ $*" > /out/started
 i=0; while [ ! -e /out/go ] && [ $i -lt 600 ]; do $B sleep 0.1; i=$((i+1)); done
 case "$($B cat /app/scenario)" in
 exit)
@@ -124,7 +124,7 @@ def lock(server, name):
 
 
 def wait_for(cond, timeout, what):
-    return kl.wait_until(cond, timeout, 0.05) or fail("timed out after %ds waiting for %s" % (timeout, what))
+    return processes.wait_until(cond, timeout, 0.05) or fail("timed out after %ds waiting for %s" % (timeout, what))
 
 
 def run(root, server, argv, scenario, lock_name, label):
@@ -155,10 +155,10 @@ def run(root, server, argv, scenario, lock_name, label):
         if not rec or rec.get("holderIdentity") != POD:
             fail("%s: no lock %s/%s held by %s while the application runs: %r" % (label, NAMESPACE, lock_name, POD, rec))
         if scenario == "term":
-            children = open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
+            children = procfs.children(proc.pid)
             if len(children) != 1:
                 fail("%s: unshare has children %r, want one (PID 1 of the container)" % (label, children))
-            pid1_host = int(children[0])
+            pid1_host = children[0]
             open(os.path.join(out, "go"), "w").close()
             time.sleep(0.3)  # the application is in its wait loop; not needed for correctness
             os.kill(pid1_host, signal.SIGTERM)
@@ -206,7 +206,7 @@ def main(argv):
     original = [f for f in forms if "--" not in f[0] and "--" not in f[1]]
     if not with_dashes or not original:
         fail("%s: want one form with \"--\" and the original form without: %r" % (dockerfile, forms))
-    server = kl.FakeServer(bins, state=False)
+    server = cluster.FakeServer(bins, state=False)
     roots = []
     try:
         for label, (entrypoint, cmd) in (("ENTRYPOINT %s + CMD %s" % (json.dumps(with_dashes[0][0]), json.dumps(with_dashes[0][1])), with_dashes[0]),

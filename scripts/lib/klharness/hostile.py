@@ -14,7 +14,7 @@ marker file, watches both for a few seconds, and asserts:
   - cpu: kube-leader's CPU time near zero while it waits;
   - crash: no death by SIGILL/SIGSEGV/SIGTRAP/SIGABRT/SIGBUS;
   - rss: bounded resident memory.
-Usage: python3 scripts/lib/hostile.py [--only NAME,...] [--jobs N] [--list]
+Usage: python3 -m klharness.hostile [--only NAME,...] [--jobs N] [--list] [--markdown]
 Needs KL_BIN_DIR (or builds' --show-bin-path). Standard library only.
 """
 import argparse
@@ -29,10 +29,7 @@ import threading
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "hostile_server.py")
-sys.path.insert(0, HERE)
-import kl  # noqa: E402
+from klharness import hostile_server, processes, procfs
 
 # Short, within the validation: a ConfigMap lock needs renew-deadline >
 # retry-period + 1s (whole-second record times); kill-grace defaults to
@@ -151,7 +148,6 @@ def cases():
 
 def markdown_table():
     """The cases table of docs/hostile-server.md."""
-    import hostile_server
     rows = ["| case | lock | mode | expected |", "|---|---|---|---|"]
     for c in cases():
         exp = [{"starts": "child starts", "never": "no child", "any": "child may start"}[c.child]]
@@ -169,31 +165,8 @@ def markdown_table():
             extra = "; token file %s" % repr(c.token_text).replace("|", "\\|")
         if c.extra_args:
             extra += "; flags `%s`" % " ".join(c.extra_args)
-        rows.append("| `%s` | %s | %s%s | %s |" % (c.name, c.kind, hostile_server.MODES[c.mode], extra, "; ".join(exp)))
+        rows.append("| `%s` | %s | %s%s | %s |" % (c.name, c.kind, hostile_server.MODES[c.mode].doc, extra, "; ".join(exp)))
     return "\n".join(rows)
-
-
-def proc_cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def proc_rss_mib(pid):
-    kib = kl.proc_status_kib(pid, "VmRSS")
-    return kib / 1024.0 if kib is not None else None
-
-
-def alive(pid):
-    """True while pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Observed:
@@ -304,7 +277,7 @@ def run_case(case, kube_leader, workdir):
     with open(token, "w", newline="") as f:
         f.write(case.token_text)
     marker = os.path.join(d, "child.pid")
-    server, ready = kl.start_ready([sys.executable, SERVER, "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"]
+    server, ready = processes.start_ready([sys.executable, "-m", "klharness.hostile_server", "--mode", case.mode, "--kind", case.kind, "--token", "tok-1"]
                                    + (["--dns", case.dns] if case.dns else []),
                                    os.path.join(d, "server.log"), "hostile_server.py")
     url = ready["url"]
@@ -338,31 +311,31 @@ def run_case(case, kube_leader, workdir):
                 child_seen = t
             except ValueError:
                 pass
-        if child_pid is not None and child_dead is None and not alive(child_pid):
+        if child_pid is not None and child_dead is None and not procfs.running(child_pid):
             child_dead = t
         if proc.poll() is not None:
             break
-        cpu = proc_cpu_seconds(proc.pid)
+        cpu = procfs.cpu_seconds(proc.pid)
         if cpu is not None:
             if t - start >= 3.0 and cpu0 is None:
                 cpu0, t_cpu0 = cpu, t
             cpu_last, t_cpu_last = cpu, t
-        rss = proc_rss_mib(proc.pid)
+        rss = procfs.rss_mib(proc.pid)
         if rss:
             rss_max = max(rss_max, rss)
         time.sleep(0.05)
     end = time.monotonic()
     rc = proc.poll()
-    kl.stop_process(proc)
-    if child_pid is not None and child_dead is None and not alive(child_pid):
+    processes.stop_process(proc)
+    if child_pid is not None and child_dead is None and not procfs.running(child_pid):
         child_dead = time.monotonic()
     try:
         report = json.load(urllib.request.urlopen(url + "/_hostile/report", timeout=10))
     except Exception as e:  # noqa: BLE001 - reported as a failure below
         report = {"error": str(e), "requests": []}
-    kl.kill_group(server.pid)
+    processes.kill_group(server.pid)
     server.wait()
-    if child_pid is not None and alive(child_pid):
+    if child_pid is not None and procfs.running(child_pid):
         try:
             os.kill(child_pid, signal.SIGKILL)
         except OSError:
@@ -403,7 +376,7 @@ def main():
         if missing:
             print("unknown case(s): %s (see --list)" % ", ".join(sorted(missing)), file=sys.stderr)
             return 2
-    kube_leader = os.path.join(kl.bin_dir(), "kube-leader")
+    kube_leader = os.path.join(processes.bin_dir(), "kube-leader")
     if not os.access(kube_leader, os.X_OK):
         print("no kube-leader binary at %s: build first (swift build)" % kube_leader, file=sys.stderr)
         return 2

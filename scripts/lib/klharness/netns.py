@@ -33,6 +33,8 @@ import random
 import re
 import subprocess
 
+from klharness import procfs
+
 PREFIX = "klc-"
 RUN_DIR = "/run/netns"
 API_IP = "10.200.0.2"
@@ -89,16 +91,6 @@ class InNetns:
         return False
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def our_namespaces():
     """[(name, tag, pid)] of every namespace named by this module."""
     out = []
@@ -124,10 +116,15 @@ def delete_namespace(name):
     ip("netns", "del", name, check=False)
 
 
+def stale_namespaces():
+    """The names of our namespaces whose run's process is gone."""
+    return [n for n, _, pid in our_namespaces() if not procfs.exists(pid)]
+
+
 def sweep_stale():
     """Deletes namespaces left by runs whose process is gone (a SIGKILLed
     run cannot clean up after itself): the names carry the run's pid."""
-    gone = [n for n, _, pid in our_namespaces() if not _pid_alive(pid)]
+    gone = stale_namespaces()
     for n in gone:
         delete_namespace(n)
     return gone

@@ -6,14 +6,12 @@ pure parts (stale-namespace sweep by pid). Run by scripts/test.d/70-chaos.sh.
 Standard library only."""
 import os
 import socket
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import netns  # noqa: E402
+from klharness import netns
 
 
 class SweepTests(unittest.TestCase):
@@ -103,6 +101,12 @@ class TopologyTests(unittest.TestCase):
         s.sendall(text)
         return s.recv(4096)
 
+    def unanswered(self, s, text):
+        """Sends text on s; no answer comes within the socket's timeout."""
+        s.sendall(text)
+        with self.assertRaises(socket.timeout):
+            s.recv(4096)
+
     def tearDown(self):
         self.topo.heal_all()
 
@@ -126,13 +130,17 @@ class TopologyTests(unittest.TestCase):
         self.assertEqual(self.ask(s, b"back"), b"ok:back")
         s.close()
 
-    def test_cutFromAPI_isHalfOpen_theRequestArrivesTheAnswerDoesNot(self):
+    def answered_then_cut(self, direction, text):
+        """A connection of replica 0 that got one answer; then the cut, and
+        `text` sent on it goes unanswered. Returns the connection."""
         s = self.connect(0)
         self.assertEqual(self.ask(s, b"one"), b"ok:one")
-        self.topo.cut(0, "from-api")
-        s.sendall(b"two")
-        with self.assertRaises(socket.timeout):
-            s.recv(4096)
+        self.topo.cut(0, direction)
+        self.unanswered(s, text)
+        return s
+
+    def test_cutFromAPI_isHalfOpen_theRequestArrivesTheAnswerDoesNot(self):
+        s = self.answered_then_cut("from-api", b"two")
         self.assertTrue(any(b"two" in r for r in self.server.received), "the request did not arrive")
         self.topo.heal(0)
         # TCP retransmits the answer once the path is back.
@@ -141,12 +149,7 @@ class TopologyTests(unittest.TestCase):
         s.close()
 
     def test_cutToAPI_losesTheRequest(self):
-        s = self.connect(0)
-        self.assertEqual(self.ask(s, b"a"), b"ok:a")
-        self.topo.cut(0, "to-api")
-        s.sendall(b"lost-request")
-        with self.assertRaises(socket.timeout):
-            s.recv(4096)
+        s = self.answered_then_cut("to-api", b"lost-request")
         self.assertFalse(any(b"lost-request" in r for r in self.server.received))
         s.close()
 
