@@ -44,6 +44,18 @@ import Testing
         #expect(try load(["--identity", "x", "l", "c"], env: env).identity == "x")
     }
 
+    @Test func onLoss_defaultExit_flagAndEnv_badValueNamed() throws {
+        #expect(try load(["l", "c"]).onLoss == .exit)
+        #expect(try load(["--on-loss", "standby", "l", "c"]).onLoss == .standby)
+        var env = inCluster
+        env["KUBE_LEADER_ON_LOSS"] = "standby"
+        #expect(try load(["l", "c"], env: env).onLoss == .standby)
+        #expect(try load(["--on-loss=exit", "l", "c"], env: env).onLoss == .exit)
+        #expect(message(["--on-loss", "restart", "l", "c"]).contains("unknown mode 'restart': use exit or standby"))
+        env["KUBE_LEADER_ON_LOSS"] = "nope"
+        #expect(message(["l", "c"], env: env).contains("KUBE_LEADER_ON_LOSS"))
+    }
+
     @Test func namespaceFromServiceAccountFile_andIdentityFromHostName() throws {
         var env = inCluster
         env["POD_NAMESPACE"] = nil

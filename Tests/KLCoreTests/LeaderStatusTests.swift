@@ -95,9 +95,12 @@ import Testing
         #expect(json == [
             "identity": "me", "leading": true, "holder": "me", "lock": "ns/l", "kind": "configmap",
             "since": "2027-01-15T08:00:00Z", "transitions": 1, "fencing_token": "42",
+            "losses": 0, "last_loss_reason": nil,
         ])
-        _ = s.lost()
+        _ = s.lost(reason: "renew deadline passed")
         #expect(s.leaderJSON["fencing_token"] == .null && s.leaderJSON["leading"] == false)
+        #expect(s.leaderJSON["losses"] == 1 && s.leaderJSON["last_loss_reason"] == "renew deadline passed")
+        #expect(s.metricsText.contains("kube_leader_leadership_losses_total{name=\"l\"} 1\n"))
     }
 
     @Test func metrics_clientGoNamesAndCumulativeHistogram() {

@@ -8,6 +8,34 @@ import Testing
         LeaderElectionRecord(holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: t, renewTime: t, leaderTransitions: 3)
     }
 
+    /// Issue 22: client-go's release replaces the whole Lease spec; ours
+    /// writes the record's fields into the spec it read, so a release (and a
+    /// renew) keeps `spec.strategy` and `spec.preferredHolder` (coordinated
+    /// leader election), and a ConfigMap keeps its other annotations.
+    @Test func releaseKeeps_leaseStrategyAndPreferredHolder_andOtherAnnotations() {
+        var lease = LockCodec.newObject(.lease, namespace: "ns", name: "l", record: record("me"))
+        lease[path: "spec", "strategy"] = "OldestEmulationVersion"
+        lease[path: "spec", "preferredHolder"] = "pod-b"
+        lease[path: "metadata", "resourceVersion"] = "7"
+        let base = LockCodec.decode(.lease, object: lease)
+        var released = base.record!
+        released.holderIdentity = ""
+        released.leaseDurationSeconds = 1
+        let written = LockCodec.updatedObject(.lease, base: base, record: released)
+        #expect(written[path: "spec", "strategy"] == "OldestEmulationVersion")
+        #expect(written[path: "spec", "preferredHolder"] == "pod-b")
+        #expect(written[path: "spec", "holderIdentity"] == "" && written[path: "spec", "leaseDurationSeconds"] == 1)
+        #expect(written[path: "metadata", "resourceVersion"] == "7")
+
+        var cm = LockCodec.newObject(.configMap, namespace: "ns", name: "l", record: record("me"))
+        cm[path: "metadata", "annotations", "kube-leader.io/preferred-holder"] = "pod-b"
+        cm[path: "metadata", "resourceVersion"] = "8"
+        let cmBase = LockCodec.decode(.configMap, object: cm)
+        let cmWritten = LockCodec.updatedObject(.configMap, base: cmBase, record: released)
+        #expect(cmWritten[path: "metadata", "annotations", "kube-leader.io/preferred-holder"] == "pod-b")
+        #expect(LockCodec.decode(.configMap, object: cmWritten).record?.holderIdentity == "")
+    }
+
     @Test func configMap_writesClientGoRecordJSON() {
         let object = LockCodec.newObject(.configMap, namespace: "ns", name: "my-lock", record: record())
         let annotation = object[path: "metadata", "annotations", LockKind.annotation]?.stringValue

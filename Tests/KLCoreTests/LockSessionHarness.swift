@@ -55,14 +55,18 @@ final class SessionHarness {
     /// Host: refuse acquiring writes (kube-leader stopping); after `stopAfter` allowed ones.
     var stopping = false
     var stopAfter = Int.max
+    /// `--on-loss standby`: how long the supervisor takes to stop and reap
+    /// the old child before it lets the election stand by again (nil: it
+    /// answers false, kube-leader is stopping).
+    var rejoinAfter: Duration? = .seconds(1)
     private var watchIsOpen = false
 
-    init(_ timing: Election.Timing, kind: LockKind = .configMap, releaseAt: Double? = nil, _ script: [Call]) {
+    init(_ timing: Election.Timing, kind: LockKind = .configMap, releaseAt: Double? = nil, onLoss: OnLoss = .exit, _ script: [Call]) {
         now = t0
         if let releaseAt { self.releaseAt = t0 + .milliseconds(Int64((releaseAt * 1000).rounded())) }
         session = LockSession(election: Election(identity: "me", timing: timing),
                               config: LockSession.Config(kind: kind, namespace: "ns", name: "lock", requestTimeout: timing.renewDeadline,
-                                                         watchOpenTimeout: .seconds(60)))
+                                                         watchOpenTimeout: .seconds(60)), onLoss: onLoss)
         self.script = script
     }
 
@@ -107,6 +111,10 @@ final class SessionHarness {
                     seam.append(stopping ? "acquire refused" : "acquire")
                     if stopping { releaseRequested = true }
                     input = .acquireAllowed(!stopping && !releaseRequested)
+                case .awaitRejoin:
+                    seam.append("await rejoin")
+                    if let delay = rejoinAfter { advance(to: now + delay) }
+                    input = .rejoin(rejoinAfter != nil)
                 case .done(let outcome): return outcome
                 case .closeWatch: watchIsOpen = false
                 case .endAcquire(let won): seam.append(won ? "won" : "not won")

@@ -32,5 +32,8 @@ import Testing
         for row in 1...10 { #expect(names.contains("row\(row)")) }
         #expect(names.contains("lost-race-then-deleted") && names.contains("watch-open-at-deadline")
                 && names.contains("read-ends-fresh-watch"))
+        for name in ["on-loss-standby-outages", "on-loss-standby-alone", "on-loss-standby-cut-off-leader"] {
+            #expect(names.contains(name), "issue 22: \(name)")
+        }
     }
 }

@@ -517,6 +517,30 @@ public struct Election: Sendable {
         pending = nil
         return .lostLeadership(reason: reason)
     }
+
+    // MARK: Standing by again
+
+    /// `--on-loss standby`: after a loss, once the supervisor has stopped
+    /// and reaped the old child's whole group, the election starts over as
+    /// a standby: first step `.start` (a read), nothing held, nothing
+    /// pending. Our own record, if still in the lock, is then someone
+    /// else's (waited out for its lease from the first read), as for a
+    /// restarted container. Unlike a restarted container it keeps the hold
+    /// it saw last (ours, or the one it lost to) and any wait for a hold
+    /// ended by others: a lock deleted or cleared while it stopped its child
+    /// is waited out for one lease, not created at once.
+    /// Only after a loss (`role == .lost`); otherwise it does nothing and
+    /// returns false.
+    @discardableResult
+    public mutating func standByAgain() -> Bool {
+        guard role == .lost else { return false }
+        let hold = lastHold ?? base?.record.map { Hold(lease: lease(of: $0), transitions: $0.leaderTransitions, holder: $0.holderIdentity) }
+        let until = heldUntil
+        self = Election(identity: identity, timing: timing)
+        lastHold = hold
+        heldUntil = until
+        return true
+    }
 }
 
 extension Optional where Wrapped == Election.Pending {

@@ -39,6 +39,8 @@ public struct LeaderConfig: Sendable, Equatable {
     /// Write core/v1 Events on the lock when this replica gains or gives up
     /// leadership. Default: off.
     public var events = false
+    /// `--on-loss`: exit 3 after a loss (default), or stand by again.
+    public var onLoss: OnLoss = .exit
 
     public var timing: Election.Timing {
         Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
@@ -76,6 +78,8 @@ public struct LeaderConfig: Sendable, Equatable {
                    help: "Serve GET /healthz, /leader and /metrics (Prometheus) over plain HTTP, e.g. 0.0.0.0:9090."),
         OptionSpec("events", env: "KUBE_LEADER_EVENTS", value: nil, default: "off",
                    help: "Write an Event on the lock when this replica becomes leader or stops leading. Needs create on events."),
+        OptionSpec("on-loss", env: "KUBE_LEADER_ON_LOSS", value: "exit|standby", default: "exit",
+                   help: "After losing the lock and stopping the child: exit 3 (the container restarts), or stand by again in the same process and lead again when the lock is won."),
     ]
 
     public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
@@ -193,6 +197,12 @@ public struct LeaderConfig: Sendable, Equatable {
             config.statusAddress = address
         }
         config.events = o.isSet("events")
+        if let text = o["on-loss"] {
+            guard let mode = OnLoss(rawValue: text.lowercased()) else {
+                throw UsageError("\(o.source(of: "on-loss")): unknown mode '\(text)': use exit or standby")
+            }
+            config.onLoss = mode
+        }
         try config.validate(sources: o)
         return .run(config)
     }

@@ -40,6 +40,10 @@ public struct LeaderStatus: Sendable {
     public private(set) var childExitCode: Int32?
     /// A standby's watch failed and had to be re-established.
     public private(set) var watchRestarts = 0
+    /// Leaderships lost (the child was stopped; with `--on-loss standby`
+    /// kube-leader stood by again), and why the last one was.
+    public private(set) var losses = 0
+    public private(set) var lastLossReason: String?
 
     public init(identity: String, namespace: String, lockName: String, kind: LockKind) {
         self.identity = identity
@@ -92,7 +96,11 @@ public struct LeaderStatus: Sendable {
     }
 
     /// The election gave leadership up (renew deadline passed, lost race).
-    public mutating func lost() -> Change? { leading ? stop() : nil }
+    public mutating func lost(reason: String? = nil) -> Change? {
+        losses += 1
+        if let reason { lastLossReason = reason }
+        return leading ? stop() : nil
+    }
 
     public mutating func childExited(code: Int32) { childExitCode = code }
 
@@ -147,6 +155,8 @@ public struct LeaderStatus: Sendable {
             "since": since.map { .string($0) } ?? .null,
             "transitions": JSON(transitions),
             "fencing_token": fencingToken.map { .string($0) } ?? .null,
+            "losses": JSON(losses),
+            "last_loss_reason": lastLossReason.map { .string($0) } ?? .null,
         ]
     }
 
@@ -172,6 +182,9 @@ public struct LeaderStatus: Sendable {
         out.family("kube_leader_standby_watch_restarts_total", .counter,
                    help: "Times a standby's watch of the lock failed and was re-established.")
         out.sample("kube_leader_standby_watch_restarts_total", l, watchRestarts)
+        out.family("kube_leader_leadership_losses_total", .counter,
+                   help: "Leaderships this process lost (its child was stopped); with --on-loss standby it stood by again after each.")
+        out.sample("kube_leader_leadership_losses_total", l, losses)
         return out.text
     }
 }

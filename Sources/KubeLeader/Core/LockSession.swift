@@ -140,6 +140,10 @@ public struct LockSession: Sendable {
         /// The last `.sleep` ended (its time came, or a release request woke
         /// it: tell the session with `noteReleaseRequested` first).
         case woke
+        /// The host's answer to `.awaitRejoin`: true once the old child's
+        /// whole group is gone and kube-leader stands by again; false when
+        /// kube-leader is stopping instead (the session then ends `.lost`).
+        case rejoin(Bool)
     }
 
     /// What the status surfaces are told (`StatusBoard`); the election
@@ -189,6 +193,11 @@ public struct LockSession: Sendable {
         /// kube-leader is stopping); answer `.acquireAllowed`. A true answer
         /// marks the write in flight until `.endAcquire`.
         case beginAcquire
+        /// `--on-loss standby`, after `.lostLeadership`: wait until the
+        /// supervisor has stopped and reaped the old child's group and asks
+        /// the election to stand by again; answer `.rejoin`. Nothing is sent
+        /// to the API server meanwhile.
+        case awaitRejoin
         /// The election is over.
         case done(Outcome)
 
@@ -209,7 +218,7 @@ public struct LockSession: Sendable {
         /// Whether the session waits for this command's result.
         public var isBlocking: Bool {
             switch self {
-            case .send, .readWatch, .sleep, .beginAcquire, .done: true
+            case .send, .readWatch, .sleep, .beginAcquire, .awaitRejoin, .done: true
             default: false
             }
         }
@@ -218,7 +227,14 @@ public struct LockSession: Sendable {
     // MARK: State
 
     public let config: Config
+    /// What a loss leads to: the end of the session (`.exit`), or, once the
+    /// host answers `.awaitRejoin`, a new election in the same session.
+    public let onLoss: OnLoss
     public private(set) var election: Election
+    /// Leaderships lost so far (each one stopped the child).
+    public private(set) var losses = 0
+    /// Why the last leadership was lost (while waiting to rejoin).
+    private var lostReason: String?
     var timing: Election.Timing { election.timing }
     var retryPeriod: Duration { election.timing.retryPeriod }
 
@@ -278,6 +294,8 @@ public struct LockSession: Sendable {
         case sleep(Sleep)
         case watchOpen(timeout: Duration, until: Instant)
         case watchRead(until: Instant)
+        /// Lost; waiting for the host's `.rejoin`.
+        case rejoin
         case finished
     }
 
@@ -306,9 +324,10 @@ public struct LockSession: Sendable {
     private var now = Instant(nanoseconds: 0)
     private var wall = WallTime(seconds: 0, nanoseconds: 0)
 
-    public init(election: Election, config: Config) {
+    public init(election: Election, config: Config, onLoss: OnLoss = .exit) {
         self.election = election
         self.config = config
+        self.onLoss = onLoss
     }
 
     /// The host asked for a release (it reads the flag at its decision
@@ -346,6 +365,8 @@ public struct LockSession: Sendable {
             watchOpened(answer, timeout: timeout, until: until)
         case (.watchRead(let until), .watch(let read)):
             watchRead(read, until: until)
+        case (.rejoin, .rejoin(let allowed)):
+            rejoin(allowed)
         case (.finished, _):
             waiting = .finished
             out.append(.done(outcome ?? .released))
@@ -396,7 +417,16 @@ public struct LockSession: Sendable {
             case .lostLeadership(let reason):
                 log(.error, "leadership lost", LogField("reason", .string(reason)))
                 out.append(.lostLeadership(reason: reason))
-                finish(.lost(reason: reason))
+                losses += 1
+                guard onLoss == .standby, fatalOutcome == nil else {
+                    finish(.lost(reason: reason))
+                    return
+                }
+                // Nothing more is sent until the old child's group is gone.
+                closeWatch()
+                lostReason = reason
+                waiting = .rejoin
+                out.append(.awaitRejoin)
                 return
 
             case .becameLeader(let renewAt):
@@ -449,6 +479,28 @@ public struct LockSession: Sendable {
     /// renew stuck on a dead connection leaves room for another attempt.
     public func timeout() -> Duration {
         election.attemptTimeout(now: now, cap: config.requestTimeout)
+    }
+
+    // MARK: Standing by again
+
+    /// The host's answer to `.awaitRejoin`: start a new election (a fresh
+    /// standby's, first step `.start`: a read), or end as lost.
+    private mutating func rejoin(_ allowed: Bool) {
+        let reason = lostReason ?? "lost"
+        guard allowed, !releaseRequested, election.standByAgain() else {
+            finish(.lost(reason: reason))
+            return
+        }
+        lostReason = nil
+        loggedHolder = nil
+        failuresInARow = 0
+        racesInARow = 0
+        watchFailuresInARow = 0
+        lastWriteSucceeded = false
+        watchResourceVersion = nil
+        log(.notice, "standing by again after losing leadership", LogField("losses", JSON(losses)),
+            LogField("reason", .string(reason)))
+        perform(electionStep(.start))
     }
 
     // MARK: Pauses

@@ -17,6 +17,10 @@
 ///   │                                             running ──lost / own deadline──► stopping ──childExited──► draining ──► exit 3
 ///   ├──SIGTERM/INT/HUP/QUIT──► cancelling ──electionEnded──► exit 128+N   (nothing started, nothing left held)
 ///   └──lost / electionEnded──► exit 3 / 2 / 1
+///
+/// --on-loss standby: draining after a loss ──survivors(0)──► (election reported the loss) ──rejoin──► standby
+///                                                       └──► awaitingElection ──lost──► rejoin ──► standby
+///                                                                              └──giveUpAt / signal / electionEnded──► exit 3
 /// ```
 ///
 /// ## Guarantees
@@ -182,6 +186,11 @@ public struct Supervision: Sendable {
         /// `.electionEnded(.released)` at once if it holds nothing and has no
         /// write in flight; otherwise `.electionEnded` follows when it ends.
         case requestRelease
+        /// `--on-loss standby`: the old child's group is gone and the
+        /// election reported the loss; tell it to stand by again (a new
+        /// term: what the mailbox said about the old one is forgotten).
+        /// No answer.
+        case rejoin
         /// Write a log line.
         case log(Note)
         /// End kube-leader with `exit.code`.
@@ -226,6 +235,10 @@ public struct Supervision: Sendable {
         case draining(Exit, release: Bool, nextKillAt: Instant, giveUpAt: Instant)
         /// Everything is gone; waiting for the election to release the lock.
         case releasing(Exit, giveUpAt: Instant)
+        /// `--on-loss standby`: the child's group is gone after a loss the
+        /// supervisor found by its own deadline; waiting for the election to
+        /// report the loss too before it stands by again (exit 3 at `giveUpAt`).
+        case awaitingElection(giveUpAt: Instant)
         /// Done: the `.exit` action was returned.
         case exited(Exit)
     }
@@ -235,6 +248,13 @@ public struct Supervision: Sendable {
     public static let terminating: Set<Signal> = [.terminate, .interrupt, .hangup, .quit]
 
     public let timing: Timing
+    /// What follows a loss once the child's group is gone.
+    public let onLoss: OnLoss
+    /// Leaderships lost so far (each stopped a child, or started none).
+    public private(set) var losses = 0
+    /// A terminating signal came while stopping after a loss: exit
+    /// afterwards instead of standing by again.
+    private var stopAfterLoss: Signal?
     public private(set) var phase: Phase = .standby
     /// Send time of the last successful renew + renew deadline: past it, the
     /// child must stop whatever the election thread says (or does not say).
@@ -249,9 +269,10 @@ public struct Supervision: Sendable {
     /// The command's name, for log lines only.
     public let command: String
 
-    public init(timing: Timing, command: String = "") {
+    public init(timing: Timing, command: String = "", onLoss: OnLoss = .exit) {
         self.timing = timing
         self.command = command
+        self.onLoss = onLoss
     }
 
     /// The latest instant at which the loop must call `step(.tick, now:)`;
@@ -259,7 +280,7 @@ public struct Supervision: Sendable {
     public var wakeAt: Instant? {
         switch phase {
         case .standby, .starting, .exited: return nil
-        case .cancelling(_, let giveUpAt), .releasing(_, let giveUpAt): return giveUpAt
+        case .cancelling(_, let giveUpAt), .releasing(_, let giveUpAt), .awaitingElection(let giveUpAt): return giveUpAt
         case .running: return renewDeadline
         case .stopping(_, let killAt, let killed, let giveUpAt): return killed ? giveUpAt : killAt
         case .draining(_, _, let nextKillAt, let giveUpAt): return min(nextKillAt, giveUpAt)
@@ -352,6 +373,7 @@ public struct Supervision: Sendable {
         case .stopping(let pid, _, _, _):
             switch event {
             case .signal(let signal):
+                if Self.terminating.contains(signal), stopAfterLoss == nil { stopAfterLoss = signal }
                 Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
                 out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
@@ -360,12 +382,27 @@ public struct Supervision: Sendable {
                 break
             }
         case .draining(let exit, let release, _, _):
+            if case .signal(let signal) = event, Self.terminating.contains(signal), stopAfterLoss == nil { stopAfterLoss = signal }
             if case .survivors(let count) = event, count <= 0 {
                 if release {
                     beginReleasing(exit, now: now, into: &out)
+                } else if exit == .leadershipLost {
+                    afterLoss(now: now, into: &out)
                 } else {
                     finish(exit, into: &out)
                 }
+            }
+        case .awaitingElection:
+            switch event {
+            case .lost:
+                afterLoss(now: now, into: &out)
+            case .electionEnded:
+                finish(.leadershipLost, into: &out)
+            case .signal(let signal) where Self.terminating.contains(signal):
+                out.append(.log(Note(.info, "stopping after leadership loss", [.init("signal", .string(signal.name))])))
+                finish(.leadershipLost, into: &out)
+            default:
+                break
             }
         case .releasing(let exit, _):
             if case .electionEnded = event { finish(exit, into: &out) }
@@ -379,17 +416,17 @@ public struct Supervision: Sendable {
         case .becameLeader(let environment):
             if let reason = lostReason {
                 out.append(.log(Note(.warning, "not starting the child: leadership already lost", [.init("reason", .string(reason))])))
-                finish(.leadershipLost, into: &out)
+                afterLoss(now: now, into: &out)
             } else if let deadline = renewDeadline, now < deadline {
                 phase = .starting
                 out.append(.spawn(environment: environment))
             } else {
                 out.append(.log(Note(.warning, "not starting the child: the renew deadline passed before it could start")))
-                finish(.leadershipLost, into: &out)
+                afterLoss(now: now, into: &out)
             }
         case .lost(let reason):
             out.append(.log(Note(.warning, "leadership lost before the child started", [.init("reason", .string(reason))])))
-            finish(.leadershipLost, into: &out)
+            afterLoss(now: now, into: &out)
         case .electionEnded(let end):
             switch end {
             case .configuration(let message): finish(.configuration(message), into: &out)
@@ -417,6 +454,33 @@ public struct Supervision: Sendable {
         out.append(.log(Note(.warning, "stopping child: leadership lost", [
             .init("child.pid", JSON(Int(pid))), .init("reason", .string(reason)),
             .init("kill_grace", .string(DurationText.format(timing.killGrace))),
+        ])))
+    }
+
+    /// After a loss, nothing of the child left (or none started): exit 3, or
+    /// with `--on-loss standby` stand by again once the election has
+    /// reported the loss too (until then it may still hold, or think it
+    /// holds, the lock: its `.lost` must come first, or its end).
+    private mutating func afterLoss(now: Instant, into out: inout [Action]) {
+        if case .awaitingElection = phase {} else { losses += 1 }
+        guard onLoss == .standby, stopAfterLoss == nil, electionEnd == nil else {
+            if let signal = stopAfterLoss {
+                out.append(.log(Note(.info, "not standing by again: kube-leader is stopping", [.init("signal", .string(signal.name))])))
+            }
+            return finish(.leadershipLost, into: &out)
+        }
+        guard let reason = lostReason else {
+            phase = .awaitingElection(giveUpAt: now + timing.releaseTimeout)
+            return
+        }
+        // A new term: nothing of the old one counts any more.
+        phase = .standby
+        renewDeadline = nil
+        lostReason = nil
+        pendingSignals = []
+        out.append(.rejoin)
+        out.append(.log(Note(.notice, "child stopped and reaped; standing by again", [
+            .init("losses", JSON(losses)), .init("reason", .string(reason)),
         ])))
     }
 
@@ -477,6 +541,9 @@ public struct Supervision: Sendable {
         case .releasing(let exit, let giveUpAt) where now >= giveUpAt:
             out.append(.log(Note(.warning, "gave up releasing the lock; it expires by itself")))
             finish(exit, into: &out)
+        case .awaitingElection(let giveUpAt) where now >= giveUpAt:
+            out.append(.log(Note(.error, "the election did not report the loss in time; exiting as with --on-loss exit")))
+            finish(.leadershipLost, into: &out)
         default:
             break
         }

@@ -74,6 +74,14 @@ public final class SupervisorDriver {
             var events = electionEvents()
             if !busy, seen.ended == nil { events.append(.electionEnded(.released)) }
             return events
+        case .rejoin:
+            // The old term is over: its child is reaped, and what the
+            // mailbox said about it (leading, lost, renews) is cleared by the
+            // port before the election hears it may go on.
+            child = nil
+            ports.rejoin()
+            seen = ElectionReport(ended: seen.ended)
+            return []
         case .log(let note):
             ports.log(note)
             return []
@@ -158,6 +166,10 @@ public protocol SupervisorPorts: AnyObject {
     func requestRelease() -> Bool
     /// The mailbox the election thread writes.
     func readMailbox() -> ElectionReport
+    /// `--on-loss standby`: clear the mailbox's leading, lost and renew
+    /// facts of the old term, then let the election (waiting in
+    /// `LockSession.Command.awaitRejoin`) stand by again.
+    func rejoin()
     /// How the child's exec went, once and when known: `.spawnFailed` when it
     /// failed; nil otherwise (not known yet, succeeded, already reported).
     func execOutcome() -> Supervision.Event?

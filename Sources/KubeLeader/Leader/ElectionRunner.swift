@@ -29,12 +29,17 @@ public protocol ElectionHost: AnyObject {
     /// A write that holds the lock succeeded (the acquire, each counted renew);
     /// `sentAt` is when it was sent. The supervisor's own deadline runs from it.
     func renewed(sentAt: MonotonicClock.Instant)
+    /// `--on-loss standby`, after `lostLeadership`: blocks until the
+    /// supervisor has stopped and reaped the old child's group and lets the
+    /// election stand by again (true), or kube-leader is stopping (false).
+    func awaitRejoin() -> Bool
 }
 
 extension ElectionHost {
     public func beginAcquire() -> Bool { !releaseRequested }
     public func endAcquire(won: Bool) {}
     public func renewed(sentAt: MonotonicClock.Instant) {}
+    public func awaitRejoin() -> Bool { false }
 }
 
 /// The election thread's driver: performs each `LockSession.Command` with
@@ -59,11 +64,12 @@ public final class ElectionRunner: @unchecked Sendable {
 
     public init(election: Election, store: any LockStore, host: any ElectionHost, logger: Logger,
                 requestTimeout: Duration = .seconds(10),
+                onLoss: OnLoss = .exit,
                 clock: any BlockingClock<MonotonicInstant> = MonotonicClock(),
                 wallClock: any BlockingClock<WallTime> = WallClock()) {
         var config = store.lockConfig
         config.requestTimeout = requestTimeout
-        session = LockSession(election: election, config: config)
+        session = LockSession(election: election, config: config, onLoss: onLoss)
         self.store = store
         self.host = host
         self.logger = logger
@@ -88,6 +94,7 @@ public final class ElectionRunner: @unchecked Sendable {
                     _ = host.pause(until: until)
                     input = .woke
                 case .beginAcquire: input = .acquireAllowed(host.beginAcquire())
+                case .awaitRejoin: input = .rejoin(host.awaitRejoin())
                 case .done(let outcome):
                     store.closeWatch()
                     return outcome

@@ -30,7 +30,7 @@ public final class StatusBoard: Sendable {
     }
 
     /// The supervisor reports that the election gave leadership up.
-    public func lost() { update { $0.lost() } }
+    public func lost(reason: String? = nil) { update { $0.lost(reason: reason) } }
 
     public func childExited(code: Int32) { update { $0.childExited(code: code); return nil } }
 }

@@ -38,7 +38,9 @@ enum HelpText {
           2        bad usage or configuration, or the API refused us (401, 403,
                    untrusted certificate); nothing was started
           3        leadership lost, or no renew within renew-deadline: the child
-                   was stopped (SIGTERM, then SIGKILL after kill-grace)
+                   was stopped (SIGTERM, then SIGKILL after kill-grace); with
+                   --on-loss standby kube-leader stands by again instead, once
+                   the child's whole group is gone
           126      COMMAND is not executable
           127      COMMAND not found
           128+N    signal N arrived before we became leader (nothing was started)

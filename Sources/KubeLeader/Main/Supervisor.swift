@@ -59,14 +59,14 @@ final class Supervisor: SupervisorPorts {
         let election = Election(identity: config.identity, timing: config.timing)
         let runner = ElectionRunner(election: election, store: store, host: host,
                                     logger: electionLogger,
-                                    requestTimeout: requestTimeout)
+                                    requestTimeout: requestTimeout, onLoss: config.onLoss)
         let host = self.host
         startThread {
             let outcome = runner.run()
             host.finished(outcome)
         }
         let machine = Supervision(timing: Supervision.Timing(renewDeadline: config.renewDeadline, killGrace: config.killGrace),
-                                  command: config.command.first ?? "")
+                                  command: config.command.first ?? "", onLoss: config.onLoss)
         let driver = SupervisorDriver(machine: machine, ports: self)
         while true {
             // Until the next event, but no later than the machine's next
@@ -141,6 +141,10 @@ final class Supervisor: SupervisorPorts {
         return report
     }
 
+    func rejoin() {
+        host.rejoin()
+    }
+
     func execOutcome() -> Supervision.Event? {
         guard let result = start?.checkExec() else { return nil }
         start = nil
@@ -154,7 +158,7 @@ final class Supervisor: SupervisorPorts {
 
     func observed(_ event: Supervision.Event) {
         switch event {
-        case .lost: surfaces?.board.lost()
+        case .lost(let reason): surfaces?.board.lost(reason: reason)
         case .childExited(let status): surfaces?.board.childExited(code: status.exitCode)
         default: break
         }
@@ -189,6 +193,8 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         var holding = false
         /// Extra environment for the child, known when we became leader.
         var childEnvironment: [String: String] = [:]
+        /// `--on-loss standby`: the supervisor let the election stand by again.
+        var rejoinGranted = false
     }
 
     private let state = Mutex(State())
@@ -221,7 +227,39 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         return busy
     }
 
+    /// `--on-loss standby`: the old child's group is gone; forget the old
+    /// term (the election is blocked in `awaitRejoin` and wrote nothing
+    /// since its loss) and let the election stand by again.
+    func rejoin() {
+        state.withLock { s in
+            s.leading = false
+            s.lostReason = nil
+            s.lastRenewBootSentAt = nil
+            s.acquiring = false
+            s.holding = false
+            s.rejoinGranted = true
+        }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
     // Called by the election thread.
+    func awaitRejoin() -> Bool {
+        while true {
+            let (granted, release) = state.withLock { s -> (Bool, Bool) in
+                defer { s.rejoinGranted = false }
+                return (s.rejoinGranted, s.releaseRequested)
+            }
+            if granted { return !release }
+            if release { return false }
+            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 1, 1000) > 0 {
+                var buffer = [UInt8](repeating: 0, count: 64)
+                _ = read(wakeRead, &buffer, buffer.count)
+            }
+        }
+    }
+
     func finished(_ outcome: ElectionRunner.Outcome) {
         state.withLock { $0.outcome = outcome }
         inbox.wake()

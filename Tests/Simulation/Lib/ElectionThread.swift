@@ -7,6 +7,8 @@ enum RunnerInput {
     case timer(token: Int)
     /// The wake-up pipe: the main thread asked for a release.
     case wake
+    /// The wake-up pipe: the main thread let the election stand by again.
+    case rejoin
 }
 
 /// The election thread of one simulated kube-leader process: the REAL
@@ -31,17 +33,19 @@ final class ElectionThread {
         case request(id: Int, write: Bool, list: Bool)
         case sleep(token: Int)
         case watchRead(token: Int)
+        /// `LeaderHost.awaitRejoin`: until the supervisor lets it go on.
+        case rejoin
     }
     private var blocked: Blocked = .none
 
-    init(world: World, replica: Int, incarnation: Int, election: Election, requestTimeout: Duration) {
+    init(world: World, replica: Int, incarnation: Int, election: Election, requestTimeout: Duration, onLoss: OnLoss = .exit) {
         self.world = world
         self.replica = replica
         self.incarnation = incarnation
         let server = world.server
         session = LockSession(election: election, config: LockSession.Config(
             kind: server.kind, namespace: server.namespace, name: server.name, requestTimeout: requestTimeout,
-            watchSeconds: server.watchSeconds, bookmarkInterval: .nanoseconds(server.bookmarkInterval)))
+            watchSeconds: server.watchSeconds, bookmarkInterval: .nanoseconds(server.bookmarkInterval)), onLoss: onLoss)
     }
 
     var now: MonotonicInstant { world.localNow(replica) }
@@ -87,6 +91,12 @@ final class ElectionThread {
                 case .beginAcquire:
                     input = .acquireAllowed(world.hostBeginAcquire(replica, incarnation))
                     continue next
+                case .awaitRejoin:
+                    // LeaderHost.awaitRejoin: returns once the flag is set
+                    // (false when a release was asked instead).
+                    if let answer = rejoinAnswer() { input = .rejoin(answer); continue next }
+                    blocked = .rejoin
+                    return
                 case .done(let outcome):
                     closeWatch()
                     finished = true
@@ -130,6 +140,10 @@ final class ElectionThread {
         case (.sleep(let token), .timer(let t)) where token == t:
             blocked = .none
             run(.woke)
+        case (.rejoin, .rejoin), (.rejoin, .wake):
+            guard let answer = rejoinAnswer() else { return }
+            blocked = .none
+            run(.rejoin(answer))
         case (.sleep, .wake):
             // The byte in the wake-up pipe ends the poll.
             host.wakePipe = false
@@ -145,6 +159,15 @@ final class ElectionThread {
         default:
             break  // stale (an earlier request's deadline, a closed watch)
         }
+    }
+
+    /// LeaderHost.awaitRejoin's check of the shared state: nil: keep waiting.
+    private func rejoinAnswer() -> Bool? {
+        if host.rejoinGranted {
+            host.rejoinGranted = false
+            return !host.releaseRequested
+        }
+        return host.releaseRequested ? false : nil
     }
 
     /// Closes the open watch (the session's `.closeWatch`, or the process ends).
@@ -164,6 +187,7 @@ final class ElectionThread {
         case .watch(.line(let l)): "line(\(l.prefix(60))…)"
         case .watch(let r): "watch(\(r))"
         case .woke: "woke"
+        case .rejoin(let a): "rejoin(\(a))"
         }
     }
 

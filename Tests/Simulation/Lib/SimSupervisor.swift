@@ -49,11 +49,11 @@ final class SimSupervisor: SupervisorPorts {
     /// Simulated child ids are pids minus 100.
     private static let pidBase = 100
 
-    init(world: World, replica: Int, incarnation: Int, timing: Supervision.Timing) {
+    init(world: World, replica: Int, incarnation: Int, timing: Supervision.Timing, onLoss: OnLoss = .exit) {
         self.world = world
         self.replica = replica
         self.incarnation = incarnation
-        driver = SupervisorDriver(machine: Supervision(timing: timing, command: "child"), ports: self)
+        driver = SupervisorDriver(machine: Supervision(timing: timing, command: "child", onLoss: onLoss), ports: self)
     }
 
     private var host: ReplicaProcess { world.process(replica, incarnation)! }
@@ -109,6 +109,8 @@ final class SimSupervisor: SupervisorPorts {
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
         return report
     }
+
+    func rejoin() { world.hostRejoin(replica, incarnation) }
 
     /// Simulated execs never fail or hang (a spawn is immediate).
     func execOutcome() -> Supervision.Event? { nil }

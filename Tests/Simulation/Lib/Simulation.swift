@@ -19,6 +19,9 @@ public enum Simulation {
         c.child.grandchildProbability = kinds.contains(.backgroundChild) ? 0.1 : 0
         c.crashWithOrphans = kinds.contains(.crashWithOrphans)
         c.freshStartAfterDelete = kinds.contains(.freshStartAfterDelete)
+        // --on-loss: every replica exits, every replica stands by again, or
+        // a mix (drawn last: the draws above stay as they were per seed).
+        c.onLoss = rng.weighted([([OnLoss.exit], 1), ([OnLoss.standby], 1), ([OnLoss.standby, OnLoss.exit], 1)])
         return c
     }
 
@@ -69,10 +72,15 @@ public enum Simulation {
         public var minSafetyMargin: SimTime?
         public var events: Int
         public var childStarts: Int
+        /// `--on-loss standby`: replicas that ran with it, and how often a
+        /// process stood by again after a loss.
+        public var standbyReplicas: Int
+        public var rejoins: Int
         public var summary: String
         public var trace: [String]
 
         public var replicaHours: Double { Double(replicas) * Double(simulated) / 3.6e12 }
+        public var standbyReplicaHours: Double { Double(standbyReplicas) * Double(simulated) / 3.6e12 }
     }
 
     /// Runs one seed for `hours` of simulated time.
@@ -88,12 +96,15 @@ public enum Simulation {
         let summary = "replicas=\(config.replicas) kind=\(config.kind.rawValue) lease=\(DurationText.format(t.leaseDuration)) "
             + "renew=\(DurationText.format(t.renewDeadline)) retry=\(DurationText.format(t.retryPeriod)) "
             + "kill_grace=\(DurationText.format(config.killGrace)) pid1=\(config.pid1.map { $0 ? "1" : "0" }.joined()) "
-            + "noise=\(config.noisePerSecond)/s history=\(config.historyCapacity)"
+            + "noise=\(config.noisePerSecond)/s history=\(config.historyCapacity) "
+            + "on_loss=\(config.onLoss.map(\.rawValue).joined(separator: ","))"
         return SeedResult(seed: seed, replicas: config.replicas, simulated: world.now,
                           violations: world.violations.prefix(5).map(\.description),
                           overlaps: world.overlapCount, budget: world.budgetCount, liveness: world.livenessCount,
                           minSafetyMargin: world.minSafetyMargin, events: world.eventsProcessed,
-                          childStarts: world.childStarts, summary: summary, trace: world.traceLines)
+                          childStarts: world.childStarts,
+                          standbyReplicas: (0..<config.replicas).filter { config.onLoss(of: $0) == .standby }.count,
+                          rejoins: world.replicas.reduce(0) { $0 + $1.rejoins }, summary: summary, trace: world.traceLines)
     }
 
     /// The command that replays one seed with its event log.

@@ -38,6 +38,9 @@ public struct SimConfig {
     /// The supervisor's clock: CLOCK_BOOTTIME as kube-leader runs it (true),
     /// or CLOCK_MONOTONIC as before issue 20 row 3 (to show the difference).
     public var supervisorOnBootClock = true
+    /// `--on-loss` of each replica (replica i gets `[i % count]`).
+    public var onLoss: [OnLoss] = [.exit]
+    func onLoss(of r: Int) -> OnLoss { onLoss.isEmpty ? .exit : onLoss[r % onLoss.count] }
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -107,6 +110,10 @@ final class ReplicaProcess {
     var wakePipe = false
     var acquiring = false
     var holding = false
+    /// `--on-loss standby`: the supervisor let the election stand by again.
+    var rejoinGranted = false
+    /// Leaderships of this process so far: each is a term of its own.
+    var leaderships = 0
     // The main thread's inbox (signalfd) and zombies to reap.
     private var inbox: [SimSignal] = []
     var zombies: [(Int, Int32)] = []
@@ -170,6 +177,8 @@ final class Replica {
     var net = NetState()
     var exits: [SimExit] = []
     var starts = 0
+    /// `--on-loss standby`: times a process of it stood by again after a loss.
+    var rejoins = 0
     /// Times its host was (or is) suspended (`Suspend.swift`).
     var suspensions: [(from: SimTime, until: SimTime)] = []
 
@@ -396,9 +405,10 @@ public final class World {
         replica.process = p
         let election = Election(identity: replica.identity, timing: config.timing)
         p.runner = ElectionThread(world: self, replica: r, incarnation: p.incarnation, election: election,
-                                requestTimeout: config.timing.renewDeadline)
+                                requestTimeout: config.timing.renewDeadline, onLoss: config.onLoss(of: r))
         p.supervisor = SimSupervisor(world: self, replica: r, incarnation: p.incarnation,
-                                     timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline, killGrace: config.killGrace))
+                                     timing: Supervision.Timing(renewDeadline: config.timing.renewDeadline, killGrace: config.killGrace),
+                                     onLoss: config.onLoss(of: r))
         trace(r, "kube-leader starts")
         p.runner.start()
     }
@@ -516,6 +526,21 @@ public final class World {
         guard let p = process(r, inc) else { return }
         p.lastRenewSentAt = sentAt
         wakeMain(r, inc)
+    }
+
+    /// LeaderHost.rejoin: the old term is forgotten, the election may go on.
+    func hostRejoin(_ r: Int, _ inc: Int) {
+        guard let p = process(r, inc) else { return }
+        p.leading = false
+        p.lostReason = nil
+        p.lastRenewSentAt = nil
+        p.acquiring = false
+        p.holding = false
+        p.child = nil
+        p.rejoinGranted = true
+        replicas[r].rejoins += 1
+        trace(r, "supervisor: standing by again")
+        notifyRunner(r, inc, .rejoin)
     }
 
     /// `inbox.wake()`: the main thread runs a turn a moment later.
@@ -778,7 +803,8 @@ public final class World {
     /// `ChildProcess.spawnSupervised`: the child (and maybe a background
     /// process it leaves in its group) starts now.
     func spawnChild(_ r: Int, _ inc: Int) -> Int {
-        let term = r * 1_000_000 + inc
+        let term = (r * 1_000_000 + inc) * 10_000 + min(9_999, process(r, inc)?.leaderships ?? 0)
+        process(r, inc)?.leaderships += 1
         let b = config.child
         let child = newProcess(term: term, replica: r, incarnation: inc, isGrandchild: false, group: processes.count)
         process(r, inc)?.child = child
@@ -845,7 +871,8 @@ public final class World {
     }
 
     func termName(_ term: Int) -> String {
-        term < 0 ? "foreign leader \(-term)" : "replica-\(term / 1_000_000) (process #\(term % 1_000_000))"
+        term < 0 ? "foreign leader \(-term)"
+            : "replica-\(term / 10_000_000_000) (process #\(term / 10_000 % 1_000_000)\(term % 10_000 > 0 ? ", leadership \(term % 10_000 + 1)" : ""))"
     }
 
     /// Signals a process group; false when nothing in it was alive.

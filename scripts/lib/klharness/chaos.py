@@ -31,6 +31,15 @@ Mutual exclusion is judged by the workers themselves (flock + one monotonic
 clock, see worker.py). After the faults stop, a leader's child must be running
 again within lease duration + retry period.
 
+Outage mode (--outages N, issue 22): instead of random faults, the whole API
+goes down N times for --outage-seconds (default 30) each, answering 503 or,
+every other time, not answering at all (every token's requests hang); a calm
+time comes before each. With --on-loss standby (passed to every candidate)
+no kube-leader may exit (no restart), every outage must be recovered (a
+leader's child running again) within lease + retry of its end, and no two
+children may overlap. With --on-loss exit the leaders exit 3 and are
+restarted, as a Deployment would (for comparison).
+
 Prints ONE line of key=value figures on stdout; details go to DIR/chaos.log.
 Exit 0 on success, 1 on any overlap or a too long leaderless gap.
 """
@@ -92,6 +101,11 @@ def parse_args(argv):
     p.add_argument("--faults", default=None, metavar="A,B",
                    help="the faults to inject (default: all; cut and dead-conns only with --netns)")
     p.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    p.add_argument("--on-loss", choices=["exit", "standby"], default=None,
+                   help="pass --on-loss to every candidate (default: kube-leader's own default, exit)")
+    p.add_argument("--outages", type=int, default=0, metavar="N",
+                   help="outage mode: N whole-API outages instead of random faults (--seconds is not used)")
+    p.add_argument("--outage-seconds", type=float, default=30.0, metavar="S", help="length of each outage (default 30)")
     p.add_argument("--workdir", default=None, help="where logs go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure or with --workdir)")
     a = p.parse_args(argv)
@@ -114,6 +128,10 @@ def parse_args(argv):
         p.error("--seconds must be positive")
     if a.calm is None:
         a.calm = max(8.0, 2 * (a.lease_duration + a.retry_period))
+    if a.outages < 0 or a.outage_seconds <= 0:
+        p.error("--outages must be >= 0 and --outage-seconds positive")
+    if a.outages and a.split_locks:
+        p.error("--outages and --split-locks do not go together")
     return a
 
 
@@ -195,6 +213,7 @@ class Chaos:
             self.bins, self.server, ident, lock, self.work, kind=self.a.lock_kind, timing=self.timing,
             token=self.tokens[slot], worker_log=self.workers, worker_lock=os.path.join(self.work, "workers.lock"),
             worker_args=["--exit-file", os.path.join(self.work, "exit-" + ident)],
+            extra=["--on-loss", self.a.on_loss] if self.a.on_loss else (),
             prefix=self.topo.exec_prefix(slot) if self.topo else ())
         self.note("started %s (pid %d)" % (ident, self.replicas[slot].pid))
 
@@ -467,18 +486,103 @@ class Chaos:
         finished = time.monotonic()
         return self.figures(faults_stopped, finished)
 
+    # -- outage mode -----------------------------------------------------------
+
+    def run_outages(self):
+        """--outages N: the whole API down N times (503, then hanging
+        requests, alternately), a calm time before each; the recovery of each
+        is the time from its end to the first child start after it."""
+        a = self.a
+        for slot in range(a.candidates):
+            self.start(slot)
+        processes.wait_until(lambda: self.leader_slot()[0] is not None, 15)
+        self.note("first leader: %s" % self.leader_slot()[1])
+        limit = a.lease_duration + a.retry_period
+        self.outage_results = []   # (how, leader before, child stops during it, recovery s or None)
+        for i in range(a.outages):
+            self.wait(a.calm)
+            how = "503" if i % 2 == 0 else "hang"
+            _, before = self.leader_slot()
+            stops_before = sum(1 for k, _, _ in workerlog.read_worker_log(self.workers) if k == "stop")
+            if how == "503":
+                self.server.set_faults(errorRate=1.0, errorStatus=503, seed=self.rng.randrange(1 << 30))
+            else:
+                self.server.set_faults(partitionedTokens=list(self.tokens), partitionMode="hang")
+            self.note("outage %d (%s) for %.1fs; leader %r" % (i + 1, how, a.outage_seconds, before))
+            self.wait(a.outage_seconds)
+            self.server.clear_faults()
+            ended = time.monotonic()
+            entries = workerlog.read_worker_log(self.workers)
+            stops = sum(1 for k, _, _ in entries if k == "stop") - stops_before
+            self.note("outage %d ended; %d child stop(s) during it" % (i + 1, stops))
+            first = [None]
+
+            def recovered():
+                starts = [t / 1e9 for k, _, t in workerlog.read_worker_log(self.workers) if k == "start" and t / 1e9 >= ended]
+                if starts:
+                    first[0] = min(starts)
+                return bool(starts)
+            end = time.monotonic() + limit + 5
+            while time.monotonic() < end and not recovered():
+                self.wait(0.05)
+            rec = None if first[0] is None else first[0] - ended
+            self.note("outage %d recovered %s" % (i + 1, "after %.3fs" % rec if rec is not None else "NOT within %.1fs" % (limit + 5)))
+            self.outage_results.append((how, before, stops, rec))
+        faults_stopped = time.monotonic()
+        self.wait(a.calm)
+        return self.outage_figures(faults_stopped, time.monotonic())
+
+    def outage_figures(self, faults_stopped, finished):
+        a = self.a
+        runs, entries = self.intervals(finished)
+        bad = workerlog.overlaps(entries)
+        limit = a.lease_duration + a.retry_period
+        recs = [r for _, _, _, r in self.outage_results]
+        slow = [i + 1 for i, r in enumerate(recs) if r is None or r > limit]
+        exits = {}
+        for _, _, code, _ in self.ended:
+            exits[code] = exits.get(code, 0) + 1
+        lost = sum(1 for _, _, stops, _ in self.outage_results if stops > 0)
+        # Standing by again, no kube-leader may exit; with exit they do.
+        no_exit_needed = a.on_loss == "standby"
+        ok = not bad and not slow and (not no_exit_needed or not self.ended)
+        fig = [
+            ("result", "pass" if ok else "FAIL"), ("mode", "outages"), ("kind", a.lock_kind), ("seed", a.seed),
+            ("on_loss", a.on_loss or "exit"), ("candidates", a.candidates),
+            ("lease_ms", fmt_ms(a.lease_duration)), ("renew_ms", fmt_ms(a.renew_deadline)),
+            ("retry_ms", fmt_ms(a.retry_period)),
+            ("outages", len(self.outage_results)), ("outage_s", "%g" % a.outage_seconds),
+            ("outages_that_stopped_the_leader", lost),
+            ("recovery_max_ms", fmt_ms(max([r for r in recs if r is not None], default=0))),
+            ("recovery_limit_ms", fmt_ms(limit)), ("slow_recoveries", len(slow)),
+            ("children", len(runs)), ("overlaps", len(bad)),
+            ("kube_leader_exits", len(self.ended)),
+            ("exits", ",".join("%s:%d" % (c, n) for c, n in sorted(exits.items(), key=lambda kv: str(kv[0]))) or "none"),
+        ]
+        for b in bad:
+            self.note("OVERLAP: %s" % (b,))
+        for i in slow:
+            self.note("SLOW: outage %d recovered after %s (limit %.3fs)" % (i, recs[i - 1], limit))
+        return ok, " ".join("%s=%s" % kv for kv in fig)
+
     def intervals(self, finished):
         """(start_s, end_s, ident) of every child run, on the monotonic clock.
         A child that recorded no stop (SIGKILLed with its kube-leader) ended
-        when its kube-leader was seen to exit."""
+        when its kube-leader was seen to exit. One identity may run several
+        children in turn (--on-loss standby leads again in the same process):
+        each stop closes that identity's open run."""
         entries = workerlog.read_worker_log(self.workers)
-        starts = {i: t / 1e9 for k, i, t in entries if k == "start"}
-        stops = {i: t / 1e9 for k, i, t in entries if k == "stop"}
         exited = {ident: t for _, ident, _, t in self.ended}
-        out = []
-        for ident, s in starts.items():
-            e = stops.get(ident, exited.get(ident, finished))
-            out.append((s, e, ident))
+        out, open_runs = [], {}
+        for k, ident, t in sorted(entries, key=lambda e: e[2]):
+            if k == "start":
+                if ident in open_runs:   # the earlier run recorded no stop (SIGKILLed)
+                    out.append((open_runs[ident], t / 1e9, ident))
+                open_runs[ident] = t / 1e9
+            elif k == "stop" and ident in open_runs:
+                out.append((open_runs.pop(ident), t / 1e9, ident))
+        for ident, start in open_runs.items():
+            out.append((start, exited.get(ident, finished), ident))
         return sorted(out), entries
 
     def figures(self, faults_stopped, finished):
@@ -539,7 +643,7 @@ def main(argv):
     ok = False
     keep = a.keep or a.workdir is not None
     try:
-        ok, line = c.run()
+        ok, line = c.run_outages() if a.outages else c.run()
         print(line + (" dir=" + c.work if keep or not ok else ""), flush=True)
     finally:
         c.cleanup()

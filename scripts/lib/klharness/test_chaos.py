@@ -63,5 +63,38 @@ class FaultSelectionTests(unittest.TestCase):
         self.assertEqual(sorted(chaos.FAULT_HELP), sorted(chaos.ALL_FAULTS))
 
 
+class IntervalTests(unittest.TestCase):
+    """--on-loss standby: one identity runs several children in turn."""
+
+    def chaos_with(self, lines, ended=()):
+        import tempfile
+        c = chaos.Chaos.__new__(chaos.Chaos)
+        f = tempfile.NamedTemporaryFile("w", delete=False, suffix=".log")
+        f.write("".join("%s %s %d\n" % line for line in lines))
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        c.workers, c.ended = f.name, list(ended)
+        return c
+
+    def test_sameIdentityTwice_isTwoRuns(self):
+        c = self.chaos_with([("start", "a", 1e9), ("stop", "a", 2e9), ("start", "a", 5e9), ("stop", "a", 6e9)])
+        runs, _ = c.intervals(10.0)
+        self.assertEqual(runs, [(1.0, 2.0, "a"), (5.0, 6.0, "a")])
+        self.assertAlmostEqual(chaos.longest_gap(runs, 0.0, 10.0), 4.0)
+
+    def test_runWithoutStop_endsAtTheNextStartOfThatIdentity_orItsExit(self):
+        c = self.chaos_with([("start", "a", 1e9), ("start", "a", 3e9), ("start", "b", 7e9)], ended=[(0, "b", 137, 8.0)])
+        runs, _ = c.intervals(10.0)
+        self.assertEqual(runs, [(1.0, 3.0, "a"), (3.0, 10.0, "a"), (7.0, 8.0, "b")])
+
+    def test_outageArguments(self):
+        a = chaos.parse_args(["--outages", "3", "--on-loss", "standby"])
+        self.assertEqual((a.outages, a.outage_seconds, a.on_loss), (3, 30.0, "standby"))
+        for argv in (["--outages", "-1"], ["--outages", "1", "--outage-seconds", "0"], ["--outages", "1", "--split-locks"],
+                     ["--on-loss", "later"]):
+            with self.assertRaises(SystemExit, msg=argv):
+                chaos.parse_args(argv)
+
+
 if __name__ == "__main__":
     unittest.main()
