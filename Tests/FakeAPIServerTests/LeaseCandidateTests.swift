@@ -158,6 +158,23 @@ struct LeaseCandidateTests {
         #expect(lease[path: "spec", "renewTime"] == .string(RFC3339.formatMicro(ping.adding(.seconds(5)))))
     }
 
+    @Test func controller_deadBetterCandidate_isPingedOnce_thenLeftOutOfTheRunning() throws {
+        let h = try Harness()
+        _ = try h.request("POST", candidates, body: candidate("dead", binary: "1.29.0", emulation: "1.29.0", renew: t0))
+        _ = try h.request("POST", candidates, body: candidate("holder", renew: t0))
+        h.server.put("\(leases)/lock", ["spec": ["holderIdentity": "holder", "leaseDurationSeconds": 3600, "strategy": "OldestEmulationVersion",
+                                                 "renewTime": .string(RFC3339.formatMicro(t0))]])
+        h.server.reconcileElections(now: t0.adding(.seconds(10)))   // both stale: pinged
+        var answer = try #require(h.server.object("\(candidates)/holder"))
+        answer[path: "spec", "renewTime"] = .string(RFC3339.formatMicro(t0.adding(.seconds(11))))
+        #expect(try h.request("PUT", "\(candidates)/holder", body: answer).status == 200)
+        h.server.reconcileElections(now: t0.adding(.seconds(15)))   // "dead" never answered; the holder is the best live one
+        let rv = h.server.resourceVersion
+        for second in [16, 30, 60] { h.server.reconcileElections(now: t0.adding(.seconds(Int64(second)))) }
+        #expect(h.server.resourceVersion == rv, "no more pings, no preferredHolder for a dead candidate")
+        #expect(h.server.object("\(leases)/lock")?[path: "spec", "preferredHolder"] == nil)
+    }
+
     @Test func controller_releasedLease_isGivenToTheBest_andDisagreeingStrategiesAreLeftAlone() throws {
         let h = try Harness()
         h.server.put("\(leases)/lock", ["spec": ["holderIdentity": "", "leaseDurationSeconds": 1, "leaseTransitions": 3,

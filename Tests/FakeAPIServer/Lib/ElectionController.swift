@@ -109,8 +109,13 @@ final class ElectionController: Sendable {
         let lease = store.get(.leases, namespace, name)
         let holder = lease?[path: "spec", "holderIdentity"]?.stringValue ?? ""
         let held = lease.map { !holder.isEmpty && !Self.expired($0, now: now) } ?? false
+        // Candidates pinged long ago that never answered are out of the running.
+        let contenders = candidates.filter { c in
+            guard let ping = c.pingTime, !(now < ping.adding(options.electionDuration)) else { return true }
+            return !(c.renewTime.map { $0 < ping } ?? true)
+        }
         if held {
-            guard let best = Self.best(candidates), best.name != holder,
+            guard let best = Self.best(contenders), best.name != holder,
                   lease?[path: "spec", "preferredHolder"]?.stringValue != best.name else { return }
         }
         // Ping the candidates not heard from lately; wait for the answers.
