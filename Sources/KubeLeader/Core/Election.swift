@@ -424,7 +424,7 @@ public struct Election: Sendable {
     ///   deadline + kill grace, less than its lease.
     /// Offers renewed by the controller (ours again) keep the first wait.
     /// Everything else (held by others, free, absent) is waited on: standbys
-    /// watch the lock meanwhile. A leader renews and releases as usual;
+    /// watch the lock meanwhile and read it once per lease. A leader renews and releases as usual;
     /// yielding to `preferredHolder` is the hand-over of issue 22 part 2.
     /// - Note: set before the first step; an election started over after a
     ///   loss must keep it.
@@ -451,7 +451,10 @@ public struct Election: Sendable {
     private mutating func coordinatedDecide(now: Instant, wall: WallTime) -> Action {
         guard let snapshot = observed, let record = snapshot.record, !record.isReleased, record.holderIdentity == identity,
               !snapshot.resourceVersion.isEmpty, let safeAt = offerSafeAt else {
-            return .wait(until: now + timing.leaseDuration)   // the controller decides; we watch
+            // The controller decides; we watch, and read again once per lease
+            // (a watch that silently lost the offer must not keep us blind).
+            readOnTimer = true
+            return .wait(until: now + timing.leaseDuration)
         }
         if now < safeAt { return .wait(until: safeAt) }
         if let until = notBefore, now < until { return .wait(until: until) }

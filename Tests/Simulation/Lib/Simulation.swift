@@ -19,6 +19,11 @@ public enum Simulation {
         c.child.grandchildProbability = kinds.contains(.backgroundChild) ? 0.1 : 0
         c.crashWithOrphans = kinds.contains(.crashWithOrphans)
         c.freshStartAfterDelete = kinds.contains(.freshStartAfterDelete)
+        if kinds.contains(.coordinated) {
+            // --coordinated needs a Lease lock; versions 1.0.0-1.2.0 per replica.
+            c.kind = .lease
+            c.coordinatedVersions = (0..<n).map { _ in "1.\(rng.int(0...2)).0" }
+        }
         return c
     }
 
@@ -89,6 +94,7 @@ public enum Simulation {
             + "renew=\(DurationText.format(t.renewDeadline)) retry=\(DurationText.format(t.retryPeriod)) "
             + "kill_grace=\(DurationText.format(config.killGrace)) pid1=\(config.pid1.map { $0 ? "1" : "0" }.joined()) "
             + "noise=\(config.noisePerSecond)/s history=\(config.historyCapacity)"
+            + (config.coordinatedVersions.map { " coordinated=\($0.joined(separator: ","))" } ?? "")
         return SeedResult(seed: seed, replicas: config.replicas, simulated: world.now,
                           violations: world.violations.prefix(5).map(\.description),
                           overlaps: world.overlapCount, budget: world.budgetCount, liveness: world.livenessCount,
