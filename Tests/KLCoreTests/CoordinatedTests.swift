@@ -126,6 +126,19 @@ import Testing
         #expect(e.role == .standby)
     }
 
+    /// Simulation seed 1106 (--faults guaranteed,coordinated): the lock is
+    /// deleted while held (lease 10 s); the controller recreates it naming
+    /// us, then renews its offer. The deletion's wait still holds.
+    @Test func offerAfterADeletionWhileHeld_waitsOutTheDeletedHold() {
+        var e = election()
+        #expect(isWait(e.step(.observed(.present(lease(holder: "old", rv: "2", seconds: 10))), now: at(0), wall: wall)))
+        #expect(isWait(e.step(.observed(.absent), now: at(1), wall: wall)))
+        #expect(e.heldUntil == at(11))
+        #expect(e.step(.observed(.present(lease(holder: "me", rv: "3"))), now: at(2), wall: wall) == .wait(until: at(11)))
+        #expect(e.step(.observed(.present(lease(holder: "me", rv: "4"))), now: at(8), wall: wall) == .wait(until: at(11)))
+        guard case .update = e.step(.timer, now: at(11), wall: wall) else { Issue.record("no take after the wait"); return }
+    }
+
     @Test func takenOffer_leadsAndRenews_likeAnyLeader() {
         var e = election()
         _ = e.step(.observed(.present(released(rv: "2"))), now: at(0), wall: wall)

@@ -276,7 +276,7 @@ public struct Election: Sendable {
     /// `heldUntil` wait (row 1 of issue 10: deletion while held).
     private mutating func note(_ observation: Observation, now: Instant) {
         let previous = lastHold
-        let hadSeen = observedAt != nil   // coordinated election (issue 22 part 3)
+        let hadSeen = observedAt != nil, heldBefore = heldUntil   // coordinated election (issue 22 part 3)
         var hold: Hold?
         var isRelease = false
         var changed = true
@@ -321,7 +321,7 @@ public struct Election: Sendable {
             heldUntil = max(heldUntil ?? now, now + previous.lease)
         }
         lastHold = hold
-        if coordinated { noteOffer(observation, previous: previous, hadSeen: hadSeen, changed: changed, now: now) }
+        if coordinated { noteOffer(observation, previous: previous, hadSeen: hadSeen, changed: changed, heldBefore: heldBefore, now: now) }
     }
 
     /// A lost race (409 AlreadyExists/Conflict, 404 on an acquiring write) is
@@ -433,18 +433,27 @@ public struct Election: Sendable {
     /// while the lock offers us nothing.
     public private(set) var offerSafeAt: Instant?
 
-    private mutating func noteOffer(_ observation: Observation, previous: Hold?, hadSeen: Bool, changed: Bool, now: Instant) {
+    /// `heldBefore`: a wait for a hold ended by others (`heldUntil`) as it
+    /// stood before this observation. An offer never shortens it: `note`
+    /// drops such a wait when the new hold's own lease covers it, which an
+    /// offer to us does not (we take it without waiting out its lease).
+    private mutating func noteOffer(_ observation: Observation, previous: Hold?, hadSeen: Bool, changed: Bool,
+                                    heldBefore: Instant?, now: Instant) {
         guard case .present(let snapshot) = observation, case .readable(let record) = snapshot.state,
               !record.isReleased, record.holderIdentity == identity else {
             offerSafeAt = nil
             return
         }
-        if offerSafeAt != nil, !changed || previous?.holder == identity { return }   // the same offer, or renewed to us
-        if hadSeen, previous == nil {
-            offerSafeAt = now   // it followed a free lock
+        var safeAt: Instant
+        if let kept = offerSafeAt, !changed || previous?.holder == identity {
+            safeAt = kept   // the same offer, or renewed to us
+        } else if hadSeen, previous == nil {
+            safeAt = now   // it followed a free lock
         } else {
-            offerSafeAt = now + max(timing.leaseDuration, lease(of: record), previous?.lease ?? .zero)
+            safeAt = now + max(timing.leaseDuration, lease(of: record), previous?.lease ?? .zero)
         }
+        if let heldBefore, heldBefore > safeAt { safeAt = heldBefore }
+        offerSafeAt = safeAt
     }
 
     /// A standby's decision with `coordinated`: wait, or take the offer.
