@@ -5,6 +5,7 @@ import KLCore
 import KLKube
 import KLProcess
 import KLSupport
+import KLTransport
 import Testing
 
 /// Issue 22 part 1, `--on-loss standby`, on the built binary against

@@ -115,6 +115,36 @@ struct BinaryTests {
         #expect(table.stdout.contains("shown"))
     }
 
+    @Test func kubectl_createsAndListsLeaseCandidates_andKeepsLeasesOnV1() throws {
+        let h = try Harness()
+        writeText("\(h.dir)/lc.yaml", """
+            apiVersion: coordination.k8s.io/v1beta1
+            kind: LeaseCandidate
+            metadata: {name: replica-a}
+            spec: {leaseName: my-lock, binaryVersion: "1.2.3", emulationVersion: "1.2.0", strategy: OldestEmulationVersion}
+
+            """)
+        let created = try kubectl(h, ["create", "-f", "\(h.dir)/lc.yaml"])
+        #expect(created.exitCode == 0, "\(created.stderr)")
+        #expect(created.stdout.contains("leasecandidate.coordination.k8s.io/replica-a created"))
+        let got = try kubectl(h, ["get", "leasecandidates", "-o", "json"])
+        #expect(got.exitCode == 0, "\(got.stderr)")
+        let list = try JSON.parse(got.stdout)
+        #expect(list["items"]?[0]?[path: "spec", "leaseName"] == "my-lock")
+        writeText("\(h.dir)/bad.yaml", """
+            apiVersion: coordination.k8s.io/v1beta1
+            kind: LeaseCandidate
+            metadata: {name: replica-b}
+            spec: {leaseName: my-lock, binaryVersion: "1.2.3", emulationVersion: "1.3.0", strategy: OldestEmulationVersion}
+
+            """)
+        let bad = try kubectl(h, ["create", "-f", "\(h.dir)/bad.yaml"])
+        #expect(bad.exitCode == 1)
+        #expect(bad.stderr.contains("must be less than or equal to binaryVersion"), "\(bad.stderr)")
+        let lease = try kubectl(h, ["get", "lease", "nope"])
+        #expect(lease.stderr.contains("leases.coordination.k8s.io \"nope\" not found"))
+    }
+
     @Test func kubectl_getMissing_showsNotFound() throws {
         let h = try Harness()
         let r = try kubectl(h, ["get", "configmap", "nope"])

@@ -276,6 +276,7 @@ public struct Election: Sendable {
     /// `heldUntil` wait (row 1 of issue 10: deletion while held).
     private mutating func note(_ observation: Observation, now: Instant) {
         let previous = lastHold
+        let hadSeen = observedAt != nil, heldBefore = heldUntil   // coordinated election (issue 22 part 3)
         var hold: Hold?
         var isRelease = false
         var changed = true
@@ -320,6 +321,7 @@ public struct Election: Sendable {
             heldUntil = max(heldUntil ?? now, now + previous.lease)
         }
         lastHold = hold
+        if coordinated { noteOffer(observation, previous: previous, hadSeen: hadSeen, changed: changed, heldBefore: heldBefore, now: now) }
     }
 
     /// A lost race (409 AlreadyExists/Conflict, 404 on an acquiring write) is
@@ -344,6 +346,7 @@ public struct Election: Sendable {
         readOnTimer = false
         // A hold we saw was deleted or cleared by someone else: wait it out.
         if let until = heldUntil, now < until { return .wait(until: until) }
+        if coordinated { return coordinatedDecide(now: now, wall: wall) }   // issue 22 part 3: never create or take
         // 1. No lock object: create it.
         guard let snapshot = observed else {
             guard observedAt != nil else { return .get }
@@ -401,6 +404,76 @@ public struct Election: Sendable {
 
     private var leaseSeconds: Int {
         min(LockBounds.maxLeaseSeconds, max(1, Int((timing.leaseDuration.seconds).rounded(.up))))
+    }
+
+    // MARK: Coordinated election (issue 22 part 3, `--coordinated`)
+
+    /// With `--coordinated` (KEP-4355) a standby never creates or takes the
+    /// lock: the cluster's election controller names the holder in the Lease
+    /// (`holderIdentity` = our LeaseCandidate's name). A record naming us that
+    /// we did not write is an *offer*; it is taken (a conditional update, as
+    /// any acquire, so a leader is only ever one that wrote the record) once
+    /// nobody else can still run a child:
+    /// - at once when this process saw it follow a free lock (a holder's
+    ///   release, or a lock absent or empty; a deletion or clear of a hold is
+    ///   waited out by `heldUntil` first, as always);
+    /// - otherwise (the first record this process read, or one that replaced
+    ///   another holder's) one lease after first seeing it, the longest of
+    ///   ours, its own and the replaced hold's: the replaced holder's renews
+    ///   fail from the change on, so it stops its child within its renew
+    ///   deadline + kill grace, less than its lease.
+    /// Offers renewed by the controller (ours again) keep the first wait.
+    /// Everything else (held by others, free, absent) is waited on: standbys
+    /// watch the lock meanwhile and read it once per lease. A leader renews and releases as usual;
+    /// yielding to `preferredHolder` is the hand-over of issue 22 part 2.
+    /// - Note: set before the first step; an election started over after a
+    ///   loss must keep it.
+    public var coordinated = false
+    /// When the offer in the lock (a record naming us) may be taken; nil
+    /// while the lock offers us nothing.
+    public private(set) var offerSafeAt: Instant?
+
+    /// `heldBefore`: a wait for a hold ended by others (`heldUntil`) as it
+    /// stood before this observation. An offer never shortens it: `note`
+    /// drops such a wait when the new hold's own lease covers it, which an
+    /// offer to us does not (we take it without waiting out its lease).
+    private mutating func noteOffer(_ observation: Observation, previous: Hold?, hadSeen: Bool, changed: Bool,
+                                    heldBefore: Instant?, now: Instant) {
+        guard case .present(let snapshot) = observation, case .readable(let record) = snapshot.state,
+              !record.isReleased, record.holderIdentity == identity else {
+            offerSafeAt = nil
+            return
+        }
+        var safeAt: Instant
+        if let kept = offerSafeAt, !changed || previous?.holder == identity {
+            safeAt = kept   // the same offer, or renewed to us
+        } else if hadSeen, previous == nil {
+            safeAt = now   // it followed a free lock
+        } else {
+            safeAt = now + max(timing.leaseDuration, lease(of: record), previous?.lease ?? .zero)
+        }
+        if let heldBefore, heldBefore > safeAt { safeAt = heldBefore }
+        offerSafeAt = safeAt
+    }
+
+    /// A standby's decision with `coordinated`: wait, or take the offer.
+    private mutating func coordinatedDecide(now: Instant, wall: WallTime) -> Action {
+        guard let snapshot = observed, let record = snapshot.record, !record.isReleased, record.holderIdentity == identity,
+              !snapshot.resourceVersion.isEmpty, let safeAt = offerSafeAt else {
+            // The controller decides; we watch, and read again once per lease
+            // (a watch that silently lost the offer must not keep us blind).
+            readOnTimer = true
+            return .wait(until: now + timing.leaseDuration)
+        }
+        if now < safeAt { return .wait(until: safeAt) }
+        if let until = notBefore, now < until { return .wait(until: until) }
+        var taken = record
+        taken.leaseDurationSeconds = leaseSeconds
+        taken.acquireTime = wall
+        taken.renewTime = wall
+        taken.leaderTransitions = min(record.leaderTransitions, LockBounds.maxTransitions - 1) + 1
+        pending = .acquire(sentAt: now)
+        return .update(taken, base: snapshot)
     }
 
     // MARK: Leading
@@ -535,8 +608,9 @@ public struct Election: Sendable {
     public mutating func standByAgain() -> Bool {
         guard role == .lost else { return false }
         let hold = lastHold ?? base?.record.map { Hold(lease: lease(of: $0), transitions: $0.leaderTransitions, holder: $0.holderIdentity) }
-        let until = heldUntil
+        let until = heldUntil, wasCoordinated = coordinated
         self = Election(identity: identity, timing: timing)
+        coordinated = wasCoordinated   // configuration, not state: it outlives the lost term
         lastHold = hold
         heldUntil = until
         return true

@@ -41,6 +41,9 @@ public struct LeaderConfig: Sendable, Equatable {
     public var events = false
     /// `--on-loss`: exit 3 after a loss (default), or stand by again.
     public var onLoss: OnLoss = .exit
+    /// `--coordinated`: take part in the cluster's coordinated leader
+    /// election through a LeaseCandidate (issue 22 part 3). nil: off.
+    public var coordinated: CoordinatedElection? = nil
 
     public var timing: Election.Timing {
         Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
@@ -80,6 +83,15 @@ public struct LeaderConfig: Sendable, Equatable {
                    help: "Write an Event on the lock when this replica becomes leader or stops leading. Needs create on events."),
         OptionSpec("on-loss", env: "KUBE_LEADER_ON_LOSS", value: "exit|standby", default: "exit",
                    help: "After losing the lock and stopping the child: exit 3 (the container restarts), or stand by again in the same process and lead again when the lock is won."),
+        // Coordinated leader election (issue 22 part 3).
+        OptionSpec("coordinated", env: "KUBE_LEADER_COORDINATED", value: nil, default: "off",
+                   help: "Coordinated leader election (Kubernetes >= 1.33, CoordinatedLeaderElection gate): keep a LeaseCandidate named after the identity and lead only when the cluster's election controller names this replica in the Lease. Needs --lock-kind lease and --binary-version; RBAC on leasecandidates (docs/coordinated.md)."),
+        OptionSpec("binary-version", env: "KUBE_LEADER_BINARY_VERSION", value: "VERSION",
+                   help: "With --coordinated: this replica's version, MAJOR.MINOR.PATCH (e.g. 1.4.2), the LeaseCandidate's binaryVersion."),
+        OptionSpec("emulation-version", env: "KUBE_LEADER_EMULATION_VERSION", value: "VERSION", default: "the binary version",
+                   help: "With --coordinated: the LeaseCandidate's emulationVersion (at most the binary version); the lowest leads."),
+        OptionSpec("strategy", env: "KUBE_LEADER_STRATEGY", value: "NAME", default: "OldestEmulationVersion",
+                   help: "With --coordinated: the LeaseCandidate's strategy: OldestEmulationVersion (lowest emulation version, then binary version, then oldest candidate) or a third party's PREFIX/NAME."),
     ]
 
     public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
@@ -203,8 +215,31 @@ public struct LeaderConfig: Sendable, Equatable {
             }
             config.onLoss = mode
         }
+        config.coordinated = try coordinatedElection(o, lockKind: kind)
         try config.validate(sources: o)
         return .run(config)
+    }
+
+    /// `--coordinated` and its versions; the version options only with it.
+    static func coordinatedElection(_ o: ParsedOptions, lockKind: LockKind) throws(UsageError) -> CoordinatedElection? {
+        guard o.isSet("coordinated") else {
+            for name in ["binary-version", "emulation-version", "strategy"] where o[name] != nil {
+                throw UsageError("\(o.source(of: name)) is only used with --coordinated (env KUBE_LEADER_COORDINATED=true)")
+            }
+            if let value = o["coordinated"], !value.isEmpty, !["0", "false", "no", "off"].contains(value.lowercased()) {
+                throw UsageError("\(o.source(of: "coordinated")): '\(value)' is not true or false")
+            }
+            return nil
+        }
+        guard lockKind == .lease else {
+            throw UsageError("--coordinated needs --lock-kind lease: coordinated leader election elects the holder of a coordination.k8s.io Lease, never of a ConfigMap")
+        }
+        guard let binary = o["binary-version"], !binary.isEmpty else {
+            throw UsageError("--coordinated needs --binary-version VERSION (env KUBE_LEADER_BINARY_VERSION), e.g. 1.4.2: the election controller prefers the oldest version")
+        }
+        return try CoordinatedElection.validate(binary: binary, emulation: o["emulation-version"] ?? binary,
+                                                strategy: o["strategy"] ?? CoordinatedElection.defaultStrategy,
+                                                source: { o.source(of: $0) })
     }
 
     /// The safety inequalities (DESIGN.md): the child is dead before any other

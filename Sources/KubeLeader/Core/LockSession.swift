@@ -450,6 +450,12 @@ public struct LockSession: Sendable {
 
             case .get:
                 lastReadAt = now
+                // A read the election asks for ends the watch (`--coordinated`
+                // reads once per lease): the next watch still waits a retry
+                // period from the last one opened (simulation seed 2196).
+                if let opened = watchOpenedAt, election.role == .standby {
+                    watchNotBefore = max(watchNotBefore ?? opened, opened + retryPeriod)
+                }
                 startRead(reader: .election, timeout: timeout(), until: now)
                 return
 

@@ -69,8 +69,9 @@ enum HelpText {
         group coordination.k8s.io) in the lock's namespace (without list it reads
         with GET and warns); get on pods for a lock left by the original
         kube-leader; with --leader-label also list and patch on pods, with
-        --events create on events. See deploy/ in the repository and
-        docs/surfaces.md.
+        --events create on events; with --coordinated also get, create, update,
+        delete on leasecandidates (coordination.k8s.io). See deploy/ in the
+        repository, docs/surfaces.md and docs/coordinated.md.
 
         Example:
           ENTRYPOINT ["/kube-leader", "my-lock", "--"]

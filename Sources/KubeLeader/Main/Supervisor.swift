@@ -56,7 +56,8 @@ final class Supervisor: SupervisorPorts {
 
     /// Starts the election thread and runs the main loop until an exit.
     func run(store: any LockStore, requestTimeout: Duration) -> Exit {
-        let election = Election(identity: config.identity, timing: config.timing)
+        var election = Election(identity: config.identity, timing: config.timing)
+        election.coordinated = config.coordinated != nil   // issue 22 part 3: never acquire, wait to be named
         let runner = ElectionRunner(election: election, store: store, host: host,
                                     logger: electionLogger,
                                     requestTimeout: requestTimeout, onLoss: config.onLoss)
@@ -239,8 +240,7 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
             s.holding = false
             s.rejoinGranted = true
         }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        wake.wake()
     }
 
     // Called by the election thread.
@@ -252,11 +252,7 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
             }
             if granted { return !release }
             if release { return false }
-            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            if poll(&fds, 1, 1000) > 0 {
-                var buffer = [UInt8](repeating: 0, count: 64)
-                _ = read(wakeRead, &buffer, buffer.count)
-            }
+            wake.wait(until: MonotonicClock.now.advanced(by: .seconds(1)))
         }
     }
 

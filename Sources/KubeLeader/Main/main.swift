@@ -99,6 +99,24 @@ func runKubeLeader() -> Never {
 
     logger.info("waiting for the lock", ("api_server", .string(apiServer)), ("lease_duration", .string(DurationText.format(config.leaseDuration))))
 
+    // --coordinated: our LeaseCandidate exists before we wait for the lock;
+    // a cluster without the API is one clear error (exit 2), not a loop.
+    var candidate: CandidateRunner?
+    if let coordinated = config.coordinated {
+        let runner = CandidateRunner(
+            config: CandidateSession.Config(namespace: config.namespace, name: config.identity, leaseName: config.lockName,
+                                            election: coordinated, retryPeriod: config.retryPeriod,
+                                            requestTimeout: min(config.renewDeadline, .seconds(5))),
+            client: client, logger: logger)
+        if case .configurationError(let message) = runner.startUp() {
+            logger.error("giving up: coordinated leader election is not possible", ("error", .string(message)),
+                         ("exit_code", JSON(Int(ExitCode.usage))))
+            usageExit(message)
+        }
+        runner.startInBackground()
+        candidate = runner
+    }
+
     let surfaces = Surfaces.start(config: config, client: client, logger: logger)
     let store = ObservedLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
                                                 name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
@@ -112,6 +130,7 @@ func runKubeLeader() -> Never {
         exitNow(ExitCode.failure)
     }
     let outcome = supervisor.run(store: store, requestTimeout: config.renewDeadline)
+    candidate?.stop(within: .seconds(11))   // delete our LeaseCandidate (the lock is released by now)
     // The last lines must not keep a stopped kube-leader from exiting either.
     logger = supervisor.logger
     switch outcome {

@@ -24,6 +24,11 @@ public struct FakeAPIServerOptions: Sendable {
     public var podGraceSeconds = 0
     /// Log every API request to stderr.
     public var logRequests = false
+    /// Serve coordination.k8s.io/v1beta1 `leasecandidates` (default). False:
+    /// 404 as on a cluster without the API (the default before it is enabled).
+    public var leaseCandidates = true
+    /// Run the coordinated-leader-election controller (nil: off, the default).
+    public var electionController: ElectionControllerOptions? = nil
     /// Where logs go (stderr by default).
     public var logger = Logger(level: .info, format: .json, metadata: [("component", "kube-apiserver-fake")])
 
@@ -36,6 +41,7 @@ public struct FakeAPIServerOptions: Sendable {
 /// binary.
 public final class FakeAPIServer: @unchecked Sendable {
     private let server: Server
+    private var controller: ElectionController?
     public let url: String
     public let caFile: String
     public let tokenFile: String
@@ -74,11 +80,18 @@ public final class FakeAPIServer: @unchecked Sendable {
         let server = try Server(host: options.host, port: options.port,
                                 tls: options.plainHTTP ? nil : ("\(dir)/server.crt", "\(dir)/server.key"),
                                 store: store, adminTokens: Set([token] + options.extraTokens),
-                                log: options.logger, logRequests: options.logRequests)
+                                log: options.logger, logRequests: options.logRequests,
+                                hidden: options.leaseCandidates ? [] : [.leaseCandidates])
         server.start()
         let scheme = options.plainHTTP ? "http" : "https"
-        return FakeAPIServer(server: server, url: "\(scheme)://\(options.host):\(server.port)", caFile: "\(dir)/ca.crt",
-                             tokenFile: tokenFile, token: token)
+        let fake = FakeAPIServer(server: server, url: "\(scheme)://\(options.host):\(server.port)", caFile: "\(dir)/ca.crt",
+                                 tokenFile: tokenFile, token: token)
+        if let c = options.electionController, options.leaseCandidates {
+            let controller = ElectionController(store: store, options: c, log: options.logger)
+            controller.start()
+            fake.controller = controller
+        }
+        return fake
     }
 
     /// The JSON line printed when ready: `{"url":…,"ca_file":…,"token_file":…}`.
@@ -87,9 +100,9 @@ public final class FakeAPIServer: @unchecked Sendable {
     }
 
     /// Stops serving and closes every connection; the port is free afterwards.
-    public func stop() { server.stop() }
+    public func stop() { controller?.stop(); server.stop() }
 
-    deinit { server.stop() }
+    deinit { controller?.stop(); server.stop() }
 
     // MARK: Direct state access for tests (no HTTP, no auth, no faults)
 
@@ -133,6 +146,14 @@ public final class FakeAPIServer: @unchecked Sendable {
 
     public func resetStats() { server.control.withLock { $0.total = 0; $0.byToken = [:] } }
 
+    /// One pass of the coordinated-election controller at the wall time
+    /// `now` (tests drive it on a virtual clock; the server's own controller
+    /// thread, if any, runs on the real one). Uses `options` when given.
+    public func reconcileElections(now: WallTime, options: ElectionControllerOptions = ElectionControllerOptions()) {
+        ElectionController(store: server.store, options: options, log: Logger(level: .critical, sink: NullLogSink()))
+            .reconcileAll(now: now)
+    }
+
     /// The current global resourceVersion.
     public var resourceVersion: Int { server.store.currentRV }
 
@@ -149,3 +170,5 @@ private func makeDirectories(_ path: String) throws(FakeServerError) {
         }
     }
 }
+
+private struct NullLogSink: LogSink { func write(line: String) {} }

@@ -40,16 +40,22 @@ struct ResourceType: Sendable, Hashable {
                                    singular: "poddisruptionbudget", kind: "PodDisruptionBudget", namespaced: true,
                                    shortNames: ["pdb"], subresources: ["status"])
 
-    static let all: [ResourceType] = [configMaps, pods, nodes, namespaces, events, secrets, serviceAccounts, leases, pdbs]
+    /// coordination.k8s.io/v1beta1 (KEP-4355, coordinated leader election).
+    static let leaseCandidates = ResourceType(group: "coordination.k8s.io", version: "v1beta1", plural: "leasecandidates",
+                                              singular: "leasecandidate", kind: "LeaseCandidate", namespaced: true)
+
+    static let all: [ResourceType] = [configMaps, pods, nodes, namespaces, events, secrets, serviceAccounts, leases, pdbs,
+                                      leaseCandidates]
 
     static func find(prefix: String, plural: String) -> ResourceType? {
         all.first { $0.prefix == prefix && $0.plural == plural }
     }
 
-    /// Groups other than core, in discovery order.
+    /// Group versions other than core, in discovery order (a group may
+    /// serve several: coordination.k8s.io has v1 and v1beta1).
     static var groups: [(group: String, version: String)] {
         var seen: [(String, String)] = []
-        for r in all where !r.group.isEmpty && !seen.contains(where: { $0.0 == r.group }) { seen.append((r.group, r.version)) }
+        for r in all where !r.group.isEmpty && !seen.contains(where: { $0.0 == r.group && $0.1 == r.version }) { seen.append((r.group, r.version)) }
         return seen
     }
 }

@@ -5,7 +5,7 @@ import KLCore
 extension Server {
     func dispatch(_ request: HTTPRequest, route: Route?, verb: String) -> APIResult {
         guard let route else {
-            if request.method == "GET", let doc = Discovery.document(path: request.path, port: port) {
+            if request.method == "GET", let doc = Discovery.document(path: request.path, port: port, hidden: hidden) {
                 return APIResult(200, doc)
             }
             return .error(Status.pathNotFound())

@@ -12,6 +12,8 @@ final class Server: Sendable {
     let port: Int
     let log: Logger
     let logRequests: Bool
+    /// Kinds this server does not serve (404 as on a cluster without their API).
+    let hidden: Set<ResourceType>
     private let listenFD: Int32
     nonisolated(unsafe) private let tlsContext: OpaquePointer?
     private let connections = Mutex(Set<Int32>())
@@ -19,13 +21,14 @@ final class Server: Sendable {
     private let acceptExited = Atomic(false)
 
     init(host: String, port: Int, tls: (cert: String, key: String)?, store: Store, adminTokens: Set<String>,
-         log: Logger, logRequests: Bool) throws(FakeServerError) {
+         log: Logger, logRequests: Bool, hidden: Set<ResourceType> = []) throws(FakeServerError) {
         signal(SIGPIPE, SIG_IGN)
         raiseFileLimit()
         self.store = store
         self.adminTokens = adminTokens
         self.log = log
         self.logRequests = logRequests
+        self.hidden = hidden
         tlsContext = try tls.map { pair throws(FakeServerError) in try makeServerTLSContext(certFile: pair.cert, keyFile: pair.key) }
         let fd = socket(AF_INET, SocketType.stream | SocketType.cloexec, 0)
         guard fd >= 0 else { throw FakeServerError(.listen, "creating a socket failed (errno \(errno))") }
@@ -131,7 +134,8 @@ final class Server: Sendable {
             let response = handleControl(request)
             return transport.write(response.encoded(keepAlive: request.keepAlive)) ? .keepOpen : .close
         }
-        let route = Route(path: request.path)
+        var route = Route(path: request.path)
+        if let r = route?.resource, hidden.contains(r) { route = nil }
         let isWatch = ["1", "true"].contains(request.query["watch"] ?? "")
         let verb = Self.verb(method: request.method, route: route, watch: isWatch)
         let token = request.bearerToken

@@ -180,6 +180,10 @@ final class Store: Sendable {
             }
             let key = "\(namespace ?? "")/\(name)"
             if s.objects[r.qualified]?[key] != nil { return .error(Status.alreadyExists(r, name)) }
+            if r == .leaseCandidates {
+                let causes = CandidateValidation.causes(o, old: nil)
+                if !causes.isEmpty { return .error(Status.invalid(r, name: name, causes: causes)) }
+            }
             o[path: "metadata", "resourceVersion"] = nil
             stamp(&o, r, &s)
             return APIResult(201, decorate(r, commit(&s, r, key: key, o, type: "ADDED"), s))
@@ -201,6 +205,7 @@ final class Store: Sendable {
             o[path: "metadata", "namespace"] = .string(namespace)
         }
         if r == .leases, let problem = Validation.leaseProblem(o) { return Status.badRequest(problem) }
+        if r == .leaseCandidates, let problem = CandidateValidation.decodeProblem(o) { return Status.badRequest(problem) }
         if let problem = Validation.stringMapProblem(o, r) { return Status.badRequest(problem) }
         return nil
     }
@@ -221,6 +226,10 @@ final class Store: Sendable {
             if let rv = o[path: "metadata", "resourceVersion"]?.stringValue, !rv.isEmpty,
                rv != old[path: "metadata", "resourceVersion"]?.stringValue {
                 return .error(Status.conflict(r, name))
+            }
+            if r == .leaseCandidates {
+                let causes = CandidateValidation.causes(o, old: old)
+                if !causes.isEmpty { return .error(Status.invalid(r, name: name, causes: causes)) }
             }
             if subresource == "status" {
                 var merged = old

@@ -134,3 +134,115 @@ struct RandomSource {
         return String((0..<40).map { _ in hex[Int(next() & 0xF)] })
     }
 }
+
+/// coordination.k8s.io/v1beta1 LeaseCandidate: the checks of the real API
+/// server's validation (pkg/apis/coordination/validation), with its messages.
+enum CandidateValidation {
+    static let oldestEmulationVersion = "OldestEmulationVersion"
+
+    /// MicroTime fields that fail to decode: 400, as for Lease times.
+    static func decodeProblem(_ object: JSON) -> String? {
+        for field in ["pingTime", "renewTime"] {
+            guard let value = object[path: "spec", field], !value.isNull else { continue }
+            guard let text = value.stringValue, Validation.isMicroTime(text) else {
+                let shown = value.stringValue ?? value.serialized()
+                return "LeaseCandidate in version \"v1beta1\" cannot be handled as a LeaseCandidate: parsing time \"\(shown)\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \"\(shown)\" as \"2006-01-02T15:04:05.000000Z07:00\""
+            }
+        }
+        for field in ["leaseName", "binaryVersion", "emulationVersion", "strategy"] {
+            if let v = object[path: "spec", field], !v.isNull, v.stringValue == nil {
+                return "LeaseCandidate in version \"v1beta1\" cannot be handled as a LeaseCandidate: json: cannot unmarshal \(v.serialized()) into Go struct field LeaseCandidateSpec.spec.\(field) of type string"
+            }
+        }
+        return nil
+    }
+
+    /// 422 causes for a new object, or an update of `old`.
+    static func causes(_ o: JSON, old: JSON?) -> [(field: String, message: String, reason: String)] {
+        var out: [(field: String, message: String, reason: String)] = []
+        let spec = o["spec"]
+        let leaseName = spec?["leaseName"]?.stringValue ?? ""
+        if leaseName.isEmpty {
+            out.append(("spec.leaseName", "Required value", "FieldValueRequired"))
+        } else if let problem = Validation.nameProblem(leaseName, label: false) {
+            out.append(("spec.leaseName", problem, "FieldValueInvalid"))
+        }
+        if let old, let was = old[path: "spec", "leaseName"]?.stringValue, was != leaseName {
+            out.append(("spec.leaseName", "Invalid value: \"\(leaseName)\": field is immutable", "FieldValueInvalid"))
+        }
+        let binary = spec?["binaryVersion"]?.stringValue ?? ""
+        let binaryVersion = SemVer(binary)
+        if binary.isEmpty {
+            out.append(("spec.binaryVersion", "Required value", "FieldValueRequired"))
+        } else if binaryVersion == nil {
+            out.append(("spec.binaryVersion", "Invalid value: \"\(binary)\": must be in a semver format without leading `v`", "FieldValueInvalid"))
+        }
+        let strategy = spec?["strategy"]?.stringValue ?? ""
+        let emulation = spec?["emulationVersion"]?.stringValue ?? ""
+        if !emulation.isEmpty {
+            if let e = SemVer(emulation) {
+                if let b = binaryVersion, b < e {
+                    out.append(("spec.emulationVersion", "Invalid value: \"\(emulation)\": must be less than or equal to binaryVersion", "FieldValueInvalid"))
+                }
+            } else {
+                out.append(("spec.emulationVersion", "Invalid value: \"\(emulation)\": must be in a semver format without leading `v`", "FieldValueInvalid"))
+            }
+        } else if strategy == oldestEmulationVersion {
+            out.append(("spec.emulationVersion", "Required value: must be specified when strategy is \"OldestEmulationVersion\"", "FieldValueRequired"))
+        }
+        if strategy.isEmpty {
+            out.append(("spec.strategy", "Required value", "FieldValueRequired"))
+        } else if strategy != oldestEmulationVersion {
+            // A third-party strategy is a qualified name: PREFIX/NAME.
+            let parts = strategy.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count != 2 || parts[1].isEmpty || Validation.nameProblem(String(parts[0]), label: false) != nil {
+                out.append(("spec.strategy", "Invalid value: \"\(strategy)\": must be \"OldestEmulationVersion\" or a qualified name with a prefix (e.g. example.com/MyStrategy)", "FieldValueInvalid"))
+            }
+        }
+        return out
+    }
+}
+
+/// A semantic version as the controller compares them (MAJOR.MINOR.PATCH,
+/// an optional pre-release; build metadata ignored). The fake's own parser.
+struct SemVer: Comparable {
+    var core: [Int]
+    var pre: [String]
+
+    init?(_ text: String) {
+        var body = Substring(text)
+        if let plus = body.firstIndex(of: "+") { body = body[..<plus] }
+        var preText: Substring?
+        if let dash = body.firstIndex(of: "-") { preText = body[body.index(after: dash)...]; body = body[..<dash] }
+        let nums = body.split(separator: ".", omittingEmptySubsequences: false)
+        guard nums.count == 3 else { return nil }
+        var core: [Int] = []
+        for n in nums {
+            guard !n.isEmpty, n.count <= 9, n.allSatisfy({ $0.isASCII && $0.isNumber }), n == "0" || n.first != "0",
+                  let v = Int(n) else { return nil }
+            core.append(v)
+        }
+        self.core = core
+        if let preText {
+            let ids = preText.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard !ids.isEmpty, ids.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") } }) else { return nil }
+            pre = ids
+        } else {
+            pre = []
+        }
+    }
+
+    static func < (a: SemVer, b: SemVer) -> Bool {
+        if a.core != b.core { return a.core.lexicographicallyPrecedes(b.core) }
+        if a.pre.isEmpty || b.pre.isEmpty { return !a.pre.isEmpty && b.pre.isEmpty }
+        for (x, y) in zip(a.pre, b.pre) where x != y {
+            switch (Int(x), Int(y)) {
+            case let (i?, j?): return i < j
+            case (_?, nil): return true
+            case (nil, _?): return false
+            default: return x < y
+            }
+        }
+        return a.pre.count < b.pre.count
+    }
+}

@@ -14,6 +14,11 @@ let parser = OptionParser([
     OptionSpec("pod-grace", value: "SECONDS", default: "0", help: "Deleted or evicted pods stay terminating this long before they go."),
     OptionSpec("plain-http", value: nil, help: "Serve plain HTTP instead of HTTPS."),
     OptionSpec("log-requests", value: nil, help: "Log every API request to stderr."),
+    OptionSpec("no-lease-candidates", value: nil, help: "Do not serve coordination.k8s.io/v1beta1 leasecandidates (404, as a cluster without the API)."),
+    OptionSpec("election-controller", env: "FAKE_ELECTION_CONTROLLER", value: nil,
+               help: "Run the coordinated leader election controller (ping LeaseCandidates, elect OldestEmulationVersion, write holderIdentity or preferredHolder)."),
+    OptionSpec("election-duration", value: "DURATION", default: "5s", help: "How long the election controller waits for pinged candidates."),
+    OptionSpec("election-lease", value: "SECONDS", default: "5", help: "leaseDurationSeconds the election controller writes with a holder."),
 ])
 
 func usage(_ message: String) -> Never {
@@ -22,10 +27,11 @@ func usage(_ message: String) -> Never {
 }
 
 let parsed: ParsedOptions
-do { parsed = try parser.parse(arguments: ProcessEnvironment.arguments(), environment: [:]) } catch { usage(error.message) }
+do { parsed = try parser.parse(arguments: ProcessEnvironment.arguments(),
+                                  environment: ProcessEnvironment.current().filter { $0.key == "FAKE_ELECTION_CONTROLLER" }) } catch { usage(error.message) }
 if parsed.help {
     writeAll(fd: 1, """
-        usage: kube-apiserver-fake [--host 127.0.0.1] [--port 0] --dir DIR [--state-file PATH] [--tokens a,b] [--plain-http] [--log-requests]
+        usage: kube-apiserver-fake [--host 127.0.0.1] [--port 0] --dir DIR [--state-file PATH] [--tokens a,b] [--plain-http] [--log-requests] [--election-controller]
 
         A fake Kubernetes API server for tests and demos. Prints one JSON line when ready:
           {"url":"https://127.0.0.1:PORT","ca_file":"DIR/ca.crt","token_file":"DIR/token"}
@@ -58,6 +64,19 @@ options.stateFile = parsed["state-file"]
 options.extraTokens = (parsed["tokens"] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
 options.plainHTTP = parsed.isSet("plain-http")
 options.logRequests = parsed.isSet("log-requests")
+options.leaseCandidates = !parsed.isSet("no-lease-candidates")
+if parsed.isSet("election-controller") {
+    var controller = ElectionControllerOptions()
+    if let text = parsed["election-duration"] {
+        do { controller.electionDuration = try DurationText.parse(text) } catch { usage("--election-duration: \(error.description)") }
+        if controller.electionDuration <= .zero { usage("--election-duration must be positive, got '\(text)'") }
+    }
+    if let text = parsed["election-lease"] {
+        guard let n = Int(text), n >= 1, n <= 86_400 else { usage("--election-lease must be a number of seconds from 1 to 86400, got '\(text)'") }
+        controller.leaseDurationSeconds = n
+    }
+    options.electionController = controller
+}
 
 // Block the stop signals before any thread starts, so only sigwait sees them.
 var stopSignals = sigset_t()

@@ -45,6 +45,8 @@ enum SimEvent {
     case checkpoint(index: Int)
     /// A step of a foreign lock writer (scenarios).
     case foreign(token: Int)
+    /// A pass of the coordinated-election controller (Coordination.swift).
+    case electionController
 }
 
 /// A binary min-heap of events ordered by (time, insertion order), so events

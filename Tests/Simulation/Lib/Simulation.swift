@@ -22,6 +22,11 @@ public enum Simulation {
         // --on-loss: every replica exits, every replica stands by again, or
         // a mix (drawn last: the draws above stay as they were per seed).
         c.onLoss = rng.weighted([([OnLoss.exit], 1), ([OnLoss.standby], 1), ([OnLoss.standby, OnLoss.exit], 1)])
+        if kinds.contains(.coordinated) {
+            // --coordinated needs a Lease lock; versions 1.0.0-1.2.0 per replica.
+            c.kind = .lease
+            c.coordinatedVersions = (0..<n).map { _ in "1.\(rng.int(0...2)).0" }
+        }
         return c
     }
 
@@ -98,6 +103,7 @@ public enum Simulation {
             + "kill_grace=\(DurationText.format(config.killGrace)) pid1=\(config.pid1.map { $0 ? "1" : "0" }.joined()) "
             + "noise=\(config.noisePerSecond)/s history=\(config.historyCapacity) "
             + "on_loss=\(config.onLoss.map(\.rawValue).joined(separator: ","))"
+            + (config.coordinatedVersions.map { " coordinated=\($0.joined(separator: ","))" } ?? "")
         return SeedResult(seed: seed, replicas: config.replicas, simulated: world.now,
                           violations: world.violations.prefix(5).map(\.description),
                           overlaps: world.overlapCount, budget: world.budgetCount, liveness: world.livenessCount,

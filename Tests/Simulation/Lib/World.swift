@@ -41,6 +41,10 @@ public struct SimConfig {
     /// `--on-loss` of each replica (replica i gets `[i % count]`).
     public var onLoss: [OnLoss] = [.exit]
     func onLoss(of r: Int) -> OnLoss { onLoss.isEmpty ? .exit : onLoss[r % onLoss.count] }
+    /// `--coordinated` (issue 22 part 3): each replica's LeaseCandidate
+    /// version (cycled); the world's election controller names the holder.
+    /// nil: off.
+    public var coordinatedVersions: [String]?
 
     public init(seed: UInt64, replicas: Int, kind: LockKind, timing: Election.Timing, killGrace: Duration, pid1: [Bool]? = nil) {
         self.seed = seed
@@ -243,6 +247,8 @@ public final class World {
     public private(set) var standbyReads: [Int] = []
     public private(set) var standbyWatches: [Int] = []
     var foreignTerms = 0
+    /// LeaseCandidates and the election controller (Coordination.swift).
+    var coordination = SimCoordination()
     public private(set) var eventsProcessed = 0
 
     public init(config: SimConfig) {
@@ -350,6 +356,8 @@ public final class World {
             checkLiveness(index)
         case .foreign:
             break
+        case .electionController:
+            electionControllerTick()
         }
     }
 
@@ -403,7 +411,8 @@ public final class World {
         replica.starts += 1
         let p = ReplicaProcess(incarnation: replica.incarnations)
         replica.process = p
-        let election = Election(identity: replica.identity, timing: config.timing)
+        var election = Election(identity: replica.identity, timing: config.timing)
+        coordinatedStart(r, election: &election)
         p.runner = ElectionThread(world: self, replica: r, incarnation: p.incarnation, election: election,
                                 requestTimeout: config.timing.renewDeadline, onLoss: config.onLoss(of: r))
         p.supervisor = SimSupervisor(world: self, replica: r, incarnation: p.incarnation,
@@ -427,6 +436,7 @@ public final class World {
             trace(r, "kube-leader killed")
         }
         p.runner.closeWatch()
+        coordinatedExit(r, clean: exit != nil)
         for id in aliveProcesses where processes[id].replica == r && processes[id].incarnation == inc {
             let pdeathsig = !processes[id].isGrandchild && processes[id].id == p.child
             if pdeathsig || replica.pid1 {
