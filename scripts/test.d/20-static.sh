@@ -3,14 +3,15 @@
 # `file` must say "statically linked" and `--version` must run inside an
 # empty root holding only the binary and /proc (the container contract: a
 # static Swift binary needs /proc/self/exe). kube-leader must be there and
-# within its size budget (12 MB = 12,000,000 bytes stripped; the stricter reading of "12 MB").
+# within its size budget: 11,500,000 bytes stripped (issue 24: headroom under
+# the project's 12,000,000-byte limit; docs/release.md, "Size flags").
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 cd "$ROOT"
 
 scripts/build-static
 arch="$(uname -m)"
-budget=12000000
+budget=11500000
 fail=0
 bad() { log "FAIL: $*"; fail=1; }
 
@@ -41,8 +42,8 @@ done
 
 size=$(stat -c %s "dist/kube-leader-linux-$arch" 2>/dev/null || echo 0)
 if (( size > budget )); then
-  bad "kube-leader is $size bytes stripped, over its budget of $budget bytes (12 MB); a runtime library pulled in again is the usual cause (_StringProcessing: 1.25 MB, _Concurrency + libdispatch: 0.7 MB; see 'lean' in Package.swift): build with -Xlinker -Map=FILE and look"
+  bad "kube-leader is $size bytes stripped, over its budget of $budget bytes (issue 24); a runtime library pulled in again is the usual cause (_StringProcessing: 1.25 MB, _Concurrency + libdispatch: 0.7 MB; see 'lean' in Package.swift), or a size flag of scripts/build-static lost: build with -Xlinker -Map=FILE and look (docs/release.md, \"Size flags\")"
 else
-  log "ok: kube-leader is $size bytes stripped (budget $budget bytes, 12 MB)"
+  log "ok: kube-leader is $size bytes stripped (budget $budget bytes)"
 fi
 exit $fail
