@@ -461,17 +461,28 @@ public final class World {
     /// When someone last deleted the lock or cleared its holder.
     var holdEndedByOthersAt: SimTime?
 
-    /// Whether a deletion or clear by others stays within the documented
-    /// guarantees: every running standby has seen the hold that ends (its
-    /// last observation names the current holder). A replica that never saw
-    /// that hold cannot tell a deleted lock from a new one (`Election`'s
-    /// non-guarantees).
+    /// Whether a deletion, clear or other writer's change stays within the
+    /// documented guarantees: every running standby has seen the hold that
+    /// ends or changes (its last observation names the current holder with
+    /// the current lease). A replica that never saw that hold cannot tell a
+    /// deleted lock from a new one (`Election`'s non-guarantees).
+    ///
+    /// The lease is part of the hold (seed 503725): another writer lowered
+    /// the holder's lease to 1 s while a standby could not watch (the API
+    /// server had restarted), then someone cleared the holder. The standby,
+    /// whose last record was the 10 s hold, next read an empty holder with a
+    /// 1 s lease and the transitions kept: client-go's release record, which
+    /// `Election` takes for the holder's release (free at once) and cannot
+    /// tell from one ("someone who writes a release record by hand is taken
+    /// for the holder"). A standby that saw the 1 s change waits the 10 s
+    /// hold out from it (`heldUntil`), so the pair is safe only then.
     func holdEndMayHappen(force: Bool = false) -> Bool {
         if config.freshStartAfterDelete || force { return true }
-        guard let holder = server.snapshot?.record?.holderIdentity, !holder.isEmpty else { return true }
+        guard let current = server.snapshot?.record, !current.holderIdentity.isEmpty else { return true }
         for r in replicas.indices {
             guard let p = replicas[r].process, !p.runner.finished, p.runner.election.role == .standby else { continue }
-            if p.runner.election.observed?.record?.holderIdentity != holder {
+            let seen = p.runner.election.observed?.record
+            if seen?.holderIdentity != current.holderIdentity || seen?.leaseDurationSeconds != current.leaseDurationSeconds {
                 trace(r, "deletion/clear skipped: this standby has not seen the lock held (fresh-start-after-delete not drawn)")
                 return false
             }
