@@ -1,6 +1,6 @@
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// The lock's I/O for the election thread: performs the requests of a
 /// `LockSession` (KLCore, where every decision is) against the API server and

@@ -1,6 +1,6 @@
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The leader label (`--leader-label`) and Events (`--events`): API writes

@@ -1,6 +1,6 @@
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The shared `LeaderStatus` behind a mutex: the election thread writes it

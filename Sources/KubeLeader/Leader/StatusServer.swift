@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `--status-addr`: `/healthz`, `/leader` and `/metrics` on KLTransport's

@@ -3,7 +3,7 @@ import KLCore
 import KLKube
 import KLLeader
 import KLProcess
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The supervisor: the main thread, in the shape of tini's loop. The loop

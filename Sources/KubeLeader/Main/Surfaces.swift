@@ -1,7 +1,7 @@
 import KLCore
 import KLKube
 import KLLeader
-import KLSupport
+import KLSystem
 
 /// The optional surfaces around the election (all off by default except the
 /// child's environment): the status board every one of them reads, the

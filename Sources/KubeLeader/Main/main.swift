@@ -8,7 +8,7 @@ import KLCore
 import KLKube
 import KLLeader
 import KLProcess
-import KLSupport
+import KLSystem
 
 /// Ends kube-leader with `code` at once: `_exit`, never
 /// `exit`. exit() runs the atexit handlers, among them OpenSSL's

@@ -1,7 +1,7 @@
 import KLCore
 import KLKube
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// `node-lifecycle drain|ready`: parses, wires, runs. Returns the exit code:
 /// 0 done, 1 failure (ready timed out, AWS or Kubernetes failed), 2 bad usage.

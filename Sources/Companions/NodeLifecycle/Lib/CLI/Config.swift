@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Options shared by both subcommands: Kubernetes access, AWS region, logs.
 public enum CommonOptions {

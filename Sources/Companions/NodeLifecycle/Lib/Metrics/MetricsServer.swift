@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `--metrics-addr HOST:PORT`: `GET /metrics` (Prometheus text) and
