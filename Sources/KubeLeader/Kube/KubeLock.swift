@@ -16,7 +16,7 @@ public protocol LockStore: AnyObject {
     func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead
     /// Closes the open watch, if any.
     func closeWatch()
-    /// The session's report for the status surfaces (`ObservedLockStore`).
+    /// The session's report for the status surfaces (`StatusReportingLockStore`).
     func report(_ report: LockSession.Report, now: MonotonicClock.Instant)
 }
 

@@ -40,8 +40,8 @@ final class Supervisor: SupervisorPorts {
     /// on a dead mount: the loop never waits for it).
     var start: SupervisedStart?
     /// The optional surfaces (docs/surfaces.md): the child's environment
-    /// comes from their board, which also hears of loss and the child's exit.
-    var surfaces: Surfaces?
+    /// comes from their shared status, which also hears of loss and the child's exit.
+    var statusPublisher: StatusPublisher?
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
@@ -137,7 +137,7 @@ final class Supervisor: SupervisorPorts {
         let state = host.snapshot()
         var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
                                     lastRenewSentAt: state.lastRenewBootSentAt,
-                                    childEnvironment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment)
+                                    childEnvironment: statusPublisher?.sharedStatus.snapshot.childEnvironment ?? state.childEnvironment)
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
         return report
     }
@@ -159,8 +159,8 @@ final class Supervisor: SupervisorPorts {
 
     func observed(_ event: Supervision.Event) {
         switch event {
-        case .lost(let reason): surfaces?.board.lost(reason: reason)
-        case .childExited(let status): surfaces?.board.childExited(code: status.exitCode)
+        case .lost(let reason): statusPublisher?.sharedStatus.lost(reason: reason)
+        case .childExited(let status): statusPublisher?.sharedStatus.childExited(code: status.exitCode)
         default: break
         }
     }
