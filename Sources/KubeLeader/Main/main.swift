@@ -3,7 +3,7 @@
 //   main ─► LeaderConfig.load ─┬─ outside a cluster ─► exec the command
 //                              └─ in a cluster ─► SignalInbox (block signals)
 //                                                 KubeClient + KubeLockStore
-//                                                 Supervisor.run ─► exit code
+//                                                 MainThreadSupervisor.run ─► exit code
 import KLCore
 import KLKube
 import KLLeader
@@ -121,9 +121,9 @@ func runKubeLeader() -> Never {
     let store = StatusReportingLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
                                                        name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
                                          sharedStatus: statusPublisher.sharedStatus)
-    let supervisor: Supervisor
+    let supervisor: MainThreadSupervisor
     do {
-        supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
+        supervisor = try MainThreadSupervisor(config: config, logger: logger, inbox: inbox)
         supervisor.statusPublisher = statusPublisher
     } catch {
         logger.critical("cannot start", ("error", .string(error.description)))

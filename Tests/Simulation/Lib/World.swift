@@ -99,18 +99,18 @@ struct SimProcess {
 }
 
 /// One kube-leader process (an incarnation of a replica): the election
-/// thread, the main thread, and what they share (`LeaderHost`).
+/// thread, the main thread, and what they share (`ElectionMailbox`).
 final class ReplicaProcess {
     let incarnation: Int
     var runner: ElectionThread!
     var supervisor: SimSupervisor!
-    // LeaderHost.State
+    // ElectionMailbox.State
     var leading = false
     var lostReason: String?
     var releaseRequested = false
     var outcome: LockSession.Outcome?
     var lastRenewSentAt: MonotonicInstant?
-    /// The election thread's wake-up pipe holds a byte (LeaderHost).
+    /// The election thread's wake-up pipe holds a byte (ElectionMailbox).
     var wakePipe = false
     var acquiring = false
     var holding = false
@@ -479,7 +479,7 @@ public final class World {
         return true
     }
 
-    // MARK: LeaderHost
+    // MARK: ElectionMailbox
 
     func hostBecameLeader(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
@@ -504,7 +504,7 @@ public final class World {
         wakeMain(r, inc)
     }
 
-    /// LeaderHost.requestRelease: true when the election is busy (an acquire
+    /// ElectionMailbox.requestRelease: true when the election is busy (an acquire
     /// in flight, the lock held or led); its outcome then follows.
     @discardableResult
     func requestRelease(_ r: Int, _ inc: Int) -> Bool {
@@ -516,7 +516,7 @@ public final class World {
         return busy
     }
 
-    /// LeaderHost.beginAcquire
+    /// ElectionMailbox.beginAcquire
     func hostBeginAcquire(_ r: Int, _ inc: Int) -> Bool {
         guard let p = process(r, inc) else { return false }
         if p.releaseRequested { return false }
@@ -524,21 +524,21 @@ public final class World {
         return true
     }
 
-    /// LeaderHost.endAcquire
+    /// ElectionMailbox.endAcquire
     func hostEndAcquire(_ r: Int, _ inc: Int, won: Bool) {
         guard let p = process(r, inc) else { return }
         p.acquiring = false
         if won { p.holding = true }
     }
 
-    /// LeaderHost.renewed
+    /// ElectionMailbox.renewed
     func hostRenewed(_ r: Int, _ inc: Int, sentAt: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
         p.lastRenewSentAt = sentAt
         wakeMain(r, inc)
     }
 
-    /// LeaderHost.rejoin: the old term is forgotten, the election may go on.
+    /// ElectionMailbox.rejoin: the old term is forgotten, the election may go on.
     func hostRejoin(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
         p.leading = false
