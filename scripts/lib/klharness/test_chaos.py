@@ -1,5 +1,6 @@
 """Checks of the chaos/bench arithmetic: the overlap detector and the
 leaderless-gap computation. Run: python3 -m klharness.test_chaos"""
+import os
 import unittest
 
 from klharness import chaos, workerlog
