@@ -139,6 +139,8 @@ final class Supervisor: SupervisorPorts {
                                     lastRenewSentAt: state.lastRenewBootSentAt,
                                     childEnvironment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment)
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
+        report.handOverTo = state.handOverTo
+        report.handedOver = state.handedOver
         return report
     }
 
@@ -196,6 +198,11 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
         var childEnvironment: [String: String] = [:]
         /// `--on-loss standby`: the supervisor let the election stand by again.
         var rejoinGranted = false
+        /// The lock asked for a hand-over to this identity (issue 22 part 2).
+        var handOverTo: String?
+        /// The hand-over's release is done: the release request was its own,
+        /// and `awaitRejoin` waits for the supervisor despite it.
+        var handedOver = false
     }
 
     private let state = Mutex(State())
@@ -238,6 +245,9 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
             s.lastRenewBootSentAt = nil
             s.acquiring = false
             s.holding = false
+            if s.handedOver { s.releaseRequested = false }   // the hand-over's own request
+            s.handOverTo = nil
+            s.handedOver = false
             s.rejoinGranted = true
         }
         wake.wake()
@@ -251,7 +261,7 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
                 return (s.rejoinGranted, s.releaseRequested)
             }
             if granted { return !release }
-            if release { return false }
+            if release, !state.withLock({ $0.handedOver }) { return false }
             wake.wait(until: MonotonicClock.now.advanced(by: .seconds(1)))
         }
     }
@@ -285,6 +295,16 @@ final class LeaderHost: ElectionHost, @unchecked Sendable {
 
     func lostLeadership(reason: String) {
         state.withLock { $0.lostReason = reason }
+        inbox.wake()
+    }
+
+    func handOver(to: String) {
+        state.withLock { $0.handOverTo = to }
+        inbox.wake()
+    }
+
+    func handedOver() {
+        state.withLock { $0.handedOver = true }
         inbox.wake()
     }
 
