@@ -72,6 +72,12 @@ struct KubeLeaderHandOverTests {
         cluster.expectNoOverlap()
     }
 
+    @Test func help_explainsTheHandOver() throws {
+        let help = try runCapturing([Paths.kubeLeader, "--help"], timeout: .seconds(10))
+        let text = String(decoding: help.stdout, as: UTF8.self)
+        #expect(text.contains("kube-leader.io/preferred-holder") && text.contains("spec.preferredHolder"), "\(text)")
+    }
+
     // MARK: helpers
 
     func path(_ cluster: Cluster) -> String {
