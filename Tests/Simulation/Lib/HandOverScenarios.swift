@@ -44,7 +44,7 @@ extension ScriptStep {
 }
 
 extension Scenarios {
-    nonisolated(unsafe) public static let handOver: [Scenario] = [handOverNamed, handOverSelf, handOverAbsent, handOverDying]
+    nonisolated(unsafe) public static let handOver: [Scenario] = [handOverNamed, handOverSelf, handOverAbsent, handOverDying, coordinatedPreferred]
 
     /// When the hand-over was asked, the checks every variant shares: no
     /// kube-leader exited, the lock still names the preferred holder.
@@ -134,4 +134,33 @@ extension Scenarios {
                 return f
             })
         } })
+}
+
+extension Scenarios {
+    /// `--coordinated`: a better candidate (an older version) joins while a
+    /// newer one leads; the controller names it preferred holder and the
+    /// leader yields by the hand-over path (stops its child, releases keeping
+    /// the name, stands by again); the controller then elects the better one.
+    nonisolated(unsafe) static let coordinatedPreferred = Scenario(
+        name: "coordinated-preferred-holder",
+        title: "--coordinated: a better candidate joins; the leader yields to the controller's preferredHolder, once",
+        variants: [0, 1].map { offset -> Scenario.Variant in
+            var c = base(.lease, replicas: 3, seed: 40 + UInt64(offset))
+            c.coordinatedVersions = ["1.1.0", "1.1.0", "1.0.0"]
+            let join = 10 * s + SimTime(offset) * 450 * ms
+            return Scenario.Variant(label: "lease+\(offset * 450)ms", config: c, duration: 60 * s, setup: { w in
+                w.schedule(0, .start(0))
+                w.schedule(300 * ms, .start(1))
+                w.schedule(join, .start(2))
+            }, check: { w in
+                var f: [String] = []
+                for r in w.replicas.indices where !w.replicas[r].exits.isEmpty { f.append("replica-\(r) exited: \(w.replicas[r].exits)") }
+                let starts = w.leaderStarts
+                if starts.count != 2 || starts.last?.replica != 2 {
+                    f.append("expected a newer leader, then replica-2: \(starts.map { "replica-\($0.replica)@\($0.at.traceText)" })")
+                }
+                if w.replicas.reduce(0, { $0 + $1.handOvers }) != 1 { f.append("hand-overs \(w.replicas.map(\.handOvers)), not one") }
+                return f
+            })
+        })
 }
