@@ -2,7 +2,7 @@ import KLCore
 import KLKube
 import KLTransport
 import KLProcess
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Testing
 

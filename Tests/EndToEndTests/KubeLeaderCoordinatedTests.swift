@@ -3,7 +3,7 @@ import Glibc
 #endif
 import KLCore
 import KLProcess
-import KLSupport
+import KLSystem
 import Testing
 
 /// `--coordinated` (issue 22 part 3) on the built binary against

@@ -1,7 +1,7 @@
 import KLCore
 import KLProcess
 import Testing
-import KLSupport
+import KLSystem
 
 /// kube-leader as a black box: several replicas on one lock against
 /// kube-apiserver-fake over TLS. Durations are short (lease 4s, renew

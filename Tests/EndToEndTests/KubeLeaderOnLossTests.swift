@@ -4,7 +4,7 @@ import Glibc
 import KLCore
 import KLKube
 import KLProcess
-import KLSupport
+import KLSystem
 import KLTransport
 import Testing
 

@@ -1,6 +1,6 @@
 import KLCore
 import KLProcess
-import KLSupport
+import KLSystem
 import Testing
 
 /// Issue 10, the election rows, against the built binary and

@@ -1,7 +1,7 @@
 import KLCore
 import KLProcess
 import Testing
-import KLSupport
+import KLSystem
 
 /// Supervision hazards (forwarded signals, an exec that hangs, an exit while
 /// OpenSSL runs) on the built binary against kube-apiserver-fake.

@@ -1,7 +1,7 @@
 import KLCore
 import KLProcess
 import Testing
-import KLSupport
+import KLSystem
 
 /// Issue 10, supervision rows, on the built binary against kube-apiserver-fake:
 /// - row 3: what the child leaves behind (`sh -c 'worker & exit 0'`, a

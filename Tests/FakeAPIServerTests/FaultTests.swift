@@ -1,5 +1,5 @@
 import FakeAPIServerKit
-import KLSupport
+import KLSystem
 import KLCore
 import Testing
 

@@ -1,7 +1,7 @@
 import FakeAPIServerKit
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Testing
 

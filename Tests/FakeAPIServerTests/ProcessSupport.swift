@@ -1,5 +1,5 @@
 import CShims
-import KLSupport
+import KLSystem
 import KLTestSupport
 
 /// Spawning binaries for black-box tests (kubectl, kube-apiserver-fake).

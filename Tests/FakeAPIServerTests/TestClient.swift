@@ -1,6 +1,6 @@
 import COpenSSL
 import FakeAPIServerKit
-import KLSupport
+import KLSystem
 import KLCore
 import KLTestSupport
 

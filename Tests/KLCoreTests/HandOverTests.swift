@@ -90,6 +90,20 @@ import Testing
         #expect(e.step(.observed(.present(lease("", rv: "20", preferred: "b", transitions: 1))), now: at(6), wall: wall) == .wait(until: at(21)))
     }
 
+    /// `--coordinated` outlives the hand-over: standing by again, the
+    /// election still never takes a free lock by itself.
+    @Test func coordinatedLeader_afterTheHandOver_staysCoordinated() {
+        var (e, _, _) = leader(taking: lease("", rv: "1"))
+        e.coordinated = true
+        _ = renew(&e, at: 2) { withPreferred($0, "b") }
+        guard case .update(let record, let base) = e.step(.releaseRequested, now: at(3), wall: wall) else { Issue.record("expected the release"); return }
+        #expect(e.step(.written(written(record, base: base, rv: "20")), now: at(3.1), wall: wall) == .done)
+        let stoodBy = e.standByAgain()
+        #expect(stoodBy && e.coordinated)
+        #expect(e.step(.start, now: at(4), wall: wall) == .get)
+        #expect(e.step(.observed(.present(lease("", rv: "20"))), now: at(4), wall: wall) == .wait(until: at(19)), "waits for the controller")
+    }
+
     @Test(arguments: [nil, "me"] as [String?])
     func namedSelfOrNobody_changesNothing(_ name: String?) {
         var (e, _, _) = leader(taking: lease("", rv: "1"))

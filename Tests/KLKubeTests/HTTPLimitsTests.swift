@@ -1,7 +1,7 @@
 import Testing
 import Synchronization
 import KLCore
-import KLSupport
+import KLSystem
 @testable import KLKube
 @testable import KLTransport
 

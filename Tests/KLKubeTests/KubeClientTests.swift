@@ -1,7 +1,7 @@
 import KLCore
 import Synchronization
 import Testing
-import KLSupport
+import KLSystem
 @testable import KLKube
 @testable import KLTransport
 

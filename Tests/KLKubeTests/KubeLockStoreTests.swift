@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Testing
 @testable import KLKube

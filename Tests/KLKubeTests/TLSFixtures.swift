@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import COpenSSL
 import Synchronization
 @testable import KLKube

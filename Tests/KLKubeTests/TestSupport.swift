@@ -1,7 +1,7 @@
 import Synchronization
 import COpenSSL
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 @testable import KLKube
 @testable import KLTransport
@@ -9,7 +9,7 @@ import KLTestSupport
 /// Runs `body` on a new detached pthread (test servers must not block the
 /// Swift concurrency pool, which has only as many threads as cores).
 func startThread(_ body: @escaping @Sendable () -> Void) {
-    let rc = KLSupport.startDetachedThread(body)
+    let rc = KLSystem.startDetachedThread(body)
     precondition(rc == 0, "pthread_create failed")
 }
 

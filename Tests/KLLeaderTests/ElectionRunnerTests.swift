@@ -1,6 +1,6 @@
 import FakeAPIServerKit
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Synchronization
 import Testing

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import KLCore
 import Testing
 @testable import KLLeader
@@ -21,7 +21,7 @@ struct StatusServerTests {
     }
 
     func serve(_ s: LeaderStatus, headTimeout: Duration = .seconds(5)) throws -> StatusServer {
-        let server = try StatusServer(address: StatusAddress("127.0.0.1:0")!, board: StatusBoard(s),
+        let server = try StatusServer(address: StatusAddress("127.0.0.1:0")!, sharedStatus: SharedLeaderStatus(s),
                                       renewDeadline: .seconds(10), headTimeout: headTimeout)
         server.start()
         return server
@@ -93,7 +93,7 @@ struct StatusServerTests {
     @Test func addressInUse_namesTheAddress() throws {
         let server = try serve(status())
         let error = #expect(throws: UsageError.self) {
-            _ = try StatusServer(address: StatusAddress(server.boundAddress)!, board: StatusBoard(status()), renewDeadline: .seconds(10))
+            _ = try StatusServer(address: StatusAddress(server.boundAddress)!, sharedStatus: SharedLeaderStatus(status()), renewDeadline: .seconds(10))
         }
         #expect(error?.message.contains("cannot listen on the status address \(server.boundAddress)") == true)
     }

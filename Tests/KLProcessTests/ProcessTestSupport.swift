@@ -1,6 +1,6 @@
 import CShims
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 @testable import KLProcess
 

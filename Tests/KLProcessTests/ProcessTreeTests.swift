@@ -1,5 +1,5 @@
 import Testing
-import KLSupport
+import KLSystem
 @testable import KLProcess
 
 /// /proc parsing and the kill of everything below us (what a

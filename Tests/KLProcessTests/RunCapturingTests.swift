@@ -1,6 +1,6 @@
 import Testing
 import KLCore
-import KLSupport
+import KLSystem
 @testable import KLProcess
 
 /// runCapturing against real processes (sh, cat, head from the base system).

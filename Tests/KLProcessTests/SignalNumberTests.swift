@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import Testing
 import KLCore
 @testable import KLProcess

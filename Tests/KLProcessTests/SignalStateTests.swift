@@ -1,7 +1,7 @@
 import CShims
 import Testing
 import KLCore
-import KLSupport
+import KLSystem
 @testable import KLProcess
 
 /// The "SigBlk:" and "SigIgn:" lines of a /proc status file, as hex strings.

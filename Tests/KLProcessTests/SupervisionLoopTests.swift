@@ -1,6 +1,6 @@
 import Testing
 import KLCore
-import KLSupport
+import KLSystem
 @testable import KLProcess
 
 /// The primitives together, in the shape of kube-leader's loop (the sketch in

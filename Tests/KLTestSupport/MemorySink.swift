@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// Log lines captured in memory, for assertions (swift-log's testing advice:

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// Where a test finds the package and the built binaries, written once for
 /// every test target (black-box tests run `kube-leader`, `pager-tester`,

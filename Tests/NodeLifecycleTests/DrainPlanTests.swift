@@ -1,6 +1,6 @@
 import KLCore
 import Testing
-import KLSupport
+import KLSystem
 @testable import NodeLifecycleKit
 
 @Suite("Drain plan")

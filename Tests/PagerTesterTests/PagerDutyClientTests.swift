@@ -83,7 +83,7 @@ struct PagerDutyClientTests {
         let sink = MemorySink()
         let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let client = PagerDutyClient(settings: settings, transport: fake.client, clock: clock,
-                                     logger: KLSupportLogger.make(sink, clock))
+                                     logger: KLSystemLogger.make(sink, clock))
         var scheduler = PagerScheduler(people: [try person("Jane", "PJANE", "@daily")], client: client, options: SchedulerOptions())
         let paged = scheduler.notifyNow(0)
         #expect(!paged)
@@ -116,9 +116,9 @@ struct PagerDutyClientTests {
     }
 }
 
-import KLSupport
+import KLSystem
 
-enum KLSupportLogger {
+enum KLSystemLogger {
     static func make(_ sink: MemorySink, _ clock: VirtualWallClock) -> Logger {
         Logger(level: .debug, sink: sink, clock: { clock.now })
     }

@@ -1,7 +1,7 @@
 import Foundation
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Synchronization
 @testable import PagerTesterKit

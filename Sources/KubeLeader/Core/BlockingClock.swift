@@ -13,7 +13,7 @@ public protocol ClockInstant: Comparable, Sendable {
 /// Loops take a clock instead of reading the system clock, so tests run them
 /// on `VirtualClock` (KLTestSupport), whose `sleep(until:)` jumps forward and
 /// never blocks. Real clocks: `MonotonicClock` (deadlines, timeouts) and
-/// `WallClock` (cron fire times) in KLSupport. kube-leader links no
+/// `WallClock` (cron fire times) in KLSystem. kube-leader links no
 /// `_Concurrency`, so this is not the standard library's `Clock`: sleeping
 /// blocks a thread, which is what its loops and the companions' worker
 /// threads want.

@@ -146,7 +146,7 @@ public struct LockSession: Sendable {
         case rejoin(Bool)
     }
 
-    /// What the status surfaces are told (`StatusBoard`); the election
+    /// What the status surfaces are told (`SharedLeaderStatus`); the election
     /// never waits for them.
     public enum Report: Sendable, Equatable {
         /// A read returned the lock (nil: absent).

@@ -1,6 +1,6 @@
 // Log levels and formats are plain values, so configuration (pure, in
 // KLCore and in each companion's config) holds them typed; the logger that
-// writes lines is KLSupport's `Logger`.
+// writes lines is KLSystem's `Logger`.
 
 /// Log levels, with swift-log's names, lowest first.
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {

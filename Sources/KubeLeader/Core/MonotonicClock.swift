@@ -7,7 +7,7 @@
 /// concurrency runtime and libdispatch (about 0.6 MB) into a binary that
 /// never runs a task. `Duration` is core stdlib and is used as usual.
 /// Pure: reading the clock (`MonotonicClock.now`, a system call) is in
-/// KLSupport's Clocks.swift, with the clock's `BlockingClock` conformance.
+/// KLSystem's Clocks.swift, with the clock's `BlockingClock` conformance.
 public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var nanoseconds: Int64
 
@@ -29,7 +29,7 @@ public struct MonotonicInstant: Sendable, Hashable, Comparable, CustomStringConv
 }
 
 /// The real monotonic clock: a `BlockingClock<MonotonicInstant>` (the
-/// conformance and `MonotonicClock.now` are in KLSupport), the default clock
+/// conformance and `MonotonicClock.now` are in KLSystem), the default clock
 /// of every loop that takes one. Spelled like the standard library's
 /// `ContinuousClock` (`.now`, `MonotonicClock.Instant`) so code reads the same.
 public struct MonotonicClock: Sendable {
@@ -46,7 +46,7 @@ public struct MonotonicClock: Sendable {
 /// suspend: it waits longer. Both err on the safe side.
 ///
 /// Its instants are `MonotonicInstant`s on the boot timeline (`now` is in
-/// KLSupport's Clocks.swift). A send time on the monotonic clock is carried
+/// KLSystem's Clocks.swift). A send time on the monotonic clock is carried
 /// over with `BootTimeline`.
 public struct BootClock: Sendable {
     public typealias Instant = MonotonicInstant

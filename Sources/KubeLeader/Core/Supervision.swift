@@ -5,7 +5,7 @@
 /// kill what the child leaves behind, release the lock, exit with which code)
 /// without doing any of it. The loop `SupervisorDriver` carries out each
 /// `Action` (spawn, kill, reap, ask the election thread to release, log,
-/// exit) through its ports (production: `Main/Supervisor.swift`; the
+/// exit) through its ports (production: `Main/MainThreadSupervisor.swift`; the
 /// simulation: its simulated processes) and reports what happened as the
 /// next `Event`, passing the time; the unit tests drive it with made-up
 /// instants, in the style of `Election.step`.

@@ -1,7 +1,7 @@
 /// The supervisor's main loop around the phase machine `Supervision`: one
 /// turn per wake-up, every action carried out through `SupervisorPorts`.
 ///
-/// Production (Main/Supervisor.swift) implements the ports with the Process
+/// Production (Main/MainThreadSupervisor.swift) implements the ports with the Process
 /// layer (fork/exec, kill(-pgid), waitpid, the /proc walk) and the mailbox
 /// the election thread writes; the simulation implements them with its
 /// simulated processes. Both run this code, so what the simulation checks is
@@ -188,7 +188,7 @@ public protocol SupervisorPorts: AnyObject {
 
 extension Supervision.ElectionEnd {
     /// What the main thread hears when the election thread's session ends
-    /// (production's `LeaderHost` and the simulation's mailbox both use it).
+    /// (production's `ElectionMailbox` and the simulation's mailbox both use it).
     public init(_ outcome: LockSession.Outcome) {
         switch outcome {
         case .released: self = .released

@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 import CShims
 

@@ -1,7 +1,7 @@
 import KLCore
 import KLTransport
 import Synchronization
-import KLSupport
+import KLSystem
 
 /// How a PATCH body is to be read (its Content-Type).
 public enum PatchType: Sendable {

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// Where the Kubernetes API server is and how to authenticate to it.
 public struct KubeConfig: Sendable {

@@ -1,6 +1,6 @@
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// The lock's I/O for the election thread: performs the requests of a
 /// `LockSession` (KLCore, where every decision is) against the API server and
@@ -16,7 +16,7 @@ public protocol LockStore: AnyObject {
     func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead
     /// Closes the open watch, if any.
     func closeWatch()
-    /// The session's report for the status surfaces (`ObservedLockStore`).
+    /// The session's report for the status surfaces (`StatusReportingLockStore`).
     func report(_ report: LockSession.Report, now: MonotonicClock.Instant)
 }
 

@@ -1,6 +1,6 @@
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// One event of a watch stream.
 public struct KubeWatchEvent: Sendable {

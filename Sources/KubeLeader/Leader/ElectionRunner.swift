@@ -1,6 +1,6 @@
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 
 /// What the election loop needs from the rest of the process, besides the
 /// time (the runner's injected clocks): a pause that a release request

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `--status-addr`: `/healthz`, `/leader` and `/metrics` on KLTransport's
@@ -7,7 +7,7 @@ import KLTransport
 /// `headTimeout` and fit in 8 KiB).
 ///
 /// It cannot hold up the election or the supervisor: it shares nothing with
-/// them but `StatusBoard`, whose mutex is held only for a copy.
+/// them but `SharedLeaderStatus`, whose mutex is held only for a copy.
 public final class StatusServer: Sendable {
     let server: HTTPServer
     /// The address actually bound (with the port the kernel chose for port 0).
@@ -15,11 +15,11 @@ public final class StatusServer: Sendable {
 
     /// Binds and listens; `start()` then serves on a new thread.
     /// - Throws: a message naming the address and the reason (in use, not local).
-    public init(address: StatusAddress, board: StatusBoard, renewDeadline: Duration,
+    public init(address: StatusAddress, sharedStatus: SharedLeaderStatus, renewDeadline: Duration,
                 headTimeout: Duration = .seconds(5)) throws(UsageError) {
         do {
             server = try HTTPServer(address: address, headTimeout: headTimeout) { path in
-                Self.route(path, status: board.snapshot, now: MonotonicClock.now, renewDeadline: renewDeadline)
+                Self.route(path, status: sharedStatus.snapshot, now: MonotonicClock.now, renewDeadline: renewDeadline)
             }
         } catch {
             switch error {

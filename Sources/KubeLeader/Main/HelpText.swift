@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `kube-leader --help`: usage, every option with its env var and default,

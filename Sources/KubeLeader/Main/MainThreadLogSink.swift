@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The main thread's log lines: never blocking it, even when nobody reads

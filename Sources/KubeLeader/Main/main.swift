@@ -3,12 +3,12 @@
 //   main ─► LeaderConfig.load ─┬─ outside a cluster ─► exec the command
 //                              └─ in a cluster ─► SignalInbox (block signals)
 //                                                 KubeClient + KubeLockStore
-//                                                 Supervisor.run ─► exit code
+//                                                 MainThreadSupervisor.run ─► exit code
 import KLCore
 import KLKube
 import KLLeader
 import KLProcess
-import KLSupport
+import KLSystem
 
 /// Ends kube-leader with `code` at once: `_exit`, never
 /// `exit`. exit() runs the atexit handlers, among them OpenSSL's
@@ -117,14 +117,14 @@ func runKubeLeader() -> Never {
         candidate = runner
     }
 
-    let surfaces = Surfaces.start(config: config, client: client, logger: logger)
-    let store = ObservedLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
-                                                name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
-                                  board: surfaces.board)
-    let supervisor: Supervisor
+    let statusPublisher = StatusPublisher.start(config: config, client: client, logger: logger)
+    let store = StatusReportingLockStore(KubeLockStore(client: client, kind: config.lockKind, namespace: config.namespace,
+                                                       name: config.lockName, logger: logger, retryPeriod: config.retryPeriod),
+                                         sharedStatus: statusPublisher.sharedStatus)
+    let supervisor: MainThreadSupervisor
     do {
-        supervisor = try Supervisor(config: config, logger: logger, inbox: inbox)
-        supervisor.surfaces = surfaces
+        supervisor = try MainThreadSupervisor(config: config, logger: logger, inbox: inbox)
+        supervisor.statusPublisher = statusPublisher
     } catch {
         logger.critical("cannot start", ("error", .string(error.description)))
         exitNow(ExitCode.failure)
@@ -144,7 +144,7 @@ func runKubeLeader() -> Never {
     case .childExited, .spawnFailed, .signalWhileWaiting:
         logger.info("exiting", ("exit_code", JSON(Int(outcome.code))))
     }
-    surfaces.finish()
+    statusPublisher.finish()
     exitNow(outcome.code)
 }
 

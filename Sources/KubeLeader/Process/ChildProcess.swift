@@ -1,6 +1,6 @@
 import CShims
 import KLCore
-import KLSupport
+import KLSystem
 
 /// A child we started. It leads its own process group (its pid is the group
 /// id), so a signal for "the command" reaches everything it started.

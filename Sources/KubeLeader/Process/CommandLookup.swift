@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import CShims
 
 /// The PATH of an environment, or execvp's default when it has none.

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import CShims
 
 /// Replaces this process with the command, with execvp(3) semantics: the

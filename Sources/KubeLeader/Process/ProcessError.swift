@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// The one error of KLProcess: what failed, on which command or pid, and what
 /// to do; `exitCode` is what a supervisor exits with for it (127/126/1).

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// The processes below us, read from /proc: what a process-group kill misses.
 ///

@@ -1,6 +1,6 @@
 import CShims
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Zombie reaping, as an init does (tini `reap_zombies`, `tini.c:563-611`).
 ///

@@ -1,6 +1,6 @@
 import CShims
 import KLCore
-import KLSupport
+import KLSystem
 
 /// What a command printed and how it ended.
 public struct CapturedOutput: Sendable, Equatable {

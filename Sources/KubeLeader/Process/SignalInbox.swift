@@ -1,7 +1,7 @@
 import CShims
 import Synchronization
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Receives signals synchronously, through a signalfd, instead of handlers
 /// (a `@convention(c)` handler touching Swift state races), plus a wake pipe

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import CShims
 
 /// kube-leader's supervised command, forked but maybe not yet executed.

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// Sets O_NONBLOCK on a descriptor (our end of a child's pipe).
 func setNonBlocking(_ fd: Int32) {

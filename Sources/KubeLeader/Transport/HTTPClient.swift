@@ -1,6 +1,6 @@
 import Synchronization
 import KLCore
-import KLSupport
+import KLSystem
 
 /// An HTTP/1.1 client for one server (`http://` or `https://`), with a pool
 /// of idle kept-alive connections. Thread-safe: each request takes its own

@@ -1,6 +1,6 @@
 import CShims
 import KLCore
-import KLSupport
+import KLSystem
 
 /// The one small HTTP server of every binary: kube-leader's `--status-addr`
 /// and the companions' `--metrics-addr`. GET and HEAD only, one request per

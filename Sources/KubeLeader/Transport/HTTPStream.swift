@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 /// The body of a response read as it arrives (watch streams). Used by one
 /// thread at a time. A read that times out leaves the stream usable.
 public final class HTTPStream: @unchecked Sendable {

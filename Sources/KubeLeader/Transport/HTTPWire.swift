@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 /// HTTP/1.1 framing: a buffered reader over a channel, response heads,
 /// and body decoding (Content-Length, chunked, until-close). Every step
 /// either completes and updates its state or throws without consuming

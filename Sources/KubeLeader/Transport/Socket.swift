@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 import CShims
 
@@ -313,7 +313,7 @@ final class PendingLookup: Sendable {
 
 /// Runs `body` on a new detached thread (it inherits the caller's signal mask).
 private func startHelperThread(_ ep: Endpoint, _ body: @escaping @Sendable () -> Void) throws(TransportError) {
-    let rc = KLSupport.startDetachedThread(body)
+    let rc = KLSystem.startDetachedThread(body)
     if rc != 0 {
         throw TransportError(.connectFailed, "Cannot start a thread to resolve the host of \(ep.text): \(errnoMessage(rc)).")
     }

@@ -1,6 +1,6 @@
 import COpenSSL
 import KLCore
-import KLSupport
+import KLSystem
 
 /// OpenSSL is initialised once per process, without reading openssl.cnf
 /// (there is none in an empty container root).

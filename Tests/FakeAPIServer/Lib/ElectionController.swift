@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// How the fake's coordinated-leader-election controller behaves (KEP-4355;

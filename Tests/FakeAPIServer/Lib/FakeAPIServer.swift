@@ -1,6 +1,6 @@
 import CFakeCerts
 import KLCore
-import KLSupport
+import KLSystem
 
 /// How to start a fake API server (the `kube-apiserver-fake` flags).
 public struct FakeAPIServerOptions: Sendable {

@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import KLCore
 
 /// Routing an API request to the store.

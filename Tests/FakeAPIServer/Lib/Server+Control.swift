@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import KLCore
 
 /// The control API under /fake/ (no auth, never faulted).

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Watch streams: chunked, one JSON event per chunk.
 extension Server {

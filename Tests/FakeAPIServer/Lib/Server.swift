@@ -1,7 +1,7 @@
 import CFakeCerts
 import COpenSSL
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The HTTP(S) listener and per-connection request loop.

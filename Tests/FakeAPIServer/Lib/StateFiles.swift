@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 // The fake's files on disk (the state file and the generated token file):
 // read whole, written atomically.

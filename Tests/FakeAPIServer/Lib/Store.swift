@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The answer to an API call: HTTP status and JSON body (object or Status).

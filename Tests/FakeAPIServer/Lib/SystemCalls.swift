@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 // The fake's few operating-system calls: threads, sleep, monotonic time and
 // random bytes.

@@ -1,5 +1,5 @@
 import COpenSSL
-import KLSupport
+import KLSystem
 
 /// One accepted connection, TLS or plain: a blocking byte pipe.
 final class Transport {

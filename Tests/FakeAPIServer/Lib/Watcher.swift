@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// One change, kept in the bounded history so a watch can resume from an RV.

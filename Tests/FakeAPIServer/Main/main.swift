@@ -2,7 +2,7 @@
 // wait for SIGTERM/SIGINT, exit 0.
 import FakeAPIServerKit
 import KLCore
-import KLSupport
+import KLSystem
 
 let parser = OptionParser([
     OptionSpec("host", value: "IP", default: "127.0.0.1", help: "IPv4 address to listen on (also a name of the server certificate when DIR has none yet)."),

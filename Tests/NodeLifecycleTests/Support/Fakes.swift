@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Synchronization
 import Testing

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 
 /// The folder of this test target (for data files and helper scripts).

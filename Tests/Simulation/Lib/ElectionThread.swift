@@ -33,7 +33,7 @@ final class ElectionThread {
         case request(id: Int, write: Bool, list: Bool)
         case sleep(token: Int)
         case watchRead(token: Int)
-        /// `LeaderHost.awaitRejoin`: until the supervisor lets it go on.
+        /// `ElectionMailbox.awaitRejoin`: until the supervisor lets it go on.
         case rejoin
     }
     private var blocked: Blocked = .none
@@ -79,7 +79,7 @@ final class ElectionThread {
                     blocked = .watchRead(token: world.runnerTimer(replica, incarnation, at: until))
                     return
                 case .sleep(let until):
-                    // LeaderHost.pause: returns at once when the time has come,
+                    // ElectionMailbox.pause: returns at once when the time has come,
                     // or when the wake-up pipe holds a byte and a release is asked.
                     if now >= until { input = .woke; continue next }
                     if host.wakePipe {
@@ -92,7 +92,7 @@ final class ElectionThread {
                     input = .acquireAllowed(world.hostBeginAcquire(replica, incarnation))
                     continue next
                 case .awaitRejoin:
-                    // LeaderHost.awaitRejoin: returns once the flag is set
+                    // ElectionMailbox.awaitRejoin: returns once the flag is set
                     // (false when a release was asked instead).
                     if let answer = rejoinAnswer() { input = .rejoin(answer); continue next }
                     blocked = .rejoin
@@ -163,7 +163,7 @@ final class ElectionThread {
         }
     }
 
-    /// LeaderHost.awaitRejoin's check of the shared state: nil: keep waiting.
+    /// ElectionMailbox.awaitRejoin's check of the shared state: nil: keep waiting.
     private func rejoinAnswer() -> Bool? {
         if host.rejoinGranted {
             host.rejoinGranted = false

@@ -7,7 +7,7 @@ import KLCore
 // standbys leave the named one a lease to take the released lock.
 
 extension World {
-    /// LeaderHost.handOver: the election asks for a hand-over.
+    /// ElectionMailbox.handOver: the election asks for a hand-over.
     func hostHandOver(_ r: Int, _ inc: Int, to: String) {
         guard let p = process(r, inc) else { return }
         p.handOverTo = to
@@ -16,7 +16,7 @@ extension World {
         wakeMain(r, inc)
     }
 
-    /// LeaderHost.handedOver: the hand-over's release is done.
+    /// ElectionMailbox.handedOver: the hand-over's release is done.
     func hostHandedOver(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
         p.handedOver = true

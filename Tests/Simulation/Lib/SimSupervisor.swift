@@ -7,7 +7,7 @@ enum SimSignal: String {
     case kill = "SIGKILL"
 }
 
-/// How a simulated kube-leader process ends (mirror of `Supervisor.Exit`).
+/// How a simulated kube-leader process ends (mirror of `MainThreadSupervisor.Exit`).
 enum SimExit: Equatable {
     case childExited(Int32)
     case signalWhileWaiting
@@ -37,7 +37,7 @@ enum SimExit: Equatable {
 }
 
 /// The main thread of a simulated kube-leader: the production
-/// `SupervisorDriver` (KLCore, the loop `Main/Supervisor.swift` runs) around
+/// `SupervisorDriver` (KLCore, the loop `Main/MainThreadSupervisor.swift` runs) around
 /// the real `Supervision` machine. Only its ports are simulated: spawn,
 /// signal and kill act on the world's processes, the mailbox is the
 /// replica's shared state, the clock is the replica's local clock.
@@ -77,7 +77,7 @@ final class SimSupervisor: SupervisorPorts {
 
     // MARK: SupervisorPorts
 
-    /// CLOCK_BOOTTIME, as in production (`Supervisor.now`): the leader's own
+    /// CLOCK_BOOTTIME, as in production (`MainThreadSupervisor.now`): the leader's own
     /// deadlines count time suspended.
     var now: MonotonicInstant { world.config.supervisorOnBootClock ? world.bootNow(replica) : world.localNow(replica) }
 

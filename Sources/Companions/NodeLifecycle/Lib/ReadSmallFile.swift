@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// Reads a small text file (a token, a CA) whole, at most 1 MiB. Errors name
 /// the file and the reason (errno), e.g. an unreadable projected token.

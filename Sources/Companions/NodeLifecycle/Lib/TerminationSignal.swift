@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// Blocks SIGTERM and SIGINT in the calling thread (and the threads it starts
 /// later), then waits for one of them on a thread of its own and calls

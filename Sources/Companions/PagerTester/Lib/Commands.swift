@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// Where a command writes: standard output for results, the logger for
@@ -108,7 +108,7 @@ public enum PagerTesterCommand {
         public var client: PagerDutyClient
         public var options: SchedulerOptions
         /// `--metrics-addr`, not yet serving (nil: off).
-        public var metricsServer: MetricsServer?
+        public var metricsServer: PagerMetricsServer?
     }
 
     /// Loads people, settings and options; checks `From` (locally, and with
@@ -145,7 +145,7 @@ public enum PagerTesterCommand {
             urgency = u
         }
         let metrics = PagerMetrics()
-        let server = try options["metrics-addr"].map { addr throws(PagerError) in try MetricsServer(address: addr, metrics: metrics) }
+        let server = try options["metrics-addr"].map { addr throws(PagerError) in try PagerMetricsServer(address: addr, metrics: metrics) }
         let settings = try PagerSettings.load(environment: environment, needToken: !sched.dryRun)
         try FromCheck.local(people: people, from: settings.from)
         var client = PagerDutyClient(settings: settings, transport: try transport(settings), clock: clock, logger: logger)

@@ -1,6 +1,6 @@
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// The command-line options of pager-tester (flag, env var, default).
 public enum PagerTesterOptions {

@@ -1,6 +1,6 @@
 import KLCore
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// Sends one HTTP request; `KLTransport.HTTPClient` in production, the same
 /// client against a local fake server in tests.

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// The page runner: the jobs `PagerScheduler` hands out, carried out against
 /// PagerDuty (create the test incident or find it already paged, verify who

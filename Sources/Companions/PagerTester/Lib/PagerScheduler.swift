@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Options of the scheduler; defaults as `pager-tester run --help` shows.
 public struct SchedulerOptions: Sendable {

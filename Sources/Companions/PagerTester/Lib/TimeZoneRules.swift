@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 
 /// A time zone read from a TZif file (RFC 8536): the table of transitions
 /// plus the POSIX TZ footer for instants after the table ends.

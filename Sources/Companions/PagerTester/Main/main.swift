@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import PagerTesterKit
 
 // Wiring only: parse the command line, call the command, exit.

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// The `policy-check` command line: subcommands `istio-ports`, `pdb` and `coverage`.
 ///

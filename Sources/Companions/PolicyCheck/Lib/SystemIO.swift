@@ -1,6 +1,6 @@
 import KLCore
 import KLProcess
-import KLSupport
+import KLSystem
 
 /// The real `PolicyCheckIO`: files through read(2), directories through
 /// opendir(3), `opa` through `KLProcess.runCapturing`.

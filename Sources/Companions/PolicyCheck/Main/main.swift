@@ -1,4 +1,4 @@
-import KLSupport
+import KLSystem
 import PolicyCheckKit
 
 

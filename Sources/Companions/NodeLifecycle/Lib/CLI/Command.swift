@@ -1,7 +1,7 @@
 import KLCore
 import KLKube
 import KLTransport
-import KLSupport
+import KLSystem
 
 /// `node-lifecycle drain|ready`: parses, wires, runs. Returns the exit code:
 /// 0 done, 1 failure (ready timed out, AWS or Kubernetes failed), 2 bad usage.
@@ -130,7 +130,7 @@ public enum NodeLifecycleCommand {
             // Bound now (a bad address fails at start); served after the
             // signal mask is set, since threads inherit it.
             let metricsServer = try config.metricsAddress.map { address throws(NodeLifecycleError) in
-                try MetricsServer(address: address) { metrics.render() }
+                try NodeLifecycleMetricsServer(address: address) { metrics.render() }
             }
             logger.notice("draining nodes of terminating instances", ("sqs.queue_url", .string(config.queueURL)),
                           ("aws.region", .string(config.region)), ("aws.credentials", .string(credentials.source)),

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Options shared by both subcommands: Kubernetes access, AWS region, logs.
 public enum CommonOptions {
@@ -163,7 +163,7 @@ public struct DrainConfig: Sendable {
             throw NodeLifecycleError(.usage, "\(o.source(of: "taint")) \"\(taintText)\" is not KEY[=VALUE][:NoSchedule|PreferNoSchedule|NoExecute].")
         }
         let metrics = o["metrics-addr"].flatMap { $0.isEmpty ? nil : $0 }
-        if let metrics { _ = try MetricsServer.parse(address: metrics) }
+        if let metrics { _ = try NodeLifecycleMetricsServer.parse(address: metrics) }
         var config = DrainConfig(queueURL: queueURL, region: region, settings: settings, concurrency: concurrency, taint: taint,
                                  onUnknownNode: onUnknownNode, metricsAddress: metrics, common: common)
         if let text = o["managed-tag"] {

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 // The outside world of a drain as protocols: Kubernetes (`ClusterAPI`), Auto
 // Scaling (`LifecycleAPI`) and the lifecycle hook's queue (`QueueAPI`, on SQS

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The `drain` loop. It receives continuously, whatever the number of

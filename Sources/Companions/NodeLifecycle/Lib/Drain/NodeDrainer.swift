@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// What became of one lifecycle message.
 public enum DrainReport: Sendable, Hashable {

@@ -1,6 +1,6 @@
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 
 /// `ClusterAPI` over KLKube's Kubernetes client.
 public struct KubeCluster: ClusterAPI {

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// A token bucket (client-go's `flowcontrol` limiter): `qps` tokens a

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 
 /// Where a `ready` run ended.
 public enum ReadyOutcome: Sendable, Equatable {

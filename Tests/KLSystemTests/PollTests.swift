@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import Testing
 
 /// The one wake-up pipe and poll loop, and the EINTR helper.

@@ -3,18 +3,18 @@ import KLCore
 import KLKube
 import KLLeader
 import KLProcess
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The supervisor: the main thread, in the shape of tini's loop. The loop
 /// and its decisions are in KLCore (`SupervisorDriver` around the phase
 /// machine `Supervision`); this class is its ports: fork/exec, signals,
-/// kill, reap (Process/), the mailbox of the election thread (`LeaderHost`),
+/// kill, reap (Process/), the mailbox of the election thread (`ElectionMailbox`),
 /// the log, the boot clock.
 ///
 /// Two threads, one job each:
 /// - the **election thread** runs `ElectionRunner` (blocking HTTP calls with
-///   deadlines) and reports through `LeaderHost`: renewed(sentAt:), became
+///   deadlines) and reports through `ElectionMailbox`: renewed(sentAt:), became
 ///   leader, lost, done;
 /// - the **main thread** (`run`) owns the child: it waits on a signalfd for
 ///   signals, child exits, the exec report and wake-ups from the election
@@ -23,7 +23,7 @@ import Synchronization
 ///   deadline and wakes the loop for it.
 ///
 /// Every way out is one of `Exit`'s cases, each with its exit code.
-final class Supervisor: SupervisorPorts {
+final class MainThreadSupervisor: SupervisorPorts {
     /// How kube-leader ends (`Supervision.Exit`: childExited,
     /// signalWhileWaiting, leadershipLost, configuration, spawnFailed,
     /// internalError).
@@ -35,13 +35,13 @@ final class Supervisor: SupervisorPorts {
     /// The election thread's logger (blocking writes, as everywhere else).
     let electionLogger: Logger
     let inbox: SignalInbox
-    let host: LeaderHost
+    let host: ElectionMailbox
     /// The child's start while its exec has not been reported (it may hang
     /// on a dead mount: the loop never waits for it).
     var start: SupervisedStart?
     /// The optional surfaces (docs/surfaces.md): the child's environment
-    /// comes from their board, which also hears of loss and the child's exit.
-    var surfaces: Surfaces?
+    /// comes from their shared status, which also hears of loss and the child's exit.
+    var statusPublisher: StatusPublisher?
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
@@ -51,7 +51,7 @@ final class Supervisor: SupervisorPorts {
         self.logger = own
         electionLogger = logger
         self.inbox = inbox
-        self.host = try LeaderHost(inbox: inbox)
+        self.host = try ElectionMailbox(inbox: inbox)
     }
 
     /// Starts the election thread and runs the main loop until an exit.
@@ -137,7 +137,7 @@ final class Supervisor: SupervisorPorts {
         let state = host.snapshot()
         var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
                                     lastRenewSentAt: state.lastRenewBootSentAt,
-                                    childEnvironment: surfaces?.board.snapshot.childEnvironment ?? state.childEnvironment)
+                                    childEnvironment: statusPublisher?.sharedStatus.snapshot.childEnvironment ?? state.childEnvironment)
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
         report.handOverTo = state.handOverTo
         report.handedOver = state.handedOver
@@ -161,8 +161,8 @@ final class Supervisor: SupervisorPorts {
 
     func observed(_ event: Supervision.Event) {
         switch event {
-        case .lost(let reason): surfaces?.board.lost(reason: reason)
-        case .childExited(let status): surfaces?.board.childExited(code: status.exitCode)
+        case .lost(let reason): statusPublisher?.sharedStatus.lost(reason: reason)
+        case .childExited(let status): statusPublisher?.sharedStatus.childExited(code: status.exitCode)
         default: break
         }
     }
@@ -175,162 +175,6 @@ final class Supervisor: SupervisorPorts {
         case .warning: .warning
         case .error: .error
         }
-    }
-}
-
-/// What the election thread and the main thread share.
-final class LeaderHost: ElectionHost, @unchecked Sendable {
-    struct State: Sendable {
-        var leading = false
-        var lostReason: String?
-        var releaseRequested = false
-        var outcome: ElectionRunner.Outcome?
-        /// Send time of the last write that held the lock (acquire or renew),
-        /// on the boot clock (`BootTimeline`: never later than the truth).
-        var lastRenewBootSentAt: BootClock.Instant?
-        /// Carries the election thread's monotonic send times to the boot clock.
-        var timeline = BootTimeline()
-        /// An acquiring write is in flight.
-        var acquiring = false
-        /// An acquire succeeded: the lock is ours until the election ends.
-        var holding = false
-        /// Extra environment for the child, known when we became leader.
-        var childEnvironment: [String: String] = [:]
-        /// `--on-loss standby`: the supervisor let the election stand by again.
-        var rejoinGranted = false
-        /// The lock asked for a hand-over to this identity (issue 22 part 2).
-        var handOverTo: String?
-        /// The hand-over's release is done: the release request was its own,
-        /// and `awaitRejoin` waits for the supervisor despite it.
-        var handedOver = false
-    }
-
-    private let state = Mutex(State())
-    private let inbox: SignalInbox
-    /// Wakes the election thread's pause between renews (release requests).
-    private let wake: WakePipe
-
-    init(inbox: SignalInbox) throws(ProcessError) {
-        self.inbox = inbox
-        do {
-            wake = try WakePipe()
-        } catch {
-            throw ProcessError(.ioFailed, errno: error.errno, context: "Cannot create the election wake-up pipe")
-        }
-    }
-
-    func snapshot() -> State { state.withLock { $0 } }
-
-    // Called by the main thread.
-    /// Asks the election thread to give the lock up and send no new acquire.
-    /// Returns whether it is busy: holding the lock or with an acquire in
-    /// flight (its end then follows through `finished`). Under one lock with
-    /// `beginAcquire`, so an acquire is either refused or waited for.
-    func requestRelease() -> Bool {
-        let busy = state.withLock { s -> Bool in
-            s.releaseRequested = true
-            return s.outcome == nil && (s.acquiring || s.holding || s.leading)
-        }
-        wake.wake()
-        return busy
-    }
-
-    /// `--on-loss standby`: the old child's group is gone; forget the old
-    /// term (the election is blocked in `awaitRejoin` and wrote nothing
-    /// since its loss) and let the election stand by again.
-    func rejoin() {
-        state.withLock { s in
-            s.leading = false
-            s.lostReason = nil
-            s.lastRenewBootSentAt = nil
-            s.acquiring = false
-            s.holding = false
-            if s.handedOver { s.releaseRequested = false }   // the hand-over's own request
-            s.handOverTo = nil
-            s.handedOver = false
-            s.rejoinGranted = true
-        }
-        wake.wake()
-    }
-
-    // Called by the election thread.
-    func awaitRejoin() -> Bool {
-        while true {
-            let (granted, release) = state.withLock { s -> (Bool, Bool) in
-                defer { s.rejoinGranted = false }
-                return (s.rejoinGranted, s.releaseRequested)
-            }
-            if granted { return !release }
-            if release, !state.withLock({ $0.handedOver }) { return false }
-            wake.wait(until: MonotonicClock.now.advanced(by: .seconds(1)))
-        }
-    }
-
-    func finished(_ outcome: ElectionRunner.Outcome) {
-        state.withLock { $0.outcome = outcome }
-        inbox.wake()
-    }
-
-    var releaseRequested: Bool { state.withLock { $0.releaseRequested } }
-
-    /// Waits on the real monotonic clock (the runner's default clock): the
-    /// kernel's `poll` on the wake-up pipe needs real time.
-    func pause(until: MonotonicClock.Instant) -> Bool {
-        // What the election sends next comes after this: sample the clocks' offset.
-        defer {
-            let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
-        }
-        while true {
-            let left = MonotonicClock.now.duration(to: until)
-            if left <= .zero { return releaseRequested }
-            if wake.wait(until: until), releaseRequested { return true }
-        }
-    }
-
-    func becameLeader() {
-        state.withLock { $0.leading = true }
-        inbox.wake()
-    }
-
-    func lostLeadership(reason: String) {
-        state.withLock { $0.lostReason = reason }
-        inbox.wake()
-    }
-
-    func handOver(to: String) {
-        state.withLock { $0.handOverTo = to }
-        inbox.wake()
-    }
-
-    func handedOver() {
-        state.withLock { $0.handedOver = true }
-        inbox.wake()
-    }
-
-    func beginAcquire() -> Bool {
-        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-        return state.withLock { s -> Bool in
-            if s.releaseRequested { return false }
-            s.acquiring = true
-            s.timeline.beforeSend(monotonic: monotonic, boot: boot)
-            return true
-        }
-    }
-
-    func endAcquire(won: Bool) {
-        state.withLock { s in
-            s.acquiring = false
-            if won { s.holding = true }
-        }
-    }
-
-    func renewed(sentAt: MonotonicClock.Instant) {
-        let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-        state.withLock { s in
-            s.lastRenewBootSentAt = s.timeline.boot(sentAt, monotonicNow: monotonic, bootNow: boot)
-        }
-        inbox.wake()
     }
 }
 

@@ -1,5 +1,5 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `--metrics-addr HOST:PORT`: `GET /metrics` with
@@ -7,7 +7,7 @@ import KLTransport
 /// (its own thread; each connection gets 2 s to send a head of at most
 /// 8 KiB and take the answer), so a slow or hostile client can delay a
 /// scrape but never grow memory or block the scheduler.
-public final class MetricsServer: Sendable {
+public final class PagerMetricsServer: Sendable {
     let server: HTTPServer
     public var port: Int { Int(server.boundAddress.port) }
 

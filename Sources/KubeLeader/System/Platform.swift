@@ -1,5 +1,5 @@
 // The platform layer: the C library is chosen here, once, and re-exported,
-// so a module that imports KLSupport gets Glibc or Musl without naming
+// so a module that imports KLSystem gets Glibc or Musl without naming
 // either; what differs between the two is spelled out here (`SocketType`).
 #if canImport(Glibc)
 @_exported import Glibc

@@ -1,6 +1,6 @@
 import KLCore
 import KLKube
-import KLSupport
+import KLSystem
 import Synchronization
 
 /// The leader label (`--leader-label`) and Events (`--events`): API writes
@@ -12,7 +12,7 @@ import Synchronization
 /// leading. A label left behind (this replica died before removing it) is
 /// removed by the next leader, which strips it from every other Pod.
 /// Missing RBAC: a warning once for the label, a debug line once for Events.
-public final class LeaderSurfaces: @unchecked Sendable {
+public final class LabelAndEventWriter: @unchecked Sendable {
     let client: KubeClient
     let logger: Logger
     let label: LeaderLabel?

@@ -1,11 +1,11 @@
 import KLCore
-import KLSupport
+import KLSystem
 import KLTransport
 
 /// `--metrics-addr HOST:PORT`: `GET /metrics` (Prometheus text) and
 /// `GET /healthz` on KLTransport's `HTTPServer` (its own thread, one request
 /// per connection, 5 s for the request head, at most 8 KiB read).
-public final class MetricsServer: Sendable {
+public final class NodeLifecycleMetricsServer: Sendable {
     let server: HTTPServer
     /// The port bound (useful with port 0).
     public var port: Int { Int(server.boundAddress.port) }

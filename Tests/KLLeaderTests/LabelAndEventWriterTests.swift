@@ -1,6 +1,6 @@
 import FakeAPIServerKit
 import KLCore
-import KLSupport
+import KLSystem
 import KLTestSupport
 import Synchronization
 import Testing
@@ -11,7 +11,7 @@ import KLTransport
 /// The leader label and Events against kube-apiserver-fake, with full and
 /// with missing RBAC.
 @Suite("Leader label and Events", .timeLimit(.minutes(1)))
-struct LeaderSurfacesTests {
+struct LabelAndEventWriterTests {
     final class Lines: LogSink {
         let lines = Mutex<[String]>([])
         func write(line: String) { lines.withLock { $0.append(line) } }
@@ -59,7 +59,7 @@ struct LeaderSurfacesTests {
         try pod(admin, "old-leader", labels: ["app": "x", "example.com/role": "leader"])
         try pod(admin, "bystander", labels: ["app": "x", "example.com/role": "follower"])
         let sink = Lines()
-        let surfaces = try #require(LeaderSurfaces(client: kube, logger: Logger(level: .debug, sink: sink), label: label,
+        let surfaces = try #require(LabelAndEventWriter(client: kube, logger: Logger(level: .debug, sink: sink), label: label,
                                                    events: true, podName: "me-pod"))
         surfaces.enqueue(.acquired, status(kind: .lease))
         surfaces.finish(within: .seconds(20))
@@ -93,7 +93,7 @@ struct LeaderSurfacesTests {
         let kube = try KubeClient(config: KubeConfig(server: fake.url, caFile: fake.caFile, token: "limited"))
         try pod(admin, "me-pod")
         let sink = Lines()
-        let surfaces = try #require(LeaderSurfaces(client: kube, logger: Logger(level: .debug, sink: sink), label: label,
+        let surfaces = try #require(LabelAndEventWriter(client: kube, logger: Logger(level: .debug, sink: sink), label: label,
                                                    events: true, podName: "me-pod"))
         for change in [LeaderStatus.Change.acquired, .stopped, .acquired] { surfaces.enqueue(change, status()) }
         surfaces.finish(within: .seconds(20))
@@ -107,6 +107,6 @@ struct LeaderSurfacesTests {
     @Test func bothOff_startsNothing() throws {
         let (fake, _, kube) = try start()
         defer { fake.stop() }
-        #expect(LeaderSurfaces(client: kube, logger: Logger(), label: nil, events: false, podName: "p") == nil)
+        #expect(LabelAndEventWriter(client: kube, logger: Logger(), label: nil, events: false, podName: "p") == nil)
     }
 }
