@@ -62,15 +62,18 @@ struct KubeLeaderCoordinatedTests {
         for name in ["new-a", "new-b"] { try cluster.start(name, extra: coordinated("2.0.0")) }
         #expect(eventually(.seconds(20)) { cluster.log.starts.count == 1 }, "\(cluster.diagnostics)")
         for round in 1...3 {
+            let current = try #require(cluster.log.starts.last?.id)
             try cluster.start("old-\(round)", extra: coordinated("1.9.\(round)"))
             if round == 1 {
-                // A better candidate appeared: the controller asks the new leader to hand over.
+                // A better candidate appeared: the controller names it
+                // preferred holder, and the leader hands over by itself
+                // (issue 22 part 2): its child stops, it releases keeping the
+                // name, and it stands by again without exiting.
                 #expect(eventually(.seconds(10)) { cluster.server.lock(.lease, name: cluster.lockName)?.record?.otherFields["preferredHolder"] == "old-1" },
                         "\(cluster.diagnostics)")
-                let current = try #require(cluster.log.starts.last?.id)
                 let leader = try #require(cluster.replica(current))
-                leader.signal(.terminate)   // the hand-over itself (part 2) is not ours: end its child
-                leader.wait()
+                #expect(eventually(.seconds(10)) { leader.log.contains("handed over; standing by again") }, "\(leader.log)")
+                #expect(leader.wait(.milliseconds(1)) == nil, "the leader exited instead of handing over: \(leader.log)")
             } else {
                 let leader = try #require(cluster.replica("old-\(round - 1)"))
                 leader.signal(.terminate)

@@ -125,6 +125,10 @@ final class SessionHarness {
                     events.append("lost: \(reason)")
                     seam.append("lost")
                 case .renewed(let sentAt): seam.append("renewed@\(t0.duration(to: sentAt))")
+                case .handOver(let to):
+                    events.append("hand over to \(to)")
+                    seam.append("hand over")
+                case .handedOver: seam.append("handed over")
                 case .log(let level, let message, let fields):
                     logs.append("\(level.name) \(message) \(fields.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
                 case .report: break

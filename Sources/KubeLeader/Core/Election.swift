@@ -45,9 +45,27 @@
 ///   deleted or cleared (not a holder's release), it is waited out for one
 ///   lease like any hold this process saw.
 /// - Pacing: after a failed or lost write, the next write waits at least one
-///   retry period (one immediate read is allowed, to learn who won).
+///   retry period (one immediate read is allowed, to learn who won). One
+///   exception: a leader whose renew conflicted and whose re-read shows its
+///   record as it wrote it under a new resourceVersion (someone edited
+///   another field: an annotation, the preferred holder) renews again at
+///   once, at most once per retry period.
 /// - A release that fails (5xx, timeout) or conflicts (re-read first) is
 ///   retried every retry period until the renew deadline.
+///
+/// - **Hand-over when asked** (issue 22 part 2). A leader that sees the
+///   lock's preferred holder (`LockSnapshot.preferredHolder`: Lease
+///   `spec.preferredHolder`, or the ConfigMap annotation
+///   `kube-leader.io/preferred-holder`) change, while it leads, to another
+///   identity sets `handOverTo`; it goes on renewing until the supervisor,
+///   once the child's group is gone, asks for the release (which keeps every
+///   field it does not own, `strategy` and `preferredHolder` included). A
+///   name that was already there when it took the lock, or that it saw
+///   before, never makes it yield again (no ping-pong when the named replica
+///   does not exist). A standby that is not the named one waits one lease
+///   (ours) after it first saw a released record naming another preferred
+///   holder before it takes it; the named one takes it at once. Waiting
+///   longer never makes two holders: the safety of a release is unchanged.
 ///
 /// ## Non-guarantees
 /// - No fencing: a leader that is frozen (SIGSTOP, a VM pause) longer than the
@@ -178,6 +196,16 @@ public struct Election: Sendable {
     /// The next timer re-reads the lock instead of deciding on what we saw
     /// (an original kube-leader's lock: is its Pod still there?).
     private var readOnTimer = false
+    /// While leading: when a write last went out at once after a conflict
+    /// that a re-read showed was an edit of another field.
+    private var lastQuickWrite: Instant?
+    /// While leading: the preferred holder the lock named when we last saw
+    /// it (at the acquire, then at each renew or read).
+    private var lastPreferred: String?
+    /// While leading: the identity the lock asked us to hand over to (its
+    /// preferred holder changed to another name while we led). Set once per
+    /// term; the supervisor stops the child, then asks for the release.
+    public private(set) var handOverTo: String?
 
     public init(identity: String, timing: Timing) {
         self.identity = identity
@@ -250,6 +278,7 @@ public struct Election: Sendable {
             role = .leading
             lastRenew = sentAt
             base = snapshot
+            lastPreferred = snapshot.preferredHolder
             note(.present(snapshot), now: now)
             if releaseAfterWrite { return release(now: now, wall: wall) }
             return .becameLeader(renewAt: sentAt + timing.retryPeriod)
@@ -380,6 +409,11 @@ public struct Election: Sendable {
             if !record.isReleased {
                 let expiry = seenAt + lease(of: record)
                 if now < expiry { return .wait(until: expiry) }
+            } else if let preferred = snapshot.preferredHolder, preferred != identity {
+                // Released for a named preferred holder (issue 22 part 2):
+                // leave it one lease to take the lock, then anyone may.
+                let expiry = seenAt + timing.leaseDuration
+                if now < expiry { return .wait(until: expiry) }
             }
         }
         // No resourceVersion: an update could not be conditional. Never write
@@ -502,6 +536,7 @@ public struct Election: Sendable {
             let counted = snapshot.resourceVersion != base?.resourceVersion
             base = snapshot
             observed = snapshot
+            notePreferred(snapshot)
             if counted {
                 lastRenew = sentAt
                 return .wait(until: sentAt + timing.retryPeriod)
@@ -539,12 +574,23 @@ public struct Election: Sendable {
                 let holder = snapshot.holderDescription
                 return lose("the lock is now held by \(holder.isEmpty ? "nobody (released)" : holder)")
             }
-            // Still ours (someone else changed another field): write on the new version.
+            // Still ours (someone else changed another field: `kubectl
+            // annotate`, a preferred holder): write on the new version.
+            let recordKept = Self.sameRecord(snapshot.record, base?.record) && snapshot.resourceVersion != base?.resourceVersion
             base = snapshot
             observed = snapshot
+            notePreferred(snapshot)
+            if now >= deadline { return isReleasing ? released() : lose("renew deadline passed") }
+            if let until = notBefore, now < until {
+                // A conflict the re-read explains by an edit of another field
+                // (our record as we wrote it) lost no race: write again at
+                // once, once per retry period (else two such edits could cost
+                // the renew deadline). An edit of the record itself is paced.
+                guard recordKept, !isReleasing, lastQuickWrite.map({ now >= $0 + timing.retryPeriod }) ?? true else { return .wait(until: min(until, deadline)) }
+                lastQuickWrite = now
+                notBefore = nil
+            }
             if isReleasing { return release(now: now, wall: wall) }
-            if now >= deadline { return lose("renew deadline passed") }
-            if let until = notBefore, now < until { return .wait(until: min(until, deadline)) }
             return renew(now: now, wall: wall)
         case .timer, .start:
             if isReleasing { return release(now: now, wall: wall) }
@@ -552,6 +598,23 @@ public struct Election: Sendable {
             if let until = notBefore, now < until { return .wait(until: min(until, deadline)) }
             return renew(now: now, wall: wall)
         }
+    }
+
+    /// The same record but for the fields we do not own.
+    private static func sameRecord(_ a: LeaderElectionRecord?, _ b: LeaderElectionRecord?) -> Bool {
+        guard var a, var b else { return false }
+        a.otherFields = JSONObject()
+        b.otherFields = JSONObject()
+        return a == b
+    }
+
+    /// A leader's view of the preferred holder: a change to another name
+    /// asks for a hand-over (once per term).
+    private mutating func notePreferred(_ snapshot: LockSnapshot) {
+        let preferred = snapshot.preferredHolder
+        defer { lastPreferred = preferred }
+        guard handOverTo == nil, !isReleasing, let preferred, preferred != identity, preferred != lastPreferred else { return }
+        handOverTo = preferred
     }
 
     private mutating func renew(now: Instant, wall: WallTime) -> Action {
@@ -604,9 +667,11 @@ public struct Election: Sendable {
     /// is waited out for one lease, not created at once.
     /// Only after a loss (`role == .lost`); otherwise it does nothing and
     /// returns false.
+    /// After a hand-over (`handOverTo` set, then released) it stands by
+    /// again the same way.
     @discardableResult
     public mutating func standByAgain() -> Bool {
-        guard role == .lost else { return false }
+        guard role == .lost || (role == .released && handOverTo != nil) else { return false }
         let hold = lastHold ?? base?.record.map { Hold(lease: lease(of: $0), transitions: $0.leaderTransitions, holder: $0.holderIdentity) }
         let until = heldUntil, wasCoordinated = coordinated
         self = Election(identity: identity, timing: timing)

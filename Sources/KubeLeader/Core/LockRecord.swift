@@ -36,6 +36,9 @@ public enum LockKind: String, Sendable, CaseIterable {
 
     /// The annotation of the ConfigMap lock.
     public static let annotation = "control-plane.alpha.kubernetes.io/leader"
+    /// The ConfigMap lock's counterpart of the Lease's `spec.preferredHolder`
+    /// (issue 22 part 2): `kubectl annotate` it to move leadership.
+    public static let preferredHolderAnnotation = "kube-leader.io/preferred-holder"
 }
 
 /// What the lock object held when we read it.
@@ -74,6 +77,21 @@ public struct LockSnapshot: Sendable, Equatable {
 
     public var record: LeaderElectionRecord? {
         if case .readable(let r) = state { return r }
+        return nil
+    }
+
+    /// Who should hold the lock, as its owner asked (issue 22 part 2): the
+    /// Lease's `spec.preferredHolder`, else the annotation
+    /// `kube-leader.io/preferred-holder` on the object (ConfigMap lock);
+    /// nil when neither names anyone. Not part of the record's fingerprint.
+    public var preferredHolder: String? {
+        for value in [object[path: "spec", "preferredHolder"],
+                      object[path: "metadata", "annotations", LockKind.preferredHolderAnnotation]] {
+            if case .string(let name)? = value {
+                let trimmed = name.trimmingWhitespace
+                if !trimmed.isEmpty { return trimmed }
+            }
+        }
         return nil
     }
 

@@ -210,6 +210,13 @@ public struct LockSession: Sendable {
         case becameLeader
         /// We lost the lock: stop the child.
         case lostLeadership(reason: String)
+        /// The lock asks us to hand over to `to` (its preferred holder
+        /// changed while we led): stop the child as on release, then ask
+        /// for the release. We go on renewing meanwhile.
+        case handOver(to: String)
+        /// The hand-over's release is done (or given up, the lease then
+        /// expires by itself); `.awaitRejoin` follows: we stand by again.
+        case handedOver
         /// A write that holds the lock succeeded; `sentAt` is when it was sent.
         case renewed(sentAt: Instant)
         case log(LogLevel, String, [LogField])
@@ -235,6 +242,10 @@ public struct LockSession: Sendable {
     public private(set) var losses = 0
     /// Why the last leadership was lost (while waiting to rejoin).
     private var lostReason: String?
+    /// The current term's hand-over was told to the host.
+    private var handOverTold = false
+    /// Hand-overs done so far (each released the lock and stood by again).
+    public private(set) var handOvers = 0
     var timing: Election.Timing { election.timing }
     var retryPeriod: Duration { election.timing.retryPeriod }
 
@@ -387,6 +398,11 @@ public struct LockSession: Sendable {
         if election.role == .leading, let sentAt = election.lastRenew, sentAt != before {
             out.append(.renewed(sentAt: sentAt))
         }
+        if !handOverTold, election.role == .leading, let to = election.handOverTo {
+            handOverTold = true
+            log(.notice, "the lock names another preferred holder; handing over", LogField("lock.preferred_holder", .string(to)))
+            out.append(.handOver(to: to))
+        }
         return action
     }
 
@@ -411,6 +427,16 @@ public struct LockSession: Sendable {
         while true {
             switch action {
             case .done:
+                if fatalOutcome == nil, election.role == .released, election.handOverTo != nil {
+                    // Issue 22 part 2: released for the preferred holder;
+                    // stand by again once the host says so.
+                    closeWatch()
+                    handOvers += 1
+                    out.append(.handedOver)
+                    waiting = .rejoin
+                    out.append(.awaitRejoin)
+                    return
+                }
                 finish(fatalOutcome ?? (election.role == .lost ? .lost(reason: "lost") : .released))
                 return
 
@@ -493,10 +519,14 @@ public struct LockSession: Sendable {
     /// standby's, first step `.start`: a read), or end as lost.
     private mutating func rejoin(_ allowed: Bool) {
         let reason = lostReason ?? "lost"
+        let handedOver = election.role == .released && election.handOverTo != nil
+        // The hand-over's own release request is over; a later one is new.
+        if handedOver, allowed { releaseRequested = false }
         guard allowed, !releaseRequested, election.standByAgain() else {
-            finish(.lost(reason: reason))
+            finish(handedOver ? .released : .lost(reason: reason))
             return
         }
+        handOverTold = false
         lostReason = nil
         loggedHolder = nil
         failuresInARow = 0
@@ -504,8 +534,12 @@ public struct LockSession: Sendable {
         watchFailuresInARow = 0
         lastWriteSucceeded = false
         watchResourceVersion = nil
-        log(.notice, "standing by again after losing leadership", LogField("losses", JSON(losses)),
-            LogField("reason", .string(reason)))
+        if handedOver {
+            log(.notice, "standing by again after handing over", LogField("hand_overs", JSON(handOvers)))
+        } else {
+            log(.notice, "standing by again after losing leadership", LogField("losses", JSON(losses)),
+                LogField("reason", .string(reason)))
+        }
         perform(electionStep(.start))
     }
 

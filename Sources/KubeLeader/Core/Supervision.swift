@@ -21,6 +21,10 @@
 /// --on-loss standby: draining after a loss ──survivors(0)──► (election reported the loss) ──rejoin──► standby
 ///                                                       └──► awaitingElection ──lost──► rejoin ──► standby
 ///                                                                              └──giveUpAt / signal / electionEnded──► exit 3
+///
+/// hand-over (issue 22 part 2, whatever --on-loss says):
+///   running ──handOver──► stopping ──childExited──► draining ──survivors(0)──► releasing ──handedOver──► (rejoin) standby
+///   (a loss meanwhile: as any loss; a terminating signal meanwhile: exit 128+N after the release)
 /// ```
 ///
 /// ## Guarantees
@@ -154,6 +158,13 @@ public struct Supervision: Sendable {
         case lost(reason: String)
         /// The election thread is done (see `ElectionEnd`).
         case electionEnded(ElectionEnd)
+        /// The lock asks us to hand over to `to` (issue 22 part 2): stop the
+        /// child as on a loss (SIGTERM, kill grace, SIGKILL, the whole group
+        /// reaped), then release and stand by again.
+        case handOver(to: String)
+        /// The election released the lock for the hand-over and waits to
+        /// stand by again (`.rejoin`).
+        case handedOver
         /// Answer to `.spawn`: the child is forked, leading its own process
         /// group; its exec may still be pending (a binary on a hung mount),
         /// and it is stopped like any child when the deadline passes.
@@ -265,6 +276,10 @@ public struct Supervision: Sendable {
     public private(set) var lostReason: String?
     /// Signals that arrived while the spawn was pending; forwarded once it runs.
     private var pendingSignals: [Signal] = []
+    /// The current term is being handed over to this identity.
+    public private(set) var handingOver: String?
+    /// Hand-overs done so far (each stopped a child and stood by again).
+    public private(set) var handOvers = 0
 
     /// The command's name, for log lines only.
     public let command: String
@@ -334,12 +349,18 @@ public struct Supervision: Sendable {
                 out.append(.log(Note(.info, "started child", [.init("child.pid", JSON(Int(pid))), .init("child.command", .string(command))])))
                 for signal in pendingSignals { out.append(.signalGroup(signal)) }
                 pendingSignals = []
-                if let reason = lostReason { beginStopping(pid: pid, reason: reason, now: now, into: &out) }
+                if let reason = lostReason {
+                    beginStopping(pid: pid, reason: reason, now: now, into: &out)
+                } else if let to = handingOver {
+                    beginStopping(pid: pid, reason: "handing over to \(to)", handOver: true, now: now, into: &out)
+                }
             case .spawnFailed(let code, let message):
                 out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
                 beginReleasing(.spawnFailed(code: code, message: message), now: now, into: &out)
             case .signal(let signal):
                 pendingSignals.append(signal)
+            case .handOver(let to):
+                if handingOver == nil { handingOver = to }
             default:
                 break
             }
@@ -357,6 +378,9 @@ public struct Supervision: Sendable {
                 beginDraining(.spawnFailed(code: code, message: message), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
+            case .handOver(let to):
+                handingOver = to
+                beginStopping(pid: pid, reason: "handing over to \(to)", handOver: true, now: now, into: &out)
             case .electionEnded(let end):
                 // While we lead, the election only ends by losing; anything else
                 // cannot prove we hold the lock either.
@@ -376,15 +400,24 @@ public struct Supervision: Sendable {
                 if Self.terminating.contains(signal), stopAfterLoss == nil { stopAfterLoss = signal }
                 Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
-                beginDraining(.leadershipLost, release: false, now: now, into: &out)
+                if handingOver != nil, lostReason == nil {
+                    // Then release (the election renewed meanwhile); the
+                    // exit is only used if the release cannot finish.
+                    out.append(.log(Note(.notice, "child stopped for the hand-over", Self.exitFields(pid, status))))
+                    beginDraining(.leadershipLost, release: true, now: now, into: &out)
+                } else {
+                    out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
+                    beginDraining(.leadershipLost, release: false, now: now, into: &out)
+                }
             default:
                 break
             }
         case .draining(let exit, let release, _, _):
             if case .signal(let signal) = event, Self.terminating.contains(signal), stopAfterLoss == nil { stopAfterLoss = signal }
             if case .survivors(let count) = event, count <= 0 {
-                if release {
+                if release, handingOver != nil, lostReason != nil {
+                    afterLoss(now: now, into: &out)   // lost during the hand-over: a loss
+                } else if release {
                     beginReleasing(exit, now: now, into: &out)
                 } else if exit == .leadershipLost {
                     afterLoss(now: now, into: &out)
@@ -405,7 +438,16 @@ public struct Supervision: Sendable {
                 break
             }
         case .releasing(let exit, _):
-            if case .electionEnded = event { finish(exit, into: &out) }
+            switch event {
+            case .handedOver where handingOver != nil && stopAfterLoss == nil:
+                standByAfterHandOver(into: &out)
+            case .handedOver, .electionEnded:
+                finish(handingOver != nil ? stopAfterLoss.map { .signalWhileWaiting($0) } ?? exit : exit, into: &out)
+            case .signal(let signal) where handingOver != nil && Self.terminating.contains(signal):
+                if stopAfterLoss == nil { stopAfterLoss = signal }
+            default:
+                break
+            }
         case .exited:
             break
         }
@@ -444,14 +486,15 @@ public struct Supervision: Sendable {
 
     // MARK: Transitions
 
-    /// Leadership lost (or unproven): SIGTERM the group now, SIGKILL it by the
-    /// own deadline + kill grace at the latest, however late we learnt it.
-    private mutating func beginStopping(pid: Int32, reason: String, now: Instant, into out: inout [Action]) {
+    /// Leadership lost (or unproven), or a hand-over: SIGTERM the group now,
+    /// SIGKILL it by the own deadline + kill grace at the latest, however
+    /// late we learnt it.
+    private mutating func beginStopping(pid: Int32, reason: String, handOver: Bool = false, now: Instant, into out: inout [Action]) {
         let from = min(now, renewDeadline ?? now)
         let killAt = from + timing.killGrace
         phase = .stopping(pid: pid, killAt: killAt, killed: false, giveUpAt: max(killAt, now) + timing.drainTimeout)
         out.append(.signalGroup(.terminate))
-        out.append(.log(Note(.warning, "stopping child: leadership lost", [
+        out.append(.log(Note(handOver ? .notice : .warning, handOver ? "stopping child: handing over" : "stopping child: leadership lost", [
             .init("child.pid", JSON(Int(pid))), .init("reason", .string(reason)),
             .init("kill_grace", .string(DurationText.format(timing.killGrace))),
         ])))
@@ -477,10 +520,26 @@ public struct Supervision: Sendable {
         phase = .standby
         renewDeadline = nil
         lostReason = nil
+        handingOver = nil
         pendingSignals = []
         out.append(.rejoin)
         out.append(.log(Note(.notice, "child stopped and reaped; standing by again", [
             .init("losses", JSON(losses)), .init("reason", .string(reason)),
+        ])))
+    }
+
+    /// The hand-over's release is done: a new term, as after a loss.
+    private mutating func standByAfterHandOver(into out: inout [Action]) {
+        handOvers += 1
+        let to = handingOver ?? ""
+        phase = .standby
+        renewDeadline = nil
+        lostReason = nil
+        handingOver = nil
+        pendingSignals = []
+        out.append(.rejoin)
+        out.append(.log(Note(.notice, "handed over; standing by again", [
+            .init("hand_overs", JSON(handOvers)), .init("lock.preferred_holder", .string(to)),
         ])))
     }
 

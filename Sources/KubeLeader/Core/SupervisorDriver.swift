@@ -97,7 +97,9 @@ public final class SupervisorDriver {
         var events: [Supervision.Event] = []
         if let sentAt = report.lastRenewSentAt, sentAt != seen.lastRenewSentAt { events.append(.renewed(sentAt: sentAt)) }
         if report.leading, !seen.leading { events.append(.becameLeader(environment: report.childEnvironment)) }
+        if let to = report.handOverTo, seen.handOverTo == nil { events.append(.handOver(to: to)) }
         if let reason = report.lostReason, seen.lostReason == nil { events.append(.lost(reason: reason)) }
+        if report.handedOver, !seen.handedOver { events.append(.handedOver) }
         if let end = report.ended, seen.ended == nil { events.append(.electionEnded(end)) }
         seen = report
         return events
@@ -136,6 +138,10 @@ public struct ElectionReport: Sendable, Equatable {
     public var lastRenewSentAt: MonotonicInstant?
     /// Extra environment for the child, known once leading.
     public var childEnvironment: [String: String] = [:]
+    /// The lock asked us to hand over to this identity (issue 22 part 2).
+    public var handOverTo: String?
+    /// The hand-over's release is done; the election waits to stand by again.
+    public var handedOver = false
 
     public init(leading: Bool = false, lostReason: String? = nil, ended: Supervision.ElectionEnd? = nil,
                 lastRenewSentAt: MonotonicInstant? = nil, childEnvironment: [String: String] = [:]) {
@@ -166,8 +172,9 @@ public protocol SupervisorPorts: AnyObject {
     func requestRelease() -> Bool
     /// The mailbox the election thread writes.
     func readMailbox() -> ElectionReport
-    /// `--on-loss standby`: clear the mailbox's leading, lost and renew
-    /// facts of the old term, then let the election (waiting in
+    /// `--on-loss standby`, or after a hand-over: clear the mailbox's
+    /// leading, lost, renew and hand-over facts of the old term (and the
+    /// hand-over's release request), then let the election (waiting in
     /// `LockSession.Command.awaitRejoin`) stand by again.
     func rejoin()
     /// How the child's exec went, once and when known: `.spawnFailed` when it

@@ -33,6 +33,11 @@ public protocol ElectionHost: AnyObject {
     /// supervisor has stopped and reaped the old child's group and lets the
     /// election stand by again (true), or kube-leader is stopping (false).
     func awaitRejoin() -> Bool
+    /// The lock asks us to hand over to `to` (issue 22 part 2): the
+    /// supervisor stops the child, then asks for the release.
+    func handOver(to: String)
+    /// The hand-over's release is over; `awaitRejoin` follows.
+    func handedOver()
 }
 
 extension ElectionHost {
@@ -40,6 +45,8 @@ extension ElectionHost {
     public func endAcquire(won: Bool) {}
     public func renewed(sentAt: MonotonicClock.Instant) {}
     public func awaitRejoin() -> Bool { false }
+    public func handOver(to: String) {}
+    public func handedOver() {}
 }
 
 /// The election thread's driver: performs each `LockSession.Command` with
@@ -80,12 +87,10 @@ public final class ElectionRunner: @unchecked Sendable {
     /// The loop. Returns when the election is over.
     public func run() -> Outcome {
         var input = LockSession.Input.start
-        var toldRelease = false
         while true {
-            if !toldRelease, host.releaseRequested {
-                toldRelease = true
-                session.noteReleaseRequested()
-            }
+            // A hand-over's release request ends when the session stands by
+            // again: a later one is told anew.
+            if host.releaseRequested, !session.releaseRequested { session.noteReleaseRequested() }
             for command in session.step(input, now: clock.now, wall: wallClock.now) {
                 switch command {
                 case .send(let request, let timeout): input = .answer(store.send(request, timeout: timeout))
@@ -102,6 +107,8 @@ public final class ElectionRunner: @unchecked Sendable {
                 case .endAcquire(let won): host.endAcquire(won: won)
                 case .becameLeader: host.becameLeader()
                 case .lostLeadership(let reason): host.lostLeadership(reason: reason)
+                case .handOver(let to): host.handOver(to: to)
+                case .handedOver: host.handedOver()
                 case .renewed(let sentAt): host.renewed(sentAt: sentAt)
                 case .log(let level, let message, let fields): logger.log(level, message, fields.map { ($0.key, $0.value) })
                 case .report(let report): store.report(report, now: clock.now)

@@ -24,6 +24,11 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
         var childEnvironment: [String: String] = [:]
         /// `--on-loss standby`: the supervisor let the election stand by again.
         var rejoinGranted = false
+        /// The lock asked for a hand-over to this identity (issue 22 part 2).
+        var handOverTo: String?
+        /// The hand-over's release is done: the release request was its own,
+        /// and `awaitRejoin` waits for the supervisor despite it.
+        var handedOver = false
     }
 
     private let state = Mutex(State())
@@ -66,6 +71,9 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
             s.lastRenewBootSentAt = nil
             s.acquiring = false
             s.holding = false
+            if s.handedOver { s.releaseRequested = false }   // the hand-over's own request
+            s.handOverTo = nil
+            s.handedOver = false
             s.rejoinGranted = true
         }
         wake.wake()
@@ -79,7 +87,7 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
                 return (s.rejoinGranted, s.releaseRequested)
             }
             if granted { return !release }
-            if release { return false }
+            if release, !state.withLock({ $0.handedOver }) { return false }
             wake.wait(until: MonotonicClock.now.advanced(by: .seconds(1)))
         }
     }
@@ -113,6 +121,16 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
 
     func lostLeadership(reason: String) {
         state.withLock { $0.lostReason = reason }
+        inbox.wake()
+    }
+
+    func handOver(to: String) {
+        state.withLock { $0.handOverTo = to }
+        inbox.wake()
+    }
+
+    func handedOver() {
+        state.withLock { $0.handedOver = true }
         inbox.wake()
     }
 

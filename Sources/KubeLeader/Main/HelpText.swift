@@ -61,6 +61,13 @@ enum HelpText {
         tokens of one lock kind); send it with your writes and let the resource
         refuse lower ones to fence out a leader that was frozen past its lease.
 
+        Hand-over: name a replica in the lock (Lease spec.preferredHolder, or the
+        annotation kube-leader.io/preferred-holder on the lock object) and the
+        leader stops its child as on a loss, releases the lock keeping the name,
+        and stands by again (whatever --on-loss says); the named replica leads
+        next, the others leave it a lease. With --coordinated the cluster's
+        controller names the better candidate this way.
+
         --status-addr serves GET /healthz (500 when leading without a successful
         renew for renew-deadline), /leader (JSON) and /metrics (Prometheus, with
         client-go's leader_election_master_status and leader_election_slowpath_total).

@@ -139,6 +139,8 @@ final class MainThreadSupervisor: SupervisorPorts {
                                     lastRenewSentAt: state.lastRenewBootSentAt,
                                     childEnvironment: statusPublisher?.sharedStatus.snapshot.childEnvironment ?? state.childEnvironment)
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
+        report.handOverTo = state.handOverTo
+        report.handedOver = state.handedOver
         return report
     }
 

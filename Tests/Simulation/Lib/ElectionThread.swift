@@ -107,6 +107,8 @@ final class ElectionThread {
                 case .endAcquire(let won): world.hostEndAcquire(replica, incarnation, won: won)
                 case .becameLeader: world.hostBecameLeader(replica, incarnation)
                 case .lostLeadership(let reason): world.hostLostLeadership(replica, incarnation, reason: reason)
+                case .handOver(let to): world.hostHandOver(replica, incarnation, to: to)
+                case .handedOver: world.hostHandedOver(replica, incarnation)
                 case .renewed(let sentAt): world.hostRenewed(replica, incarnation, sentAt: sentAt)
                 case .log(let level, let message, _):
                     if level >= .warning { world.trace(replica, "log \(level.name): \(message)") }
@@ -167,7 +169,7 @@ final class ElectionThread {
             host.rejoinGranted = false
             return !host.releaseRequested
         }
-        return host.releaseRequested ? false : nil
+        return host.releaseRequested && !host.handedOver ? false : nil
     }
 
     /// Closes the open watch (the session's `.closeWatch`, or the process ends).

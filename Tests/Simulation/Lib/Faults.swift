@@ -151,12 +151,20 @@ extension ScriptStep {
         }
     }
 
-    /// Someone adds an annotation (the resourceVersion changes, the record not).
+    /// Someone adds an annotation (the resourceVersion changes, the record
+    /// not). One in four names a preferred holder (issue 22 part 2): a
+    /// replica (one in eight) or a name nobody answers to.
     public static func annotate() -> ScriptStep {
         ScriptStep("someone annotates the lock") { w in
             let n = w.rng.int(0...1_000_000)
+            let preferred: String? = n % 4 != 0 ? nil : n % 8 == 0 ? "replica-\((n / 8) % w.replicas.count)" : "nobody"
+            if let preferred { w.trace("the annotation names \(preferred) as preferred holder") }
             _ = w.server.edit(at: w.now, deliver: { c, i in w.deliver(c, i) }) { o in
-                o[path: "metadata", "annotations", "example.com/edited"] = .string("\(n)")
+                if let preferred {
+                    o[path: "metadata", "annotations", LockKind.preferredHolderAnnotation] = .string(preferred)
+                } else {
+                    o[path: "metadata", "annotations", "example.com/edited"] = .string("\(n)")
+                }
             }
         }
     }

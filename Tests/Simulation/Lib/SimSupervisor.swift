@@ -107,6 +107,8 @@ final class SimSupervisor: SupervisorPorts {
                                         world.config.supervisorOnBootClock ? world.bootInstant(replica, ofMonotonic: $0) : $0
                                     })
         report.ended = state.outcome.map(Supervision.ElectionEnd.init)
+        report.handOverTo = state.handOverTo
+        report.handedOver = state.handedOver
         return report
     }
 

@@ -82,6 +82,8 @@ public enum Simulation {
         public var standbyReplicas: Int
         public var rejoins: Int
         public var summary: String
+        /// Hand-overs asked (issue 22 part 2: the lock named another preferred holder).
+        public var handOvers = 0
         public var trace: [String]
 
         public var replicaHours: Double { Double(replicas) * Double(simulated) / 3.6e12 }
@@ -110,7 +112,8 @@ public enum Simulation {
                           minSafetyMargin: world.minSafetyMargin, events: world.eventsProcessed,
                           childStarts: world.childStarts,
                           standbyReplicas: (0..<config.replicas).filter { config.onLoss(of: $0) == .standby }.count,
-                          rejoins: world.replicas.reduce(0) { $0 + $1.rejoins }, summary: summary, trace: world.traceLines)
+                          rejoins: world.replicas.reduce(0) { $0 + $1.rejoins }, summary: summary,
+                          handOvers: world.replicas.reduce(0) { $0 + $1.handOvers }, trace: world.traceLines)
     }
 
     /// The command that replays one seed with its event log.

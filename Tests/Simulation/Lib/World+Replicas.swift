@@ -162,6 +162,9 @@ extension World {
         p.acquiring = false
         p.holding = false
         p.child = nil
+        if p.handedOver { p.releaseRequested = false }   // the hand-over's own request
+        p.handOverTo = nil
+        p.handedOver = false
         p.rejoinGranted = true
         replicas[r].rejoins += 1
         trace(r, "supervisor: standing by again")

@@ -48,6 +48,9 @@ final class ReplicaProcess {
     var holding = false
     /// `--on-loss standby`: the supervisor let the election stand by again.
     var rejoinGranted = false
+    /// Issue 22 part 2 (ElectionMailbox.State): the hand-over asked, and done.
+    var handOverTo: String?
+    var handedOver = false
     /// Leaderships of this process so far: each is a term of its own.
     var leaderships = 0
     // The main thread's inbox (signalfd) and zombies to reap.
@@ -115,6 +118,8 @@ final class Replica {
     var starts = 0
     /// `--on-loss standby`: times a process of it stood by again after a loss.
     var rejoins = 0
+    /// Hand-overs asked of this replica's elections (issue 22 part 2).
+    var handOvers = 0
     /// Times its host was (or is) suspended (`Suspend.swift`).
     var suspensions: [(from: SimTime, until: SimTime)] = []
 

@@ -112,6 +112,7 @@ struct Totals {
     var replicaHours = 0.0
     var standbyReplicaHours = 0.0
     var rejoins = 0
+    var handOvers = 0
     var violations = 0
     var overlaps = 0, budget = 0, liveness = 0
     var overlapSeeds = 0, budgetSeeds = 0, livenessSeeds = 0
@@ -140,6 +141,7 @@ DispatchQueue.concurrentPerform(iterations: threads) { _ in
             t.replicaHours += r.replicaHours
             t.standbyReplicaHours += r.standbyReplicaHours
             t.rejoins += r.rejoins
+            t.handOvers += r.handOvers
             t.events += r.events
             if let m = r.minSafetyMargin { t.minMargin = min(t.minMargin ?? m, m) }
             let count = r.overlaps + r.budget + r.liveness
@@ -173,7 +175,7 @@ if single && trace && t.failingSeeds.isEmpty {
 }
 let margin = t.minMargin.map { String(Double($0) / 1e6) } ?? "none"
 let failing = t.failingSeeds.map { String($0.seed) }.sorted().prefix(20).joined(separator: ",")
-print("seeds=\(seeds) from=\(from) replica_hours=\(Int(t.replicaHours)) on_loss_standby_replica_hours=\(Int(t.standbyReplicaHours)) rejoins=\(t.rejoins) violations=\(t.violations) failing_seeds=\(t.failingSeeds.count) "
+print("seeds=\(seeds) from=\(from) replica_hours=\(Int(t.replicaHours)) on_loss_standby_replica_hours=\(Int(t.standbyReplicaHours)) rejoins=\(t.rejoins) hand_overs=\(t.handOvers) violations=\(t.violations) failing_seeds=\(t.failingSeeds.count) "
       + "overlap_seeds=\(t.overlapSeeds) budget_seeds=\(t.budgetSeeds) liveness_seeds=\(t.livenessSeeds) "
       + "min_safety_margin_ms=\(margin) events=\(t.events) wall_seconds=\(Int(elapsed))\(failing.isEmpty ? "" : " first_failing=\(failing)")")
 exit(t.violations == 0 ? 0 : 1)
