@@ -60,6 +60,23 @@ func eventually(_ timeout: Duration = .seconds(10), _ condition: () -> Bool) -> 
 }
 
 /// Opens `path` for a child's stdout/stderr.
+/// The status endpoint's URL, from the replica's "status endpoint listening" log line.
+func statusURL(_ r: Replica) -> String? {
+    var url: String?
+    _ = eventually {
+        for line in r.log.split(separator: "\n") where line.contains("status endpoint listening") {
+            url = (try? JSON.parse(String(line)))?["status.address"]?.stringValue.map { "http://\($0)" }
+        }
+        return url != nil
+    }
+    return url
+}
+
+/// GET `path` from a replica's status endpoint.
+func get(_ base: String, _ path: String) throws -> HTTPResponse {
+    try HTTPClient(baseURL: base).send(HTTPRequest(method: "GET", path: path), timeout: .seconds(10))
+}
+
 func openForOutput(_ path: String) -> Int32 {
     open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
 }

@@ -213,20 +213,7 @@ struct KubeLeaderSurfacesTests {
 
     // MARK: helpers
 
-    func statusURL(_ r: Replica) -> String? {
-        var url: String?
-        eventually {
-            for line in r.log.split(separator: "\n") where line.contains("status endpoint listening") {
-                url = (try? JSON.parse(String(line)))?["status.address"]?.stringValue.map { "http://\($0)" }
-            }
-            return url != nil
-        }
-        return url
-    }
-
-    func get(_ base: String, _ path: String) throws -> HTTPResponse {
-        try HTTPClient(baseURL: base).send(HTTPRequest(method: "GET", path: path), timeout: .seconds(10))
-    }
+    // statusURL(_:) and get(_:_:) live in Harness.swift.
 
     /// A connection that sends half a request head and then nothing.
     func silentConnection(_ base: String) throws -> Int32 {

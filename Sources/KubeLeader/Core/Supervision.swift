@@ -516,28 +516,28 @@ public struct Supervision: Sendable {
             phase = .awaitingElection(giveUpAt: now + timing.releaseTimeout)
             return
         }
-        // A new term: nothing of the old one counts any more.
+        beginNewTerm(into: &out)
+        out.append(.log(Note(.notice, "child stopped and reaped; standing by again", [
+            .init("losses", JSON(losses)), .init("reason", .string(reason)),
+        ])))
+    }
+
+    /// A new term after a loss or a hand-over: nothing of the old one counts
+    /// any more; the election may stand by again.
+    private mutating func beginNewTerm(into out: inout [Action]) {
         phase = .standby
         renewDeadline = nil
         lostReason = nil
         handingOver = nil
         pendingSignals = []
         out.append(.rejoin)
-        out.append(.log(Note(.notice, "child stopped and reaped; standing by again", [
-            .init("losses", JSON(losses)), .init("reason", .string(reason)),
-        ])))
     }
 
     /// The hand-over's release is done: a new term, as after a loss.
     private mutating func standByAfterHandOver(into out: inout [Action]) {
         handOvers += 1
         let to = handingOver ?? ""
-        phase = .standby
-        renewDeadline = nil
-        lostReason = nil
-        handingOver = nil
-        pendingSignals = []
-        out.append(.rejoin)
+        beginNewTerm(into: &out)
         out.append(.log(Note(.notice, "handed over; standing by again", [
             .init("hand_overs", JSON(handOvers)), .init("lock.preferred_holder", .string(to)),
         ])))
