@@ -13,10 +13,10 @@ import Musl
 #endif
 
 let help = """
-kube-leader-sim: deterministic simulation of kube-leader replicas (the real
-Election state machine, a mirror of ElectionRunner, the production supervisor
-driver and phase machine)
-against a simulated API server, on simulated time, with faults drawn from a seed.
+kube-leader-sim: deterministic simulation of kube-leader replicas running the
+production code (Election, LockSession, Supervision and SupervisorDriver; only
+the I/O is simulated) against a simulated API server, network, processes and
+clocks, on simulated time, with faults drawn from a seed.
 
 Options:
   --seeds N          how many seeds (default 10)
