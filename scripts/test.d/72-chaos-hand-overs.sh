@@ -3,7 +3,7 @@
 # a preferred holder 5 times, a few seconds apart (live standbys, a name no
 # replica has, the leader itself), for each lock kind (both runs at once).
 # Every hand-over to a standby must complete within the lease, nobody may
-# exit, 0 overlaps, and /metrics and Events must count each hand-over. About 35 s.
+# exit, 0 overlaps, and /metrics and Events must count each hand-over. About 25 s.
 # Longer run: scripts/chaos --hand-overs 40 --candidates 5 (docs/proof.md)
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
