@@ -46,11 +46,27 @@ import Testing
         _ = s.wrote(snapshot("me", rv: "5"), sentAt: at(0), now: at(1))
         #expect(s.wrote(snapshot("", rv: "6"), sentAt: at(10), now: at(11)) == .stopped)
         #expect(!s.leading && s.fencingToken == nil)
-        #expect(s.lost() == nil)
+        #expect(s.lost() == [.lost(reason: nil)])
         _ = s.wrote(snapshot("me", rv: "9"), sentAt: at(20), now: at(21))
         #expect(s.fencingToken == "9")
-        #expect(s.lost() == .stopped)
-        #expect(s.lost() == nil)
+        #expect(s.lost(reason: "renew deadline passed") == [.stopped, .lost(reason: "renew deadline passed")])
+        #expect(s.lost() == [.lost(reason: nil)])
+        #expect(s.losses == 3 && s.handOvers == 0)
+    }
+
+    /// A hand-over: the release record stops us first (one `.stopped`), the
+    /// election's report then counts it; a report before any record also stops.
+    @Test func handOver_countsAndStopsOnce() {
+        var s = fresh()
+        _ = s.wrote(snapshot("me", rv: "5"), sentAt: at(0), now: at(1))
+        #expect(s.wrote(snapshot("", rv: "6"), sentAt: at(10), now: at(11)) == .stopped)
+        #expect(s.handedOver(to: "b") == [.handedOver(to: "b")])
+        #expect(s.handOvers == 1 && s.lastHandOverTo == "b" && s.losses == 0 && !s.leading)
+        _ = s.wrote(snapshot("me", rv: "9"), sentAt: at(20), now: at(21))
+        #expect(s.handedOver(to: "c") == [.stopped, .handedOver(to: "c")])
+        #expect(s.handOvers == 2 && s.lastHandOverTo == "c" && s.fencingToken == nil)
+        #expect(s.leaderJSON["hand_overs"] == 2 && s.leaderJSON["last_hand_over_to"] == "c")
+        #expect(s.metricsText.contains("kube_leader_hand_overs_total{name=\"l\"} 2\n"))
     }
 
     @Test func anotherHolderSeenWhileLeading_stops_andCountsSlowPath() {
@@ -95,7 +111,7 @@ import Testing
         #expect(json == [
             "identity": "me", "leading": true, "holder": "me", "lock": "ns/l", "kind": "configmap",
             "since": "2027-01-15T08:00:00Z", "transitions": 1, "fencing_token": "42",
-            "losses": 0, "last_loss_reason": nil,
+            "losses": 0, "last_loss_reason": nil, "hand_overs": 0, "last_hand_over_to": nil,
         ])
         _ = s.lost(reason: "renew deadline passed")
         #expect(s.leaderJSON["fencing_token"] == .null && s.leaderJSON["leading"] == false)
@@ -120,6 +136,8 @@ import Testing
             #"kube_leader_renew_duration_seconds_count{name="l"} 2"#,
             #"kube_leader_child_exit_code{name="l"} 137"#, #"kube_leader_standby_watch_restarts_total{name="l"} 0"#,
             #"kube_leader_transitions_total{name="l"} 0"#, #"kube_leader_renew_failures_total{name="l"} 0"#,
+            "# TYPE kube_leader_hand_overs_total counter", #"kube_leader_hand_overs_total{name="l"} 0"#,
+            "# TYPE kube_leader_leadership_losses_total counter", #"kube_leader_leadership_losses_total{name="l"} 0"#,
         ] {
             #expect(lines.contains(expected), "missing \(expected) in\n\(text)")
         }

@@ -81,6 +81,36 @@ struct LabelAndEventWriterTests {
         #expect(sink.count("warning") == 0, "\(sink.all)")
     }
 
+    /// A loss and a hand-over each write one Event of their own (reason,
+    /// type and message say what happened) and leave the label alone (the
+    /// `.stopped` before them removes it).
+    @Test func lossAndHandOver_recordEvents_labelUntouched() throws {
+        let (fake, admin, kube) = try start()
+        defer { fake.stop() }
+        try pod(admin, "me-pod", labels: ["app": "x"])
+        let sink = Lines()
+        let surfaces = try #require(LabelAndEventWriter(client: kube, logger: Logger(level: .debug, sink: sink), label: label,
+                                                   events: true, podName: "me-pod"))
+        surfaces.enqueue(.acquired, status())
+        surfaces.finish(within: .seconds(20))
+        surfaces.enqueue(.lost(reason: "could not renew within the renew deadline"), status())
+        surfaces.enqueue(.handedOver(to: "b"), status())
+        surfaces.finish(within: .seconds(20))
+        #expect(try labels(admin, "me-pod") == ["app": "x", "example.com/role": "leader"], "only acquired/stopped touch the label")
+        let events = try admin.list(.events, namespace: "ns")["items"]?.arrayValue ?? []
+        #expect(events.map { [$0["reason"], $0["type"], $0["message"]] } == [
+            ["LeaderElection", "Normal", "me became leader"],
+            ["LeadershipLost", "Warning", "me lost leadership: could not renew within the renew deadline"],
+            ["HandedOver", "Normal", "me handed over to the preferred holder b"],
+        ])
+        for e in events {
+            #expect(e["involvedObject"]?["kind"] == "ConfigMap" && e["involvedObject"]?["uid"] == "lock-uid")
+            #expect(e["reportingInstance"] == "me" && e["source"] == ["component": "kube-leader"])
+        }
+        #expect(LabelAndEventWriter.describe(.lost(reason: nil), identity: "x").message == "x lost leadership")
+        #expect(sink.count("warning") == 0, "\(sink.all)")
+    }
+
     /// Missing RBAC is a warning once (label) or a debug line once (Events),
     /// however often leadership changes; nothing else happens.
     @Test func missingRBAC_loggedOnce() throws {

@@ -44,6 +44,11 @@ public struct LeaderStatus: Sendable {
     /// kube-leader stood by again), and why the last one was.
     public private(set) var losses = 0
     public private(set) var lastLossReason: String?
+    /// Hand-overs this process made (issue 22 part 2: it stopped its child
+    /// and released the lock for the preferred holder the lock named), and
+    /// to whom the last one was.
+    public private(set) var handOvers = 0
+    public private(set) var lastHandOverTo: String?
 
     public init(identity: String, namespace: String, lockName: String, kind: LockKind) {
         self.identity = identity
@@ -53,9 +58,16 @@ public struct LeaderStatus: Sendable {
     }
 
     /// What changed for the surfaces that act on leadership (label, Events).
+    /// `acquired` and `stopped` follow the lock's records (the label and
+    /// client-go's "became leader" / "stopped leading" Events); `lost` and
+    /// `handedOver` are what the supervisor reports on top (an Event each).
     public enum Change: Sendable, Equatable {
         case acquired
         case stopped
+        /// The election gave leadership up (the child is stopped).
+        case lost(reason: String?)
+        /// The lock was released for the preferred holder `to`.
+        case handedOver(to: String)
     }
 
     // MARK: Inputs
@@ -95,11 +107,20 @@ public struct LeaderStatus: Sendable {
         if leading { renewFailures += 1 }
     }
 
-    /// The election gave leadership up (renew deadline passed, lost race).
-    public mutating func lost(reason: String? = nil) -> Change? {
+    /// The election gave leadership up (renew deadline passed, lost race):
+    /// `.stopped` first if our records still said we lead, then `.lost`.
+    public mutating func lost(reason: String? = nil) -> [Change] {
         losses += 1
         if let reason { lastLossReason = reason }
-        return leading ? stop() : nil
+        return (leading ? [stop()] : []) + [.lost(reason: reason)]
+    }
+
+    /// The election released the lock for the preferred holder `to` (its
+    /// release record usually told us already: then only `.handedOver`).
+    public mutating func handedOver(to: String) -> [Change] {
+        handOvers += 1
+        lastHandOverTo = to
+        return (leading ? [stop()] : []) + [.handedOver(to: to)]
     }
 
     public mutating func childExited(code: Int32) { childExitCode = code }
@@ -157,6 +178,8 @@ public struct LeaderStatus: Sendable {
             "fencing_token": fencingToken.map { .string($0) } ?? .null,
             "losses": JSON(losses),
             "last_loss_reason": lastLossReason.map { .string($0) } ?? .null,
+            "hand_overs": JSON(handOvers),
+            "last_hand_over_to": lastHandOverTo.map { .string($0) } ?? .null,
         ]
     }
 
@@ -185,6 +208,9 @@ public struct LeaderStatus: Sendable {
         out.family("kube_leader_leadership_losses_total", .counter,
                    help: "Leaderships this process lost (its child was stopped); with --on-loss standby it stood by again after each.")
         out.sample("kube_leader_leadership_losses_total", l, losses)
+        out.family("kube_leader_hand_overs_total", .counter,
+                   help: "Hand-overs this process made: it stopped its child and released the lock for the preferred holder the lock named (Lease spec.preferredHolder, or the kube-leader.io/preferred-holder annotation).")
+        out.sample("kube_leader_hand_overs_total", l, handOvers)
         return out.text
     }
 }

@@ -4,8 +4,9 @@ import KLSystem
 import Synchronization
 
 /// The leader label (`--leader-label`) and Events (`--events`): API writes
-/// made when this replica gains or gives up leadership, on a thread of their
-/// own so the election never waits for them.
+/// made when this replica gains or gives up leadership, loses it, or hands
+/// it over (`LeaderStatus.Change`), on a thread of their own so the election
+/// never waits for them. Every Event goes through `record` and `event`.
 ///
 /// Best effort throughout. Each request is bounded by `timeout`; a failure is
 /// logged and dropped, never retried in a loop and never a reason to stop
@@ -67,7 +68,7 @@ public final class LabelAndEventWriter: @unchecked Sendable {
                 wake.wait(until: MonotonicClock.now + .seconds(1))
                 continue
             }
-            if let label { apply(label, change, status) }
+            if let label, change == .acquired || change == .stopped { apply(label, change, status) }
             if events { record(change, status) }
             queue.withLock { $0.busy = false }
         }
@@ -142,10 +143,24 @@ public final class LabelAndEventWriter: @unchecked Sendable {
         }
     }
 
-    /// The core/v1 Event client-go's lock `RecordEvent` writes: on the lock
-    /// object, type Normal, reason LeaderElection, "ID became leader" or
-    /// "ID stopped leading".
+    /// Reason, type and message of the Event for `change`: for acquiring and
+    /// stopping, what client-go's lock `RecordEvent` writes (reason
+    /// LeaderElection, type Normal, "ID became leader" / "ID stopped
+    /// leading"); a loss (LeadershipLost, Warning) and a hand-over
+    /// (HandedOver, Normal) say why and to whom.
+    static func describe(_ change: LeaderStatus.Change, identity: String) -> (reason: String, type: String, message: String) {
+        switch change {
+        case .acquired: ("LeaderElection", "Normal", "\(identity) became leader")
+        case .stopped: ("LeaderElection", "Normal", "\(identity) stopped leading")
+        case .lost(let reason): ("LeadershipLost", "Warning", "\(identity) lost leadership" + (reason.map { ": \($0)" } ?? ""))
+        case .handedOver(let to): ("HandedOver", "Normal", "\(identity) handed over to the preferred holder \(to)")
+        }
+    }
+
+    /// The core/v1 Event on the lock object, as client-go's lock
+    /// `RecordEvent` writes it (`describe` gives reason, type and message).
     static func event(_ change: LeaderStatus.Change, _ status: LeaderStatus, now: WallTime) -> JSON {
+        let what = describe(change, identity: status.identity)
         let time = JSON.string(RFC3339.format(now))
         var involved: JSON = [
             "apiVersion": .string(status.kind == .lease ? "coordination.k8s.io/v1" : "v1"),
@@ -159,9 +174,9 @@ public final class LabelAndEventWriter: @unchecked Sendable {
             "metadata": ["name": .string("\(status.lockName).\(String(UInt64(bitPattern: nanos), radix: 16))"),
                          "namespace": .string(status.namespace)],
             "involvedObject": involved,
-            "reason": "LeaderElection",
-            "message": .string("\(status.identity) \(change == .acquired ? "became leader" : "stopped leading")"),
-            "type": "Normal",
+            "reason": .string(what.reason),
+            "message": .string(what.message),
+            "type": .string(what.type),
             "source": ["component": "kube-leader"],
             "firstTimestamp": time, "lastTimestamp": time, "count": 1,
             "reportingComponent": "kube-leader", "reportingInstance": .string(status.identity),

@@ -22,15 +22,24 @@ public final class SharedLeaderStatus: Sendable {
 
     /// Applies `update` and reports the change it caused, if any.
     public func update(_ update: (inout LeaderStatus) -> LeaderStatus.Change?) {
-        let (change, copy) = state.withLock { s -> (LeaderStatus.Change?, LeaderStatus) in
+        updateAll { update(&$0).map { [$0] } ?? [] }
+    }
+
+    /// Applies `update` and reports the changes it caused, in order.
+    private func updateAll(_ update: (inout LeaderStatus) -> [LeaderStatus.Change]) {
+        let (changes, copy) = state.withLock { s -> ([LeaderStatus.Change], LeaderStatus) in
             let c = update(&s)
             return (c, s)
         }
-        if let change { onChange(change, copy) }
+        for change in changes { onChange(change, copy) }
     }
 
     /// The supervisor reports that the election gave leadership up.
-    public func lost(reason: String? = nil) { update { $0.lost(reason: reason) } }
+    public func lost(reason: String? = nil) { updateAll { $0.lost(reason: reason) } }
+
+    /// The supervisor reports that the election released the lock for the
+    /// preferred holder `to` (a hand-over, issue 22 part 2).
+    public func handedOver(to: String) { updateAll { $0.handedOver(to: to) } }
 
     public func childExited(code: Int32) { update { $0.childExited(code: code); return nil } }
 }

@@ -40,6 +40,20 @@ leader's child running again) within lease + retry of its end, and no two
 children may overlap. With --on-loss exit the leaders exit 3 and are
 restarted, as a Deployment would (for comparison).
 
+Hand-over mode (--hand-overs N, issue 22 part 2): no faults; every few
+seconds the lock names a preferred holder, as `kubectl patch lease
+... spec.preferredHolder` or `kubectl annotate configmap ...
+kube-leader.io/preferred-holder` would (read, change, write with the
+resourceVersion read): most often a live standby, sometimes a name no
+replica has, sometimes the current leader itself (each at least once when
+N >= 3). Checks: no two children overlap; every hand-over to a live standby
+completes (the next child to start is the named one's) within the lease
+duration of the edit; a name nobody has makes the leader hand over once and
+someone leads again within lease + 3 x retry + 2 s; naming the leader
+changes nothing; no kube-leader exits. Every candidate runs with
+--status-addr and --events, and the hand-overs that happened must be counted
+by the replicas' kube_leader_hand_overs_total and by HandedOver Events.
+
 Prints ONE line of key=value figures on stdout; details go to DIR/chaos.log.
 Exit 0 on success, 1 on any overlap or a too long leaderless gap.
 """
@@ -52,12 +66,14 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 
 from klharness import cluster, processes, workerlog
 
 FAULTS = ["sigkill", "sigterm", "child-exit", "latency", "5xx", "drop", "partition", "restart",
           "delete", "clear", "stale"]
 NETNS_FAULTS = ["cut", "dead-conns"]
+PREFERRED_ANNOTATION = "kube-leader.io/preferred-holder"
 WRITER_FAULTS = ["other-holder", "short-lease"]
 ALL_FAULTS = FAULTS + NETNS_FAULTS + WRITER_FAULTS
 FAULT_HELP = {
@@ -106,6 +122,9 @@ def parse_args(argv):
     p.add_argument("--outages", type=int, default=0, metavar="N",
                    help="outage mode: N whole-API outages instead of random faults (--seconds is not used)")
     p.add_argument("--outage-seconds", type=float, default=30.0, metavar="S", help="length of each outage (default 30)")
+    p.add_argument("--hand-overs", type=int, default=0, metavar="N",
+                   help="hand-over mode: name a preferred holder N times instead of random faults "
+                        "(--seconds is not used)")
     p.add_argument("--workdir", default=None, help="where logs go (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (always kept on failure or with --workdir)")
     a = p.parse_args(argv)
@@ -132,6 +151,10 @@ def parse_args(argv):
         p.error("--outages must be >= 0 and --outage-seconds positive")
     if a.outages and a.split_locks:
         p.error("--outages and --split-locks do not go together")
+    if a.hand_overs < 0:
+        p.error("--hand-overs must be >= 0")
+    if a.hand_overs and (a.outages or a.split_locks or a.netns):
+        p.error("--hand-overs goes with none of --outages, --split-locks, --netns")
     return a
 
 
@@ -198,6 +221,8 @@ class Chaos:
         self.last_stats = None
         self.last_sample = None
         self.restarts = 0
+        # Hand-over mode: every candidate also serves /metrics and writes Events.
+        self.surfaces = ["--status-addr", "127.0.0.1:0", "--events"] if args.hand_overs else []
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -213,7 +238,7 @@ class Chaos:
             self.bins, self.server, ident, lock, self.work, kind=self.a.lock_kind, timing=self.timing,
             token=self.tokens[slot], worker_log=self.workers, worker_lock=os.path.join(self.work, "workers.lock"),
             worker_args=["--exit-file", os.path.join(self.work, "exit-" + ident)],
-            extra=["--on-loss", self.a.on_loss] if self.a.on_loss else (),
+            extra=(["--on-loss", self.a.on_loss] if self.a.on_loss else []) + self.surfaces,
             prefix=self.topo.exec_prefix(slot) if self.topo else ())
         self.note("started %s (pid %d)" % (ident, self.replicas[slot].pid))
 
@@ -565,6 +590,173 @@ class Chaos:
             self.note("SLOW: outage %d recovered after %s (limit %.3fs)" % (i, recs[i - 1], limit))
         return ok, " ".join("%s=%s" % kv for kv in fig)
 
+    # -- hand-over mode ------------------------------------------------------
+
+    def prefer(self, name):
+        """Names `name` as the lock's preferred holder: read, change, write
+        with the resourceVersion read (again on a conflict). The HTTP status."""
+        path = self.server.lock_path(self.a.lock_kind, self.lock)
+        status = None
+        for _ in range(20):
+            status, obj = self.server.request("GET", path)
+            if status != 200 or not isinstance(obj, dict):
+                return status
+            if self.a.lock_kind == "lease":
+                obj.setdefault("spec", {})["preferredHolder"] = name
+            else:
+                obj.setdefault("metadata", {}).setdefault("annotations", {})[PREFERRED_ANNOTATION] = name
+            status, _ = self.server.request("PUT", path, obj)
+            if status != 409:
+                return status
+        return status
+
+    def preferred(self):
+        status, obj = self.server.request("GET", self.server.lock_path(self.a.lock_kind, self.lock))
+        if status != 200 or not isinstance(obj, dict):
+            return None
+        if self.a.lock_kind == "lease":
+            return (obj.get("spec") or {}).get("preferredHolder")
+        return ((obj.get("metadata") or {}).get("annotations") or {}).get(PREFERRED_ANNOTATION)
+
+    def hand_over_targets(self):
+        """The kinds of names, in a seeded order: at least one of each when
+        N >= 3, the rest mostly live standbys."""
+        n = self.a.hand_overs
+        kinds = ["standby", "absent", "leader"][:n]
+        kinds += [self.rng.choice(["standby"] * 3 + ["absent", "leader"]) for _ in range(n - len(kinds))]
+        self.rng.shuffle(kinds)
+        return kinds
+
+    def run_hand_overs(self):
+        """--hand-overs N: name a preferred holder N times, a few seconds
+        apart, and judge each (see the module text)."""
+        a = self.a
+        for slot in range(a.candidates):
+            self.start(slot)
+        processes.wait_until(lambda: self.leader_slot()[0] is not None, 15)
+        self.note("first leader: %s" % self.leader_slot()[1])
+        absent_limit = a.lease_duration + 3 * a.retry_period + 2.0
+        self.ho_results = []   # (kind, named, leader before, outcome, seconds or None)
+        for i, kind in enumerate(self.hand_over_targets()):
+            self.wait(self.rng.uniform(1.0, 3.0))
+            end = time.monotonic() + 2 * a.lease_duration + 5
+            while self.leader_slot()[0] is None and time.monotonic() < end:
+                self.wait(0.05)
+            slot, leader = self.leader_slot()
+            if slot is None:
+                self.note("hand-over %d: no live leader (holder %r)" % (i + 1, leader))
+                self.ho_results.append((kind, None, leader, "no-leader", None))
+                continue
+            if kind == "standby":
+                current = self.preferred()
+                live = [r.name for r in self.replicas
+                        if r is not None and r.alive() and r.name != leader and r.name != current]
+                if not live:
+                    kind = "absent"
+                else:
+                    name = self.rng.choice(live)
+            if kind == "absent":
+                name = "absent-%d" % (i + 1)
+            elif kind == "leader":
+                name = leader
+            stops_before = self.child_stops(leader)
+            edited = time.monotonic()
+            status = self.prefer(name)
+            self.note("hand-over %d: named %s %r (leader %r): HTTP %s" % (i + 1, kind, name, leader, status))
+            if status != 200:
+                self.ho_results.append((kind, name, leader, "edit-failed", None))
+                continue
+            if kind == "leader":
+                # Long enough for a few renews (each reads the answer).
+                self.wait(3 * a.retry_period + 0.5)
+                same = self.child_stops(leader) == stops_before and self.leader_slot()[1] == leader
+                self.note("hand-over %d: leader named itself: %s" % (i + 1, "nothing moved" if same else "IT MOVED"))
+                self.ho_results.append((kind, name, leader, "stayed" if same else "moved", None))
+                continue
+            limit = a.lease_duration if kind == "standby" else absent_limit
+            first = [None]
+
+            def started():
+                starts = [(t / 1e9, ident) for k, ident, t in workerlog.read_worker_log(self.workers)
+                          if k == "start" and t / 1e9 >= edited]
+                if starts:
+                    first[0] = min(starts)
+                return bool(starts)
+            end = edited + limit + 5
+            while time.monotonic() < end and not started():
+                self.wait(0.05)
+            if first[0] is None:
+                outcome, took = "no-leader", None
+            else:
+                took, ident = first[0][0] - edited, first[0][1]
+                if kind == "standby":
+                    outcome = "completed" if ident == name and took <= limit else ("slow" if ident == name else "wrong:" + ident)
+                else:
+                    outcome = "recovered" if took <= limit else "slow"
+            self.note("hand-over %d: %s after %s" % (i + 1, outcome, "%.3fs" % took if took is not None else "-"))
+            self.ho_results.append((kind, name, leader, outcome, took))
+        faults_stopped = time.monotonic()
+        self.wait(a.calm)
+        return self.hand_over_figures(faults_stopped, time.monotonic())
+
+    def counted_hand_overs(self):
+        """(sum of kube_leader_hand_overs_total over the live replicas,
+        HandedOver Events on the lock)."""
+        metric = 0
+        for r in self.replicas:
+            if r is None or not r.alive():
+                continue
+            address = r.log_value("status endpoint listening", "status.address")
+            try:
+                text = urllib.request.urlopen("http://%s/metrics" % address, timeout=5).read().decode()
+            except (OSError, ValueError) as e:
+                self.note("cannot read /metrics of %s at %s: %s" % (r.name, address, e))
+                return None, None
+            for line in text.splitlines():
+                if line.startswith("kube_leader_hand_overs_total{"):
+                    metric += int(float(line.rsplit(" ", 1)[1]))
+        status, body = self.server.request("GET", "/api/v1/namespaces/default/events")
+        items = (body or {}).get("items", []) if status == 200 and isinstance(body, dict) else []
+        return metric, sum(1 for e in items if e.get("reason") == "HandedOver")
+
+    def hand_over_figures(self, faults_stopped, finished):
+        a = self.a
+        runs, entries = self.intervals(finished)
+        bad = workerlog.overlaps(entries)
+        res = self.ho_results
+        by = lambda kind: [r for r in res if r[0] == kind]
+        standby_ok = [r for r in by("standby") if r[3] == "completed"]
+        absent_ok = [r for r in by("absent") if r[3] == "recovered"]
+        leader_ok = [r for r in by("leader") if r[3] == "stayed"]
+        failed = len(res) - len(standby_ok) - len(absent_ok) - len(leader_ok)
+        # Hand-overs that happened: one per named standby or absent name that moved the lock.
+        happened = sum(1 for r in res if r[0] in ("standby", "absent") and r[4] is not None)
+        metric, events = self.counted_hand_overs()
+        ok = not bad and not failed and not self.ended and metric == happened and events == happened
+        took = [r[4] for r in standby_ok]
+        fig = [
+            ("result", "pass" if ok else "FAIL"), ("mode", "hand-overs"), ("kind", a.lock_kind), ("seed", a.seed),
+            ("candidates", a.candidates),
+            ("lease_ms", fmt_ms(a.lease_duration)), ("renew_ms", fmt_ms(a.renew_deadline)),
+            ("retry_ms", fmt_ms(a.retry_period)),
+            ("named", len(res)), ("to_standby", len(by("standby"))), ("to_absent", len(by("absent"))),
+            ("to_leader", len(by("leader"))),
+            ("completed", len(standby_ok)), ("hand_over_max_ms", fmt_ms(max(took, default=0))),
+            ("hand_over_limit_ms", fmt_ms(a.lease_duration)),
+            ("absent_recovered", len(absent_ok)),
+            ("absent_recovery_max_ms", fmt_ms(max([r[4] for r in absent_ok], default=0))),
+            ("leader_named_stayed", len(leader_ok)), ("failed", failed),
+            ("hand_overs_metric", metric if metric is not None else "unread"),
+            ("hand_over_events", events if events is not None else "unread"), ("hand_overs_expected", happened),
+            ("children", len(runs)), ("overlaps", len(bad)), ("kube_leader_exits", len(self.ended)),
+        ]
+        for b in bad:
+            self.note("OVERLAP: %s" % (b,))
+        for r in res:
+            if r not in standby_ok + absent_ok + leader_ok:
+                self.note("FAILED: named %s %r (leader %r): %s after %s" % r)
+        return ok, " ".join("%s=%s" % kv for kv in fig)
+
     def intervals(self, finished):
         """(start_s, end_s, ident) of every child run, on the monotonic clock.
         A child that recorded no stop (SIGKILLed with its kube-leader) ended
@@ -643,7 +835,7 @@ def main(argv):
     ok = False
     keep = a.keep or a.workdir is not None
     try:
-        ok, line = c.run_outages() if a.outages else c.run()
+        ok, line = c.run_outages() if a.outages else c.run_hand_overs() if a.hand_overs else c.run()
         print(line + (" dir=" + c.work if keep or not ok else ""), flush=True)
     finally:
         c.cleanup()

@@ -41,6 +41,24 @@ class GapTests(unittest.TestCase):
         self.assertAlmostEqual(chaos.longest_gap(runs, 10.0, 25.0), 10.0)
 
 
+class HandOverModeTests(unittest.TestCase):
+    def test_everyKindOfName_atLeastOnce_fromThree(self):
+        for seed in range(20):
+            c = chaos.Chaos.__new__(chaos.Chaos)
+            c.a = chaos.parse_args(["--hand-overs", "3", "--seed", str(seed)])
+            c.rng = chaos.random.Random(seed)
+            self.assertEqual(sorted(c.hand_over_targets()), ["absent", "leader", "standby"])
+            c.a = chaos.parse_args(["--hand-overs", "12"])
+            kinds = c.hand_over_targets()
+            self.assertEqual(len(kinds), 12)
+            self.assertTrue({"absent", "leader", "standby"} <= set(kinds))
+
+    def test_handOvers_goWithNoOtherMode(self):
+        for argv in (["--outages", "1"], ["--split-locks"], ["--netns"]):
+            with self.assertRaises(SystemExit, msg=argv):
+                chaos.parse_args(["--hand-overs", "2"] + argv)
+
+
 class FaultSelectionTests(unittest.TestCase):
     def test_default_isEveryFault_andNetnsFaultsOnlyWithNetns(self):
         a = chaos.parse_args([])
