@@ -148,8 +148,7 @@ struct DrainServiceTests {
     /// finally deleting) with the first receipt handle.
     @Test func redelivery_newestReceiptHandleIsUsedForExtendAndDelete() throws {
         let cluster = FakeCluster { _, attempt in attempt <= 30 ? .blocked(retryAfter: nil) : .accepted }
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         let box = Mutex<DrainService?>(nil)
@@ -309,8 +308,7 @@ struct EC2EventServiceTests {
 
     @Test func rebalanceRecommendation_cordonsOnly_andStateChangeRunningIsIgnored() throws {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         queue.put(ec2EventBody("EC2 Instance Rebalance Recommendation", instance: "i-1"), id: "rebalance")
@@ -332,9 +330,8 @@ struct EC2EventServiceTests {
 /// started; then the drain service over them (heartbeat a minute).
 func scaleIn(_ nodes: Int, _ cluster: FakeCluster, _ queue: HandleQueue, _ lifecycle: ClockedLifecycle,
              clock: VirtualMonotonicClock, concurrency: Int) -> DrainService {
+    cluster.addNodesWithAPod(nodes)
     for i in 1...nodes {
-        cluster.addNode("n\(i)", instance: "i-\(i)")
-        cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
         queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
         lifecycle.start("t\(i)")
     }

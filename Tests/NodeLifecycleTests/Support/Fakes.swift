@@ -37,6 +37,15 @@ final class FakeCluster: ClusterAPI {
         state.withLock { $0.pods["\(ns)/\(name)"] = pod }
     }
 
+    /// Nodes `n1`…`n<count>` on instances `i-1`…, each running one
+    /// ReplicaSet pod `shop/web-<i>`: the usual nodes to drain.
+    func addNodesWithAPod(_ count: Int) {
+        for i in 1...count {
+            addNode("n\(i)", instance: "i-\(i)")
+            addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
+        }
+    }
+
     func node(_ name: String) -> JSON? { state.withLock { $0.nodes[name] } }
     var podKeys: [String] { state.withLock { $0.pods.keys.sorted() } }
     var evictions: [String] { state.withLock { $0.evictions } }
