@@ -151,24 +151,14 @@ struct DrainServiceTests {
         cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let box = Mutex<DrainService?>(nil)
-        let redelivered = Mutex(false)
         // 30 s into the drain the message's visibility runs out once (say the
         // extension call was lost) and the service receives it again.
-        let t0 = MonotonicClock.now
-        let clock = VirtualMonotonicClock(start: t0) { now in
-            guard let service = box.withLock({ $0 }) else { return }
-            if now - t0 >= .seconds(30), !redelivered.withLock({ $0 }) {
-                redelivered.withLock { $0 = true }
-                queue.expireVisibility("m1")
-                _ = try? service.pollOnce(inline: true)
-            }
-            service.heartbeatDue()
-        }
+        let redelivery = InterruptingClock(after: .seconds(30), { queue.expireVisibility("m1") }, everyStep: { $0.heartbeatDue() })
         let lifecycle = FakeLifecycle()
-        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: clock)
-        box.withLock { $0 = service }
+        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: redelivery.clock)
+        redelivery.drive(service)
         #expect(try service.pollOnce(inline: true) == 1)
+        #expect(redelivery.interrupted)
         #expect(service.finished == [.drained(node: "n1")])
         #expect(queue.remaining.isEmpty)
         let log = queue.log

@@ -368,23 +368,14 @@ struct NTHDrainTests {
         cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let box = Mutex<DrainService?>(nil)
-        let injected = Mutex(false)
-        let t0 = MonotonicClock.now
-        let clock = VirtualMonotonicClock(start: t0) { now in
-            guard let service = box.withLock({ $0 }) else { return }
-            if now - t0 >= .seconds(30), !injected.withLock({ $0 }) {
-                injected.withLock { $0 = true }
-                queue.put(stateChange("i-1", "shutting-down"), id: "s1")
-                _ = try? service.pollOnce(inline: true)
-            }
-        }
+        // 30 s into the drain the console termination's notice arrives.
+        let termination = InterruptingClock(after: .seconds(30)) { queue.put(stateChange("i-1", "shutting-down"), id: "s1") }
         let metrics = DrainMetrics()
         let sink = MemorySink()
-        let service = nthService(cluster, FakeLifecycle(), queue, clock: clock, metrics: metrics, sink: sink)
-        box.withLock { $0 = service }
+        let service = nthService(cluster, FakeLifecycle(), queue, clock: termination.clock, metrics: metrics, sink: sink)
+        termination.drive(service)
         _ = try service.pollOnce(inline: true)
-        #expect(injected.withLock { $0 })
+        #expect(termination.interrupted)
         let lost = try #require(cluster.events.first { $0.reason == "InstanceLostDuringDrain" })
         #expect(lost.kind == .warning && lost.node == "n1" && lost.message.contains("shutting-down"))
         #expect(metrics.render().contains("node_lifecycle_instances_lost_during_drain_total 1\n"))
