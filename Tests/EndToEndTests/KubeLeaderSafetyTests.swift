@@ -52,6 +52,21 @@ struct KubeLeaderSafetyTests {
         return (a, b)
     }
 
+    /// After a change at `since` (monotonic nanoseconds) that ends a's hold:
+    /// a exits 3 (its log saying `aSays`), then b starts the second child, no
+    /// sooner than a's lease after the change and never alongside a's.
+    func expectStandbyTakesOverAfterALease(_ cluster: Cluster, leader a: Replica, since: Int64, change: String, aSays: String? = nil,
+                                           sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(a.wait(.seconds(15))?.exitCode == 3, "\(a.log)", sourceLocation: sourceLocation)
+        if let aSays { #expect(a.log.contains(aSays), "a should say \"\(aSays)\": \(a.log)", sourceLocation: sourceLocation) }
+        #expect(eventually(.seconds(15)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)", sourceLocation: sourceLocation)
+        let next = try #require(cluster.log.starts.last, sourceLocation: sourceLocation)
+        #expect(next.id == "b", sourceLocation: sourceLocation)
+        #expect(next.time - since >= Self.lease, "b started \((next.time - since) / 1_000_000) ms after \(change); a's lease is 4s",
+                sourceLocation: sourceLocation)
+        cluster.expectNoOverlap(sourceLocation: sourceLocation)
+    }
+
     // MARK: Row 1
 
     /// `kubectl delete` of the lock while a child runs: the standby that saw
@@ -63,14 +78,8 @@ struct KubeLeaderSafetyTests {
         let (a, b) = try leaderAndStandby(cluster)
         let (status, _) = try cluster.server.request("DELETE", path(kind, cluster.lockName))
         #expect(status == 200)
-        let deletedAt = MonotonicClock.now.nanoseconds
-        #expect(a.wait(.seconds(15))?.exitCode == 3, "\(a.log)")
-        #expect(a.log.contains("the lock object was deleted"), "\(a.log)")
-        #expect(eventually(.seconds(15)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let next = try #require(cluster.log.starts.last)
-        #expect(next.id == "b")
-        #expect(next.time - deletedAt >= Self.lease, "b started \((next.time - deletedAt) / 1_000_000) ms after the deletion; the lease is 4s")
-        cluster.expectNoOverlap()
+        try expectStandbyTakesOverAfterALease(cluster, leader: a, since: MonotonicClock.now.nanoseconds, change: "the deletion",
+                                              aSays: "the lock object was deleted")
         #expect(cluster.holder == "b")
         _ = b
     }
@@ -88,13 +97,7 @@ struct KubeLeaderSafetyTests {
                 object[path: "spec", "holderIdentity"] = ""
             }
         }
-        let clearedAt = MonotonicClock.now.nanoseconds
-        #expect(a.wait(.seconds(15))?.exitCode == 3, "\(a.log)")
-        #expect(eventually(.seconds(15)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let next = try #require(cluster.log.starts.last)
-        #expect(next.id == "b")
-        #expect(next.time - clearedAt >= Self.lease, "b started \((next.time - clearedAt) / 1_000_000) ms after the clear")
-        cluster.expectNoOverlap()
+        try expectStandbyTakesOverAfterALease(cluster, leader: a, since: MonotonicClock.now.nanoseconds, change: "the clear")
     }
 
     // MARK: A lost race, then a deletion
@@ -371,14 +374,9 @@ struct KubeLeaderOtherWriterTests {
                 object[path: "spec", "leaseDurationSeconds"] = 1
             }
         }
-        let editedAt = MonotonicClock.now.nanoseconds
-        #expect(a.wait(.seconds(15))?.exitCode == 3, "\(a.log)")
-        #expect(a.log.contains("operator"), "a says who holds it now: \(a.log)")
-        #expect(eventually(.seconds(15)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let next = try #require(cluster.log.starts.last)
-        #expect(next.id == "b")
-        #expect(next.time - editedAt >= KubeLeaderSafetyTests.lease, "b started \((next.time - editedAt) / 1_000_000) ms after the edit; a's lease is 4s")
-        cluster.expectNoOverlap()
+        // a says who holds the lock now.
+        try safety.expectStandbyTakesOverAfterALease(cluster, leader: a, since: MonotonicClock.now.nanoseconds, change: "the edit",
+                                                     aSays: "operator")
         _ = b
     }
 

@@ -117,28 +117,26 @@ struct BinaryTests {
 
     @Test func kubectl_createsAndListsLeaseCandidates_andKeepsLeasesOnV1() throws {
         let h = try Harness()
-        writeText("\(h.dir)/lc.yaml", """
-            apiVersion: coordination.k8s.io/v1beta1
-            kind: LeaseCandidate
-            metadata: {name: replica-a}
-            spec: {leaseName: my-lock, binaryVersion: "1.2.3", emulationVersion: "1.2.0", strategy: OldestEmulationVersion}
+        /// `kubectl create -f` of a LeaseCandidate for my-lock at binary version 1.2.3.
+        func createCandidate(_ name: String, emulationVersion: String) throws -> ProcessResult {
+            writeText("\(h.dir)/\(name).yaml", """
+                apiVersion: coordination.k8s.io/v1beta1
+                kind: LeaseCandidate
+                metadata: {name: \(name)}
+                spec: {leaseName: my-lock, binaryVersion: "1.2.3", emulationVersion: "\(emulationVersion)", strategy: OldestEmulationVersion}
 
-            """)
-        let created = try kubectl(h, ["create", "-f", "\(h.dir)/lc.yaml"])
+                """)
+            return try kubectl(h, ["create", "-f", "\(h.dir)/\(name).yaml"])
+        }
+        let created = try createCandidate("replica-a", emulationVersion: "1.2.0")
         #expect(created.exitCode == 0, "\(created.stderr)")
         #expect(created.stdout.contains("leasecandidate.coordination.k8s.io/replica-a created"))
         let got = try kubectl(h, ["get", "leasecandidates", "-o", "json"])
         #expect(got.exitCode == 0, "\(got.stderr)")
         let list = try JSON.parse(got.stdout)
         #expect(list["items"]?[0]?[path: "spec", "leaseName"] == "my-lock")
-        writeText("\(h.dir)/bad.yaml", """
-            apiVersion: coordination.k8s.io/v1beta1
-            kind: LeaseCandidate
-            metadata: {name: replica-b}
-            spec: {leaseName: my-lock, binaryVersion: "1.2.3", emulationVersion: "1.3.0", strategy: OldestEmulationVersion}
-
-            """)
-        let bad = try kubectl(h, ["create", "-f", "\(h.dir)/bad.yaml"])
+        // An emulation version above the binary version is refused.
+        let bad = try createCandidate("replica-b", emulationVersion: "1.3.0")
         #expect(bad.exitCode == 1)
         #expect(bad.stderr.contains("must be less than or equal to binaryVersion"), "\(bad.stderr)")
         let lease = try kubectl(h, ["get", "lease", "nope"])

@@ -148,28 +148,17 @@ struct DrainServiceTests {
     /// finally deleting) with the first receipt handle.
     @Test func redelivery_newestReceiptHandleIsUsedForExtendAndDelete() throws {
         let cluster = FakeCluster { _, attempt in attempt <= 30 ? .blocked(retryAfter: nil) : .accepted }
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let box = Mutex<DrainService?>(nil)
-        let redelivered = Mutex(false)
         // 30 s into the drain the message's visibility runs out once (say the
         // extension call was lost) and the service receives it again.
-        let t0 = MonotonicClock.now
-        let clock = VirtualMonotonicClock(start: t0) { now in
-            guard let service = box.withLock({ $0 }) else { return }
-            if now - t0 >= .seconds(30), !redelivered.withLock({ $0 }) {
-                redelivered.withLock { $0 = true }
-                queue.expireVisibility("m1")
-                _ = try? service.pollOnce(inline: true)
-            }
-            service.heartbeatDue()
-        }
+        let redelivery = InterruptingClock(after: .seconds(30), { queue.expireVisibility("m1") }, everyStep: { $0.heartbeatDue() })
         let lifecycle = FakeLifecycle()
-        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: clock)
-        box.withLock { $0 = service }
+        let service = drainService(cluster, lifecycle, queue, settings: DrainSettings(heartbeatInterval: .seconds(60)), clock: redelivery.clock)
+        redelivery.drive(service)
         #expect(try service.pollOnce(inline: true) == 1)
+        #expect(redelivery.interrupted)
         #expect(service.finished == [.drained(node: "n1")])
         #expect(queue.remaining.isEmpty)
         let log = queue.log
@@ -309,8 +298,7 @@ struct EC2EventServiceTests {
 
     @Test func rebalanceRecommendation_cordonsOnly_andStateChangeRunningIsIgnored() throws {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         queue.put(ec2EventBody("EC2 Instance Rebalance Recommendation", instance: "i-1"), id: "rebalance")
@@ -332,9 +320,8 @@ struct EC2EventServiceTests {
 /// started; then the drain service over them (heartbeat a minute).
 func scaleIn(_ nodes: Int, _ cluster: FakeCluster, _ queue: HandleQueue, _ lifecycle: ClockedLifecycle,
              clock: VirtualMonotonicClock, concurrency: Int) -> DrainService {
+    cluster.addNodesWithAPod(nodes)
     for i in 1...nodes {
-        cluster.addNode("n\(i)", instance: "i-\(i)")
-        cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
         queue.put(lifecycleBody(instance: "i-\(i)", token: "t\(i)"), id: "m\(i)")
         lifecycle.start("t\(i)")
     }

@@ -157,8 +157,7 @@ struct NTHDrainTests {
     /// counts it, the timeout Event names it too; the message is deleted.
     @Test func scheduledChange_startTimeBoundsTheDrain_stuckPDBIsNamed() throws {
         let cluster = FakeCluster(evictionPolicy: Self.blockedForever)
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(healthEvent(["i-1"], start: "Sun, 06 Dec 2026 21:05:00 GMT"), id: "m1")
         let clock = VirtualMonotonicClock()
@@ -188,10 +187,7 @@ struct NTHDrainTests {
     /// deleted once, after the second.
     @Test func scheduledChange_twoInstancesOneMessage_deletedOnceWhenBothAreDone() throws {
         let cluster = FakeCluster()
-        for i in 1...2 {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-        }
+        cluster.addNodesWithAPod(2)
         let queue = HandleQueue()
         queue.put(healthEvent(["i-1", "i-2"], start: "Mon, 07 Dec 2026 21:00:00 GMT"), id: "m1")
         let service = nthService(cluster, FakeLifecycle(), queue, clock: VirtualMonotonicClock())
@@ -206,10 +202,7 @@ struct NTHDrainTests {
     /// deleted; tags are read once per instance.
     @Test func managedTag_foreignInstanceIsLeftAlone_tagsCachedPerInstance() throws {
         let cluster = FakeCluster()
-        for i in 1...2 {
-            cluster.addNode("n\(i)", instance: "i-\(i)")
-            cluster.addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
-        }
+        cluster.addNodesWithAPod(2)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         queue.put(lifecycleBody(instance: "i-2", token: "t2"), id: "m2")
@@ -235,8 +228,7 @@ struct NTHDrainTests {
 
     @Test func cordonOnly_excludeFromLoadBalancers_noEviction_actionCompleted() throws {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         var options = DrainOptions()
@@ -264,8 +256,7 @@ struct NTHDrainTests {
             return .accepted
         }
         box.withLock { $0 = cluster }
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
         var options = DrainOptions()
@@ -296,8 +287,7 @@ struct NTHDrainTests {
             return .accepted
         }
         box.withLock { $0 = cluster }
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(body, id: "m1")
         var options = DrainOptions()
@@ -322,8 +312,7 @@ struct NTHDrainTests {
             let box = Mutex<DrainService?>(nil)
             let clock = VirtualMonotonicClock { _ in _ = box.withLock { $0 }?.heartbeatDue() }
             let lifecycle = ClockedLifecycle(clock: clock, heartbeatTimeout: .seconds(300))
-            cluster.addNode("n1", instance: "i-1")
-            cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+            cluster.addNodesWithAPod(1)
             queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
             lifecycle.start("t1")
             var options = DrainOptions()
@@ -353,8 +342,7 @@ struct NTHDrainTests {
     /// message drains, again and again.
     @Test func unknownNode_neitherCrashesNorBlocksTheQueue() throws {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-404", token: "t404"), id: "m404")
         queue.put(healthEvent(["i-405"]), id: "m405")
@@ -377,27 +365,17 @@ struct NTHDrainTests {
     /// change, no hook) died in the middle of a drain and nobody was told.
     @Test func consoleTermination_midDrain_isToldByEventLogAndMetric() throws {
         let cluster = FakeCluster { _, attempt in attempt <= 24 ? .blocked(retryAfter: nil) : .accepted }  // 2 min
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = HandleQueue()
         queue.put(lifecycleBody(instance: "i-1", token: "t1"), id: "m1")
-        let box = Mutex<DrainService?>(nil)
-        let injected = Mutex(false)
-        let t0 = MonotonicClock.now
-        let clock = VirtualMonotonicClock(start: t0) { now in
-            guard let service = box.withLock({ $0 }) else { return }
-            if now - t0 >= .seconds(30), !injected.withLock({ $0 }) {
-                injected.withLock { $0 = true }
-                queue.put(stateChange("i-1", "shutting-down"), id: "s1")
-                _ = try? service.pollOnce(inline: true)
-            }
-        }
+        // 30 s into the drain the console termination's notice arrives.
+        let termination = InterruptingClock(after: .seconds(30)) { queue.put(stateChange("i-1", "shutting-down"), id: "s1") }
         let metrics = DrainMetrics()
         let sink = MemorySink()
-        let service = nthService(cluster, FakeLifecycle(), queue, clock: clock, metrics: metrics, sink: sink)
-        box.withLock { $0 = service }
+        let service = nthService(cluster, FakeLifecycle(), queue, clock: termination.clock, metrics: metrics, sink: sink)
+        termination.drive(service)
         _ = try service.pollOnce(inline: true)
-        #expect(injected.withLock { $0 })
+        #expect(termination.interrupted)
         let lost = try #require(cluster.events.first { $0.reason == "InstanceLostDuringDrain" })
         #expect(lost.kind == .warning && lost.node == "n1" && lost.message.contains("shutting-down"))
         #expect(metrics.render().contains("node_lifecycle_instances_lost_during_drain_total 1\n"))

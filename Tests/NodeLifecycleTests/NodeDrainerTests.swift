@@ -53,8 +53,7 @@ struct NodeDrainerTests {
 
     @Test func redelivery_afterCompletion_doesNoHarm() {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         let d = drainer(cluster, lifecycle, queue, clock: VirtualMonotonicClock())
@@ -91,8 +90,7 @@ struct NodeDrainerTests {
 
     @Test func drainTimeout_completesWithPodsLeft() {
         let cluster = FakeCluster { _, _ in .blocked(retryAfter: nil) }
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let lifecycle = FakeLifecycle()
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
@@ -124,8 +122,7 @@ struct NodeDrainerTests {
     @Test func kubectlFilters_leaveEmptyDirAndBarePods_unlessAllowed_andLogWhy() {
         func run(_ settings: DrainSettings) -> (DrainReport, FakeCluster, MemorySink) {
             let cluster = FakeCluster()
-            cluster.addNode("n1", instance: "i-1")
-            cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+            cluster.addNodesWithAPod(1)
             cluster.addPod("shop", "bare", node: "n1")
             cluster.addPod("shop", "cache", node: "n1", owner: "ReplicaSet")
             cluster.state.withLock { $0.pods["shop/cache"]![path: "spec", "volumes"] = [["name": "tmp", "emptyDir": .object(JSONObject())]] }
@@ -153,8 +150,7 @@ struct NodeDrainerTests {
         #expect(s3.contains("DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"))
         // --pod-selector: only matching pods are considered at all.
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         cluster.addPod("shop", "web-2", node: "n1", owner: "ReplicaSet")
         cluster.state.withLock { $0.pods["shop/web-2"]![path: "metadata", "labels"] = ["tier": "front"] }
         let queue = FakeQueue()
@@ -167,8 +163,7 @@ struct NodeDrainerTests {
 
     @Test func drainEvents_startedAndFinished_orTimedOut() {
         let cluster = FakeCluster()
-        cluster.addNode("n1", instance: "i-1")
-        cluster.addPod("shop", "web-1", node: "n1", owner: "ReplicaSet")
+        cluster.addNodesWithAPod(1)
         let queue = FakeQueue()
         let (action, msg) = message(queue, instance: "i-1", token: "t1", id: "m1")
         let metrics = DrainMetrics()

@@ -37,6 +37,15 @@ final class FakeCluster: ClusterAPI {
         state.withLock { $0.pods["\(ns)/\(name)"] = pod }
     }
 
+    /// Nodes `n1`…`n<count>` on instances `i-1`…, each running one
+    /// ReplicaSet pod `shop/web-<i>`: the usual nodes to drain.
+    func addNodesWithAPod(_ count: Int) {
+        for i in 1...count {
+            addNode("n\(i)", instance: "i-\(i)")
+            addPod("shop", "web-\(i)", node: "n\(i)", owner: "ReplicaSet")
+        }
+    }
+
     func node(_ name: String) -> JSON? { state.withLock { $0.nodes[name] } }
     var podKeys: [String] { state.withLock { $0.pods.keys.sorted() } }
     var evictions: [String] { state.withLock { $0.evictions } }
@@ -142,6 +151,37 @@ func drainService(_ cluster: any ClusterAPI, _ lifecycle: any LifecycleAPI, _ qu
     let drainer = NodeDrainer(cluster: cluster, lifecycle: lifecycle, queue: queue, settings: settings,
                               taint: Taint(key: taint), clock: clock, logger: Logger(sink: sink))
     return DrainService(queue: queue, drainer: drainer, concurrency: concurrency, waitSeconds: 0, logger: Logger(sink: sink))
+}
+
+/// The virtual clock of a drain that something interrupts: once `after` has
+/// passed on it, `interrupt` runs (a message arrives or reappears) and the
+/// service polls its queue again, as its receive loop would; `everyStep`
+/// runs with the service at every step. `drive(_:)` hands it the service.
+final class InterruptingClock: Sendable {
+    private final class Slot: Sendable {
+        let service = Mutex<DrainService?>(nil)
+        let interrupted = Mutex(false)
+    }
+    private let slot: Slot
+    let clock: VirtualMonotonicClock
+
+    init(after: Duration, _ interrupt: @escaping @Sendable () -> Void,
+         everyStep: @escaping @Sendable (DrainService) -> Void = { _ in }) {
+        let slot = Slot(), t0 = MonotonicClock.now
+        self.slot = slot
+        clock = VirtualMonotonicClock(start: t0) { now in
+            guard let service = slot.service.withLock({ $0 }) else { return }
+            if now - t0 >= after, !slot.interrupted.withLock({ $0 }) {
+                slot.interrupted.withLock { $0 = true }
+                interrupt()
+                _ = try? service.pollOnce(inline: true)
+            }
+            everyStep(service)
+        }
+    }
+
+    func drive(_ service: DrainService) { slot.service.withLock { $0 = service } }
+    var interrupted: Bool { slot.interrupted.withLock { $0 } }
 }
 
 /// A counting gate threads block on until it has been signalled (the

@@ -7,18 +7,16 @@ extension AWSService {
 
 /// EC2 (Query protocol, `Version=2016-11-15`): only `DescribeTags`.
 public struct EC2Client: Sendable {
-    public var aws: AWSClient
-    public var baseURL: String
+    let endpoint: QueryEndpoint
 
     public init(aws: AWSClient, baseURL: String) {
-        self.aws = aws
-        self.baseURL = baseURL
+        endpoint = QueryEndpoint(aws: aws, baseURL: baseURL, service: .ec2, version: "2016-11-15")
     }
 
     /// The value of tag `key` on `instanceID`, or nil when the instance has
     /// no such tag. `DescribeTags` filtered by `resource-id` and `key`.
     public func tagValue(instanceID: String, key: String) throws(NodeLifecycleError) -> String? {
-        let xml = try QueryCall.send(aws, .ec2, baseURL: baseURL, action: "DescribeTags", version: "2016-11-15", [
+        let xml = try endpoint.call("DescribeTags", [
             ("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", instanceID),
             ("Filter.2.Name", "key"), ("Filter.2.Value.1", key),
         ])
@@ -31,7 +29,7 @@ public struct EC2Client: Sendable {
         var params = [("Filter.1.Name", "resource-id")]
         for (i, id) in instanceIDs.enumerated() { params.append(("Filter.1.Value.\(i + 1)", id)) }
         params += [("Filter.2.Name", "key"), ("Filter.2.Value.1", key), ("MaxResults", "1000")]
-        let xml = try QueryCall.send(aws, .ec2, baseURL: baseURL, action: "DescribeTags", version: "2016-11-15", params)
+        let xml = try endpoint.call("DescribeTags", params)
         var out: [String: String] = [:]
         for id in instanceIDs { if let v = Self.tagValue(in: xml, instanceID: id, key: key) { out[id] = v } }
         return out

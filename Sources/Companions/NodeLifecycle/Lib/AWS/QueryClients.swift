@@ -1,9 +1,16 @@
 import KLCore
 
-/// A Query-protocol call: form-encoded POST, XML answer.
-struct QueryCall {
-    static func send(_ aws: AWSClient, _ service: AWSService, baseURL: String, action: String, version: String,
-                     _ params: [(String, String)]) throws(NodeLifecycleError) -> XMLLeaves {
+/// One Query-protocol API (form-encoded POST, XML answer) of an AWS service
+/// at one endpoint: what the Auto Scaling, CloudFormation and EC2 clients
+/// share.
+struct QueryEndpoint: Sendable {
+    var aws: AWSClient
+    var baseURL: String
+    var service: AWSService
+    /// The API's `Version` parameter (`2011-01-01` for Auto Scaling).
+    var version: String
+
+    func call(_ action: String, _ params: [(String, String)]) throws(NodeLifecycleError) -> XMLLeaves {
         let body = AWSPercent.form([("Action", action), ("Version", version)] + params)
         let request = AWSRequest(method: "POST", target: "/", headers: [
             AWSHeader("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
@@ -21,12 +28,10 @@ public enum LifecycleActionResult: String, Sendable {
 
 /// Auto Scaling (Query protocol, `Version=2011-01-01`).
 public struct AutoScalingClient: Sendable {
-    public var aws: AWSClient
-    public var baseURL: String
+    let endpoint: QueryEndpoint
 
     public init(aws: AWSClient, baseURL: String) {
-        self.aws = aws
-        self.baseURL = baseURL
+        endpoint = QueryEndpoint(aws: aws, baseURL: baseURL, service: .autoScaling, version: "2011-01-01")
     }
 
     static func params(_ a: LifecycleAction) -> [(String, String)] {
@@ -35,13 +40,11 @@ public struct AutoScalingClient: Sendable {
     }
 
     public func completeLifecycleAction(_ a: LifecycleAction, result: LifecycleActionResult) throws(NodeLifecycleError) {
-        _ = try QueryCall.send(aws, .autoScaling, baseURL: baseURL, action: "CompleteLifecycleAction", version: "2011-01-01",
-                               Self.params(a) + [("LifecycleActionResult", result.rawValue)])
+        _ = try endpoint.call("CompleteLifecycleAction", Self.params(a) + [("LifecycleActionResult", result.rawValue)])
     }
 
     public func recordHeartbeat(_ a: LifecycleAction) throws(NodeLifecycleError) {
-        _ = try QueryCall.send(aws, .autoScaling, baseURL: baseURL, action: "RecordLifecycleActionHeartbeat",
-                               version: "2011-01-01", Self.params(a))
+        _ = try endpoint.call("RecordLifecycleActionHeartbeat", Self.params(a))
     }
 
     /// True for the error Auto Scaling gives when the action was already
@@ -59,12 +62,10 @@ public enum ResourceSignalStatus: String, Sendable {
 
 /// CloudFormation (Query protocol, `Version=2010-05-15`).
 public struct CloudFormationClient: Sendable {
-    public var aws: AWSClient
-    public var baseURL: String
+    let endpoint: QueryEndpoint
 
     public init(aws: AWSClient, baseURL: String) {
-        self.aws = aws
-        self.baseURL = baseURL
+        endpoint = QueryEndpoint(aws: aws, baseURL: baseURL, service: .cloudFormation, version: "2010-05-15")
     }
 
     /// True when CloudFormation refused a signal because the resource is not
@@ -79,7 +80,7 @@ public struct CloudFormationClient: Sendable {
     /// `WaitOnResourceSignals`. `uniqueID` is the instance id.
     public func signalResource(stack: String, logicalResourceID: String, uniqueID: String,
                                status: ResourceSignalStatus) throws(NodeLifecycleError) {
-        _ = try QueryCall.send(aws, .cloudFormation, baseURL: baseURL, action: "SignalResource", version: "2010-05-15", [
+        _ = try endpoint.call("SignalResource", [
             ("StackName", stack), ("LogicalResourceId", logicalResourceID), ("UniqueId", uniqueID), ("Status", status.rawValue),
         ])
     }

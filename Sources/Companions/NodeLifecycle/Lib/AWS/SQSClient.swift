@@ -6,14 +6,7 @@ public struct SQSMessage: Sendable, Equatable {
     public var receiptHandle: String
     public var body: String
     /// `ApproximateReceiveCount` (1 on first delivery).
-    public var receiveCount: Int
-
-    public init(messageID: String, receiptHandle: String, body: String, receiveCount: Int = 1) {
-        self.messageID = messageID
-        self.receiptHandle = receiptHandle
-        self.body = body
-        self.receiveCount = receiveCount
-    }
+    public var receiveCount = 1
 }
 
 /// SQS over its JSON 1.0 protocol (`X-Amz-Target: AmazonSQS.<Action>`).
@@ -21,11 +14,6 @@ public struct SQSClient: Sendable {
     public var aws: AWSClient
     /// Base URL of the SQS endpoint (`AWSService.sqs.endpoint`).
     public var baseURL: String
-
-    public init(aws: AWSClient, baseURL: String) {
-        self.aws = aws
-        self.baseURL = baseURL
-    }
 
     /// The region in a queue URL `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`.
     public static func region(fromQueueURL url: String) -> String? {

@@ -58,11 +58,6 @@ public struct SQSQueue: QueueAPI {
     public var client: SQSClient
     public var queueURL: String
 
-    public init(client: SQSClient, queueURL: String) {
-        self.client = client
-        self.queueURL = queueURL
-    }
-
     public func receive(max: Int, waitSeconds: Int, visibilitySeconds: Int) throws(NodeLifecycleError) -> [SQSMessage] {
         try client.receive(queueURL: queueURL, max: max, waitSeconds: waitSeconds, visibilityTimeout: visibilitySeconds)
     }

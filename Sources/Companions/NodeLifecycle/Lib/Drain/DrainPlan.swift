@@ -105,42 +105,27 @@ public enum DrainOutcome: Sendable, Equatable {
 /// Settings of a drain; defaults match kubectl and the Auto Scaling hook.
 public struct DrainSettings: Sendable, Equatable {
     /// Give up (and complete with CONTINUE anyway) after this long. Default 10m.
-    public var timeout: Duration
+    public var timeout: Duration = .seconds(600)
     /// Wait between eviction attempts blocked by a PDB (kubectl: 5 s).
-    public var evictionRetry: Duration
+    public var evictionRetry: Duration = .seconds(5)
     /// RecordLifecycleActionHeartbeat this often, well under the hook's
     /// `HeartbeatTimeout`. Default 60 s.
-    public var heartbeatInterval: Duration
+    public var heartbeatInterval: Duration = .seconds(60)
     /// List the node's pods this often while waiting for them to go. Default 2 s.
-    public var pollInterval: Duration
+    public var pollInterval: Duration = .seconds(2)
     /// kubectl `--delete-emptydir-data`: evict pods with `emptyDir` volumes. Default false.
-    public var deleteEmptyDirData: Bool
+    public var deleteEmptyDirData = false
     /// kubectl `--force`: evict pods that declare no controller. Default false.
-    public var force: Bool
+    public var force = false
     /// kubectl `--ignore-daemonsets`. Default true (kubectl: false, which
     /// refuses every node that runs a DaemonSet; either way they stay).
-    public var ignoreDaemonSets: Bool
+    public var ignoreDaemonSets = true
     /// kubectl `--pod-selector`: only pods with these labels are drained
     /// (sent to the API server as `labelSelector`). Default none.
-    public var podSelector: String?
+    public var podSelector: String? = nil
     /// kubectl `--grace-period`: seconds each pod gets to stop; nil (kubectl
     /// -1) uses the pod's own. Always capped to the drain time left.
-    public var gracePeriodSeconds: Int?
-
-    public init(timeout: Duration = .seconds(600), evictionRetry: Duration = .seconds(5),
-                heartbeatInterval: Duration = .seconds(60), pollInterval: Duration = .seconds(2),
-                deleteEmptyDirData: Bool = false, force: Bool = false, ignoreDaemonSets: Bool = true,
-                podSelector: String? = nil, gracePeriodSeconds: Int? = nil) {
-        self.timeout = timeout
-        self.evictionRetry = evictionRetry
-        self.heartbeatInterval = heartbeatInterval
-        self.pollInterval = pollInterval
-        self.deleteEmptyDirData = deleteEmptyDirData
-        self.force = force
-        self.ignoreDaemonSets = ignoreDaemonSets
-        self.podSelector = podSelector
-        self.gracePeriodSeconds = gracePeriodSeconds
-    }
+    public var gracePeriodSeconds: Int? = nil
 }
 
 /// The drain of one node as a pure state machine (`DrainPlan.make` builds it).

@@ -152,20 +152,22 @@ public struct NodeDrainer: Sendable {
             nlog.error("cannot cordon the node; message left for redelivery", ("error", .string(error.description)))
             return .leftOnQueue(reason: error.description)
         }
+        // A rebalance recommendation, or any action under --cordon-only,
+        // ends here: cordoned and tainted, not drained.
+        var cordonedOnly: (log: String, reason: String, event: String, webhook: String)?
         if action.source == .rebalanceRecommendation {
-            nlog.notice("rebalance recommendation: node cordoned, not drained")
-            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "RebalanceRecommendation",
-                            message: "EC2 recommends rebalancing instance \(action.instanceID): cordoned and tainted, pods stay until it is terminated."),
-                  log: nlog)
-            notify(ticket, node: nodeName, description: "rebalance recommendation: cordoned")
-            return finish(ticket, node: nodeName, log: nlog, report: .cordoned(node: nodeName))
+            cordonedOnly = ("rebalance recommendation: node cordoned, not drained", "RebalanceRecommendation",
+                            "EC2 recommends rebalancing instance \(action.instanceID): cordoned and tainted, pods stay until it is terminated.",
+                            "rebalance recommendation: cordoned")
+        } else if options.cordonOnly {
+            cordonedOnly = ("node cordoned, not drained (--cordon-only)", "Cordoned",
+                            "Instance \(action.instanceID) is going (\(action.source.rawValue)): cordoned and tainted, not drained (--cordon-only).",
+                            "cordoned, not drained (--cordon-only)")
         }
-        if options.cordonOnly {
-            nlog.notice("node cordoned, not drained (--cordon-only)")
-            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: "Cordoned",
-                            message: "Instance \(action.instanceID) is going (\(action.source.rawValue)): cordoned and tainted, not drained (--cordon-only)."),
-                  log: nlog)
-            notify(ticket, node: nodeName, description: "cordoned, not drained (--cordon-only)")
+        if let cordonedOnly {
+            nlog.notice(cordonedOnly.log)
+            event(NodeEvent(node: nodeName, nodeUID: nodeUID, reason: cordonedOnly.reason, message: cordonedOnly.event), log: nlog)
+            notify(ticket, node: nodeName, description: cordonedOnly.webhook)
             return finish(ticket, node: nodeName, log: nlog, report: .cordoned(node: nodeName))
         }
         // A spot instance goes two minutes after its warning.

@@ -20,18 +20,9 @@ public struct ReadySettings: Sendable, Equatable {
     /// The boot taint to remove (kubelet `--register-with-taints`).
     public var taintKey: String
     /// Conditions that must be reported and False (node-problem-detector).
-    public var conditions: [String]
-    public var timeout: Duration
-    public var pollInterval: Duration
-
-    public init(nodeName: String, taintKey: String, conditions: [String] = [], timeout: Duration = .seconds(600),
-                pollInterval: Duration = .seconds(5)) {
-        self.nodeName = nodeName
-        self.taintKey = taintKey
-        self.conditions = conditions
-        self.timeout = timeout
-        self.pollInterval = pollInterval
-    }
+    public var conditions: [String] = []
+    public var timeout: Duration = .seconds(600)
+    public var pollInterval: Duration = .seconds(5)
 }
 
 /// The CloudFormation signal `ready` sends, if any.
@@ -40,13 +31,6 @@ public struct ResourceSignal: Sendable {
     public var stack: String
     public var logicalResourceID: String
     public var uniqueID: String
-
-    public init(client: CloudFormationClient, stack: String, logicalResourceID: String, uniqueID: String) {
-        self.client = client
-        self.stack = stack
-        self.logicalResourceID = logicalResourceID
-        self.uniqueID = uniqueID
-    }
 
     func send(_ status: ResourceSignalStatus) throws(NodeLifecycleError) {
         try client.signalResource(stack: stack, logicalResourceID: logicalResourceID, uniqueID: uniqueID, status: status)
@@ -101,14 +85,6 @@ public struct ReadyRunner: Sendable {
     public var signal: ResourceSignal?
     public var clock: any BlockingClock<MonotonicInstant>
     public var logger: Logger
-
-    public init(cluster: any ClusterAPI, settings: ReadySettings, signal: ResourceSignal?, clock: any BlockingClock<MonotonicInstant>, logger: Logger) {
-        self.cluster = cluster
-        self.settings = settings
-        self.signal = signal
-        self.clock = clock
-        self.logger = logger
-    }
 
     public func run() -> ReadyOutcome {
         let log = logger.with(("node.name", .string(settings.nodeName)))
