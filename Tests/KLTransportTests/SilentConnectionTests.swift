@@ -9,13 +9,20 @@ import KLNetworkTestSupport
 struct SilentConnectionTests {
     let get = HTTPRequest(method: "GET", path: "/x")
 
+    /// A client whose first GET to `s` was answered: one kept-alive
+    /// connection (connection 0) waits in its pool.
+    func keptAliveClient(_ s: SilentAfterServer) throws -> HTTPClient {
+        let client = try HTTPClient(baseURL: s.url)
+        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
+        #expect(client.connectionsOpened == 1)
+        return client
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func silentKeptAliveConnection_timesOut_isClosed_andTheNextAttemptGoesOnAFreshConnection() throws {
         let s = SilentAfterServer(silent: [0])
         defer { s.stop() }
-        let client = try HTTPClient(baseURL: s.url)
-        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
-        #expect(client.connectionsOpened == 1)
+        let client = try keptAliveClient(s)
 
         // The kept-alive connection is reused and does not answer: the call
         // ends at its own timeout, not later.
@@ -39,8 +46,7 @@ struct SilentConnectionTests {
         // layer never sends it again by itself (the election decides).
         let s = SilentAfterServer(silent: [0])
         defer { s.stop() }
-        let client = try HTTPClient(baseURL: s.url)
-        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
+        let client = try keptAliveClient(s)
         do {
             _ = try client.send(HTTPRequest(method: "PUT", path: "/lock", body: Array("{}".utf8)), timeout: .milliseconds(300))
             Issue.record("the PUT on the silent connection succeeded")
