@@ -96,9 +96,14 @@ let package = Package(
         .testTarget(name: "KLCoreTests", dependencies: ["KLCore"]),
         .testTarget(name: "KLSystemTests", dependencies: ["KLCore", "KLSystem", "KLTestSupport"]),
         .testTarget(name: "KLProcessTests", dependencies: ["KLCore", "KLProcess", "KLSystem", "CShims", "KLTestSupport"]),
-        // KLKubeTests: the transport and the Kubernetes client (they share the test servers).
+        // Loopback test servers (plain and TLS) shared by the transport and
+        // the Kubernetes client tests.
+        .target(name: "KLNetworkTestSupport", dependencies: ["KLCore", "KLSystem", "COpenSSL", "KLTestSupport"],
+                path: "Tests/KLNetworkTestSupport", swiftSettings: strict),
+        .testTarget(name: "KLTransportTests",
+                    dependencies: ["KLTransport", "KLCore", "KLSystem", "KLNetworkTestSupport", "KLTestSupport"]),
         .testTarget(name: "KLKubeTests",
-                    dependencies: ["KLTransport", "KLKube", "KLCore", "KLSystem", "COpenSSL", "FakeAPIServerKit", "KLTestSupport"]),
+                    dependencies: ["KLKube", "KLTransport", "KLCore", "KLSystem", "FakeAPIServerKit", "KLNetworkTestSupport", "KLTestSupport"]),
         .testTarget(name: "KLLeaderTests",
                     dependencies: ["KLLeader", "KLKube", "KLTransport", "KLCore", "KLSystem", "FakeAPIServerKit", "KLTestSupport"]),
         .testTarget(name: "FakeAPIServerTests",

@@ -1,6 +1,7 @@
 import FakeAPIServerKit
 import KLCore
 import Testing
+import KLNetworkTestSupport
 @testable import KLKube
 @testable import KLTransport
 

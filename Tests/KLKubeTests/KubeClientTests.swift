@@ -2,6 +2,7 @@ import KLCore
 import Synchronization
 import Testing
 import KLSystem
+import KLNetworkTestSupport
 @testable import KLKube
 @testable import KLTransport
 

@@ -2,6 +2,7 @@ import KLCore
 import KLSystem
 import KLTestSupport
 import Testing
+import KLNetworkTestSupport
 @testable import KLKube
 @testable import KLTransport
 

@@ -84,7 +84,7 @@ struct PagerDutyClientTests {
         let clock = VirtualWallClock(start: time("2026-01-01T00:00:00Z"))
         let client = PagerDutyClient(settings: settings, transport: fake.client, clock: clock,
                                      logger: KLSystemLogger.make(sink, clock))
-        var scheduler = PagerScheduler(people: [try person("Jane", "PJANE", "@daily")], client: client, options: SchedulerOptions())
+        var scheduler = PageRunner(people: [try person("Jane", "PJANE", "@daily")], client: client, options: SchedulerOptions())
         let paged = scheduler.notifyNow(0)
         #expect(!paged)
         let failed = sink.messages("test page failed")

@@ -7,11 +7,11 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct SchedulerTests {
     func scheduler(_ fake: FakePagerDuty, _ people: [Person], start: String, sink: MemorySink,
-                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> (PagerScheduler, VirtualWallClock) {
+                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> (PageRunner, VirtualWallClock) {
         let clock = VirtualWallClock(start: time(start))
         var options = SchedulerOptions()
         configure(&options)
-        return (PagerScheduler(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options), clock)
+        return (PageRunner(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options), clock)
     }
 
     @Test func dueJob_postsExactlyOnce() throws {
@@ -168,7 +168,7 @@ struct SchedulerTests {
         clock.advance(by: .seconds(-3600))
         s.run(until: time("2026-01-01T09:30:00Z"))
         #expect(try fake.requests("POST", "/incidents").count == 1)
-        #expect(s.nextFire[0] == time("2026-01-02T09:00:00Z"))
+        #expect(s.scheduler.nextFire[0] == time("2026-01-02T09:00:00Z"))
     }
 
     @Test func jobsRunOneAtATime_inFireTimeOrder() throws {

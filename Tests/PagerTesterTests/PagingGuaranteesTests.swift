@@ -18,10 +18,10 @@ struct PagingGuaranteesTests {
     }
 
     func scheduler(_ fake: FakePagerDuty, _ people: [Person], clock: VirtualWallClock, sink: MemorySink,
-                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> PagerScheduler {
+                   configure: (inout SchedulerOptions) -> Void = { _ in }) throws -> PageRunner {
         var options = SchedulerOptions()
         configure(&options)
-        return PagerScheduler(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options)
+        return PageRunner(people: people, client: try fake.pagerClient(clock: clock, sink: sink), options: options)
     }
 
     /// Creation times (virtual seconds) of the incidents the fake holds, in order.

@@ -32,7 +32,7 @@ ensure_pip() {
 }
 
 # The Swift build: OpenSSL's headers (the TLS code), the openssl command
-# (KLKubeTests make their test certificates with it), `file`.
+# (KLNetworkTestSupport makes the test certificates with it), `file`.
 ensure_build_deps() {
   ensure_apt libssl-dev /usr/include/openssl/ssl.h
   ensure_apt openssl openssl

@@ -9,10 +9,10 @@ import KLSystem
 ///
 /// Redirects are never followed: a 3xx is returned as it is.
 public final class HTTPClient: @unchecked Sendable {
-    let endpoint: Endpoint
-    let useTLS: Bool
-    let pathPrefix: String
-    let hostHeader: String
+    /// The base URL: scheme, host and port, path prefix, `Host` header.
+    let url: ParsedURL
+    var endpoint: Endpoint { url.endpoint }
+    /// The name TLS asks for and checks the certificate against.
     let serverName: String
     let connectTimeout: Duration
     let limits: HTTPLimits
@@ -40,12 +40,7 @@ public final class HTTPClient: @unchecked Sendable {
         self.limits = limits
         self.resolver = resolver
         let url = try ParsedURL(baseURL)
-        endpoint = Endpoint(host: url.host, port: url.port)
-        useTLS = url.tls
-        pathPrefix = url.path
-        let defaultPort = url.tls ? 443 : 80
-        let hostText = url.host.contains(":") ? "[\(url.host)]" : url.host
-        hostHeader = url.port == defaultPort ? hostText : "\(hostText):\(url.port)"
+        self.url = url
         serverName = tls.serverName ?? url.host
         self.connectTimeout = connectTimeout
         self.tls = url.tls ? try TLSContext(tls) : nil
@@ -109,7 +104,7 @@ public final class HTTPClient: @unchecked Sendable {
     // MARK: internals
 
     private func exchange(_ request: HTTPRequest, deadline: MonotonicClock.Instant, timeout: Duration) throws(TransportError) -> (WireReader, ResponseHead) {
-        let bytes = try encodeRequest(request, hostHeader: hostHeader, pathPrefix: pathPrefix)
+        let bytes = try encodeRequest(request, hostHeader: url.hostHeader, pathPrefix: url.path)
         let idempotent = request.method == "GET" || request.method == "HEAD"
         var allowRetry = true
         while true {
@@ -201,6 +196,14 @@ struct ParsedURL: Sendable {
     var port: Int
     /// Path prefix without a trailing slash ("" for none).
     var path: String
+
+    /// Host and port to connect to.
+    var endpoint: Endpoint { Endpoint(host: host, port: port) }
+    /// The `Host` header: the host (an IPv6 one in brackets), with the port
+    /// unless it is the scheme's default.
+    var hostHeader: String {
+        port == (tls ? 443 : 80) ? (host.contains(":") ? "[\(host)]" : host) : endpoint.text
+    }
 
     init(_ url: String) throws(TransportError) {
         func bad(_ why: String) -> TransportError {

@@ -181,12 +181,12 @@ public enum PagerTesterCommand {
 
     /// `run CONFIG`: pages everybody on schedule until killed (or `stop`).
     public static func run(_ setup: Setup, until stop: WallTime? = nil) -> Int32 {
-        var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
+        var runner = PageRunner(people: setup.people, client: setup.client, options: setup.options)
         if let server = setup.metricsServer {
             server.serve()
             setup.client.logger.info("serving metrics", ("metrics.port", .number(String(server.port))), ("metrics.path", "/metrics"))
         }
-        scheduler.run(until: stop)
+        runner.run(until: stop)
         return 0
     }
 
@@ -194,9 +194,9 @@ public enum PagerTesterCommand {
     /// `notifyTarget`); with `--verify-after`, waits
     /// and logs the verdict. Exit 1 when the page failed.
     public static func notify(_ setup: Setup) -> Int32 {
-        var scheduler = PagerScheduler(people: setup.people, client: setup.client, options: setup.options)
-        guard scheduler.notifyNow(0) else { return ExitCode.failure }
-        while !scheduler.followUps.isEmpty { scheduler.stepFollowUps() }
+        var runner = PageRunner(people: setup.people, client: setup.client, options: setup.options)
+        guard runner.notifyNow(0) else { return ExitCode.failure }
+        while runner.hasFollowUps { runner.stepFollowUps() }
         return 0
     }
 

@@ -35,11 +35,7 @@ public struct PagerError: CodedError, Equatable {
     public var retryAfter: Duration?
 
     public init(_ code: Code, _ message: String, status: Int? = nil, body: String? = nil, retryAfter: Duration? = nil) {
-        self.code = code
-        self.message = message
-        self.status = status
-        self.body = body
-        self.retryAfter = retryAfter
+        (self.code, self.message, self.status, self.body, self.retryAfter) = (code, message, status, body, retryAfter)
     }
 
     /// Configuration and usage problems exit 2; everything else 1.

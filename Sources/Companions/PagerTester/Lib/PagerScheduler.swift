@@ -1,5 +1,4 @@
 import KLCore
-import KLSystem
 
 /// Options of the scheduler; defaults as `pager-tester run --help` shows.
 public struct SchedulerOptions: Sendable {
@@ -44,11 +43,13 @@ public struct QueuedPage: Sendable, Equatable {
     public var lookUpFirst: Bool
 }
 
-/// Runs the pages one job at a time: each person's cron fire times plus the
-/// follow-ups (verify, resolve) of the incidents created. This file decides
-/// which job is due and when (queue, pacing, lateness, follow-ups); the page
-/// runner that carries a job out against PagerDuty is
-/// PagerScheduler+PageRunner.swift.
+/// Decides which page or follow-up is due and when to wake up: a pure
+/// machine. Its inputs are the time (read from a clock by the caller), the
+/// people's schedules and what the runner reports back (a create went out,
+/// a page must wait, an incident exists); its output is the next `Action`
+/// (run this job, or sleep until then) and the fire times it skipped. It
+/// does no I/O, reads no clock and never sleeps: `PageRunner`
+/// (PageRunner.swift) carries the jobs out against PagerDuty and sleeps.
 ///
 /// Never twice:
 /// 1. Each page carries `incident_key` `pager-tester/PERSON_ID/FIRE_TIME`.
@@ -68,40 +69,10 @@ public struct QueuedPage: Sendable, Equatable {
 /// 5. A fire time is skipped only when it is noticed more than `missedGrace`
 ///    late while pager-tester was not busy (process suspended, wall clock
 ///    jumped), or when the same person still has a page queued. Each skip
-///    is an error-level log line and `pager_tester_pages_skipped_total`.
+///    is returned as a `Skip` (the runner logs it at error level and counts
+///    it in `pager_tester_pages_skipped_total`).
 public struct PagerScheduler: Sendable {
-    public var people: [Person]
-    public var client: PagerDutyClient
-    public var options: SchedulerOptions
-    public let metrics: PagerMetrics
-    var logger: Logger { client.logger }
-    var clock: any BlockingClock<WallTime> { client.clock }
-    /// Next fire time per person not yet noticed (same order as `people`).
-    public private(set) var nextFire: [WallTime?]
-    /// The last fire time noticed per person.
-    var lastNoticed: [WallTime?]
-    /// Due pages, waiting for their turn.
-    public internal(set) var queue: [QueuedPage] = []
-    /// Verify and resolve jobs waiting for their time.
-    public internal(set) var followUps: [FollowUp] = []
-    /// Times of the creations in the last 60 s (the pacing window).
-    var recentCreates: [WallTime] = []
-    /// When this scheduler started: earlier fire times are looked up first.
-    public let startedAt: WallTime
-    /// Fire times this far back are replayed at start-up.
-    public let catchUpWindow: Duration
-    var lastCheck: WallTime?
-    var lastStepRanJob = false
-    /// The final verdicts logged so far (person name, verdict).
-    public internal(set) var verdicts: [(String, PageVerdict)] = []
-    /// Incidents pager-tester resolved itself.
-    var resolvedIncidents: [String] = []
-
-    public var pagesSent: Int { metrics.sent }
-    public var pagesFailed: Int { metrics.failed }
-    public var pagesMissed: Int { metrics.skipped }
-
-    public struct FollowUp: Sendable {
+    public struct FollowUp: Sendable, Equatable {
         public enum Kind: Sendable, Equatable { case verify(attempt: Int), resolve }
         public var kind: Kind
         public var person: Int
@@ -109,46 +80,73 @@ public struct PagerScheduler: Sendable {
         public var due: WallTime
     }
 
-    public init(people: [Person], client: PagerDutyClient, options: SchedulerOptions) {
-        self.people = people
+    /// A job for the runner.
+    public enum Job: Sendable, Equatable {
+        case page(QueuedPage)
+        case followUp(FollowUp)
+    }
+
+    /// What to do now.
+    public enum Action: Sendable, Equatable {
+        /// Carry out this job now (it has left the queue).
+        case run(Job)
+        /// Nothing is due: sleep until then (at most `maxSleep` ahead, so a
+        /// wall-clock jump is noticed quickly), then ask again.
+        case sleep(until: WallTime)
+    }
+
+    /// Fire times of one person that will not be paged, found as they came due.
+    public struct Skip: Sendable, Equatable {
+        public var person: Int
+        /// The first (at most three) fire times noticed too late.
+        public var late: [WallTime]
+        /// All fire times noticed too late.
+        public var lateCount: Int
+        /// Fire times folded into a page that is queued or kept.
+        public var coalesced: Int
+    }
+
+    /// Each person's schedule (same order as the people).
+    public let schedules: [CronExpression]
+    public let options: SchedulerOptions
+    /// How long a job may take before the time it took counts as a
+    /// suspension or clock jump rather than work (the runner sets it from its
+    /// request timeouts).
+    public var jobBound: Duration
+    /// Next fire time per person not yet noticed.
+    public private(set) var nextFire: [WallTime?]
+    /// The last fire time noticed per person.
+    private var lastNoticed: [WallTime?]
+    /// Due pages, waiting for their turn.
+    public private(set) var queue: [QueuedPage] = []
+    /// Verify and resolve jobs waiting for their time.
+    public private(set) var followUps: [FollowUp] = []
+    /// Times of the creations in the last 60 s (the pacing window).
+    private var recentCreates: [WallTime] = []
+    /// When this scheduler started: earlier fire times are looked up first.
+    public let startedAt: WallTime
+    /// Fire times this far back are replayed at start-up.
+    public let catchUpWindow: Duration
+    private var lastCheck: WallTime?
+    private var lastStepRanJob = false
+
+    public init(schedules: [CronExpression], options: SchedulerOptions, startedAt: WallTime, jobBound: Duration) {
+        self.schedules = schedules
         self.options = options
-        let metrics = client.metrics ?? PagerMetrics()
-        for p in people { metrics.register(personID: p.id, name: p.name) }
-        self.metrics = metrics
-        var client = client
-        client.metrics = metrics
-        self.client = client
-        let now = client.clock.now
-        startedAt = now
+        self.jobBound = jobBound
+        self.startedAt = startedAt
         let perMinute = max(1, options.maxCreatesPerMinute)
-        catchUpWindow = options.missedGrace + .seconds(60 * ((people.count + perMinute - 1) / perMinute))
-        let from = now.adding(.zero - catchUpWindow)
-        nextFire = people.map { $0.cron.next(after: from) }
-        lastNoticed = people.map { _ in nil }
+        catchUpWindow = options.missedGrace + .seconds(60 * ((schedules.count + perMinute - 1) / perMinute))
+        let from = startedAt.adding(.zero - catchUpWindow)
+        nextFire = schedules.map { $0.next(after: from) }
+        lastNoticed = schedules.map { _ in nil }
     }
 
-    /// Runs until `stop` (forever when nil).
-    public mutating func run(until stop: WallTime? = nil) {
-        logger.info("scheduler started", ("people", .number(String(people.count))),
-                    ("dry_run", .bool(options.dryRun)), ("max_creates_per_minute", .number(String(options.maxCreatesPerMinute))),
-                    ("catch_up_seconds", .number(String(catchUpWindow.components.seconds))))
-        for (person, fire) in zip(people, nextFire) {
-            guard let fire else { continue }
-            logger.info(fire <= startedAt ? "replaying recent fire time" : "next page",
-                        ("person.name", .string(person.name)), ("person.id", .string(person.id)),
-                        ("fire_time", .string(RFC3339.format(fire))),
-                        ("fire_time_local", .string(formatLocal(fire, in: person.cron.zone) + " " + person.cron.zone.name)))
-        }
-        while stop.map({ clock.now < $0 }) ?? true {
-            step(until: stop)
-        }
-    }
-
-    /// Notices due fire times, then runs the earliest due job, or sleeps
-    /// toward it (at most `maxSleep`).
-    public mutating func step(until stop: WallTime? = nil) {
-        let now = clock.now
-        noticeDueFireTimes(now)
+    /// At `now`: notices due fire times (returning those it skips), then
+    /// hands out the earliest due job, or says when to wake up (never after
+    /// `stop`, never less than 1 ms ahead).
+    public mutating func next(now: WallTime, stop: WallTime? = nil) -> (skips: [Skip], action: Action) {
+        let skips = noticeDueFireTimes(now)
         var best: WallTime? = nil
         var page: Int? = nil
         var followUp: Int? = nil
@@ -167,24 +165,82 @@ public struct PagerScheduler: Sendable {
             var wait = best.map { min($0.duration(since: now), options.maxSleep) } ?? options.maxSleep
             if let stop, stop > now { wait = min(wait, stop.duration(since: now)) }
             lastStepRanJob = false
-            clock.sleep(for: max(wait, .milliseconds(1)))
-            return
+            return (skips, .sleep(until: now.adding(max(wait, .milliseconds(1)))))
         }
         lastStepRanJob = true
-        if let i = page {
-            runPage(queue.remove(at: i))
-        } else if let i = followUp {
-            runFollowUp(followUps.remove(at: i))
+        if let i = page { return (skips, .run(.page(queue.remove(at: i)))) }
+        return (skips, .run(.followUp(followUps.remove(at: followUp!))))
+    }
+
+    /// The follow-ups only, earliest first (`notify`): nil when none is left.
+    public mutating func nextFollowUp(now: WallTime) -> Action? {
+        guard let i = followUps.indices.min(by: { followUps[$0].due < followUps[$1].due }) else { return nil }
+        if followUps[i].due > now {
+            return .sleep(until: now.adding(min(followUps[i].due.duration(since: now), options.maxSleep)))
+        }
+        return .run(.followUp(followUps.remove(at: i)))
+    }
+
+    // MARK: what the runner reports
+
+    /// A creation goes out at `now`: it counts against `maxCreatesPerMinute`.
+    public mutating func creating(at now: WallTime) {
+        recentCreates.append(now)
+    }
+
+    /// PagerDuty answered 429: the page waits `wait` from `now`.
+    public mutating func rateLimited(_ page: QueuedPage, wait: Duration, now: WallTime) {
+        var page = page
+        page.notBefore = now.adding(wait)
+        queue.append(page)
+    }
+
+    /// A create failed in a way worth retrying (5xx, network): true when the
+    /// page is queued again (`createRetryWait` from `now`, looking its key up
+    /// first: PagerDuty may have created it); false after `createAttempts`.
+    public mutating func retryCreate(_ page: QueuedPage, now: WallTime) -> Bool {
+        guard page.attempt < options.createAttempts else { return false }
+        var page = page
+        page.attempt += 1
+        page.lookUpFirst = true
+        page.notBefore = now.adding(options.createRetryWait)
+        queue.append(page)
+        return true
+    }
+
+    /// An incident exists for a page (created, or found already paged) at
+    /// `now`: queues its verify and resolve follow-ups.
+    public mutating func paged(_ incident: CreatedIncident, person: Int, now: WallTime) {
+        if let v = options.verifyAfter {
+            followUps.append(FollowUp(kind: .verify(attempt: 1), person: person, incident: incident, due: now.adding(v)))
+        }
+        if let r = options.resolveAfter {
+            followUps.append(FollowUp(kind: .resolve, person: person, incident: incident, due: now.adding(r)))
         }
     }
 
+    /// A verification found no notification yet (or could not ask): true
+    /// when it is tried again, the wait doubling each time (notification
+    /// rules can delay notifications, and a later rule may still succeed);
+    /// false once `verifyAttempts` are used.
+    public mutating func verifyAgain(_ job: FollowUp, now: WallTime) -> Bool {
+        guard case .verify(let attempt) = job.kind, attempt < options.verifyAttempts, let v = options.verifyAfter else { return false }
+        var again = job
+        again.kind = .verify(attempt: attempt + 1)
+        again.due = now.adding(v * (1 << min(attempt, 10)))
+        followUps.append(again)
+        return true
+    }
+
+    // MARK: inside
+
     /// Queue order: earliest allowed time, then fire time, then file order.
-    func order(_ p: QueuedPage) -> (Int64, Int32, Int64, Int) {
+    private func order(_ p: QueuedPage) -> (Int64, Int32, Int64, Int) {
         (p.notBefore.seconds, p.notBefore.nanoseconds, p.fireTime.seconds, p.person)
     }
 
     /// The earliest time the next creation keeps within `maxCreatesPerMinute`.
-    mutating func nextCreateSlot(_ now: WallTime) -> WallTime {
+    private mutating func nextCreateSlot(_ now: WallTime) -> WallTime {
         // A wall-clock jump backward leaves "future" entries: drop them
         // rather than wait for them (a 429 would re-queue the page anyway).
         recentCreates.removeAll { $0 <= now.adding(.seconds(-60)) || $0 > now }
@@ -193,13 +249,8 @@ public struct PagerScheduler: Sendable {
         return recentCreates[recentCreates.count - limit].adding(.seconds(60))
     }
 
-    /// How long a job may take before the time it took counts as a
-    /// suspension or clock jump rather than work: a verification makes two
-    /// requests, each of which may wait out 429s up to `jobTimeout`.
-    var jobBound: Duration { client.jobTimeout * 2 + client.requestTimeout * 4 }
-
     /// Whether fire time `t`, noticed at `now`, is too late to page.
-    func isLate(_ t: WallTime, now: WallTime) -> Bool {
+    private func isLate(_ t: WallTime, now: WallTime) -> Bool {
         let late = now.duration(since: t)
         if t <= startedAt { return late > catchUpWindow }
         // It came due while we were busy with a (bounded) job: not late.
@@ -207,11 +258,12 @@ public struct PagerScheduler: Sendable {
         return late > options.missedGrace
     }
 
-    /// Moves fire times that have come into the queue, or skips them loudly.
-    mutating func noticeDueFireTimes(_ now: WallTime) {
-        for i in people.indices {
+    /// Moves fire times that have come into the queue; returns those skipped.
+    private mutating func noticeDueFireTimes(_ now: WallTime) -> [Skip] {
+        var skips: [Skip] = []
+        for i in schedules.indices {
             guard var t = nextFire[i], t <= now else { continue }
-            let person = people[i]
+            let cron = schedules[i]
             var keep: WallTime? = nil
             var late: [WallTime] = []
             var lateCount = 0
@@ -227,10 +279,10 @@ public struct PagerScheduler: Sendable {
                     keep = t
                 }
                 lastNoticed[i] = t
-                guard let n = person.cron.next(after: t) else { break }
+                guard let n = cron.next(after: t) else { break }
                 t = n
             }
-            nextFire[i] = person.cron.next(after: max(now, lastNoticed[i] ?? now))
+            nextFire[i] = cron.next(after: max(now, lastNoticed[i] ?? now))
             if let keep {
                 if queue.contains(where: { $0.person == i }) {
                     coalesced += 1
@@ -238,46 +290,10 @@ public struct PagerScheduler: Sendable {
                     queue.append(QueuedPage(person: i, fireTime: keep, notBefore: keep, lookUpFirst: keep <= startedAt))
                 }
             }
-            let md: [(String, JSON)] = [("person.name", .string(person.name)), ("person.id", .string(person.id))]
-            if lateCount > 0 {
-                metrics.recordSkip(personID: person.id, name: person.name, reason: .late, count: lateCount)
-                logger.log(.error, "missed page", md + [
-                    ("fire_times", .array(late.map { .string(RFC3339.format($0)) })), ("missed_count", .number(String(lateCount))),
-                    ("late_seconds", .number(String(now.duration(since: late[0]).components.seconds))),
-                    ("reason", "picked up later than --missed-grace while not busy (process down or suspended, wall clock jumped)"),
-                ])
-            }
-            if coalesced > 0 {
-                metrics.recordSkip(personID: person.id, name: person.name, reason: .coalesced, count: coalesced)
-                logger.log(.error, "missed page", md + [
-                    ("missed_count", .number(String(coalesced))),
-                    ("reason", "a page for this person is still queued; fire times are closer together than the queue drains"),
-                ])
+            if lateCount > 0 || coalesced > 0 {
+                skips.append(Skip(person: i, late: late, lateCount: lateCount, coalesced: coalesced))
             }
         }
-    }
-
-    /// Queues the verify and resolve follow-ups of an incident.
-    public mutating func schedule(_ incident: CreatedIncident, person: Int) {
-        let now = clock.now
-        if let v = options.verifyAfter {
-            followUps.append(FollowUp(kind: .verify(attempt: 1), person: person, incident: incident, due: now.adding(v)))
-        }
-        if let r = options.resolveAfter {
-            followUps.append(FollowUp(kind: .resolve, person: person, incident: incident, due: now.adding(r)))
-        }
-    }
-}
-
-extension PagerScheduler {
-    /// Runs the queue and the follow-ups only, earliest first (`notify`).
-    public mutating func stepFollowUps() {
-        guard let i = followUps.indices.min(by: { followUps[$0].due < followUps[$1].due }) else { return }
-        let now = clock.now
-        if followUps[i].due > now {
-            clock.sleep(for: min(followUps[i].due.duration(since: now), options.maxSleep))
-            return
-        }
-        runFollowUp(followUps.remove(at: i))
+        return skips
     }
 }

@@ -1,24 +1,22 @@
 import KLSystem
 import COpenSSL
 import Synchronization
-@testable import KLKube
-@testable import KLTransport
 
 /// Certificates made once per test process with the `openssl` CLI:
 /// a CA, a server certificate for IP:127.0.0.1 and DNS:localhost, the same
 /// key signed by another CA, one without the IP, and one that expired in 2020
 /// (`openssl ca -startdate/-enddate`: OpenSSL 3.0's `x509`/`req` cannot backdate).
-struct CertFixture: Sendable {
-    let dir: String
-    var caFile: String { dir + "/ca.crt" }
-    var otherCAFile: String { dir + "/other-ca.crt" }
-    var key: String { dir + "/srv.key" }
-    var good: String { dir + "/srv.crt" }
-    var signedByOther: String { dir + "/other.crt" }
-    var dnsOnly: String { dir + "/dnsonly.crt" }
-    var expired: String { dir + "/expired.crt" }
+public struct CertFixture: Sendable {
+    public let dir: String
+    public var caFile: String { dir + "/ca.crt" }
+    public var otherCAFile: String { dir + "/other-ca.crt" }
+    public var key: String { dir + "/srv.key" }
+    public var good: String { dir + "/srv.crt" }
+    public var signedByOther: String { dir + "/other.crt" }
+    public var dnsOnly: String { dir + "/dnsonly.crt" }
+    public var expired: String { dir + "/expired.crt" }
 
-    static let shared: CertFixture = make()
+    public static let shared: CertFixture = make()
 
     private static func make() -> CertFixture {
         let dir = makeTempDir("kl-tls")
@@ -64,15 +62,15 @@ struct CertFixture: Sendable {
 /// A TLS server on 127.0.0.1 (an ephemeral port) presenting `cert`. Each
 /// connection completes the handshake (or fails it) and then answers every
 /// request with `200 ok`, keeping the connection open.
-final class TLSTestServer: @unchecked Sendable {
-    let server: TestServer
-    var port: Int { server.port }
-    var connections: Int { server.connections }
+public final class TLSTestServer: @unchecked Sendable {
+    public let server: TestServer
+    public var port: Int { server.port }
+    public var connections: Int { server.connections }
     /// The SNI name of each completed handshake ("" when none was sent).
-    var serverNames: [String] { names.list.withLock { $0 } }
+    public var serverNames: [String] { names.list.withLock { $0 } }
     private let names = NameList()
 
-    init(cert: String, key: String) {
+    public init(cert: String, key: String) {
         _ = copenssl_init()
         let ctx = SSL_CTX_new(TLS_server_method())!
         precondition(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) == 1, "bad test cert \(cert)")
@@ -102,7 +100,7 @@ final class TLSTestServer: @unchecked Sendable {
         }
     }
 
-    func stop() { server.stop() }
+    public func stop() { server.stop() }
 }
 
 final class NameList: @unchecked Sendable {

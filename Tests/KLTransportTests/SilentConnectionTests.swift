@@ -2,74 +2,27 @@ import Testing
 import Synchronization
 import KLCore
 import KLSystem
-@testable import KLKube
+import KLNetworkTestSupport
 @testable import KLTransport
-
-/// Issue 20, row 4: a kept-alive connection goes silent (the API server
-/// behind the ClusterIP died without a RST; conntrack still sends there)
-/// while new connections are answered. Real sockets on loopback: the test
-/// server answers the first `answered` requests of a connection, then reads
-/// the next one and never answers it (the connection stays open, silent);
-/// connections the test does not name as silent answer everything.
-final class SilentAfterServer: @unchecked Sendable {
-    let server: TestServer
-    /// Requests each connection received (by accept order).
-    private final class Counts: Sendable {
-        let byConnection = Mutex<[Int: Int]>([:])
-        func add(_ index: Int) { byConnection.withLock { $0[index, default: 0] += 1 } }
-    }
-    private let seen = Counts()
-    private let release = Gate()
-    /// Opened when connection 0 has read its first request (with `holdFirst`).
-    let firstArrived = Gate()
-
-    /// - Parameters:
-    ///   - silent: connections (by accept order) that go silent.
-    ///   - answered: requests such a connection answers before it goes silent.
-    ///   - holdFirst: connection 0 answers its first request only once
-    ///     `letFirstAnswer()` is called (to get two connections into the pool).
-    init(silent: Set<Int>, answered: Int = 1, holdFirst: Bool = false, response: String = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") {
-        let seen = self.seen
-        let release = self.release
-        let firstArrived = self.firstArrived
-        server = TestServer { fd, index in
-            var n = 0
-            while readRequest(fd) != nil {
-                n += 1
-                seen.add(index)
-                if silent.contains(index) && n > answered {
-                    // Silent from here on: no answer, no FIN, no RST. Bytes
-                    // that still arrive are counted (there must be none).
-                    while readRequest(fd) != nil { seen.add(index) }
-                    return
-                }
-                if holdFirst && index == 0 && n == 1 {
-                    firstArrived.open()
-                    release.wait()
-                }
-                if !sendAll(fd, response) { return }
-            }
-        }
-    }
-
-    func letFirstAnswer() { release.open() }
-    func requests(on connection: Int) -> Int { seen.byConnection.withLock { $0[connection] ?? 0 } }
-    var connections: Int { server.connections }
-    var url: String { server.url }
-    func stop() { server.stop() }
-}
 
 @Suite("Silent kept-alive connections (issue 20, row 4)")
 struct SilentConnectionTests {
     let get = HTTPRequest(method: "GET", path: "/x")
 
+    /// A client whose first GET to `s` was answered: one kept-alive
+    /// connection (connection 0) waits in its pool.
+    func keptAliveClient(_ s: SilentAfterServer) throws -> HTTPClient {
+        let client = try HTTPClient(baseURL: s.url)
+        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
+        #expect(client.connectionsOpened == 1)
+        return client
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func silentKeptAliveConnection_timesOut_isClosed_andTheNextAttemptGoesOnAFreshConnection() throws {
         let s = SilentAfterServer(silent: [0])
         defer { s.stop() }
-        let client = try HTTPClient(baseURL: s.url)
-        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
-        #expect(client.connectionsOpened == 1)
+        let client = try keptAliveClient(s)
 
         // The kept-alive connection is reused and does not answer: the call
         // ends at its own timeout, not later.
@@ -93,8 +46,7 @@ struct SilentConnectionTests {
         // layer never sends it again by itself (the election decides).
         let s = SilentAfterServer(silent: [0])
         defer { s.stop() }
-        let client = try HTTPClient(baseURL: s.url)
-        #expect(try client.send(get, timeout: .seconds(5)).status == 200)
+        let client = try keptAliveClient(s)
         do {
             _ = try client.send(HTTPRequest(method: "PUT", path: "/lock", body: Array("{}".utf8)), timeout: .milliseconds(300))
             Issue.record("the PUT on the silent connection succeeded")
@@ -139,34 +91,6 @@ struct SilentConnectionTests {
         #expect(attempt2.duration(to: .now) < .milliseconds(1000))
         #expect(client.connectionsOpened == 3, "the second attempt did not go on a fresh connection")
         #expect(s.requests(on: 0) + s.requests(on: 1) == 3, "a request went to a silent connection after the timeout")
-    }
-
-    @Test(.timeLimit(.minutes(1)))
-    func renewOnASilentConnection_secondAttemptWithinTheBudgetSucceeds() throws {
-        // The renew of issue 20 row 4 at the API-client level: a budget of
-        // 2 s (time left to the renew deadline), attempts of at most half of
-        // what is left; the second goes out on a fresh connection and the
-        // renew lands well before the budget ends.
-        let body = #"{"kind":"ConfigMap","metadata":{"name":"lock","resourceVersion":"7"}}"#
-        let s = SilentAfterServer(silent: [0], response: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        defer { s.stop() }
-        let kube = try KubeClient(config: KubeConfig(server: s.url, caFile: nil, tokenFile: nil, token: "t", userAgent: "test"))
-        _ = try kube.get(.configMaps, namespace: "ns", name: "lock", timeout: .seconds(5))
-        let budgetEnd = MonotonicClock.now + .seconds(2)
-        var attempts = 0
-        var result: JSON?
-        while result == nil, MonotonicClock.now < budgetEnd {
-            attempts += 1
-            let left = MonotonicClock.now.duration(to: budgetEnd)
-            do {
-                result = try kube.update(.configMaps, namespace: "ns", name: "lock", body: ["metadata": ["name": "lock"]], timeout: left / 2)
-            } catch {
-                #expect(error.code == .timedOut, "\(error)")
-            }
-        }
-        #expect(result?[path: "metadata", "resourceVersion"]?.stringValue == "7")
-        #expect(attempts == 2)
-        #expect(s.requests(on: 0) == 2)
     }
 
     @Test func everySocket_hasKeepAliveAndAUserTimeout() throws {

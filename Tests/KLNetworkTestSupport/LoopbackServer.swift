@@ -1,21 +1,20 @@
+// Loopback test servers and small helpers shared by the transport tests
+// (KLTransportTests) and the Kubernetes client tests (KLKubeTests): real
+// sockets on 127.0.0.1, one pthread per connection.
 import Synchronization
-import COpenSSL
-import KLCore
 import KLSystem
 import KLTestSupport
-@testable import KLKube
-@testable import KLTransport
 
 /// Runs `body` on a new detached pthread (test servers must not block the
 /// Swift concurrency pool, which has only as many threads as cores).
-func startThread(_ body: @escaping @Sendable () -> Void) {
+public func startThread(_ body: @escaping @Sendable () -> Void) {
     let rc = KLSystem.startDetachedThread(body)
     precondition(rc == 0, "pthread_create failed")
 }
 
 /// Writes all bytes to a blocking socket; false when the peer is gone.
 @discardableResult
-func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+public func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     var off = 0
     while off < bytes.count {
         let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
@@ -26,11 +25,11 @@ func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
 }
 
 @discardableResult
-func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+public func sendAll(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
 
 /// Reads one request head (up to the blank line) from a blocking socket, plus
 /// a body of the given Content-Length. nil when the peer closed first.
-func readRequest(_ fd: Int32) -> (head: String, body: [UInt8])? {
+public func readRequest(_ fd: Int32) -> (head: String, body: [UInt8])? {
     var data: [UInt8] = []
     var byte: UInt8 = 0
     while true {
@@ -56,16 +55,16 @@ func readRequest(_ fd: Int32) -> (head: String, body: [UInt8])? {
 /// A plain TCP server on 127.0.0.1 with an ephemeral port, one pthread per
 /// accepted connection. `handler` gets the connection socket (blocking) and
 /// its 0-based index; the socket is closed when the handler returns.
-final class TestServer: @unchecked Sendable {
-    let listenFD: Int32
-    let port: Int
+public final class TestServer: @unchecked Sendable {
+    public let listenFD: Int32
+    public let port: Int
     private let accepted = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
 
-    var connections: Int { accepted.load(ordering: .sequentiallyConsistent) }
-    var url: String { "http://127.0.0.1:\(port)" }
+    public var connections: Int { accepted.load(ordering: .sequentiallyConsistent) }
+    public var url: String { "http://127.0.0.1:\(port)" }
 
-    init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
+    public init(_ handler: @escaping @Sendable (Int32, Int) -> Void) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -98,13 +97,13 @@ final class TestServer: @unchecked Sendable {
         }
     }
 
-    func stop() { stopped.store(true, ordering: .sequentiallyConsistent) }
+    public func stop() { stopped.store(true, ordering: .sequentiallyConsistent) }
     deinit { stop() }
 }
 
 /// A server whose every connection reads one request, sends `response`, then
 /// runs `then` on the socket; the socket closes when it returns.
-func oneResponseServer(_ response: String, then: @escaping @Sendable (Int32) -> Void = { _ in }) -> TestServer {
+public func oneResponseServer(_ response: String, then: @escaping @Sendable (Int32) -> Void = { _ in }) -> TestServer {
     TestServer { fd, _ in
         _ = readRequest(fd)
         sendAll(fd, response)
@@ -112,18 +111,13 @@ func oneResponseServer(_ response: String, then: @escaping @Sendable (Int32) -> 
     }
 }
 
-/// Opens the stream of a `GET /watch` from `server` on a new client.
-func openWatch(_ server: TestServer, limits: HTTPLimits = HTTPLimits()) throws -> HTTPStream {
-    try HTTPClient(baseURL: server.url, limits: limits).openStream(HTTPRequest(method: "GET", path: "/watch"), timeout: .seconds(5))
-}
-
 /// A pipe used to release a server thread at a point the test chooses.
-final class Gate: @unchecked Sendable {
+public final class Gate: @unchecked Sendable {
     private var fds: [Int32] = [0, 0]
-    init() { precondition(pipe(&fds) == 0) }
-    func open() { var b: UInt8 = 1; _ = write(fds[1], &b, 1) }
+    public init() { precondition(pipe(&fds) == 0) }
+    public func open() { var b: UInt8 = 1; _ = write(fds[1], &b, 1) }
     /// Waits until opened (or 10 s, so a failing test cannot hang the suite).
-    func wait() {
+    public func wait() {
         var p = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
         if poll(&p, 1, 10_000) > 0 { var b: UInt8 = 0; _ = read(fds[0], &b, 1) }
     }
@@ -132,7 +126,7 @@ final class Gate: @unchecked Sendable {
 
 /// Runs a shell script; returns its exit status.
 @discardableResult
-func shell(_ script: String) -> Int32 {
+public func shell(_ script: String) -> Int32 {
     var pid: pid_t = 0
     let args = ["/bin/sh", "-c", script]
     var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
@@ -144,42 +138,20 @@ func shell(_ script: String) -> Int32 {
 }
 
 /// A fresh temporary directory.
-func makeTempDir(_ prefix: String) -> String { makeTemporaryDirectory(prefix: prefix) }
+public func makeTempDir(_ prefix: String) -> String { makeTemporaryDirectory(prefix: prefix) }
 
-func readTextFile(_ path: String) -> String? {
+public func readTextFile(_ path: String) -> String? {
     guard case .success(let text) = readWholeTextFile(path, limit: .max) else { return nil }
     return text
 }
 
-func writeTextFile(_ path: String, _ text: String) {
+public func writeTextFile(_ path: String, _ text: String) {
     let f = fopen(path, "w")!
     _ = text.utf8CString.withUnsafeBufferPointer { fputs($0.baseAddress!, f) }
     fclose(f)
 }
 
-/// An in-memory channel that returns the given pieces, one per read, then EOF.
-final class ScriptedChannel: HTTPChannel, @unchecked Sendable {
-    let endpoint = "scripted:0"
-    private var pieces: [[UInt8]]
-    init(_ pieces: [[UInt8]]) { self.pieces = pieces }
-    func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int {
-        guard !pieces.isEmpty else { return 0 }
-        var piece = pieces.removeFirst()
-        if piece.count > buffer.count {
-            pieces.insert(Array(piece[buffer.count...]), at: 0)
-            piece = Array(piece[..<buffer.count])
-        }
-        buffer.copyBytes(from: piece)
-        return piece.count
-    }
-    func write(_ bytes: UnsafeRawBufferPointer, deadline: MonotonicClock.Instant, written: inout Int) throws(TransportError) { written += bytes.count }
-    func isIdleUsable() -> Bool { true }
-    func close() {}
-}
-
-let farDeadline = MonotonicClock.now + .seconds(3600)
-
 /// How much later than its deadline a timed-out call may return: poll wakes
 /// up on time, but this machine's 2 cores are shared by parallel builds.
 /// A hang would take the full test time limit.
-let timingSlack: Duration = .milliseconds(700)
+public let timingSlack: Duration = .milliseconds(700)

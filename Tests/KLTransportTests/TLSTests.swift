@@ -1,5 +1,5 @@
 import Testing
-@testable import KLKube
+import KLNetworkTestSupport
 @testable import KLTransport
 
 /// A server certificate the client must refuse (from `CertFixture`), the

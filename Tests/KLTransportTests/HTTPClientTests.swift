@@ -2,7 +2,7 @@ import Testing
 import Synchronization
 import KLCore
 import KLSystem
-@testable import KLKube
+import KLNetworkTestSupport
 @testable import KLTransport
 
 /// A chunked body with a chunk extension and a trailer.

@@ -1,6 +1,7 @@
 import KLSystem
 import KLCore
 import Testing
+import KLNetworkTestSupport
 @testable import KLTransport
 
 /// KLTransport's `HTTPServer` (kube-leader's status endpoint and the
