@@ -52,13 +52,7 @@ import Testing
     }
 }
 
-@Suite struct CoordinatedElectionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    let wall = WallTime(seconds: 1_795_859_505)
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func at(_ seconds: Double) -> MonotonicInstant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-
+@Suite struct CoordinatedElectionTests: ElectionScript {
     func lease(holder: String, rv: String, seconds: Int = 5, transitions: Int = 0, preferred: String? = nil) -> LockSnapshot {
         var spec: JSON = ["holderIdentity": .string(holder), "leaseDurationSeconds": JSON(seconds), "leaseTransitions": JSON(transitions),
                           "renewTime": .string(RFC3339.formatMicro(wall)), "strategy": "OldestEmulationVersion"]

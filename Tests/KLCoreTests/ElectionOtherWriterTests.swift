@@ -16,30 +16,38 @@ import Testing
         return .present(LockCodec.decode(.lease, object: o))
     }
 
-    /// Seed 1663: a standby cut off for longer than the lease (it saw none of
-    /// the holder's renews, so that hold "expired" by its clock) then sees
-    /// another writer's record with a 1 s lease: it still waits the old
-    /// hold's lease from the change.
-    @Test func aStandbyThatCouldNotReadForALease_stillWaitsTheOldLeaseAfterAnotherWriter() {
-        var e = Election(identity: "me", timing: timing)
-        _ = e.step(.start, now: at(0), wall: wall)
-        _ = e.step(.observed(held("a", rv: "1")), now: at(0), wall: wall)
-        // Reads fail for 15 s (a partition); the next read shows the other writer's record.
-        _ = e.step(.requestFailed("partition"), now: at(15), wall: wall)
-        let action = e.step(.observed(held("operator", rv: "9", lease: 1)), now: at(15.5), wall: wall)
-        #expect(action == .wait(until: at(23.5)), "8 s from the change, not 1 s: \(action)")
+    /// How a standby lost track of a's hold before it reads another
+    /// writer's record with a 1 s lease.
+    enum LostTrack: String, Sendable, CaseIterable, CustomTestStringConvertible {
+        /// Cut off for longer than the lease: it saw none of the holder's
+        /// renews, so that hold "expired" by its clock (reads fail 15 s).
+        case readsFailedForALease
+        /// Its take-over lost a race: a hold seen now, holder unknown.
+        case lostRace
+        var testDescription: String { rawValue }
     }
 
-    /// Seed 1385: a write that lost a race (a hold seen now, holder unknown)
-    /// and then a read showing another writer's short-lease record.
-    @Test func aLostRaceThenAnotherWritersShortLease_waitsTheLeaseFromTheChange() {
+    /// A standby that lost track of a hold, then reads another writer's
+    /// record with a 1 s lease: it still waits the old hold's lease (8 s)
+    /// from the change, not 1 s.
+    @Test(arguments: LostTrack.allCases)
+    func aStandbyThatLostTrackOfAHold_waitsTheOldLeaseAfterAnotherWritersShortLease(_ lostTrack: LostTrack) {
         var e = Election(identity: "me", timing: timing)
         _ = e.step(.start, now: at(0), wall: wall)
         _ = e.step(.observed(held("a", rv: "1")), now: at(0), wall: wall)
-        guard case .update = e.step(.timer, now: at(8), wall: wall) else { Issue.record("expected a takeover"); return }
-        _ = e.step(.lostRace, now: at(8.1), wall: wall)
-        let action = e.step(.observed(held("operator", rv: "12", lease: 1)), now: at(8.2), wall: wall)
-        #expect(action == .wait(until: at(16.2)), "\(action)")
+        let (changeAt, rv, waitsUntil): (Double, String, Double)
+        switch lostTrack {
+        case .readsFailedForALease:
+            // A partition; the next read shows the other writer's record.
+            _ = e.step(.requestFailed("partition"), now: at(15), wall: wall)
+            (changeAt, rv, waitsUntil) = (15.5, "9", 23.5)
+        case .lostRace:
+            guard case .update = e.step(.timer, now: at(8), wall: wall) else { Issue.record("expected a takeover"); return }
+            _ = e.step(.lostRace, now: at(8.1), wall: wall)
+            (changeAt, rv, waitsUntil) = (8.2, "12", 16.2)
+        }
+        let action = e.step(.observed(held("operator", rv: rv, lease: 1)), now: at(changeAt), wall: wall)
+        #expect(action == .wait(until: at(waitsUntil)), "8 s from the change, not 1 s: \(action)")
     }
 
     /// A legitimate takeover with the same lease waits only the new holder's

@@ -3,13 +3,7 @@ import Testing
 
 /// The election state machine driven by hand: every instant is made up
 /// (t0 + seconds), nothing sleeps.
-@Suite struct ElectionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    let wall = WallTime(seconds: 1_795_859_505)
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-
+@Suite struct ElectionTests: ElectionScript {
     func snapshot(holder: String?, rv: String, transitions: Int = 0, renewSecond: Int64 = 0, leaseSeconds: Int = 15) -> LockSnapshot {
         guard let holder else {
             return LockCodec.decode(.configMap, object: ["metadata": ["name": "l", "resourceVersion": .string(rv)]])

@@ -5,13 +5,7 @@ import Testing
 /// clocks: the election notices a preferred holder named while it leads, the
 /// session tells the host and stands by again after the release, the
 /// supervision machine stops the child as on a loss and then releases.
-@Suite struct HandOverElectionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    let wall = WallTime(seconds: 1_795_859_505)
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-
+@Suite struct HandOverElectionTests: ElectionScript {
     /// A Lease held by `holder` (released when empty) with `spec.strategy`
     /// and, when given, `spec.preferredHolder`.
     func lease(_ holder: String, rv: String, preferred: String? = nil, transitions: Int = 0) -> LockSnapshot {
@@ -185,22 +179,7 @@ import Testing
     }
 }
 
-@Suite struct HandOverSupervisionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    let timing = Supervision.Timing(renewDeadline: .seconds(2), killGrace: .seconds(1), drainInterval: .milliseconds(100))
-
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-    func acts(_ actions: [Supervision.Action]) -> [Supervision.Action] {
-        actions.filter { if case .log = $0 { return false } else { return true } }
-    }
-
-    func running(_ s: inout Supervision, from t: Double = 0, pid: Int32 = 100) {
-        _ = s.step(.renewed(sentAt: at(t)), now: at(t))
-        #expect(acts(s.step(.becameLeader(), now: at(t + 0.1))) == [.spawn(environment: [:])])
-        _ = s.step(.spawned(pid: pid), now: at(t + 0.1))
-        #expect(s.phase == .running(pid: pid))
-    }
-
+@Suite struct HandOverSupervisionTests: SupervisionScript {
     /// Whatever --on-loss says: SIGTERM, the group reaped, then the release,
     /// then standing by again; the next term starts a new child.
     @Test(arguments: [OnLoss.exit, .standby])
@@ -256,9 +235,7 @@ import Testing
 
     /// The hand-over asked while the spawn was pending: stopped once spawned.
     @Test func handOverWhileStarting_stopsTheChildOnceSpawned() {
-        var s = Supervision(timing: timing)
-        _ = s.step(.renewed(sentAt: at(0)), now: at(0))
-        _ = s.step(.becameLeader(), now: at(0.1))
+        var s = starting()
         #expect(acts(s.step(.handOver(to: "b"), now: at(0.1))) == [])
         #expect(acts(s.step(.spawned(pid: 7), now: at(0.1))) == [.signalGroup(.terminate)])
     }
@@ -299,17 +276,7 @@ import Testing
     }
 }
 
-@Suite struct HandOverSessionTests {
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func snapshot(_ holder: String, rv: String, preferred: String? = nil) -> LockSnapshot {
-        var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: holder.isEmpty ? 1 : 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
-        o[path: "metadata", "resourceVersion"] = .string(rv)
-        if let preferred { o[path: "metadata", "annotations", LockKind.preferredHolderAnnotation] = .string(preferred) }
-        return LockCodec.decode(.configMap, object: o)
-    }
-
+@Suite struct HandOverSessionTests: ElectionScript {
     /// ConfigMap lock: `kubectl annotate … kube-leader.io/preferred-holder=b`.
     /// The session tells the host once, renews until the release request,
     /// keeps the annotation in the release, then waits to stand by again

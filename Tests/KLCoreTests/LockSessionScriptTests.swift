@@ -3,18 +3,7 @@ import Testing
 
 /// The scenarios the blocking runner was tested with, now on the session
 /// itself (virtual time, no sockets): every one still asserts what it did.
-@Suite struct LockSessionScriptTests {
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    /// A record held by `holder`; an empty holder is a holder's release
-    /// (lease 1 s, as client-go writes it).
-    func snapshot(_ holder: String, rv: String) -> LockSnapshot {
-        var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: holder.isEmpty ? 1 : 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
-        o[path: "metadata", "resourceVersion"] = .string(rv)
-        return LockCodec.decode(.configMap, object: o)
-    }
-
+@Suite struct LockSessionScriptTests: ElectionScript {
     @Test func standby_watchesWithoutPolling_thenTakesReleasedLock_renewsAndReleases() {
         let lock = SessionHarness(timing, releaseAt: 25, [
             .get(.success(.present(snapshot("other", rv: "1")))),

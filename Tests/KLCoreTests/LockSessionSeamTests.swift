@@ -3,16 +3,7 @@ import Testing
 
 /// What the session tells the supervisor (the seam of issue 10 rows 5 and
 /// 6): renews with their send times, acquires in flight, refusals.
-@Suite struct LockSessionSeamTests {
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func snapshot(_ holder: String, rv: String) -> LockSnapshot {
-        var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
-        o[path: "metadata", "resourceVersion"] = .string(rv)
-        return LockCodec.decode(.configMap, object: o)
-    }
-
+@Suite struct LockSessionSeamTests: ElectionScript {
     /// Row 5: the supervisor's own deadline needs each renew's SEND time:
     /// the acquire sent at 0.05 s (after the read), renews at 2.05 s and 4.05 s.
     @Test func renewsAreReportedWithTheirSendTimes_andTheAcquireBeforeBecomingLeader() {
@@ -21,7 +12,7 @@ import Testing
             .create(.success(snapshot("me", rv: "1"))),
             .update(check: { _, _ in }, .success(snapshot("me", rv: "2"))),
             .update(check: { _, _ in }, .success(snapshot("me", rv: "3"))),
-            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "4"))),
+            .update(check: { r, _ in #expect(r.holderIdentity == "") }, .success(snapshot("", rv: "4", lease: 15))),
         ])
         lock.releaseAt = lock.seconds(5)
         #expect(lock.run() == .released)
@@ -38,7 +29,7 @@ import Testing
     }
 
     @Test func stopping_refusesTheTakeoverUpdateToo() {
-        let lock = SessionHarness(timing, [.get(.success(.present(snapshot("", rv: "7"))))])
+        let lock = SessionHarness(timing, [.get(.success(.present(snapshot("", rv: "7", lease: 15))))])
         lock.stopping = true
         #expect(lock.run() == .released)
         #expect(lock.calls == ["get"])

@@ -283,30 +283,19 @@ import Testing
         #expect(out.last == .beginAcquire, "a holder's release is taken at once: \(out)")
     }
 
-    /// The leader treats an answer with a shorter lease than it wrote as lost.
-    @Test func row1_leaderAnsweredWithAShorterLease_losesAtOnce() {
+    /// The leader treats an answer to its renew that is not its own hold as
+    /// lost at once: a shorter lease than it wrote, or another holder.
+    @Test(arguments: [("me", 1, "shorter"), ("intruder", 15, "intruder")])
+    func row1_leaderAnsweredWithAnotherHold_losesAtOnce(holder: String, lease: Int, reasonNames: String) {
         var s = Stepper()
         _ = s.step(.start)
         _ = s.step(Self.list([]))
         _ = s.step(.acquireAllowed(true))
         _ = s.step(.answer(.ok(Self.object("me", rv: "1"))))
-        var out = s.step(.woke, after: .seconds(2))
-        guard case .send(.update, _)? = out.last else { Issue.record("expected a renew: \(out)"); return }
-        out = s.step(.answer(.ok(Self.object("me", rv: "2", lease: 1))))
+        let renew = s.step(.woke, after: .seconds(2))
+        guard case .send(.update, _)? = renew.last else { Issue.record("expected a renew: \(renew)"); return }
+        let out = s.step(.answer(.ok(Self.object(holder, rv: "2", lease: lease))))
         guard case .done(.lost(let reason))? = out.last else { Issue.record("expected lost: \(out)"); return }
-        #expect(out.contains(.lostLeadership(reason: reason)) && reason.contains("shorter"), "\(reason)")
-    }
-
-    /// ... and one naming another holder.
-    @Test func row1_leaderAnsweredWithAnotherHolder_losesAtOnce() {
-        var s = Stepper()
-        _ = s.step(.start)
-        _ = s.step(Self.list([]))
-        _ = s.step(.acquireAllowed(true))
-        _ = s.step(.answer(.ok(Self.object("me", rv: "1"))))
-        _ = s.step(.woke, after: .seconds(2))
-        let out = s.step(.answer(.ok(Self.object("intruder", rv: "2"))))
-        guard case .done(.lost(let reason))? = out.last else { Issue.record("expected lost: \(out)"); return }
-        #expect(reason.contains("intruder"))
+        #expect(out.contains(.lostLeadership(reason: reason)) && reason.contains(reasonNames), "\(reason)")
     }
 }

@@ -5,16 +5,7 @@ import Testing
 /// waits for the supervisor after a loss and then stands by again; the
 /// supervision machine rejoins only once the old group is gone AND the
 /// election reported the loss; the driver forgets the old term's mailbox.
-@Suite struct OnLossSessionTests {
-    let timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))
-
-    func snapshot(_ holder: String, rv: String) -> LockSnapshot {
-        var o = LockCodec.newObject(.configMap, namespace: "ns", name: "lock", record: LeaderElectionRecord(
-            holderIdentity: holder, leaseDurationSeconds: holder.isEmpty ? 1 : 15, acquireTime: nil, renewTime: nil, leaderTransitions: 0))
-        o[path: "metadata", "resourceVersion"] = .string(rv)
-        return LockCodec.decode(.configMap, object: o)
-    }
-
+@Suite struct OnLossSessionTests: ElectionScript {
     var failing: SessionHarness.Call { .update(check: { _, _ in }, .failure(.status(503, "503 Service Unavailable"))) }
 
     /// A leader cut off by an outage loses at its renew deadline (11 s),
@@ -112,25 +103,7 @@ import Testing
     }
 }
 
-@Suite struct OnLossSupervisionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    let timing = Supervision.Timing(renewDeadline: .seconds(2), killGrace: .seconds(1), drainInterval: .milliseconds(100))
-
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-    func acts(_ actions: [Supervision.Action]) -> [Supervision.Action] {
-        actions.filter { if case .log = $0 { return false } else { return true } }
-    }
-    func messages(_ actions: [Supervision.Action]) -> [String] {
-        actions.compactMap { if case .log(let note) = $0 { return note.message } else { return nil } }
-    }
-
-    func running(_ s: inout Supervision, from t: Double = 0, pid: Int32 = 100) {
-        _ = s.step(.renewed(sentAt: at(t)), now: at(t))
-        #expect(acts(s.step(.becameLeader(), now: at(t + 0.1))) == [.spawn(environment: [:])])
-        _ = s.step(.spawned(pid: pid), now: at(t + 0.1))
-        #expect(s.phase == .running(pid: pid))
-    }
-
+@Suite struct OnLossSupervisionTests: SupervisionScript {
     /// Loss reported by the election: SIGTERM, the child exits, its group is
     /// killed and reaped, then `.rejoin` and standby; the next leadership
     /// starts a new child.

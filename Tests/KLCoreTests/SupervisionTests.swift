@@ -3,22 +3,7 @@ import Testing
 
 /// The supervision phase machine driven by hand: every instant is made up
 /// (t0 + seconds), nothing sleeps, no process exists.
-@Suite struct SupervisionTests {
-    let t0 = MonotonicInstant(nanoseconds: 1_000_000_000_000)
-    /// renew deadline 2 s, kill grace 1 s (release timeout 3 s, drain 5 s / 100 ms).
-    let timing = Supervision.Timing(renewDeadline: .seconds(2), killGrace: .seconds(1), drainInterval: .milliseconds(100))
-
-    func at(_ seconds: Double) -> MonotonicClock.Instant { t0 + .milliseconds(Int64((seconds * 1000).rounded())) }
-
-    /// The actions without the log lines.
-    func acts(_ actions: [Supervision.Action]) -> [Supervision.Action] {
-        actions.filter { if case .log = $0 { return false } else { return true } }
-    }
-
-    func messages(_ actions: [Supervision.Action]) -> [String] {
-        actions.compactMap { if case .log(let note) = $0 { return note.message } else { return nil } }
-    }
-
+@Suite struct SupervisionTests: SupervisionScript {
     /// A machine whose child (pid 100) runs; the acquire was sent at t0.
     func running(env: [String: String] = [:]) -> Supervision {
         var s = Supervision(timing: timing)
@@ -51,18 +36,14 @@ import Testing
     }
 
     @Test func lostWhileStarting_stopsTheChildAsSoonAsItRuns() {
-        var s = Supervision(timing: timing)
-        _ = s.step(.renewed(sentAt: at(0)), now: at(0))
-        _ = s.step(.becameLeader(), now: at(0.1))
+        var s = starting()
         #expect(acts(s.step(.lost(reason: "taken"), now: at(0.2))) == [])
         #expect(acts(s.step(.spawned(pid: 7), now: at(0.3))) == [.signalGroup(.terminate)])
         #expect(s.phase == .stopping(pid: 7, killAt: at(1.3), killed: false, giveUpAt: at(6.3)))
     }
 
     @Test func signalWhileStarting_isForwardedOnceTheChildRuns() {
-        var s = Supervision(timing: timing)
-        _ = s.step(.renewed(sentAt: at(0)), now: at(0))
-        _ = s.step(.becameLeader(), now: at(0.1))
+        var s = starting()
         #expect(s.step(.signal(.user1), now: at(0.1)).isEmpty)
         #expect(acts(s.step(.spawned(pid: 7), now: at(0.2))) == [.signalGroup(.user1)])
     }

@@ -4,34 +4,20 @@ import KLProcess
 import KLSystem
 import Synchronization
 
-/// What the election thread and the main thread share.
+/// The mailbox between the election thread and the main thread: the shared
+/// state and its changes are `ElectionMailboxState` (KLCore, pure, driven by
+/// the simulation too); this class holds it under a lock, carries send times
+/// to the boot clock, and wakes the thread that waits.
 final class ElectionMailbox: ElectionHost, @unchecked Sendable {
-    struct State: Sendable {
-        var leading = false
-        var lostReason: String?
-        var releaseRequested = false
-        var outcome: ElectionRunner.Outcome?
-        /// Send time of the last write that held the lock (acquire or renew),
-        /// on the boot clock (`BootTimeline`: never later than the truth).
-        var lastRenewBootSentAt: BootClock.Instant?
-        /// Carries the election thread's monotonic send times to the boot clock.
+    private struct Shared {
+        var state = ElectionMailboxState()
+        /// Carries the election thread's monotonic send times to the boot
+        /// clock (`BootTimeline`: never later than the truth), so
+        /// `state.lastRenewSentAt` is on the boot clock.
         var timeline = BootTimeline()
-        /// An acquiring write is in flight.
-        var acquiring = false
-        /// An acquire succeeded: the lock is ours until the election ends.
-        var holding = false
-        /// Extra environment for the child, known when we became leader.
-        var childEnvironment: [String: String] = [:]
-        /// `--on-loss standby`: the supervisor let the election stand by again.
-        var rejoinGranted = false
-        /// The lock asked for a hand-over to this identity (issue 22 part 2).
-        var handOverTo: String?
-        /// The hand-over's release is done: the release request was its own,
-        /// and `awaitRejoin` waits for the supervisor despite it.
-        var handedOver = false
     }
 
-    private let state = Mutex(State())
+    private let shared = Mutex(Shared())
     private let inbox: SignalInbox
     /// Wakes the election thread's pause between renews (release requests).
     private let wake: WakePipe
@@ -45,59 +31,34 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
         }
     }
 
-    func snapshot() -> State { state.withLock { $0 } }
+    func snapshot() -> ElectionMailboxState { shared.withLock { $0.state } }
 
     // Called by the main thread.
-    /// Asks the election thread to give the lock up and send no new acquire.
-    /// Returns whether it is busy: holding the lock or with an acquire in
-    /// flight (its end then follows through `finished`). Under one lock with
-    /// `beginAcquire`, so an acquire is either refused or waited for.
     func requestRelease() -> Bool {
-        let busy = state.withLock { s -> Bool in
-            s.releaseRequested = true
-            return s.outcome == nil && (s.acquiring || s.holding || s.leading)
-        }
+        let busy = shared.withLock { $0.state.requestRelease() }
         wake.wake()
         return busy
     }
 
-    /// `--on-loss standby`: the old child's group is gone; forget the old
-    /// term (the election is blocked in `awaitRejoin` and wrote nothing
-    /// since its loss) and let the election stand by again.
     func rejoin() {
-        state.withLock { s in
-            s.leading = false
-            s.lostReason = nil
-            s.lastRenewBootSentAt = nil
-            s.acquiring = false
-            s.holding = false
-            if s.handedOver { s.releaseRequested = false }   // the hand-over's own request
-            s.handOverTo = nil
-            s.handedOver = false
-            s.rejoinGranted = true
-        }
+        shared.withLock { $0.state.rejoin() }
         wake.wake()
     }
 
     // Called by the election thread.
     func awaitRejoin() -> Bool {
         while true {
-            let (granted, release) = state.withLock { s -> (Bool, Bool) in
-                defer { s.rejoinGranted = false }
-                return (s.rejoinGranted, s.releaseRequested)
-            }
-            if granted { return !release }
-            if release, !state.withLock({ $0.handedOver }) { return false }
+            if let answer = shared.withLock({ $0.state.takeRejoin() }) { return answer }
             wake.wait(until: MonotonicClock.now.advanced(by: .seconds(1)))
         }
     }
 
     func finished(_ outcome: ElectionRunner.Outcome) {
-        state.withLock { $0.outcome = outcome }
+        shared.withLock { $0.state.finished(outcome) }
         inbox.wake()
     }
 
-    var releaseRequested: Bool { state.withLock { $0.releaseRequested } }
+    var releaseRequested: Bool { shared.withLock { $0.state.releaseRequested } }
 
     /// Waits on the real monotonic clock (the runner's default clock): the
     /// kernel's `poll` on the wake-up pipe needs real time.
@@ -105,7 +66,7 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
         // What the election sends next comes after this: sample the clocks' offset.
         defer {
             let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
+            shared.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
         }
         while true {
             let left = MonotonicClock.now.duration(to: until)
@@ -115,46 +76,42 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
     }
 
     func becameLeader() {
-        state.withLock { $0.leading = true }
+        shared.withLock { $0.state.becameLeader() }
         inbox.wake()
     }
 
     func lostLeadership(reason: String) {
-        state.withLock { $0.lostReason = reason }
+        shared.withLock { $0.state.lostLeadership(reason: reason) }
         inbox.wake()
     }
 
     func handOver(to: String) {
-        state.withLock { $0.handOverTo = to }
+        shared.withLock { $0.state.handOver(to: to) }
         inbox.wake()
     }
 
     func handedOver() {
-        state.withLock { $0.handedOver = true }
+        shared.withLock { $0.state.releasedForHandOver() }
         inbox.wake()
     }
 
     func beginAcquire() -> Bool {
         let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-        return state.withLock { s -> Bool in
-            if s.releaseRequested { return false }
-            s.acquiring = true
+        return shared.withLock { s -> Bool in
+            guard s.state.beginAcquire() else { return false }
             s.timeline.beforeSend(monotonic: monotonic, boot: boot)
             return true
         }
     }
 
     func endAcquire(won: Bool) {
-        state.withLock { s in
-            s.acquiring = false
-            if won { s.holding = true }
-        }
+        shared.withLock { $0.state.endAcquire(won: won) }
     }
 
     func renewed(sentAt: MonotonicClock.Instant) {
         let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-        state.withLock { s in
-            s.lastRenewBootSentAt = s.timeline.boot(sentAt, monotonicNow: monotonic, bootNow: boot)
+        shared.withLock { s in
+            s.state.renewed(sentAt: s.timeline.boot(sentAt, monotonicNow: monotonic, bootNow: boot))
         }
         inbox.wake()
     }

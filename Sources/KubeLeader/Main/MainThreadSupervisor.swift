@@ -136,13 +136,8 @@ final class MainThreadSupervisor: SupervisorPorts {
     func requestRelease() -> Bool { host.requestRelease() }
 
     func readMailbox() -> ElectionReport {
-        let state = host.snapshot()
-        var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
-                                    lastRenewSentAt: state.lastRenewBootSentAt,
-                                    childEnvironment: statusPublisher?.sharedStatus.snapshot.childEnvironment ?? state.childEnvironment)
-        report.ended = state.outcome.map(Supervision.ElectionEnd.init)
-        report.handOverTo = state.handOverTo
-        report.handedOver = state.handedOver
+        var report = host.snapshot().report   // its renew send time is on the boot clock
+        report.childEnvironment = statusPublisher?.sharedStatus.snapshot.childEnvironment ?? [:]
         return report
     }
 

@@ -59,7 +59,7 @@ final class ElectionThread {
         var input = first
         next: while true {
             // The host's flag, read at each step as the real driver does.
-            if host.releaseRequested, !session.releaseRequested { session.noteReleaseRequested() }
+            if host.mailbox.releaseRequested, !session.releaseRequested { session.noteReleaseRequested() }
             let commands = session.step(input, now: now, wall: world.wallNow(replica))
             world.trace(replica, "session \(Self.text(input)) -> \(commands.filter { if case .log = $0 { false } else { true } }.map(Self.text).joined(separator: ", ")) [\(session.election.role)]")
             for command in commands {
@@ -84,7 +84,7 @@ final class ElectionThread {
                     if now >= until { input = .woke; continue next }
                     if host.wakePipe {
                         host.wakePipe = false
-                        if host.releaseRequested { input = .woke; continue next }
+                        if host.mailbox.releaseRequested { input = .woke; continue next }
                     }
                     blocked = .sleep(token: world.runnerTimer(replica, incarnation, at: until))
                     return
@@ -164,13 +164,7 @@ final class ElectionThread {
     }
 
     /// ElectionMailbox.awaitRejoin's check of the shared state: nil: keep waiting.
-    private func rejoinAnswer() -> Bool? {
-        if host.rejoinGranted {
-            host.rejoinGranted = false
-            return !host.releaseRequested
-        }
-        return host.releaseRequested && !host.handedOver ? false : nil
-    }
+    private func rejoinAnswer() -> Bool? { host.mailbox.takeRejoin() }
 
     /// Closes the open watch (the session's `.closeWatch`, or the process ends).
     func closeWatch() {

@@ -10,7 +10,7 @@ extension World {
     /// ElectionMailbox.handOver: the election asks for a hand-over.
     func hostHandOver(_ r: Int, _ inc: Int, to: String) {
         guard let p = process(r, inc) else { return }
-        p.handOverTo = to
+        p.mailbox.handOver(to: to)
         replicas[r].handOvers += 1
         trace(r, "election thread: hand over to \(to)")
         wakeMain(r, inc)
@@ -19,7 +19,7 @@ extension World {
     /// ElectionMailbox.handedOver: the hand-over's release is done.
     func hostHandedOver(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
-        p.handedOver = true
+        p.mailbox.releasedForHandOver()
         trace(r, "election thread: released for the hand-over")
         wakeMain(r, inc)
     }

@@ -101,14 +101,10 @@ final class SimSupervisor: SupervisorPorts {
     func requestRelease() -> Bool { world.requestRelease(replica, incarnation) }
 
     func readMailbox() -> ElectionReport {
-        let state = host
-        var report = ElectionReport(leading: state.leading, lostReason: state.lostReason,
-                                    lastRenewSentAt: state.lastRenewSentAt.map {
-                                        world.config.supervisorOnBootClock ? world.bootInstant(replica, ofMonotonic: $0) : $0
-                                    })
-        report.ended = state.outcome.map(Supervision.ElectionEnd.init)
-        report.handOverTo = state.handOverTo
-        report.handedOver = state.handedOver
+        var report = host.mailbox.report
+        if world.config.supervisorOnBootClock {
+            report.lastRenewSentAt = report.lastRenewSentAt.map { world.bootInstant(replica, ofMonotonic: $0) }
+        }
         return report
     }
 

@@ -98,7 +98,7 @@ extension World {
 
     func hostBecameLeader(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
-        p.leading = true
+        p.mailbox.becameLeader()
         leaderStarts.append((r, now))
         trace(r, "election thread: became leader")
         wakeMain(r, inc)
@@ -106,7 +106,7 @@ extension World {
 
     func hostLostLeadership(_ r: Int, _ inc: Int, reason: String) {
         guard let p = process(r, inc) else { return }
-        p.lostReason = reason
+        p.mailbox.lostLeadership(reason: reason)
         leaderEnds.append((r, now))
         trace(r, "election thread: leadership lost: \(reason)")
         wakeMain(r, inc)
@@ -114,7 +114,7 @@ extension World {
 
     func hostFinished(_ r: Int, _ inc: Int, _ outcome: LockSession.Outcome) {
         guard let p = process(r, inc) else { return }
-        p.outcome = outcome
+        p.mailbox.finished(outcome)
         trace(r, "election thread finished: \(outcome)")
         wakeMain(r, inc)
     }
@@ -124,9 +124,8 @@ extension World {
     @discardableResult
     func requestRelease(_ r: Int, _ inc: Int) -> Bool {
         guard let p = process(r, inc) else { return false }
-        p.releaseRequested = true
+        let busy = p.mailbox.requestRelease()
         p.wakePipe = true
-        let busy = p.outcome == nil && (p.acquiring || p.holding || p.leading)
         notifyRunner(r, inc, .wake)
         return busy
     }
@@ -134,38 +133,27 @@ extension World {
     /// ElectionMailbox.beginAcquire
     func hostBeginAcquire(_ r: Int, _ inc: Int) -> Bool {
         guard let p = process(r, inc) else { return false }
-        if p.releaseRequested { return false }
-        p.acquiring = true
-        return true
+        return p.mailbox.beginAcquire()
     }
 
     /// ElectionMailbox.endAcquire
     func hostEndAcquire(_ r: Int, _ inc: Int, won: Bool) {
         guard let p = process(r, inc) else { return }
-        p.acquiring = false
-        if won { p.holding = true }
+        p.mailbox.endAcquire(won: won)
     }
 
     /// ElectionMailbox.renewed
     func hostRenewed(_ r: Int, _ inc: Int, sentAt: MonotonicInstant) {
         guard let p = process(r, inc) else { return }
-        p.lastRenewSentAt = sentAt
+        p.mailbox.renewed(sentAt: sentAt)   // monotonic: SimSupervisor carries it to the boot clock
         wakeMain(r, inc)
     }
 
     /// ElectionMailbox.rejoin: the old term is forgotten, the election may go on.
     func hostRejoin(_ r: Int, _ inc: Int) {
         guard let p = process(r, inc) else { return }
-        p.leading = false
-        p.lostReason = nil
-        p.lastRenewSentAt = nil
-        p.acquiring = false
-        p.holding = false
+        p.mailbox.rejoin()
         p.child = nil
-        if p.handedOver { p.releaseRequested = false }   // the hand-over's own request
-        p.handOverTo = nil
-        p.handedOver = false
-        p.rejoinGranted = true
         replicas[r].rejoins += 1
         trace(r, "supervisor: standing by again")
         notifyRunner(r, inc, .rejoin)

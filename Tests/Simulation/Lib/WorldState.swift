@@ -36,21 +36,11 @@ final class ReplicaProcess {
     let incarnation: Int
     var runner: ElectionThread!
     var supervisor: SimSupervisor!
-    // ElectionMailbox.State
-    var leading = false
-    var lostReason: String?
-    var releaseRequested = false
-    var outcome: LockSession.Outcome?
-    var lastRenewSentAt: MonotonicInstant?
+    /// The mailbox between its election thread and its main thread: the
+    /// same value and transitions as production's `ElectionMailbox`.
+    var mailbox = ElectionMailboxState()
     /// The election thread's wake-up pipe holds a byte (ElectionMailbox).
     var wakePipe = false
-    var acquiring = false
-    var holding = false
-    /// `--on-loss standby`: the supervisor let the election stand by again.
-    var rejoinGranted = false
-    /// Issue 22 part 2 (ElectionMailbox.State): the hand-over asked, and done.
-    var handOverTo: String?
-    var handedOver = false
     /// Leaderships of this process so far: each is a term of its own.
     var leaderships = 0
     // The main thread's inbox (signalfd) and zombies to reap.
