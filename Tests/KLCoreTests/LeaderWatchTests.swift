@@ -155,3 +155,26 @@ import Testing
         #expect(lock.commands.contains { if case .readWatch = $0 { true } else { false } }, "the leader watched")
     }
 }
+
+extension LeaderWatchTests {
+    /// `--on-loss standby`: the leader's watch sees the lock taken 0.45 s
+    /// after the acquire; the child is gone 1 s later; the first read
+    /// standing by again waits until a retry period after the last standby
+    /// read (0 s → 2 s), so a standby still reads once per retry period.
+    @Test func lossSeenAtOnce_rejoinReadWaitsARetryPeriodFromTheLastStandbyRead() {
+        let lock = SessionHarness(timing, onLoss: .standby, [
+            .get(.success(.absent)),
+            .create(.success(snapshot("me", rv: "1"))),
+            .watch(after: 0.5, .present(snapshot("other", rv: "2"))),
+            .get(.success(.present(snapshot("other", rv: "2")))),
+            .watchFails(.status(410, "too old resource version")),
+        ])
+        lock.leaderWatchScripted = true
+        lock.releaseAt = lock.seconds(2.5)
+        #expect(lock.run() == .released)
+        #expect(lock.script.isEmpty, "not all expected calls happened: \(lock.calls)")
+        #expect(lock.calls == ["get", "create", "watch", "get", "watch"])
+        #expect(lock.events.contains("lost: the lock is now held by other"))
+        #expect(lock.times[3] == 2.0, "the rejoin's read at \(lock.times[3]) s, not a retry period after the read at 0 s")
+    }
+}

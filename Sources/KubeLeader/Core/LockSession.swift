@@ -298,6 +298,9 @@ public struct LockSession: Sendable {
     /// While leading: when the leader's watch last made the election act
     /// (at most once per retry period).
     private var leaderActedAt: Instant?
+    /// When the last read as a standby went out (the rejoin's first read
+    /// waits a retry period from it).
+    private var standbyReadAt: Instant?
 
     /// What the session waits for.
     private enum Waiting: Sendable, Equatable {
@@ -335,6 +338,9 @@ public struct LockSession: Sendable {
         /// A leader's pause until `until` (its renew) while no watch may be
         /// opened yet.
         case leaderBeforeWatch(until: Instant)
+        /// Standing by again: the first read waits a retry period from the
+        /// last standby read.
+        case beforeRejoinRead
     }
     private var waiting: Waiting = .nothing
     private var out: [Command] = []
@@ -482,6 +488,7 @@ public struct LockSession: Sendable {
 
             case .get:
                 lastReadAt = now
+                if election.role == .standby { standbyReadAt = now }
                 // A read the election asks for ends the watch (`--coordinated`
                 // reads once per lease): the next watch still waits a retry
                 // period from the last one opened (simulation seed 2196).
@@ -547,6 +554,13 @@ public struct LockSession: Sendable {
             log(.notice, "standing by again after losing leadership", LogField("losses", JSON(losses)),
                 LogField("reason", .string(reason)))
         }
+        if let at = standbyReadAt, now < at + retryPeriod {
+            // One read per retry period while standing by: a loss the
+            // leader's watch saw at once may follow the read before the
+            // acquire closely (simulation seeds 5225, 5329, 5370).
+            if let action = sleep(until: at + retryPeriod, .beforeRejoinRead) { perform(action) }
+            return
+        }
         perform(electionStep(.start))
     }
 
@@ -602,6 +616,8 @@ public struct LockSession: Sendable {
             return electionStep(.timer)
         case .afterWatchFailure:
             return releaseRequested ? electionStep(.releaseRequested) : .get
+        case .beforeRejoinRead:
+            return electionStep(releaseRequested ? .releaseRequested : .start)
         case .leaderBeforeWatch(let until):
             if releaseRequested { return electionStep(.releaseRequested) }
             return now < until ? leaderWait(until: until) : electionStep(.timer)
