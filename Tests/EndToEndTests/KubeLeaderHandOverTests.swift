@@ -72,6 +72,44 @@ struct KubeLeaderHandOverTests {
         cluster.expectNoOverlap()
     }
 
+    /// The leader watches the lock between renews: with a 3 s retry period
+    /// and the edit made right after a renew (the next one is ~3 s away), the
+    /// old worker is told at once and the new one starts within the old
+    /// one's stop time + 250 ms (a loaded test machine gets a margin), far
+    /// below the retry period that seeing it at the renew would cost.
+    @Test(arguments: [LockKind.configMap, .lease])
+    func preferredHolderEdit_seenByTheLeadersWatch_notAtTheRenew(kind: LockKind) throws {
+        let cluster = try Cluster(kind: kind, timing: ["--lease-duration", "15s", "--renew-deadline", "10s", "--retry-period", "3s"])
+        let a = try cluster.start("a")
+        #expect(eventually(.seconds(10)) { cluster.log.starts.count == 1 }, "\(cluster.diagnostics)")
+        let b = try cluster.start("b")
+        #expect(eventually(.seconds(10)) { b.log.contains("held by another replica") }, "\(cluster.diagnostics)")
+        // Right after a renew (the lock's resourceVersion moves), the next is a retry period away.
+        let before = version(cluster)
+        #expect(eventually(.seconds(5)) { version(cluster) != before }, "no renew seen")
+        let edited = MonotonicClock.now
+        try prefer(cluster, "b")
+        #expect(eventually(.seconds(10)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
+        let log = cluster.log
+        #expect(log.starts.map(\.id) == ["a", "b"], "\(cluster.diagnostics)")
+        let editNs = Int64(edited.nanoseconds)
+        guard log.starts.count == 2, let stop = log.stops.first(where: { $0.id == "a" }) else {
+            Issue.record("no stop of a, or not two starts: \(cluster.diagnostics)"); return
+        }
+        let toStop = Duration.nanoseconds(stop.time - editNs), toStart = Duration.nanoseconds(log.starts[1].time - editNs)
+        print("hand-over watched (\(kind.rawValue)): edit → old worker stopped \(toStop), edit → new worker started \(toStart), stop → start \(toStart - toStop)")
+        #expect(stop.time < log.starts[1].time, "the new worker started before the old one stopped")
+        // The worker records its stop within its 20 ms poll of SIGTERM: the
+        // edit reached the old worker at once, not at the renew 3 s later.
+        #expect(toStop < .milliseconds(1_000), "edit → old worker stopped: \(toStop) (the renew is 3 s after the edit)")
+        #expect(toStart - toStop < .milliseconds(250 + 500), "old worker stopped → new started: \(toStart - toStop)")
+        #expect(toStart < .milliseconds(1_500), "edit → new worker: \(toStart), not well below the 3 s retry period")
+        #expect(a.log.contains("the leader's watch saw the lock change"), "\(a.log)")
+        #expect(eventually(.seconds(5)) { a.log.contains("handed over; standing by again") }, "\(a.log)")
+        #expect(a.wait(.milliseconds(1)) == nil && b.wait(.milliseconds(1)) == nil)
+        cluster.expectNoOverlap()
+    }
+
     @Test func help_explainsTheHandOver() throws {
         let help = try runCapturing([Paths.kubeLeader, "--help"], timeout: .seconds(10))
         let text = String(decoding: help.stdout, as: UTF8.self)
@@ -101,6 +139,11 @@ struct KubeLeaderHandOverTests {
             if put != 409 { throw HarnessError("PUT of the lock answered \(put)") }
         }
         throw HarnessError("the lock kept conflicting")
+    }
+
+    func version(_ cluster: Cluster) -> String? {
+        guard let answer = try? cluster.server.request("GET", path(cluster)), answer.0 == 200 else { return nil }
+        return answer.1?[path: "metadata", "resourceVersion"]?.stringValue
     }
 
     func preferred(_ cluster: Cluster) -> String? {

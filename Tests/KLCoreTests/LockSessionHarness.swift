@@ -60,6 +60,11 @@ final class SessionHarness {
     /// answers false, kube-leader is stopping).
     var rejoinAfter: Duration? = .seconds(1)
     private var watchIsOpen = false
+    /// Issue 22: the leader's watch between renews takes scripted `.watch`
+    /// calls; false: it sees nothing (scripts written before it stay valid),
+    /// and a release request wakes its read as the host's pause does.
+    var leaderWatchScripted = false
+    private var leaderWatchUnscripted: Bool { !leaderWatchScripted && session.election.role == .leading }
 
     init(_ timing: Election.Timing, kind: LockKind = .configMap, releaseAt: Double? = nil, onLoss: OnLoss = .exit, _ script: [Call]) {
         now = t0
@@ -185,6 +190,10 @@ final class SessionHarness {
                 return .failed(f)
             }
         case .watch:
+            if leaderWatchUnscripted {
+                watchIsOpen = true
+                return .ok(.null)
+            }
             if case .watchOpenTimesOut? = script.first {
                 watchOpens.append(elapsed)
                 _ = next("watch")
@@ -199,6 +208,10 @@ final class SessionHarness {
 
     private func readWatch(until: MonotonicInstant) -> LockSession.WatchRead {
         #expect(watchIsOpen, "read of a watch that is not open")
+        if leaderWatchUnscripted {
+            pause(until: until)
+            return .timedOut
+        }
         let call = next("watch")
         if case .watchFails(let f)? = call {
             watchIsOpen = false

@@ -295,6 +295,12 @@ public struct LockSession: Sendable {
     private var watchExpiry: Instant?
     /// When the watch last delivered a line (a bookmark counts).
     private var watchHeardAt: Instant?
+    /// While leading: when the leader's watch last made the election act
+    /// (at most once per retry period).
+    private var leaderActedAt: Instant?
+    /// When the last read as a standby went out (the rejoin's first read
+    /// waits a retry period from it).
+    private var standbyReadAt: Instant?
 
     /// What the session waits for.
     private enum Waiting: Sendable, Equatable {
@@ -329,6 +335,12 @@ public struct LockSession: Sendable {
         case leader, releasing
         case beforeWatch(until: Instant, notBefore: Instant)
         case afterWatchFailure
+        /// A leader's pause until `until` (its renew) while no watch may be
+        /// opened yet.
+        case leaderBeforeWatch(until: Instant)
+        /// Standing by again: the first read waits a retry period from the
+        /// last standby read.
+        case beforeRejoinRead
     }
     private var waiting: Waiting = .nothing
     private var out: [Command] = []
@@ -476,6 +488,7 @@ public struct LockSession: Sendable {
 
             case .get:
                 lastReadAt = now
+                if election.role == .standby { standbyReadAt = now }
                 // A read the election asks for ends the watch (`--coordinated`
                 // reads once per lease): the next watch still waits a retry
                 // period from the last one opened (simulation seed 2196).
@@ -534,11 +547,19 @@ public struct LockSession: Sendable {
         watchFailuresInARow = 0
         lastWriteSucceeded = false
         watchResourceVersion = nil
+        leaderActedAt = nil
         if handedOver {
             log(.notice, "standing by again after handing over", LogField("hand_overs", JSON(handOvers)))
         } else {
             log(.notice, "standing by again after losing leadership", LogField("losses", JSON(losses)),
                 LogField("reason", .string(reason)))
+        }
+        if let at = standbyReadAt, now < at + retryPeriod {
+            // One read per retry period while standing by: a loss the
+            // leader's watch saw at once may follow the read before the
+            // acquire closely (simulation seeds 5225, 5329, 5370).
+            if let action = sleep(until: at + retryPeriod, .beforeRejoinRead) { perform(action) }
+            return
         }
         perform(electionStep(.start))
     }
@@ -552,7 +573,25 @@ public struct LockSession: Sendable {
             return sleep(until: until, .releasing)
         }
         if releaseRequested { return electionStep(.releaseRequested) }
-        return sleep(until: until, .leader)
+        if handOverTold {
+            // Handing over: nothing more to learn from the lock until the
+            // release; renew meanwhile.
+            closeWatch()
+            return sleep(until: until, .leader)
+        }
+        return leaderWait(until: until)
+    }
+
+    /// Issue 22: between renews the leader watches the lock (the standby's
+    /// watch: resourceVersion, expiry, silence, pacing), every read ending
+    /// by `until`, its next renew. Nil: blocked.
+    private mutating func leaderWait(until: Instant) -> Election.Action? {
+        if !watchOpen, let notBefore = watchNotBefore, now < notBefore {
+            // At most one watch opened per retry period.
+            if notBefore >= until { return sleep(until: until, .leader) }
+            return sleep(until: notBefore, .leaderBeforeWatch(until: until))
+        }
+        return openingWatch(until: until)
     }
 
     private mutating func sleep(until: Instant, _ purpose: Sleep) -> Election.Action? {
@@ -577,6 +616,11 @@ public struct LockSession: Sendable {
             return electionStep(.timer)
         case .afterWatchFailure:
             return releaseRequested ? electionStep(.releaseRequested) : .get
+        case .beforeRejoinRead:
+            return electionStep(releaseRequested ? .releaseRequested : .start)
+        case .leaderBeforeWatch(let until):
+            if releaseRequested { return electionStep(.releaseRequested) }
+            return now < until ? leaderWait(until: until) : electionStep(.timer)
         case .beforeWatch(let until, let notBefore):
             if releaseRequested { return electionStep(.releaseRequested) }
             if now < notBefore { return electionStep(.timer) }
@@ -867,7 +911,9 @@ public struct LockSession: Sendable {
                 // The open is cut to the deadline; a server that does not
                 // answer it in `watchOpenTimeout` before then is a failure.
                 let timeout = min(config.watchOpenTimeout, left(until))
-                send(.watch(resourceVersion: watchResourceVersion, timeoutSeconds: config.watchSeconds), timeout: timeout)
+                // A leader watches from its last write (or the last event).
+                let from = watchResourceVersion ?? (election.role == .leading ? election.observed?.resourceVersion : nil)
+                send(.watch(resourceVersion: from, timeoutSeconds: config.watchSeconds), timeout: timeout)
                 waiting = .watchOpen(timeout: timeout, until: until)
                 return nil
             }
@@ -900,6 +946,11 @@ public struct LockSession: Sendable {
     }
 
     private mutating func watchRead(_ read: WatchRead, until: Instant) {
+        if election.role == .leading, releaseRequested {
+            // The host's wake-up ended the leader's read: release now.
+            perform(electionStep(.releaseRequested))
+            return
+        }
         switch read {
         case .timedOut:
             if let heard = watchHeardAt, now >= heard + config.bookmarkInterval * 2, now < until {
@@ -958,6 +1009,8 @@ public struct LockSession: Sendable {
             let snapshot = LockCodec.decode(config.kind, object: object)
             if !snapshot.resourceVersion.isEmpty { watchResourceVersion = snapshot.resourceVersion }
             if type == "DELETED" { watchEnded(.observed(.absent), until: until); return }
+            // A leader needs no owner Pod: a record not ours is not ours.
+            if election.role == .leading { watchEnded(.observed(.present(snapshot)), until: until); return }
             let read = Read(step: .get, reader: .watchEvent, deadline: now + min(.seconds(10), retryPeriod), until: until)
             checkOwner(read, .present(snapshot))
         case "BOOKMARK":
@@ -990,10 +1043,22 @@ public struct LockSession: Sendable {
         case .observed(let observation):
             out.append(.report(.watched(observation.snapshot)))
             watchFailuresInARow = 0
+            if election.role == .leading { return leaderSaw(observation, until: until) }
             noteHolder(observation)
             return electionStep(.observed(observation))
         case .failed(let failure):
             out.append(.report(.watchFailed))
+            if election.role == .leading {
+                // The renews go on as before the watch; watch again after a
+                // retry period (no read: each renew refreshes our view).
+                watchFailuresInARow += 1
+                if watchFailuresInARow == 1 {
+                    log(.warning, "the leader's watch failed; renewing as usual, watching again after a retry period",
+                        LogField("error", .string(failure.message)))
+                }
+                watchNotBefore = now + retryPeriod
+                return leaderWait(until: until)
+            }
             if isConfiguration(failure, .read) {
                 fatalOutcome = .configurationError(failure.message)
                 return .done
@@ -1010,6 +1075,27 @@ public struct LockSession: Sendable {
             return sleep(until: Self.afterWatchFailure(until: until, now: now, retryPeriod: retryPeriod, lastRead: lastReadAt),
                          .afterWatchFailure)
         }
+    }
+
+    /// What the leader's watch showed. Our own writes, and edits that leave
+    /// our record and name no new preferred holder, wait for the next renew
+    /// (which meets them as it did before the watch). A deletion, another
+    /// holder, or another preferred holder newly named go to the election at
+    /// once (it loses, or hands over and renews on the new version), at most
+    /// once per retry period; later ones meanwhile wait for the renew.
+    private mutating func leaderSaw(_ observation: Election.Observation, until: Instant) -> Election.Action? {
+        let known = election.observed
+        if let s = observation.snapshot {
+            let ours = s.record?.holderIdentity == election.identity
+            let named = s.preferredHolder.map { $0 != election.identity && $0 != known?.preferredHolder } ?? false
+            if s.resourceVersion == known?.resourceVersion || (ours && !named) { return leaderWait(until: until) }
+        }
+        if let at = leaderActedAt, now < at + retryPeriod { return leaderWait(until: until) }
+        leaderActedAt = now
+        log(.info, "the leader's watch saw the lock change; acting on it before the next renew",
+            LogField("lock.holder", .string(observation.snapshot?.holderDescription ?? "(deleted)")),
+            LogField("lock.preferred_holder", .string(observation.snapshot?.preferredHolder ?? "")))
+        return electionStep(.observed(observation))
     }
 
     /// When the read after a failed watch may go out: the standby's deadline

@@ -16,6 +16,9 @@ public protocol LockStore: AnyObject {
     func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead
     /// Closes the open watch, if any.
     func closeWatch()
+    /// The descriptor to poll, with the host's wake-up pipe, before
+    /// `readWatch` (nil: read at once).
+    var watchWaitFD: Int32? { get }
     /// The session's report for the status surfaces (`StatusReportingLockStore`).
     func report(_ report: LockSession.Report, now: MonotonicClock.Instant)
 }
@@ -23,6 +26,7 @@ public protocol LockStore: AnyObject {
 extension LockStore {
     public var describe: String { lockConfig.describe }
     public func report(_ report: LockSession.Report, now: MonotonicClock.Instant) {}
+    public var watchWaitFD: Int32? { nil }
 }
 
 /// The lock in the API server: one ConfigMap or Lease. Reads are LISTs with
@@ -81,6 +85,8 @@ public final class KubeLockStore: LockStore {
             return .failed(LockSession.Failure(error))
         }
     }
+
+    public var watchWaitFD: Int32? { watch?.waitFD }
 
     public func closeWatch() {
         watch?.close()

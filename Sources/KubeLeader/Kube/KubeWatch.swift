@@ -80,6 +80,9 @@ public final class KubeWatch: @unchecked Sendable {
         }
     }
 
+    /// The descriptor to poll before `nextLine` (nil: read at once).
+    public var waitFD: Int32? { stream.waitFD }
+
     /// Stops the watch (closes its connection).
     public func close() { stream.close() }
 }

@@ -12,6 +12,10 @@ public protocol ElectionHost: AnyObject {
     ///   same clock (the real host: the real monotonic clock, in a `poll` on
     ///   its wake-up pipe; tests: the virtual clock they give the runner).
     func pause(until: MonotonicClock.Instant) -> Bool
+    /// The same pause, ending also when `fd` (the open watch) is readable
+    /// (then false, unless a release was asked too). The default does not
+    /// wait: the watch read blocks until its deadline.
+    func pause(until: MonotonicClock.Instant, orReadable fd: Int32) -> Bool
     /// Whether the supervisor wants the lock released (child exited, or
     /// kube-leader is shutting down).
     var releaseRequested: Bool { get }
@@ -41,6 +45,7 @@ public protocol ElectionHost: AnyObject {
 }
 
 extension ElectionHost {
+    public func pause(until: MonotonicClock.Instant, orReadable fd: Int32) -> Bool { false }
     public func beginAcquire() -> Bool { !releaseRequested }
     public func endAcquire(won: Bool) {}
     public func renewed(sentAt: MonotonicClock.Instant) {}
@@ -94,7 +99,14 @@ public final class ElectionRunner: @unchecked Sendable {
             for command in session.step(input, now: clock.now, wall: wallClock.now) {
                 switch command {
                 case .send(let request, let timeout): input = .answer(store.send(request, timeout: timeout))
-                case .readWatch(let until): input = .watch(store.readWatch(until: until))
+                case .readWatch(let until):
+                    // A release request wakes the read (the leader's watch
+                    // between renews): the session hears of it at once.
+                    if let fd = store.watchWaitFD, host.pause(until: until, orReadable: fd) {
+                        input = .watch(.timedOut)
+                    } else {
+                        input = .watch(store.readWatch(until: until))
+                    }
                 case .sleep(let until):
                     _ = host.pause(until: until)
                     input = .woke

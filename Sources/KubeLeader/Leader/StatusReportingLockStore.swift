@@ -23,6 +23,7 @@ public final class StatusReportingLockStore: LockStore {
     public func readWatch(until: MonotonicClock.Instant) -> LockSession.WatchRead { inner.readWatch(until: until) }
 
     public func closeWatch() { inner.closeWatch() }
+    public var watchWaitFD: Int32? { inner.watchWaitFD }
 
     public func report(_ report: LockSession.Report, now: MonotonicClock.Instant) {
         switch report {

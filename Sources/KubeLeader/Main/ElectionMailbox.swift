@@ -75,6 +75,20 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
         }
     }
 
+    /// `pause`, also ending when the watch's `fd` is readable (false).
+    func pause(until: MonotonicClock.Instant, orReadable fd: Int32) -> Bool {
+        defer {
+            let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
+            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
+        }
+        while MonotonicClock.now < until {
+            let (woke, readable) = wake.wait(until: until, orReadable: fd)
+            if woke, releaseRequested { return true }
+            if readable { return false }
+        }
+        return releaseRequested
+    }
+
     func becameLeader() {
         shared.withLock { $0.state.becameLeader() }
         inbox.wake()

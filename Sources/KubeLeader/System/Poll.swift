@@ -86,6 +86,14 @@ public final class WakePipe: Sendable {
     /// Waits until `wake()` is called or `deadline` passes (nil: no limit)
     /// and drains the pipe. True when woken.
     @discardableResult
+    /// `wait`, also ending when `fd` is readable. Returns whether a wake-up
+    /// came (the pipe is drained) and whether `fd` is readable.
+    public func wait(until deadline: MonotonicInstant, orReadable fd: Int32) -> (woke: Bool, readable: Bool) {
+        var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        _ = pollUntil(&fds, deadline: deadline)
+        return (fds[0].revents != 0 && drain(), fds[1].revents != 0)
+    }
+
     public func wait(until deadline: MonotonicInstant?) -> Bool {
         var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)]
         _ = pollUntil(&fds, deadline: deadline)

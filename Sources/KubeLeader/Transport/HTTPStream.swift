@@ -73,6 +73,15 @@ public final class HTTPStream: @unchecked Sendable {
         }
     }
 
+    /// The descriptor to poll before `readLine` (a host that waits on more
+    /// than the stream); nil when a line or bytes are already buffered (read
+    /// at once) or the stream is over.
+    public var waitFD: Int32? {
+        if closed || ended || pending[lineStart...].contains(10) || reader.buffered > 0 || reader.channel.pendingBytes > 0 { return nil }
+        let fd = reader.channel.pollFD
+        return fd < 0 ? nil : fd
+    }
+
     /// The rest of the body (at most `HTTPLimits.maxBodyBytes`, else `.tooLarge`).
     public func readAll(deadline: MonotonicClock.Instant) throws(TransportError) -> [UInt8] {
         var out = Array(pending[lineStart...])

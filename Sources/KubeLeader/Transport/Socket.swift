@@ -21,6 +21,15 @@ protocol HTTPChannel: AnyObject, Sendable {
     /// has not closed it and sent nothing unexpected.
     func isIdleUsable() -> Bool
     func close()
+    /// The descriptor to poll for POLLIN before a read (-1: none).
+    var pollFD: Int32 { get }
+    /// Bytes already received and decoded but not yet read (TLS).
+    var pendingBytes: Int { get }
+}
+
+extension HTTPChannel {
+    var pollFD: Int32 { -1 }
+    var pendingBytes: Int { 0 }
 }
 
 /// Throws `.timedOut` once `deadline` has passed. Called before every read and
@@ -156,6 +165,8 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
     }
 
     deinit { close() }
+
+    var pollFD: Int32 { closed ? -1 : fd }
 
     /// After `recv` or `send` failed with `e`: true to call it again (EINTR,
     /// or EAGAIN once the socket is ready for `events`), false for a real error.

@@ -151,6 +151,9 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
         }
     }
 
+    var pollFD: Int32 { closed ? -1 : fd }
+    var pendingBytes: Int { closed ? 0 : Int(SSL_pending(ssl)) }
+
     func read(into buffer: UnsafeMutableRawBufferPointer, deadline: MonotonicClock.Instant) throws(TransportError) -> Int {
         while true {
             try checkDeadline(deadline, endpoint: endpoint, what: "waiting for a response from")

@@ -72,6 +72,12 @@ final class ElectionThread {
                     blocked = .request(id: id, write: simRequest.isWrite, list: request == .list)
                     return
                 case .readWatch(let until):
+                    // ElectionMailbox.pause(until:orReadable:): a byte in the
+                    // wake-up pipe with a release asked ends the read at once.
+                    if host.wakePipe {
+                        host.wakePipe = false
+                        if host.releaseRequested { input = .watch(.timedOut); continue next }
+                    }
                     if let item = watch?.popArrived() {
                         input = .watch(item.read)
                         continue next
@@ -151,6 +157,13 @@ final class ElectionThread {
             host.wakePipe = false
             blocked = .none
             run(.woke)
+        case (.watchRead, .wake):
+            // ElectionMailbox.pause(until:orReadable:) polls the wake-up pipe
+            // with the watch: a release request ends the read early.
+            host.wakePipe = false
+            guard host.releaseRequested else { return }
+            blocked = .none
+            run(.watch(.timedOut))
         case (.watchRead(let token), .timer(let t)) where token == t:
             blocked = .none
             run(.watch(.timedOut))

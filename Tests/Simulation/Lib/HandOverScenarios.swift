@@ -44,7 +44,7 @@ extension ScriptStep {
 }
 
 extension Scenarios {
-    nonisolated(unsafe) public static let handOver: [Scenario] = [handOverNamed, handOverSelf, handOverAbsent, handOverDying, coordinatedPreferred]
+    nonisolated(unsafe) public static let handOver: [Scenario] = [handOverNamed, handOverSelf, handOverAbsent, handOverDying, coordinatedPreferred, handOverWatched]
 
     /// When the hand-over was asked, the checks every variant shares: no
     /// kube-leader exited, the lock still names the preferred holder.
@@ -163,4 +163,32 @@ extension Scenarios {
                 return f
             })
         })
+}
+
+extension Scenarios {
+    /// The leader watches the lock between renews (issue 22 part 2): the
+    /// edit naming replica-2 is seen at once, wherever it falls between two
+    /// renews (retry period 1 s). Each child takes 40 ms to stop, so the new
+    /// child must start within 40 ms + 250 ms of the edit; seeing the edit at
+    /// the next renew (the old behaviour) takes up to a retry period more.
+    nonisolated(unsafe) static let handOverWatched = Scenario(name: "hand-over-watched", title: "preferred holder named between renews: the leader's watch sees it at once; the new child starts within the old one's stop time + 250 ms", variants:
+        kinds.flatMap { kind in [100, 400, 700, 950].map { offsetMs -> Scenario.Variant in
+            var c = base(kind, replicas: 3, seed: 60 + UInt64(offsetMs))
+            c.child.termDelayMs = 40...40
+            let edit = 10 * s + SimTime(offsetMs) * ms
+            return Scenario.Variant(label: "\(kind.rawValue)+\(offsetMs)ms", config: c, duration: 30 * s, setup: { w in
+                startAll(w)
+                w.schedule(edit, .preferHolder("replica-2"))
+            }, check: { w in
+                var f = handOverCommon(w, preferred: "replica-2")
+                if w.replicas[0].handOvers != 1 { f.append("replica-0 handed over \(w.replicas[0].handOvers) times, not once") }
+                guard let next = w.firstChildStart(after: edit) else { return f + ["no child started after the edit"] }
+                if next.replica != 2 { f.append("replica-\(next.replica) led, not the named replica-2") }
+                let old = w.processes.filter { $0.replica == 0 && !$0.isGrandchild && $0.bornAt < edit }
+                if let died = old.map(\.diedAt).max(), died > 0, died > next.at { f.append("replica-0's child died at \(died.traceText), after the new one started") }
+                let took = next.at - edit
+                if took > 40 * ms + 250 * ms { f.append("the new child started \(took.traceText) after the edit, over the stop time 40 ms + 250 ms") }
+                return f
+            })
+        } })
 }

@@ -8,7 +8,7 @@ kube-leader from dist/, kube-apiserver-fake, and worker.py as the child
 from the old child's last act to the new child's first).
 
 The figures come in measurement families (FAMILIES; --list-families):
-size, startup, election, steady, surfaces, scale. Each is one method
+size, startup, election, steady, surfaces, scale, hand-over-preferred. Each is one method
 (Bench.family_NAME) over its rows (rows()); --families picks some, e.g.
 `scripts/bench --quick --families startup`.
 """
@@ -40,6 +40,8 @@ FAMILIES = [
     ("surfaces", "steady state with label, Events and status endpoint: requests, memory, /metrics p50 and p99",
      True, True),
     ("scale", "50 candidates on one lock; 200 locks with 2 candidates each", True, False),
+    ("hand-over-preferred", "preferredHolder / annotation edit → the named standby's child starts (the leader's watch)",
+     True, False),
 ]
 SHORT = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
 # Issue 11's surfaces, all on: the leader label, Events, the status endpoint.
@@ -121,6 +123,14 @@ def rows(a):
         "s200_rpm": ("scale", Row("200 locks × 2 candidates: API requests per minute, all replicas", "/min", "%.0f",
                                   None, None, "default durations; %gs window; 400 kube-leader processes" % a.scale_window)),
         "s200_sb": ("scale", Row("200 locks × 2 candidates: busiest standby", "/min", "%.2f", "≤ 2", lambda v: v <= 2.0, "")),
+        "hop": ("hand-over-preferred", Row("preferred holder edited → named standby's child starts, median", "ms", "%.0f",
+                                           "≤ child's stop + 250 ms", lambda v: v <= 270,
+                                           "default durations (retry 2s), 3 candidates, edit at a random time between "
+                                           "renews; %d edits; the test child stops within its 20 ms poll" % max(10, 2 * a.reps))),
+        "hop95": ("hand-over-preferred", Row("  same, p95", "ms", "%.0f", "≤ child's stop + 250 ms", lambda v: v <= 270,
+                                             "nearest-rank p95 of each run's edits")),
+        "hop_s": ("hand-over-preferred", Row("  of which old child's stop record → new child", "ms", "%.0f", None, None,
+                                             "release, the named standby's watch, acquire, spawn")),
         "s200_ho": ("scale", Row("200 locks × 2 candidates: graceful hand-over", "ms", "%.0f", "≤ 250 ms",
                                  lambda v: v <= 250, "%d locks, one at a time" % a.scale_handovers)),
     }
@@ -501,11 +511,67 @@ class Bench:
         log("%s: 200 locks x 2 candidates" % kind)
         self.scale(kind, 200, 2, r["s200_rpm"], r["s200_sb"], r["s200_ho"], self.a.scale_handovers)
 
+    def family_hand_over_preferred(self, kind):
+        r = self.r
+        self.handover_preferred(kind, r["hop"], r["hop95"], r["hop_s"])
+
+    def prefer(self, kind, lock, name):
+        """`kubectl annotate` / `kubectl patch`: read, name NAME as preferred
+        holder, write with the version read (again on a conflict)."""
+        path = ("/api/v1/namespaces/default/configmaps/" if kind == "configmap"
+                else "/apis/coordination.k8s.io/v1/namespaces/default/leases/") + lock
+        for _ in range(20):
+            status, body = self.server.request("GET", path, timeout=30)
+            if status != 200 or not isinstance(body, dict):
+                raise RuntimeError("GET %s answered %s" % (path, status))
+            if kind == "configmap":
+                body.setdefault("metadata", {}).setdefault("annotations", {})["kube-leader.io/preferred-holder"] = name
+            else:
+                body.setdefault("spec", {})["preferredHolder"] = name
+            status, _ = self.server.request("PUT", path, body, timeout=30)
+            if status == 200:
+                return
+            if status != 409:
+                raise RuntimeError("PUT %s answered %s" % (path, status))
+        raise RuntimeError("the lock kept conflicting")
+
+    def handover_preferred(self, kind, row, row95, row_stop):
+        """Issue 22 part 2: the owner names a standby as preferred holder at
+        a random time between the leader's renews (retry 2 s); time from the
+        edit to the named standby's child start, and from the old child's
+        stop record to it. The old kube-leader stands by again."""
+        group = "preferred-%s" % kind
+        names = ["%s-c%d" % (group, i) for i in range(3)]
+        replicas = [self.replica(n, group, kind, group) for n in names]
+        leader, _ = self.wait_start(group, 0, timeout=60)
+        time.sleep(self.a.settle)
+        rng = random.Random(22)
+        took = []
+        for _ in range(max(10, 2 * self.a.reps)):
+            target = rng.choice([n for n in names if n != leader])
+            time.sleep(rng.uniform(0.0, 2.0))
+            t0 = time.monotonic_ns()
+            self.prefer(kind, group, target)
+            new, t = self.wait_start(group, t0, timeout=30)
+            stops = [ts for k, i, ts in self.entries(group) if k == "stop" and i == leader and ts > t0]
+            if new != target:
+                log("the named standby %s did not lead next (%s did)" % (target, new))
+            took.append((t - t0) / 1e6)
+            row.values[kind].append((t - t0) / 1e6)
+            if stops:
+                row_stop.values[kind].append((t - stops[0]) / 1e6)
+            leader = new
+            time.sleep(1.0)
+        took.sort()
+        row95.values[kind].append(took[max(0, -(-len(took) * 95 // 100) - 1)])
+        self.check_overlaps(group)
+        self.stop_all(replicas)
+
     def run(self, families):
         for name, what, per_kind, _ in FAMILIES:
             if name not in families:
                 continue
-            method = getattr(self, "family_" + name)
+            method = getattr(self, "family_" + name.replace("-", "_"))
             for kind in (KINDS if per_kind else [None]):
                 log("%s%s (%s)" % (name, ": " + kind if kind else "", what))
                 method(kind) if kind else method()
