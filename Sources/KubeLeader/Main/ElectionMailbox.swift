@@ -79,7 +79,7 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
     func pause(until: MonotonicClock.Instant, orReadable fd: Int32) -> Bool {
         defer {
             let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-            state.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
+            shared.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
         }
         while MonotonicClock.now < until {
             let (woke, readable) = wake.wait(until: until, orReadable: fd)

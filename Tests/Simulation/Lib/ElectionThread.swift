@@ -76,7 +76,7 @@ final class ElectionThread {
                     // wake-up pipe with a release asked ends the read at once.
                     if host.wakePipe {
                         host.wakePipe = false
-                        if host.releaseRequested { input = .watch(.timedOut); continue next }
+                        if host.mailbox.releaseRequested { input = .watch(.timedOut); continue next }
                     }
                     if let item = watch?.popArrived() {
                         input = .watch(item.read)
@@ -161,7 +161,7 @@ final class ElectionThread {
             // ElectionMailbox.pause(until:orReadable:) polls the wake-up pipe
             // with the watch: a release request ends the read early.
             host.wakePipe = false
-            guard host.releaseRequested else { return }
+            guard host.mailbox.releaseRequested else { return }
             blocked = .none
             run(.watch(.timedOut))
         case (.watchRead(let token), .timer(let t)) where token == t:
