@@ -178,19 +178,19 @@ public struct Election: Sendable {
     /// The last lock state we saw, and when this process first saw its record.
     public private(set) var observed: LockSnapshot? {
         get { observedBox?.value }
-        set { observedBox = newValue.map(SnapshotBox.init) }
+        set { observedBox = newValue.map(HeapBox.init) }
     }
     private var observedAt: Instant?
     /// Our own copy of the lock after our last successful write (leader).
     private var base: LockSnapshot? {
         get { baseBox?.value }
-        set { baseBox = newValue.map(SnapshotBox.init) }
+        set { baseBox = newValue.map(HeapBox.init) }
     }
     // The two snapshots live on the heap, one reference each, so copying an
     // `Election` (and the `LockSession` holding it) copies a few words, not
     // two objects' worth of fields: smaller value witnesses (issue 24).
-    private var observedBox: SnapshotBox?
-    private var baseBox: SnapshotBox?
+    private var observedBox: HeapBox<LockSnapshot>?
+    private var baseBox: HeapBox<LockSnapshot>?
     /// Send time of the last successful acquire or renew.
     public private(set) var lastRenew: Instant?
     private var pending: Pending?
@@ -691,12 +691,6 @@ public struct Election: Sendable {
         heldUntil = until
         return true
     }
-}
-
-/// An immutable heap copy of a snapshot (see `Election.observedBox`).
-final class SnapshotBox: Sendable {
-    let value: LockSnapshot
-    init(_ value: LockSnapshot) { self.value = value }
 }
 
 extension Optional where Wrapped == Election.Pending {

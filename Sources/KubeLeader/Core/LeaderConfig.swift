@@ -1,7 +1,7 @@
 /// kube-leader's configuration: flags, then env vars, then defaults
 /// (DESIGN.md, "kube-leader contract"). Built and validated once, by a pure
 /// function, so every mistake is reported before anything starts.
-public struct LeaderConfig: Sendable, Equatable {
+public struct LeaderConfig: Sendable {
     /// Name of the ConfigMap or Lease that is the lock (first positional argument).
     public var lockName: String
     /// The command to run as the child (the rest of the arguments).
@@ -98,7 +98,7 @@ public struct LeaderConfig: Sendable, Equatable {
     public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
 
     /// What `load` found on the command line besides a configuration.
-    public enum Request: Sendable, Equatable {
+    public enum Request: Sendable {
         // indirect: one reference instead of the whole configuration inline
         // (smaller value witnesses, issue 24).
         indirect case run(LeaderConfig)
