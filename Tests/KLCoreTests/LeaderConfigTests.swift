@@ -111,8 +111,12 @@ import Testing
     }
 
     @Test func helpAndVersion() throws {
-        #expect(try LeaderConfig.load(arguments: ["--help"], environment: [:], readFile: { _ in nil }, hostName: "h") == .help)
-        #expect(try LeaderConfig.load(arguments: ["--version"], environment: [:], readFile: { _ in nil }, hostName: "h") == .version)
+        // `Request` is not Equatable (LeaderConfig's synthesised == was 2 KB
+        // of the binary that only tests used, issue 24): match the cases.
+        let help = try LeaderConfig.load(arguments: ["--help"], environment: [:], readFile: { _ in nil }, hostName: "h")
+        let version = try LeaderConfig.load(arguments: ["--version"], environment: [:], readFile: { _ in nil }, hostName: "h")
+        guard case .help = help else { Issue.record("--help gave \(help)"); return }
+        guard case .version = version else { Issue.record("--version gave \(version)"); return }
     }
 
     @Test(arguments: [

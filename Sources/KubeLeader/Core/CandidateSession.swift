@@ -57,16 +57,16 @@ public struct CandidateSession: Sendable {
     }
 
     public enum Request: Sendable, Equatable {
-        case create(JSON)
+        indirect case create(JSON)
         case get
         /// PUT this object (its `metadata.resourceVersion` is the precondition).
-        case update(JSON)
+        indirect case update(JSON)
         case delete
     }
 
     public enum Input: Sendable, Equatable {
         case start
-        case answer(LockSession.Answer)
+        indirect case answer(LockSession.Answer)
         /// The last `.sleep` ended (its time came, or a stop request woke it:
         /// call `noteStopRequested` first).
         case woke
@@ -83,10 +83,10 @@ public struct CandidateSession: Sendable {
     }
 
     public enum Command: Sendable, Equatable {
-        case send(Request, timeout: Duration)
+        indirect case send(Request, timeout: Duration)
         case sleep(until: Instant)
-        case log(LogLevel, String, [LockSession.LogField])
-        case done(Outcome)
+        indirect case log(LogLevel, String, [LockSession.LogField])
+        indirect case done(Outcome)
     }
 
     public enum Phase: Sendable, Equatable {
@@ -98,7 +98,8 @@ public struct CandidateSession: Sendable {
         case done
     }
 
-    public let config: Config
+    public var config: Config { configBox.value }
+    private let configBox: HeapBox<Config>   // one word to copy (issue 24)
     public private(set) var phase: Phase = .creating
     /// The candidate as last read or written.
     public private(set) var current: JSON?
@@ -114,7 +115,7 @@ public struct CandidateSession: Sendable {
     private var failuresInARow = 0
     private var out: [Command] = []
 
-    public init(config: Config) { self.config = config }
+    public init(config: Config) { self.configBox = HeapBox(config) }
 
     public mutating func noteStopRequested() { stopRequested = true }
 

@@ -96,18 +96,18 @@ public struct Election: Sendable {
     /// What the lock looked like: read by GET or delivered by a watch.
     public enum Observation: Sendable, Equatable {
         case absent
-        case present(LockSnapshot)
+        indirect case present(LockSnapshot)
     }
 
     public enum Event: Sendable, Equatable {
         /// The first step: nothing is known yet.
         case start
         /// The lock as read by a GET or delivered by a watch.
-        case observed(Observation)
+        indirect case observed(Observation)
         /// Our create or update was answered 2xx with this object. It counts
         /// only if it holds our record (and, for a renew, a new
         /// resourceVersion); anything else is taken as what the server showed.
-        case written(LockSnapshot)
+        indirect case written(LockSnapshot)
         /// Our create (AlreadyExists) or update (Conflict, NotFound) lost to
         /// another writer: read at once, write again after a retry period.
         case lostRace
@@ -128,9 +128,9 @@ public struct Election: Sendable {
         /// Read the lock (GET).
         case get
         /// Create the lock object holding `record`.
-        case create(LeaderElectionRecord)
+        indirect case create(LeaderElectionRecord)
         /// Write `record` into `base.object` with `base.resourceVersion`.
-        case update(LeaderElectionRecord, base: LockSnapshot)
+        indirect case update(LeaderElectionRecord, base: LockSnapshot)
         /// Nothing to do until `until`, unless an observation arrives first
         /// (standbys watch the lock meanwhile; a leader just waits).
         case wait(until: Instant)
@@ -176,10 +176,21 @@ public struct Election: Sendable {
     public let timing: Timing
     public private(set) var role: Role = .standby
     /// The last lock state we saw, and when this process first saw its record.
-    public private(set) var observed: LockSnapshot?
+    public private(set) var observed: LockSnapshot? {
+        get { observedBox?.value }
+        set { observedBox = newValue.map(HeapBox.init) }
+    }
     private var observedAt: Instant?
     /// Our own copy of the lock after our last successful write (leader).
-    private var base: LockSnapshot?
+    private var base: LockSnapshot? {
+        get { baseBox?.value }
+        set { baseBox = newValue.map(HeapBox.init) }
+    }
+    // The two snapshots live on the heap, one reference each, so copying an
+    // `Election` (and the `LockSession` holding it) copies a few words, not
+    // two objects' worth of fields: smaller value witnesses (issue 24).
+    private var observedBox: HeapBox<LockSnapshot>?
+    private var baseBox: HeapBox<LockSnapshot>?
     /// Send time of the last successful acquire or renew.
     public private(set) var lastRenew: Instant?
     private var pending: Pending?

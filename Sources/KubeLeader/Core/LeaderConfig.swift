@@ -1,7 +1,7 @@
 /// kube-leader's configuration: flags, then env vars, then defaults
 /// (DESIGN.md, "kube-leader contract"). Built and validated once, by a pure
 /// function, so every mistake is reported before anything starts.
-public struct LeaderConfig: Sendable, Equatable {
+public struct LeaderConfig: Sendable {
     /// Name of the ConfigMap or Lease that is the lock (first positional argument).
     public var lockName: String
     /// The command to run as the child (the rest of the arguments).
@@ -49,56 +49,59 @@ public struct LeaderConfig: Sendable, Equatable {
         Election.Timing(leaseDuration: leaseDuration, renewDeadline: renewDeadline, retryPeriod: retryPeriod)
     }
 
-    public static let options: [OptionSpec] = [
-        OptionSpec("namespace", env: "POD_NAMESPACE", value: "NAME", default: "the service account's namespace",
-                   help: "Namespace of the lock object (must exist: a missing one exits 2)."),
-        OptionSpec("identity", env: "POD_NAME", value: "NAME", default: "host name",
-                   help: "This replica's name in the lock; must be unique per replica (use the downward API)."),
-        OptionSpec("lock-kind", env: "KUBE_LEADER_LOCK_KIND", value: "configmap|lease", default: "configmap",
-                   help: "Kind of lock object: a ConfigMap annotation (client-go record) or a coordination.k8s.io/v1 Lease."),
-        OptionSpec("lease-duration", env: "KUBE_LEADER_LEASE_DURATION", value: "DURATION", default: "15s",
-                   help: "How long standbys wait after the record last changed before taking over (1s to 24h)."),
-        OptionSpec("renew-deadline", env: "KUBE_LEADER_RENEW_DEADLINE", value: "DURATION", default: "10s",
-                   help: "The leader stops its child when it could not renew for this long."),
-        OptionSpec("retry-period", env: "KUBE_LEADER_RETRY_PERIOD", value: "DURATION", default: "2s",
-                   help: "Time between renews, and the least time between retries after any error (at least 100ms; with configmap locks renew-deadline must exceed it by 1s)."),
-        OptionSpec("kill-grace", env: "KUBE_LEADER_KILL_GRACE", value: "DURATION", default: "lease-duration - renew-deadline - max(1s, 1% of lease-duration)",
-                   help: "Time between SIGTERM and SIGKILL when leadership is lost. lease-duration - renew-deadline - kill-grace must be at least max(1s, 1% of lease-duration)."),
-        OptionSpec("api-server", env: "KUBE_LEADER_API_SERVER", value: "URL",
-                   default: "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT",
-                   help: "Kubernetes API URL; http:// works too (kubectl proxy). Without it and outside a cluster the command just runs."),
-        OptionSpec("token-file", env: "KUBE_LEADER_TOKEN_FILE", value: "PATH", default: InCluster.tokenFile,
-                   help: "Bearer token file, re-read so rotated tokens work. With http:// no token is sent unless this is given."),
-        OptionSpec("ca-file", env: "KUBE_LEADER_CA_FILE", value: "PATH", default: InCluster.caFile,
-                   help: "CA bundle that signs the API server's certificate."),
-        OptionSpec("log-level", env: "KUBE_LEADER_LOG_LEVEL", value: "LEVEL", default: "info",
-                   help: "trace, debug, info, notice, warning, error or critical."),
-        OptionSpec("log-format", env: "KUBE_LEADER_LOG_FORMAT", value: "json|text", default: "json",
-                   help: "One JSON object per line, or plain text."),
-        OptionSpec("leader-label", env: "KUBE_LEADER_LEADER_LABEL", value: "KEY=VALUE", default: "none",
-                   help: "While leading, this replica's Pod (POD_NAME) carries the label; a Service selecting it reaches only the leader. Needs patch and list on pods."),
-        OptionSpec("status-addr", env: "KUBE_LEADER_STATUS_ADDR", value: "HOST:PORT", default: "none",
-                   help: "Serve GET /healthz, /leader and /metrics (Prometheus) over plain HTTP, e.g. 0.0.0.0:9090."),
-        OptionSpec("events", env: "KUBE_LEADER_EVENTS", value: nil, default: "off",
-                   help: "Write an Event on the lock when this replica becomes leader or stops leading. Needs create on events."),
-        OptionSpec("on-loss", env: "KUBE_LEADER_ON_LOSS", value: "exit|standby", default: "exit",
-                   help: "After losing the lock and stopping the child: exit 3 (the container restarts), or stand by again in the same process and lead again when the lock is won."),
-        // Coordinated leader election (issue 22 part 3).
-        OptionSpec("coordinated", env: "KUBE_LEADER_COORDINATED", value: nil, default: "off",
-                   help: "Coordinated leader election (Kubernetes >= 1.33, CoordinatedLeaderElection gate): keep a LeaseCandidate named after the identity and lead only when the cluster's election controller names this replica in the Lease. Needs --lock-kind lease and --binary-version; RBAC on leasecandidates (docs/coordinated.md)."),
-        OptionSpec("binary-version", env: "KUBE_LEADER_BINARY_VERSION", value: "VERSION",
-                   help: "With --coordinated: this replica's version, MAJOR.MINOR.PATCH (e.g. 1.4.2), the LeaseCandidate's binaryVersion."),
-        OptionSpec("emulation-version", env: "KUBE_LEADER_EMULATION_VERSION", value: "VERSION", default: "the binary version",
-                   help: "With --coordinated: the LeaseCandidate's emulationVersion (at most the binary version); the lowest leads."),
-        OptionSpec("strategy", env: "KUBE_LEADER_STRATEGY", value: "NAME", default: "OldestEmulationVersion",
-                   help: "With --coordinated: the LeaseCandidate's strategy: OldestEmulationVersion (lowest emulation version, then binary version, then oldest candidate) or a third party's PREFIX/NAME."),
-    ]
+    /// The options, two lines each: `name;ENV;VALUE;default` (an empty
+    /// VALUE is a switch, an empty default none), then the help. One string
+    /// rather than twenty `OptionSpec(...)` calls: 4 KB less code (issue 24).
+    public static let options: [OptionSpec] = OptionSpec.table("""
+        namespace;POD_NAMESPACE;NAME;the service account's namespace
+        Namespace of the lock object (must exist: a missing one exits 2).
+        identity;POD_NAME;NAME;host name
+        This replica's name in the lock; must be unique per replica (use the downward API).
+        lock-kind;KUBE_LEADER_LOCK_KIND;configmap|lease;configmap
+        Kind of lock object: a ConfigMap annotation (client-go record) or a coordination.k8s.io/v1 Lease.
+        lease-duration;KUBE_LEADER_LEASE_DURATION;DURATION;15s
+        How long standbys wait after the record last changed before taking over (1s to 24h).
+        renew-deadline;KUBE_LEADER_RENEW_DEADLINE;DURATION;10s
+        The leader stops its child when it could not renew for this long.
+        retry-period;KUBE_LEADER_RETRY_PERIOD;DURATION;2s
+        Time between renews, and the least time between retries after any error (at least 100ms; with configmap locks renew-deadline must exceed it by 1s).
+        kill-grace;KUBE_LEADER_KILL_GRACE;DURATION;lease-duration - renew-deadline - max(1s, 1% of lease-duration)
+        Time between SIGTERM and SIGKILL when leadership is lost. lease-duration - renew-deadline - kill-grace must be at least max(1s, 1% of lease-duration).
+        api-server;KUBE_LEADER_API_SERVER;URL;https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+        Kubernetes API URL; http:// works too (kubectl proxy). Without it and outside a cluster the command just runs.
+        token-file;KUBE_LEADER_TOKEN_FILE;PATH;\(InCluster.tokenFile)
+        Bearer token file, re-read so rotated tokens work. With http:// no token is sent unless this is given.
+        ca-file;KUBE_LEADER_CA_FILE;PATH;\(InCluster.caFile)
+        CA bundle that signs the API server's certificate.
+        log-level;KUBE_LEADER_LOG_LEVEL;LEVEL;info
+        trace, debug, info, notice, warning, error or critical.
+        log-format;KUBE_LEADER_LOG_FORMAT;json|text;json
+        One JSON object per line, or plain text.
+        leader-label;KUBE_LEADER_LEADER_LABEL;KEY=VALUE;none
+        While leading, this replica's Pod (POD_NAME) carries the label; a Service selecting it reaches only the leader. Needs patch and list on pods.
+        status-addr;KUBE_LEADER_STATUS_ADDR;HOST:PORT;none
+        Serve GET /healthz, /leader and /metrics (Prometheus) over plain HTTP, e.g. 0.0.0.0:9090.
+        events;KUBE_LEADER_EVENTS;;off
+        Write an Event on the lock when this replica becomes leader or stops leading. Needs create on events.
+        on-loss;KUBE_LEADER_ON_LOSS;exit|standby;exit
+        After losing the lock and stopping the child: exit 3 (the container restarts), or stand by again in the same process and lead again when the lock is won.
+        coordinated;KUBE_LEADER_COORDINATED;;off
+        Coordinated leader election (Kubernetes >= 1.33, CoordinatedLeaderElection gate): keep a LeaseCandidate named after the identity and lead only when the cluster's election controller names this replica in the Lease. Needs --lock-kind lease and --binary-version; RBAC on leasecandidates (docs/coordinated.md).
+        binary-version;KUBE_LEADER_BINARY_VERSION;VERSION;
+        With --coordinated: this replica's version, MAJOR.MINOR.PATCH (e.g. 1.4.2), the LeaseCandidate's binaryVersion.
+        emulation-version;KUBE_LEADER_EMULATION_VERSION;VERSION;the binary version
+        With --coordinated: the LeaseCandidate's emulationVersion (at most the binary version); the lowest leads.
+        strategy;KUBE_LEADER_STRATEGY;NAME;OldestEmulationVersion
+        With --coordinated: the LeaseCandidate's strategy: OldestEmulationVersion (lowest emulation version, then binary version, then oldest candidate) or a third party's PREFIX/NAME.
+        """)
 
     public static let parser = OptionParser(options, mode: .stopAtFirstPositional)
 
     /// What `load` found on the command line besides a configuration.
-    public enum Request: Sendable, Equatable {
-        case run(LeaderConfig)
+    public enum Request: Sendable {
+        // indirect: one reference instead of the whole configuration inline
+        // (smaller value witnesses, issue 24).
+        indirect case run(LeaderConfig)
         case help
         case version
     }

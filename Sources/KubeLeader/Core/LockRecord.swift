@@ -45,7 +45,7 @@ public enum LockKind: String, Sendable, CaseIterable {
 public enum LockRecordState: Sendable, Equatable {
     /// The object exists but carries no record (no annotation, empty Lease spec).
     case none
-    case readable(LeaderElectionRecord)
+    indirect case readable(LeaderElectionRecord)
     /// A record is there but we cannot understand it, or it is absurd (the
     /// reason says why). Treated as held, never as free.
     case unreadable(String)

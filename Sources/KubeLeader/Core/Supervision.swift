@@ -203,9 +203,9 @@ public struct Supervision: Sendable {
         /// No answer.
         case rejoin
         /// Write a log line.
-        case log(Note)
+        indirect case log(Note)
         /// End kube-leader with `exit.code`.
-        case exit(Exit)
+        indirect case exit(Exit)
     }
 
     /// A log line the loop writes: a fixed message plus data.
@@ -338,7 +338,7 @@ public struct Supervision: Sendable {
             case .electionEnded:
                 finish(.signalWhileWaiting(signal), into: &out)
             case .becameLeader:
-                out.append(.log(Note(.info, "not starting the child: kube-leader is stopping; releasing the lock")))
+                Self.log(.info, "not starting the child: kube-leader is stopping; releasing the lock", into: &out)
             default:
                 break
             }
@@ -346,7 +346,7 @@ public struct Supervision: Sendable {
             switch event {
             case .spawned(let pid):
                 phase = .running(pid: pid)
-                out.append(.log(Note(.info, "started child", [.init("child.pid", JSON(Int(pid))), .init("child.command", .string(command))])))
+                Self.log(.info, "started child", [.init("child.pid", JSON(Int(pid))), .init("child.command", .string(command))], into: &out)
                 for signal in pendingSignals { out.append(.signalGroup(signal)) }
                 pendingSignals = []
                 if let reason = lostReason {
@@ -355,7 +355,7 @@ public struct Supervision: Sendable {
                     beginStopping(pid: pid, reason: "handing over to \(to)", handOver: true, now: now, into: &out)
                 }
             case .spawnFailed(let code, let message):
-                out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
+                Self.log(.error, "cannot start the command", [.init("error", .string(message))], into: &out)
                 beginReleasing(.spawnFailed(code: code, message: message), now: now, into: &out)
             case .signal(let signal):
                 pendingSignals.append(signal)
@@ -369,12 +369,12 @@ public struct Supervision: Sendable {
             case .signal(let signal):
                 Self.forward(signal, to: pid, into: &out)
             case .childExited(let status):
-                out.append(.log(Note(.info, "child exited",
-                                     Self.exitFields(pid, status) + [.init("child.status", .string(status.description))])))
+                Self.log(.info, "child exited",
+                         Self.exitFields(pid, status) + [.init("child.status", .string(status.description))], into: &out)
                 beginDraining(.childExited(status), release: true, now: now, into: &out)
             case .spawnFailed(let code, let message):
                 // Its exec failed after the fork: the child exits 127 by itself.
-                out.append(.log(Note(.error, "cannot start the command", [.init("error", .string(message))])))
+                Self.log(.error, "cannot start the command", [.init("error", .string(message))], into: &out)
                 beginDraining(.spawnFailed(code: code, message: message), release: true, now: now, into: &out)
             case .lost(let reason):
                 beginStopping(pid: pid, reason: reason, now: now, into: &out)
@@ -403,10 +403,10 @@ public struct Supervision: Sendable {
                 if handingOver != nil, lostReason == nil {
                     // Then release (the election renewed meanwhile); the
                     // exit is only used if the release cannot finish.
-                    out.append(.log(Note(.notice, "child stopped for the hand-over", Self.exitFields(pid, status))))
+                    Self.log(.notice, "child stopped for the hand-over", Self.exitFields(pid, status), into: &out)
                     beginDraining(.leadershipLost, release: true, now: now, into: &out)
                 } else {
-                    out.append(.log(Note(.notice, "child stopped after leadership loss", Self.exitFields(pid, status))))
+                    Self.log(.notice, "child stopped after leadership loss", Self.exitFields(pid, status), into: &out)
                     beginDraining(.leadershipLost, release: false, now: now, into: &out)
                 }
             default:
@@ -432,7 +432,7 @@ public struct Supervision: Sendable {
             case .electionEnded:
                 finish(.leadershipLost, into: &out)
             case .signal(let signal) where Self.terminating.contains(signal):
-                out.append(.log(Note(.info, "stopping after leadership loss", [.init("signal", .string(signal.name))])))
+                Self.log(.info, "stopping after leadership loss", [.init("signal", .string(signal.name))], into: &out)
                 finish(.leadershipLost, into: &out)
             default:
                 break
@@ -457,17 +457,17 @@ public struct Supervision: Sendable {
         switch event {
         case .becameLeader(let environment):
             if let reason = lostReason {
-                out.append(.log(Note(.warning, "not starting the child: leadership already lost", [.init("reason", .string(reason))])))
+                Self.log(.warning, "not starting the child: leadership already lost", [.init("reason", .string(reason))], into: &out)
                 afterLoss(now: now, into: &out)
             } else if let deadline = renewDeadline, now < deadline {
                 phase = .starting
                 out.append(.spawn(environment: environment))
             } else {
-                out.append(.log(Note(.warning, "not starting the child: the renew deadline passed before it could start")))
+                Self.log(.warning, "not starting the child: the renew deadline passed before it could start", into: &out)
                 afterLoss(now: now, into: &out)
             }
         case .lost(let reason):
-            out.append(.log(Note(.warning, "leadership lost before the child started", [.init("reason", .string(reason))])))
+            Self.log(.warning, "leadership lost before the child started", [.init("reason", .string(reason))], into: &out)
             afterLoss(now: now, into: &out)
         case .electionEnded(let end):
             switch end {
@@ -478,7 +478,7 @@ public struct Supervision: Sendable {
         case .signal(let signal) where Self.terminating.contains(signal):
             phase = .cancelling(signal, giveUpAt: now + timing.releaseTimeout)
             out.append(.requestRelease)
-            out.append(.log(Note(.info, "stopping before leading", [.init("signal", .string(signal.name))])))
+            Self.log(.info, "stopping before leading", [.init("signal", .string(signal.name))], into: &out)
         default:
             break
         }
@@ -494,10 +494,10 @@ public struct Supervision: Sendable {
         let killAt = from + timing.killGrace
         phase = .stopping(pid: pid, killAt: killAt, killed: false, giveUpAt: max(killAt, now) + timing.drainTimeout)
         out.append(.signalGroup(.terminate))
-        out.append(.log(Note(handOver ? .notice : .warning, handOver ? "stopping child: handing over" : "stopping child: leadership lost", [
+        Self.log(handOver ? .notice : .warning, handOver ? "stopping child: handing over" : "stopping child: leadership lost", [
             .init("child.pid", JSON(Int(pid))), .init("reason", .string(reason)),
             .init("kill_grace", .string(DurationText.format(timing.killGrace))),
-        ])))
+        ], into: &out)
     }
 
     /// After a loss, nothing of the child left (or none started): exit 3, or
@@ -508,7 +508,7 @@ public struct Supervision: Sendable {
         if case .awaitingElection = phase {} else { losses += 1 }
         guard onLoss == .standby, stopAfterLoss == nil, electionEnd == nil else {
             if let signal = stopAfterLoss {
-                out.append(.log(Note(.info, "not standing by again: kube-leader is stopping", [.init("signal", .string(signal.name))])))
+                Self.log(.info, "not standing by again: kube-leader is stopping", [.init("signal", .string(signal.name))], into: &out)
             }
             return finish(.leadershipLost, into: &out)
         }
@@ -517,9 +517,9 @@ public struct Supervision: Sendable {
             return
         }
         beginNewTerm(into: &out)
-        out.append(.log(Note(.notice, "child stopped and reaped; standing by again", [
+        Self.log(.notice, "child stopped and reaped; standing by again", [
             .init("losses", JSON(losses)), .init("reason", .string(reason)),
-        ])))
+        ], into: &out)
     }
 
     /// A new term after a loss or a hand-over: nothing of the old one counts
@@ -538,9 +538,9 @@ public struct Supervision: Sendable {
         handOvers += 1
         let to = handingOver ?? ""
         beginNewTerm(into: &out)
-        out.append(.log(Note(.notice, "handed over; standing by again", [
+        Self.log(.notice, "handed over; standing by again", [
             .init("hand_overs", JSON(handOvers)), .init("lock.preferred_holder", .string(to)),
-        ])))
+        ], into: &out)
     }
 
     /// The child is gone: kill what it left behind, then release or exit.
@@ -555,6 +555,13 @@ public struct Supervision: Sendable {
         out.append(.requestRelease)
     }
 
+    /// Appends a log line: one call instead of a note, its box and an append
+    /// at every site (issue 24).
+    @inline(never)
+    private static func log(_ level: Note.Level, _ message: String, _ fields: [Note.Field] = [], into out: inout [Action]) {
+        out.append(.log(Note(level, message, fields)))
+    }
+
     /// `child.pid` and `child.exit_code`, for the log line of a child's end.
     private static func exitFields(_ pid: Int32, _ status: TerminationStatus) -> [Note.Field] {
         [.init("child.pid", JSON(Int(pid))), .init("child.exit_code", JSON(Int(status.exitCode)))]
@@ -563,7 +570,7 @@ public struct Supervision: Sendable {
     /// Passes `signal` on to the child's process group, and logs it.
     private static func forward(_ signal: Signal, to pid: Int32, into out: inout [Action]) {
         out.append(.signalGroup(signal))
-        out.append(.log(Note(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))])))
+        Self.log(.debug, "forwarding signal", [.init("signal", .string(signal.name)), .init("child.pid", JSON(Int(pid)))], into: &out)
     }
 
     private mutating func finish(_ exit: Exit, into out: inout [Action]) {
@@ -576,7 +583,7 @@ public struct Supervision: Sendable {
     private mutating func timers(now: Instant, into out: inout [Action]) {
         switch phase {
         case .cancelling(let signal, let giveUpAt) where now >= giveUpAt:
-            out.append(.log(Note(.warning, "gave up waiting for the lock request in flight; a lock it took expires by itself")))
+            Self.log(.warning, "gave up waiting for the lock request in flight; a lock it took expires by itself", into: &out)
             finish(.signalWhileWaiting(signal), into: &out)
         case .running(let pid):
             if let deadline = renewDeadline, now >= deadline {
@@ -587,21 +594,21 @@ public struct Supervision: Sendable {
         case .stopping(let pid, let killAt, false, let giveUpAt) where now >= killAt:
             phase = .stopping(pid: pid, killAt: killAt, killed: true, giveUpAt: giveUpAt)
             out.append(.killAll)
-            out.append(.log(Note(.warning, "killing child: it did not stop within the kill grace", [.init("child.pid", JSON(Int(pid)))])))
+            Self.log(.warning, "killing child: it did not stop within the kill grace", [.init("child.pid", JSON(Int(pid)))], into: &out)
         case .stopping(let pid, _, true, let giveUpAt) where now >= giveUpAt:
-            out.append(.log(Note(.error, "the child survived SIGKILL; exiting without it", [.init("child.pid", JSON(Int(pid)))])))
+            Self.log(.error, "the child survived SIGKILL; exiting without it", [.init("child.pid", JSON(Int(pid)))], into: &out)
             finish(.leadershipLost, into: &out)
         case .draining(let exit, _, _, let giveUpAt) where now >= giveUpAt:
-            out.append(.log(Note(.error, "processes of the child survived SIGKILL; not releasing the lock (it expires by itself)")))
+            Self.log(.error, "processes of the child survived SIGKILL; not releasing the lock (it expires by itself)", into: &out)
             finish(exit, into: &out)
         case .draining(let exit, let release, let nextKillAt, let giveUpAt) where now >= nextKillAt:
             phase = .draining(exit, release: release, nextKillAt: now + timing.drainInterval, giveUpAt: giveUpAt)
             out.append(.killAll)
         case .releasing(let exit, let giveUpAt) where now >= giveUpAt:
-            out.append(.log(Note(.warning, "gave up releasing the lock; it expires by itself")))
+            Self.log(.warning, "gave up releasing the lock; it expires by itself", into: &out)
             finish(exit, into: &out)
         case .awaitingElection(let giveUpAt) where now >= giveUpAt:
-            out.append(.log(Note(.error, "the election did not report the loss in time; exiting as with --on-loss exit")))
+            Self.log(.error, "the election did not report the loss in time; exiting as with --on-loss exit", into: &out)
             finish(.leadershipLost, into: &out)
         default:
             break

@@ -67,14 +67,14 @@ public final class KubeClient: @unchecked Sendable {
 
     public func list(_ r: KubeResource, namespace: String?, labelSelector: String? = nil, fieldSelector: String? = nil,
                      timeout: Duration? = nil) throws(KubeError) -> JSON {
-        var call = Call(verb: "list", method: "GET", resource: r, namespace: namespace, name: nil)
+        let call = Call(verb: "list", method: "GET", resource: r, namespace: namespace, name: nil)
         if let labelSelector { call.query.append(("labelSelector", labelSelector)) }
         if let fieldSelector { call.query.append(("fieldSelector", fieldSelector)) }
         return try json(self.call(call, timeout: timeout))
     }
 
     public func create(_ r: KubeResource, namespace: String?, body: JSON, timeout: Duration? = nil) throws(KubeError) -> JSON {
-        var call = Call(verb: "create", method: "POST", resource: r, namespace: namespace, name: nil)
+        let call = Call(verb: "create", method: "POST", resource: r, namespace: namespace, name: nil)
         call.objectName = body[path: "metadata", "name"]?.stringValue
         call.body = body
         return try json(self.call(call, timeout: timeout))
@@ -82,14 +82,14 @@ public final class KubeClient: @unchecked Sendable {
 
     /// PUT: replaces the object; a stale `metadata.resourceVersion` is a `.conflict`.
     public func update(_ r: KubeResource, namespace: String?, name: String, body: JSON, timeout: Duration? = nil) throws(KubeError) -> JSON {
-        var call = Call(verb: "update", method: "PUT", resource: r, namespace: namespace, name: name)
+        let call = Call(verb: "update", method: "PUT", resource: r, namespace: namespace, name: name)
         call.body = body
         return try json(self.call(call, timeout: timeout))
     }
 
     public func patch(_ r: KubeResource, namespace: String?, name: String, patch: JSON, type: PatchType = .merge,
                       subresource: String? = nil, timeout: Duration? = nil) throws(KubeError) -> JSON {
-        var call = Call(verb: "patch", method: "PATCH", resource: r, namespace: namespace, name: name)
+        let call = Call(verb: "patch", method: "PATCH", resource: r, namespace: namespace, name: name)
         call.subresource = subresource
         call.body = patch
         call.contentType = type.contentType
@@ -103,7 +103,7 @@ public final class KubeClient: @unchecked Sendable {
     /// POST to a subresource, e.g. `pods/eviction` (RBAC verb `create`).
     public func post(_ r: KubeResource, namespace: String?, name: String, subresource: String, body: JSON,
                      timeout: Duration? = nil) throws(KubeError) -> JSON {
-        var call = Call(verb: "create", method: "POST", resource: r, namespace: namespace, name: name)
+        let call = Call(verb: "create", method: "POST", resource: r, namespace: namespace, name: name)
         call.subresource = subresource
         call.body = body
         return try json(self.call(call, timeout: timeout))
@@ -114,7 +114,7 @@ public final class KubeClient: @unchecked Sendable {
     /// long. Events are then read with `KubeWatch.next(deadline:)`.
     public func watch(_ r: KubeResource, namespace: String?, fieldSelector: String? = nil, labelSelector: String? = nil,
                       resourceVersion: String?, timeoutSeconds: Int = 300, timeout: Duration? = nil) throws(KubeError) -> KubeWatch {
-        var call = Call(verb: "watch", method: "GET", resource: r, namespace: namespace, name: nil)
+        let call = Call(verb: "watch", method: "GET", resource: r, namespace: namespace, name: nil)
         call.query.append(("watch", "1"))
         if let resourceVersion { call.query.append(("resourceVersion", resourceVersion)) }
         if let fieldSelector { call.query.append(("fieldSelector", fieldSelector)) }
@@ -149,7 +149,9 @@ public final class KubeClient: @unchecked Sendable {
 
     // MARK: internals
 
-    struct Call {
+    /// A class: passed to several helpers and kept by none, so one reference
+    /// instead of ten fields to copy and destroy (issue 24).
+    final class Call {
         var verb: String
         var method: String
         var resource: KubeResource

@@ -20,7 +20,7 @@ public struct KubeWatchEvent: Sendable {
 /// Used by one thread at a time.
 public final class KubeWatch: @unchecked Sendable {
     public enum Next: Sendable {
-        case event(KubeWatchEvent)
+        indirect case event(KubeWatchEvent)
         /// Nothing arrived before the deadline; the watch is still usable.
         case timedOut
         /// The server ended the stream (its `timeoutSeconds`, or a restart):

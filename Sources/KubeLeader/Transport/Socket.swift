@@ -35,16 +35,18 @@ extension HTTPChannel {
 /// Throws `.timedOut` once `deadline` has passed. Called before every read and
 /// write: a socket that always has a byte ready never reaches `poll`, so the
 /// clock, not the socket, must end a request whatever the peer sends.
-func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(TransportError) {
+func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: String) throws(TransportError) {
     if MonotonicClock.now >= deadline {
-        throw TransportError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+        throw TransportError(.timedOut, "Timed out \(what) \(endpoint); check that the server is up and reachable.")
     }
 }
 
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
-/// passes (then throws `.timedOut` naming `what`).
-func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: @autoclosure () -> String) throws(TransportError) {
-    try checkDeadline(deadline, endpoint: endpoint, what: what())
+/// passes (then throws `.timedOut` naming `what`). `what` is a plain String
+/// (callers pass literals): an autoclosure made the optimiser clone this
+/// function for each caller (issue 24).
+func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: String) throws(TransportError) {
+    try checkDeadline(deadline, endpoint: endpoint, what: what)
     while true {
         var p = [pollfd(fd: fd, events: events, revents: 0)]
         let (r, e) = pollUntil(&p, deadline: deadline)
@@ -53,7 +55,7 @@ func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpo
             throw TransportError(.connectFailed, "poll failed on the connection to \(endpoint): \(errnoMessage(e)).")
         }
         if MonotonicClock.now >= deadline {
-            throw TransportError(.timedOut, "Timed out \(what()) \(endpoint); check that the server is up and reachable.")
+            throw TransportError(.timedOut, "Timed out \(what) \(endpoint); check that the server is up and reachable.")
         }
     }
 }
@@ -170,10 +172,10 @@ final class PlainChannel: HTTPChannel, @unchecked Sendable {
 
     /// After `recv` or `send` failed with `e`: true to call it again (EINTR,
     /// or EAGAIN once the socket is ready for `events`), false for a real error.
-    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(TransportError) -> Bool {
+    private func shouldRetry(_ e: Int32, events: Int16, deadline: MonotonicClock.Instant, what: String) throws(TransportError) -> Bool {
         if e == EINTR { return true }
         guard e == EAGAIN || e == EWOULDBLOCK else { return false }
-        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
+        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what)
         return true
     }
 

@@ -121,14 +121,16 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
 
     /// Waits until the socket is readable (SSL_ERROR_WANT_READ) or writable
     /// (SSL_ERROR_WANT_WRITE) when OpenSSL asks for it; false for any other error.
-    private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: @autoclosure () -> String) throws(TransportError) -> Bool {
+    // `what` is a plain String (every caller passes a literal): an autoclosure
+    // made the optimiser clone this function for each caller (issue 24).
+    private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: String) throws(TransportError) -> Bool {
         let events: Int16
         switch err {
         case SSL_ERROR_WANT_READ: events = Int16(POLLIN)
         case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
         default: return false
         }
-        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what())
+        try waitReady(fd: fd, events: events, deadline: deadline, endpoint: endpoint, what: what)
         return true
     }
 
