@@ -28,15 +28,11 @@ struct KubeLeaderHandOverTests {
         let edited = MonotonicClock.now
         try prefer(cluster, "c")
         #expect(eventually(.seconds(10)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let log = cluster.log
-        #expect(log.starts.map(\.id) == ["a", "c"], "\(cluster.diagnostics)")
-        let editNs = Int64(edited.nanoseconds)
-        if log.starts.count == 2, let stop = log.stops.first {
-            let toStop = Duration.nanoseconds(stop.time - editNs), toStart = Duration.nanoseconds(log.starts[1].time - editNs)
-            print("hand-over (\(kind.rawValue)): edit → old worker stopped \(toStop), edit → new worker started \(toStart), stop → start \(toStart - toStop)")
-            // Noticed at the next renew (≤ retry 500 ms) plus the worker's own
-            // stop; the release and the new start follow within 250 ms (a
-            // loaded test machine gets a second).
+        #expect(cluster.log.starts.map(\.id) == ["a", "c"], "\(cluster.diagnostics)")
+        if let (toStop, toStart) = handOverTimes(cluster, from: "a", editedAt: edited, label: "hand-over (\(kind.rawValue))") {
+            // Seen by the leader's watch (the next renew at the latest, ≤ retry
+            // 500 ms) plus the worker's own stop; the release and the new
+            // start follow within 250 ms (a loaded test machine gets a second).
             #expect(toStop < .milliseconds(500 + 700), "edit → old worker stopped: \(toStop)")
             #expect(toStart - toStop < .seconds(1), "old worker stopped → new started: \(toStart - toStop)")
         }
@@ -90,15 +86,8 @@ struct KubeLeaderHandOverTests {
         let edited = MonotonicClock.now
         try prefer(cluster, "b")
         #expect(eventually(.seconds(10)) { cluster.log.starts.count == 2 }, "\(cluster.diagnostics)")
-        let log = cluster.log
-        #expect(log.starts.map(\.id) == ["a", "b"], "\(cluster.diagnostics)")
-        let editNs = Int64(edited.nanoseconds)
-        guard log.starts.count == 2, let stop = log.stops.first(where: { $0.id == "a" }) else {
-            Issue.record("no stop of a, or not two starts: \(cluster.diagnostics)"); return
-        }
-        let toStop = Duration.nanoseconds(stop.time - editNs), toStart = Duration.nanoseconds(log.starts[1].time - editNs)
-        print("hand-over watched (\(kind.rawValue)): edit → old worker stopped \(toStop), edit → new worker started \(toStart), stop → start \(toStart - toStop)")
-        #expect(stop.time < log.starts[1].time, "the new worker started before the old one stopped")
+        #expect(cluster.log.starts.map(\.id) == ["a", "b"], "\(cluster.diagnostics)")
+        guard let (toStop, toStart) = handOverTimes(cluster, from: "a", editedAt: edited, label: "hand-over watched (\(kind.rawValue))") else { return }
         // The worker records its stop within its 20 ms poll of SIGTERM: the
         // edit reached the old worker at once, not at the renew 3 s later.
         #expect(toStop < .milliseconds(1_000), "edit → old worker stopped: \(toStop) (the renew is 3 s after the edit)")
@@ -117,6 +106,22 @@ struct KubeLeaderHandOverTests {
     }
 
     // MARK: helpers
+
+    /// Edit → the old worker's recorded stop, and edit → the new worker's
+    /// start, from the workers' own log; records an issue (and nil) unless
+    /// `from` stopped and a second worker started after that stop.
+    func handOverTimes(_ cluster: Cluster, from old: String, editedAt edited: MonotonicClock.Instant,
+                       label: String) -> (toStop: Duration, toStart: Duration)? {
+        let log = cluster.log
+        let editNs = Int64(edited.nanoseconds)
+        guard log.starts.count == 2, let stop = log.stops.first(where: { $0.id == old }) else {
+            Issue.record("no stop of \(old), or not two starts: \(cluster.diagnostics)"); return nil
+        }
+        let toStop = Duration.nanoseconds(stop.time - editNs), toStart = Duration.nanoseconds(log.starts[1].time - editNs)
+        print("\(label): edit → old worker stopped \(toStop), edit → new worker started \(toStart), stop → start \(toStart - toStop)")
+        #expect(stop.time < log.starts[1].time, "the new worker started before the old one stopped")
+        return (toStop, toStart)
+    }
 
     func path(_ cluster: Cluster) -> String {
         cluster.kind == .configMap

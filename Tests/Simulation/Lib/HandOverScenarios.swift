@@ -73,8 +73,10 @@ extension Scenarios {
                 if !w.childStarts(of: 1).isEmpty { f.append("replica-1 led, not the named replica-2") }
                 if w.childStarts(of: 2).count != 1 { f.append("replica-2 started \(w.childStarts(of: 2).count) children, not 1") }
                 if w.replicas[0].handOvers != 1 { f.append("replica-0 handed over \(w.replicas[0].handOvers) times, not once") }
-                // Noticed at the next renew (≤ retry 1 s), the child's stop
-                // (≤ 50 ms, or the kill grace 1 s), then ≤ 250 ms.
+                // Seen by the leader's watch (this loose bound still allows
+                // the next renew, ≤ retry 1 s; `hand-over-watched` holds the
+                // tight one), the child's stop (≤ 50 ms, or the kill grace
+                // 1 s), then ≤ 250 ms.
                 let stop: SimTime = slow ? 1 * s : 50 * ms
                 f += expectLeader(w, by: 10 * s + 1 * s + stop + 250 * ms, after: 10 * s, "retry + stop time + 250 ms of the edit")
                 return f
