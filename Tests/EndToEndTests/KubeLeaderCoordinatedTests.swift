@@ -6,7 +6,7 @@ import KLProcess
 import KLSystem
 import Testing
 
-/// `--coordinated` (issue 22 part 3) on the built binary against
+/// `--coordinated` (docs/coordinated.md) on the built binary against
 /// kube-apiserver-fake with its coordinated-election controller on.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct KubeLeaderCoordinatedTests {
@@ -67,7 +67,7 @@ struct KubeLeaderCoordinatedTests {
             if round == 1 {
                 // A better candidate appeared: the controller names it
                 // preferred holder, and the leader hands over by itself
-                // (issue 22 part 2): its child stops, it releases keeping the
+                // (hand-over when asked): its child stops, it releases keeping the
                 // name, and it stands by again without exiting.
                 #expect(eventually(.seconds(10)) { cluster.server.lock(.lease, name: cluster.lockName)?.record?.otherFields["preferredHolder"] == "old-1" },
                         "\(cluster.diagnostics)")

@@ -8,7 +8,7 @@ import KLSystem
 import KLTransport
 import Testing
 
-/// Issue 22: what the surfaces say about hand-overs and losses, on the built
+/// What the surfaces say about hand-overs and losses, on the built
 /// binary against kube-apiserver-fake: `/leader` (`hand_overs`,
 /// `last_hand_over_to`), `/metrics` (`kube_leader_hand_overs_total`, parsed by
 /// the Prometheus client library) and the Events `HandedOver` and

@@ -8,7 +8,7 @@ import KLSystem
 import KLTransport
 import Testing
 
-/// Issue 22 part 2, hand-over when asked, on the built binary against
+/// Hand-over when asked, on the built binary against
 /// kube-apiserver-fake: the owner names a standby as preferred holder
 /// (`kubectl annotate configmap … kube-leader.io/preferred-holder=c`, or
 /// `kubectl patch lease … spec.preferredHolder`); the leader stops its worker,

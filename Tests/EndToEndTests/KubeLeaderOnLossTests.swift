@@ -8,7 +8,7 @@ import KLSystem
 import KLTransport
 import Testing
 
-/// Issue 22 part 1, `--on-loss standby`, on the built binary against
+/// `--on-loss standby`, on the built binary against
 /// kube-apiserver-fake: a leader that loses the lock stops its child (the
 /// worker records the stop), does NOT exit, stands by again, and leads again
 /// once it wins the lock again; never two workers at once. Timing: lease 4s,

@@ -3,7 +3,7 @@ import KLProcess
 import KLSystem
 import Testing
 
-/// Issue 10, the election rows, against the built binary and
+/// The election rows of docs/simulation.md's table, against the built binary and
 /// kube-apiserver-fake: deletions and clears by others, stale watch history,
 /// no-op renews, failing releases, a missing namespace, the original
 /// kube-leader's lock, absurd records. Timing: lease 4s, renew deadline 2s,
@@ -102,7 +102,7 @@ struct KubeLeaderSafetyTests {
 
     // MARK: A lost race, then a deletion
 
-    /// Simulation finding 2 (random seed 100490, scenario
+    /// A finding of the random simulation (scenario
     /// `lost-race-then-deleted`): standbys b and c race for a lock released
     /// by its holder; c wins (b's requests reach the server 600 ms late, the
     /// fake's `tokenLatencyMs`), and the lock is deleted right after c's
@@ -353,8 +353,8 @@ struct KubeLeaderSafetyTests {
     }
 }
 
-/// Issue 20 against the built binary and kube-apiserver-fake: other writers
-/// (row 1) and an authorization outage (row 5). Same timing as above.
+/// Other writers and an authorization outage (docs/safety.md) against the
+/// built binary and kube-apiserver-fake. Same timing as above.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct KubeLeaderOtherWriterTests {
     let safety = KubeLeaderSafetyTests()

@@ -3,7 +3,7 @@ import KLProcess
 import Testing
 import KLSystem
 
-/// Issue 10, supervision rows, on the built binary against kube-apiserver-fake:
+/// The supervision rows of docs/simulation.md's table, on the built binary against kube-apiserver-fake:
 /// - row 3: what the child leaves behind (`sh -c 'worker & exit 0'`, a
 ///   grandchild that left the group with setsid) is killed and reaped before
 ///   the lock is released, and on lease loss before kube-leader exits 3;

@@ -1,7 +1,7 @@
 import KLCore
 import Testing
 
-/// `--coordinated` (issue 22 part 3): configuration, the election's "never
+/// `--coordinated` (docs/coordinated.md): configuration, the election's "never
 /// acquire, wait to be named" side, and the LeaseCandidate upkeep machine,
 /// all on made-up instants.
 @Suite struct CoordinatedConfigTests {
@@ -120,7 +120,7 @@ import Testing
         #expect(e.role == .standby)
     }
 
-    /// Simulation seed 1106 (--faults guaranteed,coordinated): the lock is
+    /// Found by the random simulation (--faults guaranteed,coordinated): the lock is
     /// deleted while held (lease 10 s); the controller recreates it naming
     /// us, then renews its offer. The deletion's wait still holds.
     @Test func offerAfterADeletionWhileHeld_waitsOutTheDeletedHold() {

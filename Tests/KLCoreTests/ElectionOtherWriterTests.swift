@@ -1,7 +1,7 @@
 import KLCore
 import Testing
 
-/// Issue 20, row 1, on `Election` itself: the random-seed findings of the
+/// Other writers (docs/safety.md), on `Election` itself: the random-seed findings of the
 /// simulation after the first fix.
 @Suite struct ElectionOtherWriterTests {
     let timing = Election.Timing(leaseDuration: .seconds(8), renewDeadline: .seconds(2), retryPeriod: .milliseconds(500))

@@ -236,7 +236,7 @@ import Testing
         #expect(e.step(.timer, now: at(2.5), wall: wall) == .get)
     }
 
-    // MARK: Issue 10
+    // MARK: The rows of docs/simulation.md's table
 
     /// A standby that has seen `holder` hold the lock since `at(0)`.
     func standbyThatSawHeld(_ holder: String = "old", rv: String = "5", transitions: Int = 3) -> Election {
@@ -309,7 +309,7 @@ import Testing
         #expect(r.leaderTransitions == 4)
     }
 
-    /// Random seed 100490 (`lost-race-then-deleted`): a standby loses the race
+    /// Scenario `lost-race-then-deleted`: a standby loses the race
     /// for a released lock and its re-read finds the lock deleted. The lost
     /// race proves a winner whose hold it never saw: wait one lease.
     @Test func lostRaceForReleasedLock_thenDeleted_isHeldForOneLease() {

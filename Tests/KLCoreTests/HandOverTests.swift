@@ -1,7 +1,7 @@
 import KLCore
 import Testing
 
-/// Issue 22 part 2, hand-over when asked, in the pure machines on virtual
+/// Hand-over when asked, in the pure machines on virtual
 /// clocks: the election notices a preferred holder named while it leads, the
 /// session tells the host and stands by again after the release, the
 /// supervision machine stops the child as on a loss and then releases.

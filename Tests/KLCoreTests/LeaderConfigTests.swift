@@ -112,7 +112,7 @@ import Testing
 
     @Test func helpAndVersion() throws {
         // `Request` is not Equatable (LeaderConfig's synthesised == was 2 KB
-        // of the binary that only tests used, issue 24): match the cases.
+        // of the binary that only tests used): match the cases.
         let help = try LeaderConfig.load(arguments: ["--help"], environment: [:], readFile: { _ in nil }, hostName: "h")
         let version = try LeaderConfig.load(arguments: ["--version"], environment: [:], readFile: { _ in nil }, hostName: "h")
         guard case .help = help else { Issue.record("--help gave \(help)"); return }

@@ -1,7 +1,7 @@
 import KLCore
 import Testing
 
-/// Issue 22 part 2: the leader watches the lock between renews, so an edit
+/// Hand-over when asked: the leader watches the lock between renews, so an edit
 /// of the preferred holder starts the hand-over at once instead of at the
 /// next renew; every read of that watch ends by the renew, so renewing is
 /// never delayed. Scripted on the virtual clock of `SessionHarness`

@@ -8,7 +8,7 @@ import Testing
         LeaderElectionRecord(holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: t, renewTime: t, leaderTransitions: 3)
     }
 
-    /// Issue 22: client-go's release replaces the whole Lease spec; ours
+    /// Hand-over when asked: client-go's release replaces the whole Lease spec; ours
     /// writes the record's fields into the spec it read, so a release (and a
     /// renew) keeps `spec.strategy` and `spec.preferredHolder` (coordinated
     /// leader election), and a ConfigMap keeps its other annotations.

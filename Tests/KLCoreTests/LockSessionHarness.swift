@@ -60,7 +60,7 @@ final class SessionHarness {
     /// answers false, kube-leader is stopping).
     var rejoinAfter: Duration? = .seconds(1)
     private var watchIsOpen = false
-    /// Issue 22: the leader's watch between renews takes scripted `.watch`
+    /// The leader's watch between renews takes scripted `.watch`
     /// calls; false: it sees nothing (scripts written before it stay valid),
     /// and a release request wakes its read as the host's pause does.
     var leaderWatchScripted = false

@@ -45,7 +45,7 @@ import Testing
         #expect(lock.calls == ["get", "create", "update", "update", "update"])
     }
 
-    /// Issue 20, row 4: a renew stuck on a dead kept-alive connection times
+    /// Dead connections: a renew stuck on a dead kept-alive connection times
     /// out after half of what is left of the renew deadline, and is tried
     /// again at once (on a fresh connection): the leader keeps the lock.
     /// Before, its one attempt waited until the deadline and the leader lost.
@@ -208,7 +208,7 @@ import Testing
         #expect(!lock.logs.contains { $0.contains("watch failed") }, "a slow open is not a failure: \(lock.logs)")
     }
 
-    /// Random seed 106187: a watch opened late in the wait before a retried
+    /// Scenario `read-ends-fresh-watch`: a watch opened late in the wait before a retried
     /// read (paced after an open that was still in flight at a deadline) was
     /// ended by that read, and the wait after the read opened the next watch
     /// 39 ms later. Now no watch opens within a retry period of the last

@@ -1,8 +1,8 @@
 import KLCore
 import Testing
 
-/// What the session tells the supervisor (the seam of issue 10 rows 5 and
-/// 6): renews with their send times, acquires in flight, refusals.
+/// What the session tells the supervisor (the seam of rows 5 and 6 of
+/// docs/simulation.md's table): renews with their send times, acquires in flight, refusals.
 @Suite struct LockSessionSeamTests: ElectionScript {
     /// Row 5: the supervisor's own deadline needs each renew's SEND time:
     /// the acquire sent at 0.05 s (after the read), renews at 2.05 s and 4.05 s.

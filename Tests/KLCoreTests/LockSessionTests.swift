@@ -134,7 +134,7 @@ import Testing
         #expect(Self.watchOpen(s.step(.watch(.ended), after: .seconds(5))) == .some("510"))
     }
 
-    /// Issue 20 row 4: a watch that stays silent (no event, no bookmark) for
+    /// Dead connections: a watch that stays silent (no event, no bookmark) for
     /// two bookmark intervals is presumed dead: closed, and replaced after a
     /// paced read, long before its 330 s expiry.
     @Test func silentWatch_isReplacedAfterTwoBookmarkIntervals() {
@@ -183,7 +183,7 @@ import Testing
         #expect(Self.watchOpen(s.step(.answer(.ok(Self.object("a", rv: "7"))))) == .some(nil))
     }
 
-    // MARK: Issue 20, row 5: authorization outages
+    // MARK: Authorization outages
 
     /// 403 on the very first read: the Role is wrong; exit 2.
     @Test func forbiddenAtStartUp_isAConfigurationError() {
@@ -249,7 +249,7 @@ import Testing
         }
     }
 
-    // MARK: Issue 20, row 1: other writers
+    // MARK: Other writers
 
     /// Another writer hands the lock to "b" with a 1 s lease while "a"'s
     /// 15 s hold runs: the standby still waits 15 s from the change.

@@ -59,7 +59,7 @@ import Testing
         #expect(Supervision.Exit.spawnFailed(code: code, message: message).code == code)
     }
 
-    /// Issue 20 row 7: the exec of a forked child fails later: the child
+    /// An exec that hangs or fails: the exec of a forked child fails later: the child
     /// exits 127 by itself; what it left is killed, the lock released, and
     /// the exit code is the spawn failure's (126 here), not the child's 127.
     @Test func execFailingAfterTheFork_drainsReleasesAndExitsWithTheSpawnCode() {
@@ -190,7 +190,7 @@ import Testing
 
     // MARK: Signals
 
-    /// Issue 20 row 6: tini's list. Every catchable signal but SIGCHLD,
+    /// Signals forwarded: tini's list. Every catchable signal but SIGCHLD,
     /// SIGPIPE, SIGTTIN/SIGTTOU and the synchronous ones, real-time included.
     @Test func forwardedSignals_areTinisList() {
         #expect(Signal.forwarded.map(\.name) == [

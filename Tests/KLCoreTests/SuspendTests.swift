@@ -1,7 +1,7 @@
 import KLCore
 import Testing
 
-/// Issue 20 row 3: the host is suspended (or the VM paused) and resumes.
+/// Suspend and resume: the host is suspended (or the VM paused) and resumes.
 /// CLOCK_MONOTONIC stops meanwhile, CLOCK_BOOTTIME does not. The leader's
 /// own deadlines run on the boot clock; the election thread's send times
 /// (monotonic) are carried over by `BootTimeline`, never later than they were.

@@ -10,7 +10,7 @@ import Testing
 struct SilentConnectionRenewTests {
     @Test(.timeLimit(.minutes(1)))
     func renewOnASilentConnection_secondAttemptWithinTheBudgetSucceeds() throws {
-        // The renew of issue 20 row 4 at the API-client level: a budget of
+        // A renew on a silent connection at the API-client level: a budget of
         // 2 s (time left to the renew deadline), attempts of at most half of
         // what is left; the second goes out on a fresh connection and the
         // renew lands well before the budget ends.

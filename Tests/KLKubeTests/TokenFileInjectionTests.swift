@@ -4,7 +4,7 @@ import Testing
 @testable import KLKube
 @testable import KLTransport
 
-/// Issue 10, "header injection", at the Kubernetes client: a token file
+/// Header injection, at the Kubernetes client: a token file
 /// ending in CRLF kept its `\r`, which ended the request headers early (the
 /// transport's refusal of control characters: KLTransportTests'
 /// HeaderInjectionTests).

@@ -5,7 +5,7 @@ import Testing
 @testable import KLKube
 @testable import KLTransport
 
-/// Issue 22: before a watch read, the leader's host polls `watchWaitFD` with
+/// Before a watch read, the leader's host polls `watchWaitFD` with
 /// its wake-up pipe. Lines already received must never wait on the socket
 /// (nil: read at once), or an event would sit until the next renew.
 @Suite("KubeLockStore.watchWaitFD", .timeLimit(.minutes(1)))

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// Issue 20, row 4: a kept-alive connection goes silent (the API server
+/// Dead connections (docs/safety.md): a kept-alive connection goes silent (the API server
 /// behind the ClusterIP died without a RST; conntrack still sends there)
 /// while new connections are answered. Real sockets on loopback: the test
 /// server answers the first `answered` requests of a connection, then reads

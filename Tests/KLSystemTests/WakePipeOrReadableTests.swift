@@ -2,7 +2,7 @@ import KLCore
 import KLSystem
 import Testing
 
-/// Issue 22: the leader's wait between renews polls its watch's socket with
+/// The leader's wait between renews polls its watch's socket with
 /// the wake-up pipe (`ElectionMailbox.pause(until:orReadable:)`): a release
 /// request or bytes on the watch end it, whichever comes first.
 @Suite("platform layer: WakePipe.wait(until:orReadable:)", .timeLimit(.minutes(1)))

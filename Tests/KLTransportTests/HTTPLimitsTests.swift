@@ -98,7 +98,7 @@ let hostilePeers: [HostilePeer] = [
                 timeout: .seconds(20), code: .tooLarge),
 ]
 
-/// Regression tests for issue 10 ("two children at once"): the read deadline
+/// Regression tests for "two children at once" (docs/safety.md): the read deadline
 /// was checked only when the socket was empty and responses had no size
 /// limit, so a renew answered with a body in 1-byte chunks, or an endless
 /// body, never reached its deadline and a GET held gigabytes.
@@ -196,7 +196,7 @@ struct HTTPHostilePeerTests {
     }
 }
 
-/// Issue 10, "header injection": a token file ending in CRLF kept its `\r`,
+/// Header injection: a token file ending in CRLF kept its `\r`,
 /// which ended the request headers early.
 @Suite("Header injection")
 struct HeaderInjectionTests {
@@ -225,7 +225,7 @@ struct HeaderInjectionTests {
     }
 }
 
-/// Issue 10 row 5: `getaddrinfo` for `--api-server https://name` while DNS is
+/// A blocked election thread: `getaddrinfo` for `--api-server https://name` while DNS is
 /// down blocked the election thread past the renew deadline.
 @Suite("Name resolution with a deadline")
 struct HostResolverTests {

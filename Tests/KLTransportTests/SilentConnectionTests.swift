@@ -5,7 +5,7 @@ import KLSystem
 import KLNetworkTestSupport
 @testable import KLTransport
 
-@Suite("Silent kept-alive connections (issue 20, row 4)")
+@Suite("Silent kept-alive connections (docs/safety.md: dead connections)")
 struct SilentConnectionTests {
     let get = HTTPRequest(method: "GET", path: "/x")
 

@@ -4,7 +4,7 @@ import Testing
 
 /// Other writers' changes are drawn only inside the guarantees: while every
 /// running standby has seen the hold they change (holder and lease). The two
-/// overlaps of the long random run (seeds 503725 and 502338, issue 20) were
+/// overlaps of the long random run (other writers' changes) were
 /// such changes of a hold a standby had not seen; each test shows the pair of
 /// faults overlapping when the guard is bypassed (`freshStartAfterDelete`,
 /// the opt-in for faults outside the guarantees) and skipped without it.

@@ -20,7 +20,7 @@ import Testing
                 failing.append("seed \(seed) (\(r.summary)): \(v)\n  replay: \(Simulation.replayCommand(seed: seed, replicas: nil, hours: Self.hours, kinds: FaultKind.guaranteed))")
             }
         }
-        // Issue 22: the seeds also draw --on-loss; the standby path must run.
+        // The seeds also draw --on-loss; the standby path must run.
         #expect(standbySeeds >= 8 && rejoins > 0, "\(standbySeeds) seeds with --on-loss standby, \(rejoins) rejoins")
         if !failing.isEmpty {
             Issue.record("\(failing.count) of \(Self.seeds.count) seeds broke an invariant:\n\(failing.joined(separator: "\n"))")

@@ -1,7 +1,7 @@
 import KLSimulation
 import Testing
 
-/// Each row of issue 10's table as a deterministic simulation scenario: no
+/// Each row of docs/simulation.md's table as a deterministic simulation scenario: no
 /// two children at once, no standby over its request budget, plus the row's
 /// own requirement (hand-over time, no hot loop). A row fails until its fix
 /// is in; replay one with `scripts/sim --scenario rowN --trace`.
@@ -20,10 +20,9 @@ import Testing
             """)
     }
 
-    /// Every named scenario: rows 1-10 of issue 10, `lost-race-then-deleted`
-    /// (random seed 100490), `watch-open-at-deadline` (seeds 1013 and
-    /// 100022) and `read-ends-fresh-watch` (seed 106187); docs/simulation.md
-    /// describes each.
+    /// Every named scenario: rows 1-10, `lost-race-then-deleted`,
+    /// `watch-open-at-deadline`, `read-ends-fresh-watch` and the others;
+    /// docs/simulation.md describes each (with the seeds that found them).
     @Test(arguments: Scenarios.all.map(\.name))
     func scenario(_ name: String) { check(name) }
 
@@ -33,7 +32,7 @@ import Testing
         #expect(names.contains("lost-race-then-deleted") && names.contains("watch-open-at-deadline")
                 && names.contains("read-ends-fresh-watch"))
         for name in ["on-loss-standby-outages", "on-loss-standby-alone", "on-loss-standby-cut-off-leader"] {
-            #expect(names.contains(name), "issue 22: \(name)")
+            #expect(names.contains(name), "--on-loss standby scenario: \(name)")
         }
     }
 }

@@ -94,7 +94,7 @@ import Testing
     }
 }
 
-/// Issue 20 row 2: the clock-rate scenario can fail. Clocks 1.2 % apart
+/// Clock rates: the clock-rate scenario can fail. Clocks 1.2 % apart
 /// (beyond the 1 % the margin covers at a 24 h lease) overlap by minutes;
 /// 1 % apart they do not (scenario `clock-rates`), with the margin the
 /// arithmetic predicts (about 4.3 s at 24 h).
@@ -119,7 +119,7 @@ import Testing
     }
 }
 
-/// Issue 20 row 3 in the simulation: the leader's host is suspended 30 s
+/// Suspend and resume in the simulation: the leader's host is suspended 30 s
 /// (its monotonic clock stops, its processes freeze, the boot clock runs on).
 @Suite struct SuspendSimTests {
     /// The leader's first child and when it died.

@@ -17,7 +17,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 # shellcheck source=scripts/lib/provision.sh
 source "$ROOT/scripts/lib/provision.sh"
 
-# Current security fixes for what a static build links in (issue 24): a
+# Current security fixes for what a static build links in: a
 # static binary never gets the distribution's later updates, so it must be
 # built from the newest package the sources offer. ensure_current_static_libs
 # refreshes the package lists, upgrades these packages to the newest version

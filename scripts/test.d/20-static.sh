@@ -3,7 +3,7 @@
 # `file` must say "statically linked" and `--version` must run inside an
 # empty root holding only the binary and /proc (the container contract: a
 # static Swift binary needs /proc/self/exe). kube-leader must be there and
-# within issue 24's limit of 11,500,000 bytes stripped, which keeps headroom
+# within the limit of 11,500,000 bytes stripped, which keeps headroom
 # under the project's budget of 12,000,000 (docs/release.md, "Size flags").
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
@@ -12,7 +12,7 @@ cd "$ROOT"
 scripts/build-static
 arch="$(uname -m)"
 budget=12000000   # the project's hard limit
-limit=11500000    # issue 24: enforced, the headroom below the budget
+limit=11500000    # enforced: the headroom below the budget
 fail=0
 bad() { log "FAIL: $*"; fail=1; }
 
@@ -43,7 +43,7 @@ done
 
 size=$(stat -c %s "dist/kube-leader-linux-$arch" 2>/dev/null || echo 0)
 if (( size > limit )); then
-  bad "kube-leader is $size bytes stripped, $((size - limit)) over issue 24's limit of $limit bytes (the project's budget is $budget); a runtime library pulled in again is the usual cause (_StringProcessing: 1.25 MB, _Concurrency + libdispatch: 0.7 MB; see 'lean' in Package.swift), a size flag of scripts/build-static lost, or a large struct copied by value: build with -Xlinker -Map=FILE or nm --size-sort -S .build-static/release/kube-leader and look (docs/release.md, \"Size flags\")"
+  bad "kube-leader is $size bytes stripped, $((size - limit)) over the limit of $limit bytes (the project's budget is $budget); a runtime library pulled in again is the usual cause (_StringProcessing: 1.25 MB, _Concurrency + libdispatch: 0.7 MB; see 'lean' in Package.swift), a size flag of scripts/build-static lost, or a large struct copied by value: build with -Xlinker -Map=FILE or nm --size-sort -S .build-static/release/kube-leader and look (docs/release.md, \"Size flags\")"
 else
   log "ok: kube-leader is $size bytes stripped (limit $limit bytes, $((limit - size)) to spare; budget $budget)"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The security-fix gate of the static build (issue 24), against a package
+# The security-fix gate of the static build (docs/release.md), against a package
 # archive that offers a newer OpenSSL than the one installed (stand-ins for
 # apt-get and apt-cache on PATH: the archive has libssl-dev 3.0.99-1, the
 # upgrade does not take, as with a held package or a failed download):

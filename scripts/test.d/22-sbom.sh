@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the static binaries say is inside them (issue 24), for each binary in
+# What the static binaries say is inside them (docs/release.md), for each binary in
 # dist/ (built by 20-static.sh, or here when missing):
 # - `--version`: the Swift version equals `swift --version`; the libc line is
 #   the glibc of the libc6-dev the binary was linked from; kube-leader,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kube-leader's own modules are built without reflection metadata
-# (-disable-reflection-metadata in Package.swift's `lean`, issue 24). A type
+# (-disable-reflection-metadata in Package.swift's `lean`). A type
 # without `description` then interpolates as `Kind(rawValue: 1)`, `Kind()`,
 # `Kind` or `KLCore.Kind` instead of its case name or fields. This test runs
 # the static binaries (dist/, built by 20-static.sh, or here when missing)

@@ -37,7 +37,7 @@ sleep 1  # a different second, so an embedded time could not match by chance
 other="$copy/dist/kube-leader-linux-$arch"
 if cmp -s "$ref" "$other"; then
   log "ok: kube-leader is byte-identical from $ROOT and $copy ($(sha256sum "$ref" | cut -c1-16)…, $version)"
-  # Its SBOM too (no timestamp, no random serial number: issue 24).
+  # Its SBOM too (no timestamp, no random serial number).
   if ! cmp -s "$ref.cdx.json" "$other.cdx.json"; then
     log "FAIL: the SBOMs of the two identical binaries differ"; diff "$ref.cdx.json" "$other.cdx.json" | head -10; exit 1
   fi

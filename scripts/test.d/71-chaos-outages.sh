@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# --on-loss standby through whole-API outages (issue 22): two 8 s outages
+# --on-loss standby through whole-API outages: two 8 s outages
 # (503, then hanging requests) on 3 candidates; no kube-leader may exit, each
 # outage must be recovered within lease + retry of its end, 0 overlaps. Then
 # the detector's own check: with --on-loss exit the same outage makes the

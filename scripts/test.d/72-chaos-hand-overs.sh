@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hand-over when asked (issue 22 part 2) under a chaos harness: the lock names
+# Hand-over when asked under a chaos harness: the lock names
 # a preferred holder 5 times, a few seconds apart (live standbys, a name no
 # replica has, the leader itself), for each lock kind (both runs at once).
 # Every hand-over to a standby must complete within the lease, nobody may

@@ -1,5 +1,5 @@
-/// The upkeep of this replica's `LeaseCandidate` (`--coordinated`, issue 22
-/// part 3), sans I/O like `LockSession`: the caller feeds an `Input` with
+/// The upkeep of this replica's `LeaseCandidate` (`--coordinated`,
+/// docs/coordinated.md), sans I/O like `LockSession`: the caller feeds an `Input` with
 /// the time and performs the one blocking `Command` it gets back (after any
 /// log lines). Production: `CandidateRunner` (KLKube, its own thread);
 /// tests: scripted, on a virtual clock.
@@ -99,7 +99,7 @@ public struct CandidateSession: Sendable {
     }
 
     public var config: Config { configBox.value }
-    private let configBox: HeapBox<Config>   // one word to copy (issue 24)
+    private let configBox: HeapBox<Config>   // one word to copy: a smaller binary
     public private(set) var phase: Phase = .creating
     /// The candidate as last read or written.
     public private(set) var current: JSON?

@@ -17,7 +17,7 @@
 ///   until one lease (the held record's) after this process saw that change.
 ///   The old leader may still run its child that long: it learns of the
 ///   change only at its next renew.
-/// - **Another writer never shortens a wait** (issue 20, row 1). A change
+/// - **Another writer never shortens a wait** (docs/safety.md, "Other writers"). A change
 ///   of the record that names another holder, or a shorter lease for the same
 ///   holder (`kubectl edit`, an operator tool, a mutating webhook), counts as
 ///   held until the lease of the hold this process saw before it, counted
@@ -53,7 +53,7 @@
 /// - A release that fails (5xx, timeout) or conflicts (re-read first) is
 ///   retried every retry period until the renew deadline.
 ///
-/// - **Hand-over when asked** (issue 22 part 2). A leader that sees the
+/// - **Hand-over when asked** (docs/safety.md, "Hand over when asked"). A leader that sees the
 ///   lock's preferred holder (`LockSnapshot.preferredHolder`: Lease
 ///   `spec.preferredHolder`, or the ConfigMap annotation
 ///   `kube-leader.io/preferred-holder`) change, while it leads, to another
@@ -188,7 +188,7 @@ public struct Election: Sendable {
     }
     // The two snapshots live on the heap, one reference each, so copying an
     // `Election` (and the `LockSession` holding it) copies a few words, not
-    // two objects' worth of fields: smaller value witnesses (issue 24).
+    // two objects' worth of fields: smaller value witnesses, a smaller binary.
     private var observedBox: HeapBox<LockSnapshot>?
     private var baseBox: HeapBox<LockSnapshot>?
     /// Send time of the last successful acquire or renew.
@@ -313,10 +313,10 @@ public struct Election: Sendable {
 
     /// Remembers an observation; a changed record restarts its expiry clock.
     /// A hold we saw that ends other than by a holder's release starts the
-    /// `heldUntil` wait (row 1 of issue 10: deletion while held).
+    /// `heldUntil` wait (a deletion while held: row 1 of docs/simulation.md's table).
     private mutating func note(_ observation: Observation, now: Instant) {
         let previous = lastHold
-        let hadSeen = observedAt != nil, heldBefore = heldUntil   // coordinated election (issue 22 part 3)
+        let hadSeen = observedAt != nil, heldBefore = heldUntil   // coordinated election (--coordinated)
         var hold: Hold?
         var isRelease = false
         var changed = true
@@ -345,13 +345,13 @@ public struct Election: Sendable {
             }
         }
         if let hold {
-            // Issue 20, row 1: a change that is not the holder's own renew
+            // Other writers: a change that is not the holder's own renew
             // (another holder, or a shorter lease: `kubectl edit`, an
             // operator tool, a mutating webhook) never shortens our wait: the
             // hold we saw is waited out for its lease, counted from the
             // change, even when it had expired by our clock: a standby that
             // could not read for a while (a partition) has not seen the
-            // holder's renews (simulation seed 1663).
+            // holder's renews (found by the random simulation).
             if let previous, changed, hold.holder == nil || hold.holder != previous.holder || hold.lease < previous.lease {
                 heldUntil = max(heldUntil ?? now, now + previous.lease)
             }
@@ -369,7 +369,7 @@ public struct Election: Sendable {
     /// winner holding it now, whose record we may never see (the re-read can
     /// find the lock already deleted or cleared). Count it as a hold seen now,
     /// so a deletion or clear observed next is waited out for one lease
-    /// (simulation seed 100490, scenario `lost-race-then-deleted`). A
+    /// (scenario `lost-race-then-deleted`). A
     /// holder's release seen next is still free at once (graceful hand-over).
     private mutating func noteLostRace() {
         // The winner's lease is unknown: ours (replicas share their timing),
@@ -386,7 +386,7 @@ public struct Election: Sendable {
         readOnTimer = false
         // A hold we saw was deleted or cleared by someone else: wait it out.
         if let until = heldUntil, now < until { return .wait(until: until) }
-        if coordinated { return coordinatedDecide(now: now, wall: wall) }   // issue 22 part 3: never create or take
+        if coordinated { return coordinatedDecide(now: now, wall: wall) }   // --coordinated: never create or take
         // 1. No lock object: create it.
         guard let snapshot = observed else {
             guard observedAt != nil else { return .get }
@@ -421,7 +421,7 @@ public struct Election: Sendable {
                 let expiry = seenAt + lease(of: record)
                 if now < expiry { return .wait(until: expiry) }
             } else if let preferred = snapshot.preferredHolder, preferred != identity {
-                // Released for a named preferred holder (issue 22 part 2):
+                // Released for a named preferred holder (a hand-over):
                 // leave it one lease to take the lock, then anyone may.
                 let expiry = seenAt + timing.leaseDuration
                 if now < expiry { return .wait(until: expiry) }
@@ -451,7 +451,7 @@ public struct Election: Sendable {
         min(LockBounds.maxLeaseSeconds, max(1, Int((timing.leaseDuration.seconds).rounded(.up))))
     }
 
-    // MARK: Coordinated election (issue 22 part 3, `--coordinated`)
+    // MARK: Coordinated election (`--coordinated`, docs/coordinated.md)
 
     /// With `--coordinated` (KEP-4355) a standby never creates or takes the
     /// lock: the cluster's election controller names the holder in the Lease
@@ -470,7 +470,7 @@ public struct Election: Sendable {
     /// Offers renewed by the controller (ours again) keep the first wait.
     /// Everything else (held by others, free, absent) is waited on: standbys
     /// watch the lock meanwhile and read it once per lease. A leader renews and releases as usual;
-    /// yielding to `preferredHolder` is the hand-over of issue 22 part 2.
+    /// yielding to `preferredHolder` is the usual hand-over when asked.
     /// - Note: set before the first step; an election started over after a
     ///   loss must keep it.
     public var coordinated = false

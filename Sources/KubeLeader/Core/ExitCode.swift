@@ -1,4 +1,4 @@
-/// Exit codes of kube-leader (DESIGN.md, "kube-leader contract"). The child's
+/// Exit codes of kube-leader (README.md, "Exit codes, signals, lease loss"). The child's
 /// own code passes through unchanged; these are the ones kube-leader adds.
 public enum ExitCode {
     /// Any other failure of kube-leader itself; the message says what and what to do.

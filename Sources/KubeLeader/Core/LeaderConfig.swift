@@ -1,5 +1,5 @@
 /// kube-leader's configuration: flags, then env vars, then defaults
-/// (DESIGN.md, "kube-leader contract"). Built and validated once, by a pure
+/// (README.md, "Options"). Built and validated once, by a pure
 /// function, so every mistake is reported before anything starts.
 public struct LeaderConfig: Sendable {
     /// Name of the ConfigMap or Lease that is the lock (first positional argument).
@@ -42,7 +42,7 @@ public struct LeaderConfig: Sendable {
     /// `--on-loss`: exit 3 after a loss (default), or stand by again.
     public var onLoss: OnLoss = .exit
     /// `--coordinated`: take part in the cluster's coordinated leader
-    /// election through a LeaseCandidate (issue 22 part 3). nil: off.
+    /// election through a LeaseCandidate (docs/coordinated.md). nil: off.
     public var coordinated: CoordinatedElection? = nil
 
     public var timing: Election.Timing {
@@ -51,7 +51,7 @@ public struct LeaderConfig: Sendable {
 
     /// The options, two lines each: `name;ENV;VALUE;default` (an empty
     /// VALUE is a switch, an empty default none), then the help. One string
-    /// rather than twenty `OptionSpec(...)` calls: 4 KB less code (issue 24).
+    /// rather than twenty `OptionSpec(...)` calls: 4 KB less code.
     public static let options: [OptionSpec] = OptionSpec.table("""
         namespace;POD_NAMESPACE;NAME;the service account's namespace
         Namespace of the lock object (must exist: a missing one exits 2).
@@ -100,7 +100,7 @@ public struct LeaderConfig: Sendable {
     /// What `load` found on the command line besides a configuration.
     public enum Request: Sendable {
         // indirect: one reference instead of the whole configuration inline
-        // (smaller value witnesses, issue 24).
+        // (smaller value witnesses, a smaller binary).
         indirect case run(LeaderConfig)
         case help
         case version
@@ -245,7 +245,7 @@ public struct LeaderConfig: Sendable {
                                                 source: { o.source(of: $0) })
     }
 
-    /// The safety inequalities (DESIGN.md): the child is dead before any other
+    /// The safety inequalities (docs/safety.md, "The safety argument"): the child is dead before any other
     /// candidate can see the lease expire, and renews have time to retry.
     /// The least time that must remain between the leader's last moment with
     /// a child (renew deadline + kill grace after its last renew was sent) and

@@ -44,7 +44,7 @@ public struct LeaderStatus: Sendable {
     /// kube-leader stood by again), and why the last one was.
     public private(set) var losses = 0
     public private(set) var lastLossReason: String?
-    /// Hand-overs this process made (issue 22 part 2: it stopped its child
+    /// Hand-overs this process made (hand-over when asked: it stopped its child
     /// and released the lock for the preferred holder the lock named), and
     /// to whom the last one was.
     public private(set) var handOvers = 0
@@ -153,7 +153,8 @@ public struct LeaderStatus: Sendable {
         return now - lastRenew <= renewDeadline
     }
 
-    /// The child's environment while it leads (DESIGN.md, "Child environment").
+    /// The child's environment while it leads (docs/surfaces.md, "Child
+    /// environment and the fencing token").
     public var childEnvironment: [String: String] {
         var env = [
             "KUBE_LEADER_IDENTITY": identity,

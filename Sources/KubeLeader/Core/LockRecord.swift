@@ -37,7 +37,7 @@ public enum LockKind: String, Sendable, CaseIterable {
     /// The annotation of the ConfigMap lock.
     public static let annotation = "control-plane.alpha.kubernetes.io/leader"
     /// The ConfigMap lock's counterpart of the Lease's `spec.preferredHolder`
-    /// (issue 22 part 2): `kubectl annotate` it to move leadership.
+    /// (hand-over when asked): `kubectl annotate` it to move leadership.
     public static let preferredHolderAnnotation = "kube-leader.io/preferred-holder"
 }
 
@@ -80,7 +80,7 @@ public struct LockSnapshot: Sendable, Equatable {
         return nil
     }
 
-    /// Who should hold the lock, as its owner asked (issue 22 part 2): the
+    /// Who should hold the lock, as its owner asked (hand-over when asked): the
     /// Lease's `spec.preferredHolder`, else the annotation
     /// `kube-leader.io/preferred-holder` on the object (ConfigMap lock);
     /// nil when neither names anyone. Not part of the record's fingerprint.

@@ -440,7 +440,7 @@ public struct LockSession: Sendable {
             switch action {
             case .done:
                 if fatalOutcome == nil, election.role == .released, election.handOverTo != nil {
-                    // Issue 22 part 2: released for the preferred holder;
+                    // Handed over: released for the preferred holder;
                     // stand by again once the host says so.
                     closeWatch()
                     handOvers += 1
@@ -491,7 +491,7 @@ public struct LockSession: Sendable {
                 if election.role == .standby { standbyReadAt = now }
                 // A read the election asks for ends the watch (`--coordinated`
                 // reads once per lease): the next watch still waits a retry
-                // period from the last one opened (simulation seed 2196).
+                // period from the last one opened (found by the random simulation).
                 if let opened = watchOpenedAt, election.role == .standby {
                     watchNotBefore = max(watchNotBefore ?? opened, opened + retryPeriod)
                 }
@@ -557,7 +557,7 @@ public struct LockSession: Sendable {
         if let at = standbyReadAt, now < at + retryPeriod {
             // One read per retry period while standing by: a loss the
             // leader's watch saw at once may follow the read before the
-            // acquire closely (simulation seeds 5225, 5329, 5370).
+            // acquire closely (found by the random simulation).
             if let action = sleep(until: at + retryPeriod, .beforeRejoinRead) { perform(action) }
             return
         }
@@ -582,7 +582,7 @@ public struct LockSession: Sendable {
         return leaderWait(until: until)
     }
 
-    /// Issue 22: between renews the leader watches the lock (the standby's
+    /// Between renews the leader watches the lock (the standby's
     /// watch: resourceVersion, expiry, silence, pacing), every read ending
     /// by `until`, its next renew. Nil: blocked.
     private mutating func leaderWait(until: Instant) -> Election.Action? {

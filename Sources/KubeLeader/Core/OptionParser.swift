@@ -23,7 +23,7 @@ public struct OptionSpec: Sendable {
 
     /// Options from a table, two lines each: `name;ENV;VALUE;default`, then
     /// the help. An empty ENV or default is none, an empty VALUE a switch.
-    /// Data instead of one call per option: a smaller binary (issue 24).
+    /// Data instead of one call per option: a smaller binary.
     public static func table(_ text: String) -> [OptionSpec] {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         return stride(from: 0, to: lines.count - 1, by: 2).map { i in

@@ -22,7 +22,7 @@
 ///                                                       └──► awaitingElection ──lost──► rejoin ──► standby
 ///                                                                              └──giveUpAt / signal / electionEnded──► exit 3
 ///
-/// hand-over (issue 22 part 2, whatever --on-loss says):
+/// hand-over when asked (whatever --on-loss says):
 ///   running ──handOver──► stopping ──childExited──► draining ──survivors(0)──► releasing ──handedOver──► (rejoin) standby
 ///   (a loss meanwhile: as any loss; a terminating signal meanwhile: exit 128+N after the release)
 /// ```
@@ -158,7 +158,7 @@ public struct Supervision: Sendable {
         case lost(reason: String)
         /// The election thread is done (see `ElectionEnd`).
         case electionEnded(ElectionEnd)
-        /// The lock asks us to hand over to `to` (issue 22 part 2): stop the
+        /// The lock asks us to hand over to `to` (a preferred holder): stop the
         /// child as on a loss (SIGTERM, kill grace, SIGKILL, the whole group
         /// reaped), then release and stand by again.
         case handOver(to: String)
@@ -556,7 +556,7 @@ public struct Supervision: Sendable {
     }
 
     /// Appends a log line: one call instead of a note, its box and an append
-    /// at every site (issue 24).
+    /// at every site: a smaller binary.
     @inline(never)
     private static func log(_ level: Note.Level, _ message: String, _ fields: [Note.Field] = [], into out: inout [Action]) {
         out.append(.log(Note(level, message, fields)))

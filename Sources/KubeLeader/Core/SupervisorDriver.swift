@@ -138,7 +138,7 @@ public struct ElectionReport: Sendable, Equatable {
     public var lastRenewSentAt: MonotonicInstant?
     /// Extra environment for the child, known once leading.
     public var childEnvironment: [String: String] = [:]
-    /// The lock asked us to hand over to this identity (issue 22 part 2).
+    /// The lock asked us to hand over to this identity (its preferred holder).
     public var handOverTo: String?
     /// The hand-over's release is done; the election waits to stand by again.
     public var handedOver = false

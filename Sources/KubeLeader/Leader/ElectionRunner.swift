@@ -37,7 +37,7 @@ public protocol ElectionHost: AnyObject {
     /// supervisor has stopped and reaped the old child's group and lets the
     /// election stand by again (true), or kube-leader is stopping (false).
     func awaitRejoin() -> Bool
-    /// The lock asks us to hand over to `to` (issue 22 part 2): the
+    /// The lock asks us to hand over to `to` (a preferred holder): the
     /// supervisor stops the child, then asks for the release.
     func handOver(to: String)
     /// The hand-over's release is over; `awaitRejoin` follows.

@@ -38,7 +38,7 @@ public final class SharedLeaderStatus: Sendable {
     public func lost(reason: String? = nil) { updateAll { $0.lost(reason: reason) } }
 
     /// The supervisor reports that the election released the lock for the
-    /// preferred holder `to` (a hand-over, issue 22 part 2).
+    /// preferred holder `to` (a hand-over).
     public func handedOver(to: String) { updateAll { $0.handedOver(to: to) } }
 
     public func childExited(code: Int32) { update { $0.childExited(code: code); return nil } }

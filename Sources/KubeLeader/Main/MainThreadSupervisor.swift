@@ -59,7 +59,7 @@ final class MainThreadSupervisor: SupervisorPorts {
     /// Starts the election thread and runs the main loop until an exit.
     func run(store: any LockStore, requestTimeout: Duration) -> Exit {
         var election = Election(identity: config.identity, timing: config.timing)
-        election.coordinated = config.coordinated != nil   // issue 22 part 3: never acquire, wait to be named
+        election.coordinated = config.coordinated != nil   // --coordinated: never acquire, wait to be named
         let runner = ElectionRunner(election: election, store: store, host: host,
                                     logger: electionLogger,
                                     requestTimeout: requestTimeout, onLoss: config.onLoss)

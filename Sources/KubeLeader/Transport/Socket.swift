@@ -44,7 +44,7 @@ func checkDeadline(_ deadline: MonotonicClock.Instant, endpoint: String, what: S
 /// Waits until `fd` is ready for `events` (POLLIN/POLLOUT) or the deadline
 /// passes (then throws `.timedOut` naming `what`). `what` is a plain String
 /// (callers pass literals): an autoclosure made the optimiser clone this
-/// function for each caller (issue 24).
+/// function for each caller (a larger binary).
 func waitReady(fd: Int32, events: Int16, deadline: MonotonicClock.Instant, endpoint: String, what: String) throws(TransportError) {
     try checkDeadline(deadline, endpoint: endpoint, what: what)
     while true {

@@ -122,7 +122,7 @@ final class TLSChannel: HTTPChannel, @unchecked Sendable {
     /// Waits until the socket is readable (SSL_ERROR_WANT_READ) or writable
     /// (SSL_ERROR_WANT_WRITE) when OpenSSL asks for it; false for any other error.
     // `what` is a plain String (every caller passes a literal): an autoclosure
-    // made the optimiser clone this function for each caller (issue 24).
+    // made the optimiser clone this function for each caller (a larger binary).
     private func waitIfWanted(_ err: Int32, deadline: MonotonicClock.Instant, what: String) throws(TransportError) -> Bool {
         let events: Int16
         switch err {

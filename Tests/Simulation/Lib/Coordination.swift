@@ -1,6 +1,6 @@
 import KLCore
 
-// Coordinated leader election in the simulated world (issue 22 part 3): the
+// Coordinated leader election in the simulated world (docs/coordinated.md): the
 // LeaseCandidates the replicas keep, and the cluster's election controller
 // (kube-controller-manager, KEP-4355) writing the Lease. A model of the
 // world, not of kube-leader: replicas with `SimConfig.coordinatedVersions`

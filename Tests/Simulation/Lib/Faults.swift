@@ -20,12 +20,12 @@ public struct ScriptStep {
 public enum FaultKind: String, CaseIterable, Sendable {
     case partition, refuse, slow, errors, dropWatch = "drop-watch", flakyWatch = "flaky-watch", crash, sigterm
     case childExit = "child-exit", hang, delete, annotate, clearHolder = "clear-holder", apiRestart = "api-restart"
-    /// Issue 20: another writer changes the holder or the lease (also A→B→A,
+    /// Another writer changes the holder or the lease (also A→B→A,
     /// the lock recreated with another record, a mutating webhook).
     case otherWriter = "other-writer"
-    /// Issue 20: every request answered 403 for a while (after reads worked).
+    /// Every request answered 403 for a while (after reads worked).
     case authOutage = "auth-outage"
-    /// Issue 20: a replica's kept-alive connection goes silent.
+    /// A replica's kept-alive connection goes silent.
     case silentConnection = "silent-connection"
     /// Not a storm fault: children that leave a background process in their
     /// process group (`sh -c 'worker & exit 0'`), one in ten.
@@ -152,7 +152,7 @@ extension ScriptStep {
     }
 
     /// Someone adds an annotation (the resourceVersion changes, the record
-    /// not). One in four names a preferred holder (issue 22 part 2): a
+    /// not). One in four names a preferred holder (a hand-over): a
     /// replica (one in eight) or a name nobody answers to.
     public static func annotate() -> ScriptStep {
         ScriptStep("someone annotates the lock") { w in

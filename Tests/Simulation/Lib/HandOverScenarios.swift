@@ -1,6 +1,6 @@
 import KLCore
 
-// Issue 22 part 2: hand over when asked. The lock's owner names a preferred
+// Hand over when asked (docs/safety.md). The lock's owner names a preferred
 // holder (Lease `spec.preferredHolder`, ConfigMap annotation
 // `kube-leader.io/preferred-holder`); the leader stops its child (the whole
 // group, reaped), releases keeping the field, and stands by again. Other
@@ -168,7 +168,7 @@ extension Scenarios {
 }
 
 extension Scenarios {
-    /// The leader watches the lock between renews (issue 22 part 2): the
+    /// The leader watches the lock between renews: the
     /// edit naming replica-2 is seen at once, wherever it falls between two
     /// renews (retry period 1 s). Each child takes 40 ms to stop, so the new
     /// child must start within 40 ms + 250 ms of the edit; seeing the edit at

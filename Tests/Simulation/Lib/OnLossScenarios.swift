@@ -1,6 +1,6 @@
 import KLCore
 
-/// Issue 22 part 1: `--on-loss standby`. Leaders lose the lock to API
+/// `--on-loss standby` (docs/safety.md). Leaders lose the lock to API
 /// outages; instead of exiting, each stops its child (the whole group,
 /// reaped) and stands by again in the same process. No process exits, no
 /// restart; after every outage a leader's child runs again within lease +

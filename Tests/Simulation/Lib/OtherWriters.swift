@@ -1,6 +1,6 @@
 import KLCore
 
-// Issue 20's faults: other writers of the lock, authorization outages, and
+// Faults outside the first safety table: other writers of the lock, authorization outages, and
 // kept-alive connections that go silent.
 
 extension ScriptStep {
@@ -33,7 +33,7 @@ extension ScriptStep {
             w.schedule(w.now + after, ScriptStep("another writer restores the old record text") { w in
                 // The restore is a change of its own, of whatever hold is
                 // current by then: checked like every other writer's change
-                // (seed 502338). A replica had taken the lock between B and
+                // (found by the random simulation). A replica had taken the lock between B and
                 // the restore while a standby was cut off (refused); the
                 // restore wrote an old, long-expired 1 s record back over the
                 // new leader's hold, and the standby, back, found exactly the
@@ -54,7 +54,7 @@ extension ScriptStep {
     public static func webhook(leaseSeconds: Int, for duration: SimTime) -> ScriptStep {
         ScriptStep("a webhook rewrites every write to a \(leaseSeconds)s lease for \(duration.traceText)") { w in
             // A standby that has not read the hold yet sees only the rewritten
-            // lease (seed 20401): outside the guarantees, like a fresh start.
+            // lease (found by the random simulation): outside the guarantees, like a fresh start.
             guard w.holdEndMayHappen() else { return }
             w.server.webhookLeaseSeconds = leaseSeconds
             w.holdEndedByOthersAt = w.now + duration
@@ -98,14 +98,15 @@ extension ScriptStep {
 }
 
 extension Scenarios {
-    /// Issue 20's rows that the election decides, as scenarios.
+    /// Other writers, authorization outages and silent connections (the 20/N
+    /// rows of docs/simulation.md's table), as scenarios.
     nonisolated(unsafe) public static let issue20: [Scenario] = [otherWriter, authOutage, silentConnection]
 
     /// Row 1: another writer hands the lock to another name with a 1 s lease
     /// (or lowers the lease, or A→B→A, or recreates it) while a child runs.
     /// A standby must wait the old hold's lease from the change; the old
     /// leader stops at its next renew.
-    nonisolated(unsafe) static let otherWriter = Scenario(name: "other-writer", title: "another writer hands the lock over with a short lease while a child runs (issue 20 row 1)", variants:
+    nonisolated(unsafe) static let otherWriter = Scenario(name: "other-writer", title: "another writer hands the lock over with a short lease while a child runs", variants:
         kinds.flatMap { kind -> [Scenario.Variant] in
             let faults: [(String, ScriptStep)] = [
                 ("other-holder", .otherWriter(holder: "operator", leaseSeconds: 1)),
@@ -121,7 +122,7 @@ extension Scenarios {
                 }, check: { w in
                     // A→B→A restores the leader's own record: a leader whose
                     // renew conflicts on it renews at once and keeps leading
-                    // (issue 22 part 2: an edit of another field is no lost race).
+                    // (an edit of another field is no lost race).
                     if label == "away-and-back", w.leaderEnds.isEmpty, w.liveLeaderReplica != nil { return [] }
                     return expectLeader(w, by: 35 * s, after: 10 * s, "a leader again once the other writer is gone")
                 })
@@ -130,7 +131,7 @@ extension Scenarios {
 
     /// Row 5: a short authorization outage after reads worked: nobody exits
     /// with code 2 (configuration error); a leader keeps its renew-deadline rule.
-    nonisolated(unsafe) static let authOutage = Scenario(name: "auth-outage", title: "every request answered 403 for 3 s after reads had worked (issue 20 row 5)", variants:
+    nonisolated(unsafe) static let authOutage = Scenario(name: "auth-outage", title: "every request answered 403 for 3 s after reads had worked", variants:
         kinds.map { kind in
             Scenario.Variant(label: kind.rawValue, config: base(kind), duration: 30 * s, setup: { w in
                 startAll(w)
@@ -150,7 +151,7 @@ extension Scenarios {
     /// renew while new connections are answered: its next renew times out
     /// within half of the renew deadline and is tried again on a fresh
     /// connection; the leader keeps the lock.
-    nonisolated(unsafe) static let silentConnection = Scenario(name: "silent-connection", title: "the leader's connection goes silent (issue 20 row 4)", variants:
+    nonisolated(unsafe) static let silentConnection = Scenario(name: "silent-connection", title: "the leader's connection goes silent", variants:
         kinds.map { kind in
             var c = base(kind)
             c.timing = Election.Timing(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .seconds(2))

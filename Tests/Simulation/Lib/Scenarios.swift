@@ -94,7 +94,7 @@ extension World {
     var liveLeaderReplica: Int? { leaderChild().map { processes[$0].replica } }
 }
 
-/// The rows of issue 10's table as deterministic scenarios.
+/// The rows of docs/simulation.md's table as deterministic scenarios.
 public enum Scenarios {
     static let s = SimTime.second
     static let ms = SimTime.ms
@@ -173,7 +173,7 @@ public enum Scenarios {
         }(),
     ])
 
-    // MARK: Issue 20 row 3: suspend and resume
+    // MARK: Suspend and resume
 
     /// The leader's host is suspended for 30 s (lease 4 s). Its processes are
     /// frozen, so they overlap with the standby's child, which starts after
@@ -195,7 +195,7 @@ public enum Scenarios {
         suspendVariant(.configMap), suspendVariant(.lease),
     ])
 
-    // MARK: Issue 20 row 2: clock rates and long leases
+    // MARK: Clock rates and long leases
 
     /// Two replicas whose clocks run `ppm` apart in the bad direction: the
     /// leader's clock slow (its deadline + kill grace come late in true time),
@@ -254,7 +254,7 @@ public enum Scenarios {
             })
         })
 
-    /// Found by random seed 100490: a standby sees a release, loses the race
+    /// Found by the random simulation: a standby sees a release, loses the race
     /// for it, and its re-read finds the lock deleted. It never saw the
     /// winner's hold (the read dropped the watch and its queued events); it
     /// used to create the lock a retry period later while the winner's child
@@ -280,7 +280,7 @@ public enum Scenarios {
             })
         })
 
-    /// Found by random seed 100022 (and 1013): a standby's watch is still
+    /// Found by the random simulation: a standby's watch is still
     /// being opened when its own deadline (the holder's lease) comes. The open
     /// times out; that used to count as "deadline reached", so after the
     /// failed acquire at the deadline the standby opened another watch at once,
@@ -308,7 +308,7 @@ public enum Scenarios {
             })
         })
 
-    /// Random seed 106187 (and 7 others of the 100,800-replica-hour run):
+    /// Found by the random simulation (8 seeds of the 100,800-replica-hour run):
     /// a standby whose reads fail retries them every retry period and
     /// watches in between. A watch opened late in one of those waits (paced
     /// after an open that was still in flight at the previous deadline) was

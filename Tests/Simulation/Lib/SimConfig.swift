@@ -37,12 +37,12 @@ public struct SimConfig {
     /// nil: each drawn from ±1000 ppm.
     public var clockPPM: [Int64]?
     /// The supervisor's clock: CLOCK_BOOTTIME as kube-leader runs it (true),
-    /// or CLOCK_MONOTONIC as before issue 20 row 3 (to show the difference).
+    /// or CLOCK_MONOTONIC as before suspend was covered (to show the difference).
     public var supervisorOnBootClock = true
     /// `--on-loss` of each replica (replica i gets `[i % count]`).
     public var onLoss: [OnLoss] = [.exit]
     func onLoss(of r: Int) -> OnLoss { onLoss.isEmpty ? .exit : onLoss[r % onLoss.count] }
-    /// `--coordinated` (issue 22 part 3): each replica's LeaseCandidate
+    /// `--coordinated` (docs/coordinated.md): each replica's LeaseCandidate
     /// version (cycled); the world's election controller names the holder.
     /// nil: off.
     public var coordinatedVersions: [String]?

@@ -82,7 +82,7 @@ public enum Simulation {
         public var standbyReplicas: Int
         public var rejoins: Int
         public var summary: String
-        /// Hand-overs asked (issue 22 part 2: the lock named another preferred holder).
+        /// Hand-overs asked (the lock named another preferred holder).
         public var handOvers = 0
         public var trace: [String]
 

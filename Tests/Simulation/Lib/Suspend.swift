@@ -1,6 +1,6 @@
 import KLCore
 
-/// Suspend and resume of a replica's host (issue 20 row 3): while suspended,
+/// Suspend and resume of a replica's host: while suspended,
 /// its CLOCK_MONOTONIC stops and CLOCK_BOOTTIME runs on; nothing on the host
 /// runs (the election thread, the main thread, the child's processes: their
 /// events wait for the resume); the network and the API server go on.

@@ -71,7 +71,7 @@ extension World {
     /// the current lease). A replica that never saw that hold cannot tell a
     /// deleted lock from a new one (`Election`'s non-guarantees).
     ///
-    /// The lease is part of the hold (seed 503725): another writer lowered
+    /// The lease is part of the hold (found by the random simulation): another writer lowered
     /// the holder's lease to 1 s while a standby could not watch (the API
     /// server had restarted), then someone cleared the holder. The standby,
     /// whose last record was the 10 s hold, next read an empty holder with a

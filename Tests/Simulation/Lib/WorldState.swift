@@ -108,7 +108,7 @@ final class Replica {
     var starts = 0
     /// `--on-loss standby`: times a process of it stood by again after a loss.
     var rejoins = 0
-    /// Hand-overs asked of this replica's elections (issue 22 part 2).
+    /// Hand-overs asked of this replica's elections (hand-over when asked).
     var handOvers = 0
     /// Times its host was (or is) suspended (`Suspend.swift`).
     var suspensions: [(from: SimTime, until: SimTime)] = []

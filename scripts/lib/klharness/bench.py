@@ -44,7 +44,7 @@ FAMILIES = [
      True, False),
 ]
 SHORT = ["--lease-duration", "4s", "--renew-deadline", "2s", "--retry-period", "500ms"]
-# Issue 11's surfaces, all on: the leader label, Events, the status endpoint.
+# The surfaces (docs/surfaces.md), all on: the leader label, Events, the status endpoint.
 SURFACES = ["--leader-label", "role=leader", "--events", "--status-addr", "127.0.0.1:0"]
 
 
@@ -536,7 +536,7 @@ class Bench:
         raise RuntimeError("the lock kept conflicting")
 
     def handover_preferred(self, kind, row, row95, row_stop):
-        """Issue 22 part 2: the owner names a standby as preferred holder at
+        """Hand-over when asked: the owner names a standby as preferred holder at
         a random time between the leader's renews (retry 2 s); time from the
         edit to the named standby's child start, and from the old child's
         stop record to it. The old kube-leader stands by again."""
@@ -651,7 +651,7 @@ def main(argv):
     p.add_argument("--quick", action="store_true", help="few repetitions, short windows (for checking the script)")
     p.add_argument("--footprint", action="store_true",
                    help="only the families size, steady and surfaces (VmRSS, RssAnon, requests, /metrics): "
-                        "about 3 minutes; for comparing builds (issue 24)")
+                        "about 3 minutes; for comparing builds")
     p.add_argument("--binary", metavar="FILE",
                    help="measure this kube-leader instead of building one (scripts/bench; e.g. an older build)")
     p.add_argument("--write", metavar="FILE", help="also write the table and the machine into FILE (Markdown)")
@@ -717,7 +717,7 @@ real processes: the stripped static `kube-leader` from `scripts/build-static`,
 `kube-apiserver-fake` over TLS, and a small Python child (`scripts/lib/worker.py`)
 that records its start and stop on `CLOCK_MONOTONIC`. Each figure is the
 median of repeated measurements; *spread* is min–max. Budgets are those of
-the kube-leader issue and issue 11. The binary's size is in bytes, memory in MiB (2^20 bytes).
+the kube-leader issue and of its surfaces. The binary's size is in bytes, memory in MiB (2^20 bytes).
 
 """
 DOC_TAIL = """
@@ -732,7 +732,7 @@ Notes:
 - Standbys make no requests at steady state: they hold one watch each (300 s
   server-side timeout) and learn of every renew and release from it.
 - The rows "with label, Events and status endpoint" run the replicas with
-  `--leader-label role=leader --events --status-addr 127.0.0.1:0` (issue 11),
+  `--leader-label role=leader --events --status-addr 127.0.0.1:0` ([surfaces.md](surfaces.md)),
   each replica's Pod created in the fake first. The label and the Events are
   written only when leadership changes (2 requests per acquisition, +1 per
   stale label, 1 per release; 1 per Event), so at steady state neither the
@@ -745,8 +745,8 @@ Notes:
   `_StringProcessing` and `_Concurrency` imports (see `lean` in
   Package.swift); what remains is mostly the Swift runtime (about 5 MB),
   OpenSSL's libcrypto (2.9 MB) and glibc (0.9 MB); kube-leader's own code is
-  under 0.5 MB. `scripts/test` fails above 12,000,000 bytes. Since issue 24
-  the release build uses `-Osize`, lld with `--icf=all` and no reflection
+  under 0.5 MB. `scripts/test` fails above 12,000,000 bytes. The
+  release build uses `-Osize`, lld with `--icf=all` and no reflection
   metadata in kube-leader's modules (docs/release.md, "Size flags"); compare
   two builds with `scripts/bench --footprint --binary FILE` (size and the
   steady-state rows only, about 4 minutes each).

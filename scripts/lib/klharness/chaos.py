@@ -21,7 +21,7 @@ RST: the leader must NOT lose its lock). Needs root.
 Other writers: "other-holder" (another writer hands the lock to a made-up
 holder with a 1 s lease) and "short-lease" (the current record's
 leaseDurationSeconds lowered to 1 s), as `kubectl edit` or a mutating webhook
-would (issue 20, row 1).
+would (docs/safety.md, "Other writers").
 
 --faults picks the faults (--list-faults shows them all).
 
@@ -31,7 +31,7 @@ Mutual exclusion is judged by the workers themselves (flock + one monotonic
 clock, see worker.py). After the faults stop, a leader's child must be running
 again within lease duration + retry period.
 
-Outage mode (--outages N, issue 22): instead of random faults, the whole API
+Outage mode (--outages N, for --on-loss standby): instead of random faults, the whole API
 goes down N times for --outage-seconds (default 30) each, answering 503 or,
 every other time, not answering at all (every token's requests hang); a calm
 time comes before each. With --on-loss standby (passed to every candidate)
@@ -40,7 +40,7 @@ leader's child running again) within lease + retry of its end, and no two
 children may overlap. With --on-loss exit the leaders exit 3 and are
 restarted, as a Deployment would (for comparison).
 
-Hand-over mode (--hand-overs N, issue 22 part 2): no faults; every few
+Hand-over mode (--hand-overs N, hand-over when asked): no faults; every few
 seconds the lock names a preferred holder, as `kubectl patch lease
 ... spec.preferredHolder` or `kubectl annotate configmap ...
 kube-leader.io/preferred-holder` would (read, change, write with the
@@ -438,7 +438,7 @@ class Chaos:
         """Another writer edits the lock record (kubectl edit, an operator
         tool, a mutating webhook): a made-up holder with a 1 s lease, or the
         current record's lease lowered to 1 s. A standby must still wait at
-        least the lease of the hold it saw before the change (issue 20, row 1)."""
+        least the lease of the hold it saw before the change (docs/safety.md, "Other writers")."""
         a = self.a
         path = self.server.lock_path(a.lock_kind, self.lock)
         status, obj = self.server.request("GET", path)

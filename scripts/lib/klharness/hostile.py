@@ -122,7 +122,7 @@ def cases():
     for m in ("renew-409", "renew-404"):
         out.append(Case(m + "-lease", m, kind="lease", child="starts", exit=3, message="", lost=True))
     for kind in ("configmap", "lease"):
-        # A leader keeps its renew-deadline rule under 403 (issue 20, row 5):
+        # A leader keeps its renew-deadline rule under 403 (docs/safety.md, "Authorization outages"):
         # it retries until the deadline, then loses; it does not exit 2.
         out.append(Case("renew-403-" + kind, "renew-403", kind=kind, child="starts", exit=3, message="", lost=True))
         # Row 4: the renew's kept-alive connection goes silent; a second

@@ -760,7 +760,7 @@ MODES = {
                       on_update=status(500, "InternalError", "etcdserver: request timed out", armed=True)),
     "renew-403": Mode("kube-leader acquires; after 2.5 s every renew answers 403 Forbidden",
                       on_update=status(403, "Forbidden", 'the service account may not update {kind} "{name}"', armed=True)),
-    # dead connections and outages (issue 20, rows 4 and 5)
+    # dead connections and authorization outages (docs/safety.md)
     "silent-keepalive": Mode("kube-leader acquires; after 2.5 s the kept-alive connection of the next request goes silent "
                              "(no answer, no FIN, not applied) while new connections are answered",
                              on_request=silence_next_renew),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What is inside each static binary (issue 24), written by scripts/build-static.
+"""What is inside each static binary, written by scripts/build-static.
 
 Usage: sbom.py DIST ARCH PRODUCT...
 
@@ -109,7 +109,7 @@ def main(argv):
     ssl_dev = deb_installed("libssl-dev")
     ssl_newest = deb_newest("libssl-dev")
     info_lines = [
-        "Built by scripts/build-static (issue 24). What each binary reports (--version) and the packages it was linked from.",
+        "Built by scripts/build-static. What each binary reports (--version) and the packages it was linked from.",
         "swift toolchain: %s (swift --version)" % toolchain,
         "libc6-dev: %s (glibc, linked statically)" % libc_dev,
         "libssl-dev: %s installed, newest offered by the package sources: %s (OpenSSL, linked statically)" % (
