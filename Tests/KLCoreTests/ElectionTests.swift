@@ -23,7 +23,7 @@ import Testing
         return LockCodec.decode(.configMap, object: object)
     }
 
-    /// An election of "me" that has taken its first step (a GET) at t0.
+    /// An election of "me" that has taken its first step (a read) at t0.
     func started() -> Election {
         var e = Election(identity: "me", timing: timing)
         _ = e.step(.start, now: at(0), wall: wall)
@@ -556,7 +556,7 @@ import Testing
         #expect(writes == [0, 15.02, 30.04, 45.06, 60.08])
     }
 
-    /// Hostile: a renew answered 409 forever (GET says still ours): paced, then lost at the deadline.
+    /// Hostile: a renew answered 409 forever (the re-read says still ours): paced, then lost at the deadline.
     @Test func renewConflictForever_isPacedAndLostAtDeadline() {
         var (e, mine) = leader()
         var renews = 0

@@ -15,7 +15,7 @@ import Testing
             .update(check: { r, base in #expect(r.holderIdentity == "me"); #expect(base == "4") },
                     .success(snapshot("me", rv: "5"))),
         ] + (0..<9).map { i in
-            // A renew every 2 s on the version of the previous write, no GET.
+            // A renew every 2 s on the version of the previous write, no read.
             .update(check: { _, base in #expect(base == String(5 + i)) }, .success(snapshot("me", rv: String(6 + i))))
         } + [
             .update(check: { r, _ in #expect(r.holderIdentity == ""); #expect(r.leaseDurationSeconds == 1) },
@@ -140,7 +140,7 @@ import Testing
         #expect(lock.events.isEmpty)
     }
 
-    /// Simulation finding 1: a watch that fails shortly before the standby's
+    /// Found by the simulation: a watch that fails shortly before the standby's
     /// own deadline (the holder's expiry) used to pause only until that
     /// deadline, so the next read came sooner than a retry period after the
     /// previous one. Now neither the read nor the watch repeats within a

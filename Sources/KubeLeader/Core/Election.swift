@@ -93,7 +93,7 @@ public struct Election: Sendable {
         }
     }
 
-    /// What the lock looked like: read by GET or delivered by a watch.
+    /// What the lock looked like: read (a LIST, or a GET) or delivered by a watch.
     public enum Observation: Sendable, Equatable {
         case absent
         indirect case present(LockSnapshot)
@@ -102,7 +102,7 @@ public struct Election: Sendable {
     public enum Event: Sendable, Equatable {
         /// The first step: nothing is known yet.
         case start
-        /// The lock as read by a GET or delivered by a watch.
+        /// The lock as read (a LIST, or a GET) or delivered by a watch.
         indirect case observed(Observation)
         /// Our create or update was answered 2xx with this object. It counts
         /// only if it holds our record (and, for a renew, a new
@@ -125,7 +125,8 @@ public struct Election: Sendable {
     }
 
     public enum Action: Sendable, Equatable {
-        /// Read the lock (GET).
+        /// Read the lock (`LockSession` sends a LIST, or a GET while LIST is
+        /// forbidden).
         case get
         /// Create the lock object holding `record`.
         indirect case create(LeaderElectionRecord)

@@ -72,7 +72,7 @@ public struct LeaderStatus: Sendable {
 
     // MARK: Inputs
 
-    /// A record read by GET or from the watch; nil when the lock is absent.
+    /// A record read (LIST or GET) or from the watch; nil when the lock is absent.
     public mutating func observed(_ snapshot: LockSnapshot?, duringLeadership: Bool = false) -> Change? {
         if duringLeadership && leading { slowPaths += 1 }
         let record = snapshot?.record
