@@ -100,7 +100,7 @@ extension ScriptStep {
 extension Scenarios {
     /// Other writers, authorization outages and silent connections (the 20/N
     /// rows of docs/simulation.md's table), as scenarios.
-    nonisolated(unsafe) public static let issue20: [Scenario] = [otherWriter, authOutage, silentConnection]
+    nonisolated(unsafe) public static let otherFaults: [Scenario] = [otherWriter, authOutage, silentConnection]
 
     /// Row 1: another writer hands the lock to another name with a 1 s lease
     /// (or lowers the lease, or A→B→A, or recreates it) while a child runs.

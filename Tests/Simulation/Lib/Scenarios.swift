@@ -135,7 +135,7 @@ public enum Scenarios {
 
     static let kinds: [LockKind] = [.configMap, .lease]
 
-    nonisolated(unsafe) public static let all: [Scenario] = [row1, row2, row3, row4, row5, row6, row7, row8, row9, row10, lostRaceThenDeleted, watchOpenAtDeadline, readEndsFreshWatch, clockRates] + issue20 + onLoss + [coordinatedHandOver, coordinatedLeaderLost] + handOver
+    nonisolated(unsafe) public static let all: [Scenario] = [row1, row2, row3, row4, row5, row6, row7, row8, row9, row10, lostRaceThenDeleted, watchOpenAtDeadline, readEndsFreshWatch, clockRates] + otherFaults + onLoss + [coordinatedHandOver, coordinatedLeaderLost] + handOver
 
     /// What the guarantees leave out, as scenarios that DO overlap today
     /// (docs/simulation.md, docs/safety.md).
