@@ -63,20 +63,12 @@ final class ElectionMailbox: ElectionHost, @unchecked Sendable {
     /// Waits on the real monotonic clock (the runner's default clock): the
     /// kernel's `poll` on the wake-up pipe needs real time.
     func pause(until: MonotonicClock.Instant) -> Bool {
-        // What the election sends next comes after this: sample the clocks' offset.
-        defer {
-            let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
-            shared.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }
-        }
-        while true {
-            let left = MonotonicClock.now.duration(to: until)
-            if left <= .zero { return releaseRequested }
-            if wake.wait(until: until), releaseRequested { return true }
-        }
+        pause(until: until, orReadable: -1)   // poll(2) ignores a negative fd
     }
 
     /// `pause`, also ending when the watch's `fd` is readable (false).
     func pause(until: MonotonicClock.Instant, orReadable fd: Int32) -> Bool {
+        // What the election sends next comes after this: sample the clocks' offset.
         defer {
             let (monotonic, boot) = (MonotonicClock.now, BootClock.now)
             shared.withLock { $0.timeline.beforeSend(monotonic: monotonic, boot: boot) }

@@ -83,17 +83,18 @@ public final class WakePipe: Sendable {
         return woke
     }
 
-    /// Waits until `wake()` is called or `deadline` passes (nil: no limit)
-    /// and drains the pipe. True when woken.
-    @discardableResult
-    /// `wait`, also ending when `fd` is readable. Returns whether a wake-up
-    /// came (the pipe is drained) and whether `fd` is readable.
+    /// `wait`, also ending when `fd` is readable (a negative `fd` never is:
+    /// poll(2) ignores it). Returns whether a wake-up came (the pipe is
+    /// drained) and whether `fd` is readable.
     public func wait(until deadline: MonotonicInstant, orReadable fd: Int32) -> (woke: Bool, readable: Bool) {
         var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
         _ = pollUntil(&fds, deadline: deadline)
         return (fds[0].revents != 0 && drain(), fds[1].revents != 0)
     }
 
+    /// Waits until `wake()` is called or `deadline` passes (nil: no limit)
+    /// and drains the pipe. True when woken.
+    @discardableResult
     public func wait(until deadline: MonotonicInstant?) -> Bool {
         var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)]
         _ = pollUntil(&fds, deadline: deadline)
