@@ -42,8 +42,6 @@ final class MainThreadSupervisor: SupervisorPorts {
     /// The optional surfaces (docs/surfaces.md): the child's environment
     /// comes from their shared status, which also hears of loss and the child's exit.
     var statusPublisher: StatusPublisher?
-    /// The identity the current term is being handed over to (for the surfaces).
-    private var handOverTo: String?
 
     init(config: LeaderConfig, logger: Logger, inbox: SignalInbox) throws(ProcessError) {
         self.config = config
@@ -159,12 +157,11 @@ final class MainThreadSupervisor: SupervisorPorts {
     func observed(_ event: Supervision.Event) {
         switch event {
         case .lost(let reason): statusPublisher?.sharedStatus.lost(reason: reason)
-        case .handOver(let to): handOverTo = to
         case .handedOver:
             // The release for the preferred holder is done (counted as
-            // `LockSession.handOvers` counts it).
-            statusPublisher?.sharedStatus.handedOver(to: handOverTo ?? "")
-            handOverTo = nil
+            // `LockSession.handOvers` counts it). The mailbox names the
+            // preferred holder until the rejoin, which comes after this.
+            statusPublisher?.sharedStatus.handedOver(to: host.snapshot().handOverTo ?? "")
         case .childExited(let status): statusPublisher?.sharedStatus.childExited(code: status.exitCode)
         default: break
         }
